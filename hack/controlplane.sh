@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the test control plane (kube-apiserver and etcd) from the Go module proxy
+# into a cache outside the checkout, and prints the folder that holds them.
+#
+# Prebuilt release downloads are unreachable on our CI machines, but both binaries build
+# from source through the module proxy. The cache is keyed by version, so a fresh clone
+# (or CI) reuses binaries that an earlier run built: only the first run takes minutes.
+#
+# Usage: hack/controlplane.sh        # build what is missing, print the assets folder
+# Env:   K8S_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), REPLICA_POLICY_CACHE (~/.cache/replica-policy)
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+CACHE=${REPLICA_POLICY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replica-policy}
+ASSETS="$CACHE/k8s-$K8S_VERSION"
+# Staging repositories are published as k8s.io/<repo> v0.<minor>.<patch> for v1.<minor>.<patch>.
+STAGING_VERSION="v0${K8S_VERSION#v1}"
+
+log() { printf '[controlplane] %s\n' "$*" >&2; }
+
+mkdir -p "$ASSETS"
+
+build_etcd() {
+  if [ -x "$ASSETS/etcd" ]; then return; fi
+  log "building etcd $ETCD_VERSION from the Go module proxy (first run only, about 2 minutes)..."
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    go mod init scratch/etcd >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    CGO_ENABLED=0 go build -trimpath -o "$ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3
+  )
+  mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
+  rm -rf "$work"
+  log "etcd built: $ASSETS/etcd"
+}
+
+build_apiserver() {
+  if [ -x "$ASSETS/kube-apiserver" ]; then return; fi
+  log "building kube-apiserver $K8S_VERSION from the Go module proxy (first run only, about 15 minutes on 2 cores)..."
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    go mod init scratch/kube-apiserver >/dev/null 2>&1
+    log "  resolving k8s.io/kubernetes $K8S_VERSION and its staging repositories ($STAGING_VERSION)"
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+    # Every `k8s.io/<repo> => ./staging/src/k8s.io/<repo>` replace becomes the published module.
+    local args=()
+    while read -r mod; do
+      args+=("-replace=$mod=$mod@$STAGING_VERSION")
+    done < <(sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod")
+    log "  ${#args[@]} staging repositories replaced"
+    go mod edit "-require=k8s.io/kubernetes@$K8S_VERSION" "${args[@]}"
+    log "  downloading modules"
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2
+    log "  compiling (this is the long part)"
+    local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+    local ld=""
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  )
+  mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
+  rm -rf "$work"
+  log "kube-apiserver built: $ASSETS/kube-apiserver"
+}
+
+build_etcd
+build_apiserver
+echo "$ASSETS"

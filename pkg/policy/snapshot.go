@@ -1,0 +1,301 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Bounds is an inclusive replica range; a nil end is unbounded.
+type Bounds struct {
+	Min, Max  *int32
+	AllowZero bool
+}
+
+// Contains reports whether replicas is allowed.
+func (b Bounds) Contains(replicas int32) bool {
+	return b.Nearest(replicas) == replicas
+}
+
+// Nearest returns replicas moved to the nearest bound, or replicas itself when it is allowed.
+// A scale to zero is allowed when AllowZero is set.
+func (b Bounds) Nearest(replicas int32) int32 {
+	if replicas == 0 && b.AllowZero {
+		return 0
+	}
+	if b.Min != nil && replicas < *b.Min {
+		return *b.Min
+	}
+	if b.Max != nil && replicas > *b.Max {
+		return *b.Max
+	}
+	return replicas
+}
+
+// String renders the bounds for messages: "[2, 10]", "[2, ∞)", "[0, 10]".
+func (b Bounds) String() string {
+	lo, hi := "0", "∞)"
+	if b.Min != nil {
+		lo = fmt.Sprint(*b.Min)
+	}
+	if b.Max != nil {
+		hi = fmt.Sprintf("%d]", *b.Max)
+	}
+	s := "[" + lo + ", " + hi
+	if b.AllowZero && b.Min != nil && *b.Min > 0 {
+		s += " or 0"
+	}
+	return s
+}
+
+// CompiledRule is a validated rule, ready to match: selectors parsed, globs split from names.
+type CompiledRule struct {
+	Name   string
+	Action Action
+	Bounds Bounds
+
+	index             int
+	matchesAll        bool // no matcher at all
+	namespaces        map[string]struct{}
+	namespaceGlobs    []string
+	namespaceSelector labels.Selector
+	selector          labels.Selector
+}
+
+// Workload is what a rule matches against. Labels come from the workload's own metadata
+// (for a Scale, from its parent in a cache); NamespaceLabels from the Namespace.
+type Workload struct {
+	Namespace string
+	Labels    map[string]string
+	// LabelsUnknown is set when the workload's labels could not be read (a Scale whose
+	// parent is not in the cache yet). Rules with a selector then cannot be evaluated.
+	LabelsUnknown   bool
+	NamespaceLabels map[string]string
+	// NamespaceLabelsUnknown is set when the Namespace is not in the cache.
+	NamespaceLabelsUnknown bool
+}
+
+// Match is the outcome of evaluating a policy for one workload.
+type Match struct {
+	// Rule is the first rule that matches (possibly the default), nil when none applies.
+	Rule *CompiledRule
+	// Exempt is set when the workload's namespace is exempt; Rule is then nil.
+	Exempt bool
+	// Unknown, when not empty, names the labels ("workload labels", "namespace labels")
+	// that Rule needs but the caller could not provide: the rules before Rule did not
+	// match, Rule might, and nothing can be decided. Callers allow the write and leave it
+	// to the scaler, which reads the workload itself.
+	Unknown string
+}
+
+// Snapshot is an immutable, compiled policy. A request reads one Snapshot once; a reload
+// builds a new one and swaps it in whole.
+type Snapshot struct {
+	// Policy is the document the snapshot was compiled from. Do not modify it.
+	Policy *ReplicaPolicy
+	// Source says where the policy came from (ConfigMap namespace/name@resourceVersion).
+	Source string
+
+	rules       []*CompiledRule
+	byNamespace map[string][]int // rules that name only literal namespaces, by namespace
+	unindexed   []int            // every other rule, in order
+	deflt       *CompiledRule
+	exempt      map[string]struct{}
+	exemptGlobs []string
+}
+
+// Options change how a policy is compiled.
+type Options struct {
+	// AlwaysExempt namespaces are exempt whatever the policy says (the webhook's own).
+	AlwaysExempt []string
+	// Source is recorded in the snapshot for logs and Events.
+	Source string
+}
+
+// Empty returns a snapshot that bounds nothing: the state when no policy exists.
+func Empty(opts Options) *Snapshot {
+	s, _ := Compile(&ReplicaPolicy{APIVersion: APIVersion, Kind: Kind}, opts)
+	return s
+}
+
+// Load parses, validates and compiles a policy document. Every problem is returned in an
+// *InvalidError.
+func Load(data []byte, opts Options) (*Snapshot, error) {
+	p, errs := Parse(data)
+	if len(errs) > 0 {
+		return nil, &InvalidError{Errs: errs}
+	}
+	return Compile(p, opts)
+}
+
+// Compile validates p, applies defaults (action clamp) and builds a Snapshot.
+func Compile(p *ReplicaPolicy, opts Options) (*Snapshot, error) {
+	if errs := p.Validate(); len(errs) > 0 {
+		return nil, &InvalidError{Errs: errs}
+	}
+	s := &Snapshot{
+		Policy:      p,
+		Source:      opts.Source,
+		byNamespace: map[string][]int{},
+		exempt:      map[string]struct{}{},
+	}
+	for _, ns := range slices.Concat(opts.AlwaysExempt, p.ExemptNamespaces) {
+		if isGlob(ns) {
+			s.exemptGlobs = append(s.exemptGlobs, ns)
+		} else {
+			s.exempt[ns] = struct{}{}
+		}
+	}
+	for i := range p.Rules {
+		r, err := compileRule(i, &p.Rules[i])
+		if err != nil {
+			return nil, &InvalidError{Errs: field.ErrorList{field.Invalid(field.NewPath("rules").Index(i), p.Rules[i].Name, err.Error())}}
+		}
+		s.rules = append(s.rules, r)
+		if len(r.namespaceGlobs) == 0 && len(r.namespaces) > 0 {
+			for ns := range r.namespaces {
+				s.byNamespace[ns] = append(s.byNamespace[ns], i)
+			}
+		} else {
+			s.unindexed = append(s.unindexed, i)
+		}
+	}
+	if p.Default != nil {
+		s.deflt = &CompiledRule{Name: DefaultRuleName, Action: actionOrDefault(p.Default.Action), Bounds: boundsOf(p.Default), index: len(p.Rules), matchesAll: true}
+	}
+	return s, nil
+}
+
+func compileRule(i int, r *Rule) (*CompiledRule, error) {
+	c := &CompiledRule{Name: r.Name, Action: actionOrDefault(r.Action), Bounds: boundsOf(&r.BoundsSpec), index: i}
+	for _, ns := range r.Namespaces {
+		if isGlob(ns) {
+			c.namespaceGlobs = append(c.namespaceGlobs, ns)
+			continue
+		}
+		if c.namespaces == nil {
+			c.namespaces = map[string]struct{}{}
+		}
+		c.namespaces[ns] = struct{}{}
+	}
+	var err error
+	if r.NamespaceSelector != nil {
+		if c.namespaceSelector, err = metav1.LabelSelectorAsSelector(r.NamespaceSelector); err != nil {
+			return nil, err
+		}
+	}
+	if r.Selector != nil {
+		if c.selector, err = metav1.LabelSelectorAsSelector(r.Selector); err != nil {
+			return nil, err
+		}
+	}
+	c.matchesAll = len(r.Namespaces) == 0 && c.namespaceSelector == nil && c.selector == nil
+	return c, nil
+}
+
+func actionOrDefault(a Action) Action {
+	if a == "" {
+		return ActionClamp
+	}
+	return a
+}
+
+func boundsOf(b *BoundsSpec) Bounds {
+	return Bounds{Min: b.MinReplicas, Max: b.MaxReplicas, AllowZero: b.AllowZero}
+}
+
+// Rules returns the compiled rules in order, followed by the default if there is one.
+func (s *Snapshot) Rules() []*CompiledRule {
+	if s.deflt == nil {
+		return s.rules
+	}
+	return append(slices.Clip(s.rules), s.deflt)
+}
+
+// Exempt reports whether a namespace is never touched.
+func (s *Snapshot) Exempt(namespace string) bool {
+	if _, ok := s.exempt[namespace]; ok {
+		return true
+	}
+	for _, g := range s.exemptGlobs {
+		if ok, _ := path.Match(g, namespace); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Match returns the first rule that matches w. Rules that name only literal namespaces are
+// found through an index, so a policy with thousands of them costs a map lookup, not a scan:
+// the candidates are the indexed rules for w's namespace merged, in policy order, with the
+// rules the index cannot hold (globs, selectors only, match-all).
+func (s *Snapshot) Match(w Workload) Match {
+	if s.Exempt(w.Namespace) {
+		return Match{Exempt: true}
+	}
+	indexed := s.byNamespace[w.Namespace]
+	i, j := 0, 0
+	for i < len(indexed) || j < len(s.unindexed) {
+		var r *CompiledRule
+		if j >= len(s.unindexed) || (i < len(indexed) && indexed[i] < s.unindexed[j]) {
+			r = s.rules[indexed[i]]
+			i++
+		} else {
+			r = s.rules[s.unindexed[j]]
+			j++
+		}
+		switch ok, unknown := r.matches(w); {
+		case unknown != "":
+			return Match{Rule: r, Unknown: unknown}
+		case ok:
+			return Match{Rule: r}
+		}
+	}
+	return Match{Rule: s.deflt}
+}
+
+// matches evaluates every matcher of the rule (AND). When a matcher needs labels the caller
+// does not have and every other matcher matched, it returns which labels are missing.
+func (r *CompiledRule) matches(w Workload) (ok bool, unknown string) {
+	if r.matchesAll {
+		return true, ""
+	}
+	if len(r.namespaces) > 0 || len(r.namespaceGlobs) > 0 {
+		if !r.matchesNamespace(w.Namespace) {
+			return false, ""
+		}
+	}
+	if r.namespaceSelector != nil {
+		if w.NamespaceLabelsUnknown {
+			unknown = "namespace labels"
+		} else if !r.namespaceSelector.Matches(labels.Set(w.NamespaceLabels)) {
+			return false, ""
+		}
+	}
+	if r.selector != nil {
+		if w.LabelsUnknown {
+			if unknown == "" {
+				unknown = "workload labels"
+			}
+		} else if !r.selector.Matches(labels.Set(w.Labels)) {
+			return false, ""
+		}
+	}
+	return unknown == "", unknown
+}
+
+func (r *CompiledRule) matchesNamespace(ns string) bool {
+	if _, ok := r.namespaces[ns]; ok {
+		return true
+	}
+	for _, g := range r.namespaceGlobs {
+		if ok, _ := path.Match(g, ns); ok {
+			return true
+		}
+	}
+	return false
+}
