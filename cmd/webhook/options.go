@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// Options are the command's flags (the interfaces contract of design.md).
+type Options struct {
+	Kubeconfig             string
+	CertDir                string
+	Port                   int
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	PolicyNamespace        string
+	PolicyConfigMap        string
+	LeaderElect            bool
+	EnableScaler           bool
+	ScalerDryRun           bool
+	ScalerResyncPeriod     time.Duration
+	ScalerMaxCorrections   float64
+	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
+	// already false, so that endpoints stop sending it new requests first.
+	ShutdownDelay time.Duration
+	ShowVersion   bool
+	Zap           zap.Options
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		CertDir:                filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"), // controller-runtime's default
+		Port:                   9443,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		PolicyNamespace:        "replica-policy-system",
+		PolicyConfigMap:        "replica-policy",
+		EnableScaler:           true,
+		ScalerResyncPeriod:     10 * time.Minute,
+		ScalerMaxCorrections:   10,
+		ShutdownDelay:          5 * time.Second,
+		Zap:                    zap.Options{Development: false},
+	}
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig. Default: $KUBECONFIG, else the in-cluster configuration, else ~/.kube/config.")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Folder holding tls.crt and tls.key for the webhook server; reloaded when they change.")
+	fs.IntVar(&o.Port, "port", o.Port, "Port of the webhook HTTPS server.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint (plain HTTP); \"0\" disables it.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
+	fs.StringVar(&o.PolicyNamespace, "policy-namespace", o.PolicyNamespace, "Namespace of the policy ConfigMap; also the webhook's own namespace (always exempt) and that of its leader-election Lease.")
+	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", o.PolicyConfigMap, "Name of the policy ConfigMap.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader (Lease replica-policy-leader) so that only one replica's scaler writes; every replica serves the webhooks.")
+	fs.BoolVar(&o.EnableScaler, "enable-scaler", o.EnableScaler, "Correct existing workloads outside their clamp bounds through the scale subresource.")
+	fs.BoolVar(&o.ScalerDryRun, "scaler-dry-run", o.ScalerDryRun, "Report what the scaler would correct without changing anything.")
+	fs.DurationVar(&o.ScalerResyncPeriod, "scaler-resync-period", o.ScalerResyncPeriod, "How often the scaler re-checks every workload, besides reacting to changes.")
+	fs.Float64Var(&o.ScalerMaxCorrections, "scaler-max-corrections-per-second", o.ScalerMaxCorrections, "Cap on the scaler's scale writes per second, so a policy mistake cannot storm the API server.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
+	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
+	o.Zap.BindFlags(fs)
+}
+
+// Validate reports every invalid option at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Port < 1 || o.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d: must be between 1 and 65535", o.Port))
+	}
+	for name, addr := range map[string]string{"--metrics-bind-address": o.MetricsBindAddress, "--health-probe-bind-address": o.HealthProbeBindAddress} {
+		if addr == "0" || (name == "--health-probe-bind-address" && addr == "") {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		} else if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: port must be a number", name, addr))
+		}
+	}
+	for _, msg := range validation.IsDNS1123Label(o.PolicyNamespace) {
+		errs = append(errs, fmt.Errorf("--policy-namespace %q: %s", o.PolicyNamespace, msg))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(o.PolicyConfigMap) {
+		errs = append(errs, fmt.Errorf("--policy-configmap %q: %s", o.PolicyConfigMap, msg))
+	}
+	if o.CertDir == "" {
+		errs = append(errs, errors.New("--cert-dir: must not be empty"))
+	}
+	if o.ScalerResyncPeriod <= 0 {
+		errs = append(errs, fmt.Errorf("--scaler-resync-period %s: must be positive", o.ScalerResyncPeriod))
+	}
+	if o.ScalerMaxCorrections <= 0 {
+		errs = append(errs, fmt.Errorf("--scaler-max-corrections-per-second %g: must be positive", o.ScalerMaxCorrections))
+	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay %s: must not be negative", o.ShutdownDelay))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/version"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// LeaderElectionID names the scaler's Lease; the Role in manifests/ grants exactly it.
+const LeaderElectionID = "replica-policy-leader"
+
+func run(ctx context.Context, o *Options) error {
+	if o.ShowVersion {
+		fmt.Printf("replica-policy %s (commit %s)\n", version.Version, version.Commit)
+		return nil
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.Zap)))
+	log := ctrl.Log.WithName("setup")
+	log.Info("starting replica-policy", "version", version.Version, "commit", version.Commit)
+
+	if err := checkCertDir(o.CertDir); err != nil {
+		return err
+	}
+	cfg, source, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	log.Info("API server configuration", "from", source, "host", cfg.Host)
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	metricsAddr := o.MetricsBindAddress
+	webhookServer := webhook.NewServer(webhook.Options{
+		Port:    o.Port,
+		CertDir: o.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = tls.VersionTLS12
+			// HTTP/2 off: its stream handling was open to the HTTP/2 Rapid Reset attack
+			// (CVE-2023-44487) and stream-cancellation floods (CVE-2023-39325). The API
+			// server speaks HTTP/1.1 to webhooks fine, and keep-alive connections are reused.
+			c.NextProtos = []string{"http/1.1"}
+		}},
+	})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		WebhookServer:                 webhookServer,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.PolicyNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
+		GracefulShutdownTimeout: ptr(20 * time.Second),
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Only metadata and spec.replicas are kept (pkg/workload): pod templates
+				// are most of a Deployment's bytes. Nothing modifies cached objects, so
+				// reads skip the deep copy.
+				&appsv1.Deployment{}: {Transform: workload.TransformForCache, UnsafeDisableDeepCopy: ptr(true)},
+				&corev1.Namespace{}:  {UnsafeDisableDeepCopy: ptr(true)},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	// The manager runs the webhook server only once it is asked for it.
+	hooks := mgr.GetWebhookServer()
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	policyOpts := policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}
+	store := policy.NewStore(policyOpts)
+	watcher := &policy.Watcher{
+		Store:     store,
+		Client:    clientset,
+		Namespace: o.PolicyNamespace,
+		Name:      o.PolicyConfigMap,
+		Recorder:  mgr.GetEventRecorder("replica-policy"),
+		Log:       ctrl.Log.WithName("policy"),
+	}
+	if err := mgr.Add(watcher); err != nil {
+		return err
+	}
+	lookup, err := admission.NewCacheLookup(ctx, mgr.GetCache())
+	if err != nil {
+		return err
+	}
+	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
+	hooks.Register(admission.MutatePath, admission.Webhook(&admission.Handler{Stage: admission.Mutate, Store: store, Lookup: lookup, Policy: ref}))
+	hooks.Register(admission.ValidatePath, admission.Webhook(&admission.Handler{Stage: admission.Validate, Store: store, Lookup: lookup, Policy: ref}))
+
+	if o.EnableScaler {
+		if err := setupScaler(mgr, store, o); err != nil {
+			return fmt.Errorf("setting up the scaler: %w", err)
+		}
+	}
+
+	var shuttingDown atomic.Bool
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	for name, check := range map[string]healthz.Checker{
+		"webhook":  webhookServer.StartedChecker(),
+		"caches":   readyWhen(lookup.Synced, "informer caches have not synced"),
+		"policy":   readyWhen(watcher.Ready, "the policy ConfigMap has not been read"),
+		"shutdown": readyWhen(func() bool { return !shuttingDown.Load() }, "shutting down"),
+	} {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return err
+		}
+	}
+
+	// On SIGTERM, readiness turns false at once while the webhook keeps answering for
+	// ShutdownDelay, so endpoints stop routing to this replica before it stops listening;
+	// then the manager shuts the server down gracefully, finishing in-flight requests.
+	mgrCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		shuttingDown.Store(true)
+		log.Info("shutting down: readiness is now false", "delay", o.ShutdownDelay)
+		time.Sleep(o.ShutdownDelay)
+		cancel()
+	}()
+	if err := mgr.Start(mgrCtx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// checkCertDir fails early, and clearly, when the serving certificate is missing.
+func checkCertDir(dir string) error {
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("--cert-dir %s: %w (generate a certificate with `go run ./certs`, or mount the webhook's TLS Secret there)", dir, err)
+		}
+	}
+	return nil
+}
+
+// restConfig follows the contract's order: --kubeconfig, else $KUBECONFIG, else the
+// in-cluster configuration of a Pod's ServiceAccount, else ~/.kube/config.
+func restConfig(kubeconfig string) (*rest.Config, string, error) {
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv(clientcmd.RecommendedConfigPathEnvVar)
+	}
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, "", fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, "kubeconfig " + kubeconfig, nil
+	}
+	cfg, inClusterErr := rest.InClusterConfig()
+	if inClusterErr == nil {
+		return cfg, "in-cluster ServiceAccount", nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", clientcmd.RecommendedHomeFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("no API server configuration: not in a cluster (%v) and %s: %w", inClusterErr, clientcmd.RecommendedHomeFile, err)
+	}
+	return cfg, "kubeconfig " + clientcmd.RecommendedHomeFile, nil
+}
+
+func readyWhen(ok func() bool, notYet string) healthz.Checker {
+	return func(*http.Request) error {
+		if !ok() {
+			return errors.New(notYet)
+		}
+		return nil
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,495 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/replica-policy/replica-policy/test/controlplane"
+)
+
+// The integration tests run the command's own run() against a real kube-apiserver, with
+// the webhook configurations of manifests/base registered (pointed at this process), and
+// check what a user of kubectl or client-go sees.
+
+const policyNS = "replica-policy-system"
+
+// warnings collects the Warning headers the API server passes back from the webhooks.
+type warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.list
+	w.list = nil
+	return l
+}
+
+type fixture struct {
+	env    *controlplane.Env
+	client kubernetes.Interface
+	warns  *warnings
+	health string // host:port of /healthz and /readyz
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startWebhook starts a control plane and the webhook (scaler off unless enabled) and waits
+// until it is ready.
+func startWebhook(t *testing.T, configure func(*Options)) *fixture {
+	t.Helper()
+	env := controlplane.Start(t, controlplane.Options{
+		WebhookPaths: []string{filepath.Join(controlplane.RepoRoot(), "manifests", "base", "webhooks.yaml")},
+	})
+	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wio := env.WebhookInstallOptions
+	o := NewOptions()
+	o.Kubeconfig = kubeconfig
+	o.CertDir = wio.LocalServingCertDir
+	o.Port = wio.LocalServingPort
+	o.MetricsBindAddress = "0"
+	health := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	o.HealthProbeBindAddress = health
+	o.EnableScaler = false
+	o.ShutdownDelay = 0
+	if configure != nil {
+		configure(o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("webhook exited with %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Errorf("webhook did not stop within 40s of its context ending")
+		}
+	})
+
+	f := &fixture{env: env, warns: &warnings{}, health: health}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = f.warns
+	f.client = kubernetes.NewForConfigOrDie(cfg)
+	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNS}})
+	f.waitReady(t)
+	return f
+}
+
+func (f *fixture) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + f.health + "/readyz?verbose")
+		var body []byte
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook not ready after 30s (last: %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func mustCreate[T interface{ GetName() string }](t *testing.T, c kubernetes.Interface, obj T) {
+	t.Helper()
+	var err error
+	switch o := any(obj).(type) {
+	case *corev1.Namespace:
+		_, err = c.CoreV1().Namespaces().Create(context.Background(), o, metav1.CreateOptions{})
+	default:
+		t.Fatalf("mustCreate: %T", obj)
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// setPolicy creates or updates the policy ConfigMap and returns the API server's error.
+func (f *fixture) setPolicy(ctx context.Context, doc string) error {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: policyNS, Name: "replica-policy"},
+		Data:       map[string]string{"policy.yaml": doc},
+	}
+	cms := f.client.CoreV1().ConfigMaps(policyNS)
+	cur, err := cms.Get(ctx, cm.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	cur.Data = cm.Data
+	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
+	return err
+}
+
+func deployment(ns, name string, replicas int32, labels map[string]string) *appsv1.Deployment {
+	sel := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: sel},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: sel},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+			},
+		},
+	}
+}
+
+const basePolicy = `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+exemptNamespaces: [exempt]
+rules:
+- name: web-tier
+  namespaces: [apps]
+  selector:
+    matchLabels: {tier: web}
+  minReplicas: 3
+  maxReplicas: 6
+- name: capped
+  namespaces: [apps]
+  minReplicas: 2
+  maxReplicas: 10
+- name: no-huge
+  namespaces: ["strict-*"]
+  maxReplicas: 5
+  action: deny
+- name: heads-up
+  namespaces: [loose]
+  maxReplicas: 4
+  action: warn
+`
+
+func TestAdmissionAgainstAPIServer(t *testing.T) {
+	f := startWebhook(t, nil)
+	ctx := context.Background()
+	for _, ns := range []string{"apps", "strict-a", "loose", "exempt"} {
+		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	if err := f.setPolicy(ctx, basePolicy); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "policy in force", func() bool {
+		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, deployment("apps", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && *d.Spec.Replicas == 10
+	})
+	f.warns.take()
+	deps := f.client.AppsV1().Deployments("apps")
+
+	t.Run("create is clamped to max with a warning naming the rule", func(t *testing.T) {
+		d, err := deps.Create(ctx, deployment("apps", "api", 50, nil), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *d.Spec.Replicas; got != 10 {
+			t.Fatalf("replicas = %d, want 10", got)
+		}
+		assertWarning(t, f.warns.take(), `spec.replicas 50 clamped to 10 by replica policy rule "capped"`)
+	})
+
+	t.Run("update is clamped up to min", func(t *testing.T) {
+		d, err := deps.Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Spec.Replicas = ptr(int32(1))
+		d, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *d.Spec.Replicas; got != 2 {
+			t.Fatalf("replicas = %d, want 2", got)
+		}
+	})
+
+	t.Run("scale subresource update above max is clamped", func(t *testing.T) {
+		s, err := deps.GetScale(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Spec.Replicas = 40
+		s, err = deps.UpdateScale(ctx, "api", s, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Spec.Replicas != 10 {
+			t.Fatalf("scale replicas = %d, want 10", s.Spec.Replicas)
+		}
+		assertStored(t, f.client, "apps", "api", 10)
+		assertWarning(t, f.warns.take(), `spec.replicas 40 clamped to 10 by replica policy rule "capped"`)
+	})
+
+	t.Run("merge patch on /scale below min is raised, and to zero too", func(t *testing.T) {
+		for _, want := range []struct{ patch, warn string }{
+			{`{"spec":{"replicas":1}}`, `spec.replicas 1 clamped to 2`},
+			{`{"spec":{"replicas":0}}`, `spec.replicas 0 clamped to 2`},
+		} {
+			_, err := deps.Patch(ctx, "api", types.MergePatchType, []byte(want.patch), metav1.PatchOptions{}, "scale")
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertStored(t, f.client, "apps", "api", 2)
+			assertWarning(t, f.warns.take(), want.warn)
+		}
+	})
+
+	t.Run("selector rule applies to a scale request through the parent's labels", func(t *testing.T) {
+		if _, err := deps.Create(ctx, deployment("apps", "web", 4, map[string]string{"tier": "web"}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.warns.take()
+		// The parent must be in the webhook's cache before its Scale can be matched.
+		waitFor(t, "web deployment in the webhook cache", func() bool {
+			_, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err == nil && hasWarning(f.warns.take(), `clamped to 6 by replica policy rule "web-tier"`)
+		})
+		s, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 8}}, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Spec.Replicas != 6 {
+			t.Fatalf("scale replicas = %d, want 6 (rule web-tier through the Deployment's labels)", s.Spec.Replicas)
+		}
+	})
+
+	t.Run("deny rule rejects with field, value, bounds and rule", func(t *testing.T) {
+		_, err := f.client.AppsV1().Deployments("strict-a").Create(ctx, deployment("strict-a", "big", 7, nil), metav1.CreateOptions{})
+		if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
+			t.Fatalf("want a rejection, got %v", err)
+		}
+		for _, part := range []string{"spec.replicas", "7", "[0, 5]", `"no-huge"`} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("denial %q does not mention %s", err.Error(), part)
+			}
+		}
+		if _, err := f.client.AppsV1().Deployments("strict-a").Get(ctx, "big", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("denied Deployment exists: %v", err)
+		}
+	})
+
+	t.Run("deny rule never blocks an update that leaves replicas unchanged", func(t *testing.T) {
+		// Created while the policy allowed it: a deny rule that is tightened later must not
+		// block an image rollout.
+		if err := f.setPolicy(ctx, strings.Replace(basePolicy, "maxReplicas: 5", "maxReplicas: 50", 1)); err != nil {
+			t.Fatal(err)
+		}
+		sd := f.client.AppsV1().Deployments("strict-a")
+		waitFor(t, "loosened policy", func() bool {
+			_, err := sd.Create(ctx, deployment("strict-a", "legacy", 8, nil), metav1.CreateOptions{})
+			return err == nil
+		})
+		if err := f.setPolicy(ctx, basePolicy); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "tightened policy", func() bool {
+			_, err := sd.Create(ctx, deployment("strict-a", "probe", 8, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err != nil
+		})
+		d, err := sd.Get(ctx, "legacy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Spec.Template.Spec.Containers[0].Image = "registry.k8s.io/pause:3.11"
+		if _, err := sd.Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("image-only update of an out-of-bounds Deployment under a deny rule was rejected: %v", err)
+		}
+		// A replica change that stays outside the bounds is rejected.
+		if _, err := sd.Patch(ctx, "legacy", types.MergePatchType, []byte(`{"spec":{"replicas":9}}`), metav1.PatchOptions{}, "scale"); err == nil {
+			t.Fatal("scale to 9 under a deny rule with max 5 was allowed")
+		}
+	})
+
+	t.Run("warn rule allows with a warning", func(t *testing.T) {
+		f.warns.take()
+		d, err := f.client.AppsV1().Deployments("loose").Create(ctx, deployment("loose", "chatty", 9, nil), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Spec.Replicas != 9 {
+			t.Fatalf("replicas = %d, want 9 (warn never changes)", *d.Spec.Replicas)
+		}
+		ws := f.warns.take()
+		assertWarning(t, ws, `replica policy rule "heads-up", action warn`)
+		if len(ws) != 1 {
+			t.Errorf("want exactly one warning, got %q", ws)
+		}
+	})
+
+	t.Run("exempt namespace is untouched", func(t *testing.T) {
+		d, err := f.client.AppsV1().Deployments("exempt").Create(ctx, deployment("exempt", "free", 99, nil), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Spec.Replicas != 99 {
+			t.Fatalf("replicas = %d, want 99", *d.Spec.Replicas)
+		}
+	})
+
+	t.Run("server-side dry-run gets the same answer and changes nothing", func(t *testing.T) {
+		before, err := deps.Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := deps.Patch(ctx, "api", types.MergePatchType, []byte(`{"spec":{"replicas":30}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}, "scale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := deps.Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ResourceVersion != before.ResourceVersion || *got.Spec.Replicas != *before.Spec.Replicas {
+			t.Fatalf("dry-run changed the Deployment: rv %s -> %s, replicas %d -> %d", before.ResourceVersion, got.ResourceVersion, *before.Spec.Replicas, *got.Spec.Replicas)
+		}
+		if s == nil {
+			t.Fatal("no answer to the dry-run")
+		}
+		assertWarning(t, f.warns.take(), `spec.replicas 30 clamped to 10`)
+	})
+
+	t.Run("a policy edit takes effect within 2 seconds", func(t *testing.T) {
+		if err := f.setPolicy(ctx, strings.Replace(basePolicy, "maxReplicas: 10", "maxReplicas: 7", 1)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			d, err := deps.Create(ctx, deployment("apps", "live", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err == nil && *d.Spec.Replicas == 7 {
+				break
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("policy edit not in force after 2s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("policy edit in force after %v", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("an invalid policy is rejected at apply with every error and the old one stays", func(t *testing.T) {
+		bad := basePolicy + "- name: capped\n  minReplicas: 5\n  maxReplicas: 1\n  maxReplica: 3\n"
+		err := f.setPolicy(ctx, bad)
+		if err == nil {
+			t.Fatal("invalid policy was accepted")
+		}
+		for _, part := range []string{"rules[4].maxReplica", "unknown field"} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("rejection %q does not mention %s", err.Error(), part)
+			}
+		}
+		// Unknown fields stop parsing; with them fixed, every validation error is listed.
+		err = f.setPolicy(ctx, basePolicy+"- name: capped\n  minReplicas: 5\n  maxReplicas: 1\n  action: block\n")
+		if err == nil {
+			t.Fatal("invalid policy was accepted")
+		}
+		for _, part := range []string{`rules[4].name: Duplicate value: "capped"`, "rules[4].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (5)", `rules[4].action: Unsupported value: "block"`} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("rejection %q does not mention %s", err.Error(), part)
+			}
+		}
+		d, err := deps.Create(ctx, deployment("apps", "after-bad", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d.Spec.Replicas != 7 {
+			t.Fatalf("replicas = %d, want 7: the last valid policy must stay", *d.Spec.Replicas)
+		}
+	})
+}
+
+
+func assertStored(t *testing.T, c kubernetes.Interface, ns, name string, want int32) {
+	t.Helper()
+	d, err := c.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != want {
+		t.Fatalf("stored %s/%s replicas = %d, want %d", ns, name, *d.Spec.Replicas, want)
+	}
+}
+
+func hasWarning(ws []string, part string) bool {
+	for _, w := range ws {
+		if strings.Contains(w, part) {
+			return true
+		}
+	}
+	return false
+}
+
+func assertWarning(t *testing.T, ws []string, part string) {
+	t.Helper()
+	if !hasWarning(ws, part) {
+		t.Fatalf("no warning containing %q in %q", part, ws)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

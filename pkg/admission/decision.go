@@ -1,0 +1,136 @@
+// Package admission decides what happens to a write of a workload's replicas, and adapts
+// that decision to the mutating (/mutate) and validating (/validate) webhooks.
+//
+// Decide is a pure function of the request, the workload and a policy snapshot; the HTTP
+// handlers only decode, look labels up in informer caches and encode. Nothing on the request
+// path calls the API server.
+package admission
+
+import (
+	"fmt"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// Stage is the webhook a decision is made for.
+type Stage string
+
+const (
+	// Mutate is the mutating webhook: it clamps, and rejects deny-rule violations early so
+	// that a rejected write costs one webhook call.
+	Mutate Stage = "mutate"
+	// Validate is the validating webhook: it checks the final object after every mutation
+	// and carries the warnings of warn rules.
+	Validate Stage = "validate"
+)
+
+// Outcome is what a decision did, for metrics and tests.
+type Outcome string
+
+const (
+	OutcomeAllowed   Outcome = "allowed"   // inside the bounds, or nothing to check
+	OutcomeUnchanged Outcome = "unchanged" // an update that leaves replicas as they were
+	OutcomeExempt    Outcome = "exempt"    // exempt namespace
+	OutcomeNoRule    Outcome = "no_rule"   // no rule and no default applies
+	OutcomeUnknown   Outcome = "unknown"   // a rule needs labels not in the cache yet
+	OutcomeClamped   Outcome = "clamped"
+	OutcomeDenied    Outcome = "denied"
+	OutcomeWarned    Outcome = "warned"
+)
+
+// Request is what the decision reads of an admission request.
+type Request struct {
+	Operation admissionv1.Operation
+	// KindName is the kind being written: "Deployment", or "Scale" for the scale subresource.
+	KindName string
+	Name     string
+	// Replicas is the requested spec.replicas: a nil Deployment value defaults to 1 as the
+	// API server does; a Scale that omits it means 0.
+	Replicas int32
+	// OldReplicas is the stored value on UPDATE, nil on CREATE.
+	OldReplicas *int32
+	// Workload carries the namespace and the labels rules match against.
+	Workload policy.Workload
+}
+
+// Decision is the answer to one request at one stage.
+type Decision struct {
+	Allowed bool
+	// Replicas, when not nil, is the value the mutating webhook sets spec.replicas to.
+	Replicas *int32
+	// Message explains a denial.
+	Message string
+	// Warnings are returned to the client (kubectl prints them).
+	Warnings []string
+	// Rule and Action name the rule that decided, if any.
+	Rule    string
+	Action  policy.Action
+	Outcome Outcome
+}
+
+// Decide evaluates the policy snapshot for one request at one stage.
+//
+// At both stages: an update that leaves replicas unchanged is allowed (an image rollout is
+// never blocked by a policy tightened later; the scaler corrects clamp violations), as are
+// exempt namespaces and workloads no rule matches. A workload whose deciding rule needs
+// labels that are not in the cache yet is allowed with a warning: the request path never
+// waits on the API server, and the scaler, which reads the workload itself, corrects it.
+//
+// Outside the bounds, at Mutate: clamp sets replicas to the nearest bound with a warning,
+// deny rejects, warn allows silently (Validate warns, so the warning is given once).
+// At Validate: clamp and deny reject what is still outside the bounds (a later mutation
+// undid the clamp, or the mutating webhook did not run), warn allows with a warning.
+func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
+	if req.Operation == admissionv1.Update && req.OldReplicas != nil && *req.OldReplicas == req.Replicas {
+		return Decision{Allowed: true, Outcome: OutcomeUnchanged}
+	}
+	m := snap.Match(req.Workload)
+	switch {
+	case m.Exempt:
+		return Decision{Allowed: true, Outcome: OutcomeExempt}
+	case m.Rule == nil:
+		return Decision{Allowed: true, Outcome: OutcomeNoRule}
+	}
+	r := m.Rule
+	d := Decision{Allowed: true, Rule: r.Name, Action: r.Action, Outcome: OutcomeAllowed}
+	if m.Unknown != "" {
+		if stage == Mutate {
+			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside %s",
+				r.Name, req.KindName, req.Name, m.Unknown, r.Bounds)}
+		}
+		d.Outcome = OutcomeUnknown
+		return d
+	}
+	want := r.Bounds.Nearest(req.Replicas)
+	if want == req.Replicas {
+		return d
+	}
+	switch {
+	case r.Action == policy.ActionClamp && stage == Mutate:
+		d.Replicas = &want
+		d.Outcome = OutcomeClamped
+		d.Warnings = []string{fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", req.Replicas, want, r.Name)}
+	case r.Action == policy.ActionWarn:
+		if stage == Validate {
+			d.Warnings = []string{outOfBounds(req, r)}
+			d.Outcome = OutcomeWarned
+		}
+	case r.Action == policy.ActionDeny || stage == Validate:
+		d.Allowed = false
+		d.Outcome = OutcomeDenied
+		d.Message = outOfBounds(req, r)
+		if r.Action == policy.ActionClamp {
+			d.Message += " (the clamp was not applied: the mutating webhook did not run, or a later mutation changed spec.replicas)"
+		}
+	}
+	return d
+}
+
+// outOfBounds is the text of a deny answer and of a warn warning: it names the field, the
+// value, the bounds and the rule.
+func outOfBounds(req Request, r *policy.CompiledRule) string {
+	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
+		req.Replicas, r.Bounds, req.KindName, req.Name, r.Name, r.Action)
+}
