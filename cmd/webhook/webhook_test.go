@@ -455,7 +455,6 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 }
 
-
 func assertStored(t *testing.T, c kubernetes.Interface, ns, name string, want int32) {
 	t.Helper()
 	d, err := c.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
