@@ -6,7 +6,9 @@
 # from source through the module proxy. The cache is keyed by version, so a fresh clone
 # (or CI) reuses binaries that an earlier run built: only the first run takes minutes.
 #
-# Usage: hack/controlplane.sh        # build what is missing, print the assets folder
+# Usage: hack/controlplane.sh [--with-kubectl]
+#        builds what is missing and prints the assets folder; --with-kubectl also builds
+#        kubectl there when the machine has none on its PATH.
 # Env:   K8S_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), REPLICA_POLICY_CACHE (~/.cache/replica-policy)
 set -euo pipefail
 
@@ -36,13 +38,15 @@ build_etcd() {
   log "etcd built: $ASSETS/etcd"
 }
 
-build_apiserver() {
-  if [ -x "$ASSETS/kube-apiserver" ]; then return; fi
-  log "building kube-apiserver $K8S_VERSION from the Go module proxy (first run only, about 15 minutes on 2 cores)..."
+# build_k8s <binary>: builds k8s.io/kubernetes/cmd/<binary> at K8S_VERSION into the cache.
+build_k8s() {
+  local bin=$1
+  if [ -x "$ASSETS/$bin" ]; then return; fi
+  log "building $bin $K8S_VERSION from the Go module proxy (first run only; kube-apiserver takes about 10-15 minutes on 2 cores)..."
   local work; work=$(mktemp -d)
   (
     cd "$work"
-    go mod init scratch/kube-apiserver >/dev/null 2>&1
+    go mod init "scratch/$bin" >/dev/null 2>&1
     log "  resolving k8s.io/kubernetes $K8S_VERSION and its staging repositories ($STAGING_VERSION)"
     local gomod
     gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
@@ -54,20 +58,24 @@ build_apiserver() {
     log "  ${#args[@]} staging repositories replaced"
     go mod edit "-require=k8s.io/kubernetes@$K8S_VERSION" "${args[@]}"
     log "  downloading modules"
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2
+    go get "k8s.io/kubernetes/cmd/$bin@$K8S_VERSION" >&2
     log "  compiling (this is the long part)"
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
     local ld=""
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/$bin.tmp" "k8s.io/kubernetes/cmd/$bin"
   )
-  mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
+  mv "$ASSETS/$bin.tmp" "$ASSETS/$bin"
   rm -rf "$work"
-  log "kube-apiserver built: $ASSETS/kube-apiserver"
+  log "$bin built: $ASSETS/$bin"
 }
 
 build_etcd
-build_apiserver
+build_k8s kube-apiserver
+# kubectl: the machine's own when it has one, else built from the same module as kube-apiserver.
+if [ "${1:-}" = "--with-kubectl" ] && ! command -v kubectl >/dev/null 2>&1; then
+  build_k8s kubectl
+fi
 echo "$ASSETS"

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/replica-policy/replica-policy/test/controlplane"
 )
@@ -76,16 +74,8 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	env := controlplane.Start(t, controlplane.Options{
 		WebhookPaths: []string{filepath.Join(controlplane.RepoRoot(), "manifests", "base", "webhooks.yaml")},
 	})
-	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	if err := env.AdminKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	wio := env.WebhookInstallOptions

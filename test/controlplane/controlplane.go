@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -67,17 +68,16 @@ type Options struct {
 	APIServerArgs []string
 }
 
-// Start starts kube-apiserver and etcd and stops them when the test ends.
-func Start(t testing.TB, opts Options) *Env {
-	t.Helper()
+// New starts kube-apiserver and etcd; the caller stops them with Env.Stop.
+func New(opts Options) (*Env, error) {
 	assets, err := Assets()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: opts.WebhookPaths},
-		ControlPlaneStopTimeout: 60e9,
+		BinaryAssetsDirectory:   assets,
+		WebhookInstallOptions:   envtest.WebhookInstallOptions{Paths: opts.WebhookPaths},
+		ControlPlaneStopTimeout: time.Minute,
 	}
 	api := env.ControlPlane.GetAPIServer()
 	for _, a := range opts.APIServerArgs {
@@ -86,16 +86,40 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd from %s: %v", assets, err)
+		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Env{Environment: env, Config: cfg, Client: cs}, nil
+}
+
+// Start starts kube-apiserver and etcd and stops them when the test ends.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	env, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := env.Stop(); err != nil {
 			t.Logf("stopping the control plane: %v", err)
 		}
 	})
-	cs, err := kubernetes.NewForConfig(cfg)
+	return env
+}
+
+// AdminKubeconfig writes a kubeconfig for a system:masters user to path.
+func (e *Env) AdminKubeconfig(path string) error {
+	admin, err := e.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	return &Env{Environment: env, Config: cfg, Client: cs}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }

@@ -1,0 +1,435 @@
+// Package localcluster installs replica-policy the way a user does, on a local control plane:
+// certificates from the certs tool, `kubectl apply -k` of the manifests' local overlay, and
+// the webhook binary running with the ServiceAccount token of the manifests' RBAC, so it has
+// exactly the privileges it would have in a cluster. The demo (hack/demo) and the end-to-end
+// tests (test/e2e) both use it.
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/replica-policy/replica-policy/test/controlplane"
+)
+
+// Names from manifests/base.
+const (
+	Namespace      = "replica-policy-system"
+	ServiceAccount = "replica-policy"
+)
+
+// Cluster is a control plane with replica-policy's manifests applied.
+type Cluster struct {
+	*controlplane.Env
+	// Dir holds everything the cluster writes: kubeconfigs, manifests copy, certificates, logs.
+	Dir string
+	// AdminKubeconfig is a system:masters kubeconfig, for the user's own kubectl.
+	AdminKubeconfig string
+	// Manifests is the copy of manifests/ the certificates were generated into.
+	Manifests string
+	// CertDir holds ca.crt, tls.crt and tls.key (from the certs tool).
+	CertDir string
+	// Port is the webhook's HTTPS port on 127.0.0.1 that the webhook configurations call.
+	Port int
+	// Kubectl is the kubectl binary used.
+	Kubectl string
+	log     io.Writer
+}
+
+// Options for Start.
+type Options struct {
+	// Dir is the working folder (created if missing).
+	Dir string
+	// Port is the webhook port; 0 picks a free one.
+	Port int
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Start starts a control plane, generates certificates and applies the local overlay.
+func Start(ctx context.Context, o Options) (*Cluster, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Port == 0 {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		o.Port = p
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	kubectl, err := findKubectl()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: o.Dir, Port: o.Port, Kubectl: kubectl, log: o.Log}
+	c.progress("starting kube-apiserver and etcd")
+	env, err := controlplane.New(controlplane.Options{})
+	if err != nil {
+		return nil, err
+	}
+	c.Env = env
+	c.AdminKubeconfig = filepath.Join(o.Dir, "admin.kubeconfig")
+	if err := env.AdminKubeconfig(c.AdminKubeconfig); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	c.Manifests = filepath.Join(o.Dir, "manifests")
+	c.CertDir = filepath.Join(c.Manifests, "certs")
+	if err := c.install(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) progress(format string, args ...any) {
+	fmt.Fprintf(c.log, "==> "+format+"\n", args...)
+}
+
+func (c *Cluster) install(ctx context.Context) error {
+	root := controlplane.RepoRoot()
+	c.progress("copying manifests/ to %s", c.Manifests)
+	if err := copyTree(filepath.Join(root, "manifests"), c.Manifests); err != nil {
+		return err
+	}
+	c.progress("generating a CA and a serving certificate for 127.0.0.1 with the certs tool")
+	if out, err := run(ctx, root, "go", "run", "./certs", "--extra-san", "127.0.0.1", "--out-dir", c.CertDir); err != nil {
+		return fmt.Errorf("certs tool: %w\n%s", err, out)
+	}
+	// The local overlay calls https://127.0.0.1:9443; another port is a kustomize patch on
+	// top of it, never an edit of the manifests.
+	overlay := filepath.Join(c.Dir, "overlay")
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		return err
+	}
+	var patches strings.Builder
+	for _, p := range []struct{ kind, path string }{{"MutatingWebhookConfiguration", "mutate"}, {"ValidatingWebhookConfiguration", "validate"}} {
+		n := 1
+		if p.kind == "ValidatingWebhookConfiguration" {
+			n = 2
+		}
+		fmt.Fprintf(&patches, "- target: {kind: %s, name: replica-policy}\n  patch: |-\n", p.kind)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&patches, "    - {op: replace, path: /webhooks/%d/clientConfig/url, value: \"https://127.0.0.1:%d/%s\"}\n", i, c.Port, p.path)
+		}
+	}
+	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../manifests/overlays/local\npatches:\n%s", patches.String())
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		return err
+	}
+	c.progress("kubectl apply -k (the local overlay: webhook configurations call https://127.0.0.1:%d)", c.Port)
+	if out, err := c.KubectlCmd(ctx, "apply", "-k", overlay); err != nil {
+		return fmt.Errorf("kubectl apply -k %s: %w\n%s", overlay, err, out)
+	}
+	return nil
+}
+
+// KubectlCmd runs kubectl as the cluster admin and returns its combined output.
+func (c *Cluster) KubectlCmd(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, "", c.Kubectl, append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+}
+
+// ServiceAccountKubeconfig requests a token for the webhook's ServiceAccount through the
+// TokenRequest API and writes a kubeconfig that authenticates with it.
+func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path string) error {
+	tr, err := c.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("TokenRequest for %s/%s: %w", Namespace, ServiceAccount, err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+	cfg.AuthInfos[ServiceAccount] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: ServiceAccount, Namespace: Namespace}
+	cfg.CurrentContext = "local"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// Token returns a fresh ServiceAccount token (for in-cluster configuration files).
+func (c *Cluster) Token(ctx context.Context) (string, error) {
+	tr, err := c.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
+}
+
+// Stop stops the control plane.
+func (c *Cluster) Stop() {
+	if c.Env != nil {
+		_ = c.Env.Stop()
+	}
+}
+
+// Webhook is a running webhook binary.
+type Webhook struct {
+	Cmd *exec.Cmd
+	// Health and Metrics are host:port of the probe and metrics endpoints.
+	Health, Metrics string
+	LogFile         string
+	done            chan error
+}
+
+// WebhookOptions say how to run the binary.
+type WebhookOptions struct {
+	// Binary is the webhook binary (built with `make build`).
+	Binary string
+	// Name tells instances apart in log file names.
+	Name string
+	// Args are extra flags.
+	Args []string
+	// InCluster runs the binary as a Pod would, with the in-cluster configuration: the
+	// KUBERNETES_SERVICE_HOST/PORT variables and the ServiceAccount's token, CA and namespace
+	// files at /var/run/secrets/kubernetes.io/serviceaccount. It uses a private mount
+	// namespace (unshare -m, as root) with a tmpfs there, leaving the machine untouched.
+	InCluster bool
+}
+
+// RunWebhook starts the binary with the ServiceAccount's privileges and waits until ready.
+func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, error) {
+	if o.Name == "" {
+		o.Name = "webhook"
+	}
+	hp, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	mp, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	w := &Webhook{
+		Health:  fmt.Sprintf("127.0.0.1:%d", hp),
+		Metrics: fmt.Sprintf("127.0.0.1:%d", mp),
+		LogFile: filepath.Join(c.Dir, o.Name+".log"),
+		done:    make(chan error, 1),
+	}
+	args := []string{
+		"--cert-dir", c.CertDir,
+		"--port", fmt.Sprint(c.Port),
+		"--health-probe-bind-address", w.Health,
+		"--metrics-bind-address", w.Metrics,
+		"--leader-elect",
+	}
+	env := os.Environ()
+	var cmd *exec.Cmd
+	if o.InCluster {
+		if cmd, env, err = c.inClusterCommand(ctx, o.Binary, append(args, o.Args...)); err != nil {
+			return nil, err
+		}
+	} else {
+		kc := filepath.Join(c.Dir, o.Name+".kubeconfig")
+		if err := c.ServiceAccountKubeconfig(ctx, kc); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(o.Binary, append(append([]string{"--kubeconfig", kc}, args...), o.Args...)...)
+		env = withoutEnv(env, "KUBECONFIG")
+	}
+	cmd.Env = env
+	logf, err := os.Create(w.LogFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", o.Binary, err)
+	}
+	w.Cmd = cmd
+	go func() { w.done <- cmd.Wait(); logf.Close() }()
+	if err := w.WaitReady(ctx, 60*time.Second); err != nil {
+		w.Kill()
+		log, _ := os.ReadFile(w.LogFile)
+		return nil, fmt.Errorf("%w\nwebhook log:\n%s", err, tail(log, 40))
+	}
+	return w, nil
+}
+
+// inClusterCommand wraps the binary in a private mount namespace holding the Pod files.
+func (c *Cluster) inClusterCommand(ctx context.Context, binary string, args []string) (*exec.Cmd, []string, error) {
+	token, err := c.Token(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := filepath.Join(c.Dir, "serviceaccount")
+	if err := os.MkdirAll(files, 0o700); err != nil {
+		return nil, nil, err
+	}
+	for name, data := range map[string][]byte{"token": []byte(token), "ca.crt": c.Config.CAData, "namespace": []byte(Namespace)} {
+		if err := os.WriteFile(filepath.Join(files, name), data, 0o600); err != nil {
+			return nil, nil, err
+		}
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(c.Config.Host, "https://"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("API server address %q: %w", c.Config.Host, err)
+	}
+	// A tmpfs over /run (which /var/run points to) hides the host's /run from this process
+	// only; the ServiceAccount folder is created inside it.
+	script := `set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$SA_FILES"/token "$SA_FILES"/ca.crt "$SA_FILES"/namespace /run/secrets/kubernetes.io/serviceaccount/
+exec "$@"`
+	cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, "sh", binary}, args...)...)
+	env := append(withoutEnv(os.Environ(), "KUBECONFIG"),
+		"KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port, "SA_FILES="+files,
+		"HOME="+filepath.Join(c.Dir, "no-home")) // no ~/.kube/config to fall back to
+	return cmd, env, nil
+}
+
+// WaitReady polls /readyz.
+func (w *Webhook) WaitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			return fmt.Errorf("webhook exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + w.Health + "/readyz?verbose")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		last = string(body)
+	}
+	return fmt.Errorf("webhook not ready after %v: %s", timeout, last)
+}
+
+// Stop sends SIGTERM and waits for the exit; it returns the exit error, if any.
+func (w *Webhook) Stop(timeout time.Duration) error {
+	_ = w.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-w.done:
+		w.done <- err
+		return err
+	case <-time.After(timeout):
+		w.Kill()
+		return fmt.Errorf("webhook did not exit within %v of SIGTERM", timeout)
+	}
+}
+
+// Kill sends SIGKILL to the process group.
+func (w *Webhook) Kill() {
+	if w.Cmd != nil && w.Cmd.Process != nil {
+		_ = syscall.Kill(-w.Cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// Log returns what the webhook has logged so far.
+func (w *Webhook) Log() string {
+	b, _ := os.ReadFile(w.LogFile)
+	return string(b)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// findKubectl returns the machine's kubectl, else the one hack/controlplane.sh builds.
+func findKubectl() (string, error) {
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		return p, nil
+	}
+	assets, err := controlplane.Assets()
+	if err == nil {
+		if p := filepath.Join(assets, "kubectl"); fileExists(p) {
+			return p, nil
+		}
+	}
+	return "", errors.New("kubectl is not on the PATH and was not built: run `hack/controlplane.sh --with-kubectl` (make demo does)")
+}
+
+func run(ctx context.Context, dir, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		// Generated certificates of the checkout are not copied: the copy gets its own.
+		if filepath.Base(filepath.Dir(path)) == "certs" && (strings.HasSuffix(path, ".crt") || strings.HasSuffix(path, ".key")) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+}
+
+func withoutEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, name+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func tail(b []byte, lines int) string {
+	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func ptr[T any](v T) *T { return &v }
