@@ -35,3 +35,8 @@ test: lint ## Run every test against a real kube-apiserver (builds it the first 
 .PHONY: clean
 clean: ## Remove build output (the control plane cache stays: see hack/controlplane.sh).
 	rm -rf bin
+
+.PHONY: demo
+demo: build ## Run the webhook against a local control plane: clamp, deny, scaler correction; Ctrl-C ends it.
+	@hack/controlplane.sh --with-kubectl >/dev/null
+	go run ./hack/demo --binary $(OUT)

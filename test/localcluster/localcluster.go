@@ -147,7 +147,17 @@ func (c *Cluster) install(ctx context.Context) error {
 
 // KubectlCmd runs kubectl as the cluster admin and returns its combined output.
 func (c *Cluster) KubectlCmd(ctx context.Context, args ...string) (string, error) {
-	return run(ctx, "", c.Kubectl, append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+	return c.KubectlStdin(ctx, "", args...)
+}
+
+// KubectlStdin runs kubectl as the cluster admin with stdin and returns its combined output.
+func (c *Cluster) KubectlStdin(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.Kubectl, append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
 }
 
 // ServiceAccountKubeconfig requests a token for the webhook's ServiceAccount through the
