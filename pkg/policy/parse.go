@@ -1,12 +1,17 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
-	"unicode"
 
+	yaml3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -27,21 +32,37 @@ func (e *InvalidError) Error() string {
 }
 
 // Parse decodes a policy document (YAML or JSON) strictly: unknown and duplicate fields are
-// errors named by their path, as are values of the wrong type. It neither validates nor
-// defaults; see Validate and Compile.
+// errors named by their path, as are values of the wrong type and a second YAML document.
+// It neither validates nor defaults; see Validate and Compile.
 func Parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if n := countDocuments(data); n == 0 {
 		return nil, field.ErrorList{field.Required(field.NewPath(ConfigMapKey), "the policy document is empty")}
+	} else if n > 1 {
+		// sigs.k8s.io/yaml reads the first document and drops the others without a word.
+		return nil, field.ErrorList{documentError(fmt.Sprintf("holds %d YAML documents: the whole policy must be one document", n))}
 	}
 	// YAMLToJSONStrict rejects duplicate keys, which YAML decoders otherwise resolve silently.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, field.ErrorList{documentError(fmt.Sprintf("not valid YAML: %v", err))}
+		// Its error names a line, not a field: find the duplicates ourselves if that is what
+		// it was.
+		if errs := duplicateKeys(data); len(errs) > 0 {
+			return nil, errs
+		}
+		return nil, field.ErrorList{documentError("not valid YAML: " + oneLine(err.Error()))}
+	}
+	if string(bytes.TrimSpace(js)) == "null" {
+		return nil, field.ErrorList{documentError("must be a mapping (apiVersion, kind, rules, ...), not null")}
 	}
 	p := &ReplicaPolicy{}
 	strict, err := sigsjson.UnmarshalStrict(js, p)
 	if err != nil {
-		return nil, field.ErrorList{decodeError(err)}
+		// encoding/json stops at the first value of the wrong type and names it without
+		// list indexes ("rules.minReplicas"); walk the document to name all of them.
+		if errs := typeErrors(js); len(errs) > 0 {
+			return nil, errs
+		}
+		return nil, field.ErrorList{documentError(oneLine(err.Error()))}
 	}
 	var errs field.ErrorList
 	for _, se := range strict {
@@ -63,37 +84,227 @@ func Parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
 	return p, nil
 }
 
-// decodeError turns a JSON decoding failure (a value of the wrong type, say) into a field
-// error with the best path the decoder gives.
-func decodeError(err error) *field.Error {
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) && ute.Field != "" {
-		return field.Invalid(jsonPath(ute.Field), ute.Value, fmt.Sprintf("must be of type %s", ute.Type))
-	}
-	return documentError(err.Error())
-}
-
 // documentError is a problem with the document as a whole rather than one field.
 func documentError(detail string) *field.Error {
 	return &field.Error{Type: field.ErrorTypeInvalid, Field: ConfigMapKey, BadValue: field.OmitValueType{}, Detail: detail}
 }
 
-// jsonPath turns encoding/json's "rules.BoundsSpec.minReplicas" into the field path
-// rules.minReplicas: Go names of embedded structs are dropped. encoding/json does not
-// report list indexes, so a type error names the field but not the rule.
-func jsonPath(dotted string) *field.Path {
-	var p *field.Path
-	for _, part := range strings.Split(dotted, ".") {
-		if part == "" || unicode.IsUpper(rune(part[0])) {
+// oneLine folds a multi-line decoder message into one line, for Events and kubectl output.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// countDocuments counts the YAML documents in data that hold more than comments. A line
+// that starts with "---" or "..." is a document marker wherever it appears, even inside a
+// block scalar (YAML 1.2, c-forbidden), so a line scan is exact.
+func countDocuments(data []byte) int {
+	n, content := 0, false
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\r\n")
+		isMarker := (strings.HasPrefix(line, "---") || strings.HasPrefix(line, "...")) &&
+			(len(line) == 3 || line[3] == ' ' || line[3] == '\t')
+		if isMarker {
+			if content {
+				n++
+			}
+			rest := strings.TrimSpace(line[3:])
+			content = strings.HasPrefix(line, "---") && rest != "" && !strings.HasPrefix(rest, "#")
 			continue
 		}
-		if p == nil {
-			p = field.NewPath(part)
-		} else {
-			p = p.Child(part)
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(line, "%") {
+			content = true
 		}
 	}
-	return p
+	if content {
+		n++
+	}
+	return n
+}
+
+// duplicateKeys returns a Duplicate error, with its path, for every mapping key given twice.
+func duplicateKeys(data []byte) field.ErrorList {
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(data, &doc); err != nil {
+		return nil
+	}
+	var errs field.ErrorList
+	walkDuplicates(nil, &doc, reflect.TypeFor[ReplicaPolicy](), &errs)
+	return errs
+}
+
+// walkDuplicates walks the YAML tree alongside the Go type t (nil where the document has a
+// field the type does not know), so that map keys are named "matchLabels[app]".
+func walkDuplicates(fp *field.Path, n *yaml3.Node, t reflect.Type, errs *field.ErrorList) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml3.DocumentNode:
+		for _, c := range n.Content {
+			walkDuplicates(fp, c, t, errs)
+		}
+	case yaml3.SequenceNode:
+		var elem reflect.Type
+		if t != nil && t.Kind() == reflect.Slice {
+			elem = t.Elem()
+		}
+		for i, c := range n.Content {
+			walkDuplicates(fp.Index(i), c, elem, errs)
+		}
+	case yaml3.MappingNode:
+		first := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			var child *field.Path
+			var vt reflect.Type
+			switch {
+			case t != nil && t.Kind() == reflect.Map:
+				child, vt = fp.Key(k.Value), t.Elem()
+			case t != nil && t.Kind() == reflect.Struct:
+				child, vt = childPath(fp, k.Value), jsonFields(t)[k.Value]
+			default:
+				child = childPath(fp, k.Value)
+			}
+			id := k.ShortTag() + " " + k.Value // 1 and "1" are different keys
+			if line, ok := first[id]; ok {
+				*errs = append(*errs, &field.Error{Type: field.ErrorTypeDuplicate, Field: child.String(), BadValue: field.OmitValueType{},
+					Detail: fmt.Sprintf("given on line %d and again on line %d", line, k.Line)})
+				continue
+			}
+			first[id] = k.Line
+			walkDuplicates(child, v, vt, errs)
+		}
+	}
+}
+
+// typeErrors walks the JSON form of the document alongside the ReplicaPolicy type and
+// returns every value of the wrong type with its full path.
+func typeErrors(js []byte) field.ErrorList {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return field.ErrorList{documentError(fmt.Sprintf("must be a mapping (apiVersion, kind, rules, ...), not %s", jsonKind(doc)))}
+	}
+	var errs field.ErrorList
+	checkType(nil, doc, reflect.TypeFor[ReplicaPolicy](), &errs)
+	return errs
+}
+
+func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) {
+	if v == nil {
+		return // null leaves the zero value, whatever the type
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var want string
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			want = "a mapping"
+			break
+		}
+		fields := jsonFields(t)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if ft, ok := fields[k]; ok { // unknown fields are reported by the strict decoder
+				checkType(childPath(fp, k), m[k], ft, errs)
+			}
+		}
+		return
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			want = "a mapping"
+			break
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			checkType(fp.Key(k), m[k], t.Elem(), errs)
+		}
+		return
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			want = "a list"
+			break
+		}
+		for i, e := range l {
+			checkType(fp.Index(i), e, t.Elem(), errs)
+		}
+		return
+	case reflect.String:
+		if _, ok := v.(string); ok {
+			return
+		}
+		want = "a string"
+	case reflect.Bool:
+		if _, ok := v.(bool); ok {
+			return
+		}
+		want = "true or false"
+	case reflect.Int32:
+		if n, ok := v.(json.Number); ok {
+			if _, err := strconv.ParseInt(n.String(), 10, 32); err == nil {
+				return
+			}
+		}
+		want = "a whole number that fits in 32 bits"
+	default:
+		return
+	}
+	var bad any = field.OmitValueType{}
+	switch v.(type) {
+	case string, bool, json.Number:
+		bad = v
+	}
+	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, jsonKind(v))))
+}
+
+// jsonKind names the kind of a decoded JSON value for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return "null"
+}
+
+// jsonFields maps the JSON names of a struct's fields to their types, with the fields of
+// embedded (inline) structs promoted as encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(fields, jsonFields(f.Type))
+		case f.IsExported():
+			if name == "" {
+				name = f.Name
+			}
+			fields[name] = f.Type
+		}
+	}
+	return fields
+}
+
+func childPath(fp *field.Path, name string) *field.Path {
+	if fp == nil {
+		return field.NewPath(name)
+	}
+	return fp.Child(name)
 }
 
 // knownFields are the field names a policy document may use, for "did you mean" hints.

@@ -183,18 +183,27 @@ func compileRule(i int, r *Rule) (*CompiledRule, error) {
 		c.namespaces[ns] = struct{}{}
 	}
 	var err error
-	if r.NamespaceSelector != nil {
-		if c.namespaceSelector, err = metav1.LabelSelectorAsSelector(r.NamespaceSelector); err != nil {
-			return nil, err
-		}
+	if c.namespaceSelector, err = compileSelector(r.NamespaceSelector); err != nil {
+		return nil, err
 	}
-	if r.Selector != nil {
-		if c.selector, err = metav1.LabelSelectorAsSelector(r.Selector); err != nil {
-			return nil, err
-		}
+	if c.selector, err = compileSelector(r.Selector); err != nil {
+		return nil, err
 	}
 	c.matchesAll = len(r.Namespaces) == 0 && c.namespaceSelector == nil && c.selector == nil
 	return c, nil
+}
+
+// compileSelector returns nil for an absent or empty selector: an empty selector matches
+// everything, so it needs no labels, and a workload whose labels are unknown still matches.
+func compileSelector(ls *metav1.LabelSelector) (labels.Selector, error) {
+	if ls == nil {
+		return nil, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil || sel.Empty() {
+		return nil, err
+	}
+	return sel, nil
 }
 
 func actionOrDefault(a Action) Action {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +39,7 @@ type Watcher struct {
 	Recorder recorder.EventRecorder
 	Log      logr.Logger
 
+	mu           sync.Mutex // serializes apply: informer handlers and Start's absence check
 	synced       atomic.Bool
 	saidAbsent   atomic.Bool
 	lastRejected atomic.Pointer[string] // resourceVersion of the last rejected ConfigMap
@@ -56,20 +59,33 @@ func (w *Watcher) Start(ctx context.Context) error {
 		},
 	}
 	inf := toolscache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, toolscache.Indexers{})
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { w.apply(obj.(*corev1.ConfigMap)) },
-		UpdateFunc: func(_, obj any) { w.apply(obj.(*corev1.ConfigMap)) },
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { w.apply(obj.(*corev1.ConfigMap)) },
+		UpdateFunc: func(old, obj any) {
+			// A relist delivers the unchanged object again: nothing to load or to report.
+			if old.(*corev1.ConfigMap).ResourceVersion == obj.(*corev1.ConfigMap).ResourceVersion {
+				return
+			}
+			w.apply(obj.(*corev1.ConfigMap))
+		},
 		DeleteFunc: func(any) { w.apply(nil) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watching policy ConfigMap: %w", err)
 	}
 	go inf.RunWithContext(ctx)
-	if !toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	// The registration, unlike the informer, has synced only once the handler has run for
+	// the initial list: only then is the policy in the Store.
+	if !toolscache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return fmt.Errorf("policy ConfigMap %s/%s: cache did not sync: %w", w.Namespace, w.Name, ctx.Err())
 	}
+	// Under the lock, so that a ConfigMap created meanwhile is applied after, not before,
+	// this "absent": the informer stores an object before it calls the handler.
+	w.mu.Lock()
 	if len(inf.GetStore().List()) == 0 {
-		w.apply(nil)
+		w.applyLocked(nil)
 	}
+	w.mu.Unlock()
 	w.synced.Store(true)
 	<-ctx.Done()
 	return nil
@@ -82,6 +98,12 @@ func (w *Watcher) Ready() bool { return w.synced.Load() }
 func (w *Watcher) NeedLeaderElection() bool { return false }
 
 func (w *Watcher) apply(cm *corev1.ConfigMap) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.applyLocked(cm)
+}
+
+func (w *Watcher) applyLocked(cm *corev1.ConfigMap) {
 	log := w.Log.WithValues("configMap", fmt.Sprintf("%s/%s", w.Namespace, w.Name))
 	lastReload.SetToCurrentTime()
 	snap, err := w.Store.Apply(cm)
@@ -112,7 +134,7 @@ func (w *Watcher) apply(cm *corev1.ConfigMap) {
 		log.Error(err, "policy rejected, the last valid policy stays in force", "resourceVersion", rv, "inForce", in)
 		if w.Recorder != nil {
 			w.Recorder.Eventf(cm, nil, corev1.EventTypeWarning, ReasonPolicyInvalid, "Load",
-				"%v; the last valid policy stays in force (%s)", err, in)
+				"%s", invalidNote(invalid, in))
 		}
 		return
 	}
@@ -124,4 +146,52 @@ func (w *Watcher) apply(cm *corev1.ConfigMap) {
 		w.Recorder.Eventf(cm, nil, corev1.EventTypeNormal, ReasonPolicyLoaded, "Load",
 			"replica policy with %d rules is in force", len(snap.Rules()))
 	}
+}
+
+// maxNoteBytes is the API server's limit on an Event's note (message):
+// NoteLengthLimit in k8s.io/kubernetes pkg/apis/core/validation/events.go. A longer
+// Event is rejected, and the recorder only logs that.
+const maxNoteBytes = 1024
+
+// invalidNote is the note of a PolicyInvalid Event: as many of the errors as fit in an
+// Event, then how many were left out, then which policy stays in force.
+func invalidNote(err *InvalidError, inForce string) string {
+	tail := fmt.Sprintf("; the last valid policy stays in force (%s)", inForce)
+	note := "invalid replica policy: "
+	n := 0 // errors in the note
+	for ; n < len(err.Errs); n++ {
+		msg := err.Errs[n].Error()
+		if n > 0 {
+			msg = "; " + msg
+		}
+		if len(note)+len(msg)+len(moreErrors(len(err.Errs)-n-1))+len(tail) > maxNoteBytes {
+			break
+		}
+		note += msg
+	}
+	if n == 0 { // the first error alone is too long: cut it
+		room := maxNoteBytes - len(note) - len(moreErrors(len(err.Errs)-1)) - len(tail) - len("…")
+		note += truncateUTF8(err.Errs[0].Error(), room) + "…"
+		n = 1
+	}
+	return truncateUTF8(note+moreErrors(len(err.Errs)-n)+tail, maxNoteBytes)
+}
+
+func moreErrors(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; and %d more (see the webhook's log)", n)
+}
+
+// truncateUTF8 returns at most n bytes of s, cut at a character boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

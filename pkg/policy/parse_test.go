@@ -1,0 +1,282 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// designExample is the policy of design.md, "The policy (contract)", verbatim.
+const designExample = `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+exemptNamespaces: [kube-system, kube-public, kube-node-lease]  # never touched; the webhook's own namespace is always exempt
+default:                  # optional: applies where no rule matches; absent = no bounds
+  minReplicas: 1
+  maxReplicas: 50
+  action: clamp
+rules:                    # evaluated top to bottom; the first rule that matches decides
+- name: prod-web          # required, unique, DNS-1123 label
+  namespaces: [prod, "team-*"]        # optional: names or shell-style globs
+  namespaceSelector:                  # optional: metav1.LabelSelector on the Namespace's labels
+    matchLabels: {env: prod}
+  selector:                           # optional: metav1.LabelSelector on the workload's labels
+    matchExpressions: [{key: app, operator: In, values: [web, api]}]
+  minReplicas: 2          # optional, >= 0
+  maxReplicas: 10         # optional, >= minReplicas; at least one of min/max is required
+  allowZero: false        # optional: true lets a workload scale to 0 even when minReplicas > 0
+  action: clamp           # clamp (default) | deny | warn
+`
+
+func TestParseDesignExample(t *testing.T) {
+	p, errs := Parse([]byte(designExample))
+	if len(errs) > 0 {
+		t.Fatalf("Parse:\n%s", dumpErrs(errs))
+	}
+	if errs := p.Validate(); len(errs) > 0 {
+		t.Fatalf("Validate:\n%s", dumpErrs(errs))
+	}
+	want := &ReplicaPolicy{
+		APIVersion:       APIVersion,
+		Kind:             Kind,
+		ExemptNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
+		Default:          &BoundsSpec{MinReplicas: ptr[int32](1), MaxReplicas: ptr[int32](50), Action: ActionClamp},
+		Rules: []Rule{{
+			Name:       "prod-web",
+			Namespaces: []string{"prod", "team-*"},
+			NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"env": "prod"},
+			},
+			Selector: &metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "In", Values: []string{"web", "api"}}},
+			},
+			BoundsSpec: BoundsSpec{MinReplicas: ptr[int32](2), MaxReplicas: ptr[int32](10), Action: ActionClamp},
+		}},
+	}
+	if !reflect.DeepEqual(want, p) {
+		g, _ := json.Marshal(p)
+		w, _ := json.Marshal(want)
+		t.Errorf("parsed policy\n got %s\nwant %s", g, w)
+	}
+	s, err := Load([]byte(designExample), Options{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := len(s.Rules()); got != 2 {
+		t.Errorf("Rules() has %d entries, want prod-web and default", got)
+	}
+}
+
+// TestParseAccepts covers documents that are valid in form though unusual.
+func TestParseAccepts(t *testing.T) {
+	for name, doc := range map[string]string{
+		"leading document marker": "---\n" + header + "rules: [{name: a, maxReplicas: 3}]\n",
+		"trailing document end":   header + "rules: [{name: a, maxReplicas: 3}]\n...\n",
+		"comments after the end":  header + "rules: [{name: a, maxReplicas: 3}]\n---\n# nothing here\n",
+		"JSON":                    `{"apiVersion": "replicapolicy.io/v1alpha1", "kind": "ReplicaPolicy", "rules": [{"name": "a", "maxReplicas": 3}]}`,
+		"CRLF line ends":          strings.ReplaceAll(header+"rules:\n- name: a\n  maxReplicas: 3\n", "\n", "\r\n"),
+		"block scalar with dashes": header + "rules:\n- name: a\n  maxReplicas: 3\n" +
+			"exemptNamespaces:\n- >-\n  kube---system\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, errs := Parse([]byte(doc))
+			if len(errs) > 0 {
+				t.Fatalf("Parse:\n%s", dumpErrs(errs))
+			}
+			if len(p.Rules) != 1 || p.Rules[0].Name != "a" || *p.Rules[0].MaxReplicas != 3 {
+				t.Errorf("parsed %+v", p.Rules)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const doc = field.ErrorTypeInvalid // errors about the whole document are Invalid at "policy.yaml"
+	tests := []struct {
+		name string
+		doc  string
+		want []wantErr
+	}{{
+		name: "unknown field at top level",
+		doc:  header + "rulez: []\n",
+		want: []wantErr{{"rulez", field.ErrorTypeForbidden, `rulez: Forbidden: unknown field (did you mean "rules"?)`}},
+	}, {
+		name: "unknown field with nothing near it",
+		doc:  header + "colour: blue\n",
+		want: []wantErr{{"colour", field.ErrorTypeForbidden, `colour: Forbidden: unknown field`}},
+	}, {
+		name: "unknown field in a rule",
+		doc:  header + "rules:\n- name: a\n  maxReplica: 3\n",
+		want: []wantErr{{"rules[0].maxReplica", field.ErrorTypeForbidden, `rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`}},
+	}, {
+		name: "wrong case is unknown, with a hint",
+		doc:  header + "rules:\n- name: a\n  MaxReplicas: 3\n",
+		want: []wantErr{{"rules[0].MaxReplicas", field.ErrorTypeForbidden, `rules[0].MaxReplicas: Forbidden: unknown field (did you mean "maxReplicas"?)`}},
+	}, {
+		name: "unknown field in default",
+		doc:  header + "default:\n  minReplicas: 1\n  acton: deny\n",
+		want: []wantErr{{"default.acton", field.ErrorTypeForbidden, `default.acton: Forbidden: unknown field (did you mean "action"?)`}},
+	}, {
+		name: "unknown field in a selector",
+		doc:  header + "rules:\n- name: a\n  minReplicas: 1\n- name: b\n  minReplicas: 1\n  selector:\n    matchLabelz: {app: web}\n",
+		want: []wantErr{{"rules[1].selector.matchLabelz", field.ErrorTypeForbidden, `rules[1].selector.matchLabelz: Forbidden: unknown field (did you mean "matchLabels"?)`}},
+	}, {
+		name: "several unknown fields",
+		doc:  header + "rules:\n- name: a\n  maxReplica: 3\n  minReplica: 1\n",
+		want: []wantErr{
+			{"rules[0].maxReplica", field.ErrorTypeForbidden, `rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`},
+			{"rules[0].minReplica", field.ErrorTypeForbidden, `rules[0].minReplica: Forbidden: unknown field (did you mean "minReplicas"?)`},
+		},
+	}, {
+		name: "duplicate key in a rule",
+		doc:  header + "rules:\n- name: a\n  minReplicas: 1\n  minReplicas: 2\n",
+		want: []wantErr{{"rules[0].minReplicas", field.ErrorTypeDuplicate, `rules[0].minReplicas: Duplicate value: given on line 5 and again on line 6`}},
+	}, {
+		name: "duplicate key at top level and in a label map",
+		doc:  header + "kind: ReplicaPolicy\nrules:\n- name: a\n  minReplicas: 1\n  selector:\n    matchLabels: {app: a, app: b}\n",
+		want: []wantErr{
+			{"kind", field.ErrorTypeDuplicate, `kind: Duplicate value: given on line 2 and again on line 3`},
+			{"rules[0].selector.matchLabels[app]", field.ErrorTypeDuplicate, `rules[0].selector.matchLabels[app]: Duplicate value: given on line 8 and again on line 8`},
+		},
+	}, {
+		name: "wrong type: a word for a number",
+		doc:  header + "rules:\n- name: a\n  minReplicas: 1\n- name: b\n  minReplicas: two\n",
+		want: []wantErr{{"rules[1].minReplicas", field.ErrorTypeTypeInvalid, `rules[1].minReplicas: Invalid value: "two": must be a whole number that fits in 32 bits, not a string`}},
+	}, {
+		name: "wrong type: a quoted number",
+		doc:  header + "default: {maxReplicas: \"5\"}\n",
+		want: []wantErr{{"default.maxReplicas", field.ErrorTypeTypeInvalid, `default.maxReplicas: Invalid value: "5": must be a whole number that fits in 32 bits, not a string`}},
+	}, {
+		name: "wrong type: too big, a fraction, not a boolean",
+		doc:  header + "default: {minReplicas: 3000000000, maxReplicas: 2.5, allowZero: sometimes}\n",
+		want: []wantErr{
+			{"default.allowZero", field.ErrorTypeTypeInvalid, `default.allowZero: Invalid value: "sometimes": must be true or false, not a string`},
+			{"default.maxReplicas", field.ErrorTypeTypeInvalid, `default.maxReplicas: Invalid value: 2.5: must be a whole number that fits in 32 bits, not a number`},
+			{"default.minReplicas", field.ErrorTypeTypeInvalid, `default.minReplicas: Invalid value: 3000000000: must be a whole number that fits in 32 bits, not a number`},
+		},
+	}, {
+		name: "wrong type: a list where a mapping goes",
+		doc:  header + "rules:\n- name: a\n  minReplicas: 1\n  selector: [app]\n",
+		want: []wantErr{{"rules[0].selector", field.ErrorTypeTypeInvalid, `rules[0].selector: Invalid value: must be a mapping, not a list`}},
+	}, {
+		name: "exemptNamespaces not a list",
+		doc:  header + "exemptNamespaces: kube-system\n",
+		want: []wantErr{{"exemptNamespaces", field.ErrorTypeTypeInvalid, `exemptNamespaces: Invalid value: "kube-system": must be a list, not a string`}},
+	}, {
+		name: "exemptNamespaces entries not strings",
+		doc:  header + "exemptNamespaces: [kube-system, 5, {a: b}]\n",
+		want: []wantErr{
+			{"exemptNamespaces[1]", field.ErrorTypeTypeInvalid, `exemptNamespaces[1]: Invalid value: 5: must be a string, not a number`},
+			{"exemptNamespaces[2]", field.ErrorTypeTypeInvalid, `exemptNamespaces[2]: Invalid value: must be a string, not a mapping`},
+		},
+	}, {
+		name: "empty document",
+		doc:  "",
+		want: []wantErr{{"policy.yaml", field.ErrorTypeRequired, `policy.yaml: Required value: the policy document is empty`}},
+	}, {
+		name: "blank document",
+		doc:  "  \n\t\n",
+		want: []wantErr{{"policy.yaml", field.ErrorTypeRequired, `policy.yaml: Required value: the policy document is empty`}},
+	}, {
+		name: "only comments",
+		doc:  "# rules: to come\n---\n",
+		want: []wantErr{{"policy.yaml", field.ErrorTypeRequired, `policy.yaml: Required value: the policy document is empty`}},
+	}, {
+		name: "not YAML",
+		doc:  "{{{ not: yaml",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: not valid YAML: yaml: line 1: …`}},
+	}, {
+		name: "a tab for indentation",
+		doc:  header + "rules:\n\t- name: a\n",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: not valid YAML: yaml: line 4: …`}},
+	}, {
+		name: "a scalar",
+		doc:  "hello",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: must be a mapping (apiVersion, kind, rules, ...), not a string`}},
+	}, {
+		name: "a list",
+		doc:  "- " + strings.ReplaceAll(header, "\n", "\n  "),
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: must be a mapping (apiVersion, kind, rules, ...), not a list`}},
+	}, {
+		name: "null",
+		doc:  "null\n",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: must be a mapping (apiVersion, kind, rules, ...), not null`}},
+	}, {
+		name: "two documents",
+		doc:  header + "rules: [{name: a, maxReplicas: 3}]\n---\n" + header + "rules: [{name: b, maxReplicas: 3}]\n",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: holds 2 YAML documents: the whole policy must be one document`}},
+	}, {
+		name: "a rule after a document end marker",
+		doc:  header + "rules: [{name: a, maxReplicas: 3}]\n...\n--- {rules: [{name: b, maxReplicas: 3}]}\n",
+		want: []wantErr{{"policy.yaml", doc, `policy.yaml: Invalid value: holds 2 YAML documents: the whole policy must be one document`}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, errs := Parse([]byte(tt.doc))
+			if p != nil {
+				t.Errorf("Parse returned a policy along with errors: %+v", p)
+			}
+			checkErrs(t, errs, tt.want)
+			// Load wraps the same errors, and its message reads as one sentence.
+			_, err := Load([]byte(tt.doc), Options{})
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("Load returned %T %v, want *InvalidError", err, err)
+			}
+			if want := "invalid replica policy: " + tt.want[0].Field; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("Load: %q, want it to start with %q", err, want)
+			}
+		})
+	}
+}
+
+func TestInvalidErrorMessage(t *testing.T) {
+	err := &InvalidError{Errs: field.ErrorList{
+		field.Invalid(field.NewPath("rules").Index(2).Child("maxReplicas"), 1, "must be greater than or equal to minReplicas (2)"),
+		field.Required(field.NewPath("rules").Index(3).Child("name"), "every rule needs a name"),
+	}}
+	want := `invalid replica policy: rules[2].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (2); rules[3].name: Required value: every rule needs a name`
+	if got := err.Error(); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	for path, want := range map[string]string{
+		"rules[0].maxReplica":           ` (did you mean "maxReplicas"?)`,
+		"rules[0].selector.matchLabelz": ` (did you mean "matchLabels"?)`,
+		"Kind":                          ` (did you mean "kind"?)`,
+		"exemptNamespace":               ` (did you mean "exemptNamespaces"?)`,
+		"replicas":                      "",
+		"rules[0].name":                 "", // a known name in the wrong place: no hint that repeats it
+	} {
+		if got := suggest(path); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestCountDocuments(t *testing.T) {
+	for doc, want := range map[string]int{
+		"":                         0,
+		"# a\n":                    0,
+		"---\n# a\n...\n":          0,
+		"a: 1\n":                   1,
+		"---\na: 1\n":              1,
+		"%YAML 1.2\n---\na: 1\n":   1,
+		"a: 1\n---\n":              1,
+		"a: 1\n---\nb: 1\n":        2,
+		"a: 1\n--- b\n":            2,
+		"a: |\n  x\n---\nb: 1\n":   2,
+		"a: 1\n----\n":             1, // not a marker: a plain scalar continuing the document
+		"a: 1\n...\nb: 2\n---\nc:": 3,
+	} {
+		if got := countDocuments([]byte(doc)); got != want {
+			t.Errorf("countDocuments(%q) = %d, want %d", doc, got, want)
+		}
+	}
+}
