@@ -76,7 +76,8 @@ type Decision struct {
 // never blocked by a policy tightened later; the scaler corrects clamp violations), as are
 // exempt namespaces and workloads no rule matches. A workload whose deciding rule needs
 // labels that are not in the cache yet is allowed with a warning: the request path never
-// waits on the API server, and the scaler, which reads the workload itself, corrects it.
+// waits on the API server, and the scaler, which reads the workload itself, corrects it
+// (clamp) or reports it (deny, warn).
 //
 // Outside the bounds, at Mutate: clamp sets replicas to the nearest bound with a warning,
 // deny rejects, warn allows silently (Validate warns, so the warning is given once).
@@ -97,8 +98,14 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	d := Decision{Allowed: true, Rule: r.Name, Action: r.Action, Outcome: OutcomeAllowed}
 	if m.Unknown != "" {
 		if stage == Mutate {
-			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside %s",
-				r.Name, req.KindName, req.Name, m.Unknown, r.Bounds)}
+			// The scaler corrects workloads under clamp rules only; under deny and warn
+			// rules it reports them (an Event) and never changes them.
+			then := "correct spec.replicas"
+			if r.Action != policy.ActionClamp {
+				then = "report spec.replicas"
+			}
+			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
+				r.Name, req.KindName, req.Name, m.Unknown, then, r.Bounds)}
 		}
 		d.Outcome = OutcomeUnknown
 		return d

@@ -47,6 +47,12 @@ func Webhook(h *Handler) *admission.Webhook {
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	// controller-runtime decodes any JSON object into an empty request ("{}", a Deployment
+	// posted by mistake): the API server always sends a uid and a resource.
+	if req.UID == "" || req.Resource.Resource == "" {
+		observe(h.Stage, req.Kind.Kind, "", "", "bad_request")
+		return admission.Errored(http.StatusBadRequest, errors.New("not an AdmissionReview request: request.uid and request.resource are required"))
+	}
 	if req.Kind.Kind == "ConfigMap" && req.Resource.Group == "" && req.SubResource == "" {
 		return h.handlePolicy(req)
 	}

@@ -53,13 +53,18 @@ func (e errNotWorkload) Error() string {
 // newRequest turns an admission request for a workload or its scale subresource into the
 // decision's input.
 func newRequest(req admission.Request, lookup Lookup) (Request, error) {
+	what := req.Resource.Resource
+	if req.SubResource != "" {
+		what += "/" + req.SubResource
+	}
 	kind, ok := workload.ForResource(req.Resource.Group, req.Resource.Resource)
 	if !ok || (req.SubResource != "" && req.SubResource != ScaleSubresource) {
-		what := req.Resource.Resource
-		if req.SubResource != "" {
-			what += "/" + req.SubResource
-		}
 		return Request{}, errNotWorkload{what: fmt.Sprintf("%s (group %q)", what, req.Resource.Group)}
+	}
+	// Only a create or an update sets replicas. A DELETE carries no object, and CONNECT
+	// no workload: not ours to judge, rather than a bad request.
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return Request{}, errNotWorkload{what: fmt.Sprintf("%s of %s (group %q)", req.Operation, what, req.Resource.Group)}
 	}
 	r := Request{
 		Operation: req.Operation,

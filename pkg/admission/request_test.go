@@ -1,0 +1,241 @@
+package admission
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// scaleToZeroReview is what kube-apiserver v1.37 sends for `kubectl scale deploy/web
+// --replicas=0`: the Scale's spec.replicas is omitempty, so the object has "spec":{}.
+const scaleToZeroReview = `{
+  "kind": "AdmissionReview",
+  "apiVersion": "admission.k8s.io/v1",
+  "request": {
+    "uid": "3f1c0e8e-5d55-4a4b-a0e8-94b1f0b5f3a7",
+    "kind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+    "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    "subResource": "scale",
+    "requestKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+    "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    "requestSubResource": "scale",
+    "name": "web",
+    "namespace": "prod",
+    "operation": "UPDATE",
+    "userInfo": {"username": "kubernetes-admin", "groups": ["kubeadm:cluster-admins", "system:authenticated"]},
+    "object": {
+      "kind": "Scale",
+      "apiVersion": "autoscaling/v1",
+      "metadata": {"name": "web", "namespace": "prod", "uid": "0b7c1d4e-2f8a-4a47-9c55-0e1e6f0f6a11", "resourceVersion": "48213", "creationTimestamp": "2026-03-02T10:15:04Z"},
+      "spec": {},
+      "status": {"replicas": 3, "selector": "app=web"}
+    },
+    "oldObject": {
+      "kind": "Scale",
+      "apiVersion": "autoscaling/v1",
+      "metadata": {"name": "web", "namespace": "prod", "uid": "0b7c1d4e-2f8a-4a47-9c55-0e1e6f0f6a11", "resourceVersion": "48213", "creationTimestamp": "2026-03-02T10:15:04Z"},
+      "spec": {"replicas": 3},
+      "status": {"replicas": 3, "selector": "app=web"}
+    },
+    "dryRun": false,
+    "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-scale"}
+  }
+}`
+
+func decodeReview(t *testing.T, body string) admission.Request {
+	t.Helper()
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal([]byte(body), &ar); err != nil {
+		t.Fatal(err)
+	}
+	return admission.Request{AdmissionRequest: *ar.Request}
+}
+
+func newLookup() *fakeLookup {
+	return &fakeLookup{
+		// The cache's copy of prod/web carries other labels than any object in these
+		// requests, so that the tests can tell where the labels came from.
+		workloads:  map[string]map[string]string{"prod/web": {"from": "cache", "tier": "web"}},
+		namespaces: map[string]map[string]string{"prod": {"env": "prod"}},
+	}
+}
+
+func TestNewRequestScaleToZero(t *testing.T) {
+	r, err := newRequest(decodeReview(t, scaleToZeroReview), newLookup())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Operation != admissionv1.Update || r.KindName != "Scale" || r.Name != "web" || r.Workload.Namespace != "prod" {
+		t.Errorf("identity: got %+v", r)
+	}
+	if r.Replicas != 0 || r.OldReplicas == nil || *r.OldReplicas != 3 {
+		t.Errorf("replicas: got %d (old %v), want 0 (old 3): an omitted Scale replicas is 0", r.Replicas, r.OldReplicas)
+	}
+	// A Scale carries no labels: the parent's come from the cache, as do the namespace's.
+	if !maps.Equal(r.Workload.Labels, map[string]string{"from": "cache", "tier": "web"}) || r.Workload.LabelsUnknown {
+		t.Errorf("labels: got %v (unknown %t), want the cached parent's", r.Workload.Labels, r.Workload.LabelsUnknown)
+	}
+	if !maps.Equal(r.Workload.NamespaceLabels, map[string]string{"env": "prod"}) || r.Workload.NamespaceLabelsUnknown {
+		t.Errorf("namespace labels: got %v (unknown %t)", r.Workload.NamespaceLabels, r.Workload.NamespaceLabelsUnknown)
+	}
+}
+
+func TestNewRequest(t *testing.T) {
+	labels := map[string]string{"app": "web", "from": "object"}
+	for _, tc := range []struct {
+		name   string
+		review review
+		lookup *fakeLookup
+		want   Request
+	}{
+		{
+			name:   "Deployment CREATE: labels from the object",
+			review: deploymentReview("u", "prod", "web", nil, ptr(int32(50)), labels),
+			want: Request{Operation: admissionv1.Create, KindName: "Deployment", Name: "web", Replicas: 50,
+				Workload: wl("prod", labels, false, map[string]string{"env": "prod"}, false)},
+		},
+		{
+			name:   "Deployment UPDATE",
+			review: deploymentReview("u", "prod", "web", ptr(int32(3)), ptr(int32(7)), labels),
+			want: Request{Operation: admissionv1.Update, KindName: "Deployment", Name: "web", Replicas: 7, OldReplicas: ptr(int32(3)),
+				Workload: wl("prod", labels, false, map[string]string{"env": "prod"}, false)},
+		},
+		{
+			name:   "Deployment without spec.replicas is 1, old and new",
+			review: deploymentReview("u", "prod", "web", ptr(int32(0)), nil, nil),
+			want: Request{Operation: admissionv1.Update, KindName: "Deployment", Name: "web", Replicas: 1, OldReplicas: ptr(int32(0)),
+				Workload: wl("prod", nil, false, map[string]string{"env": "prod"}, false)},
+		},
+		{
+			name:   "Deployment in a namespace the cache has not seen",
+			review: deploymentReview("u", "fresh", "web", nil, ptr(int32(2)), labels),
+			want: Request{Operation: admissionv1.Create, KindName: "Deployment", Name: "web", Replicas: 2,
+				Workload: wl("fresh", labels, false, nil, true)},
+		},
+		{
+			name:   "Scale UPDATE: labels from the lookup",
+			review: scaleReview("u", "prod", "web", 2, 9),
+			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: 9, OldReplicas: ptr(int32(2)),
+				Workload: wl("prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
+		},
+		{
+			name:   "Scale from 0: old replicas omitted",
+			review: scaleReview("u", "prod", "web", 0, 4),
+			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: 4, OldReplicas: ptr(int32(0)),
+				Workload: wl("prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
+		},
+		{
+			name:   "Scale whose parent is not in the cache",
+			review: scaleReview("u", "prod", "api", 2, 9),
+			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "api", Replicas: 9, OldReplicas: ptr(int32(2)),
+				Workload: wl("prod", nil, true, map[string]string{"env": "prod"}, false)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lookup := newLookup()
+			got, err := newRequest(tc.review.Request(t), lookup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalRequest(got, tc.want) {
+				t.Errorf("got  %s\nwant %s", dump(got), dump(tc.want))
+			}
+		})
+	}
+}
+
+func wl(ns string, labels map[string]string, unknown bool, nsLabels map[string]string, nsUnknown bool) policy.Workload {
+	return policy.Workload{Namespace: ns, Labels: labels, LabelsUnknown: unknown, NamespaceLabels: nsLabels, NamespaceLabelsUnknown: nsUnknown}
+}
+
+func equalRequest(a, b Request) bool {
+	eqPtr := func(x, y *int32) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Operation == b.Operation && a.KindName == b.KindName && a.Name == b.Name && a.Replicas == b.Replicas &&
+		eqPtr(a.OldReplicas, b.OldReplicas) && a.Workload.Namespace == b.Workload.Namespace &&
+		maps.Equal(a.Workload.Labels, b.Workload.Labels) && a.Workload.LabelsUnknown == b.Workload.LabelsUnknown &&
+		maps.Equal(a.Workload.NamespaceLabels, b.Workload.NamespaceLabels) && a.Workload.NamespaceLabelsUnknown == b.Workload.NamespaceLabelsUnknown
+}
+
+func dump(r Request) string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+func TestNewRequestNotWorkload(t *testing.T) {
+	dep := deploymentJSON("prod", "web", ptr(int32(3)), nil)
+	for _, tc := range []struct {
+		name   string
+		review review
+		what   string // in the error
+	}{
+		{"statefulsets", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "db", kind: "StatefulSet", group: "apps", resource: "statefulsets", object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":3}}`)}, `statefulsets (group "apps")`},
+		{"pods", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "p", kind: "Pod", group: "", resource: "pods", object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}`)}, `pods (group "")`},
+		{"deployments/status", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", subResource: "status", object: dep, oldObject: dep}, `deployments/status (group "apps")`},
+		{"deployments of another group", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "example.com", resource: "deployments", object: dep}, `deployments (group "example.com")`},
+		{"DELETE of a Deployment", review{uid: "u", op: admissionv1.Delete, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", oldObject: dep}, `DELETE of deployments (group "apps")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lookup := newLookup()
+			_, err := newRequest(tc.review.Request(t), lookup)
+			var nw errNotWorkload
+			if !errors.As(err, &nw) {
+				t.Fatalf("want errNotWorkload, got %v", err)
+			}
+			if want := "replica-policy does not handle " + tc.what; err.Error() != want {
+				t.Errorf("error %q, want %q", err, want)
+			}
+			if n := lookup.calls.Load(); n != 0 {
+				t.Errorf("%d cache lookups for a request that is not ours", n)
+			}
+		})
+	}
+}
+
+func TestNewRequestBroken(t *testing.T) {
+	dep := deploymentJSON("prod", "web", ptr(int32(3)), nil)
+	for _, tc := range []struct {
+		name   string
+		review review
+		want   []string // in the error
+	}{
+		{"object is not JSON", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
+			object: []byte(`"not an object"`)}, []string{"decoding the object"}},
+		{"replicas of the wrong type", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
+			object: []byte(`{"metadata":{"name":"web"},"spec":{"replicas":"three"}}`)}, []string{"decoding the object", "replicas"}},
+		{"replicas beyond int32", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Scale", group: "apps", resource: "deployments", subResource: "scale",
+			object: []byte(`{"spec":{"replicas":4294967296}}`), oldObject: scaleJSON("prod", "web", 1)}, []string{"decoding the object", "replicas"}},
+		{"labels of the wrong type", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
+			object: []byte(`{"metadata":{"labels":["a"]},"spec":{"replicas":1}}`)}, []string{"decoding the object", "labels"}},
+		{"broken oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
+			object: dep, oldObject: []byte(`{"spec":{"replicas":true}}`)}, []string{"decoding the oldObject"}},
+		{"CREATE without object", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments"},
+			[]string{"the request carries no object"}},
+		{"UPDATE without oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", object: dep},
+			[]string{"the request carries no oldObject"}},
+		{"Scale UPDATE without oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Scale", group: "apps", resource: "deployments", subResource: "scale",
+			object: scaleJSON("prod", "web", 3)}, []string{"the request carries no oldObject"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newRequest(tc.review.Request(t), newLookup())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var nw errNotWorkload
+			if errors.As(err, &nw) {
+				t.Fatalf("a broken request is not 'not ours': %v", err)
+			}
+			for _, part := range tc.want {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not mention %q", err, part)
+				}
+			}
+		})
+	}
+}
