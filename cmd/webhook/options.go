@@ -12,6 +12,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/replica-policy/replica-policy/pkg/scaler"
 )
 
 // Options are the command's flags (the interfaces contract of design.md).
@@ -25,9 +27,8 @@ type Options struct {
 	PolicyConfigMap        string
 	LeaderElect            bool
 	EnableScaler           bool
-	ScalerDryRun           bool
-	ScalerResyncPeriod     time.Duration
-	ScalerMaxCorrections   float64
+	// Scaler holds the --scaler-* flags.
+	Scaler scaler.Options
 	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
 	// already false, so that endpoints stop sending it new requests first.
 	ShutdownDelay time.Duration
@@ -45,8 +46,7 @@ func NewOptions() *Options {
 		PolicyNamespace:        "replica-policy-system",
 		PolicyConfigMap:        "replica-policy",
 		EnableScaler:           true,
-		ScalerResyncPeriod:     10 * time.Minute,
-		ScalerMaxCorrections:   10,
+		Scaler:                 scaler.DefaultOptions(),
 		ShutdownDelay:          5 * time.Second,
 		Zap:                    zap.Options{Development: false},
 	}
@@ -63,9 +63,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", o.PolicyConfigMap, "Name of the policy ConfigMap.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader (Lease replica-policy-leader) so that only one replica's scaler writes; every replica serves the webhooks.")
 	fs.BoolVar(&o.EnableScaler, "enable-scaler", o.EnableScaler, "Correct existing workloads outside their clamp bounds through the scale subresource.")
-	fs.BoolVar(&o.ScalerDryRun, "scaler-dry-run", o.ScalerDryRun, "Report what the scaler would correct without changing anything.")
-	fs.DurationVar(&o.ScalerResyncPeriod, "scaler-resync-period", o.ScalerResyncPeriod, "How often the scaler re-checks every workload, besides reacting to changes.")
-	fs.Float64Var(&o.ScalerMaxCorrections, "scaler-max-corrections-per-second", o.ScalerMaxCorrections, "Cap on the scaler's scale writes per second, so a policy mistake cannot storm the API server.")
+	o.Scaler.AddFlags(fs)
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
 	o.Zap.BindFlags(fs)
@@ -96,11 +94,8 @@ func (o *Options) Validate() error {
 	if o.CertDir == "" {
 		errs = append(errs, errors.New("--cert-dir: must not be empty"))
 	}
-	if o.ScalerResyncPeriod <= 0 {
-		errs = append(errs, fmt.Errorf("--scaler-resync-period %s: must be positive", o.ScalerResyncPeriod))
-	}
-	if o.ScalerMaxCorrections <= 0 {
-		errs = append(errs, fmt.Errorf("--scaler-max-corrections-per-second %g: must be positive", o.ScalerMaxCorrections))
+	if err := o.Scaler.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %s: must not be negative", o.ShutdownDelay))

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -28,8 +25,8 @@ import (
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/scaler"
 	"github.com/replica-policy/replica-policy/pkg/version"
-	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // LeaderElectionID names the scaler's Lease; the Role in manifests/ grants exactly it.
@@ -55,6 +52,10 @@ func run(ctx context.Context, o *Options) error {
 		return err
 	}
 	log.Info("API server configuration", "from", source, "host", cfg.Host)
+	// A correction is a GET and an UPDATE of the scale subresource: leave room above the
+	// scaler's cap for them, Events and the informers' relists (client-go's default is 5/s).
+	cfg.QPS = float32(max(20, 2*o.Scaler.MaxCorrectionsPerSecond+10))
+	cfg.Burst = max(30, 2*o.Scaler.CorrectionBurst+10)
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -84,15 +85,12 @@ func run(ctx context.Context, o *Options) error {
 		LeaderElectionReleaseOnCancel: true,
 		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
 		GracefulShutdownTimeout: ptr(20 * time.Second),
+		// One cache serves the webhook's label lookups and the scaler: workloads keep only
+		// metadata and spec.replicas, Namespaces only their labels (pod templates and
+		// managedFields are most of the bytes).
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				// Only metadata and spec.replicas are kept (pkg/workload): pod templates
-				// are most of a Deployment's bytes. Nothing modifies cached objects, so
-				// reads skip the deep copy.
-				&appsv1.Deployment{}: {Transform: workload.TransformForCache, UnsafeDisableDeepCopy: ptr(true)},
-				&corev1.Namespace{}:  {UnsafeDisableDeepCopy: ptr(true)},
-			},
+			ByObject:         scaler.CacheByObject(),
 		},
 	})
 	if err != nil {
@@ -127,7 +125,7 @@ func run(ctx context.Context, o *Options) error {
 	hooks.Register(admission.ValidatePath, admission.Webhook(&admission.Handler{Stage: admission.Validate, Store: store, Lookup: lookup, Policy: ref}))
 
 	if o.EnableScaler {
-		if err := setupScaler(mgr, store, o); err != nil {
+		if err := scaler.New(store, o.Scaler).SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the scaler: %w", err)
 		}
 	}

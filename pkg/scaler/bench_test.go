@@ -1,0 +1,94 @@
+package scaler_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/replica-policy/replica-policy/test/controlplane"
+)
+
+// BenchmarkCorrect1000Violators measures the time from a policy change to the moment all of
+// 1,000 violating Deployments are back inside their bounds, against a real kube-apiserver,
+// with the corrections-per-second cap out of the way (with the default cap of 10/s, 1,000
+// corrections take 100s by design). Each iteration tightens the maximum by one, so every
+// Deployment is a violator again. Run it with:
+//
+//	go test ./pkg/scaler/ -run '^$' -bench Correct1000 -benchtime 3x
+func BenchmarkCorrect1000Violators(b *testing.B) {
+	const n = 1000
+	env := controlplane.Start(b, controlplane.Options{})
+	cs := env.Client
+	ns := newNamespace(b, cs, nil)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	names := make(chan string)
+	for range 8 { // parallel creates: set-up only
+		wg.Go(func() {
+			for name := range names {
+				createDeployment(b, cs, ns, name, 50, nil)
+			}
+		})
+	}
+	for i := range n {
+		names <- fmt.Sprintf("v-%04d", i)
+	}
+	close(names)
+	wg.Wait()
+	b.Logf("created %d Deployments in %s", n, time.Since(start).Round(time.Millisecond))
+
+	store := newStore()
+	opts := testOptions()
+	opts.MaxCorrectionsPerSecond, opts.CorrectionBurst = 1e6, n
+	run := startScaler(b, env.Config, store, opts, nil, nil)
+	rule := "bench-" + suffix()
+
+	// inBounds counts the Deployments of ns at want replicas, from the manager's cache.
+	inBounds := func(want int32) int {
+		var list appsv1.DeploymentList
+		if err := run.Mgr.GetClient().List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		c := 0
+		for _, d := range list.Items {
+			if ptr.Deref(d.Spec.Replicas, 1) == want {
+				c++
+			}
+		}
+		return c
+	}
+	eventually(b, time.Minute, func() error { // the cache holds them all
+		if got := inBounds(50); got != n {
+			return fmt.Errorf("%d of %d Deployments in the cache", got, n)
+		}
+		return nil
+	})
+
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		target := int32(40 - i%40)
+		writes0 := run.R.Counts().ScaleWrites
+		t0 := time.Now()
+		applyPolicy(b, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: %d}\n", rule, ns, target))
+		for inBounds(target) != n {
+			time.Sleep(10 * time.Millisecond)
+		}
+		d := time.Since(t0)
+		total += d
+		if w := run.R.Counts().ScaleWrites - writes0; w != n {
+			b.Errorf("iteration %d: %d scale writes, want %d", i, w, n)
+		}
+		b.Logf("iteration %d: %d violators corrected in %s (%.0f corrections/s)", i, n, d.Round(time.Millisecond), n/d.Seconds())
+	}
+	b.StopTimer()
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/1000-violators")
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "corrections/s")
+}

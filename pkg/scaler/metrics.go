@@ -1,0 +1,42 @@
+package scaler
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	correctionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_corrections_total",
+		Help: "Workloads whose replicas the scaler moved inside their bounds, by rule and kind.",
+	}, []string{"rule", "kind"})
+	correctionFailuresTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_correction_failures_total",
+		Help: "Corrections that failed, by the API server's reason (Conflict once retries are exhausted, Forbidden, Invalid, ...; Unknown for errors without one).",
+	}, []string{"reason"})
+	scaleWritesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_scale_writes_total",
+		Help: "UPDATE requests the scaler sent to scale subresources, whatever their outcome.",
+	})
+	outOfBounds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicapolicy_scaler_out_of_bounds",
+		Help: "Workloads whose replicas are outside the bounds of the rule that matches them, by rule and action (clamp ones until corrected).",
+	}, []string{"rule", "action"})
+	contestedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicapolicy_scaler_contested",
+		Help: "Workloads the scaler has stopped correcting for a back-off, because another writer (an HPA, a GitOps tool) keeps setting their replicas outside the bounds, by rule and kind.",
+	}, []string{"rule", "kind"})
+	contestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_contests_total",
+		Help: "Times a workload was found contested by another writer and its corrections suspended, by rule and kind.",
+	}, []string{"rule", "kind"})
+	dryRunWouldCorrectTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_dry_run_would_correct_total",
+		Help: "In dry-run mode, corrections the scaler would have made, by rule and kind; counted once per workload, value and rule.",
+	}, []string{"rule", "kind"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal,
+		outOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
+}

@@ -1,0 +1,244 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// Event reasons the scaler records on workloads.
+const (
+	// ReasonReplicasCorrected (Normal): the scaler moved spec.replicas inside the bounds of
+	// a clamp rule; the note says old → new and the rule.
+	ReasonReplicasCorrected = "ReplicasCorrected"
+	// ReasonReplicasOutOfBounds (Warning): spec.replicas is outside the bounds of a deny or
+	// warn rule, which the scaler reports and never changes; or, with --scaler-dry-run, of
+	// a clamp rule, and the note says what the scaler would set. Once per value and rule.
+	ReasonReplicasOutOfBounds = "ReplicasOutOfBounds"
+	// ReasonReplicasContested (Warning): another writer (an HPA, a GitOps tool) keeps
+	// setting spec.replicas outside the bounds; the scaler stops correcting for a while.
+	ReasonReplicasContested = "ReplicasContested"
+	// ReasonCorrectionFailed (Warning): the scale subresource could not be updated; the
+	// scaler retries with a back-off.
+	ReasonCorrectionFailed = "CorrectionFailed"
+)
+
+// Event actions (events.k8s.io/v1 Event.action: what the scaler did or failed to do).
+const (
+	actionScale   = "Scale"
+	actionReport  = "Report"
+	actionBackOff = "BackOff"
+)
+
+// verdict is the pure outcome of a policy match for a workload with some replicas.
+type verdict struct {
+	// rule that decides; nil when the namespace is exempt or no rule (nor default) applies.
+	rule *policy.CompiledRule
+	// from is the workload's replicas, to the nearest allowed value (equal when in bounds).
+	from, to int32
+	// unknown names labels the match needed and did not have (see policy.Match.Unknown).
+	unknown string
+}
+
+func (v verdict) outOfBounds() bool { return v.rule != nil && v.unknown == "" && v.from != v.to }
+
+// evaluate decides for a workload whose spec.replicas is replicas (nil: 1, the apps/v1
+// default that the API server applies).
+func evaluate(m policy.Match, replicas *int32) verdict {
+	from := int32(1)
+	if replicas != nil {
+		from = *replicas
+	}
+	v := verdict{rule: m.Rule, from: from, to: from, unknown: m.Unknown}
+	if m.Rule != nil && m.Unknown == "" {
+		v.to = m.Rule.Bounds.Nearest(from)
+	}
+	return v
+}
+
+// Reconcile evaluates one workload from the cache and, when it is outside the bounds of a
+// clamp rule, corrects it through its scale subresource.
+func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
+	defer r.reconciles.Add(1)
+	kind, ok := r.kinds[req.Kind]
+	if !ok {
+		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("not a workload kind: %s", req.Kind))
+	}
+	obj := kind.New()
+	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.tracker.forget(req)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		r.tracker.forget(req)
+		return reconcile.Result{}, nil
+	}
+	m, err := r.match(ctx, r.store.Snapshot(), obj)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if m.Exempt {
+		r.tracker.forget(req)
+		return reconcile.Result{}, nil
+	}
+	v := evaluate(m, kind.Replicas(obj))
+	if v.unknown != "" {
+		// The Namespace is not in the cache yet; its create event queues this workload again.
+		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", v.unknown, "rule", v.rule.Name)
+		return reconcile.Result{}, nil
+	}
+	if !v.outOfBounds() {
+		r.tracker.inBounds(req, r.now())
+		return reconcile.Result{}, nil
+	}
+	r.tracker.outOfBounds(req, v.rule.Name, string(v.rule.Action))
+	switch {
+	case v.rule.Action != policy.ActionClamp:
+		r.reportOutOfBounds(ctx, req, obj, v)
+		return reconcile.Result{}, nil
+	case r.opts.DryRun:
+		r.reportWouldCorrect(ctx, req, kind, obj, v)
+		return reconcile.Result{}, nil
+	}
+	return r.correct(ctx, req, kind, obj, v)
+}
+
+// match evaluates the policy for obj, reading the Namespace's labels from the cache only
+// when a rule needs them.
+func (r *Reconciler) match(ctx context.Context, snap *policy.Snapshot, obj client.Object) (policy.Match, error) {
+	w := policy.Workload{Namespace: obj.GetNamespace(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
+	m := snap.Match(w)
+	if m.Unknown == "" {
+		return m, nil
+	}
+	ns := &corev1.Namespace{}
+	switch err := r.reader.Get(ctx, client.ObjectKey{Name: w.Namespace}, ns); {
+	case apierrors.IsNotFound(err):
+		return m, nil
+	case err != nil:
+		return m, err
+	}
+	w.NamespaceLabels, w.NamespaceLabelsUnknown = ns.Labels, false
+	return snap.Match(w), nil
+}
+
+// correct moves the workload's replicas to the nearest bound with a GET and an UPDATE of
+// its scale subresource, unless another writer is contesting it.
+func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v verdict) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	rule := v.rule
+	adm := r.tracker.admit(req, [2]string{rule.Name, kind.Kind}, r.now())
+	if adm.contested {
+		r.contests.Add(1)
+		contestsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
+		note := fmt.Sprintf("spec.replicas keeps being set outside the bounds %s of replica policy rule %q: another writer (an HPA, a GitOps tool) set it back after %d corrections; corrections suspended for %s",
+			rule.Bounds, rule.Name, adm.recent, adm.backoff)
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasContested, actionBackOff, "%s", note)
+		logger.Info("Another writer keeps setting replicas outside the bounds; backing off", "rule", rule.Name, "replicas", v.from, "backoff", adm.backoff)
+	}
+	if !adm.ok {
+		return reconcile.Result{RequeueAfter: adm.wait}, nil
+	}
+
+	ref := kind.New() // only namespace and name: the cached object is never sent back
+	ref.SetNamespace(req.Namespace)
+	ref.SetName(req.Name)
+	var from, to int32
+	wrote := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale := &autoscalingv1.Scale{}
+		r.scaleGets.Add(1)
+		if err := r.ScaleClient.Get(ctx, ref, scale); err != nil {
+			return err
+		}
+		from, to = scale.Spec.Replicas, rule.Bounds.Nearest(scale.Spec.Replicas)
+		if from == to {
+			return nil // the cache was behind: already in bounds
+		}
+		if err := r.limiter.Wait(ctx); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = to
+		r.scaleWrites.Add(1)
+		scaleWritesTotal.Inc()
+		if err := r.ScaleClient.Update(ctx, ref, client.WithSubResourceBody(scale), client.FieldOwner(FieldManager)); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	switch {
+	case apierrors.IsNotFound(err):
+		logger.V(1).Info("Workload deleted while being corrected")
+		r.tracker.forget(req)
+		return reconcile.Result{}, nil
+	case err != nil && ctx.Err() != nil:
+		return reconcile.Result{}, err // shutting down or lost leadership: not a failure
+	case err != nil:
+		r.failures.Add(1)
+		correctionFailuresTotal.WithLabelValues(failureReason(err)).Inc()
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
+			"could not set spec.replicas %d to %d for replica policy rule %q: %v", v.from, v.to, rule.Name, err)
+		return reconcile.Result{}, fmt.Errorf("updating the scale of %s: %w", req, err)
+	case !wrote:
+		return reconcile.Result{}, nil
+	}
+	r.tracker.corrected(req, r.now())
+	r.corrections.Add(1)
+	correctionsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonReplicasCorrected, actionScale,
+		"spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule.Name, rule.Bounds)
+	logger.Info("Corrected replicas", "rule", rule.Name, "from", from, "to", to)
+	return reconcile.Result{}, nil
+}
+
+// reportOutOfBounds records, once per value and rule, that a workload is outside the
+// bounds of a deny or warn rule.
+func (r *Reconciler) reportOutOfBounds(ctx context.Context, req Request, obj client.Object, v verdict) {
+	rule := v.rule
+	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d", rule.Name, rule.Action, rule.Bounds, v.from)) {
+		return
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
+		"spec.replicas %d is outside the bounds %s of replica policy rule %q (action %s); the scaler does not change it",
+		v.from, rule.Bounds, rule.Name, rule.Action)
+	log.FromContext(ctx).V(1).Info("Replicas out of bounds", "rule", rule.Name, "action", rule.Action, "replicas", v.from)
+}
+
+// reportWouldCorrect records, once per value and rule, what a dry run would have changed.
+func (r *Reconciler) reportWouldCorrect(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v verdict) {
+	rule := v.rule
+	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d dry-run", rule.Name, rule.Action, rule.Bounds, v.from)) {
+		return
+	}
+	dryRunWouldCorrectTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
+		"dry run: spec.replicas would be set %d → %d by replica policy rule %q (bounds %s)", v.from, v.to, rule.Name, rule.Bounds)
+	log.FromContext(ctx).Info("Dry run: would correct replicas", "rule", rule.Name, "from", v.from, "to", v.to)
+}
+
+// failureReason is the metric label for a failed correction: the API server's reason.
+func failureReason(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if reason := status.Status().Reason; reason != metav1.StatusReasonUnknown {
+			return string(reason)
+		}
+	}
+	return "Unknown"
+}

@@ -1,0 +1,311 @@
+// Package scaler brings existing workloads back inside the bounds of the replica policy.
+//
+// For each workload under a clamp rule whose spec.replicas is outside its bounds, the
+// Reconciler reads the workload's scale subresource and writes the corrected replicas back
+// through it (GET, then UPDATE with the resourceVersion, retried on conflict); it never
+// updates the workload object itself. Workloads under deny and warn rules are reported
+// (Event, metric), never changed. Reads of workloads and Namespaces come from the
+// manager's cache; a compliant workload costs no API request at all.
+//
+// Triggers: start-up (the cache's initial list), every workload change, every Namespace
+// label change, every policy change and a periodic resync, each a pass over the cache.
+// Writes go through a global token bucket (Options.MaxCorrectionsPerSecond), failures back
+// off per workload, and a workload that another writer keeps setting outside its bounds
+// is left alone for a doubling back-off and reported as contested.
+//
+// The controller runs only on the leader when the manager uses leader election.
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+const (
+	// ControllerName names the controller (logs, controller-runtime metrics) and is the
+	// reportingController of its Events.
+	ControllerName = "replica-policy-scaler"
+	// FieldManager is the field manager of the scaler's scale updates.
+	FieldManager = "replica-policy-scaler"
+)
+
+// Failure back-off per workload, for errors other than conflicts (retried at once): from
+// half a second, doubling, up to the resync-scale of 5 minutes, so that a persistent
+// error (Forbidden, a webhook rejecting the write) costs a request every 5 minutes.
+const (
+	failureBaseDelay = 500 * time.Millisecond
+	failureMaxDelay  = 5 * time.Minute
+)
+
+// Request names one workload: its kind and namespace/name.
+type Request struct {
+	Kind schema.GroupKind
+	types.NamespacedName
+}
+
+// String renders the request for logs, e.g. "Deployment.apps prod/web".
+func (r Request) String() string { return r.Kind.String() + " " + r.NamespacedName.String() }
+
+// Counts are this Reconciler's own totals (the metrics add up all instances in a process).
+type Counts struct {
+	// Reconciles is the number of reconciles that finished.
+	Reconciles int64
+	// ScaleGets and ScaleWrites are the GET and UPDATE requests sent to scale subresources.
+	ScaleGets, ScaleWrites int64
+	// Corrections is the number of workloads moved inside their bounds.
+	Corrections int64
+	// Failures is the number of corrections that failed (NotFound is not a failure).
+	Failures int64
+	// Contests is the number of times a workload was found contested.
+	Contests int64
+}
+
+// Reconciler corrects workloads whose replicas are outside the bounds of a clamp rule.
+// Create it with New, optionally set ScaleClient or Recorder, then call SetupWithManager.
+type Reconciler struct {
+	// ScaleClient reads and writes the scale subresource; default
+	// mgr.GetClient().SubResource("scale"). Tests wrap it to inject faults.
+	ScaleClient client.SubResourceClient
+	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
+	Recorder recorder.EventRecorder
+
+	store   *policy.Store
+	opts    Options
+	reader  client.Reader // the manager's cache
+	kinds   map[schema.GroupKind]workload.Kind
+	lists   map[schema.GroupKind]func() client.ObjectList
+	limiter *rate.Limiter
+	tracker *tracker
+	now     func() time.Time
+	// policyChanged has room for one pending full pass: policy changes coalesce.
+	policyChanged chan struct{}
+
+	reconciles, scaleGets, scaleWrites, corrections, failures, contests atomic.Int64
+}
+
+// New returns a scaler that enforces the policy in store.
+func New(store *policy.Store, opts Options) *Reconciler {
+	return &Reconciler{store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1)}
+}
+
+// Counts returns this Reconciler's totals so far.
+func (r *Reconciler) Counts() Counts {
+	return Counts{
+		Reconciles: r.reconciles.Load(), ScaleGets: r.scaleGets.Load(), ScaleWrites: r.scaleWrites.Load(),
+		Corrections: r.corrections.Load(), Failures: r.failures.Load(), Contests: r.contests.Load(),
+	}
+}
+
+// CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
+// reads: workload kinds trimmed by workload.TransformForCache, Namespaces trimmed to their
+// labels. Pod templates and managedFields are most of the bytes a cache would otherwise hold.
+func CacheByObject() map[client.Object]cache.ByObject {
+	m := map[client.Object]cache.ByObject{&corev1.Namespace{}: {Transform: trimNamespace}}
+	for _, k := range workload.Kinds {
+		m[k.New()] = cache.ByObject{Transform: workload.TransformForCache}
+	}
+	return m
+}
+
+func trimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Namespace{
+		TypeMeta: ns.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion,
+			CreationTimestamp: ns.CreationTimestamp, DeletionTimestamp: ns.DeletionTimestamp,
+			Labels: ns.Labels,
+		},
+	}, nil
+}
+
+// SetupWithManager validates the options and adds the scaler's controller to mgr. The
+// controller needs leader election (when the manager has it on), so only one replica writes.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := r.opts.Validate(); err != nil {
+		return fmt.Errorf("scaler options: %w", err)
+	}
+	if r.ScaleClient == nil {
+		r.ScaleClient = mgr.GetClient().SubResource("scale")
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder(ControllerName)
+	}
+	r.reader = mgr.GetCache()
+	r.limiter = rate.NewLimiter(rate.Limit(r.opts.MaxCorrectionsPerSecond), r.opts.CorrectionBurst)
+	r.tracker = newTracker(r.opts)
+	r.kinds = map[schema.GroupKind]workload.Kind{}
+	r.lists = map[schema.GroupKind]func() client.ObjectList{}
+
+	logger := mgr.GetLogger().WithValues("controller", ControllerName)
+	b := builder.TypedControllerManagedBy[Request](mgr).
+		Named(ControllerName).
+		WithOptions(controller.TypedOptions[Request]{
+			MaxConcurrentReconciles: r.opts.MaxConcurrentReconciles,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[Request](failureBaseDelay, failureMaxDelay),
+		}).
+		WithLogConstructor(func(req *Request) logr.Logger {
+			if req == nil {
+				return logger
+			}
+			return logger.WithValues(req.Kind.Kind, klog.KRef(req.Namespace, req.Name))
+		})
+
+	for _, k := range workload.Kinds {
+		gk := k.GroupKind()
+		listGVK := k.GroupVersion().WithKind(k.Kind + "List")
+		if _, err := mgr.GetScheme().New(listGVK); err != nil {
+			return fmt.Errorf("scaler: workload kind %s: %w", gk, err)
+		}
+		r.kinds[gk] = k
+		r.lists[gk] = func() client.ObjectList {
+			l, _ := mgr.GetScheme().New(listGVK)
+			return l.(client.ObjectList)
+		}
+		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), k.New(), enqueueWorkload(gk), workloadChanged(k)))
+	}
+	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&corev1.Namespace{}),
+		handler.TypedFuncs[client.Object, Request]{
+			CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+				r.enqueueAll(ctx, q, e.Object.GetName(), "namespace created")
+			},
+			UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+				r.enqueueAll(ctx, q, e.ObjectNew.GetName(), "namespace labels changed")
+			},
+		},
+		predicate.TypedFuncs[client.Object]{
+			UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
+				return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+			},
+			DeleteFunc:  func(event.TypedDeleteEvent[client.Object]) bool { return false },
+			GenericFunc: func(event.TypedGenericEvent[client.Object]) bool { return false },
+		}))
+	// Policy changes and the periodic resync: a full pass over the cache. The start-up pass
+	// is the cache's initial list, which the workload sources deliver as create events.
+	b = b.WatchesRawSource(source.TypedFunc[Request](r.startPasses))
+	r.store.Subscribe(func(*policy.Snapshot) {
+		select {
+		case r.policyChanged <- struct{}{}:
+		default: // a pass is already pending; it will read the newest snapshot
+		}
+	})
+	return b.Complete(r)
+}
+
+// enqueueWorkload maps events of one workload kind to requests.
+func enqueueWorkload(gk schema.GroupKind) handler.TypedEventHandler[client.Object, Request] {
+	add := func(q workqueue.TypedRateLimitingInterface[Request], o client.Object) {
+		q.Add(Request{Kind: gk, NamespacedName: client.ObjectKeyFromObject(o)})
+	}
+	return handler.TypedFuncs[client.Object, Request]{
+		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+			add(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+			add(q, e.ObjectNew)
+		},
+		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+			add(q, e.Object)
+		},
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
+			add(q, e.Object)
+		},
+	}
+}
+
+// workloadChanged lets through updates that can change the outcome: replicas, labels,
+// deletion. Status updates (most of a busy cluster's watch events) are dropped.
+func workloadChanged(k workload.Kind) predicate.TypedPredicate[client.Object] {
+	return predicate.TypedFuncs[client.Object]{
+		UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return !int32PtrEqual(k.Replicas(o), k.Replicas(n)) ||
+				!maps.Equal(o.GetLabels(), n.GetLabels()) ||
+				(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
+		},
+	}
+}
+
+// startPasses runs, on the leader only, the full passes that policy changes and the resync
+// period trigger. It is a controller source: it gets the controller's queue.
+func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request]) error {
+	var tick <-chan time.Time
+	if r.opts.ResyncPeriod > 0 {
+		t := time.NewTicker(r.opts.ResyncPeriod)
+		tick = t.C
+		context.AfterFunc(ctx, t.Stop)
+	}
+	go func() {
+		defer r.tracker.reset()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.policyChanged:
+				r.enqueueAll(ctx, q, "", "policy changed")
+			case <-tick:
+				r.enqueueAll(ctx, q, "", "resync")
+			}
+		}
+	}()
+	return nil
+}
+
+// enqueueAll queues every workload in the cache, in namespace ns ("" for all). Compliant
+// workloads cost a cache read each and no API request.
+func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string) {
+	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
+	n := 0
+	for gk, newList := range r.lists {
+		list := newList()
+		if err := r.reader.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+			logger.Error(err, "Listing workloads from the cache", "kind", gk.Kind, "namespace", ns)
+			continue
+		}
+		_ = meta.EachListItem(list, func(o runtime.Object) error {
+			m, err := meta.Accessor(o)
+			if err != nil {
+				return err
+			}
+			q.Add(Request{Kind: gk, NamespacedName: types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}})
+			n++
+			return nil
+		})
+	}
+	logger.V(1).Info("Queued workloads for evaluation", "reason", why, "namespace", ns, "workloads", n)
+}
+
+func int32PtrEqual(a, b *int32) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}

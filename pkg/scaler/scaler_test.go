@@ -1,0 +1,589 @@
+package scaler_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/replica-policy/replica-policy/pkg/scaler"
+	"github.com/replica-policy/replica-policy/test/controlplane"
+)
+
+// TestScaler runs the scaler against a real kube-apiserver and etcd, one control plane for
+// all subtests; each subtest has its own namespaces, policy store and manager.
+func TestScaler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kube-apiserver and etcd")
+	}
+	env := controlplane.Start(t, controlplane.Options{})
+	cfg, cs := env.Config, env.Client
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *rest.Config, kubernetes.Interface)
+	}{
+		{"TighteningPolicyCorrectsOnlyViolators", testTightening},
+		{"StartUpAndDrift", testStartUpAndDrift},
+		{"NamespaceSelector", testNamespaceSelector},
+		{"DenyAndWarnReportOnly", testDenyAndWarn},
+		{"DryRunWritesNothing", testDryRun},
+		{"ConflictIsRetried", testConflict},
+		{"DeletedMidReconcile", testDeletedMidReconcile},
+		{"BacksOffFromAnotherWriter", testFight},
+		{"CorrectionsPerSecondCap", testRateLimit},
+		{"LeaderElection", testLeaderElection},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, cfg, cs) })
+	}
+}
+
+// Tightening the policy corrects the existing violators within seconds, through the
+// scale subresource, with an Event each; compliant and exempt Deployments are not written,
+// and a policy change that affects nothing writes nothing.
+func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns, exempt := newNamespace(t, cs, nil), newNamespace(t, cs, nil)
+	rule := "tighten-" + suffix()
+	initial := map[string]int32{"d-1": 1, "d-3": 3, "d-5": 5, "d-12": 12, "d-30": 30}
+	for name, n := range initial {
+		createDeployment(t, cs, ns, name, n, nil)
+	}
+	createDeployment(t, cs, exempt, "e-30", 30, nil)
+
+	store := newStore()
+	loose := fmt.Sprintf("exemptNamespaces: [%s]\nrules:\n- {name: %s, namespaces: [%s, %s], maxReplicas: 100}\n", exempt, rule, ns, exempt)
+	applyPolicy(t, store, loose)
+	run := startScaler(t, cfg, store, testOptions(), nil, nil)
+	r := run.R
+	waitPass(t, cs, r, 0)
+
+	// A policy change that affects nothing: a full pass, no request to any scale.
+	before := r.Counts().Reconciles
+	applyPolicy(t, store, loose+fmt.Sprintf("- {name: other-%s, namespaces: [nowhere], maxReplicas: 1}\n", rule))
+	waitPass(t, cs, r, before)
+	if c := r.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 {
+		t.Fatalf("a policy change that affects nothing: %d scale GETs, %d writes; want none", c.ScaleGets, c.ScaleWrites)
+	}
+
+	rvs := map[string]string{}
+	for name := range initial {
+		rvs[name] = getDeployment(t, cs, ns, name).ResourceVersion
+	}
+	exemptRV := getDeployment(t, cs, exempt, "e-30").ResourceVersion
+	corrections0, _ := metric(t, "replicapolicy_scaler_corrections_total", map[string]string{"rule": rule, "kind": "Deployment"})
+
+	start := time.Now()
+	tight := fmt.Sprintf("exemptNamespaces: [%s]\nrules:\n- {name: %s, namespaces: [%s, %s], minReplicas: 2, maxReplicas: 10}\n", exempt, rule, ns, exempt)
+	applyPolicy(t, store, tight)
+	want := map[string]int32{"d-1": 2, "d-3": 3, "d-5": 5, "d-12": 10, "d-30": 10}
+	for name, n := range want {
+		waitReplicas(t, cs, ns, name, n, 10*time.Second)
+	}
+	t.Logf("3 violators corrected %s after the policy change", time.Since(start).Round(time.Millisecond))
+
+	if c := r.Counts(); c.ScaleWrites != 3 || c.Corrections != 3 || c.Failures != 0 {
+		t.Errorf("counts = %+v, want 3 writes, 3 corrections, no failure", c)
+	}
+	for _, name := range []string{"d-3", "d-5"} {
+		if rv := getDeployment(t, cs, ns, name).ResourceVersion; rv != rvs[name] {
+			t.Errorf("compliant %s was written: resourceVersion %s → %s", name, rvs[name], rv)
+		}
+	}
+	if d := getDeployment(t, cs, exempt, "e-30"); d.ResourceVersion != exemptRV || *d.Spec.Replicas != 30 {
+		t.Errorf("exempt Deployment was written: replicas %d, resourceVersion %s → %s", *d.Spec.Replicas, exemptRV, d.ResourceVersion)
+	}
+	for name, from := range map[string]int32{"d-1": 1, "d-12": 12, "d-30": 30} {
+		d := getDeployment(t, cs, ns, name)
+		var manager string
+		for _, f := range d.ManagedFields {
+			if f.Subresource == "scale" {
+				manager = f.Manager
+			}
+		}
+		if manager != scaler.FieldManager {
+			t.Errorf("%s: scale written by field manager %q, want %q", name, manager, scaler.FieldManager)
+		}
+		note := fmt.Sprintf("spec.replicas %d → %d by replica policy rule %q", from, want[name], rule)
+		eventually(t, 5*time.Second, func() error {
+			evs := events(t, cs, ns, scaler.ReasonReplicasCorrected)[name]
+			if len(evs) != 1 || !contains(evs[0].Note, note) || evs[0].Type != corev1.EventTypeNormal || evs[0].ReportingController != scaler.ControllerName {
+				return fmt.Errorf("%s: ReplicasCorrected events %+v, want one saying %q", name, evs, note)
+			}
+			return nil
+		})
+	}
+	if got, _ := metric(t, "replicapolicy_scaler_corrections_total", map[string]string{"rule": rule, "kind": "Deployment"}); got-corrections0 != 3 {
+		t.Errorf("corrections_total{rule=%s} grew by %v, want 3", rule, got-corrections0)
+	}
+
+	// Idempotent: the same policy again (a new ConfigMap version) writes nothing more.
+	before = r.Counts().Reconciles
+	applyPolicy(t, store, tight)
+	waitPass(t, cs, r, before)
+	if c := r.Counts(); c.ScaleWrites != 3 {
+		t.Errorf("re-applying the policy wrote again: %d writes in all, want 3", c.ScaleWrites)
+	}
+	if v, found := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": rule}); found {
+		t.Errorf("out_of_bounds{rule=%s} = %v after the corrections, want no series", rule, v)
+	}
+}
+
+// A violator that exists when the scaler starts is corrected (start-up pass); one created
+// or scaled while the scaler runs, as if the webhook were absent, is corrected too (drift);
+// a Deployment without spec.replicas counts as 1.
+func testStartUpAndDrift(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	createDeployment(t, cs, ns, "before", 20, nil)
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: drift-%s, namespaces: [%s], minReplicas: 2, maxReplicas: 5}\n", suffix(), ns))
+	start := time.Now()
+	startScaler(t, cfg, store, testOptions(), nil, nil)
+	waitReplicas(t, cs, ns, "before", 5, 15*time.Second)
+	t.Logf("pre-existing violator corrected %s after the scaler started", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	createDeployment(t, cs, ns, "after", 30, nil)
+	waitReplicas(t, cs, ns, "after", 5, 10*time.Second)
+	t.Logf("violator created without the webhook corrected in %s", time.Since(start).Round(time.Millisecond))
+
+	setScale(t, cs, ns, "before", 40) // as kubectl scale does
+	waitReplicas(t, cs, ns, "before", 5, 10*time.Second)
+
+	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), deployment(ns, "unset", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReplicas(t, cs, ns, "unset", 2, 10*time.Second)
+}
+
+// A namespaceSelector rule reads the Namespace's labels from the cache; labelling the
+// Namespace brings its workloads under the rule at once.
+func testNamespaceSelector(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	env := "prod-" + suffix()
+	ns := newNamespace(t, cs, nil)
+	createDeployment(t, cs, ns, "web", 20, nil)
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- name: nssel-%s\n  namespaceSelector: {matchLabels: {env: %s}}\n  maxReplicas: 4\n", env, env))
+	run := startScaler(t, cfg, store, testOptions(), nil, nil)
+	waitPass(t, cs, run.R, 0)
+	if c := run.R.Counts(); c.ScaleWrites != 0 {
+		t.Fatalf("wrote %d times before the namespace matched", c.ScaleWrites)
+	}
+	n, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{"env": env}
+	if _, err := cs.CoreV1().Namespaces().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReplicas(t, cs, ns, "web", 4, 10*time.Second)
+}
+
+// deny and warn rules are reported (Event once, gauge), never changed; the gauge follows
+// the workloads and its series goes when none is out of bounds any more.
+func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	deny, warn := "deny-"+suffix(), "warn-"+suffix()
+	createDeployment(t, cs, ns, "d", 20, map[string]string{"app": "d"})
+	createDeployment(t, cs, ns, "w", 20, map[string]string{"app": "w"})
+	createDeployment(t, cs, ns, "ok", 3, map[string]string{"app": "d"})
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf(`rules:
+- {name: %s, namespaces: [%s], selector: {matchLabels: {app: d}}, maxReplicas: 5, action: deny}
+- {name: %s, namespaces: [%s], selector: {matchLabels: {app: w}}, maxReplicas: 5, action: warn}
+`, deny, ns, warn, ns))
+	opts := testOptions()
+	opts.ResyncPeriod = 200 * time.Millisecond
+	run := startScaler(t, cfg, store, opts, nil, nil)
+
+	for name, rule := range map[string]string{"d": deny, "w": warn} {
+		eventually(t, 10*time.Second, func() error {
+			evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)[name]
+			if len(evs) != 1 || evs[0].Type != corev1.EventTypeWarning || !contains(evs[0].Note, "spec.replicas 20 is outside the bounds [0, 5]", fmt.Sprintf("rule %q", rule)) {
+				return fmt.Errorf("%s: ReplicasOutOfBounds events %+v", name, evs)
+			}
+			return nil
+		})
+	}
+	for rule, action := range map[string]string{deny: "deny", warn: "warn"} {
+		if v, _ := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": rule, "action": action}); v != 1 {
+			t.Errorf("out_of_bounds{rule=%s,action=%s} = %v, want 1", rule, action, v)
+		}
+	}
+	// Several resyncs later: still one Event each (no series), nothing written.
+	before := run.R.Counts().Reconciles
+	waitPass(t, cs, run.R, before)
+	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
+	time.Sleep(time.Second) // let the event broadcaster flush anything a pass recorded
+	for _, name := range []string{"d", "w"} {
+		if evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)[name]; len(evs) != 1 || evs[0].Series != nil {
+			t.Errorf("%s: after resyncs, ReplicasOutOfBounds events %+v, want exactly one, without a series", name, evs)
+		}
+		if d := getDeployment(t, cs, ns, name); *d.Spec.Replicas != 20 {
+			t.Errorf("%s was changed to %d", name, *d.Spec.Replicas)
+		}
+	}
+	if c := run.R.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 {
+		t.Errorf("counts = %+v, want no scale request", c)
+	}
+	setScale(t, cs, ns, "d", 4)
+	eventually(t, 10*time.Second, func() error {
+		if v, found := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": deny}); found {
+			return fmt.Errorf("out_of_bounds{rule=%s} = %v once in bounds, want no series", deny, v)
+		}
+		return nil
+	})
+}
+
+// --scaler-dry-run reports what clamp rules would change, once, and writes nothing.
+func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	rule := "dry-" + suffix()
+	rvs := map[string]string{}
+	for name, n := range map[string]int32{"a": 20, "b": 30, "c": 1, "ok": 3} {
+		rvs[name] = createDeployment(t, cs, ns, name, n, nil).ResourceVersion
+	}
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], minReplicas: 2, maxReplicas: 5}\n", rule, ns))
+	opts := testOptions()
+	opts.DryRun, opts.ResyncPeriod = true, 200*time.Millisecond
+	would0, _ := metric(t, "replicapolicy_scaler_dry_run_would_correct_total", map[string]string{"rule": rule})
+	run := startScaler(t, cfg, store, opts, nil, nil)
+
+	wantNotes := map[string]string{"a": "20 → 5", "b": "30 → 5", "c": "1 → 2"}
+	eventually(t, 10*time.Second, func() error {
+		evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)
+		for name, n := range wantNotes {
+			if e := evs[name]; len(e) != 1 || !contains(e[0].Note, "dry run", n, rule) {
+				return fmt.Errorf("%s: ReplicasOutOfBounds events %+v, want one saying %q", name, e, n)
+			}
+		}
+		return nil
+	})
+	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
+	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
+	time.Sleep(time.Second)
+	for name, rv := range rvs {
+		if got := getDeployment(t, cs, ns, name).ResourceVersion; got != rv {
+			t.Errorf("%s written in dry run: resourceVersion %s → %s", name, rv, got)
+		}
+	}
+	if c := run.R.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 || c.Corrections != 0 {
+		t.Errorf("counts = %+v, want no scale request", c)
+	}
+	if evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds); len(evs) != 3 || len(evs["ok"]) != 0 {
+		t.Errorf("events after resyncs: %v, want one each for a, b, c", evs)
+	}
+	if got, _ := metric(t, "replicapolicy_scaler_dry_run_would_correct_total", map[string]string{"rule": rule}); got-would0 != 3 {
+		t.Errorf("dry_run_would_correct_total{rule=%s} grew by %v, want 3 (once per workload)", rule, got-would0)
+	}
+	if v, _ := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": rule, "action": "clamp"}); v != 3 {
+		t.Errorf("out_of_bounds{rule=%s} = %v, want 3", rule, v)
+	}
+}
+
+// hookedScale wraps the scale subresource client with hooks run before its requests.
+type hookedScale struct {
+	client.SubResourceClient
+	beforeGet    func(obj client.Object)
+	beforeUpdate func(obj client.Object)
+	afterUpdate  func(err error)
+}
+
+func (h *hookedScale) Get(ctx context.Context, obj, sub client.Object, opts ...client.SubResourceGetOption) error {
+	if h.beforeGet != nil {
+		h.beforeGet(obj)
+	}
+	return h.SubResourceClient.Get(ctx, obj, sub, opts...)
+}
+
+func (h *hookedScale) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	if h.beforeUpdate != nil {
+		h.beforeUpdate(obj)
+	}
+	err := h.SubResourceClient.Update(ctx, obj, opts...)
+	if h.afterUpdate != nil {
+		h.afterUpdate(err)
+	}
+	return err
+}
+
+// Another writer changes the Deployment between the scaler's GET and UPDATE of the scale:
+// the API server answers 409 Conflict and the scaler retries at once, successfully.
+func testConflict(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	createDeployment(t, cs, ns, "web", 20, nil)
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: conflict-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
+	var bumped atomic.Bool
+	var mu sync.Mutex
+	var updateErrs []error
+	run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
+		r.ScaleClient = &hookedScale{
+			SubResourceClient: mgr.GetClient().SubResource("scale"),
+			beforeUpdate: func(obj client.Object) {
+				if bumped.Swap(true) {
+					return
+				}
+				// Bump the resourceVersion the scaler read, as a concurrent writer would.
+				d := getDeployment(t, cs, ns, obj.GetName())
+				d.Annotations = map[string]string{"bumped": "true"}
+				if _, err := cs.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
+					t.Errorf("bumping: %v", err)
+				}
+			},
+			afterUpdate: func(err error) { mu.Lock(); updateErrs = append(updateErrs, err); mu.Unlock() },
+		}
+	}, nil)
+	waitReplicas(t, cs, ns, "web", 5, 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(updateErrs) != 2 || !apierrors.IsConflict(updateErrs[0]) || updateErrs[1] != nil {
+		t.Errorf("scale updates returned %v, want a Conflict then success", updateErrs)
+	}
+	if c := run.R.Counts(); c.ScaleWrites != 2 || c.Corrections != 1 || c.Failures != 0 {
+		t.Errorf("counts = %+v, want 2 writes, 1 correction, no failure", c)
+	}
+	if d := getDeployment(t, cs, ns, "web"); d.Annotations["bumped"] != "true" {
+		t.Errorf("the other writer's change was lost: annotations %v", d.Annotations)
+	}
+}
+
+// A Deployment deleted while the scaler corrects it (before its scale GET, or between the
+// GET and the UPDATE) is not an error: no failure, no CorrectionFailed Event, no retry.
+func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	for _, when := range []string{"BeforeGet", "BeforeUpdate"} {
+		t.Run(when, func(t *testing.T) {
+			ns := newNamespace(t, cs, nil)
+			createDeployment(t, cs, ns, "doomed", 20, nil)
+			store := newStore()
+			applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: deleted-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
+			failures0, _ := metric(t, "replicapolicy_scaler_correction_failures_total", nil)
+			var deleted atomic.Bool
+			var rec *scaler.Reconciler
+			var atHook atomic.Int64 // reconciles finished when the hook ran
+			del := func(obj client.Object) {
+				if obj.GetNamespace() != ns || deleted.Swap(true) {
+					return
+				}
+				atHook.Store(rec.Counts().Reconciles)
+				if err := cs.AppsV1().Deployments(ns).Delete(context.Background(), obj.GetName(), metav1.DeleteOptions{}); err != nil {
+					t.Errorf("deleting: %v", err)
+				}
+			}
+			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
+				rec = r
+				h := &hookedScale{SubResourceClient: mgr.GetClient().SubResource("scale")}
+				if when == "BeforeGet" {
+					h.beforeGet = del
+				} else {
+					h.beforeUpdate = del
+				}
+				r.ScaleClient = h
+			}, nil)
+			eventually(t, 10*time.Second, func() error {
+				if !deleted.Load() {
+					return fmt.Errorf("the scaler did not try to correct the Deployment")
+				}
+				_, err := cs.AppsV1().Deployments(ns).Get(context.Background(), "doomed", metav1.GetOptions{})
+				if !apierrors.IsNotFound(err) {
+					return fmt.Errorf("Deployment still there: %v", err)
+				}
+				return nil
+			})
+			// The interrupted reconcile and the one the deletion event queued have finished.
+			eventually(t, 10*time.Second, func() error {
+				if got := run.R.Counts().Reconciles; got < atHook.Load()+2 {
+					return fmt.Errorf("%d reconciles since the deletion, want 2", got-atHook.Load())
+				}
+				return nil
+			})
+			time.Sleep(500 * time.Millisecond) // a failure would be retried within 500ms
+			if c := run.R.Counts(); c.Failures != 0 || c.Corrections != 0 {
+				t.Errorf("counts = %+v, want no failure and no correction", c)
+			}
+			if got, _ := metric(t, "replicapolicy_scaler_correction_failures_total", nil); got != failures0 {
+				t.Errorf("correction_failures_total grew by %v", got-failures0)
+			}
+			if evs := events(t, cs, ns, scaler.ReasonCorrectionFailed); len(evs) != 0 {
+				t.Errorf("CorrectionFailed events: %v", evs)
+			}
+		})
+	}
+}
+
+// An HPA-like writer keeps setting the replicas back out of bounds: the scaler corrects
+// ContestThreshold times, then backs off (doubling), records ReplicasContested and sets the
+// contested gauge, instead of flapping; once the other writer stops, the next probe sticks.
+func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	rule := "fight-" + suffix()
+	createDeployment(t, cs, ns, "hpa", 20, nil)
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 5}\n", rule, ns))
+	opts := testOptions()
+	opts.ContestThreshold, opts.ContestWindow, opts.ContestBackoff, opts.ContestMaxBackoff = 3, time.Minute, 2*time.Second, 8*time.Second
+	run := startScaler(t, cfg, store, opts, nil, nil)
+
+	// The other writer: every 50ms, sets the scale back to 20 through the scale subresource.
+	fightCtx, stopFight := context.WithCancel(context.Background())
+	var fighterWrites atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for fightCtx.Err() == nil {
+			s, err := cs.AppsV1().Deployments(ns).GetScale(fightCtx, "hpa", metav1.GetOptions{})
+			if err == nil && s.Spec.Replicas != 20 {
+				s.Spec.Replicas = 20
+				if _, err := cs.AppsV1().Deployments(ns).UpdateScale(fightCtx, "hpa", s, metav1.UpdateOptions{FieldManager: "fake-hpa"}); err == nil {
+					fighterWrites.Add(1)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	defer func() { stopFight(); wg.Wait() }()
+
+	eventually(t, 15*time.Second, func() error {
+		if c := run.R.Counts(); c.Contests < 1 {
+			return fmt.Errorf("not contested yet: %+v", c)
+		}
+		return nil
+	})
+	firstContest := time.Now()
+	if c := run.R.Counts(); c.Corrections != 3 {
+		t.Errorf("corrections before the first contest = %d, want 3 (the threshold)", c.Corrections)
+	}
+	if v, _ := metric(t, "replicapolicy_scaler_contested", map[string]string{"rule": rule, "kind": "Deployment"}); v != 1 {
+		t.Errorf("contested{rule=%s} = %v, want 1", rule, v)
+	}
+	eventually(t, 5*time.Second, func() error {
+		evs := events(t, cs, ns, scaler.ReasonReplicasContested)["hpa"]
+		if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning || !contains(evs[0].Note, rule, "another writer", "suspended for 2s") {
+			return fmt.Errorf("ReplicasContested events %+v", evs)
+		}
+		return nil
+	})
+
+	// Keep fighting past the first back-off (2s): one probe, reverted, then 4s of back-off.
+	time.Sleep(3500 * time.Millisecond)
+	c := run.R.Counts()
+	t.Logf("after %s of fighting: the other writer wrote %d times, the scaler corrected %d times, %d contests",
+		time.Since(firstContest).Round(time.Millisecond), fighterWrites.Load(), c.Corrections, c.Contests)
+	if c.Corrections != 4 || c.Contests != 2 {
+		t.Errorf("counts = %+v, want 4 corrections (3, then one probe) and 2 contests", c)
+	}
+
+	// The other writer stops: after the back-off the probe sticks, and the gauge clears.
+	stopFight()
+	wg.Wait()
+	waitReplicas(t, cs, ns, "hpa", 5, 10*time.Second)
+	eventually(t, 5*time.Second, func() error {
+		if v, found := metric(t, "replicapolicy_scaler_contested", map[string]string{"rule": rule}); found {
+			return fmt.Errorf("contested{rule=%s} = %v after the fight, want no series", rule, v)
+		}
+		return nil
+	})
+}
+
+// --scaler-max-corrections-per-second caps the writes: 30 violators at 10/s with a burst
+// of 5 take at least 2.5s.
+func testRateLimit(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	const n = 30
+	for i := range n {
+		createDeployment(t, cs, ns, fmt.Sprintf("v-%02d", i), 20, nil)
+	}
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: cap-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
+	opts := testOptions()
+	opts.MaxCorrectionsPerSecond, opts.CorrectionBurst = 10, 5
+	start := time.Now()
+	run := startScaler(t, cfg, store, opts, nil, nil)
+	eventually(t, 20*time.Second, func() error {
+		if c := run.R.Counts(); c.Corrections != n {
+			return fmt.Errorf("%d of %d corrected", c.Corrections, n)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	t.Logf("%d corrections at 10/s (burst 5) took %s", n, elapsed.Round(time.Millisecond))
+	if min := time.Duration(float64(n-5) / 10 * float64(time.Second)); elapsed < min-100*time.Millisecond {
+		t.Errorf("%d corrections took %s, faster than the cap allows (%s)", n, elapsed, min)
+	}
+	for i := range n {
+		if d := getDeployment(t, cs, ns, fmt.Sprintf("v-%02d", i)); *d.Spec.Replicas != 5 {
+			t.Errorf("%s has %d replicas", d.Name, *d.Spec.Replicas)
+		}
+	}
+	if c := run.R.Counts(); c.ScaleWrites != n {
+		t.Errorf("counts = %+v, want %d writes", c, n)
+	}
+}
+
+// With two instances and leader election, only the leader writes; when it stops, the
+// other takes over and corrects.
+func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: leader-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
+	leaderElection := func(o *manager.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = "replica-policy-leader"
+		o.LeaderElectionNamespace = ns
+		o.LeaderElectionReleaseOnCancel = true
+		// Short, to keep the test quick; they must satisfy lease > renew > retry × 1.2.
+		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = ptr.To(3*time.Second), ptr.To(2*time.Second), ptr.To(500*time.Millisecond)
+	}
+	a := startScaler(t, cfg, store, testOptions(), nil, leaderElection)
+	select {
+	case <-a.Mgr.Elected():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first instance was not elected")
+	}
+	b := startScaler(t, cfg, store, testOptions(), nil, leaderElection)
+
+	for i := range 5 {
+		createDeployment(t, cs, ns, fmt.Sprintf("v-%d", i), 20, nil)
+	}
+	for i := range 5 {
+		waitReplicas(t, cs, ns, fmt.Sprintf("v-%d", i), 5, 10*time.Second)
+	}
+	time.Sleep(time.Second)
+	if ca, cb := a.R.Counts(), b.R.Counts(); ca.Corrections != 5 || cb.ScaleGets != 0 || cb.ScaleWrites != 0 || cb.Reconciles != 0 {
+		t.Fatalf("leader %+v, follower %+v: want the leader to make all 5 corrections and the follower nothing", ca, cb)
+	}
+	select {
+	case <-b.Mgr.Elected():
+		t.Fatal("both instances are leaders")
+	default:
+	}
+	lease, err := cs.CoordinationV1().Leases(ns).Get(context.Background(), "replica-policy-leader", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Lease replica-policy-leader in %s: %v", ns, err)
+	}
+	t.Logf("Lease held by %s", ptr.Deref(lease.Spec.HolderIdentity, ""))
+
+	a.stop()
+	start := time.Now()
+	select {
+	case <-b.Mgr.Elected():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the second instance did not take over")
+	}
+	t.Logf("second instance elected %s after the first stopped", time.Since(start).Round(time.Millisecond))
+	createDeployment(t, cs, ns, "v-late", 30, nil)
+	waitReplicas(t, cs, ns, "v-late", 5, 10*time.Second)
+	if ca, cb := a.R.Counts(), b.R.Counts(); ca.Corrections != 5 || cb.Corrections != 1 {
+		t.Errorf("after the takeover: first %+v, second %+v; want 5 and 1 corrections", ca, cb)
+	}
+}

@@ -1,0 +1,215 @@
+package scaler
+
+import (
+	"sync"
+	"time"
+)
+
+// tracker holds what the scaler remembers per workload between reconciles: whether it is
+// out of bounds (the out_of_bounds gauge is the count of these), which report it already
+// made (so that resyncs do not repeat Events), and its recent corrections (to notice a
+// fight with another writer). Compliant, quiet workloads have no entry.
+type tracker struct {
+	threshold           int
+	window              time.Duration
+	backoff, maxBackoff time.Duration
+
+	mu        sync.Mutex
+	items     map[Request]*itemState
+	oob       map[[2]string]int // {rule, action} -> workloads
+	contested map[[2]string]int // {rule, kind} -> workloads
+}
+
+type itemState struct {
+	oob      [2]string // {rule, action} while out of bounds, zero otherwise
+	reported string    // what the last ReplicasOutOfBounds Event said, in short
+	// corrections made within the window, oldest first.
+	corrections []time.Time
+	// strikes counts contests since the workload was last left alone for a whole window;
+	// while it is not zero a single correction within the window is a contest.
+	strikes        int
+	contestedUntil time.Time
+	contested      [2]string // {rule, kind} while counted in the contested gauge
+}
+
+func newTracker(o Options) *tracker {
+	return &tracker{
+		threshold: o.ContestThreshold, window: o.ContestWindow,
+		backoff: o.ContestBackoff, maxBackoff: o.ContestMaxBackoff,
+		items:     map[Request]*itemState{},
+		oob:       map[[2]string]int{},
+		contested: map[[2]string]int{},
+	}
+}
+
+func (t *tracker) state(req Request) *itemState {
+	s, ok := t.items[req]
+	if !ok {
+		s = &itemState{}
+		t.items[req] = s
+	}
+	return s
+}
+
+// inBounds records that req is compliant (or no rule applies to it) at now.
+func (t *tracker) inBounds(req Request, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.items[req]
+	if !ok {
+		return
+	}
+	t.setOOB(s, [2]string{})
+	t.setContested(s, [2]string{})
+	s.reported = ""
+	t.prune(s, now)
+	if len(s.corrections) == 0 && s.strikes == 0 {
+		delete(t.items, req)
+	}
+}
+
+// outOfBounds records that req is outside the bounds of rule, whose action is action.
+func (t *tracker) outOfBounds(req Request, rule, action string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setOOB(t.state(req), [2]string{rule, action})
+}
+
+// firstReport reports whether report differs from the last one made for req, and
+// remembers it: an out-of-bounds Event is recorded once per workload, value and rule.
+func (t *tracker) firstReport(req Request, report string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.state(req)
+	if s.reported == report {
+		return false
+	}
+	s.reported = report
+	return true
+}
+
+// admission is the tracker's answer to "may req be corrected now?".
+type admission struct {
+	// ok: correct it now.
+	ok bool
+	// wait: the workload is contested; ask again after wait.
+	wait time.Duration
+	// contested: it became contested just now (record an Event); backoff is how long.
+	contested bool
+	backoff   time.Duration
+	// recent is the number of corrections that made it contested.
+	recent int
+}
+
+// admit decides whether req, out of bounds under rule, may be corrected at now. label is
+// {rule, kind} for the contested gauge.
+func (t *tracker) admit(req Request, label [2]string, now time.Time) admission {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.state(req)
+	if now.Before(s.contestedUntil) {
+		t.setContested(s, label)
+		return admission{wait: s.contestedUntil.Sub(now)}
+	}
+	// The back-off is over: no longer counted as contested; one probe correction follows.
+	t.setContested(s, [2]string{})
+	t.prune(s, now)
+	limit := t.threshold
+	if s.strikes > 0 {
+		limit = 1
+	}
+	if len(s.corrections) < limit {
+		return admission{ok: true}
+	}
+	s.strikes++
+	backoff := t.backoff
+	for i := 1; i < s.strikes && backoff < t.maxBackoff; i++ {
+		backoff *= 2
+	}
+	backoff = min(backoff, t.maxBackoff)
+	recent := len(s.corrections)
+	s.contestedUntil = now.Add(backoff)
+	s.corrections = nil
+	t.setContested(s, label)
+	return admission{wait: backoff, contested: true, backoff: backoff, recent: recent}
+}
+
+// corrected records a correction of req at now.
+func (t *tracker) corrected(req Request, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.state(req)
+	s.corrections = append(s.corrections, now)
+}
+
+// prune drops corrections older than the window and forgives past contests once a whole
+// window has passed since the last back-off ended without a correction.
+func (t *tracker) prune(s *itemState, now time.Time) {
+	cut := now.Add(-t.window)
+	i := 0
+	for i < len(s.corrections) && !s.corrections[i].After(cut) {
+		i++
+	}
+	s.corrections = s.corrections[i:]
+	if s.strikes > 0 && len(s.corrections) == 0 && now.After(s.contestedUntil.Add(t.window)) {
+		s.strikes = 0
+	}
+}
+
+// forget drops everything known about req (deleted, exempt, or being deleted).
+func (t *tracker) forget(req Request) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.items[req]; ok {
+		t.setOOB(s, [2]string{})
+		t.setContested(s, [2]string{})
+		delete(t.items, req)
+	}
+}
+
+// reset forgets every workload and withdraws this tracker's gauge series: the scaler
+// stopped (lost leadership, shutdown) and another instance will report.
+func (t *tracker) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.items {
+		t.setOOB(s, [2]string{})
+		t.setContested(s, [2]string{})
+	}
+	t.items = map[Request]*itemState{}
+}
+
+// Counts of workloads per label set are kept here and mirrored into the gauges; a series
+// whose count drops to zero is deleted, so that a rule removed from the policy disappears.
+
+func (t *tracker) setOOB(s *itemState, to [2]string) {
+	if s.oob == to {
+		return
+	}
+	move(t.oob, s.oob, to, outOfBounds.WithLabelValues, outOfBounds.DeleteLabelValues)
+	s.oob = to
+}
+
+func (t *tracker) setContested(s *itemState, to [2]string) {
+	if s.contested == to {
+		return
+	}
+	move(t.contested, s.contested, to, contestedGauge.WithLabelValues, contestedGauge.DeleteLabelValues)
+	s.contested = to
+}
+
+func move[G interface{ Set(float64) }](counts map[[2]string]int, from, to [2]string, series func(...string) G, del func(...string) bool) {
+	if from != ([2]string{}) {
+		counts[from]--
+		if counts[from] <= 0 {
+			delete(counts, from)
+			del(from[0], from[1])
+		} else {
+			series(from[0], from[1]).Set(float64(counts[from]))
+		}
+	}
+	if to != ([2]string{}) {
+		counts[to]++
+		series(to[0], to[1]).Set(float64(counts[to]))
+	}
+}

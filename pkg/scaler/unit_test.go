@@ -1,0 +1,209 @@
+package scaler
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+func compile(t *testing.T, doc string) *policy.Snapshot {
+	t.Helper()
+	s, err := policy.Load([]byte(doc), policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEvaluate(t *testing.T) {
+	snap := compile(t, `
+apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+exemptNamespaces: [kube-system]
+rules:
+- name: web
+  namespaces: [prod]
+  selector: {matchLabels: {app: web}}
+  minReplicas: 2
+  maxReplicas: 10
+- name: batch
+  namespaces: [prod]
+  minReplicas: 1
+  allowZero: true
+  action: deny
+- name: by-label
+  namespaceSelector: {matchLabels: {env: prod}}
+  maxReplicas: 3
+  action: warn
+default: {maxReplicas: 50}
+`)
+	i32 := func(v int32) *int32 { return &v }
+	web := map[string]string{"app": "web"}
+	for _, tc := range []struct {
+		name     string
+		w        policy.Workload
+		replicas *int32
+		rule     string // "" when no rule applies
+		from, to int32
+		unknown  bool
+	}{
+		{"clamped to max", policy.Workload{Namespace: "prod", Labels: web}, i32(50), "web", 50, 10, false},
+		{"raised to min", policy.Workload{Namespace: "prod", Labels: web}, i32(1), "web", 1, 2, false},
+		{"zero is below min", policy.Workload{Namespace: "prod", Labels: web}, i32(0), "web", 0, 2, false},
+		{"in bounds", policy.Workload{Namespace: "prod", Labels: web}, i32(5), "web", 5, 5, false},
+		{"nil replicas is 1, below min", policy.Workload{Namespace: "prod", Labels: web}, nil, "web", 1, 2, false},
+		{"allowZero", policy.Workload{Namespace: "prod"}, i32(0), "batch", 0, 0, false},
+		{"deny rule, in bounds", policy.Workload{Namespace: "prod", Labels: map[string]string{"app": "x"}}, i32(7), "batch", 7, 7, false},
+		{"default", policy.Workload{Namespace: "dev"}, i32(60), policy.DefaultRuleName, 60, 50, false},
+		{"exempt", policy.Workload{Namespace: "kube-system"}, i32(60), "", 60, 60, false},
+		{"always exempt", policy.Workload{Namespace: "replica-policy-system"}, i32(60), "", 60, 60, false},
+		{"namespace labels", policy.Workload{Namespace: "qa", NamespaceLabels: map[string]string{"env": "prod"}}, i32(5), "by-label", 5, 3, false},
+		{"namespace labels unknown", policy.Workload{Namespace: "qa", NamespaceLabelsUnknown: true}, i32(5), "by-label", 5, 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := evaluate(snap.Match(tc.w), tc.replicas)
+			rule := ""
+			if v.rule != nil {
+				rule = v.rule.Name
+			}
+			if rule != tc.rule || v.from != tc.from || v.to != tc.to || (v.unknown != "") != tc.unknown {
+				t.Errorf("evaluate = rule %q %d → %d unknown %q; want rule %q %d → %d unknown %v", rule, v.from, v.to, v.unknown, tc.rule, tc.from, tc.to, tc.unknown)
+			}
+			if want := tc.rule != "" && !tc.unknown && tc.from != tc.to; v.outOfBounds() != want {
+				t.Errorf("outOfBounds = %v, want %v", v.outOfBounds(), want)
+			}
+		})
+	}
+}
+
+func TestTrackerContest(t *testing.T) {
+	o := DefaultOptions()
+	o.ContestThreshold, o.ContestWindow, o.ContestBackoff, o.ContestMaxBackoff = 3, 10*time.Minute, time.Minute, 3*time.Minute
+	tr := newTracker(o)
+	req := Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: "unit-contest"}}
+	label := [2]string{"unit-contest-rule", "Deployment"}
+	t0 := time.Unix(1_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	// Three corrections within the window are allowed.
+	for i := range 3 {
+		now := at(time.Duration(i) * time.Second)
+		if a := tr.admit(req, label, now); !a.ok {
+			t.Fatalf("correction %d refused: %+v", i+1, a)
+		}
+		tr.corrected(req, now)
+	}
+	// The fourth is a contest: first back-off.
+	a := tr.admit(req, label, at(3*time.Second))
+	if a.ok || !a.contested || a.backoff != time.Minute || a.recent != 3 {
+		t.Fatalf("4th admission = %+v, want contested for 1m after 3 corrections", a)
+	}
+	if got := tr.contested[label]; got != 1 {
+		t.Errorf("contested count = %d, want 1", got)
+	}
+	// During the back-off: wait, no new contest.
+	a = tr.admit(req, label, at(33*time.Second))
+	if a.ok || a.contested || a.wait != 30*time.Second {
+		t.Fatalf("admission during back-off = %+v, want wait 30s", a)
+	}
+	// After it: one probe correction.
+	probe := at(time.Minute + 4*time.Second)
+	if a = tr.admit(req, label, probe); !a.ok {
+		t.Fatalf("probe refused: %+v", a)
+	}
+	if got := tr.contested[label]; got != 0 {
+		t.Errorf("contested count after back-off = %d, want 0", got)
+	}
+	tr.corrected(req, probe)
+	// Reverted again within the window: contested at once, for twice as long.
+	if a = tr.admit(req, label, probe.Add(time.Second)); !a.contested || a.backoff != 2*time.Minute {
+		t.Fatalf("after a reverted probe = %+v, want contested for 2m", a)
+	}
+	// Third contest: 4m, capped at 3m.
+	probe = probe.Add(time.Second + 2*time.Minute)
+	if a = tr.admit(req, label, probe); !a.ok {
+		t.Fatalf("second probe refused: %+v", a)
+	}
+	tr.corrected(req, probe)
+	if a = tr.admit(req, label, probe.Add(time.Second)); !a.contested || a.backoff != 3*time.Minute {
+		t.Fatalf("third contest = %+v, want capped at 3m", a)
+	}
+	end := probe.Add(time.Second + 3*time.Minute)
+	// The other writer stops: the probe sticks, and the workload is compliant from then on.
+	if a = tr.admit(req, label, end); !a.ok {
+		t.Fatalf("third probe refused: %+v", a)
+	}
+	tr.corrected(req, end)
+	tr.inBounds(req, end.Add(time.Second))
+	if _, ok := tr.items[req]; !ok {
+		t.Fatal("state dropped while the probe is within the window")
+	}
+	// A whole window later it is forgiven: three corrections are allowed again.
+	tr.inBounds(req, end.Add(o.ContestWindow+time.Second))
+	if _, ok := tr.items[req]; ok {
+		t.Fatal("state kept after a quiet window")
+	}
+	later := end.Add(o.ContestWindow + time.Minute)
+	for i := range 3 {
+		if a = tr.admit(req, label, later); !a.ok {
+			t.Fatalf("correction %d after forgiveness refused: %+v", i+1, a)
+		}
+		tr.corrected(req, later)
+	}
+}
+
+func TestTrackerGauges(t *testing.T) {
+	tr := newTracker(DefaultOptions())
+	r := func(name string) Request {
+		return Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}}
+	}
+	a, d := [2]string{"unit-gauge-a", "deny"}, [2]string{"unit-gauge-b", "clamp"}
+	tr.outOfBounds(r("1"), a[0], a[1])
+	tr.outOfBounds(r("2"), a[0], a[1])
+	tr.outOfBounds(r("2"), a[0], a[1]) // repeated: counted once
+	tr.outOfBounds(r("3"), d[0], d[1])
+	if tr.oob[a] != 2 || tr.oob[d] != 1 {
+		t.Fatalf("counts = %v", tr.oob)
+	}
+	tr.outOfBounds(r("2"), d[0], d[1]) // moved to another rule
+	tr.inBounds(r("1"), time.Now())
+	tr.forget(r("3"))
+	if _, ok := tr.oob[a]; ok || tr.oob[d] != 1 {
+		t.Fatalf("counts = %v, want only %v: 1", tr.oob, d)
+	}
+	if !tr.firstReport(r("2"), "x") || tr.firstReport(r("2"), "x") || !tr.firstReport(r("2"), "y") {
+		t.Error("firstReport does not report each new value once")
+	}
+	tr.reset()
+	if len(tr.oob) != 0 || len(tr.items) != 0 {
+		t.Fatalf("after reset: counts %v, items %d", tr.oob, len(tr.items))
+	}
+}
+
+func TestOptions(t *testing.T) {
+	o := DefaultOptions()
+	if err := o.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse([]string{"--scaler-dry-run", "--scaler-resync-period=30s", "--scaler-max-corrections-per-second=2.5", "--scaler-contest-threshold=5"}); err != nil {
+		t.Fatal(err)
+	}
+	if !o.DryRun || o.ResyncPeriod != 30*time.Second || o.MaxCorrectionsPerSecond != 2.5 || o.ContestThreshold != 5 || o.CorrectionBurst != DefaultOptions().CorrectionBurst {
+		t.Errorf("parsed options = %+v", o)
+	}
+	bad := Options{ResyncPeriod: -1, ContestBackoff: time.Hour, ContestMaxBackoff: time.Minute}
+	err := bad.Validate()
+	for _, flagName := range []string{"--scaler-resync-period", "--scaler-max-corrections-per-second", "--scaler-correction-burst", "--scaler-workers", "--scaler-contest-threshold", "--scaler-contest-window", "--scaler-contest-max-backoff"} {
+		if err == nil || !strings.Contains(err.Error(), flagName) {
+			t.Errorf("Validate() = %v, want a complaint about %s", err, flagName)
+		}
+	}
+}
