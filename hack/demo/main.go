@@ -121,7 +121,8 @@ spec:
 	if _, err := k(tightened, "apply", "-f", "-"); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	applied := time.Now()
+	deadline := applied.Add(30 * time.Second)
 	for {
 		out, _ := c.KubectlCmd(ctx, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")
 		if strings.TrimSpace(out) == "5" {
@@ -132,8 +133,12 @@ spec:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := k("", "-n", "prod", "get", "events", "--field-selector", "reason=ReplicasCorrected", "-o", "custom-columns=OBJECT:.regarding.name,REASON:.reason,MESSAGE:.note"); err != nil {
-		if _, err := k("", "-n", "prod", "get", "events", "--field-selector", "reason=ReplicasCorrected"); err != nil {
+	fmt.Printf("    corrected within %v\n", time.Since(applied).Round(10*time.Millisecond))
+	for _, args := range [][]string{
+		{"-n", "prod", "get", "deployment", "web", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"},
+		{"-n", "prod", "get", "events", "--field-selector", "reason=ReplicasCorrected", "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message"},
+	} {
+		if _, err := k("", args...); err != nil {
 			return err
 		}
 	}
