@@ -1,0 +1,145 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	o := NewOptions()
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("defaults are invalid: %v", err)
+	}
+	// The interfaces contract's defaults.
+	for flagName, want := range map[string]string{
+		"port": "9443", "metrics-bind-address": ":8080", "health-probe-bind-address": ":8081",
+		"policy-namespace": "replica-policy-system", "policy-configmap": "replica-policy",
+		"leader-elect": "false", "enable-scaler": "true",
+	} {
+		f := fs.Lookup(flagName)
+		if f == nil {
+			t.Errorf("flag --%s is missing", flagName)
+			continue
+		}
+		if f.DefValue != want {
+			t.Errorf("--%s defaults to %q, want %q", flagName, f.DefValue, want)
+		}
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	o := NewOptions()
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	o.AddFlags(fs)
+	err := fs.Parse([]string{
+		"--port=70000", "--metrics-bind-address=nope", "--policy-namespace=Not_A_Namespace",
+		"--policy-configmap=", "--cert-dir=", "--shutdown-delay=-1s", "--scaler-max-corrections-per-second=0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.Validate()
+	if err == nil {
+		t.Fatal("invalid options were accepted")
+	}
+	for _, part := range []string{"--port 70000", "--metrics-bind-address", "--policy-namespace", "--policy-configmap", "--cert-dir", "--shutdown-delay", "--scaler-max-corrections-per-second"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error does not name %s:\n%v", part, err)
+		}
+	}
+}
+
+func TestMetricsCanBeDisabled(t *testing.T) {
+	o := NewOptions()
+	o.MetricsBindAddress = "0"
+	if err := o.Validate(); err != nil {
+		t.Fatalf("--metrics-bind-address=0 must disable metrics, got %v", err)
+	}
+}
+
+func TestCheckCertDirNamesTheMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	err := checkCertDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "tls.crt") || !strings.Contains(err.Error(), "go run ./certs") {
+		t.Fatalf("missing certificate: got %v, want an error naming tls.crt and the certs tool", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkCertDir(dir); err == nil || !strings.Contains(err.Error(), "tls.key") {
+		t.Fatalf("missing key: got %v, want an error naming tls.key", err)
+	}
+}
+
+func writeKubeconfig(t *testing.T, path, server string) {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "t"}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	cfg.CurrentContext = "c"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestConfigOrder checks the contract's order: --kubeconfig, $KUBECONFIG, in-cluster,
+// ~/.kube/config. The in-cluster case is exercised by test/e2e, which runs the binary with
+// a ServiceAccount's files mounted where client-go reads them.
+func TestRestConfigOrder(t *testing.T) {
+	dir := t.TempDir()
+	flagFile, envFile := filepath.Join(dir, "flag"), filepath.Join(dir, "env")
+	writeKubeconfig(t, flagFile, "https://flag.example:6443")
+	writeKubeconfig(t, envFile, "https://env.example:6443")
+	home := filepath.Join(dir, "home")
+	writeKubeconfig(t, filepath.Join(home, ".kube", "config"), "https://home.example:6443")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a cluster
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	t.Setenv("HOME", home)
+	old := clientcmd.RecommendedHomeFile
+	clientcmd.RecommendedHomeFile = filepath.Join(home, ".kube", "config")
+	t.Cleanup(func() { clientcmd.RecommendedHomeFile = old })
+
+	t.Setenv("KUBECONFIG", envFile)
+	for _, tc := range []struct{ flag, want string }{
+		{flagFile, "https://flag.example:6443"},
+		{"", "https://env.example:6443"},
+	} {
+		cfg, _, err := restConfig(tc.flag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Host != tc.want {
+			t.Errorf("restConfig(%q) host = %s, want %s", tc.flag, cfg.Host, tc.want)
+		}
+	}
+	t.Setenv("KUBECONFIG", "")
+	cfg, source, err := restConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "https://home.example:6443" || !strings.Contains(source, ".kube/config") {
+		t.Errorf("outside a cluster without a kubeconfig: host %s from %s, want ~/.kube/config", cfg.Host, source)
+	}
+	clientcmd.RecommendedHomeFile = filepath.Join(dir, "nowhere", "config")
+	if _, _, err := restConfig(""); err == nil || !strings.Contains(err.Error(), "not in a cluster") {
+		t.Errorf("no configuration at all: got %v, want a clear error", err)
+	}
+	if _, _, err := restConfig(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("--kubeconfig to a missing file: got %v, want an error naming it", err)
+	}
+}
