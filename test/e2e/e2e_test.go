@@ -1,36 +1,30 @@
 // Package e2e runs the built webhook binary against a local control plane, installed with
 // the manifests and kubectl as a user installs it, and checks what a user sees.
+//
+// Every test here except TestBuildIsStatic needs kubectl (the machine's, or the one
+// `hack/controlplane.sh --with-kubectl` builds) and fails saying so where there is none.
+//
+//	e2e_test.go            the build, and a first install-and-scale
+//	leastprivilege_test.go the binary under exactly the manifests' RBAC; what that RBAC allows
+//	memory_test.go         peak RSS with 5,000 Deployments (skipped with -short)
+//	manifests_test.go      the manifests as the real API server sees them (dry-run, apply)
+//	demo_test.go           the demo with assertions, certificate rotation under load,
+//	                       the in-cluster configuration, SIGTERM
 package e2e
 
 import (
 	"context"
 	"debug/elf"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
 	"github.com/replica-policy/replica-policy/test/localcluster"
 )
 
-// buildBinary builds the webhook with exactly the Makefile target the Dockerfile runs.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Fatal("make is required to build the binary the way the Dockerfile does")
-	}
-	out := filepath.Join(t.TempDir(), "webhook")
-	cmd := exec.Command("make", "-C", controlplane.RepoRoot(), "build", "OUT="+out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, b)
-	}
-	return out
-}
-
 func TestBuildIsStatic(t *testing.T) {
-	bin := buildBinary(t)
+	bin := webhookBinary(t)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -50,35 +44,8 @@ func TestBuildIsStatic(t *testing.T) {
 	}
 }
 
-func startCluster(t *testing.T) *localcluster.Cluster {
-	t.Helper()
-	ctx := context.Background()
-	c, err := localcluster.Start(ctx, localcluster.Options{Dir: t.TempDir(), Log: testWriter{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func kubectl(t *testing.T, c *localcluster.Cluster, args ...string) string {
-	t.Helper()
-	out, err := c.KubectlCmd(context.Background(), args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
 func TestInstallAndUse(t *testing.T) {
-	bin := buildBinary(t)
+	bin := webhookBinary(t)
 	c := startCluster(t)
 	ctx := context.Background()
 	w, err := c.RunWebhook(ctx, localcluster.WebhookOptions{Binary: bin})
@@ -91,9 +58,9 @@ func TestInstallAndUse(t *testing.T) {
 		}
 	})
 	kubectl(t, c, "create", "namespace", "prod")
-	kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image=registry.k8s.io/pause:3.10", "--replicas=3")
+	kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+pauseImage, "--replicas=3")
 	kubectl(t, c, "-n", "prod", "label", "deployment", "web", "app=web")
-	time.Sleep(time.Second) // the label reaches the webhook's cache
+	waitClampReady(t, c, "prod", "web", 40)
 	out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
 	t.Log(out)
 	got := strings.TrimSpace(kubectl(t, c, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"))

@@ -1,0 +1,80 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/replica-policy/replica-policy/test/controlplane"
+)
+
+// StartBare starts a control plane, copies manifests/ to o.Dir/manifests and generates
+// certificates into the copy with the certs tool (certsArgs are extra flags, e.g.
+// "--extra-san", "127.0.0.1"; none gives what `go run ./certs` gives a user), but applies
+// nothing: tests of the manifests themselves apply what they check. Cluster.Port is
+// o.Port as given (no free port is picked: no overlay points at it).
+func StartBare(ctx context.Context, o Options, certsArgs ...string) (*Cluster, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	kubectl, err := findKubectl()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: o.Dir, Port: o.Port, Kubectl: kubectl, log: o.Log}
+	c.progress("starting kube-apiserver and etcd")
+	env, err := controlplane.New(controlplane.Options{})
+	if err != nil {
+		return nil, err
+	}
+	c.Env = env
+	c.AdminKubeconfig = filepath.Join(o.Dir, "admin.kubeconfig")
+	if err := env.AdminKubeconfig(c.AdminKubeconfig); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	c.Manifests = filepath.Join(o.Dir, "manifests")
+	c.CertDir = filepath.Join(c.Manifests, "certs")
+	c.progress("copying manifests/ to %s", c.Manifests)
+	if err := CopyManifests(c.Manifests); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	c.progress("generating a CA and a serving certificate with the certs tool %v", certsArgs)
+	if _, err := GenerateCerts(ctx, c.CertDir, certsArgs...); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// CopyManifests copies the checkout's manifests/ to dst, without any certificate or key
+// generated in the checkout: dst/certs holds only the checked-in kustomization.yaml.
+func CopyManifests(dst string) error {
+	return copyTree(filepath.Join(controlplane.RepoRoot(), "manifests"), dst)
+}
+
+// GenerateCerts runs the certs tool (`go run ./certs --out-dir outDir args...`) from the
+// repository root and returns its output. Rerun on a folder that holds a CA, it keeps the CA
+// and issues a new serving certificate, as the manifests' rotation procedure does.
+func GenerateCerts(ctx context.Context, outDir string, args ...string) (string, error) {
+	out, err := run(ctx, controlplane.RepoRoot(), "go", append([]string{"run", "./certs", "--out-dir", outDir}, args...)...)
+	if err != nil {
+		return out, fmt.Errorf("certs tool: %w\n%s", err, out)
+	}
+	return out, nil
+}
+
+// LocalOverlay is the kustomization Start applied: the manifests' local overlay with the
+// webhook URLs pointing at Cluster.Port. `kubectl apply -k` it again to restore what a test
+// deleted (the webhook configurations, the policy).
+func (c *Cluster) LocalOverlay() string { return filepath.Join(c.Dir, "overlay") }
+
+// FindKubectl returns the kubectl the clusters use: the machine's, else the one
+// hack/controlplane.sh --with-kubectl builds; the error says how to get one.
+func FindKubectl() (string, error) { return findKubectl() }
