@@ -84,6 +84,12 @@ type Decision struct {
 // At Validate: clamp and deny reject what is still outside the bounds (a later mutation
 // undid the clamp, or the mutating webhook did not run), warn allows with a warning.
 func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
+	// A negative count is invalid, and the API server's validation, which runs after the
+	// mutating webhooks, rejects it with its own message. Clamping it to a minimum would
+	// turn a broken request (an autoscaler's arithmetic gone wrong) into an accepted one.
+	if req.Replicas < 0 {
+		return Decision{Allowed: true, Outcome: OutcomeAllowed}
+	}
 	if req.Operation == admissionv1.Update && req.OldReplicas != nil && *req.OldReplicas == req.Replicas {
 		return Decision{Allowed: true, Outcome: OutcomeUnchanged}
 	}

@@ -3,11 +3,13 @@ package admission
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "replicapolicy_admission_decisions_total",
-	Help: "Admission decisions by webhook (mutate, validate), kind (Deployment, Scale, ConfigMap), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
+	Help: "Admission decisions by webhook (mutate, validate), kind (Deployment, Scale, ConfigMap, other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
 }, []string{"webhook", "kind", "rule", "action", "outcome"})
 
 func init() {
@@ -15,5 +17,21 @@ func init() {
 }
 
 func observe(stage Stage, kind, rule, action, outcome string) {
-	decisions.WithLabelValues(string(stage), kind, rule, action, outcome).Inc()
+	decisions.WithLabelValues(string(stage), kindLabel(kind), rule, action, outcome).Inc()
+}
+
+// kindLabel keeps the kind label to a known set. For a bad or unhandled request the kind
+// is whatever the request says, and anything that reaches the webhook's port can say
+// anything: every new value would be a new series, kept for the life of the process.
+func kindLabel(kind string) string {
+	switch kind {
+	case "", "Scale", "ConfigMap":
+		return kind
+	}
+	for _, k := range workload.Kinds {
+		if k.Kind == kind {
+			return kind
+		}
+	}
+	return "other"
 }

@@ -35,6 +35,25 @@ func (e *InvalidError) Error() string {
 // errors named by their path, as are values of the wrong type and a second YAML document.
 // It neither validates nor defaults; see Validate and Compile.
 func Parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
+	p, errs := parse(data)
+	for _, e := range errs {
+		e.Field = printable(e.Field)
+	}
+	return p, errs
+}
+
+// printable escapes what cannot be printed (a newline, a NUL) in a field path, which names
+// the document's own keys (`"a\nb": 1`), so that every error stays one readable line in
+// kubectl's output and in Events.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
+func parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
 	if n := countDocuments(data); n == 0 {
 		return nil, field.ErrorList{field.Required(field.NewPath(ConfigMapKey), "the policy document is empty")}
 	} else if n > 1 {
