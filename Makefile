@@ -31,6 +31,51 @@ lint: ## go vet, and fail on files gofmt would change.
 test: lint ## Run every test against a real kube-apiserver (builds it the first time).
 	@assets=$$(hack/controlplane.sh) && echo "control plane: $$assets" && \
 	KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
+	@$(MAKE) --no-print-directory bench BRIEF=1
+
+# Fuzz targets are found by name (func FuzzX in a _test.go file); Go fuzzes one target per
+# run. FUZZTIME is per target; make test fuzzes each for FUZZ_SMOKE. Minimizing each new
+# interesting input takes up to a minute by default (the AdmissionReview seeds are large),
+# which would leave a short run no time to explore: FUZZMINIMIZETIME caps it.
+FUZZTIME ?= 5m
+FUZZ_SMOKE ?= 10s
+FUZZMINIMIZETIME ?= 5s
+
+.PHONY: fuzz
+fuzz: ## Fuzz every target for FUZZTIME (5m) each; a failing input lands in testdata/fuzz/: fix the bug, commit the input.
+	@grep -rHo --include='*_test.go' --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*' . | sort | while IFS=: read -r file fn; do \
+	  pkg=./$$(dirname "$${file#./}"); name=$${fn#func }; \
+	  echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
+	  if ! out=$$(go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg 2>&1); then \
+	    if grep -q 'Failing input written' <<<"$$out" || ! grep -q '^    context deadline exceeded' <<<"$$out"; then echo "$$out"; exit 1; fi; \
+	    echo "  the run ended on Go 1.26's own fuzztime deadline race (go.dev/issue/75804), not on an input"; \
+	  fi; \
+	  grep '^fuzz: elapsed' <<<"$$out" | tail -1 | sed 's/^/  /'; \
+	done
+
+.PHONY: reliability
+reliability: ## Fault injection, long versions (RELIABILITY_LONG=1; make test runs the short ones): see docs/reliability.md.
+	@mkdir -p bin && assets=$$(hack/controlplane.sh) && echo "control plane: $$assets" && \
+	rc=0 && RELIABILITY_LONG=1 KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) -count=1 -timeout 60m -v ./test/reliability \
+	  >bin/reliability.log 2>&1 || rc=$$?; \
+	grep -E 'FIGURE|^ *--- |^(ok|FAIL)' bin/reliability.log || true; \
+	if [ $$rc -ne 0 ]; then echo "reliability tests failed: the whole log is bin/reliability.log"; fi; exit $$rc
+
+# BRIEF=1 runs every benchmark of the repository once, with tiny counts, and the report's
+# end-to-end driver in a smoke mode, so that none can rot (make test does; the figures mean
+# nothing). Without it, the full suite writes docs/benchmarks.md.
+BRIEF ?=
+
+.PHONY: bench
+bench: build ## Run the benchmark suite (about 10 minutes on 2 cores) and write docs/benchmarks.md; BRIEF=1: each benchmark once, briefly.
+	@assets=$$(hack/controlplane.sh) && export KUBEBUILDER_ASSETS=$$assets && \
+	if [ -n "$(BRIEF)" ]; then \
+	  go test -run '^$$' -bench . -benchtime 1x ./... && \
+	  go run ./bench/cmd/report --brief --binary $(OUT) >bin/bench-brief.md && echo "bench: brief report in bin/bench-brief.md"; \
+	else \
+	  BENCH_COMMAND="make bench" go run ./bench/cmd/report --binary $(OUT) --out docs/benchmarks.md; \
+	fi
 
 .PHONY: clean
 clean: ## Remove build output (the control plane cache stays: see hack/controlplane.sh).

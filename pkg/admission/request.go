@@ -29,6 +29,11 @@ func decodeReplicaFields(raw []byte, what string) (*replicaFields, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("the request carries no %s", what)
 	}
+	// The fast path reads the object once; anything it does not fully understand is
+	// decoded by encoding/json, which stays the reference (fields.go).
+	if f, err := scanReplicaFields(raw); err == nil {
+		return f, nil
+	}
 	f := &replicaFields{}
 	if err := json.Unmarshal(raw, f); err != nil {
 		return nil, fmt.Errorf("decoding the %s: %w", what, err)

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc CPU times: 100 on every Linux architecture Go
+// supports.
+const clockTicks = 100
+
+// OtherCPU measures how much of the machine's CPU went to processes outside this one's
+// process tree (the control plane, the webhook and kubectl are children of it): the
+// figures of a run are only comparable when that is small.
+type OtherCPU struct {
+	mu              sync.Mutex
+	lastTotal       float64 // busy CPU seconds of the machine
+	lastOurs        map[int]float64
+	otherSec, wallS float64
+	last            time.Time
+	stop            chan struct{}
+	done            chan struct{}
+}
+
+// StartOtherCPU samples every interval until Stop.
+func StartOtherCPU(interval time.Duration) *OtherCPU {
+	o := &OtherCPU{stop: make(chan struct{}), done: make(chan struct{})}
+	o.lastTotal, o.lastOurs, o.last = machineBusy(), ourTree(), time.Now()
+	go func() {
+		defer close(o.done)
+		for {
+			select {
+			case <-o.stop:
+				o.sample()
+				return
+			case <-time.After(interval):
+				o.sample()
+			}
+		}
+	}()
+	return o
+}
+
+func (o *OtherCPU) sample() {
+	total, ours, now := machineBusy(), ourTree(), time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	oursDelta := 0.0
+	for pid, t := range ours {
+		oursDelta += t - o.lastOurs[pid] // a new process counts from 0
+	}
+	if d := (total - o.lastTotal) - oursDelta; d > 0 {
+		o.otherSec += d
+	}
+	o.wallS += now.Sub(o.last).Seconds()
+	o.lastTotal, o.lastOurs, o.last = total, ours, now
+}
+
+// Stop ends the sampling and returns the average share of all cores that other processes
+// used, 0 to 1.
+func (o *OtherCPU) Stop(cores int) float64 {
+	close(o.stop)
+	<-o.done
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.wallS == 0 {
+		return 0
+	}
+	return o.otherSec / (o.wallS * float64(cores))
+}
+
+// machineBusy is the machine's busy CPU time in seconds, from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	busy := 0.0
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
+}
+
+// ourTree returns the CPU seconds (user+system) of this process and its descendants.
+func ourTree() map[int]float64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parent := map[int]int{}
+	cpu := map[int]float64{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command may hold spaces and parentheses: fields start after the last ')'.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		parent[pid], cpu[pid] = ppid, (ut+st)/clockTicks
+	}
+	self := os.Getpid()
+	ours := map[int]float64{}
+	for pid := range cpu {
+		for p, hops := pid, 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
+			if p == self {
+				ours[pid] = cpu[pid]
+				break
+			}
+		}
+	}
+	return ours
+}

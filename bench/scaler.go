@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ScalerResult is the scaler and memory benchmark at one cluster size.
+type ScalerResult struct {
+	// Deployments in the scaler's namespace; all of them violate the policy after the change.
+	Deployments int
+	// Created is how long creating the new ones took (set-up, not a figure of the product).
+	Created time.Duration
+	// Ready is how long the freshly started binary took to be ready (caches synced).
+	Ready time.Duration
+	// MemoryStart is the binary's memory once it has started and passed over every
+	// Deployment; MemoryAfter once it has corrected them all.
+	MemoryStart, MemoryAfter Memory
+	// Scaler: time from the policy change until every violator was corrected, and the
+	// scale UPDATE requests kube-apiserver counted meanwhile.
+	ScalerTime   time.Duration
+	ScalerWrites int64
+	// ScalerGets and ScalerEvents are the scale GETs and the Event writes (creates and
+	// patches, both API groups) kube-apiserver counted over the same time.
+	ScalerGets, ScalerEvents int64
+	// Raw: a tight loop of UpdateScale calls over the same Deployments, at the scaler's
+	// number of workers (the floor), and the writes counted.
+	RawTime        time.Duration
+	RawWrites      int64
+	RawConcurrency int
+	// RawGetUpdate: the same loop doing what the scaler does per correction, a GET of the
+	// scale subresource and then the UPDATE: the floor for the scaler's protocol.
+	RawGetUpdateTime time.Duration
+	// OutOfBounds is the number of Deployments still above the bound after the scaler ran.
+	OutOfBounds int
+}
+
+// ScalerWorkers is the scaler's default number of workers (pkg/scaler DefaultOptions); the
+// raw loop runs at the same concurrency.
+const ScalerWorkers = 4
+
+// RunScaler grows the scaler's namespace to each size in turn and measures, with a freshly
+// started binary each time: its memory, the scaler correcting every Deployment after a
+// policy change, and the raw UpdateScale floor over the same Deployments.
+func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration) ([]ScalerResult, error) {
+	var results []ScalerResult
+	have := 0
+	// Each size tightens the bound below every value the Deployments hold: new ones are
+	// created at 5 replicas, the first pass bounds them to 3 and the floor writes 2, the
+	// second bounds everything to 1 and the floor writes 0.
+	bounds := []int32{3, 1}
+	for i, n := range sizes {
+		if i >= len(bounds) {
+			return results, fmt.Errorf("at most %d sizes", len(bounds))
+		}
+		r := ScalerResult{Deployments: n, RawConcurrency: ScalerWorkers}
+		// Stop the binary while the new Deployments arrive; they are inside the bound until
+		// the policy changes.
+		if err := e.Webhook.Stop(30 * time.Second); err != nil {
+			return results, fmt.Errorf("stopping the webhook: %w", err)
+		}
+		e.Webhook = nil
+		if err := e.SetPolicy(ctx, scaleStartMax); err != nil {
+			return results, err
+		}
+		e.progress("scaler: creating %d Deployments (%d in total)", n-have, n)
+		t0 := time.Now()
+		if err := e.createDeployments(ctx, nsScale, have, n, 5); err != nil {
+			return results, err
+		}
+		r.Created = time.Since(t0)
+		have = n
+		t0 = time.Now()
+		if err := e.StartWebhook(ctx); err != nil {
+			return results, err
+		}
+		r.Ready = time.Since(t0)
+		// The start-up pass reconciles every Deployment of the cluster once.
+		total, err := e.countDeployments(ctx)
+		if err != nil {
+			return results, err
+		}
+		if err := e.waitMetric(ctx, timeout, float64(total), "controller_runtime_reconcile_total", `controller="replica-policy-scaler"`); err != nil {
+			return results, fmt.Errorf("scaler start-up pass: %w", err)
+		}
+		time.Sleep(time.Second) // let the pass's last requests finish
+		if r.MemoryStart, err = e.WebhookMemory(); err != nil {
+			return results, err
+		}
+
+		bound := bounds[i]
+		writes0, err := e.scaleUpdates(ctx)
+		if err != nil {
+			return results, err
+		}
+		gets0, events0, err := e.scaleGetsAndEvents(ctx)
+		if err != nil {
+			return results, err
+		}
+		e.progress("scaler: policy change, every one of %d Deployments now above %d replicas", n, bound)
+		t0 = time.Now()
+		if err := e.SetPolicy(ctx, bound); err != nil {
+			return results, err
+		}
+		if err := e.waitMetric(ctx, timeout, float64(n), "replicapolicy_scaler_corrections_total"); err != nil {
+			return results, fmt.Errorf("scaler corrections: %w", err)
+		}
+		r.ScalerTime = time.Since(t0)
+		time.Sleep(500 * time.Millisecond) // a write beyond the corrections would show now
+		writes1, err := e.scaleUpdates(ctx)
+		if err != nil {
+			return results, err
+		}
+		r.ScalerWrites = writes1 - writes0
+		gets1, events1, err := e.scaleGetsAndEvents(ctx)
+		if err != nil {
+			return results, err
+		}
+		r.ScalerGets, r.ScalerEvents = gets1-gets0, events1-events0
+		if r.MemoryAfter, err = e.WebhookMemory(); err != nil {
+			return results, err
+		}
+		if r.OutOfBounds, err = e.countAbove(ctx, nsScale, bound); err != nil {
+			return results, err
+		}
+
+		e.progress("scaler: raw UpdateScale floor over the same %d Deployments, %d at a time", n, ScalerWorkers)
+		target := bound - 1
+		t0 = time.Now()
+		smp := runConcurrently(ScalerWorkers, n, func(_, j int) error {
+			_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
+				ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: scaleName(j)},
+				Spec:       autoscalingv1.ScaleSpec{Replicas: target},
+			}, metav1.UpdateOptions{})
+			return err
+		})
+		r.RawTime = time.Since(t0)
+		if smp.Errors > 0 {
+			return results, fmt.Errorf("raw UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
+		}
+		writes2, err := e.scaleUpdates(ctx)
+		if err != nil {
+			return results, err
+		}
+		r.RawWrites = writes2 - writes1
+
+		// GET then UPDATE, back to the bound itself: inside it, and above the next size's.
+		e.progress("scaler: raw GET+UpdateScale loop over the same %d Deployments, %d at a time", n, ScalerWorkers)
+		t0 = time.Now()
+		smp = runConcurrently(ScalerWorkers, n, func(_, j int) error {
+			deps := e.Client.AppsV1().Deployments(nsScale)
+			s, err := deps.GetScale(ctx, scaleName(j), metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			s.Spec.Replicas = bound
+			_, err = deps.UpdateScale(ctx, scaleName(j), s, metav1.UpdateOptions{})
+			return err
+		})
+		r.RawGetUpdateTime = time.Since(t0)
+		if smp.Errors > 0 {
+			return results, fmt.Errorf("raw GET+UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func scaleName(i int) string { return fmt.Sprintf("w-%05d", i) }
+
+// createDeployments creates Deployments from index from to to (exclusive) with 16
+// concurrent creates: set-up only.
+func (e *Env) createDeployments(ctx context.Context, ns string, from, to int, replicas int32) error {
+	var failed atomic.Int64
+	var first error
+	var once sync.Once
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				_, err := e.Client.AppsV1().Deployments(ns).Create(ctx, Deployment(ns, scaleName(i), replicas, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
+				if err != nil {
+					failed.Add(1)
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	for i := from; i < to; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d creates failed; first: %w", failed.Load(), first)
+	}
+	return nil
+}
+
+func (e *Env) countDeployments(ctx context.Context) (int, error) {
+	l, err := e.Client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		return 0, err
+	}
+	return len(l.Items), nil
+}
+
+func (e *Env) countAbove(ctx context.Context, ns string, bound int32) (int, error) {
+	l, err := e.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range l.Items {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas > bound {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// scaleUpdates is kube-apiserver's count of UPDATE requests to deployments/scale.
+func (e *Env) scaleUpdates(ctx context.Context) (int64, error) {
+	v, err := e.APIServerMetric(ctx, "apiserver_request_total", `resource="deployments"`, `subresource="scale"`, `verb="PUT"`)
+	return int64(v), err
+}
+
+// scaleGetsAndEvents is kube-apiserver's count of GETs of deployments/scale and of Event
+// writes.
+func (e *Env) scaleGetsAndEvents(ctx context.Context) (gets, events int64, err error) {
+	g, err := e.APIServerMetric(ctx, "apiserver_request_total", `resource="deployments"`, `subresource="scale"`, `verb="GET"`)
+	if err != nil {
+		return 0, 0, err
+	}
+	var ev float64
+	for _, verb := range []string{"POST", "PATCH"} {
+		v, err := e.APIServerMetric(ctx, "apiserver_request_total", `resource="events"`, fmt.Sprintf("verb=%q", verb))
+		if err != nil {
+			return 0, 0, err
+		}
+		ev += v
+	}
+	return int64(g), int64(ev), nil
+}
+
+// waitMetric polls a metric of the binary until it reaches want.
+func (e *Env) waitMetric(ctx context.Context, timeout time.Duration, want float64, name string, labels ...string) error {
+	deadline := time.Now().Add(timeout)
+	var v float64
+	var err error
+	for time.Now().Before(deadline) {
+		if v, err = e.WebhookMetric(name, labels...); err == nil && v >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s reached %v (error %v) after %v, want %v", name, v, err, timeout, want)
+}

@@ -1,0 +1,347 @@
+package admission
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Fast extraction of the replica fields (metadata.labels, spec.replicas) from an object's
+// JSON. encoding/json reads a Deployment twice over (a validity scan, then a decode that
+// skips everything it has no field for, pod template included): that was most of a
+// request's cost in the handler. scanReplicaFields reads it once, validating as it goes,
+// and hands only the two small values to encoding/json.
+//
+// It answers only for the canonical input kube-apiserver sends; for anything else
+// (escaped or case-variant keys that encoding/json would fold onto a field, a repeated
+// field, a value of an unexpected type, a number that is not a plain integer, deep
+// nesting, invalid JSON) it returns errNotCanonical and the caller decodes with
+// encoding/json, whose result and error text stay the reference.
+
+// errNotCanonical sends the caller to encoding/json.
+var errNotCanonical = errors.New("not canonical JSON for the fast path")
+
+// maxScanDepth bounds recursion; deeper input is left to encoding/json (whose own limit is
+// 10000).
+const maxScanDepth = 1000
+
+// scanReplicaFields extracts metadata.labels and spec.replicas from the JSON object raw.
+func scanReplicaFields(raw []byte) (*replicaFields, error) {
+	s := scanner{b: raw}
+	f := &replicaFields{}
+	s.ws()
+	var seenMeta, seenSpec bool
+	err := s.object(0, func(key []byte) error {
+		switch {
+		case string(key) == "metadata":
+			if seenMeta {
+				return errNotCanonical
+			}
+			seenMeta = true
+			return s.field("labels", func(v []byte) error {
+				if v[0] != '{' {
+					return errNotCanonical // null or a wrong type: encoding/json decides
+				}
+				labels, ok := plainStringMap(v)
+				if !ok {
+					return json.Unmarshal(v, &f.Metadata.Labels)
+				}
+				f.Metadata.Labels = labels
+				return nil
+			})
+		case string(key) == "spec":
+			if seenSpec {
+				return errNotCanonical
+			}
+			seenSpec = true
+			return s.field("replicas", func(v []byte) error {
+				if string(v) == "null" {
+					return nil
+				}
+				n, err := strconv.ParseInt(string(v), 10, 32)
+				if err != nil {
+					return errNotCanonical // 3.0, 1e2, "3", out of range: encoding/json decides
+				}
+				r := int32(n)
+				f.Spec.Replicas = &r
+				return nil
+			})
+		case foldsTo(key, "metadata", "spec"):
+			return errNotCanonical
+		}
+		return s.skip(1)
+	})
+	if err != nil {
+		return nil, errNotCanonical
+	}
+	if s.ws(); s.i != len(s.b) {
+		return nil, errNotCanonical
+	}
+	return f, nil
+}
+
+// plainStringMap decodes a JSON object, already validated, whose keys and values are all
+// strings without escapes and in valid UTF-8: those encoding/json copies as they are. It
+// reports false for anything else (escapes, invalid UTF-8 that encoding/json would replace,
+// a value of another type), which the caller leaves to encoding/json.
+func plainStringMap(raw []byte) (map[string]string, bool) {
+	s := scanner{b: raw}
+	m := map[string]string{}
+	err := s.object(0, func(key []byte) error {
+		start := s.i
+		v, err := s.str()
+		if err != nil || !plainString(key) || !plainString(v) {
+			s.i = start
+			return errNotCanonical
+		}
+		m[string(key)] = string(v)
+		return nil
+	})
+	return m, err == nil
+}
+
+func plainString(b []byte) bool {
+	return bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b)
+}
+
+// foldsTo reports whether key is one of names in a form encoding/json would also match:
+// escaped, or in another case.
+func foldsTo(key []byte, names ...string) bool {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		return true
+	}
+	for _, n := range names {
+		if strings.EqualFold(string(key), n) {
+			return true
+		}
+	}
+	return false
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// object reads an object at s.i, calling member for each key with s.i at the start of its
+// value; member must consume the value.
+func (s *scanner) object(depth int, member func(key []byte) error) error {
+	if depth > maxScanDepth || s.i >= len(s.b) || s.b[s.i] != '{' {
+		return errNotCanonical
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return errNotCanonical
+		}
+		s.i++
+		s.ws()
+		if err := member(key); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return errNotCanonical
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case '}':
+			s.i++
+			return nil
+		default:
+			return errNotCanonical
+		}
+	}
+}
+
+// field reads an object at s.i and calls value with the raw value of its member name;
+// a case-variant or repeated name is not canonical. A value that is not an object (null,
+// a wrong type) is not canonical either.
+func (s *scanner) field(name string, value func(v []byte) error) error {
+	seen := false
+	return s.object(1, func(key []byte) error {
+		switch {
+		case string(key) == name:
+			if seen {
+				return errNotCanonical
+			}
+			seen = true
+			start := s.i
+			if err := s.skip(2); err != nil {
+				return err
+			}
+			return value(s.b[start:s.i])
+		case foldsTo(key, name):
+			return errNotCanonical
+		}
+		return s.skip(2)
+	})
+}
+
+// str reads a string at s.i and returns its raw content, escapes included.
+func (s *scanner) str() ([]byte, error) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, errNotCanonical
+	}
+	s.i++
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], nil
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				return nil, errNotCanonical
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					return nil, errNotCanonical
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !isHex(h) {
+						return nil, errNotCanonical
+					}
+				}
+				s.i += 6
+			default:
+				return nil, errNotCanonical
+			}
+		case c < 0x20:
+			return nil, errNotCanonical
+		default:
+			s.i++
+		}
+	}
+	return nil, errNotCanonical
+}
+
+// skip reads any value at s.i.
+func (s *scanner) skip(depth int) error {
+	if depth > maxScanDepth || s.i >= len(s.b) {
+		return errNotCanonical
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		return s.object(depth, func([]byte) error { return s.skip(depth + 1) })
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(s.b) {
+				return errNotCanonical
+			}
+			switch s.b[s.i] {
+			case ',':
+				s.i++
+				s.ws()
+			case ']':
+				s.i++
+				return nil
+			default:
+				return errNotCanonical
+			}
+		}
+	case c == '"':
+		_, err := s.str()
+		return err
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	}
+	return errNotCanonical
+}
+
+func (s *scanner) literal(lit string) error {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return errNotCanonical
+	}
+	s.i += len(lit)
+	return nil
+}
+
+// number reads a number with JSON's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		return errNotCanonical
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return errNotCanonical
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return errNotCanonical
+		}
+	}
+	return nil
+}
+
+func (s *scanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
