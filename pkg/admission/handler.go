@@ -69,8 +69,31 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	snap := h.Store.Snapshot()
 	d := Decide(snap, r, h.Stage)
+	if !d.Allowed && h.Stage == Validate && d.Action == policy.ActionClamp {
+		d = h.clampedUnderReplacedPolicy(snap, r, d)
+	}
 	observe(h.Stage, r.KindName, d.Rule, string(d.Action), string(d.Outcome))
 	return h.response(req, r, d)
+}
+
+// clampedUnderReplacedPolicy revisits a clamp rule's rejection at Validate. /mutate and
+// /validate are two calls, and the policy can change between them: /mutate then clamped to
+// the bounds of the policy of a moment ago, and the new bounds would reject the write as
+// if the clamp had never been applied, failing a write that the clamp action promises to
+// let through. When a policy replaced within the last moments (policy.ReplacedWindow)
+// allows the final object, the write is allowed with a warning, and the scaler brings the
+// workload inside the new bounds.
+func (h *Handler) clampedUnderReplacedPolicy(snap *policy.Snapshot, r Request, d Decision) Decision {
+	for _, prev := range h.Store.Replaced() {
+		if !Decide(prev, r, Validate).Allowed {
+			continue
+		}
+		bounds := snap.Match(r.Workload).Rule.Bounds
+		return Decision{Allowed: true, Rule: d.Rule, Action: d.Action, Outcome: OutcomeWarned, Warnings: []string{fmt.Sprintf(
+			"spec.replicas %d is outside the bounds %s of replica policy rule %q, which the policy changed while this request was admitted; the scaler will correct it",
+			r.Replicas, bounds, d.Rule)}}
+	}
+	return d
 }
 
 func (h *Handler) response(req admission.Request, r Request, d Decision) admission.Response {

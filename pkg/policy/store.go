@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -13,17 +14,54 @@ import (
 // half-loaded policy: a reload compiles a whole new Snapshot and swaps the pointer.
 type Store struct {
 	current atomic.Pointer[Snapshot]
-	opts    Options
+	// replaced holds the snapshots replaced within ReplacedWindow, newest first.
+	replaced atomic.Pointer[[]replacedSnapshot]
+	opts     Options
+	now      func() time.Time
 
 	mu          sync.Mutex
+	applied     bool // a snapshot has been applied
 	subscribers []func(*Snapshot)
+}
+
+// ReplacedWindow is how long Replaced remembers a snapshot after it was replaced. One
+// admission request's /mutate and /validate calls are two HTTP requests, which the mutating
+// webhooks' timeouts can put apart by up to that much (the API server caps a webhook's
+// timeoutSeconds at 30).
+const ReplacedWindow = 30 * time.Second
+
+// maxReplaced bounds what Replaced remembers when the policy changes very often.
+const maxReplaced = 16
+
+type replacedSnapshot struct {
+	snap *Snapshot
+	at   time.Time
 }
 
 // NewStore returns a store that bounds nothing until a policy is applied.
 func NewStore(opts Options) *Store {
-	s := &Store{opts: opts}
+	s := &Store{opts: opts, now: time.Now}
 	s.current.Store(Empty(opts))
 	return s
+}
+
+// Replaced returns the snapshots that were in force within the last ReplacedWindow and have
+// been replaced since, newest first. A validating admission request uses them to tell a
+// clamp made by /mutate under the policy of a moment ago from one that was never applied.
+func (s *Store) Replaced() []*Snapshot {
+	l := s.replaced.Load()
+	if l == nil {
+		return nil
+	}
+	cut := s.now().Add(-ReplacedWindow)
+	var out []*Snapshot
+	for _, r := range *l {
+		if r.at.Before(cut) {
+			break
+		}
+		out = append(out, r.snap)
+	}
+	return out
 }
 
 // Snapshot returns the policy in force. It is never nil.
@@ -56,6 +94,23 @@ func (s *Store) Apply(cm *corev1.ConfigMap) (*Snapshot, error) {
 func (s *Store) swap(next *Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
+	var replaced []replacedSnapshot
+	// The store's first snapshot is a placeholder until the policy has been read, not a
+	// policy that was ever in force.
+	if s.applied {
+		replaced = append(replaced, replacedSnapshot{snap: s.current.Load(), at: now})
+	}
+	s.applied = true
+	if l := s.replaced.Load(); l != nil {
+		for _, r := range *l {
+			if len(replaced) == maxReplaced || r.at.Before(now.Add(-ReplacedWindow)) {
+				break
+			}
+			replaced = append(replaced, r)
+		}
+	}
+	s.replaced.Store(&replaced)
 	s.current.Store(next)
 	for _, fn := range s.subscribers {
 		fn(next)

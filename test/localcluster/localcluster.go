@@ -163,6 +163,13 @@ func (c *Cluster) KubectlStdin(ctx context.Context, stdin string, args ...string
 // ServiceAccountKubeconfig requests a token for the webhook's ServiceAccount through the
 // TokenRequest API and writes a kubeconfig that authenticates with it.
 func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path string) error {
+	return c.serviceAccountKubeconfig(ctx, path, "")
+}
+
+func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, path, server string) error {
+	if server == "" {
+		server = c.Config.Host
+	}
 	tr, err := c.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
@@ -170,7 +177,7 @@ func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path string) err
 		return fmt.Errorf("TokenRequest for %s/%s: %w", Namespace, ServiceAccount, err)
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.Config.CAData}
 	cfg.AuthInfos[ServiceAccount] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: ServiceAccount, Namespace: Namespace}
 	cfg.CurrentContext = "local"
@@ -201,7 +208,9 @@ type Webhook struct {
 	// Health and Metrics are host:port of the probe and metrics endpoints.
 	Health, Metrics string
 	LogFile         string
-	done            chan error
+	// Started is when the process was started.
+	Started time.Time
+	done    chan error
 }
 
 // WebhookOptions say how to run the binary.
@@ -217,6 +226,12 @@ type WebhookOptions struct {
 	// files at /var/run/secrets/kubernetes.io/serviceaccount. It uses a private mount
 	// namespace (unshare -m, as root) with a tmpfs there, leaving the machine untouched.
 	InCluster bool
+	// APIServer, when set, is the API server URL the binary uses instead of the control
+	// plane's own (e.g. "https://127.0.0.1:<port>" of a proxy that a test can stall). The
+	// address must be one the API server's certificate is valid for (127.0.0.1 is).
+	APIServer string
+	// NoWait returns as soon as the process has started, without waiting for /readyz.
+	NoWait bool
 }
 
 // RunWebhook starts the binary with the ServiceAccount's privileges and waits until ready.
@@ -253,7 +268,7 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 		}
 	} else {
 		kc := filepath.Join(c.Dir, o.Name+".kubeconfig")
-		if err := c.ServiceAccountKubeconfig(ctx, kc); err != nil {
+		if err := c.serviceAccountKubeconfig(ctx, kc, o.APIServer); err != nil {
 			return nil, err
 		}
 		cmd = exec.Command(o.Binary, append(append([]string{"--kubeconfig", kc}, args...), o.Args...)...)
@@ -271,7 +286,11 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 		return nil, fmt.Errorf("starting %s: %w", o.Binary, err)
 	}
 	w.Cmd = cmd
+	w.Started = time.Now()
 	go func() { w.done <- cmd.Wait(); logf.Close() }()
+	if o.NoWait {
+		return w, nil
+	}
 	if err := w.WaitReady(ctx, 60*time.Second); err != nil {
 		w.Kill()
 		log, _ := os.ReadFile(w.LogFile)
@@ -344,13 +363,30 @@ func (w *Webhook) WaitReady(ctx context.Context, timeout time.Duration) error {
 // Stop sends SIGTERM and waits for the exit; it returns the exit error, if any.
 func (w *Webhook) Stop(timeout time.Duration) error {
 	_ = w.Cmd.Process.Signal(syscall.SIGTERM)
+	return w.Wait(timeout)
+}
+
+// Wait waits for the process to exit and returns its exit error (nil for exit code 0); it
+// kills the process if it has not exited within timeout.
+func (w *Webhook) Wait(timeout time.Duration) error {
 	select {
 	case err := <-w.done:
 		w.done <- err
 		return err
 	case <-time.After(timeout):
 		w.Kill()
-		return fmt.Errorf("webhook did not exit within %v of SIGTERM", timeout)
+		return fmt.Errorf("webhook did not exit within %v", timeout)
+	}
+}
+
+// Running reports whether the process has not exited yet.
+func (w *Webhook) Running() bool {
+	select {
+	case err := <-w.done:
+		w.done <- err
+		return false
+	default:
+		return true
 	}
 }
 
