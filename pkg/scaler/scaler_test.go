@@ -2,6 +2,7 @@ package scaler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -40,6 +42,7 @@ func TestScaler(t *testing.T) {
 		{"DryRunWritesNothing", testDryRun},
 		{"ConflictIsRetried", testConflict},
 		{"DeletedMidReconcile", testDeletedMidReconcile},
+		{"APIErrorsAreReportedAndRetried", testAPIErrors},
 		{"BacksOffFromAnotherWriter", testFight},
 		{"CorrectionsPerSecondCap", testRateLimit},
 		{"LeaderElection", testLeaderElection},
@@ -298,6 +301,8 @@ type hookedScale struct {
 	beforeGet    func(obj client.Object)
 	beforeUpdate func(obj client.Object)
 	afterUpdate  func(err error)
+	// failUpdate, when it returns an error, answers the UPDATE with it instead of the API.
+	failUpdate func() error
 }
 
 func (h *hookedScale) Get(ctx context.Context, obj, sub client.Object, opts ...client.SubResourceGetOption) error {
@@ -311,7 +316,13 @@ func (h *hookedScale) Update(ctx context.Context, obj client.Object, opts ...cli
 	if h.beforeUpdate != nil {
 		h.beforeUpdate(obj)
 	}
-	err := h.SubResourceClient.Update(ctx, obj, opts...)
+	var err error
+	if h.failUpdate != nil {
+		err = h.failUpdate()
+	}
+	if err == nil {
+		err = h.SubResourceClient.Update(ctx, obj, opts...)
+	}
 	if h.afterUpdate != nil {
 		h.afterUpdate(err)
 	}
@@ -585,5 +596,55 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 	waitReplicas(t, cs, ns, "v-late", 5, 10*time.Second)
 	if ca, cb := a.R.Counts(), b.R.Counts(); ca.Corrections != 5 || cb.Corrections != 1 {
 		t.Errorf("after the takeover: first %+v, second %+v; want 5 and 1 corrections", ca, cb)
+	}
+}
+
+// A scale UPDATE refused by the API server (403 Forbidden: RBAC was changed; 500: the API
+// server failed) is a failure: counted by reason, reported with a CorrectionFailed Event,
+// and retried with back-off until it succeeds; nothing is lost.
+func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments/scale"}
+	for _, tc := range []struct {
+		reason string
+		err    error
+	}{
+		{"Forbidden", apierrors.NewForbidden(gr, "web", errors.New("RBAC changed under the scaler"))},
+		{"InternalError", apierrors.NewInternalError(errors.New("etcd went away"))},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			ns := newNamespace(t, cs, nil)
+			createDeployment(t, cs, ns, "web", 20, nil)
+			store := newStore()
+			applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: apierr-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
+			failures0, _ := metric(t, "replicapolicy_scaler_correction_failures_total", map[string]string{"reason": tc.reason})
+			var calls atomic.Int32
+			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
+				r.ScaleClient = &hookedScale{
+					SubResourceClient: mgr.GetClient().SubResource("scale"),
+					// The first two UPDATEs fail; the API answers the rest.
+					failUpdate: func() error {
+						if calls.Add(1) <= 2 {
+							return tc.err
+						}
+						return nil
+					},
+				}
+			}, nil)
+			waitReplicas(t, cs, ns, "web", 5, 20*time.Second)
+			failures, _ := metric(t, "replicapolicy_scaler_correction_failures_total", map[string]string{"reason": tc.reason})
+			if failures-failures0 != 2 {
+				t.Errorf("replicapolicy_scaler_correction_failures_total{reason=%q} grew by %v, want 2", tc.reason, failures-failures0)
+			}
+			if c := run.R.Counts(); c.Failures != 2 || c.Corrections != 1 {
+				t.Errorf("counts = %+v, want 2 failures then 1 correction", c)
+			}
+			eventually(t, 10*time.Second, func() error {
+				evs := events(t, cs, ns, scaler.ReasonCorrectionFailed)["web"]
+				if len(evs) == 0 || !contains(evs[0].Note, "20 to 5", tc.err.Error()) {
+					return fmt.Errorf("CorrectionFailed Events on web: %v", evs)
+				}
+				return nil
+			})
+		})
 	}
 }
