@@ -82,6 +82,6 @@ clean: ## Remove build output (the control plane cache stays: see hack/controlpl
 	rm -rf bin
 
 .PHONY: demo
-demo: build ## Run the webhook against a local control plane: clamp, deny, scaler correction; Ctrl-C ends it.
+demo: build ## Run the webhook against a local control plane: clamp, deny, scaler correction; Ctrl-C ends it (DEMO_FLAGS=--no-wait: exit after the show).
 	@hack/controlplane.sh --with-kubectl >/dev/null
-	go run ./hack/demo --binary $(OUT)
+	go run ./hack/demo --binary $(OUT) $(DEMO_FLAGS)
