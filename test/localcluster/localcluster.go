@@ -63,11 +63,9 @@ type Options struct {
 	Log io.Writer
 }
 
-// Start starts a control plane, generates certificates and applies the local overlay.
+// Start starts a control plane, generates certificates for 127.0.0.1 and applies the local
+// overlay, its webhook URLs pointing at o.Port (a free port when 0).
 func Start(ctx context.Context, o Options) (*Cluster, error) {
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
 	if o.Port == 0 {
 		p, err := FreePort()
 		if err != nil {
@@ -75,28 +73,11 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		o.Port = p
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	kubectl, err := findKubectl()
+	c, err := StartBare(ctx, o, "--extra-san", "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: o.Dir, Port: o.Port, Kubectl: kubectl, log: o.Log}
-	c.progress("starting kube-apiserver and etcd")
-	env, err := controlplane.New(controlplane.Options{})
-	if err != nil {
-		return nil, err
-	}
-	c.Env = env
-	c.AdminKubeconfig = filepath.Join(o.Dir, "admin.kubeconfig")
-	if err := env.AdminKubeconfig(c.AdminKubeconfig); err != nil {
-		c.Stop()
-		return nil, err
-	}
-	c.Manifests = filepath.Join(o.Dir, "manifests")
-	c.CertDir = filepath.Join(c.Manifests, "certs")
-	if err := c.install(ctx); err != nil {
+	if err := c.applyLocalOverlay(ctx); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -107,19 +88,10 @@ func (c *Cluster) progress(format string, args ...any) {
 	fmt.Fprintf(c.log, "==> "+format+"\n", args...)
 }
 
-func (c *Cluster) install(ctx context.Context) error {
-	root := controlplane.RepoRoot()
-	c.progress("copying manifests/ to %s", c.Manifests)
-	if err := copyTree(filepath.Join(root, "manifests"), c.Manifests); err != nil {
-		return err
-	}
-	c.progress("generating a CA and a serving certificate for 127.0.0.1 with the certs tool")
-	if out, err := run(ctx, root, "go", "run", "./certs", "--extra-san", "127.0.0.1", "--out-dir", c.CertDir); err != nil {
-		return fmt.Errorf("certs tool: %w\n%s", err, out)
-	}
+func (c *Cluster) applyLocalOverlay(ctx context.Context) error {
 	// The local overlay calls https://127.0.0.1:9443; another port is a kustomize patch on
 	// top of it, never an edit of the manifests.
-	overlay := filepath.Join(c.Dir, "overlay")
+	overlay := c.LocalOverlay()
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
 		return err
 	}
