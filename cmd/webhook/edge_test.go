@@ -123,7 +123,7 @@ func TestEdges(t *testing.T) {
 		d, err := deps.Create(ctx, deployment("edge", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
-	f.warns.take()
+	f.warns.Take()
 	w := f.webhookConn(t)
 
 	t.Run("malformed requests over HTTPS get clear answers", func(t *testing.T) { testMalformed(t, w) })
@@ -485,7 +485,7 @@ wait:
 func testNilReplicas(t *testing.T, f *fixture) {
 	d := deployment("edge", "defaulted", 0, nil)
 	d.Spec.Replicas = nil
-	f.warns.take()
+	f.warns.Take()
 	got, err := f.client.AppsV1().Deployments("edge").Create(context.Background(), d, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +494,7 @@ func testNilReplicas(t *testing.T, f *fixture) {
 	if got.Spec.Replicas == nil || *got.Spec.Replicas != 2 {
 		t.Fatalf("replicas %v, want 2 (defaulted to 1, then clamped)", got.Spec.Replicas)
 	}
-	assertWarning(t, f.warns.take(), `spec.replicas 1 clamped to 2 by replica policy rule "edge"`)
+	assertWarning(t, f.warns.Take(), `spec.replicas 1 clamped to 2 by replica policy rule "edge"`)
 }
 
 func testNegativeReplicas(t *testing.T, f *fixture) {
@@ -503,11 +503,11 @@ func testNegativeReplicas(t *testing.T, f *fixture) {
 	if _, err := deps.Create(ctx, deployment("edge", "scaled", 4, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.warns.take()
+	f.warns.Take()
 	checkRejected := func(what string, err error) {
 		t.Helper()
 		if err == nil {
-			t.Errorf("%s with replicas -1 was accepted, with warnings %q", what, f.warns.take())
+			t.Errorf("%s with replicas -1 was accepted, with warnings %q", what, f.warns.Take())
 			return
 		}
 		// The API server's own validation message, not a clamp to the rule's minimum.
@@ -517,7 +517,7 @@ func testNegativeReplicas(t *testing.T, f *fixture) {
 		if strings.Contains(err.Error(), "admission webhook") {
 			t.Errorf("%s with replicas -1: rejected by the webhook rather than the API server: %v", what, err)
 		}
-		if ws := f.warns.take(); len(ws) > 0 {
+		if ws := f.warns.Take(); len(ws) > 0 {
 			t.Errorf("%s with replicas -1: warnings %q, want none", what, ws)
 		}
 		t.Logf("%s with replicas -1: %v", what, err)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,30 +29,10 @@ import (
 
 const policyNS = "replica-policy-system"
 
-// warnings collects the Warning headers the API server passes back from the webhooks.
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := w.list
-	w.list = nil
-	return l
-}
-
 type fixture struct {
 	env    *controlplane.Env
 	client kubernetes.Interface
-	warns  *warnings
+	warns  *controlplane.Warnings
 	health string // host:port of /healthz and /readyz
 }
 
@@ -106,7 +85,7 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 		}
 	})
 
-	f := &fixture{env: env, warns: &warnings{}, health: health}
+	f := &fixture{env: env, warns: &controlplane.Warnings{}, health: health}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)
@@ -222,7 +201,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, deployment("apps", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
-	f.warns.take()
+	f.warns.Take()
 	deps := f.client.AppsV1().Deployments("apps")
 
 	t.Run("create is clamped to max with a warning naming the rule", func(t *testing.T) {
@@ -233,7 +212,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if got := *d.Spec.Replicas; got != 10 {
 			t.Fatalf("replicas = %d, want 10", got)
 		}
-		assertWarning(t, f.warns.take(), `spec.replicas 50 clamped to 10 by replica policy rule "capped"`)
+		assertWarning(t, f.warns.Take(), `spec.replicas 50 clamped to 10 by replica policy rule "capped"`)
 	})
 
 	t.Run("update is clamped up to min", func(t *testing.T) {
@@ -265,7 +244,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 			t.Fatalf("scale replicas = %d, want 10", s.Spec.Replicas)
 		}
 		assertStored(t, f.client, "apps", "api", 10)
-		assertWarning(t, f.warns.take(), `spec.replicas 40 clamped to 10 by replica policy rule "capped"`)
+		assertWarning(t, f.warns.Take(), `spec.replicas 40 clamped to 10 by replica policy rule "capped"`)
 	})
 
 	t.Run("merge patch on /scale below min is raised, and to zero too", func(t *testing.T) {
@@ -278,7 +257,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertStored(t, f.client, "apps", "api", 2)
-			assertWarning(t, f.warns.take(), want.warn)
+			assertWarning(t, f.warns.Take(), want.warn)
 		}
 	})
 
@@ -286,11 +265,11 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if _, err := deps.Create(ctx, deployment("apps", "web", 4, map[string]string{"tier": "web"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		f.warns.take()
+		f.warns.Take()
 		// The parent must be in the webhook's cache before its Scale can be matched.
 		waitFor(t, "web deployment in the webhook cache", func() bool {
 			_, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err == nil && hasWarning(f.warns.take(), `clamped to 6 by replica policy rule "web-tier"`)
+			return err == nil && hasWarning(f.warns.Take(), `clamped to 6 by replica policy rule "web-tier"`)
 		})
 		s, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 8}}, metav1.UpdateOptions{})
 		if err != nil {
@@ -349,7 +328,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("warn rule allows with a warning", func(t *testing.T) {
-		f.warns.take()
+		f.warns.Take()
 		d, err := f.client.AppsV1().Deployments("loose").Create(ctx, deployment("loose", "chatty", 9, nil), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -357,7 +336,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if *d.Spec.Replicas != 9 {
 			t.Fatalf("replicas = %d, want 9 (warn never changes)", *d.Spec.Replicas)
 		}
-		ws := f.warns.take()
+		ws := f.warns.Take()
 		assertWarning(t, ws, `replica policy rule "heads-up", action warn`)
 		if len(ws) != 1 {
 			t.Errorf("want exactly one warning, got %q", ws)
@@ -393,7 +372,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if s == nil {
 			t.Fatal("no answer to the dry-run")
 		}
-		assertWarning(t, f.warns.take(), `spec.replicas 30 clamped to 10`)
+		assertWarning(t, f.warns.Take(), `spec.replicas 30 clamped to 10`)
 	})
 
 	t.Run("a policy edit takes effect within 2 seconds", func(t *testing.T) {

@@ -187,7 +187,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 // against the webhook for about 20 seconds, calls rotate 3 seconds in, and checks: no failed
 // request, none that bypassed the webhook, no failed handshake, and the new certificate (read
 // from certDir after rotate) served within 15 seconds.
-func rotationUnderLoad(t *testing.T, c *localcluster.Cluster, w *localcluster.Webhook, admin kubernetes.Interface, warns *warnings, rotate func(*testing.T), certDir string) {
+func rotationUnderLoad(t *testing.T, c *localcluster.Cluster, w *localcluster.Webhook, admin kubernetes.Interface, warns *controlplane.Warnings, rotate func(*testing.T), certDir string) {
 	t.Helper()
 	ctx := context.Background()
 	const (
@@ -210,7 +210,7 @@ func rotationUnderLoad(t *testing.T, c *localcluster.Cluster, w *localcluster.We
 		s, err := admin.AppsV1().Deployments("prod").UpdateScale(ctx, "rot", scaleTo("rot", 40), metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && s.Spec.Replicas == 10, fmt.Sprint(err)
 	})
-	warns.take()
+	warns.Take()
 
 	var (
 		stop                                = make(chan struct{})
@@ -255,7 +255,7 @@ func rotationUnderLoad(t *testing.T, c *localcluster.Cluster, w *localcluster.We
 					got = *d.Spec.Replicas
 				}
 			}
-			ws := strings.Join(warns.take(), "\n")
+			ws := strings.Join(warns.Take(), "\n")
 			switch {
 			case err != nil:
 				failed.Add(1)

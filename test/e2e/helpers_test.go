@@ -238,31 +238,11 @@ func events(ctx context.Context, cs kubernetes.Interface, namespace, kind, name,
 	return out, nil
 }
 
-// warnings collects the Warning headers the API server passes back from the webhooks.
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := w.list
-	w.list = nil
-	return l
-}
-
 // adminClient is a cluster-admin client whose warnings land in the returned collector.
-func adminClient(t *testing.T, c *localcluster.Cluster) (kubernetes.Interface, *warnings) {
+func adminClient(t *testing.T, c *localcluster.Cluster) (kubernetes.Interface, *controlplane.Warnings) {
 	t.Helper()
 	cfg := rest.CopyConfig(c.Config)
-	warns := &warnings{}
+	warns := &controlplane.Warnings{}
 	cfg.WarningHandler = warns
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
