@@ -22,6 +22,10 @@ STAGING_VERSION="v0${K8S_VERSION#v1}"
 log() { printf '[controlplane] %s\n' "$*" >&2; }
 
 mkdir -p "$ASSETS"
+# One build at a time: `go test ./...` runs test packages in parallel, and each may call this
+# script on a cold cache; the others wait here and then find the binaries built.
+exec 9>"$ASSETS/.lock"
+flock 9
 
 build_etcd() {
   if [ -x "$ASSETS/etcd" ]; then return; fi

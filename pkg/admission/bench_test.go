@@ -46,7 +46,7 @@ func BenchmarkHandle(b *testing.B) {
 					continue // the same policy as literal/1
 				}
 				b.Run(fmt.Sprintf("%s/%s/rules=%d", kind, rules, n), func(b *testing.B) {
-					h := &Handler{Stage: Mutate, Store: mustStore(b, benchPolicy(n, rules == "glob")), Lookup: lookup}
+					h := NewHandler(Mutate, mustStore(b, benchPolicy(n, rules == "glob")), lookup, PolicyRef{})
 					req := requests[kind]
 					ctx := context.Background()
 					if resp := h.Handle(ctx, req); !resp.Allowed || len(resp.Patches) != 1 {

@@ -1,9 +1,3 @@
-// Package admission decides what happens to a write of a workload's replicas, and adapts
-// that decision to the mutating (/mutate) and validating (/validate) webhooks.
-//
-// Decide is a pure function of the request, the workload and a policy snapshot; the HTTP
-// handlers only decode, look labels up in informer caches and encode. Nothing on the request
-// path calls the API server.
 package admission
 
 import (
@@ -26,33 +20,45 @@ const (
 	Validate Stage = "validate"
 )
 
-// Outcome is what a decision did, for metrics and tests.
+// Outcome is what an admission request came to: the "outcome" label of
+// replicapolicy_admission_decisions_total. Every request records exactly one.
 type Outcome string
 
 const (
-	OutcomeAllowed   Outcome = "allowed"   // inside the bounds, or nothing to check
-	OutcomeUnchanged Outcome = "unchanged" // an update that leaves replicas as they were
-	OutcomeExempt    Outcome = "exempt"    // exempt namespace
-	OutcomeNoRule    Outcome = "no_rule"   // no rule and no default applies
-	OutcomeUnknown   Outcome = "unknown"   // a rule needs labels not in the cache yet
-	OutcomeClamped   Outcome = "clamped"
-	OutcomeDenied    Outcome = "denied"
-	OutcomeWarned    Outcome = "warned"
+	OutcomeAllowed    Outcome = "allowed"     // inside the bounds, or nothing to check
+	OutcomeUnchanged  Outcome = "unchanged"   // an update that leaves replicas as they were
+	OutcomeExempt     Outcome = "exempt"      // exempt namespace
+	OutcomeNoRule     Outcome = "no_rule"     // no rule and no default applies
+	OutcomeUnknown    Outcome = "unknown"     // a rule needs labels not in the cache yet
+	OutcomeClamped    Outcome = "clamped"     // replicas patched to the nearest bound
+	OutcomeDenied     Outcome = "denied"      // rejected: outside the bounds, or an invalid policy
+	OutcomeWarned     Outcome = "warned"      // allowed with a warning
+	OutcomeNotHandled Outcome = "not_handled" // a resource or operation the webhook does not bound
+	OutcomeBadRequest Outcome = "bad_request" // not a well-formed AdmissionReview of a workload
 )
 
-// Request is what the decision reads of an admission request.
+// Request is what the decision reads of an admission request for a workload.
 type Request struct {
 	Operation admissionv1.Operation
-	// KindName is the kind being written: "Deployment", or "Scale" for the scale subresource.
-	KindName string
-	Name     string
-	// Replicas is the requested spec.replicas: a nil Deployment value defaults to 1 as the
+	// Subject is the workload being written: its kind, namespace, name and the labels rules
+	// match against.
+	Subject policy.Subject
+	// Scale is set for a write to the workload's scale subresource.
+	Scale bool
+	// Replicas is the requested spec.replicas: a nil workload value defaults to 1 as the
 	// API server does; a Scale that omits it means 0.
 	Replicas int32
 	// OldReplicas is the stored value on UPDATE, nil on CREATE.
 	OldReplicas *int32
-	// Workload carries the namespace and the labels rules match against.
-	Workload policy.Workload
+}
+
+// kindName is the kind being written, as messages name it: the workload's kind, or "Scale"
+// for its scale subresource.
+func (r Request) kindName() string {
+	if r.Scale {
+		return "Scale"
+	}
+	return r.Subject.Kind
 }
 
 // Decision is the answer to one request at one stage.
@@ -70,7 +76,7 @@ type Decision struct {
 	Outcome Outcome
 }
 
-// Decide evaluates the policy snapshot for one request at one stage.
+// Decide turns the policy's verdict for one request into the answer of one stage.
 //
 // At both stages: an update that leaves replicas unchanged is allowed (an image rollout is
 // never blocked by a policy tightened later; the scaler corrects clamp violations), as are
@@ -93,16 +99,17 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	if req.Operation == admissionv1.Update && req.OldReplicas != nil && *req.OldReplicas == req.Replicas {
 		return Decision{Allowed: true, Outcome: OutcomeUnchanged}
 	}
-	m := snap.Match(req.Workload)
-	switch {
-	case m.Exempt:
+	v := snap.Decide(req.Subject, &req.Replicas)
+	switch v.Outcome {
+	case policy.OutcomeExempt:
 		return Decision{Allowed: true, Outcome: OutcomeExempt}
-	case m.Rule == nil:
+	case policy.OutcomeNoRule:
 		return Decision{Allowed: true, Outcome: OutcomeNoRule}
 	}
-	r := m.Rule
+	r := v.Rule
 	d := Decision{Allowed: true, Rule: r.Name, Action: r.Action, Outcome: OutcomeAllowed}
-	if m.Unknown != "" {
+	switch {
+	case v.Outcome == policy.OutcomeUnknown:
 		if stage == Mutate {
 			// The scaler corrects workloads under clamp rules only; under deny and warn
 			// rules it reports them (an Event) and never changes them.
@@ -111,26 +118,20 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 				then = "report spec.replicas"
 			}
 			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
-				r.Name, req.KindName, req.Name, m.Unknown, then, r.Bounds)}
+				r.Name, req.kindName(), req.Subject.Name, v.Missing, then, r.Bounds)}
 		}
 		d.Outcome = OutcomeUnknown
-		return d
-	}
-	want := r.Bounds.Nearest(req.Replicas)
-	if want == req.Replicas {
-		return d
-	}
-	switch {
+	case v.Outcome == policy.OutcomeInBounds:
 	case r.Action == policy.ActionClamp && stage == Mutate:
-		d.Replicas = &want
+		d.Replicas = &v.Want
 		d.Outcome = OutcomeClamped
-		d.Warnings = []string{fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", req.Replicas, want, r.Name)}
+		d.Warnings = []string{fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, r.Name)}
 	case r.Action == policy.ActionWarn:
 		if stage == Validate {
 			d.Warnings = []string{outOfBounds(req, r)}
 			d.Outcome = OutcomeWarned
 		}
-	case r.Action == policy.ActionDeny || stage == Validate:
+	default: // deny at either stage, or clamp at Validate
 		d.Allowed = false
 		d.Outcome = OutcomeDenied
 		d.Message = outOfBounds(req, r)
@@ -145,5 +146,5 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 // value, the bounds and the rule.
 func outOfBounds(req Request, r *policy.CompiledRule) string {
 	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-		req.Replicas, r.Bounds, req.KindName, req.Name, r.Name, r.Action)
+		req.Replicas, r.Bounds, req.kindName(), req.Subject.Name, r.Name, r.Action)
 }

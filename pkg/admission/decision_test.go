@@ -9,6 +9,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // Decide is tested directly: policies from YAML through policy.Load, requests as structs.
@@ -59,8 +60,8 @@ func TestDecideMatrix(t *testing.T) {
 					}
 					for _, stage := range []Stage{Mutate, Validate} {
 						for _, v := range values {
-							req := Request{Operation: o.op, KindName: kind, Name: "api", Replicas: v, OldReplicas: o.old(v),
-								Workload: policy.Workload{Namespace: ns}}
+							req := Request{Operation: o.op, Replicas: v, OldReplicas: o.old(v),
+								Subject: policy.Subject{Kind: kind, Name: "api", Namespace: ns}}
 							name := fmt.Sprintf("%s/%s/%s/%s/%d", ns, kind, o.name, stage, v)
 							if o.old(v) != nil && *o.old(v) == v && o.name != "update unchanged" {
 								continue // same as "update unchanged"
@@ -143,7 +144,7 @@ func checkContract(t *testing.T, name string, d Decision, req Request, stage Sta
 // bounds and the rule.
 func checkOutOfBoundsText(t *testing.T, name, text string, req Request, rule string) {
 	t.Helper()
-	for _, part := range []string{"spec.replicas", fmt.Sprintf(" %d:", req.Replicas), "[2, 10]", fmt.Sprintf("rule %q", rule), fmt.Sprintf("%s %q", req.KindName, req.Name)} {
+	for _, part := range []string{"spec.replicas", fmt.Sprintf(" %d:", req.Replicas), "[2, 10]", fmt.Sprintf("rule %q", rule), fmt.Sprintf("%s %q", req.kindName(), req.Subject.Name)} {
 		if !strings.Contains(text, part) {
 			t.Errorf("%s: %q does not mention %q", name, text, part)
 		}
@@ -159,7 +160,7 @@ const prodWeb = header + `rules:
 `
 
 func deployment(ns string, replicas int32) Request {
-	return Request{Operation: admissionv1.Create, KindName: "Deployment", Name: "web", Replicas: replicas, Workload: policy.Workload{Namespace: ns}}
+	return Request{Operation: admissionv1.Create, Replicas: replicas, Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: ns}}
 }
 
 func TestDecideClampTexts(t *testing.T) {
@@ -229,7 +230,7 @@ func TestDecideUpdates(t *testing.T) {
 		snap := mustLoad(t, header+"rules:\n- {name: tight, maxReplicas: 5, action: "+action+"}\n")
 		for _, stage := range []Stage{Mutate, Validate} {
 			// An image rollout of a workload created before the policy was tightened.
-			unchanged := Request{Operation: admissionv1.Update, KindName: "Deployment", Name: "legacy", Replicas: 8, OldReplicas: ptr(int32(8)), Workload: policy.Workload{Namespace: "apps"}}
+			unchanged := Request{Operation: admissionv1.Update, Replicas: 8, OldReplicas: ptr(int32(8)), Subject: policy.Subject{Kind: "Deployment", Name: "legacy", Namespace: "apps"}}
 			if d := Decide(snap, unchanged, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) != 0 || d.Outcome != OutcomeUnchanged {
 				t.Errorf("%s/%s: unchanged out-of-bounds update: want allowed untouched, got %+v", action, stage, d)
 			}
@@ -315,8 +316,8 @@ rules:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := deployment(tc.ns, 100)
-			req.Workload.Labels = tc.labels
-			req.Workload.NamespaceLabels = tc.nsLabels
+			req.Subject.Labels = tc.labels
+			req.Subject.NamespaceLabels = tc.nsLabels
 			for _, stage := range []Stage{Mutate, Validate} {
 				d := Decide(snap, req, stage)
 				if tc.exempt {
@@ -375,7 +376,7 @@ func TestDecideBoundsTexts(t *testing.T) {
 func TestDecideAllowZero(t *testing.T) {
 	with := mustLoad(t, header+"rules:\n- {name: batch, minReplicas: 2, maxReplicas: 10, allowZero: true}\n")
 	without := mustLoad(t, header+"rules:\n- {name: batch, minReplicas: 2, maxReplicas: 10}\n")
-	toZero := Request{Operation: admissionv1.Update, KindName: "Scale", Name: "job", Replicas: 0, OldReplicas: ptr(int32(4)), Workload: policy.Workload{Namespace: "batch"}}
+	toZero := Request{Operation: admissionv1.Update, Scale: true, Replicas: 0, OldReplicas: ptr(int32(4)), Subject: policy.Subject{Kind: "Deployment", Name: "job", Namespace: "batch"}}
 	for _, stage := range []Stage{Mutate, Validate} {
 		if d := Decide(with, toZero, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) > 0 {
 			t.Errorf("%s: scale to 0 with allowZero: want allowed untouched, got %+v", stage, d)
@@ -399,7 +400,7 @@ func TestDecideNoPolicy(t *testing.T) {
 		for _, req := range []Request{
 			deployment("prod", 0),
 			deployment("prod", 1<<30),
-			{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: 500, OldReplicas: ptr(int32(1)), Workload: policy.Workload{Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}},
+			{Operation: admissionv1.Update, Scale: true, Replicas: 500, OldReplicas: ptr(int32(1)), Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}},
 		} {
 			if d := Decide(snap, req, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) > 0 || d.Message != "" || d.Outcome != OutcomeNoRule {
 				t.Errorf("%s %+v: want allowed untouched, got %+v", stage, req, d)
@@ -430,8 +431,8 @@ func TestDecideUnknownLabels(t *testing.T) {
 `
 	snap := mustLoad(t, doc)
 	scale := func(ns string, replicas int32) Request {
-		return Request{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: replicas, OldReplicas: ptr(int32(4)),
-			Workload: policy.Workload{Namespace: ns, LabelsUnknown: true, NamespaceLabels: map[string]string{}}}
+		return Request{Operation: admissionv1.Update, Scale: true, Replicas: replicas, OldReplicas: ptr(int32(4)),
+			Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: ns, LabelsUnknown: true, NamespaceLabels: map[string]string{}}}
 	}
 
 	// The parent Deployment is not in the cache: web-tier might match, nothing can be
@@ -458,7 +459,7 @@ func TestDecideUnknownLabels(t *testing.T) {
 	// Namespace labels unknown (a namespace the cache has not seen yet) for a namespace
 	// selector rule. It is a deny rule: the scaler reports, it never corrects.
 	req := deployment("fresh", 40)
-	req.Workload.NamespaceLabelsUnknown = true
+	req.Subject.NamespaceLabelsUnknown = true
 	d = Decide(snap, req, Mutate)
 	if !d.Allowed || d.Outcome != OutcomeUnknown || d.Rule != "prod-ns" || len(d.Warnings) != 1 ||
 		!strings.Contains(d.Warnings[0], "namespace labels") || !strings.Contains(d.Warnings[0], `"prod-ns"`) {
@@ -475,8 +476,8 @@ func TestDecideUnknownLabels(t *testing.T) {
 	}
 	// With the namespace labels known, the namespace selector rule decides.
 	req = deployment("elsewhere", 40)
-	req.Workload.Labels = map[string]string{"tier": "db"}
-	req.Workload.NamespaceLabels = map[string]string{"env": "prod"}
+	req.Subject.Labels = map[string]string{"tier": "db"}
+	req.Subject.NamespaceLabels = map[string]string{"env": "prod"}
 	if d := Decide(snap, req, Mutate); d.Rule != "prod-ns" || d.Allowed {
 		t.Errorf("namespace selector on known labels: want denied by prod-ns, got %+v", d)
 	}
@@ -489,7 +490,7 @@ func TestDecideThroughRequest(t *testing.T) {
 	swapped := mustLoad(t, header+"rules:\n- {name: zero-ok, namespaces: [batch], minReplicas: 2, allowZero: true}\n- {name: floor, minReplicas: 2, maxReplicas: 10}\n")
 	lookup := &fakeLookup{workloads: map[string]map[string]string{"apps/web": {}, "batch/job": {}}, namespaces: map[string]map[string]string{"apps": {}, "batch": {}}}
 
-	r, err := newRequest(deploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), lookup)
+	r, err := newRequest(deploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +499,7 @@ func TestDecideThroughRequest(t *testing.T) {
 		t.Errorf("Deployment without replicas: want 1 raised to 2, got request %+v decision %+v", r, d)
 	}
 
-	r, err = newRequest(scaleReview("u2", "batch", "job", 3, 0).Request(t), lookup)
+	r, err = newRequest(scaleReview("u2", "batch", "job", 3, 0).Request(t), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}

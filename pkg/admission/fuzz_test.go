@@ -91,8 +91,8 @@ func FuzzHandler(f *testing.F) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(decisions)
 	hooks := map[string]*admission.Webhook{
-		MutatePath:   Webhook(&Handler{Stage: Mutate, Store: store, Lookup: lookup, Policy: ref}).WithRecoverPanic(false),
-		ValidatePath: Webhook(&Handler{Stage: Validate, Store: store, Lookup: lookup, Policy: ref}).WithRecoverPanic(false),
+		MutatePath:   Webhook(NewHandler(Mutate, store, lookup, ref)).WithRecoverPanic(false),
+		ValidatePath: Webhook(NewHandler(Validate, store, lookup, ref)).WithRecoverPanic(false),
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte) {

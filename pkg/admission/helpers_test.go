@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
@@ -71,9 +72,9 @@ func mustLoad(t testing.TB, doc string) *policy.Snapshot {
 }
 
 // mustStore returns a Store holding doc.
-func mustStore(t testing.TB, doc string) *policy.Store {
+func mustStore(t testing.TB, doc string) *policystore.Store {
 	t.Helper()
-	s := policy.NewStore(policy.Options{AlwaysExempt: []string{ownNamespace}})
+	s := policystore.NewStore(policy.Options{AlwaysExempt: []string{ownNamespace}})
 	if _, err := s.Apply(policyConfigMap(doc)); err != nil {
 		t.Fatalf("Store.Apply: %v", err)
 	}

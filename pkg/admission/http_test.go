@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 )
 
 // The HTTP tests go through controller-runtime's adapter (admission.Webhook), as the
@@ -40,14 +41,14 @@ const httpPolicy = header + `rules:
 // server serves /mutate and /validate for doc (no policy when empty) with lookup.
 func server(t *testing.T, doc string, lookup Lookup) *httptest.Server {
 	t.Helper()
-	store := policy.NewStore(policy.Options{AlwaysExempt: []string{ownNamespace}})
+	store := policystore.NewStore(policy.Options{AlwaysExempt: []string{ownNamespace}})
 	if doc != "" {
 		store = mustStore(t, doc)
 	}
 	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy", Options: policy.Options{AlwaysExempt: []string{ownNamespace}}}
 	mux := http.NewServeMux()
-	mux.Handle(MutatePath, Webhook(&Handler{Stage: Mutate, Store: store, Lookup: lookup, Policy: ref}))
-	mux.Handle(ValidatePath, Webhook(&Handler{Stage: Validate, Store: store, Lookup: lookup, Policy: ref}))
+	mux.Handle(MutatePath, Webhook(NewHandler(Mutate, store, lookup, ref)))
+	mux.Handle(ValidatePath, Webhook(NewHandler(Validate, store, lookup, ref)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -302,7 +303,7 @@ func TestHTTPOversizedBody(t *testing.T) {
 	const limit = 7 << 20 // controller-runtime's maxRequestSize (pkg/webhook/admission/http.go)
 	lookup := newLookup()
 	store := mustStore(t, httpPolicy)
-	wh := Webhook(&Handler{Stage: Mutate, Store: store, Lookup: lookup})
+	wh := Webhook(NewHandler(Mutate, store, lookup, PolicyRef{}))
 
 	// A well-formed review followed by whitespace: it would decode if it were read whole.
 	body := &countingReader{prefix: deploymentReview("big", "prod", "web", nil, ptr(int32(50)), nil).JSON(), n: 64 << 20}

@@ -11,6 +11,13 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
+// Lookup gives the labels the request itself does not carry. Implementations read informer
+// caches and never call the API server; found is false when the object is not in the cache.
+type Lookup interface {
+	WorkloadLabels(kind workload.Kind, namespace, name string) (labels map[string]string, found bool)
+	NamespaceLabels(namespace string) (labels map[string]string, found bool)
+}
+
 // CacheLookup reads labels from informer caches. It never waits: until the informers have
 // synced, every lookup answers "not found", and the decision treats the labels as unknown.
 type CacheLookup struct {

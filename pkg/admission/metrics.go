@@ -16,8 +16,9 @@ func init() {
 	metrics.Registry.MustRegister(decisions)
 }
 
-func observe(stage Stage, kind, rule, action, outcome string) {
-	decisions.WithLabelValues(string(stage), kindLabel(kind), rule, action, outcome).Inc()
+// observe records one answer: every request is counted once, whichever way it ended.
+func observe(stage Stage, a answer) {
+	decisions.WithLabelValues(string(stage), kindLabel(a.kind), a.rule, string(a.action), string(a.outcome)).Inc()
 }
 
 // kindLabel keeps the kind label to a known set. For a bad or unhandled request the kind

@@ -21,8 +21,8 @@ rules:
 	store := mustStore(t, maxSeven)
 	lookup := newLookup()
 	mux := http.NewServeMux()
-	mux.Handle(MutatePath, Webhook(&Handler{Stage: Mutate, Store: store, Lookup: lookup}))
-	mux.Handle(ValidatePath, Webhook(&Handler{Stage: Validate, Store: store, Lookup: lookup}))
+	mux.Handle(MutatePath, Webhook(NewHandler(Mutate, store, lookup, PolicyRef{})))
+	mux.Handle(ValidatePath, Webhook(NewHandler(Validate, store, lookup, PolicyRef{})))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -56,7 +56,7 @@ rules:
 	if _, err := store.Apply(policyConfigMap(maxSeven)); err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{Stage: Validate, Store: store, Lookup: lookup}
+	h := NewHandler(Validate, store, lookup, PolicyRef{})
 	srv2 := httptest.NewServer(Webhook(h))
 	defer srv2.Close()
 	if ans = typed(t, srv2.URL, scaleReview("v4", "apps", "web", 2, 50)); !ans.Allowed {

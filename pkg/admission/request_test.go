@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // scaleToZeroReview is what kube-apiserver v1.37 sends for `kubectl scale deploy/web
@@ -68,22 +70,22 @@ func newLookup() *fakeLookup {
 }
 
 func TestNewRequestScaleToZero(t *testing.T) {
-	r, err := newRequest(decodeReview(t, scaleToZeroReview), newLookup())
+	r, err := newRequest(decodeReview(t, scaleToZeroReview), workload.Deployment, newLookup())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Operation != admissionv1.Update || r.KindName != "Scale" || r.Name != "web" || r.Workload.Namespace != "prod" {
+	if r.Operation != admissionv1.Update || !r.Scale || r.Subject.Kind != "Deployment" || r.Subject.Name != "web" || r.Subject.Namespace != "prod" {
 		t.Errorf("identity: got %+v", r)
 	}
 	if r.Replicas != 0 || r.OldReplicas == nil || *r.OldReplicas != 3 {
 		t.Errorf("replicas: got %d (old %v), want 0 (old 3): an omitted Scale replicas is 0", r.Replicas, r.OldReplicas)
 	}
 	// A Scale carries no labels: the parent's come from the cache, as do the namespace's.
-	if !maps.Equal(r.Workload.Labels, map[string]string{"from": "cache", "tier": "web"}) || r.Workload.LabelsUnknown {
-		t.Errorf("labels: got %v (unknown %t), want the cached parent's", r.Workload.Labels, r.Workload.LabelsUnknown)
+	if !maps.Equal(r.Subject.Labels, map[string]string{"from": "cache", "tier": "web"}) || r.Subject.LabelsUnknown {
+		t.Errorf("labels: got %v (unknown %t), want the cached parent's", r.Subject.Labels, r.Subject.LabelsUnknown)
 	}
-	if !maps.Equal(r.Workload.NamespaceLabels, map[string]string{"env": "prod"}) || r.Workload.NamespaceLabelsUnknown {
-		t.Errorf("namespace labels: got %v (unknown %t)", r.Workload.NamespaceLabels, r.Workload.NamespaceLabelsUnknown)
+	if !maps.Equal(r.Subject.NamespaceLabels, map[string]string{"env": "prod"}) || r.Subject.NamespaceLabelsUnknown {
+		t.Errorf("namespace labels: got %v (unknown %t)", r.Subject.NamespaceLabels, r.Subject.NamespaceLabelsUnknown)
 	}
 }
 
@@ -98,49 +100,49 @@ func TestNewRequest(t *testing.T) {
 		{
 			name:   "Deployment CREATE: labels from the object",
 			review: deploymentReview("u", "prod", "web", nil, ptr(int32(50)), labels),
-			want: Request{Operation: admissionv1.Create, KindName: "Deployment", Name: "web", Replicas: 50,
-				Workload: wl("prod", labels, false, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Create, Replicas: 50,
+				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment UPDATE",
 			review: deploymentReview("u", "prod", "web", ptr(int32(3)), ptr(int32(7)), labels),
-			want: Request{Operation: admissionv1.Update, KindName: "Deployment", Name: "web", Replicas: 7, OldReplicas: ptr(int32(3)),
-				Workload: wl("prod", labels, false, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Update, Replicas: 7, OldReplicas: ptr(int32(3)),
+				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment without spec.replicas is 1, old and new",
 			review: deploymentReview("u", "prod", "web", ptr(int32(0)), nil, nil),
-			want: Request{Operation: admissionv1.Update, KindName: "Deployment", Name: "web", Replicas: 1, OldReplicas: ptr(int32(0)),
-				Workload: wl("prod", nil, false, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Update, Replicas: 1, OldReplicas: ptr(int32(0)),
+				Subject: wl("Deployment", "web", "prod", nil, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment in a namespace the cache has not seen",
 			review: deploymentReview("u", "fresh", "web", nil, ptr(int32(2)), labels),
-			want: Request{Operation: admissionv1.Create, KindName: "Deployment", Name: "web", Replicas: 2,
-				Workload: wl("fresh", labels, false, nil, true)},
+			want: Request{Operation: admissionv1.Create, Replicas: 2,
+				Subject: wl("Deployment", "web", "fresh", labels, false, nil, true)},
 		},
 		{
 			name:   "Scale UPDATE: labels from the lookup",
 			review: scaleReview("u", "prod", "web", 2, 9),
-			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: 9, OldReplicas: ptr(int32(2)),
-				Workload: wl("prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
+				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale from 0: old replicas omitted",
 			review: scaleReview("u", "prod", "web", 0, 4),
-			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "web", Replicas: 4, OldReplicas: ptr(int32(0)),
-				Workload: wl("prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 4, OldReplicas: ptr(int32(0)),
+				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale whose parent is not in the cache",
 			review: scaleReview("u", "prod", "api", 2, 9),
-			want: Request{Operation: admissionv1.Update, KindName: "Scale", Name: "api", Replicas: 9, OldReplicas: ptr(int32(2)),
-				Workload: wl("prod", nil, true, map[string]string{"env": "prod"}, false)},
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
+				Subject: wl("Deployment", "api", "prod", nil, true, map[string]string{"env": "prod"}, false)},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()
-			got, err := newRequest(tc.review.Request(t), lookup)
+			got, err := newRequest(tc.review.Request(t), workload.Deployment, lookup)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,16 +153,16 @@ func TestNewRequest(t *testing.T) {
 	}
 }
 
-func wl(ns string, labels map[string]string, unknown bool, nsLabels map[string]string, nsUnknown bool) policy.Workload {
-	return policy.Workload{Namespace: ns, Labels: labels, LabelsUnknown: unknown, NamespaceLabels: nsLabels, NamespaceLabelsUnknown: nsUnknown}
+func wl(kind, name, ns string, labels map[string]string, unknown bool, nsLabels map[string]string, nsUnknown bool) policy.Subject {
+	return policy.Subject{Kind: kind, Name: name, Namespace: ns, Labels: labels, LabelsUnknown: unknown, NamespaceLabels: nsLabels, NamespaceLabelsUnknown: nsUnknown}
 }
 
 func equalRequest(a, b Request) bool {
 	eqPtr := func(x, y *int32) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.Operation == b.Operation && a.KindName == b.KindName && a.Name == b.Name && a.Replicas == b.Replicas &&
-		eqPtr(a.OldReplicas, b.OldReplicas) && a.Workload.Namespace == b.Workload.Namespace &&
-		maps.Equal(a.Workload.Labels, b.Workload.Labels) && a.Workload.LabelsUnknown == b.Workload.LabelsUnknown &&
-		maps.Equal(a.Workload.NamespaceLabels, b.Workload.NamespaceLabels) && a.Workload.NamespaceLabelsUnknown == b.Workload.NamespaceLabelsUnknown
+	return a.Operation == b.Operation && a.Scale == b.Scale && a.Subject.Kind == b.Subject.Kind && a.Subject.Name == b.Subject.Name && a.Replicas == b.Replicas &&
+		eqPtr(a.OldReplicas, b.OldReplicas) && a.Subject.Namespace == b.Subject.Namespace &&
+		maps.Equal(a.Subject.Labels, b.Subject.Labels) && a.Subject.LabelsUnknown == b.Subject.LabelsUnknown &&
+		maps.Equal(a.Subject.NamespaceLabels, b.Subject.NamespaceLabels) && a.Subject.NamespaceLabelsUnknown == b.Subject.NamespaceLabelsUnknown
 }
 
 func dump(r Request) string {
@@ -168,7 +170,9 @@ func dump(r Request) string {
 	return string(b)
 }
 
-func TestNewRequestNotWorkload(t *testing.T) {
+// TestNotWorkload: requests for what the webhook does not bound are dispatched to no
+// adapter, or refused by the workload adapter, and allowed with a warning that says so.
+func TestNotWorkload(t *testing.T) {
 	dep := deploymentJSON("prod", "web", ptr(int32(3)), nil)
 	for _, tc := range []struct {
 		name   string
@@ -183,13 +187,12 @@ func TestNewRequestNotWorkload(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()
-			_, err := newRequest(tc.review.Request(t), lookup)
-			var nw errNotWorkload
-			if !errors.As(err, &nw) {
-				t.Fatalf("want errNotWorkload, got %v", err)
-			}
-			if want := "replica-policy does not handle " + tc.what; err.Error() != want {
-				t.Errorf("error %q, want %q", err, want)
+			for _, stage := range []Stage{Mutate, Validate} {
+				resp := NewHandler(stage, mustStore(t, header+"default: {maxReplicas: 1}\n"), lookup, PolicyRef{}).Handle(t.Context(), tc.review.Request(t))
+				want := "replica-policy does not handle " + tc.what
+				if !resp.Allowed || len(resp.Patches) != 0 || !slices.Equal(resp.Warnings, []string{want}) {
+					t.Errorf("%s: got allowed %t, patches %v, warnings %q; want allowed untouched with the warning %q", stage, resp.Allowed, resp.Patches, resp.Warnings, want)
+				}
 			}
 			if n := lookup.calls.Load(); n != 0 {
 				t.Errorf("%d cache lookups for a request that is not ours", n)
@@ -223,7 +226,7 @@ func TestNewRequestBroken(t *testing.T) {
 			object: scaleJSON("prod", "web", 3)}, []string{"the request carries no oldObject"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newRequest(tc.review.Request(t), newLookup())
+			_, err := newRequest(tc.review.Request(t), workload.Deployment, newLookup())
 			if err == nil {
 				t.Fatal("no error")
 			}

@@ -36,9 +36,9 @@ func FuzzParse(f *testing.F) {
 		workloads := fuzzWorkloads(snap.Policy)
 		for _, w := range workloads {
 			got, want := snap.Match(w), referenceMatch(snap.Policy, opts.AlwaysExempt, w)
-			if ruleName(got) != ruleName(want) || got.Exempt != want.Exempt || got.Unknown != want.Unknown {
+			if ruleName(got) != ruleName(want) || got.Exempt != want.Exempt || got.Missing != want.Missing {
 				t.Fatalf("workload %+v: Match gives rule %q exempt %v unknown %q, the reference rule %q exempt %v unknown %q",
-					w, ruleName(got), got.Exempt, got.Unknown, ruleName(want), want.Exempt, want.Unknown)
+					w, ruleName(got), got.Exempt, got.Missing, ruleName(want), want.Exempt, want.Missing)
 			}
 			if got.Rule != nil {
 				_ = got.Rule.Bounds.String()
@@ -61,7 +61,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the policy:\ninput:\n%s\nwritten:\n%s", data, out)
 		}
 		for _, w := range workloads {
-			if a, b := snap.Match(w), again.Match(w); ruleName(a) != ruleName(b) || a.Exempt != b.Exempt || a.Unknown != b.Unknown {
+			if a, b := snap.Match(w), again.Match(w); ruleName(a) != ruleName(b) || a.Exempt != b.Exempt || a.Missing != b.Missing {
 				t.Fatalf("workload %+v: rule %q before the round trip, %q after", w, ruleName(a), ruleName(b))
 			}
 		}
@@ -103,7 +103,7 @@ func checkInvalid(t *testing.T, err error) {
 // fuzzWorkloads are a few workloads for a loaded policy: in the namespaces it names (a glob
 // is also tried as a literal name), in others, with labels its selectors name, and with
 // labels unknown.
-func fuzzWorkloads(p *ReplicaPolicy) []Workload {
+func fuzzWorkloads(p *ReplicaPolicy) []Subject {
 	namespaces := []string{"", "default", "prod", "team-a", "kube-system", "replica-policy-system"}
 	labelSets := []map[string]string{nil, {"app": "web", "env": "prod", "tier": "web"}}
 	for i, r := range p.Rules {
@@ -119,14 +119,14 @@ func fuzzWorkloads(p *ReplicaPolicy) []Workload {
 		}
 	}
 	namespaces = append(namespaces, p.ExemptNamespaces...)
-	var ws []Workload
+	var ws []Subject
 	for i, ns := range namespaces {
 		l := labelSets[i%len(labelSets)]
 		nl := labelSets[(i+1)%len(labelSets)]
 		ws = append(ws,
-			Workload{Namespace: ns, Labels: l, NamespaceLabels: nl},
-			Workload{Namespace: ns, LabelsUnknown: true, NamespaceLabels: l},
-			Workload{Namespace: ns, Labels: nl, NamespaceLabelsUnknown: true},
+			Subject{Namespace: ns, Labels: l, NamespaceLabels: nl},
+			Subject{Namespace: ns, LabelsUnknown: true, NamespaceLabels: l},
+			Subject{Namespace: ns, Labels: nl, NamespaceLabelsUnknown: true},
 		)
 	}
 	return ws

@@ -51,7 +51,7 @@ func TestMatchManyLiteralRules(t *testing.T) {
 		"shared":  "r999",    // several indexed rules: the first
 		"ns-x":    "default",
 	} {
-		m := s.Match(Workload{Namespace: ns})
+		m := s.Match(Subject{Namespace: ns})
 		if ruleName(m) != want {
 			t.Errorf("%s: rule %q, want %q", ns, ruleName(m), want)
 		}
@@ -60,7 +60,7 @@ func TestMatchManyLiteralRules(t *testing.T) {
 		}
 	}
 	// The index makes a match a map lookup: nothing to allocate.
-	if a := testing.AllocsPerRun(100, func() { s.Match(Workload{Namespace: "ns-9898"}) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { s.Match(Subject{Namespace: "ns-9898"}) }); a != 0 {
 		t.Errorf("Match allocates %.0f times per call, want 0", a)
 	}
 }
@@ -68,7 +68,7 @@ func TestMatchManyLiteralRules(t *testing.T) {
 // referenceMatch is Match written as the contract reads, without the index: every rule
 // top to bottom, namespaces as globs (a literal name is a glob without wildcards),
 // selectors converted on the spot. The index must give the same answers.
-func referenceMatch(p *ReplicaPolicy, alwaysExempt []string, w Workload) Match {
+func referenceMatch(p *ReplicaPolicy, alwaysExempt []string, w Subject) Match {
 	for _, g := range slices.Concat(alwaysExempt, p.ExemptNamespaces) {
 		if ok, _ := path.Match(g, w.Namespace); ok {
 			return Match{Exempt: true}
@@ -79,15 +79,15 @@ func referenceMatch(p *ReplicaPolicy, alwaysExempt []string, w Workload) Match {
 		if len(r.Namespaces) > 0 && !slices.ContainsFunc(r.Namespaces, matchesNamespace) {
 			continue
 		}
-		unknown, failed := "", false
+		missing, failed := MissingNothing, false
 		for _, m := range []struct {
 			sel     *metav1.LabelSelector
 			set     map[string]string
 			missing bool
-			what    string
+			what    Missing
 		}{
-			{r.NamespaceSelector, w.NamespaceLabels, w.NamespaceLabelsUnknown, "namespace labels"},
-			{r.Selector, w.Labels, w.LabelsUnknown, "workload labels"},
+			{r.NamespaceSelector, w.NamespaceLabels, w.NamespaceLabelsUnknown, MissingNamespaceLabels},
+			{r.Selector, w.Labels, w.LabelsUnknown, MissingWorkloadLabels},
 		} {
 			if m.sel == nil {
 				continue
@@ -99,15 +99,15 @@ func referenceMatch(p *ReplicaPolicy, alwaysExempt []string, w Workload) Match {
 			switch {
 			case sel.Empty(): // matches everything, needs nothing
 			case m.missing:
-				if unknown == "" {
-					unknown = m.what
+				if missing == MissingNothing {
+					missing = m.what
 				}
 			case !sel.Matches(labels.Set(m.set)):
 				failed = true
 			}
 		}
 		if !failed {
-			return Match{Rule: &CompiledRule{Name: r.Name, index: i}, Unknown: unknown}
+			return Match{Rule: &CompiledRule{Name: r.Name, index: i}, Missing: missing}
 		}
 	}
 	if p.Default != nil {
@@ -167,7 +167,7 @@ func randomPolicy(rng *rand.Rand) (*ReplicaPolicy, []string) {
 	return p, alwaysExempt
 }
 
-func randomWorkload(rng *rand.Rand) Workload {
+func randomWorkload(rng *rand.Rand) Subject {
 	set := func() map[string]string {
 		m := map[string]string{}
 		for _, k := range []string{"app", "tier"} {
@@ -177,7 +177,7 @@ func randomWorkload(rng *rand.Rand) Workload {
 		}
 		return m
 	}
-	return Workload{
+	return Subject{
 		Namespace:              []string{"a", "b", "ab", "ba", "team-a", "team-b", "team-c", "prod", "prom", "x", "zzz"}[rng.IntN(11)],
 		Labels:                 set(),
 		NamespaceLabels:        set(),
@@ -202,10 +202,10 @@ func TestMatchAgainstReference(t *testing.T) {
 		for range workloads {
 			w := randomWorkload(rng)
 			got, want := s.Match(w), referenceMatch(p, alwaysExempt, w)
-			if ruleName(got) != ruleName(want) || got.Exempt != want.Exempt || got.Unknown != want.Unknown {
+			if ruleName(got) != ruleName(want) || got.Exempt != want.Exempt || got.Missing != want.Missing {
 				doc, _ := json.Marshal(p)
 				t.Fatalf("policy %d, workload %+v, always exempt %q:\n got rule %q exempt %v unknown %q\nwant rule %q exempt %v unknown %q\npolicy: %s",
-					pi, w, alwaysExempt, ruleName(got), got.Exempt, got.Unknown, ruleName(want), want.Exempt, want.Unknown, doc)
+					pi, w, alwaysExempt, ruleName(got), got.Exempt, got.Missing, ruleName(want), want.Exempt, want.Missing, doc)
 			}
 			if got.Rule != nil && got.Rule.index != want.Rule.index {
 				t.Fatalf("policy %d: rule %q has index %d, want %d", pi, got.Rule.Name, got.Rule.index, want.Rule.index)
@@ -213,7 +213,7 @@ func TestMatchAgainstReference(t *testing.T) {
 			switch {
 			case got.Exempt:
 				exempt++
-			case got.Unknown != "":
+			case got.Missing != MissingNothing:
 				unknown++
 			case got.Rule == nil:
 				none++
@@ -230,7 +230,7 @@ func TestMatchAgainstReference(t *testing.T) {
 }
 
 // benchPolicy builds a policy of n rules of one kind; the workload matches only the last.
-func benchPolicy(b *testing.B, kind string, n int) (*Snapshot, Workload) {
+func benchPolicy(b *testing.B, kind string, n int) (*Snapshot, Subject) {
 	p := &ReplicaPolicy{APIVersion: APIVersion, Kind: Kind}
 	for i := range n {
 		r := Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: BoundsSpec{MaxReplicas: ptr[int32](10)}}
@@ -248,7 +248,7 @@ func benchPolicy(b *testing.B, kind string, n int) (*Snapshot, Workload) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := Workload{Namespace: fmt.Sprintf("ns-%d", n-1), Labels: map[string]string{"app": fmt.Sprintf("app-%d", n-1), "team": "x"}}
+	w := Subject{Namespace: fmt.Sprintf("ns-%d", n-1), Labels: map[string]string{"app": fmt.Sprintf("app-%d", n-1), "team": "x"}}
 	if kind == "globs" {
 		w.Namespace += "-east"
 	}

@@ -66,30 +66,16 @@ type CompiledRule struct {
 	selector          labels.Selector
 }
 
-// Workload is what a rule matches against. Labels come from the workload's own metadata
-// (for a Scale, from its parent in a cache); NamespaceLabels from the Namespace.
-type Workload struct {
-	Namespace string
-	Labels    map[string]string
-	// LabelsUnknown is set when the workload's labels could not be read (a Scale whose
-	// parent is not in the cache yet). Rules with a selector then cannot be evaluated.
-	LabelsUnknown   bool
-	NamespaceLabels map[string]string
-	// NamespaceLabelsUnknown is set when the Namespace is not in the cache.
-	NamespaceLabelsUnknown bool
-}
-
-// Match is the outcome of evaluating a policy for one workload.
+// Match is the outcome of evaluating a policy's matchers for one subject.
 type Match struct {
 	// Rule is the first rule that matches (possibly the default), nil when none applies.
 	Rule *CompiledRule
-	// Exempt is set when the workload's namespace is exempt; Rule is then nil.
+	// Exempt is set when the subject's namespace is exempt; Rule is then nil.
 	Exempt bool
-	// Unknown, when not empty, names the labels ("workload labels", "namespace labels")
-	// that Rule needs but the caller could not provide: the rules before Rule did not
-	// match, Rule might, and nothing can be decided. Callers allow the write and leave it
-	// to the scaler, which reads the workload itself.
-	Unknown string
+	// Missing, when not MissingNothing, names the labels that Rule needs but the caller
+	// could not provide: the rules before Rule did not match, Rule might, and nothing can
+	// be decided.
+	Missing Missing
 }
 
 // Snapshot is an immutable, compiled policy. A request reads one Snapshot once; a reload
@@ -242,7 +228,7 @@ func (s *Snapshot) Exempt(namespace string) bool {
 // found through an index, so a policy with thousands of them costs a map lookup, not a scan:
 // the candidates are the indexed rules for w's namespace merged, in policy order, with the
 // rules the index cannot hold (globs, selectors only, match-all).
-func (s *Snapshot) Match(w Workload) Match {
+func (s *Snapshot) Match(w Subject) Match {
 	if s.Exempt(w.Namespace) {
 		return Match{Exempt: true}
 	}
@@ -257,9 +243,9 @@ func (s *Snapshot) Match(w Workload) Match {
 			r = s.rules[s.unindexed[j]]
 			j++
 		}
-		switch ok, unknown := r.matches(w); {
-		case unknown != "":
-			return Match{Rule: r, Unknown: unknown}
+		switch ok, missing := r.matches(w); {
+		case missing != MissingNothing:
+			return Match{Rule: r, Missing: missing}
 		case ok:
 			return Match{Rule: r}
 		}
@@ -269,32 +255,32 @@ func (s *Snapshot) Match(w Workload) Match {
 
 // matches evaluates every matcher of the rule (AND). When a matcher needs labels the caller
 // does not have and every other matcher matched, it returns which labels are missing.
-func (r *CompiledRule) matches(w Workload) (ok bool, unknown string) {
+func (r *CompiledRule) matches(w Subject) (ok bool, missing Missing) {
 	if r.matchesAll {
-		return true, ""
+		return true, MissingNothing
 	}
 	if len(r.namespaces) > 0 || len(r.namespaceGlobs) > 0 {
 		if !r.matchesNamespace(w.Namespace) {
-			return false, ""
+			return false, MissingNothing
 		}
 	}
 	if r.namespaceSelector != nil {
 		if w.NamespaceLabelsUnknown {
-			unknown = "namespace labels"
+			missing = MissingNamespaceLabels
 		} else if !r.namespaceSelector.Matches(labels.Set(w.NamespaceLabels)) {
-			return false, ""
+			return false, MissingNothing
 		}
 	}
 	if r.selector != nil {
 		if w.LabelsUnknown {
-			if unknown == "" {
-				unknown = "workload labels"
+			if missing == MissingNothing {
+				missing = MissingWorkloadLabels
 			}
 		} else if !r.selector.Matches(labels.Set(w.Labels)) {
-			return false, ""
+			return false, MissingNothing
 		}
 	}
-	return unknown == "", unknown
+	return missing == MissingNothing, missing
 }
 
 func (r *CompiledRule) matchesNamespace(ns string) bool {

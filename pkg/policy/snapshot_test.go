@@ -41,36 +41,36 @@ func TestMatch(t *testing.T) {
 	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{"replica-policy-system"}})
 	tests := []struct {
 		name string
-		w    Workload
+		w Subject
 		rule string // "" for no rule
 	}{
-		{"literal namespace", Workload{Namespace: "prod"}, "literal-prod"},
-		{"literal namespace is not a prefix", Workload{Namespace: "prod2"}, "default"},
-		{"glob *", Workload{Namespace: "team-a"}, "glob-team"},
-		{"glob * matches the empty rest", Workload{Namespace: "team-"}, "glob-team"},
-		{"glob * anchors at the start", Workload{Namespace: "my-team-a"}, "default"},
-		{"glob ?", Workload{Namespace: "q"}, "single-char"},
-		{"glob ? is one character", Workload{Namespace: "qq"}, "default"},
-		{"glob [ab] a", Workload{Namespace: "ax"}, "class"},
-		{"glob [ab] b", Workload{Namespace: "bx"}, "class"},
-		{"glob [ab] c", Workload{Namespace: "cx"}, "default"},
-		{"namespaceSelector", Workload{Namespace: "qa", NamespaceLabels: map[string]string{"env": "staging", "x": "y"}}, "ns-labels"},
-		{"namespaceSelector, other value", Workload{Namespace: "qa", NamespaceLabels: map[string]string{"env": "prod"}}, "default"},
-		{"selector on workload labels", Workload{Namespace: "qa", Labels: map[string]string{"app": "api"}}, "workload-labels"},
-		{"selector does not look at namespace labels", Workload{Namespace: "qa", NamespaceLabels: map[string]string{"app": "api"}}, "default"},
-		{"all three match", Workload{Namespace: "shop", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "cart"}}, "all-three"},
-		{"AND: workload label missing", Workload{Namespace: "shop", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "till"}}, "shop-rest"},
-		{"AND: namespace label missing", Workload{Namespace: "shop", Labels: map[string]string{"app": "cart"}}, "shop-rest"},
-		{"AND: namespace differs", Workload{Namespace: "mall", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "cart"}}, "default"},
-		{"first match wins: literal before selectors", Workload{Namespace: "prod", NamespaceLabels: map[string]string{"env": "staging"}, Labels: map[string]string{"app": "web"}}, "literal-prod"},
-		{"first match wins: glob before selectors", Workload{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "staging"}}, "glob-team"},
-		{"first match wins: selector before a later literal", Workload{Namespace: "shop", Labels: map[string]string{"app": "web"}}, "workload-labels"},
-		{"default when none match", Workload{Namespace: "elsewhere"}, "default"},
+		{"literal namespace", Subject{Namespace: "prod"}, "literal-prod"},
+		{"literal namespace is not a prefix", Subject{Namespace: "prod2"}, "default"},
+		{"glob *", Subject{Namespace: "team-a"}, "glob-team"},
+		{"glob * matches the empty rest", Subject{Namespace: "team-"}, "glob-team"},
+		{"glob * anchors at the start", Subject{Namespace: "my-team-a"}, "default"},
+		{"glob ?", Subject{Namespace: "q"}, "single-char"},
+		{"glob ? is one character", Subject{Namespace: "qq"}, "default"},
+		{"glob [ab] a", Subject{Namespace: "ax"}, "class"},
+		{"glob [ab] b", Subject{Namespace: "bx"}, "class"},
+		{"glob [ab] c", Subject{Namespace: "cx"}, "default"},
+		{"namespaceSelector", Subject{Namespace: "qa", NamespaceLabels: map[string]string{"env": "staging", "x": "y"}}, "ns-labels"},
+		{"namespaceSelector, other value", Subject{Namespace: "qa", NamespaceLabels: map[string]string{"env": "prod"}}, "default"},
+		{"selector on workload labels", Subject{Namespace: "qa", Labels: map[string]string{"app": "api"}}, "workload-labels"},
+		{"selector does not look at namespace labels", Subject{Namespace: "qa", NamespaceLabels: map[string]string{"app": "api"}}, "default"},
+		{"all three match", Subject{Namespace: "shop", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "cart"}}, "all-three"},
+		{"AND: workload label missing", Subject{Namespace: "shop", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "till"}}, "shop-rest"},
+		{"AND: namespace label missing", Subject{Namespace: "shop", Labels: map[string]string{"app": "cart"}}, "shop-rest"},
+		{"AND: namespace differs", Subject{Namespace: "mall", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "cart"}}, "default"},
+		{"first match wins: literal before selectors", Subject{Namespace: "prod", NamespaceLabels: map[string]string{"env": "staging"}, Labels: map[string]string{"app": "web"}}, "literal-prod"},
+		{"first match wins: glob before selectors", Subject{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "staging"}}, "glob-team"},
+		{"first match wins: selector before a later literal", Subject{Namespace: "shop", Labels: map[string]string{"app": "web"}}, "workload-labels"},
+		{"default when none match", Subject{Namespace: "elsewhere"}, "default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := s.Match(tt.w)
-			if m.Exempt || m.Unknown != "" {
+			if m.Exempt || m.Missing != MissingNothing {
 				t.Errorf("Match = %+v, want neither exempt nor unknown", m)
 			}
 			if got := ruleName(m); got != tt.rule {
@@ -103,7 +103,7 @@ func TestMatchFirstWinsAcrossIndex(t *testing.T) {
 	glob := "- {name: glob, namespaces: [\"team-*\"], maxReplicas: 2}\n"
 	all := "- {name: all, maxReplicas: 3}\n"
 	sel := "- {name: sel, selector: {matchLabels: {app: web}}, maxReplicas: 4}\n"
-	w := Workload{Namespace: "team-a", Labels: map[string]string{"app": "web"}}
+	w := Subject{Namespace: "team-a", Labels: map[string]string{"app": "web"}}
 	for _, tt := range []struct {
 		rules, want string
 	}{
@@ -125,22 +125,22 @@ func TestMatchFirstWinsAcrossIndex(t *testing.T) {
 
 func TestMatchNoDefault(t *testing.T) {
 	s := mustLoad(t, header+"rules: [{name: a, namespaces: [prod], maxReplicas: 3}]\n", Options{})
-	if m := s.Match(Workload{Namespace: "dev"}); m.Rule != nil || m.Exempt || m.Unknown != "" {
+	if m := s.Match(Subject{Namespace: "dev"}); m.Rule != nil || m.Exempt || m.Missing != MissingNothing {
 		t.Errorf("Match = %+v, want no rule", m)
 	}
-	if m := s.Match(Workload{Namespace: "prod"}); ruleName(m) != "a" {
+	if m := s.Match(Subject{Namespace: "prod"}); ruleName(m) != "a" {
 		t.Errorf("Match = %+v, want rule a", m)
 	}
 }
 
 func TestMatchRuleWithoutMatchers(t *testing.T) {
 	s := mustLoad(t, header+"default: {maxReplicas: 9}\nrules: [{name: everything, minReplicas: 2}]\n", Options{})
-	for _, w := range []Workload{
+	for _, w := range []Subject{
 		{Namespace: "a"},
 		{Namespace: "b", Labels: map[string]string{"x": "y"}, NamespaceLabels: map[string]string{"z": "w"}},
 		{Namespace: "c", LabelsUnknown: true, NamespaceLabelsUnknown: true},
 	} {
-		if m := s.Match(w); ruleName(m) != "everything" || m.Unknown != "" {
+		if m := s.Match(w); ruleName(m) != "everything" || m.Missing != MissingNothing {
 			t.Errorf("Match(%+v) = %+v, want everything", w, m)
 		}
 	}
@@ -157,7 +157,7 @@ func TestMatchExempt(t *testing.T) {
 		"prod":                  false,
 		"sys":                   false,
 	} {
-		m := s.Match(Workload{Namespace: ns})
+		m := s.Match(Subject{Namespace: ns})
 		if m.Exempt != exempt || s.Exempt(ns) != exempt {
 			t.Errorf("%s: Match = %+v, Exempt() = %v, want exempt %v", ns, m, s.Exempt(ns), exempt)
 		}
@@ -167,11 +167,11 @@ func TestMatchExempt(t *testing.T) {
 	}
 	// Exempt even where a rule names the namespace.
 	s = mustLoad(t, header+"exemptNamespaces: [prod]\nrules: [{name: a, namespaces: [prod], maxReplicas: 3}]\n", Options{})
-	if m := s.Match(Workload{Namespace: "prod"}); !m.Exempt {
+	if m := s.Match(Subject{Namespace: "prod"}); !m.Exempt {
 		t.Errorf("Match = %+v, want exempt", m)
 	}
 	// AlwaysExempt holds for the empty policy too (no ConfigMap).
-	if !Empty(Options{AlwaysExempt: []string{"replica-policy-system"}}).Match(Workload{Namespace: "replica-policy-system"}).Exempt {
+	if !Empty(Options{AlwaysExempt: []string{"replica-policy-system"}}).Match(Subject{Namespace: "replica-policy-system"}).Exempt {
 		t.Error("Empty snapshot does not exempt Options.AlwaysExempt")
 	}
 }
@@ -203,26 +203,26 @@ rules:
 `, Options{})
 	tests := []struct {
 		name    string
-		w       Workload
+		w Subject
 		rule    string
-		unknown string
+		unknown Missing
 	}{
-		{"workload labels unknown, no selector rule before", Workload{Namespace: "dev", LabelsUnknown: true}, "by-labels", "workload labels"},
-		{"namespace rule skipped without unknown", Workload{Namespace: "dev", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "by-labels", "workload labels"},
-		{"namespace labels unknown where the namespace matches", Workload{Namespace: "team-a", NamespaceLabelsUnknown: true}, "by-ns-labels", "namespace labels"},
-		{"both unknown: namespace labels named first", Workload{Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "prod-only", "namespace labels"},
-		{"known labels that fail decide despite unknown ones", Workload{Namespace: "prod", LabelsUnknown: true, NamespaceLabels: map[string]string{"env": "dev"}}, "by-labels", "workload labels"},
-		{"known selector fails, namespace labels unknown", Workload{Namespace: "qa", Labels: map[string]string{"app": "api2"}, NamespaceLabelsUnknown: true}, "default", ""},
-		{"known selector matches, namespace labels unknown", Workload{Namespace: "qa", Labels: map[string]string{"app": "api"}, NamespaceLabelsUnknown: true}, "both", "namespace labels"},
-		{"workload labels known and matching", Workload{Namespace: "dev", Labels: map[string]string{"app": "web"}, NamespaceLabelsUnknown: true}, "by-labels", ""},
-		{"unknown labels, earlier rule matched on what is known", Workload{Namespace: "prod", Labels: map[string]string{"app": "web"}, NamespaceLabels: map[string]string{"env": "prod"}}, "prod-only", ""},
-		{"empty selectors need no labels", Workload{Namespace: "open", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "empty-selectors", ""},
+		{"workload labels unknown, no selector rule before", Subject{Namespace: "dev", LabelsUnknown: true}, "by-labels", MissingWorkloadLabels},
+		{"namespace rule skipped without unknown", Subject{Namespace: "dev", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "by-labels", MissingWorkloadLabels},
+		{"namespace labels unknown where the namespace matches", Subject{Namespace: "team-a", NamespaceLabelsUnknown: true}, "by-ns-labels", MissingNamespaceLabels},
+		{"both unknown: namespace labels named first", Subject{Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "prod-only", MissingNamespaceLabels},
+		{"known labels that fail decide despite unknown ones", Subject{Namespace: "prod", LabelsUnknown: true, NamespaceLabels: map[string]string{"env": "dev"}}, "by-labels", MissingWorkloadLabels},
+		{"known selector fails, namespace labels unknown", Subject{Namespace: "qa", Labels: map[string]string{"app": "api2"}, NamespaceLabelsUnknown: true}, "default", MissingNothing},
+		{"known selector matches, namespace labels unknown", Subject{Namespace: "qa", Labels: map[string]string{"app": "api"}, NamespaceLabelsUnknown: true}, "both", MissingNamespaceLabels},
+		{"workload labels known and matching", Subject{Namespace: "dev", Labels: map[string]string{"app": "web"}, NamespaceLabelsUnknown: true}, "by-labels", MissingNothing},
+		{"unknown labels, earlier rule matched on what is known", Subject{Namespace: "prod", Labels: map[string]string{"app": "web"}, NamespaceLabels: map[string]string{"env": "prod"}}, "prod-only", MissingNothing},
+		{"empty selectors need no labels", Subject{Namespace: "open", LabelsUnknown: true, NamespaceLabelsUnknown: true}, "empty-selectors", MissingNothing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := s.Match(tt.w)
-			if ruleName(m) != tt.rule || m.Unknown != tt.unknown {
-				t.Errorf("Match = rule %q, unknown %q; want rule %q, unknown %q", ruleName(m), m.Unknown, tt.rule, tt.unknown)
+			if ruleName(m) != tt.rule || m.Missing != tt.unknown {
+				t.Errorf("Match = rule %q, unknown %q; want rule %q, unknown %q", ruleName(m), m.Missing, tt.rule, tt.unknown)
 			}
 		})
 	}
@@ -267,7 +267,7 @@ func TestEmpty(t *testing.T) {
 	if len(s.Rules()) != 0 {
 		t.Errorf("empty snapshot has %d rules", len(s.Rules()))
 	}
-	if m := s.Match(Workload{Namespace: "prod", Labels: map[string]string{"a": "b"}}); m.Rule != nil || m.Exempt {
+	if m := s.Match(Subject{Namespace: "prod", Labels: map[string]string{"a": "b"}}); m.Rule != nil || m.Exempt {
 		t.Errorf("empty snapshot matched %+v", m)
 	}
 }
@@ -326,15 +326,15 @@ func TestBounds(t *testing.T) {
 // TestBoundsFromPolicy checks that the bounds reach the compiled rule and the default.
 func TestBoundsFromPolicy(t *testing.T) {
 	s := mustLoad(t, designExample, Options{})
-	m := s.Match(Workload{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "prod"}, Labels: map[string]string{"app": "web"}})
+	m := s.Match(Subject{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "prod"}, Labels: map[string]string{"app": "web"}})
 	if ruleName(m) != "prod-web" || m.Rule.Bounds.String() != "[2, 10]" || m.Rule.Bounds.Nearest(50) != 10 {
 		t.Errorf("Match = %q %v, want prod-web [2, 10]", ruleName(m), m.Rule.Bounds)
 	}
-	m = s.Match(Workload{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "dev"}, Labels: map[string]string{"app": "web"}})
+	m = s.Match(Subject{Namespace: "team-x", NamespaceLabels: map[string]string{"env": "dev"}, Labels: map[string]string{"app": "web"}})
 	if ruleName(m) != DefaultRuleName || m.Rule.Bounds.String() != "[1, 50]" || m.Rule.Action != ActionClamp {
 		t.Errorf("Match = %q %v %q, want default [1, 50] clamp", ruleName(m), m.Rule.Bounds, m.Rule.Action)
 	}
-	if !s.Match(Workload{Namespace: "kube-system"}).Exempt {
+	if !s.Match(Subject{Namespace: "kube-system"}).Exempt {
 		t.Error("kube-system is not exempt")
 	}
 }

@@ -14,6 +14,11 @@ const (
 	Kind = "ReplicaPolicy"
 	// ConfigMapKey is the key of the policy ConfigMap that holds the policy document.
 	ConfigMapKey = "policy.yaml"
+	// DefaultNamespace is the policy ConfigMap's namespace unless a flag says otherwise; it
+	// is also the webhook's own namespace, which is always exempt.
+	DefaultNamespace = "replica-policy-system"
+	// DefaultConfigMapName is the policy ConfigMap's name unless a flag says otherwise.
+	DefaultConfigMapName = "replica-policy"
 	// DefaultRuleName is the name under which the policy's default bounds appear in
 	// warnings, Events and metrics: default behaves as a last rule of that name.
 	DefaultRuleName = "default"

@@ -1,6 +1,7 @@
-package policy
+package policystore
 
 import (
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"testing"
 	"time"
 )
@@ -10,7 +11,7 @@ import (
 // most maxReplaced of them.
 func TestStoreReplaced(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	s := NewStore(Options{})
+	s := NewStore(policy.Options{})
 	s.now = func() time.Time { return now }
 	if got := s.Replaced(); len(got) != 0 {
 		t.Fatalf("new store: %d replaced snapshots", len(got))

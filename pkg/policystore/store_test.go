@@ -1,21 +1,24 @@
-package policy
+package policystore
 
 import (
 	"errors"
 	"fmt"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 )
+
+// header starts every policy document in the tests.
+const header = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
 
 func policyConfigMap(rv, doc string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy", ResourceVersion: rv},
-		Data:       map[string]string{ConfigMapKey: doc},
+		Data:       map[string]string{policy.ConfigMapKey: doc},
 	}
 }
 
@@ -26,14 +29,14 @@ func maxPolicy(n int) string {
 }
 
 func TestStoreApply(t *testing.T) {
-	opts := Options{AlwaysExempt: []string{"replica-policy-system"}}
+	opts := policy.Options{AlwaysExempt: []string{"replica-policy-system"}}
 	s := NewStore(opts)
 	first := s.Snapshot()
 	if first == nil || len(first.Rules()) != 0 {
 		t.Fatalf("a new store must bound nothing, got %+v", first)
 	}
 	if !first.Exempt("replica-policy-system") {
-		t.Error("the new store's snapshot does not apply Options.AlwaysExempt")
+		t.Error("the new store's snapshot does not apply policy.Options.AlwaysExempt")
 	}
 
 	// A valid policy is swapped in.
@@ -44,23 +47,25 @@ func TestStoreApply(t *testing.T) {
 	if s.Snapshot() != snap {
 		t.Fatal("Apply returned a snapshot other than the one in force")
 	}
-	if got := ruleName(snap.Match(Workload{Namespace: "a"})); got != "max-3" {
+	if got := ruleIn(snap, "a"); got != "max-3" {
 		t.Errorf("rule %q, want max-3", got)
 	}
 	if want := "configmap replica-policy-system/replica-policy@1"; snap.Source != want {
 		t.Errorf("Source %q, want %q", snap.Source, want)
 	}
 	if !snap.Exempt("replica-policy-system") {
-		t.Error("a loaded snapshot lost Options.AlwaysExempt")
+		t.Error("a loaded snapshot lost policy.Options.AlwaysExempt")
 	}
 
 	// An invalid policy is refused and the last valid one stays, the very same snapshot.
 	_, err = s.Apply(policyConfigMap("2", header+"rules:\n- {name: a, minReplicas: 2, maxReplicas: 1}\n"))
-	var invalid *InvalidError
+	var invalid *policy.InvalidError
 	if !errors.As(err, &invalid) {
 		t.Fatalf("Apply(invalid) = %v, want *InvalidError", err)
 	}
-	checkErrs(t, invalid.Errs, []wantErr{{"rules[0].maxReplicas", field.ErrorTypeInvalid, `rules[0].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (2)`}})
+	if len(invalid.Errs) != 1 || invalid.Errs[0].Error() != `rules[0].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (2)` {
+		t.Errorf("errors %v, want only %s", invalid.Errs, `rules[0].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (2)`)
+	}
 	if s.Snapshot() != snap {
 		t.Error("Apply(invalid) replaced the snapshot in force")
 	}
@@ -70,7 +75,9 @@ func TestStoreApply(t *testing.T) {
 	if !errors.As(err, &invalid) {
 		t.Fatalf("Apply(no key) = %v, want *InvalidError", err)
 	}
-	checkErrs(t, invalid.Errs, []wantErr{{"data[policy.yaml]", field.ErrorTypeRequired, `data[policy.yaml]: Required value: the policy ConfigMap must hold the policy under this key`}})
+	if len(invalid.Errs) != 1 || invalid.Errs[0].Error() != `data[policy.yaml]: Required value: the policy ConfigMap must hold the policy under this key` {
+		t.Errorf("errors %v, want only %s", invalid.Errs, `data[policy.yaml]: Required value: the policy ConfigMap must hold the policy under this key`)
+	}
 	if s.Snapshot() != snap {
 		t.Error("Apply(no key) replaced the snapshot in force")
 	}
@@ -83,25 +90,25 @@ func TestStoreApply(t *testing.T) {
 	if s.Snapshot() != empty || len(empty.Rules()) != 0 {
 		t.Errorf("after Apply(nil) the store holds %d rules", len(s.Snapshot().Rules()))
 	}
-	if m := empty.Match(Workload{Namespace: "a"}); m.Rule != nil {
+	if m := empty.Decide(policy.Subject{Namespace: "a"}, nil); m.Rule != nil {
 		t.Errorf("after Apply(nil) rule %q still applies", m.Rule.Name)
 	}
 	if !empty.Exempt("replica-policy-system") {
-		t.Error("the empty snapshot lost Options.AlwaysExempt")
+		t.Error("the empty snapshot lost policy.Options.AlwaysExempt")
 	}
 }
 
 func TestStoreSubscribe(t *testing.T) {
-	s := NewStore(Options{})
-	var got []*Snapshot
+	s := NewStore(policy.Options{})
+	var got []*policy.Snapshot
 	var other int
-	s.Subscribe(func(snap *Snapshot) {
+	s.Subscribe(func(snap *policy.Snapshot) {
 		if s.Snapshot() != snap {
 			t.Error("subscriber called before the swap")
 		}
 		got = append(got, snap)
 	})
-	s.Subscribe(func(*Snapshot) { other++ })
+	s.Subscribe(func(*policy.Snapshot) { other++ })
 
 	a, _ := s.Apply(policyConfigMap("1", maxPolicy(1)))
 	if _, err := s.Apply(policyConfigMap("2", "rules: nope")); err == nil {
@@ -109,7 +116,7 @@ func TestStoreSubscribe(t *testing.T) {
 	}
 	b, _ := s.Apply(policyConfigMap("3", maxPolicy(2)))
 	c, _ := s.Apply(nil)
-	want := []*Snapshot{a, b, c}
+	want := []*policy.Snapshot{a, b, c}
 	if len(got) != len(want) {
 		t.Fatalf("subscriber called %d times, want %d (not for the invalid policy)", len(got), len(want))
 	}
@@ -126,7 +133,7 @@ func TestStoreSubscribe(t *testing.T) {
 // TestStoreConcurrent: readers never see a nil snapshot, nor one that mixes two policies,
 // while a writer flips between policies (and invalid ones). Run it with -race.
 func TestStoreConcurrent(t *testing.T) {
-	s := NewStore(Options{})
+	s := NewStore(policy.Options{})
 	cms := []*corev1.ConfigMap{
 		policyConfigMap("1", maxPolicy(1)),
 		policyConfigMap("2", maxPolicy(2)),
@@ -149,7 +156,7 @@ func TestStoreConcurrent(t *testing.T) {
 					t.Error("nil snapshot")
 					return
 				}
-				m := snap.Match(Workload{Namespace: "ns"})
+				m := snap.Decide(policy.Subject{Namespace: "ns"}, nil)
 				if m.Rule == nil {
 					if snap.Source != "" || len(snap.Rules()) != 0 {
 						t.Errorf("no rule matched in snapshot %q with %d rules", snap.Source, len(snap.Rules()))
@@ -174,4 +181,12 @@ func TestStoreConcurrent(t *testing.T) {
 	if seen[0].Load()+seen[1].Load()+seen[2].Load() == 0 {
 		t.Error("the readers read nothing")
 	}
+}
+
+// ruleIn names the rule that decides for a workload in namespace ns under snap.
+func ruleIn(snap *policy.Snapshot, ns string) string {
+	if v := snap.Decide(policy.Subject{Namespace: ns}, nil); v.Rule != nil {
+		return v.Rule.Name
+	}
+	return ""
 }

@@ -1,8 +1,9 @@
-package policy
+package policystore
 
 import (
 	"context"
 	"fmt"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"strings"
 	"sync"
 	"testing"
@@ -48,10 +49,10 @@ func TestWatcher(t *testing.T) {
 func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	ns := createNamespace(t, client, "lifecycle")
 	cms := client.CoreV1().ConfigMaps(ns)
-	store := NewStore(Options{AlwaysExempt: []string{ns}})
+	store := NewStore(policy.Options{AlwaysExempt: []string{ns}})
 	var mu sync.Mutex
 	var loaded []string // every rule name the store ever held
-	store.Subscribe(func(s *Snapshot) {
+	store.Subscribe(func(s *policy.Snapshot) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range s.Rules() {
@@ -73,7 +74,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	if n := len(store.Snapshot().Rules()); n != 0 {
 		t.Fatalf("no policy ConfigMap, yet %d rules", n)
 	}
-	if m := store.Snapshot().Match(Workload{Namespace: "app"}); m.Rule != nil {
+	if m := store.Snapshot().Decide(policy.Subject{Namespace: "app"}, nil); m.Rule != nil {
 		t.Errorf("no policy ConfigMap, yet rule %q applies", m.Rule.Name)
 	}
 	checkGauge(t, "replicapolicy_policy_present", 0)
@@ -94,12 +95,12 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	waitForEvent(t, client, ns, cm.Name, corev1.EventTypeNormal, ReasonPolicyLoaded, "replica policy with 1 rules is in force")
 
 	// Edited.
-	cm.Data[ConfigMapKey] = maxPolicy(5)
+	cm.Data[policy.ConfigMapKey] = maxPolicy(5)
 	if cm, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	good := waitForRule(t, store, "max-5")
-	if got := *good.Match(Workload{Namespace: "app"}).Rule.Bounds.Max; got != 5 {
+	if got := *good.Decide(policy.Subject{Namespace: "app"}, nil).Rule.Bounds.Max; got != 5 {
 		t.Errorf("max %d, want 5", got)
 	}
 	if want := fmt.Sprintf("configmap %s/replica-policy@%s", ns, cm.ResourceVersion); good.Source != want {
@@ -107,7 +108,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	}
 
 	// Made invalid: the last valid policy stays, and the mistake is reported.
-	cm.Data[ConfigMapKey] = header + "rules:\n- {name: max-5, maxReplicas: 5}\n- {name: b, minReplicas: 3, maxReplicas: 2}\n"
+	cm.Data[policy.ConfigMapKey] = header + "rules:\n- {name: max-5, maxReplicas: 5}\n- {name: b, minReplicas: 3, maxReplicas: 2}\n"
 	if cm, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	checkGauge(t, "replicapolicy_policy_present", 1)
 
 	// Fixed.
-	cm.Data[ConfigMapKey] = maxPolicy(6)
+	cm.Data[policy.ConfigMapKey] = maxPolicy(6)
 	if _, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 		t.Fatal(err)
 	}
 	eventually(t, propagation, "no bounds after the ConfigMap's deletion", func() bool {
-		return store.Snapshot().Match(Workload{Namespace: "app"}).Rule == nil
+		return store.Snapshot().Decide(policy.Subject{Namespace: "app"}, nil).Rule == nil
 	})
 	checkGauge(t, "replicapolicy_policy_present", 0)
 	checkGauge(t, "replicapolicy_policy_rules", 0)
@@ -148,7 +149,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decoy.Data[ConfigMapKey] = maxPolicy(93)
+	decoy.Data[policy.ConfigMapKey] = maxPolicy(93)
 	if _, err := cms.Update(t.Context(), decoy, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	if want := []string{"max-3", "max-5", "max-6"}; fmt.Sprint(loaded) != fmt.Sprint(want) {
 		t.Errorf("the store held rules %q, want %q: another ConfigMap was read, or a change missed", loaded, want)
 	}
-	if store.Snapshot().Match(Workload{Namespace: "app"}).Rule != nil {
+	if store.Snapshot().Decide(policy.Subject{Namespace: "app"}, nil).Rule != nil {
 		t.Error("a decoy ConfigMap's policy is in force")
 	}
 }
@@ -171,11 +172,11 @@ func testWatcherReadyAfterLoad(t *testing.T, client kubernetes.Interface) {
 	if _, err := client.CoreV1().ConfigMaps(ns).Create(t.Context(), namedConfigMap(ns, "replica-policy", maxPolicy(4)), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	store := NewStore(Options{})
+	store := NewStore(policy.Options{})
 	w := &Watcher{Store: store, Client: client, Namespace: ns, Name: "replica-policy", Log: logr.New(slowSink{delay: 500 * time.Millisecond})}
 	startWatcher(t, w)
-	if m := store.Snapshot().Match(Workload{Namespace: "app"}); ruleName(m) != "max-4" {
-		t.Fatalf("Ready() is true, but the store holds rule %q, not the ConfigMap's max-4", ruleName(m))
+	if got := ruleIn(store.Snapshot(), "app"); got != "max-4" {
+		t.Fatalf("Ready() is true, but the store holds rule %q, not the ConfigMap's max-4", got)
 	}
 }
 
@@ -203,7 +204,7 @@ func testWatcherLongEvent(t *testing.T, client kubernetes.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Watcher{Store: NewStore(Options{}), Client: client, Namespace: ns, Name: "replica-policy", Log: testr.New(t), Recorder: newRecorder(t, client)}
+	w := &Watcher{Store: NewStore(policy.Options{}), Client: client, Namespace: ns, Name: "replica-policy", Log: testr.New(t), Recorder: newRecorder(t, client)}
 	startWatcher(t, w)
 	checkGauge(t, "replicapolicy_policy_valid", 0)
 	ev := waitForEvent(t, client, ns, cm.Name, corev1.EventTypeWarning, ReasonPolicyInvalid,
@@ -263,18 +264,18 @@ func testWatcherLeastPrivilege(t *testing.T, admin kubernetes.Interface, cfg *re
 		t.Errorf("list without a field selector: %v, want Forbidden", err)
 	}
 
-	store := NewStore(Options{})
+	store := NewStore(policy.Options{})
 	w := &Watcher{Store: store, Client: sa, Namespace: ns, Name: "replica-policy", Log: testr.New(t)}
 	startWatcher(t, w)
-	if m := store.Snapshot().Match(Workload{Namespace: "app"}); ruleName(m) != "max-7" {
-		t.Fatalf("under least privilege the store holds rule %q, want max-7", ruleName(m))
+	if got := ruleIn(store.Snapshot(), "app"); got != "max-7" {
+		t.Fatalf("under least privilege the store holds rule %q, want max-7", got)
 	}
 	// The watch works too, not only the list.
 	cm, err := admin.CoreV1().ConfigMaps(ns).Get(ctx, "replica-policy", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm.Data[ConfigMapKey] = maxPolicy(8)
+	cm.Data[policy.ConfigMapKey] = maxPolicy(8)
 	if _, err := admin.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -289,12 +290,12 @@ func TestInvalidNote(t *testing.T) {
 	const inForce = "configmap replica-policy-system/replica-policy@12345"
 	tail := "; the last valid policy stays in force (" + inForce + ")"
 
-	short := invalidNote(&InvalidError{Errs: errs[:2]}, inForce)
-	if want := (&InvalidError{Errs: errs[:2]}).Error() + tail; short != want {
+	short := invalidNote(&policy.InvalidError{Errs: errs[:2]}, inForce)
+	if want := (&policy.InvalidError{Errs: errs[:2]}).Error() + tail; short != want {
 		t.Errorf("\n got %s\nwant %s", short, want)
 	}
 
-	long := invalidNote(&InvalidError{Errs: errs}, inForce)
+	long := invalidNote(&policy.InvalidError{Errs: errs}, inForce)
 	if len(long) > maxNoteBytes {
 		t.Errorf("note of %d bytes, over the API server's %d", len(long), maxNoteBytes)
 	}
@@ -311,7 +312,7 @@ func TestInvalidNote(t *testing.T) {
 
 	// One error longer than a note on its own is cut, at a character boundary.
 	huge := field.ErrorList{field.Invalid(field.NewPath("rules").Index(0).Child("name"), strings.Repeat("é", 800), "too long"), errs[0]}
-	note := invalidNote(&InvalidError{Errs: huge}, inForce)
+	note := invalidNote(&policy.InvalidError{Errs: huge}, inForce)
 	if len(note) > maxNoteBytes || !strings.Contains(note, "é…; and 1 more") || !strings.HasSuffix(note, tail) {
 		t.Errorf("note of %d bytes: %s", len(note), note)
 	}
@@ -383,12 +384,12 @@ func newRecorder(t *testing.T, client kubernetes.Interface) recorder.EventRecord
 
 // waitForRule waits until the store's policy applies the named rule to a workload in
 // namespace "app" and returns that snapshot.
-func waitForRule(t *testing.T, store *Store, rule string) *Snapshot {
+func waitForRule(t *testing.T, store *Store, rule string) *policy.Snapshot {
 	t.Helper()
-	var snap *Snapshot
+	var snap *policy.Snapshot
 	eventually(t, propagation, "rule "+rule+" in force", func() bool {
 		snap = store.Snapshot()
-		return ruleName(snap.Match(Workload{Namespace: "app"})) == rule
+		return ruleIn(snap, "app") == rule
 	})
 	return snap
 }

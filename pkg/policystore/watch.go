@@ -1,9 +1,10 @@
-package policy
+package policystore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -119,7 +120,7 @@ func (w *Watcher) applyLocked(cm *corev1.ConfigMap) {
 	}
 	w.saidAbsent.Store(false)
 	policyPresent.Set(1)
-	var invalid *InvalidError
+	var invalid *policy.InvalidError
 	if errors.As(err, &invalid) {
 		reloadsTotal.WithLabelValues(ReloadInvalid).Inc()
 		policyValid.Set(0)
@@ -155,7 +156,7 @@ const maxNoteBytes = 1024
 
 // invalidNote is the note of a PolicyInvalid Event: as many of the errors as fit in an
 // Event, then how many were left out, then which policy stays in force.
-func invalidNote(err *InvalidError, inForce string) string {
+func invalidNote(err *policy.InvalidError, inForce string) string {
 	tail := fmt.Sprintf("; the last valid policy stays in force (%s)", inForce)
 	note := "invalid replica policy: "
 	n := 0 // errors in the note

@@ -1,0 +1,60 @@
+package admission
+
+import (
+	"fmt"
+	"net/http"
+
+	"gomodules.xyz/jsonpatch/v2"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// The answers the webhook gives, each built in one place.
+
+// allowed lets the write through unchanged.
+func allowed() admission.Response { return admission.Allowed("") }
+
+// denied rejects the write as invalid (HTTP 422, reason Invalid, as the API server's own
+// validation does), with a message that names what is wrong.
+func denied(message string) admission.Response {
+	resp := admission.Denied(message)
+	resp.Result.Code = http.StatusUnprocessableEntity
+	resp.Result.Reason = "Invalid"
+	return resp
+}
+
+// patchedReplicas sets spec.replicas. Add replaces an existing member (RFC 6902 4.1), and
+// creates it in a Scale whose replicas were omitted because they were 0.
+func patchedReplicas(replicas int32) admission.Response {
+	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/replicas", Value: replicas})
+}
+
+// badRequest answers a request the webhook cannot read.
+func badRequest(err error) admission.Response {
+	return admission.Errored(http.StatusBadRequest, err)
+}
+
+// notHandled allows a request for something the webhook does not bound, and says so in a
+// warning in case the webhook configuration is wrong.
+func notHandled(what string) admission.Response {
+	return admission.Allowed("").WithWarnings(fmt.Sprintf("replica-policy does not handle %s", what))
+}
+
+// decisionResponse renders a workload decision: a denial, a patch or an allow, with the
+// decision's warnings and, when a rule acted, an audit annotation.
+func decisionResponse(r Request, d Decision) admission.Response {
+	var resp admission.Response
+	switch {
+	case !d.Allowed:
+		resp = denied(d.Message)
+	case d.Replicas != nil:
+		resp = patchedReplicas(*d.Replicas)
+	default:
+		resp = allowed()
+	}
+	if d.Rule != "" && d.Outcome != OutcomeAllowed {
+		resp.AuditAnnotations = map[string]string{
+			"decision": fmt.Sprintf(`{"rule":%q,"action":%q,"outcome":%q,"replicas":%d}`, d.Rule, d.Action, d.Outcome, r.Replicas),
+		}
+	}
+	return resp.WithWarnings(d.Warnings...)
+}

@@ -1,0 +1,148 @@
+package admission
+
+import (
+	"encoding/json"
+	"fmt"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// ScaleSubresource is the subresource through which kubectl scale and the HPA write.
+const ScaleSubresource = "scale"
+
+// workloads admits writes of one workload kind and of its scale subresource: it decodes the
+// request, asks the policy for its verdict (Decide) and renders the answer.
+type workloads struct {
+	kind   workload.Kind
+	stage  Stage
+	store  *policystore.Store
+	lookup Lookup
+}
+
+func (w workloads) admit(req admission.Request) answer {
+	r, err := newRequest(req, w.kind, w.lookup)
+	if nw, ok := err.(errNotWorkload); ok {
+		return answer{resp: notHandled(nw.what), kind: req.Kind.Kind, outcome: OutcomeNotHandled}
+	}
+	if err != nil {
+		return answer{resp: badRequest(err), kind: req.Kind.Kind, outcome: OutcomeBadRequest}
+	}
+	snap := w.store.Snapshot()
+	d := Decide(snap, r, w.stage)
+	if !d.Allowed && w.stage == Validate && d.Action == policy.ActionClamp {
+		d = w.clampedUnderReplacedPolicy(snap, r, d)
+	}
+	return answer{resp: decisionResponse(r, d), kind: r.kindName(), rule: d.Rule, action: d.Action, outcome: d.Outcome}
+}
+
+// clampedUnderReplacedPolicy revisits a clamp rule's rejection at Validate. /mutate and
+// /validate are two calls, and the policy can change between them: /mutate then clamped to
+// the bounds of the policy of a moment ago, and the new bounds would reject the write as
+// if the clamp had never been applied, failing a write that the clamp action promises to
+// let through. When a policy replaced within the last moments (policystore.ReplacedWindow)
+// allows the final object, the write is allowed with a warning, and the scaler brings the
+// workload inside the new bounds.
+func (w workloads) clampedUnderReplacedPolicy(snap *policy.Snapshot, r Request, d Decision) Decision {
+	for _, prev := range w.store.Replaced() {
+		if !Decide(prev, r, Validate).Allowed {
+			continue
+		}
+		bounds := snap.Decide(r.Subject, &r.Replicas).Rule.Bounds
+		return Decision{Allowed: true, Rule: d.Rule, Action: d.Action, Outcome: OutcomeWarned, Warnings: []string{fmt.Sprintf(
+			"spec.replicas %d is outside the bounds %s of replica policy rule %q, which the policy changed while this request was admitted; the scaler will correct it",
+			r.Replicas, bounds, d.Rule)}}
+	}
+	return d
+}
+
+// errNotWorkload marks requests of a workload resource that set no replicas: another
+// subresource, or an operation other than CREATE and UPDATE.
+type errNotWorkload struct{ what string }
+
+func (e errNotWorkload) Error() string {
+	return fmt.Sprintf("replica-policy does not handle %s", e.what)
+}
+
+// newRequest turns an admission request for a workload of kind, or its scale subresource,
+// into the decision's input.
+func newRequest(req admission.Request, kind workload.Kind, lookup Lookup) (Request, error) {
+	if req.SubResource != "" && req.SubResource != ScaleSubresource {
+		return Request{}, errNotWorkload{what: resourceName(req)}
+	}
+	// Only a create or an update sets replicas. A DELETE carries no object, and CONNECT
+	// no workload: not ours to judge, rather than a bad request.
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return Request{}, errNotWorkload{what: fmt.Sprintf("%s of %s", req.Operation, resourceName(req))}
+	}
+	r := Request{
+		Operation: req.Operation,
+		Subject:   policy.Subject{Kind: kind.Kind, Namespace: req.Namespace, Name: req.Name},
+		Scale:     req.SubResource == ScaleSubresource,
+	}
+	obj, err := decodeReplicaFields(req.Object.Raw, "object")
+	if err != nil {
+		return Request{}, err
+	}
+	r.Replicas = replicasOf(obj, r.Scale)
+	if req.Operation == admissionv1.Update {
+		old, err := decodeReplicaFields(req.OldObject.Raw, "oldObject")
+		if err != nil {
+			return Request{}, err
+		}
+		v := replicasOf(old, r.Scale)
+		r.OldReplicas = &v
+	}
+	var ok bool
+	if r.Scale {
+		// A Scale carries no labels: the parent's come from the cache.
+		r.Subject.Labels, ok = lookup.WorkloadLabels(kind, req.Namespace, req.Name)
+		r.Subject.LabelsUnknown = !ok
+	} else {
+		r.Subject.Labels = obj.Metadata.Labels
+	}
+	r.Subject.NamespaceLabels, ok = lookup.NamespaceLabels(req.Namespace)
+	r.Subject.NamespaceLabelsUnknown = !ok
+	return r, nil
+}
+
+// replicaFields is all a decision reads of a workload or a Scale: decoding just these
+// fields skips the pod template, which is most of a Deployment's bytes.
+type replicaFields struct {
+	Metadata struct {
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		Replicas *int32 `json:"replicas"`
+	} `json:"spec"`
+}
+
+func decodeReplicaFields(raw []byte, what string) (*replicaFields, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("the request carries no %s", what)
+	}
+	// The fast path reads the object once; anything it does not fully understand is
+	// decoded by encoding/json, which stays the reference (fields.go).
+	if f, err := scanReplicaFields(raw); err == nil {
+		return f, nil
+	}
+	f := &replicaFields{}
+	if err := json.Unmarshal(raw, f); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	return f, nil
+}
+
+// replicasOf reads the requested replicas. A Scale (autoscaling/v1) omits replicas when it
+// is 0; a workload's nil replicas is 1, the API's default, which policy.Decide applies, so
+// that it is written in one place.
+func replicasOf(f *replicaFields, isScale bool) int32 {
+	if f.Spec.Replicas == nil && isScale {
+		return 0
+	}
+	return policy.Replicas(f.Spec.Replicas)
+}
