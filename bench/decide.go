@@ -57,11 +57,11 @@ func DecideCase(kind string, n int) (*policy.Snapshot, admission.Request, error)
 	}
 	req := admission.Request{
 		Operation:   admissionv1.Update,
-		KindName:    "Deployment",
-		Name:        "web",
 		Replicas:    60,
 		OldReplicas: ptr[int32](3),
-		Workload: policy.Workload{
+		Subject: policy.Subject{
+			Kind:            "Deployment",
+			Name:            "web",
 			Namespace:       ns,
 			Labels:          map[string]string{"app": fmt.Sprintf("app-%d", n-1), "team": "payments"},
 			NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": ns},

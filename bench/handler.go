@@ -21,6 +21,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
@@ -235,7 +236,7 @@ func freePort() (int, error) {
 // one request costs in CPU and allocations.
 func InProcessHandlers() (map[string]http.Handler, error) {
 	opts := policy.Options{AlwaysExempt: []string{"replica-policy-system"}}
-	store := policy.NewStore(opts)
+	store := policystore.NewStore(opts)
 	if _, err := store.Apply(&corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy"},
 		Data:       map[string]string{policy.ConfigMapKey: PolicyDoc(handlerNamespace, "", "", 0)},
@@ -244,8 +245,8 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 	}
 	ref := admission.PolicyRef{Namespace: "replica-policy-system", Name: "replica-policy", Options: opts}
 	return map[string]http.Handler{
-		PathMutate:   admission.Webhook(&admission.Handler{Stage: admission.Mutate, Store: store, Lookup: staticLookup{}, Policy: ref}),
-		PathValidate: admission.Webhook(&admission.Handler{Stage: admission.Validate, Store: store, Lookup: staticLookup{}, Policy: ref}),
+		PathMutate:   admission.Webhook(admission.NewHandler(admission.Mutate, store, staticLookup{}, ref)),
+		PathValidate: admission.Webhook(admission.NewHandler(admission.Validate, store, staticLookup{}, ref)),
 		PathAllow: &cradmission.Webhook{Handler: cradmission.HandlerFunc(func(context.Context, cradmission.Request) cradmission.Response {
 			return cradmission.Allowed("")
 		})},

@@ -7,41 +7,25 @@
 //
 // Rerunning it reissues the serving certificate under the existing CA (rotation without
 // touching the caBundle); --rotate-ca replaces the CA as well.
+//
+// The logic lives in package certgen, which tests and benchmarks import.
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
+
+	"github.com/replica-policy/replica-policy/certs/certgen"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := certgen.Run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "certs: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-// run parses args, validates them and generates the files, reporting to stdout; usage and
-// flag syntax errors go to stderr.
-func run(args []string, stdout, stderr io.Writer) error {
-	opts := NewOptions()
-	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opts.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: every setting is a flag (see --help)", fs.Args())
-	}
-	if err := opts.Validate(); err != nil {
-		return err
-	}
-	return Generate(opts, stdout)
 }

@@ -41,7 +41,7 @@ func TestMatch(t *testing.T) {
 	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{"replica-policy-system"}})
 	tests := []struct {
 		name string
-		w Subject
+		w    Subject
 		rule string // "" for no rule
 	}{
 		{"literal namespace", Subject{Namespace: "prod"}, "literal-prod"},
@@ -203,7 +203,7 @@ rules:
 `, Options{})
 	tests := []struct {
 		name    string
-		w Subject
+		w       Subject
 		rule    string
 		unknown Missing
 	}{

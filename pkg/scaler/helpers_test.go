@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
 )
 
@@ -108,7 +109,7 @@ func setScale(t testing.TB, cs kubernetes.Interface, ns, name string, replicas i
 }
 
 // applyPolicy swaps the store's policy as the ConfigMap watcher would.
-func applyPolicy(t testing.TB, store *policy.Store, doc string) {
+func applyPolicy(t testing.TB, store *policystore.Store, doc string) {
 	t.Helper()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy", ResourceVersion: suffix()},
@@ -119,8 +120,8 @@ func applyPolicy(t testing.TB, store *policy.Store, doc string) {
 	}
 }
 
-func newStore() *policy.Store {
-	return policy.NewStore(policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
+func newStore() *policystore.Store {
+	return policystore.NewStore(policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
 }
 
 // testOptions are the defaults with a cap high enough not to slow tests down.
@@ -140,7 +141,7 @@ type running struct {
 // startScaler starts a manager with the scaler, as cmd/webhook does (trimmed cache, no
 // metrics or health servers); before runs just before SetupWithManager, mgrOpts before
 // the manager is made. The manager stops when the test ends or when stop is called.
-func startScaler(t testing.TB, cfg *rest.Config, store *policy.Store, opts scaler.Options,
+func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts scaler.Options,
 	before func(*scaler.Reconciler, manager.Manager), mgrOpts func(*manager.Options)) *running {
 	t.Helper()
 	o := manager.Options{

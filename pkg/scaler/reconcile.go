@@ -42,32 +42,6 @@ const (
 	actionBackOff = "BackOff"
 )
 
-// verdict is the pure outcome of a policy match for a workload with some replicas.
-type verdict struct {
-	// rule that decides; nil when the namespace is exempt or no rule (nor default) applies.
-	rule *policy.CompiledRule
-	// from is the workload's replicas, to the nearest allowed value (equal when in bounds).
-	from, to int32
-	// unknown names labels the match needed and did not have (see policy.Match.Unknown).
-	unknown string
-}
-
-func (v verdict) outOfBounds() bool { return v.rule != nil && v.unknown == "" && v.from != v.to }
-
-// evaluate decides for a workload whose spec.replicas is replicas (nil: 1, the apps/v1
-// default that the API server applies).
-func evaluate(m policy.Match, replicas *int32) verdict {
-	from := int32(1)
-	if replicas != nil {
-		from = *replicas
-	}
-	v := verdict{rule: m.Rule, from: from, to: from, unknown: m.Unknown}
-	if m.Rule != nil && m.Unknown == "" {
-		v.to = m.Rule.Bounds.Nearest(from)
-	}
-	return v
-}
-
 // Reconcile evaluates one workload from the cache and, when it is outside the bounds of a
 // clamp rule, corrects it through its scale subresource.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
@@ -88,27 +62,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		r.tracker.forget(req)
 		return reconcile.Result{}, nil
 	}
-	m, err := r.match(ctx, r.store.Snapshot(), obj)
+	v, err := r.decide(ctx, r.store.Snapshot(), kind, obj)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if m.Exempt {
+	switch v.Outcome {
+	case policy.OutcomeExempt:
 		r.tracker.forget(req)
 		return reconcile.Result{}, nil
-	}
-	v := evaluate(m, kind.Replicas(obj))
-	if v.unknown != "" {
+	case policy.OutcomeUnknown:
 		// The Namespace is not in the cache yet; its create event queues this workload again.
-		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", v.unknown, "rule", v.rule.Name)
+		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", v.Missing.String(), "rule", v.Rule.Name)
 		return reconcile.Result{}, nil
-	}
-	if !v.outOfBounds() {
+	case policy.OutcomeNoRule, policy.OutcomeInBounds:
 		r.tracker.inBounds(req, r.now())
 		return reconcile.Result{}, nil
 	}
-	r.tracker.outOfBounds(req, v.rule.Name, string(v.rule.Action))
+	r.tracker.outOfBounds(req, v.Rule.Name, string(v.Rule.Action))
 	switch {
-	case v.rule.Action != policy.ActionClamp:
+	case v.Rule.Action != policy.ActionClamp:
 		r.reportOutOfBounds(ctx, req, obj, v)
 		return reconcile.Result{}, nil
 	case r.opts.DryRun:
@@ -118,30 +90,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 	return r.correct(ctx, req, kind, obj, v)
 }
 
-// match evaluates the policy for obj, reading the Namespace's labels from the cache only
-// when a rule needs them.
-func (r *Reconciler) match(ctx context.Context, snap *policy.Snapshot, obj client.Object) (policy.Match, error) {
-	w := policy.Workload{Namespace: obj.GetNamespace(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
-	m := snap.Match(w)
-	if m.Unknown == "" {
-		return m, nil
+// decide asks the policy for its verdict on obj, reading the Namespace's labels from the
+// cache only when a rule needs them.
+func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj client.Object) (policy.Verdict, error) {
+	subj := policy.Subject{Kind: kind.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
+	v := snap.Decide(subj, kind.Replicas(obj))
+	if v.Missing != policy.MissingNamespaceLabels {
+		return v, nil
 	}
 	ns := &corev1.Namespace{}
-	switch err := r.reader.Get(ctx, client.ObjectKey{Name: w.Namespace}, ns); {
+	switch err := r.reader.Get(ctx, client.ObjectKey{Name: subj.Namespace}, ns); {
 	case apierrors.IsNotFound(err):
-		return m, nil
+		return v, nil
 	case err != nil:
-		return m, err
+		return v, err
 	}
-	w.NamespaceLabels, w.NamespaceLabelsUnknown = ns.Labels, false
-	return snap.Match(w), nil
+	subj.NamespaceLabels, subj.NamespaceLabelsUnknown = ns.Labels, false
+	return snap.Decide(subj, kind.Replicas(obj)), nil
 }
 
 // correct moves the workload's replicas to the nearest bound with a GET and an UPDATE of
 // its scale subresource, unless another writer is contesting it.
-func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v verdict) (reconcile.Result, error) {
+func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v policy.Verdict) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
-	rule := v.rule
+	rule := v.Rule
 	adm := r.tracker.admit(req, [2]string{rule.Name, kind.Kind}, r.now())
 	if adm.contested {
 		r.contests.Add(1)
@@ -149,7 +121,7 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		note := fmt.Sprintf("spec.replicas keeps being set outside the bounds %s of replica policy rule %q: another writer (an HPA, a GitOps tool) set it back after %d corrections; corrections suspended for %s",
 			rule.Bounds, rule.Name, adm.recent, adm.backoff)
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasContested, actionBackOff, "%s", note)
-		logger.Info("Another writer keeps setting replicas outside the bounds; backing off", "rule", rule.Name, "replicas", v.from, "backoff", adm.backoff)
+		logger.Info("Another writer keeps setting replicas outside the bounds; backing off", "rule", rule.Name, "replicas", v.Replicas, "backoff", adm.backoff)
 	}
 	if !adm.ok {
 		return reconcile.Result{RequeueAfter: adm.wait}, nil
@@ -193,7 +165,7 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		r.failures.Add(1)
 		correctionFailuresTotal.WithLabelValues(failureReason(err)).Inc()
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
-			"could not set spec.replicas %d to %d for replica policy rule %q: %v", v.from, v.to, rule.Name, err)
+			"could not set spec.replicas %d to %d for replica policy rule %q: %v", v.Replicas, v.Want, rule.Name, err)
 		return reconcile.Result{}, fmt.Errorf("updating the scale of %s: %w", req, err)
 	case !wrote:
 		return reconcile.Result{}, nil
@@ -209,27 +181,27 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 
 // reportOutOfBounds records, once per value and rule, that a workload is outside the
 // bounds of a deny or warn rule.
-func (r *Reconciler) reportOutOfBounds(ctx context.Context, req Request, obj client.Object, v verdict) {
-	rule := v.rule
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d", rule.Name, rule.Action, rule.Bounds, v.from)) {
+func (r *Reconciler) reportOutOfBounds(ctx context.Context, req Request, obj client.Object, v policy.Verdict) {
+	rule := v.Rule
+	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d", rule.Name, rule.Action, rule.Bounds, v.Replicas)) {
 		return
 	}
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
 		"spec.replicas %d is outside the bounds %s of replica policy rule %q (action %s); the scaler does not change it",
-		v.from, rule.Bounds, rule.Name, rule.Action)
-	log.FromContext(ctx).V(1).Info("Replicas out of bounds", "rule", rule.Name, "action", rule.Action, "replicas", v.from)
+		v.Replicas, rule.Bounds, rule.Name, rule.Action)
+	log.FromContext(ctx).V(1).Info("Replicas out of bounds", "rule", rule.Name, "action", rule.Action, "replicas", v.Replicas)
 }
 
 // reportWouldCorrect records, once per value and rule, what a dry run would have changed.
-func (r *Reconciler) reportWouldCorrect(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v verdict) {
-	rule := v.rule
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d dry-run", rule.Name, rule.Action, rule.Bounds, v.from)) {
+func (r *Reconciler) reportWouldCorrect(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v policy.Verdict) {
+	rule := v.Rule
+	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d dry-run", rule.Name, rule.Action, rule.Bounds, v.Replicas)) {
 		return
 	}
 	dryRunWouldCorrectTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
 	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
-		"dry run: spec.replicas would be set %d → %d by replica policy rule %q (bounds %s)", v.from, v.to, rule.Name, rule.Bounds)
-	log.FromContext(ctx).Info("Dry run: would correct replicas", "rule", rule.Name, "from", v.from, "to", v.to)
+		"dry run: spec.replicas would be set %d → %d by replica policy rule %q (bounds %s)", v.Replicas, v.Want, rule.Name, rule.Bounds)
+	log.FromContext(ctx).Info("Dry run: would correct replicas", "rule", rule.Name, "from", v.Replicas, "to", v.Want)
 }
 
 // failureReason is the metric label for a failed correction: the API server's reason.

@@ -46,6 +46,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
@@ -97,7 +98,7 @@ type Reconciler struct {
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
 	Recorder recorder.EventRecorder
 
-	store   *policy.Store
+	store   *policystore.Store
 	opts    Options
 	reader  client.Reader // the manager's cache
 	kinds   map[schema.GroupKind]workload.Kind
@@ -112,7 +113,7 @@ type Reconciler struct {
 }
 
 // New returns a scaler that enforces the policy in store.
-func New(store *policy.Store, opts Options) *Reconciler {
+func New(store *policystore.Store, opts Options) *Reconciler {
 	return &Reconciler{store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1)}
 }
 

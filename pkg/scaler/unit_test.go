@@ -8,79 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/replica-policy/replica-policy/pkg/policy"
 )
-
-func compile(t *testing.T, doc string) *policy.Snapshot {
-	t.Helper()
-	s, err := policy.Load([]byte(doc), policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func TestEvaluate(t *testing.T) {
-	snap := compile(t, `
-apiVersion: replicapolicy.io/v1alpha1
-kind: ReplicaPolicy
-exemptNamespaces: [kube-system]
-rules:
-- name: web
-  namespaces: [prod]
-  selector: {matchLabels: {app: web}}
-  minReplicas: 2
-  maxReplicas: 10
-- name: batch
-  namespaces: [prod]
-  minReplicas: 1
-  allowZero: true
-  action: deny
-- name: by-label
-  namespaceSelector: {matchLabels: {env: prod}}
-  maxReplicas: 3
-  action: warn
-default: {maxReplicas: 50}
-`)
-	i32 := func(v int32) *int32 { return &v }
-	web := map[string]string{"app": "web"}
-	for _, tc := range []struct {
-		name     string
-		w        policy.Workload
-		replicas *int32
-		rule     string // "" when no rule applies
-		from, to int32
-		unknown  bool
-	}{
-		{"clamped to max", policy.Workload{Namespace: "prod", Labels: web}, i32(50), "web", 50, 10, false},
-		{"raised to min", policy.Workload{Namespace: "prod", Labels: web}, i32(1), "web", 1, 2, false},
-		{"zero is below min", policy.Workload{Namespace: "prod", Labels: web}, i32(0), "web", 0, 2, false},
-		{"in bounds", policy.Workload{Namespace: "prod", Labels: web}, i32(5), "web", 5, 5, false},
-		{"nil replicas is 1, below min", policy.Workload{Namespace: "prod", Labels: web}, nil, "web", 1, 2, false},
-		{"allowZero", policy.Workload{Namespace: "prod"}, i32(0), "batch", 0, 0, false},
-		{"deny rule, in bounds", policy.Workload{Namespace: "prod", Labels: map[string]string{"app": "x"}}, i32(7), "batch", 7, 7, false},
-		{"default", policy.Workload{Namespace: "dev"}, i32(60), policy.DefaultRuleName, 60, 50, false},
-		{"exempt", policy.Workload{Namespace: "kube-system"}, i32(60), "", 60, 60, false},
-		{"always exempt", policy.Workload{Namespace: "replica-policy-system"}, i32(60), "", 60, 60, false},
-		{"namespace labels", policy.Workload{Namespace: "qa", NamespaceLabels: map[string]string{"env": "prod"}}, i32(5), "by-label", 5, 3, false},
-		{"namespace labels unknown", policy.Workload{Namespace: "qa", NamespaceLabelsUnknown: true}, i32(5), "by-label", 5, 5, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			v := evaluate(snap.Match(tc.w), tc.replicas)
-			rule := ""
-			if v.rule != nil {
-				rule = v.rule.Name
-			}
-			if rule != tc.rule || v.from != tc.from || v.to != tc.to || (v.unknown != "") != tc.unknown {
-				t.Errorf("evaluate = rule %q %d → %d unknown %q; want rule %q %d → %d unknown %v", rule, v.from, v.to, v.unknown, tc.rule, tc.from, tc.to, tc.unknown)
-			}
-			if want := tc.rule != "" && !tc.unknown && tc.from != tc.to; v.outOfBounds() != want {
-				t.Errorf("outOfBounds = %v, want %v", v.outOfBounds(), want)
-			}
-		})
-	}
-}
 
 func TestTrackerContest(t *testing.T) {
 	o := DefaultOptions()

@@ -1,4 +1,4 @@
-package main
+package certgen
 
 // These tests build the kustomize manifests with certificates from this tool, in a copy of
 // manifests/ so that the real manifests/certs is never touched, and check that the pieces
@@ -44,7 +44,7 @@ const (
 // directory, generates certificates into its certs/ with extraArgs, and returns the copy.
 func manifestsWithCerts(t *testing.T, extraArgs ...string) string {
 	t.Helper()
-	src, err := filepath.Abs(filepath.Join("..", "manifests"))
+	src, err := filepath.Abs(filepath.Join("..", "..", "manifests"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestKustomizeDefault(t *testing.T) {
 
 func TestKustomizeBase(t *testing.T) {
 	// The base alone builds, and carries no TLS material.
-	objs := kustomize(t, filepath.Join("..", "manifests", "base"))
+	objs := kustomize(t, filepath.Join("..", "..", "manifests", "base"))
 	if len(objs.secrets) != 0 {
 		t.Errorf("base has %d Secrets, want none", len(objs.secrets))
 	}
@@ -337,7 +337,7 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 }
 
 func TestKustomizeCertManagerOverlay(t *testing.T) {
-	objs := kustomize(t, filepath.Join("..", "manifests", "overlays", "cert-manager"))
+	objs := kustomize(t, filepath.Join("..", "..", "manifests", "overlays", "cert-manager"))
 	if len(objs.secrets) != 0 {
 		t.Errorf("cert-manager overlay has %d Secrets; cert-manager must create the Secret", len(objs.secrets))
 	}

@@ -1,4 +1,4 @@
-package main
+package certgen
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ func readOutputs(t *testing.T, dir string) outputs {
 func runCerts(t *testing.T, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	if err := run(args, &stdout, &stderr); err != nil {
+	if err := Run(args, &stdout, &stderr); err != nil {
 		t.Fatalf("certs %s: %v\nstderr: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
@@ -138,7 +138,7 @@ func TestValidityHonoured(t *testing.T) {
 	opts.OutDir = dir
 	opts.Validity = 48 * time.Hour
 	opts.CAValidity = 1000 * time.Hour
-	if err := generate(opts, io.Discard, now); err != nil {
+	if err := GenerateAt(opts, io.Discard, now); err != nil {
 		t.Fatal(err)
 	}
 	got := readOutputs(t, dir)
@@ -268,7 +268,7 @@ func TestInvalidFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "certs")
 			args := append([]string{"--out-dir", dir}, tc.args...)
-			err := run(args, io.Discard, io.Discard)
+			err := Run(args, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -314,7 +314,7 @@ func TestOutDirNotWritable(t *testing.T) {
 		{"parent missing", filepath.Join(base, "missing", "certs"), "its parent must exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := run([]string{"--out-dir", tc.outDir}, io.Discard, io.Discard)
+			err := Run([]string{"--out-dir", tc.outDir}, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want one containing %q", err, tc.want)
 			}
@@ -329,7 +329,7 @@ func TestOutDirNotWritable(t *testing.T) {
 		if err := os.Mkdir(dir, 0o555); err != nil {
 			t.Fatal(err)
 		}
-		err := run([]string{"--out-dir", dir}, io.Discard, io.Discard)
+		err := Run([]string{"--out-dir", dir}, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "is not writable") {
 			t.Errorf("error = %v, want one saying the directory is not writable", err)
 		}
@@ -344,7 +344,7 @@ func TestBrokenExistingCA(t *testing.T) {
 			t.Fatal(err)
 		}
 		before, _ := os.ReadFile(filepath.Join(dir, TLSCertFile))
-		err := run([]string{"--out-dir", dir}, io.Discard, io.Discard)
+		err := Run([]string{"--out-dir", dir}, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "--rotate-ca") {
 			t.Fatalf("error = %v, want one that suggests --rotate-ca", err)
 		}
@@ -364,7 +364,7 @@ func TestBrokenExistingCA(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, CAKeyFile), key, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := run([]string{"--out-dir", dir}, io.Discard, io.Discard)
+		err := Run([]string{"--out-dir", dir}, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "does not belong to") {
 			t.Fatalf("error = %v, want a key mismatch", err)
 		}
@@ -373,7 +373,7 @@ func TestBrokenExistingCA(t *testing.T) {
 	t.Run("CA expires before the new certificate would", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "certs")
 		runCerts(t, "--out-dir", dir, "--ca-validity", "2h", "--validity", "1h")
-		err := run([]string{"--out-dir", dir, "--validity", "3h"}, io.Discard, io.Discard)
+		err := Run([]string{"--out-dir", dir, "--validity", "3h"}, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "before a serving certificate valid for 3h0m0s would") {
 			t.Fatalf("error = %v, want one about the CA expiring first", err)
 		}

@@ -1,4 +1,4 @@
-package main
+package certgen
 
 import (
 	"errors"
@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // Defaults match manifests/base: the Service the webhook configurations call, its namespace,
 // and manifests/certs, the directory manifests/kustomization.yaml reads the files from.
 const (
 	DefaultService   = "replica-policy-webhook"
-	DefaultNamespace = "replica-policy-system"
+	DefaultNamespace = policy.DefaultNamespace
 	DefaultOutDir    = "manifests/certs"
 	// DefaultValidity is one year: rerunning the tool (or cert-manager) renews well before.
 	DefaultValidity = 365 * 24 * time.Hour

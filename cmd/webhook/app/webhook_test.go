@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/replica-policy/replica-policy/test/controlplane"
 )
 
-// The integration tests run the command's own run() against a real kube-apiserver, with
+// The integration tests run the command's own Run() against a real kube-apiserver, with
 // the webhook configurations of manifests/base registered (pointed at this process), and
 // check what a user of kubectl or client-go sees.
 
@@ -72,7 +72,7 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, o) }()
+	go func() { done <- Run(ctx, o) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bufio"
@@ -30,7 +30,7 @@ import (
 // The edge tests send bad input at every edge of the running command: malformed and huge
 // bodies and slow or silent clients straight at its HTTPS port, old TLS versions and
 // HTTP/2, odd requests through the API server, and a policy at the ConfigMap size limit.
-// They share one control plane and one webhook, started by run() as in webhook_test.go.
+// They share one control plane and one webhook, started by Run() as in webhook_test.go.
 
 const edgePolicy = `apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
 	"github.com/replica-policy/replica-policy/pkg/version"
 )
@@ -32,7 +33,10 @@ import (
 // LeaderElectionID names the scaler's Lease; the Role in manifests/ grants exactly it.
 const LeaderElectionID = "replica-policy-leader"
 
-func run(ctx context.Context, o *Options) error {
+// Run runs replica-policy with the options o until ctx ends: the webhook server, the policy
+// watcher, the informer caches, the scaler (unless disabled) and the health probes. It
+// returns when the process should exit, with an error when it failed.
+func Run(ctx context.Context, o *Options) error {
 	if o.ShowVersion {
 		fmt.Printf("replica-policy %s (commit %s)\n", version.Version, version.Commit)
 		return nil
@@ -104,8 +108,8 @@ func run(ctx context.Context, o *Options) error {
 		return err
 	}
 	policyOpts := policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}
-	store := policy.NewStore(policyOpts)
-	watcher := &policy.Watcher{
+	store := policystore.NewStore(policyOpts)
+	watcher := &policystore.Watcher{
 		Store:     store,
 		Client:    clientset,
 		Namespace: o.PolicyNamespace,
@@ -122,8 +126,8 @@ func run(ctx context.Context, o *Options) error {
 	}
 	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
 	var shuttingDown atomic.Bool
-	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.Webhook(&admission.Handler{Stage: admission.Mutate, Store: store, Lookup: lookup, Policy: ref})))
-	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.Webhook(&admission.Handler{Stage: admission.Validate, Store: store, Lookup: lookup, Policy: ref})))
+	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.Webhook(admission.NewHandler(admission.Mutate, store, lookup, ref))))
+	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.Webhook(admission.NewHandler(admission.Validate, store, lookup, ref))))
 
 	if o.EnableScaler {
 		if err := scaler.New(store, o.Scaler).SetupWithManager(mgr); err != nil {

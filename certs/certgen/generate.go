@@ -1,4 +1,4 @@
-package main
+package certgen
 
 import (
 	"crypto"
@@ -43,10 +43,12 @@ type keyPair struct {
 // Generate writes a serving certificate for o, signed by the CA in o.OutDir (created there
 // when missing or when o.RotateCA is set), and reports what it wrote to out.
 func Generate(o *Options, out io.Writer) error {
-	return generate(o, out, time.Now())
+	return GenerateAt(o, out, time.Now())
 }
 
-func generate(o *Options, out io.Writer, now time.Time) error {
+// GenerateAt is Generate as if the time were now: certificates are valid from now (less a
+// little clock skew) for o.Validity.
+func GenerateAt(o *Options, out io.Writer, now time.Time) error {
 	if err := ensureWritableDir(o.OutDir); err != nil {
 		return err
 	}

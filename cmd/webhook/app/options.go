@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -13,10 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
 )
 
-// Options are the command's flags (the interfaces contract of design.md).
+// Options are the webhook command's flags, with defaults from NewOptions.
 type Options struct {
 	Kubeconfig             string
 	CertDir                string
@@ -43,8 +44,8 @@ func NewOptions() *Options {
 		Port:                   9443,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
-		PolicyNamespace:        "replica-policy-system",
-		PolicyConfigMap:        "replica-policy",
+		PolicyNamespace:        policy.DefaultNamespace,
+		PolicyConfigMap:        policy.DefaultConfigMapName,
 		EnableScaler:           true,
 		Scaler:                 scaler.DefaultOptions(),
 		ShutdownDelay:          5 * time.Second,
