@@ -13,7 +13,7 @@ import (
 )
 
 // Decide is tested directly: policies from YAML through policy.Load, requests as structs.
-// The matrix test derives the expected answer from the contract in design.md for every
+// The matrix test derives the expected answer from the semantics in docs/design.md for every
 // action, stage, operation, kind and replica count; the tests after it pin exact texts and
 // the matching rules (first match, globs, selectors, exemptions, unknown labels).
 
@@ -77,7 +77,7 @@ func TestDecideMatrix(t *testing.T) {
 	t.Logf("%d cases", cases)
 }
 
-// checkContract asserts what design.md promises for bounds [2, 10] (or 0 with allowZero).
+// checkContract asserts what docs/design.md promises for bounds [2, 10] (or 0 with allowZero).
 func checkContract(t *testing.T, name string, d Decision, req Request, stage Stage, action policy.Action, allowZero bool, rule string) {
 	t.Helper()
 	v := req.Replicas
@@ -151,7 +151,7 @@ func checkOutOfBoundsText(t *testing.T, name, text string, req Request, rule str
 	}
 }
 
-// prodWeb is the rule of design.md's example.
+// prodWeb is the rule of the example policy in docs/design.md.
 const prodWeb = header + `rules:
 - name: prod-web
   namespaces: [prod, "team-*"]

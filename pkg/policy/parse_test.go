@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// designExample is the policy of design.md, "The policy (contract)", verbatim.
+// designExample is the example policy of docs/design.md ("The policy"), verbatim.
 const designExample = `apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 exemptNamespaces: [kube-system, kube-public, kube-node-lease]  # never touched; the webhook's own namespace is always exempt

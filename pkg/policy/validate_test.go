@@ -31,7 +31,7 @@ func TestValidateErrors(t *testing.T) {
 			{"kind", field.ErrorTypeNotSupported, `kind: Unsupported value: "": supported values: "ReplicaPolicy"`},
 		},
 	}, {
-		name: "min greater than max (design.md's example message)",
+		name: "min greater than max (the example message in docs/design.md)",
 		doc: header + "rules:\n- {name: a, maxReplicas: 1}\n- {name: b, maxReplicas: 1}\n" +
 			"- name: c\n  minReplicas: 2\n  maxReplicas: 1\n",
 		want: []wantErr{{"rules[2].maxReplicas", field.ErrorTypeInvalid, `rules[2].maxReplicas: Invalid value: 1: must be greater than or equal to minReplicas (2)`}},

@@ -21,7 +21,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("defaults are invalid: %v", err)
 	}
-	// The interfaces contract's defaults.
+	// The defaults docs/design.md ("Interfaces") documents.
 	for flagName, want := range map[string]string{
 		"port": "9443", "metrics-bind-address": ":8080", "health-probe-bind-address": ":8081",
 		"policy-namespace": "replica-policy-system", "policy-configmap": "replica-policy",
