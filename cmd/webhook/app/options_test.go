@@ -2,13 +2,17 @@ package app
 
 import (
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -60,11 +64,23 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestMetricsCanBeDisabled: --metrics-bind-address=0 is valid and reaches controller-runtime
+// as its "disabled" value, so that no metrics server is created; any other address creates one.
 func TestMetricsCanBeDisabled(t *testing.T) {
-	o := NewOptions()
-	o.MetricsBindAddress = "0"
-	if err := o.Validate(); err != nil {
-		t.Fatalf("--metrics-bind-address=0 must disable metrics, got %v", err)
+	for addr, wantServer := range map[string]bool{"0": false, "127.0.0.1:0": true, ":8080": true} {
+		o := NewOptions()
+		o.MetricsBindAddress = addr
+		if err := o.Validate(); err != nil {
+			t.Fatalf("--metrics-bind-address=%s: %v", addr, err)
+		}
+		mo := managerOptions(o, runtime.NewScheme(), newWebhookServer(o))
+		srv, err := metricsserver.NewServer(mo.Metrics, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
+		if err != nil {
+			t.Fatalf("--metrics-bind-address=%s: metrics server: %v", addr, err)
+		}
+		if got := srv != nil; got != wantServer {
+			t.Errorf("--metrics-bind-address=%s: metrics server created %t, want %t", addr, got, wantServer)
+		}
 	}
 }
 

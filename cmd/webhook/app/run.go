@@ -66,37 +66,8 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 
-	metricsAddr := o.MetricsBindAddress
-	webhookServer := webhook.NewServer(webhook.Options{
-		Port:    o.Port,
-		CertDir: o.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-			c.MinVersion = tls.VersionTLS12
-			// HTTP/2 off: its stream handling was open to the HTTP/2 Rapid Reset attack
-			// (CVE-2023-44487) and stream-cancellation floods (CVE-2023-39325). The API
-			// server speaks HTTP/1.1 to webhooks fine, and keep-alive connections are reused.
-			c.NextProtos = []string{"http/1.1"}
-		}},
-	})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:        o.HealthProbeBindAddress,
-		WebhookServer:                 webhookServer,
-		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       o.PolicyNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
-		GracefulShutdownTimeout: ptr(20 * time.Second),
-		// One cache serves the webhook's label lookups and the scaler: workloads keep only
-		// metadata and spec.replicas, Namespaces only their labels (pod templates and
-		// managedFields are most of the bytes).
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         scaler.CacheByObject(),
-		},
-	})
+	webhookServer := newWebhookServer(o)
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, webhookServer))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
@@ -166,6 +137,45 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newWebhookServer is the HTTPS server of the admission webhooks.
+func newWebhookServer(o *Options) webhook.Server {
+	return webhook.NewServer(webhook.Options{
+		Port:    o.Port,
+		CertDir: o.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = tls.VersionTLS12
+			// HTTP/2 off: its stream handling was open to the HTTP/2 Rapid Reset attack
+			// (CVE-2023-44487) and stream-cancellation floods (CVE-2023-39325). The API
+			// server speaks HTTP/1.1 to webhooks fine, and keep-alive connections are reused.
+			c.NextProtos = []string{"http/1.1"}
+		}},
+	})
+}
+
+// managerOptions maps the options onto controller-runtime's manager.
+func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Server) ctrl.Options {
+	return ctrl.Options{
+		Scheme: scheme,
+		// "0" disables the metrics server (controller-runtime's convention).
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		WebhookServer:                 webhookServer,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.PolicyNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
+		GracefulShutdownTimeout: ptr(20 * time.Second),
+		// One cache serves the webhook's label lookups and the scaler: workloads keep only
+		// metadata and spec.replicas, Namespaces only their labels (pod templates and
+		// managedFields are most of the bytes).
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         scaler.CacheByObject(),
+		},
+	}
 }
 
 // checkCertDir fails early, and clearly, when the serving certificate is missing.
