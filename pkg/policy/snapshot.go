@@ -60,8 +60,7 @@ type CompiledRule struct {
 
 	index             int
 	matchesAll        bool // no matcher at all
-	namespaces        map[string]struct{}
-	namespaceGlobs    []string
+	namespaces        namespaceSet
 	namespaceSelector labels.Selector
 	selector          labels.Selector
 }
@@ -90,8 +89,7 @@ type Snapshot struct {
 	byNamespace map[string][]int // rules that name only literal namespaces, by namespace
 	unindexed   []int            // every other rule, in order
 	deflt       *CompiledRule
-	exempt      map[string]struct{}
-	exemptGlobs []string
+	exempt      namespaceSet
 }
 
 // Options change how a policy is compiled.
@@ -127,23 +125,16 @@ func Compile(p *ReplicaPolicy, opts Options) (*Snapshot, error) {
 		Policy:      p,
 		Source:      opts.Source,
 		byNamespace: map[string][]int{},
-		exempt:      map[string]struct{}{},
 	}
-	for _, ns := range slices.Concat(opts.AlwaysExempt, p.ExemptNamespaces) {
-		if isGlob(ns) {
-			s.exemptGlobs = append(s.exemptGlobs, ns)
-		} else {
-			s.exempt[ns] = struct{}{}
-		}
-	}
+	s.exempt = newNamespaceSet(slices.Concat(opts.AlwaysExempt, p.ExemptNamespaces))
 	for i := range p.Rules {
 		r, err := compileRule(i, &p.Rules[i])
 		if err != nil {
 			return nil, &InvalidError{Errs: field.ErrorList{field.Invalid(field.NewPath("rules").Index(i), p.Rules[i].Name, err.Error())}}
 		}
 		s.rules = append(s.rules, r)
-		if len(r.namespaceGlobs) == 0 && len(r.namespaces) > 0 {
-			for ns := range r.namespaces {
+		if len(r.namespaces.globs) == 0 && len(r.namespaces.names) > 0 {
+			for ns := range r.namespaces.names {
 				s.byNamespace[ns] = append(s.byNamespace[ns], i)
 			}
 		} else {
@@ -158,16 +149,7 @@ func Compile(p *ReplicaPolicy, opts Options) (*Snapshot, error) {
 
 func compileRule(i int, r *Rule) (*CompiledRule, error) {
 	c := &CompiledRule{Name: r.Name, Action: actionOrDefault(r.Action), Bounds: boundsOf(&r.BoundsSpec), index: i}
-	for _, ns := range r.Namespaces {
-		if isGlob(ns) {
-			c.namespaceGlobs = append(c.namespaceGlobs, ns)
-			continue
-		}
-		if c.namespaces == nil {
-			c.namespaces = map[string]struct{}{}
-		}
-		c.namespaces[ns] = struct{}{}
-	}
+	c.namespaces = newNamespaceSet(r.Namespaces)
 	var err error
 	if c.namespaceSelector, err = compileSelector(r.NamespaceSelector); err != nil {
 		return nil, err
@@ -213,15 +195,7 @@ func (s *Snapshot) Rules() []*CompiledRule {
 
 // Exempt reports whether a namespace is never touched.
 func (s *Snapshot) Exempt(namespace string) bool {
-	if _, ok := s.exempt[namespace]; ok {
-		return true
-	}
-	for _, g := range s.exemptGlobs {
-		if ok, _ := path.Match(g, namespace); ok {
-			return true
-		}
-	}
-	return false
+	return s.exempt.contains(namespace)
 }
 
 // Match returns the first rule that matches w. Rules that name only literal namespaces are
@@ -259,8 +233,8 @@ func (r *CompiledRule) matches(w Subject) (ok bool, missing Missing) {
 	if r.matchesAll {
 		return true, MissingNothing
 	}
-	if len(r.namespaces) > 0 || len(r.namespaceGlobs) > 0 {
-		if !r.matchesNamespace(w.Namespace) {
+	if !r.namespaces.empty() {
+		if !r.namespaces.contains(w.Namespace) {
 			return false, MissingNothing
 		}
 	}
@@ -283,11 +257,35 @@ func (r *CompiledRule) matches(w Subject) (ok bool, missing Missing) {
 	return missing == MissingNothing, missing
 }
 
-func (r *CompiledRule) matchesNamespace(ns string) bool {
-	if _, ok := r.namespaces[ns]; ok {
+// namespaceSet is a list of namespace names and shell-style globs, split so that names
+// cost a map lookup: a rule's namespaces, and the exempt namespaces.
+type namespaceSet struct {
+	names map[string]struct{}
+	globs []string
+}
+
+func newNamespaceSet(patterns []string) namespaceSet {
+	var s namespaceSet
+	for _, ns := range patterns {
+		if isGlob(ns) {
+			s.globs = append(s.globs, ns)
+			continue
+		}
+		if s.names == nil {
+			s.names = map[string]struct{}{}
+		}
+		s.names[ns] = struct{}{}
+	}
+	return s
+}
+
+func (s namespaceSet) empty() bool { return len(s.names) == 0 && len(s.globs) == 0 }
+
+func (s namespaceSet) contains(ns string) bool {
+	if _, ok := s.names[ns]; ok {
 		return true
 	}
-	for _, g := range r.namespaceGlobs {
+	for _, g := range s.globs {
 		if ok, _ := path.Match(g, ns); ok {
 			return true
 		}
