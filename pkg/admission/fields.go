@@ -140,16 +140,10 @@ func (s *scanner) ws() {
 // object reads an object at s.i, calling member for each key with s.i at the start of its
 // value; member must consume the value.
 func (s *scanner) object(depth int, member func(key []byte) error) error {
-	if depth > maxScanDepth || s.i >= len(s.b) || s.b[s.i] != '{' {
+	if depth > maxScanDepth {
 		return errNotCanonical
 	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return nil
-	}
-	for {
+	return s.sequence('{', '}', func() error {
 		key, err := s.str()
 		if err != nil {
 			return err
@@ -160,7 +154,24 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		}
 		s.i++
 		s.ws()
-		if err := member(key); err != nil {
+		return member(key)
+	})
+}
+
+// sequence reads an object or an array at s.i, from open to close, calling elem with s.i
+// at the start of each member or element; elem must consume it.
+func (s *scanner) sequence(open, close byte, elem func() error) error {
+	if s.i >= len(s.b) || s.b[s.i] != open {
+		return errNotCanonical
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == close {
+		s.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
 			return err
 		}
 		s.ws()
@@ -171,7 +182,7 @@ func (s *scanner) object(depth int, member func(key []byte) error) error {
 		case ',':
 			s.i++
 			s.ws()
-		case '}':
+		case close:
 			s.i++
 			return nil
 		default:
@@ -255,31 +266,7 @@ func (s *scanner) skip(depth int) error {
 	case c == '{':
 		return s.object(depth, func([]byte) error { return s.skip(depth + 1) })
 	case c == '[':
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
-			return nil
-		}
-		for {
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return errNotCanonical
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				s.ws()
-			case ']':
-				s.i++
-				return nil
-			default:
-				return errNotCanonical
-			}
-		}
+		return s.sequence('[', ']', func() error { return s.skip(depth + 1) })
 	case c == '"':
 		_, err := s.str()
 		return err

@@ -1,0 +1,89 @@
+package admission
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// decisionsTotal sums every series of the decisions counter.
+func decisionsTotal(t *testing.T) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 64)
+	go func() { decisions.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		sum += value(t, m)
+	}
+	return sum
+}
+
+// value reads one counter.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.GetCounter().GetValue()
+}
+
+// TestEveryExitRecordsOneOutcome: whichever way a request ends (bad request, not handled,
+// a policy ConfigMap judged, a workload decided), the Handler records exactly one decision,
+// with the outcome that says how it ended.
+func TestEveryExitRecordsOneOutcome(t *testing.T) {
+	const doc = header + "rules:\n- {name: cap, namespaces: [apps], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 5, action: deny}\n"
+	store := mustStore(t, doc)
+	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy"}
+	cm := func(data string) []byte {
+		b, _ := json.Marshal(policyConfigMap(data))
+		return b
+	}
+	policyWrite := func(data string) review {
+		return review{uid: "u", op: admissionv1.Update, namespace: ownNamespace, name: "replica-policy", kind: "ConfigMap", resource: "configmaps", object: cm(data), oldObject: cm(doc)}
+	}
+	for _, tc := range []struct {
+		name    string
+		stage   Stage
+		req     admission.Request
+		kind    string
+		outcome Outcome
+	}{
+		{"empty request", Mutate, admission.Request{}, "", OutcomeBadRequest},
+		{"broken workload", Mutate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "web", kind: "Deployment", group: "apps", resource: "deployments", object: []byte(`{"spec":{"replicas":"x"}}`)}.Request(t), "Deployment", OutcomeBadRequest},
+		{"other resource", Mutate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "p", kind: "Pod", resource: "pods", object: []byte(`{}`)}.Request(t), "other", OutcomeNotHandled},
+		{"DELETE of a workload", Validate, review{uid: "u", op: admissionv1.Delete, namespace: "apps", name: "web", kind: "Deployment", group: "apps", resource: "deployments", oldObject: deploymentJSON("apps", "web", ptr(int32(1)), nil)}.Request(t), "Deployment", OutcomeNotHandled},
+		{"another ConfigMap", Validate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "settings", kind: "ConfigMap", resource: "configmaps", object: cm(doc)}.Request(t), "ConfigMap", OutcomeNotHandled},
+		{"valid policy", Validate, policyWrite(doc).Request(t), "ConfigMap", OutcomeAllowed},
+		{"invalid policy", Validate, policyWrite(header + "rules: [{name: x}]\n").Request(t), "ConfigMap", OutcomeDenied},
+		{"clamped", Mutate, deploymentReview("u", "apps", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeClamped},
+		{"denied", Mutate, deploymentReview("u", "strict", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
+		{"in bounds", Mutate, deploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
+		{"unchanged", Validate, deploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
+		{"no rule", Mutate, scaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Scale", OutcomeNoRule},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHandler(tc.stage, store, newLookup(), ref)
+			series := decisions.WithLabelValues(string(tc.stage), tc.kind, "", "", string(tc.outcome))
+			if tc.outcome == OutcomeClamped || tc.outcome == OutcomeDenied && tc.kind != "ConfigMap" || tc.outcome == OutcomeAllowed && tc.kind != "ConfigMap" {
+				rule, action := "cap", "clamp"
+				if tc.name == "denied" {
+					rule, action = "strict", "deny"
+				}
+				series = decisions.WithLabelValues(string(tc.stage), tc.kind, rule, action, string(tc.outcome))
+			}
+			before, seriesBefore := decisionsTotal(t), value(t, series)
+			h.Handle(t.Context(), tc.req)
+			if got := decisionsTotal(t) - before; got != 1 {
+				t.Errorf("%v decisions recorded, want exactly 1", got)
+			}
+			if got := value(t, series) - seriesBefore; got != 1 {
+				t.Errorf("the series for outcome %s grew by %v, want 1", tc.outcome, got)
+			}
+		})
+	}
+}
