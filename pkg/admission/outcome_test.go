@@ -2,6 +2,7 @@ package admission
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,5 +86,25 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 				t.Errorf("the series for outcome %s grew by %v, want 1", tc.outcome, got)
 			}
 		})
+	}
+}
+
+// TestPolicyConfigMapListsEveryError: an apply-time rejection of the policy ConfigMap lists
+// the parsing and the validation errors together.
+func TestPolicyConfigMapListsEveryError(t *testing.T) {
+	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy"}
+	b, _ := json.Marshal(policyConfigMap(header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n"))
+	req := review{uid: "u", op: admissionv1.Create, namespace: ownNamespace, name: "replica-policy", kind: "ConfigMap", resource: "configmaps", object: b}.Request(t)
+	resp := NewHandler(Validate, mustStore(t, header), newLookup(), ref).Handle(t.Context(), req)
+	if resp.Allowed {
+		t.Fatal("an invalid policy was allowed")
+	}
+	for _, line := range []string{
+		`rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`,
+		`rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (3)`,
+	} {
+		if !strings.Contains(resp.Result.Message, "\n"+line) {
+			t.Errorf("the rejection does not list %q:\n%s", line, resp.Result.Message)
+		}
 	}
 }

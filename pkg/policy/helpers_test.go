@@ -67,6 +67,8 @@ func loadErrs(t *testing.T, doc string) field.ErrorList {
 		errs = p.Validate()
 	} else if p != nil {
 		t.Errorf("Parse returned a policy along with errors")
+	} else if d, _ := decode([]byte(doc)); d != nil {
+		errs = append(errs, d.Validate()...) // decoded despite unknown fields: validated too
 	}
 	_, err := Load([]byte(doc), Options{})
 	var invalid *InvalidError

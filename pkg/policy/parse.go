@@ -35,6 +35,31 @@ func (e *InvalidError) Error() string {
 // errors named by their path, as are values of the wrong type and a second YAML document.
 // It neither validates nor defaults; see Validate and Compile.
 func Parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
+	p, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// ParseAndValidate returns every problem of a policy document at once: what parsing finds
+// (unknown or duplicate fields, wrong types, not YAML) and, whenever the document could be
+// decoded despite it (unknown and duplicate fields do not stop decoding), what validation
+// finds in it. The policy is returned only when there is no error at all.
+func ParseAndValidate(data []byte) (*ReplicaPolicy, field.ErrorList) {
+	p, errs := decode(data)
+	if p != nil {
+		errs = append(errs, p.Validate()...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// decode is Parse, but returns the decoded document along with the errors when only
+// unknown or duplicate fields were found.
+func decode(data []byte) (*ReplicaPolicy, field.ErrorList) {
 	p, errs := parse(data)
 	for _, e := range errs {
 		e.Field = printable(e.Field)
@@ -97,10 +122,7 @@ func parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
 		}
 		errs = append(errs, documentError(se.Error()))
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return p, nil
+	return p, errs
 }
 
 // documentError is a problem with the document as a whole rather than one field.

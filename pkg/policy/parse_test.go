@@ -280,3 +280,16 @@ func TestCountDocuments(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryErrorAtOnce: an unknown field does not hide a validation error, so that a
+// platform engineer fixes a policy in one round, not one error at a time.
+func TestEveryErrorAtOnce(t *testing.T) {
+	doc := header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n"
+	errs := loadErrs(t, doc)
+	checkErrs(t, errs, []wantErr{
+		{"rules[0].maxReplica", field.ErrorTypeForbidden, `rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`},
+		{"rules[0].maxReplicas", field.ErrorTypeInvalid, `rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (3)`},
+	})
+	// A document that cannot be decoded at all stops there: nothing else to validate.
+	checkErrs(t, loadErrs(t, header+"rules: 3\n"), []wantErr{{"rules", field.ErrorTypeTypeInvalid, `rules: Invalid value: 3: must be a list, not a number`}})
+}

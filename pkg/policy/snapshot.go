@@ -106,10 +106,10 @@ func Empty(opts Options) *Snapshot {
 	return s
 }
 
-// Load parses, validates and compiles a policy document. Every problem is returned in an
-// *InvalidError.
+// Load parses, validates and compiles a policy document. Every problem, of parsing and of
+// validation together, is returned in an *InvalidError.
 func Load(data []byte, opts Options) (*Snapshot, error) {
-	p, errs := Parse(data)
+	p, errs := ParseAndValidate(data)
 	if len(errs) > 0 {
 		return nil, &InvalidError{Errs: errs}
 	}
