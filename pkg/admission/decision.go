@@ -125,26 +125,19 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	case r.Action == policy.ActionClamp && stage == Mutate:
 		d.Replicas = &v.Want
 		d.Outcome = OutcomeClamped
-		d.Warnings = []string{fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, r.Name)}
+		d.Warnings = []string{v.ClampMessage()}
 	case r.Action == policy.ActionWarn:
 		if stage == Validate {
-			d.Warnings = []string{outOfBounds(req, r)}
+			d.Warnings = []string{v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)}
 			d.Outcome = OutcomeWarned
 		}
 	default: // deny at either stage, or clamp at Validate
 		d.Allowed = false
 		d.Outcome = OutcomeDenied
-		d.Message = outOfBounds(req, r)
+		d.Message = v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)
 		if r.Action == policy.ActionClamp {
 			d.Message += " (the clamp was not applied: the mutating webhook did not run, or a later mutation changed spec.replicas)"
 		}
 	}
 	return d
-}
-
-// outOfBounds is the text of a deny answer and of a warn warning: it names the field, the
-// value, the bounds and the rule.
-func outOfBounds(req Request, r *policy.CompiledRule) string {
-	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-		req.Replicas, r.Bounds, req.kindName(), req.Subject.Name, r.Name, r.Action)
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "fmt"
+
 // Subject is what a policy is asked about: one workload, as the caller knows it. The
 // admission webhook builds it from a request (for a Scale, the labels come from the parent
 // workload in a cache), the scaler from its cache, and the command-line tool from a file.
@@ -113,6 +115,20 @@ func (s *Snapshot) Decide(subj Subject, replicas *int32) Verdict {
 		}
 	}
 	return v
+}
+
+// ClampMessage is the warning that says a clamp happened, e.g.
+// `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`.
+func (v Verdict) ClampMessage() string {
+	return fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, v.Rule.Name)
+}
+
+// OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload
+// (or Scale) kind/name: it names the field, the value, the bounds and the rule, e.g.
+// `spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`.
+func (v Verdict) OutOfBoundsMessage(kind, name string) string {
+	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
+		v.Replicas, v.Rule.Bounds, kind, name, v.Rule.Name, v.Rule.Action)
 }
 
 // Replicas is the value of a workload's spec.replicas: nil means 1, the default the API
