@@ -28,6 +28,7 @@ const (
 	OutcomeAllowed    Outcome = "allowed"     // inside the bounds, or nothing to check
 	OutcomeUnchanged  Outcome = "unchanged"   // an update that leaves replicas as they were
 	OutcomeExempt     Outcome = "exempt"      // exempt namespace
+	OutcomeOwned      Outcome = "owned"       // its controller is a bounded workload, bounded instead
 	OutcomeNoRule     Outcome = "no_rule"     // no rule and no default applies
 	OutcomeUnknown    Outcome = "unknown"     // a rule needs labels not in the cache yet
 	OutcomeClamped    Outcome = "clamped"     // replicas patched to the nearest bound
@@ -103,6 +104,8 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	switch v.Outcome {
 	case policy.OutcomeExempt:
 		return Decision{Allowed: true, Outcome: OutcomeExempt}
+	case policy.OutcomeOwned:
+		return Decision{Allowed: true, Outcome: OutcomeOwned}
 	case policy.OutcomeNoRule:
 		return Decision{Allowed: true, Outcome: OutcomeNoRule}
 	}

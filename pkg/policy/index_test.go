@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"slices"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,6 +78,9 @@ func referenceMatch(p *ReplicaPolicy, alwaysExempt []string, w Subject) Match {
 	matchesNamespace := func(g string) bool { ok, _ := path.Match(g, w.Namespace); return ok }
 	for i, r := range p.Rules {
 		if len(r.Namespaces) > 0 && !slices.ContainsFunc(r.Namespaces, matchesNamespace) {
+			continue
+		}
+		if len(r.Kinds) > 0 && !slices.Contains(r.Kinds, KindName(w.Group, w.Kind)) {
 			continue
 		}
 		missing, failed := MissingNothing, false
@@ -158,6 +162,9 @@ func randomPolicy(rng *rand.Rand) (*ReplicaPolicy, []string) {
 		if rng.IntN(3) == 0 {
 			r.Selector = selector()
 		}
+		if rng.IntN(3) == 0 {
+			r.Kinds = []string{pick(randomKinds)}
+		}
 		p.Rules = append(p.Rules, r)
 	}
 	var alwaysExempt []string
@@ -166,6 +173,9 @@ func randomPolicy(rng *rand.Rand) (*ReplicaPolicy, []string) {
 	}
 	return p, alwaysExempt
 }
+
+// randomKinds are the kinds random rules bound and random workloads have.
+var randomKinds = []string{"Deployment", "StatefulSet", "Rollout.argoproj.io"}
 
 func randomWorkload(rng *rand.Rand) Subject {
 	set := func() map[string]string {
@@ -177,7 +187,13 @@ func randomWorkload(rng *rand.Rand) Subject {
 		}
 		return m
 	}
+	kind, group, _ := strings.Cut(randomKinds[rng.IntN(len(randomKinds))], ".")
+	if group == "" {
+		group = BuiltinGroup
+	}
 	return Subject{
+		Group:                  group,
+		Kind:                   kind,
 		Namespace:              []string{"a", "b", "ab", "ba", "team-a", "team-b", "team-c", "prod", "prom", "x", "zzz"}[rng.IntN(11)],
 		Labels:                 set(),
 		NamespaceLabels:        set(),

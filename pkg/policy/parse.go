@@ -351,16 +351,21 @@ func childPath(fp *field.Path, name string) *field.Path {
 // knownFields are the field names a policy document may use, for "did you mean" hints.
 var knownFields = []string{
 	"apiVersion", "kind", "exemptNamespaces", "default", "rules", "name", "namespaces",
-	"namespaceSelector", "selector", "minReplicas", "maxReplicas", "allowZero", "action",
+	"namespaceSelector", "selector", "kinds", "minReplicas", "maxReplicas", "allowZero", "action",
 	"matchLabels", "matchExpressions", "key", "operator", "values",
 }
 
 // suggest returns ` (did you mean "x"?)` when the last element of path is a near miss of a
 // known field name (edit distance at most 2, or a case-insensitive match).
 func suggest(path string) string {
-	name := path[strings.LastIndexAny(path, ".]")+1:]
+	return didYouMean(path[strings.LastIndexAny(path, ".]")+1:], knownFields)
+}
+
+// didYouMean returns ` (did you mean "x"?)` when name is a near miss of one of candidates
+// (edit distance at most 2, ignoring case), and "" otherwise.
+func didYouMean(name string, candidates []string) string {
 	best, bestDist := "", 3
-	for _, k := range knownFields {
+	for _, k := range candidates {
 		d := editDistance(strings.ToLower(name), strings.ToLower(k))
 		if d < bestDist {
 			best, bestDist = k, d

@@ -61,6 +61,7 @@ type CompiledRule struct {
 	index             int
 	matchesAll        bool // no matcher at all
 	namespaces        namespaceSet
+	kinds             map[string]struct{} // KindName values; nil matches every kind
 	namespaceSelector labels.Selector
 	selector          labels.Selector
 }
@@ -157,7 +158,13 @@ func compileRule(i int, r *Rule) (*CompiledRule, error) {
 	if c.selector, err = compileSelector(r.Selector); err != nil {
 		return nil, err
 	}
-	c.matchesAll = len(r.Namespaces) == 0 && c.namespaceSelector == nil && c.selector == nil
+	for _, k := range r.Kinds {
+		if c.kinds == nil {
+			c.kinds = map[string]struct{}{}
+		}
+		c.kinds[k] = struct{}{}
+	}
+	c.matchesAll = len(r.Namespaces) == 0 && c.namespaceSelector == nil && c.selector == nil && c.kinds == nil
 	return c, nil
 }
 
@@ -235,6 +242,11 @@ func (r *CompiledRule) matches(w Subject) (ok bool, missing Missing) {
 	}
 	if !r.namespaces.empty() {
 		if !r.namespaces.contains(w.Namespace) {
+			return false, MissingNothing
+		}
+	}
+	if r.kinds != nil {
+		if _, ok := r.kinds[KindName(w.Group, w.Kind)]; !ok {
 			return false, MissingNothing
 		}
 	}

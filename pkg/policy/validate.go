@@ -3,7 +3,9 @@ package policy
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"unicode"
 
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -57,6 +59,15 @@ func (r *Rule) validate(fp *field.Path, names sets.Set[string]) field.ErrorList 
 	}
 	errs = append(errs, validateSelector(fp.Child("namespaceSelector"), r.NamespaceSelector)...)
 	errs = append(errs, validateSelector(fp.Child("selector"), r.Selector)...)
+	kinds := sets.New[string]()
+	for i, k := range r.Kinds {
+		kp := fp.Child("kinds").Index(i)
+		if kinds.Has(k) {
+			errs = append(errs, field.Duplicate(kp, k))
+		}
+		kinds.Insert(k)
+		errs = append(errs, validateKind(kp, k)...)
+	}
 	errs = append(errs, r.BoundsSpec.validate(fp)...)
 	return errs
 }
@@ -100,6 +111,30 @@ func validateNamespacePattern(fp *field.Path, s string) field.ErrorList {
 	var errs field.ErrorList
 	for _, msg := range validation.IsDNS1123Label(s) {
 		errs = append(errs, field.Invalid(fp, s, msg))
+	}
+	return errs
+}
+
+// validateKind accepts a built-in kind by its exact name, and "Kind.group" for a custom
+// resource; a near miss of a built-in kind gets a "did you mean".
+func validateKind(fp *field.Path, k string) field.ErrorList {
+	if slices.Contains(BuiltinKinds, k) {
+		return nil
+	}
+	kind, group, custom := strings.Cut(k, ".")
+	if custom && group == BuiltinGroup && slices.Contains(BuiltinKinds, kind) {
+		return field.ErrorList{field.Invalid(fp, k, fmt.Sprintf("built-in kinds are named without their group (did you mean %q?)", kind))}
+	}
+	if !custom {
+		detail := fmt.Sprintf(`must be one of %s, or "Kind.group" for a custom resource`, strings.Join(BuiltinKinds, ", "))
+		return field.ErrorList{field.Invalid(fp, k, detail+didYouMean(k, BuiltinKinds))}
+	}
+	var errs field.ErrorList
+	if kind == "" || !unicode.IsUpper(rune(kind[0])) || strings.ContainsFunc(kind, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		errs = append(errs, field.Invalid(fp, k, `the kind before the first "." must be a Kind name such as "Rollout"`))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(group) {
+		errs = append(errs, field.Invalid(fp, k, "the group after the first \".\": "+msg))
 	}
 	return errs
 }

@@ -6,8 +6,9 @@ import "fmt"
 // admission webhook builds it from a request (for a Scale, the labels come from the parent
 // workload in a cache), the scaler from its cache, and the command-line tool from a file.
 type Subject struct {
-	// Kind is the workload's kind ("Deployment"), for messages.
-	Kind string
+	// Group and Kind are the workload's API group and kind ("apps", "Deployment"): rules
+	// with kinds match them, and messages name the kind.
+	Group, Kind string
 	// Namespace and Name of the workload.
 	Namespace, Name string
 	// Labels are the workload's own metadata.labels (not its pod template's).
@@ -19,6 +20,15 @@ type Subject struct {
 	NamespaceLabels map[string]string
 	// NamespaceLabelsUnknown is set when the Namespace could not be read.
 	NamespaceLabelsUnknown bool
+	// Owner, when set, is the subject's controller (the ownerReference with controller:
+	// true), and it is itself a bounded workload: then the owner is bounded, not the subject
+	// (a ReplicaSet that a Deployment manages). Callers set it only for bounded owners.
+	Owner *Owner
+}
+
+// Owner names a subject's controller.
+type Owner struct {
+	Group, Kind, Name string
 }
 
 // Missing names what a rule needed to be evaluated and the caller could not provide.
@@ -50,6 +60,8 @@ type Outcome uint8
 const (
 	// OutcomeExempt: the subject's namespace is exempt; no rule applies.
 	OutcomeExempt Outcome = iota + 1
+	// OutcomeOwned: the subject's controller is a bounded workload, which is bounded instead.
+	OutcomeOwned
 	// OutcomeNoRule: no rule matches and the policy has no default.
 	OutcomeNoRule
 	// OutcomeUnknown: the deciding rule needs what Verdict.Missing names.
@@ -65,6 +77,8 @@ func (o Outcome) String() string {
 	switch o {
 	case OutcomeExempt:
 		return "exempt"
+	case OutcomeOwned:
+		return "owned"
 	case OutcomeNoRule:
 		return "no_rule"
 	case OutcomeUnknown:
@@ -80,7 +94,7 @@ func (o Outcome) String() string {
 // Verdict is the policy's answer for one subject and one replica count.
 type Verdict struct {
 	Outcome Outcome
-	// Rule decides (possibly the default); nil when exempt or no rule applies.
+	// Rule decides (possibly the default); nil when exempt, owned or no rule applies.
 	Rule *CompiledRule
 	// Replicas is the count asked about, after the API's default (nil means 1).
 	Replicas int32
@@ -98,6 +112,10 @@ type Verdict struct {
 func (s *Snapshot) Decide(subj Subject, replicas *int32) Verdict {
 	v := Verdict{Replicas: Replicas(replicas)}
 	v.Want = v.Replicas
+	if subj.Owner != nil && !s.Exempt(subj.Namespace) {
+		v.Outcome = OutcomeOwned
+		return v
+	}
 	m := s.Match(subj)
 	v.Rule, v.Missing = m.Rule, m.Missing
 	switch {

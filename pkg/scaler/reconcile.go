@@ -67,7 +67,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		return reconcile.Result{}, err
 	}
 	switch v.Outcome {
-	case policy.OutcomeExempt:
+	case policy.OutcomeExempt, policy.OutcomeOwned:
 		r.tracker.forget(req)
 		return reconcile.Result{}, nil
 	case policy.OutcomeUnknown:
