@@ -97,8 +97,10 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
 	var shuttingDown atomic.Bool
-	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.Webhook(admission.NewHandler(admission.Mutate, store, lookup, ref))))
-	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.Webhook(admission.NewHandler(admission.Validate, store, lookup, ref))))
+	for path, stage := range map[string]admission.Stage{admission.MutatePath: admission.Mutate, admission.ValidatePath: admission.Validate} {
+		h := admission.Webhook(admission.NewHandler(stage, store, lookup, ref))
+		hooks.Register(path, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(stage, watcher.Ready, h)))
+	}
 
 	if o.EnableScaler {
 		if err := scaler.New(store, o.Scaler).SetupWithManager(mgr); err != nil {
