@@ -1,0 +1,701 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/time/rate"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// The Reconcile branches, without a control plane: the cache is controller-runtime's fake
+// client, the scale subresource and the Event recorder are recording fakes. Rule names
+// start with "rt-" so that the process-wide metric series they touch are their own.
+
+const policyHeader = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
+
+// scaleCall is one request to the fake scale subresource.
+type scaleCall struct {
+	Verb       string // "get" or "update"
+	Kind       string // of the object the subresource belongs to
+	Namespace  string
+	Name       string
+	Replicas   int32  // update: the replicas written
+	FieldOwner string // update: the field manager
+	RV         string // update: the resourceVersion sent
+}
+
+// fakeScale is a client.SubResourceClient for "scale" that serves one workload: GET returns
+// its replicas and a resourceVersion, UPDATE records the body and stores its replicas.
+// getErrs and updateErrs are returned by successive calls (a nil entry means success).
+type fakeScale struct {
+	mu         sync.Mutex
+	replicas   int32
+	rv         int
+	getErrs    []error
+	updateErrs []error
+	calls      []scaleCall
+}
+
+var _ client.SubResourceClient = (*fakeScale)(nil)
+
+func popErr(errs *[]error) error {
+	if len(*errs) == 0 {
+		return nil
+	}
+	err := (*errs)[0]
+	*errs = (*errs)[1:]
+	return err
+}
+
+func kindOf(obj client.Object) string {
+	if k, ok := workload.ForObject(obj); ok {
+		return k.Kind
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+func (f *fakeScale) Get(_ context.Context, obj client.Object, sub client.Object, _ ...client.SubResourceGetOption) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, scaleCall{Verb: "get", Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName()})
+	if err := popErr(&f.getErrs); err != nil {
+		return err
+	}
+	scale, ok := sub.(*autoscalingv1.Scale)
+	if !ok {
+		return fmt.Errorf("fakeScale: GET into %T, want *autoscalingv1.Scale", sub)
+	}
+	*scale = autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName(), ResourceVersion: strconv.Itoa(f.rv)},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: f.replicas},
+	}
+	return nil
+}
+
+func (f *fakeScale) Update(_ context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := (&client.SubResourceUpdateOptions{}).ApplyOptions(opts)
+	scale, ok := o.SubResourceBody.(*autoscalingv1.Scale)
+	if !ok {
+		return fmt.Errorf("fakeScale: UPDATE with body %T, want *autoscalingv1.Scale", o.SubResourceBody)
+	}
+	f.calls = append(f.calls, scaleCall{Verb: "update", Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(),
+		Replicas: scale.Spec.Replicas, FieldOwner: o.FieldManager, RV: scale.ResourceVersion})
+	if err := popErr(&f.updateErrs); err != nil {
+		if apierrors.IsConflict(err) {
+			f.rv++ // someone else wrote in between
+		}
+		return err
+	}
+	f.replicas = scale.Spec.Replicas
+	f.rv++
+	return nil
+}
+
+func (f *fakeScale) Create(context.Context, client.Object, client.Object, ...client.SubResourceCreateOption) error {
+	return errors.New("fakeScale: unexpected CREATE")
+}
+
+func (f *fakeScale) Patch(context.Context, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+	return errors.New("fakeScale: unexpected PATCH")
+}
+
+func (f *fakeScale) Apply(context.Context, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {
+	return errors.New("fakeScale: unexpected APPLY")
+}
+
+func (f *fakeScale) recorded() []scaleCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// recordedEvent is one Event, its note formatted.
+type recordedEvent struct {
+	Regarding string // namespace/name
+	Type      string
+	Reason    string
+	Action    string
+	Note      string
+}
+
+// fakeRecorder is a recorder.EventRecorder that remembers every Event.
+type fakeRecorder struct {
+	mu     sync.Mutex
+	events []recordedEvent
+}
+
+func (f *fakeRecorder) Eventf(regarding, _ runtime.Object, eventtype, reason, action, note string, args ...any) {
+	ref := fmt.Sprintf("%T", regarding)
+	if m, err := meta.Accessor(regarding); err == nil {
+		ref = m.GetNamespace() + "/" + m.GetName()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, recordedEvent{Regarding: ref, Type: eventtype, Reason: reason, Action: action, Note: fmt.Sprintf(note, args...)})
+}
+
+func (f *fakeRecorder) AnnotatedEventf(regarding, related runtime.Object, _ map[string]string, eventtype, reason, action, note string, args ...any) {
+	f.Eventf(regarding, related, eventtype, reason, action, note, args...)
+}
+
+func (f *fakeRecorder) recorded() []recordedEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.events)
+}
+
+// fixture is a Reconciler wired to fakes, as SetupWithManager would wire it to a manager.
+type fixture struct {
+	r      *Reconciler
+	cache  client.WithWatch
+	scale  *fakeScale
+	events *fakeRecorder
+	now    time.Time
+}
+
+type fixtureConfig struct {
+	policy      string // the policy document without its header
+	opts        Options
+	objs        []client.Object // the cache's contents
+	interceptor *interceptor.Funcs
+	scale       *fakeScale // what the scale subresource serves; nil: an empty one
+}
+
+func newFixture(t *testing.T, c fixtureConfig) *fixture {
+	t.Helper()
+	if err := c.opts.Validate(); err != nil {
+		t.Fatalf("options: %v", err)
+	}
+	store := policystore.NewStore(policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
+	if _, err := store.Apply(&corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName, ResourceVersion: "1"},
+		Data:       map[string]string{policy.ConfigMapKey: policyHeader + c.policy},
+	}); err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	b := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(c.objs...)
+	if c.interceptor != nil {
+		b = b.WithInterceptorFuncs(*c.interceptor)
+	}
+	f := &fixture{cache: b.Build(), scale: c.scale, events: &fakeRecorder{}, now: time.Unix(1_700_000_000, 0)}
+	if f.scale == nil {
+		f.scale = &fakeScale{}
+	}
+	r := New(store, c.opts)
+	r.ScaleClient = f.scale
+	r.Recorder = f.events
+	r.reader = f.cache
+	r.limiter = rate.NewLimiter(rate.Inf, c.opts.CorrectionBurst)
+	r.tracker = newTracker(c.opts)
+	r.kinds = map[schema.GroupKind]workload.Kind{}
+	for _, k := range workload.Kinds {
+		r.kinds[k.GroupKind()] = k
+	}
+	r.now = func() time.Time { return f.now }
+	f.r = r
+	return f
+}
+
+func deploymentReq(ns, name string) Request {
+	return Request{Kind: workload.Deployment.GroupKind(), NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+}
+
+func recDeployment(ns, name string, replicas *int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": name}},
+		Spec:       appsv1.DeploymentSpec{Replicas: replicas},
+	}
+}
+
+func recNamespace(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+// counterValue reads one series of a counter metric.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := c.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// tracked reports whether the tracker holds state for req.
+func (f *fixture) tracked(req Request) bool {
+	f.r.tracker.mu.Lock()
+	defer f.r.tracker.mu.Unlock()
+	_, ok := f.r.tracker.items[req]
+	return ok
+}
+
+// oobCount is the tracker's out-of-bounds count for {rule, action}.
+func (f *fixture) oobCount(rule string, action policy.Action) int {
+	f.r.tracker.mu.Lock()
+	defer f.r.tracker.mu.Unlock()
+	return f.r.tracker.oob[[2]string{rule, string(action)}]
+}
+
+func (f *fixture) contestedCount(rule, kind string) int {
+	f.r.tracker.mu.Lock()
+	defer f.r.tracker.mu.Unlock()
+	return f.r.tracker.contested[[2]string{rule, kind}]
+}
+
+const (
+	recNS   = "prod"
+	recName = "web"
+)
+
+var webReq = deploymentReq(recNS, recName)
+
+func scaleGetCall() scaleCall {
+	return scaleCall{Verb: "get", Kind: "Deployment", Namespace: recNS, Name: recName}
+}
+
+func scaleUpdateCall(replicas int32, rv string) scaleCall {
+	return scaleCall{Verb: "update", Kind: "Deployment", Namespace: recNS, Name: recName, Replicas: replicas, FieldOwner: "replica-policy-scaler", RV: rv}
+}
+
+func TestReconcile(t *testing.T) {
+	defaults := DefaultOptions()
+	clampPolicy := func(rule string) string {
+		return fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 10}\n", rule, recNS)
+	}
+	nsSelPolicy := "rules:\n- name: rt-nssel\n  namespaceSelector: {matchLabels: {env: production}}\n  maxReplicas: 10\n"
+	web50 := recDeployment(recNS, recName, ptr.To[int32](50))
+
+	type row struct {
+		name        string
+		policy      string
+		opts        func(*Options)
+		objs        []client.Object
+		interceptor *interceptor.Funcs
+		scale       *fakeScale
+		req         Request // webReq when zero
+		runs        int     // reconciles of req, 1 when zero
+		setup       func(f *fixture)
+
+		// Every run returns wantResult and an error for which wantErr holds (nil: no error).
+		wantResult reconcile.Result
+		wantErr    func(error) bool
+		wantCalls  []scaleCall     // the scale subresource requests, in order, over all runs
+		wantEvents []recordedEvent // the Events, in order, over all runs
+		check      func(t *testing.T, f *fixture)
+	}
+	corrected := func(from, to int32, rule, bounds string) recordedEvent {
+		return recordedEvent{Regarding: recNS + "/" + recName, Type: corev1.EventTypeNormal, Reason: ReasonReplicasCorrected, Action: "Scale",
+			Note: fmt.Sprintf("spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule, bounds)}
+	}
+	rows := []row{
+		{
+			name:   "exempt namespace: nothing written, no Event, the tracker forgets",
+			policy: fmt.Sprintf("exemptNamespaces: [%s]\ndefault: {maxReplicas: 10}\n", recNS),
+			objs:   []client.Object{web50},
+			setup: func(f *fixture) {
+				f.r.tracker.outOfBounds(webReq, "rt-exempt", "clamp") // from before the namespace was exempt
+			},
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) || f.oobCount("rt-exempt", policy.ActionClamp) != 0 {
+					t.Errorf("tracker still holds the exempt workload (out of bounds %d)", f.oobCount("rt-exempt", policy.ActionClamp))
+				}
+			},
+		},
+		{
+			name:   "unknown: namespaceSelector rule, Namespace not in the cache: nothing written, no Event, no error",
+			policy: nsSelPolicy,
+			objs:   []client.Object{web50},
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) {
+					t.Error("tracker holds state for a workload that could not be evaluated")
+				}
+			},
+		},
+		{
+			name:       "namespaceSelector rule, Namespace in the cache and matching: corrected",
+			policy:     nsSelPolicy,
+			objs:       []client.Object{web50, recNamespace(recNS, map[string]string{"env": "production"})},
+			scale:      &fakeScale{replicas: 50, rv: 7},
+			wantCalls:  []scaleCall{scaleGetCall(), scaleUpdateCall(10, "7")},
+			wantEvents: []recordedEvent{corrected(50, 10, "rt-nssel", "[0, 10]")},
+		},
+		{
+			name:   "namespaceSelector rule, Namespace in the cache and not matching: no rule, nothing written",
+			policy: nsSelPolicy,
+			objs:   []client.Object{web50, recNamespace(recNS, map[string]string{"env": "staging"})},
+		},
+		{
+			name:   "namespaceSelector rule, the Namespace read fails: the error is returned",
+			policy: nsSelPolicy,
+			objs:   []client.Object{web50},
+			interceptor: &interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if _, ok := obj.(*corev1.Namespace); ok {
+					return errors.New("cache unavailable")
+				}
+				return c.Get(ctx, key, obj, opts...)
+			}},
+			wantErr: func(err error) bool { return err != nil && err.Error() == "cache unavailable" },
+		},
+		{
+			name:   "report, deny rule: one ReplicasOutOfBounds Event for two reconciles, nothing written",
+			policy: fmt.Sprintf("rules:\n- {name: rt-deny, namespaces: [%s], maxReplicas: 10, action: deny}\n", recNS),
+			objs:   []client.Object{web50},
+			runs:   2,
+			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
+				Note: `spec.replicas 50 is outside the bounds [0, 10] of replica policy rule "rt-deny" (action deny); the scaler does not change it`}},
+			check: func(t *testing.T, f *fixture) {
+				if n := f.oobCount("rt-deny", policy.ActionDeny); n != 1 {
+					t.Errorf("out of bounds {rt-deny, deny} = %d, want 1", n)
+				}
+			},
+		},
+		{
+			name:   "report, warn rule: one Event per value, a new value is reported again",
+			policy: fmt.Sprintf("rules:\n- {name: rt-warn, namespaces: [%s], minReplicas: 2, maxReplicas: 10, action: warn}\n", recNS),
+			objs:   []client.Object{web50},
+			runs:   2,
+			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
+				Note: `spec.replicas 50 is outside the bounds [2, 10] of replica policy rule "rt-warn" (action warn); the scaler does not change it`}},
+			check: func(t *testing.T, f *fixture) {
+				if n := f.oobCount("rt-warn", policy.ActionWarn); n != 1 {
+					t.Errorf("out of bounds {rt-warn, warn} = %d, want 1", n)
+				}
+				// The workload moves to another out-of-bounds value: a second Event.
+				d := &appsv1.Deployment{}
+				if err := f.cache.Get(context.Background(), webReq.NamespacedName, d); err != nil {
+					t.Fatal(err)
+				}
+				d.Spec.Replicas = nil // the API's default, 1
+				if err := f.cache.Update(context.Background(), d); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.r.Reconcile(context.Background(), webReq); err != nil {
+					t.Fatal(err)
+				}
+				ev := f.events.recorded()
+				if len(ev) != 2 || ev[1].Note != `spec.replicas 1 is outside the bounds [2, 10] of replica policy rule "rt-warn" (action warn); the scaler does not change it` {
+					t.Errorf("after the value changed, Events = %+v, want a second one for replicas 1", ev)
+				}
+				if calls := f.scale.recorded(); len(calls) != 0 {
+					t.Errorf("scale requests for a warn rule: %+v", calls)
+				}
+			},
+		},
+		{
+			name:   "dry run, clamp rule: one Event saying what would be set, nothing written",
+			policy: clampPolicy("rt-dry-run"),
+			opts:   func(o *Options) { o.DryRun = true },
+			objs:   []client.Object{web50},
+			scale:  &fakeScale{replicas: 50},
+			runs:   2,
+			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
+				Note: `dry run: spec.replicas would be set 50 → 10 by replica policy rule "rt-dry-run" (bounds [0, 10])`}},
+			check: func(t *testing.T, f *fixture) {
+				if n := f.oobCount("rt-dry-run", policy.ActionClamp); n != 1 {
+					t.Errorf("out of bounds {rt-dry-run, clamp} = %d, want 1", n)
+				}
+				if c := f.r.Counts(); c.Corrections != 0 || c.ScaleWrites != 0 {
+					t.Errorf("counts = %+v, want no corrections or writes", c)
+				}
+			},
+		},
+		{
+			name:   "contested: threshold reached, one ReplicasContested Event, requeued after the back-off, nothing written",
+			policy: clampPolicy("rt-contested"),
+			objs:   []client.Object{web50},
+			scale:  &fakeScale{replicas: 50},
+			runs:   2, // the second, during the back-off, waits for the rest of it and records nothing
+			setup: func(f *fixture) {
+				for i := range defaults.ContestThreshold {
+					f.r.tracker.corrected(webReq, f.now.Add(time.Duration(i-defaults.ContestThreshold)*time.Second))
+				}
+			},
+			wantResult: reconcile.Result{RequeueAfter: defaults.ContestBackoff},
+			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasContested, Action: "BackOff",
+				Note: `spec.replicas keeps being set outside the bounds [0, 10] of replica policy rule "rt-contested": another writer (an HPA, a GitOps tool) set it back after 3 corrections; corrections suspended for 5m0s`}},
+			check: func(t *testing.T, f *fixture) {
+				if c := f.r.Counts(); c.Contests != 1 || c.ScaleGets != 0 {
+					t.Errorf("counts = %+v, want 1 contest and no scale GET", c)
+				}
+				if n := f.contestedCount("rt-contested", "Deployment"); n != 1 {
+					t.Errorf("contested {rt-contested, Deployment} = %d, want 1", n)
+				}
+			},
+		},
+		{
+			name: "not found in the cache: no error, the tracker forgets",
+			// The Deployment is absent from the cache.
+			policy: clampPolicy("rt-gone"),
+			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-gone", "clamp") },
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) || f.oobCount("rt-gone", policy.ActionClamp) != 0 {
+					t.Error("tracker still holds the deleted workload")
+				}
+			},
+		},
+		{
+			name:   "being deleted: nothing written, the tracker forgets",
+			policy: clampPolicy("rt-deleting"),
+			objs: []client.Object{func() client.Object {
+				d := recDeployment(recNS, recName, ptr.To[int32](50))
+				d.DeletionTimestamp = &metav1.Time{Time: time.Unix(1_700_000_000, 0)}
+				d.Finalizers = []string{"example.com/hold"}
+				return d
+			}()},
+			setup: func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-deleting", "clamp") },
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) || f.oobCount("rt-deleting", policy.ActionClamp) != 0 {
+					t.Error("tracker still holds the workload being deleted")
+				}
+			},
+		},
+		{
+			name:      "not found from the scale GET during a correction: no error, no Event, the tracker forgets",
+			policy:    clampPolicy("rt-deleted-meanwhile"),
+			objs:      []client.Object{web50},
+			scale:     &fakeScale{getErrs: []error{apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName)}},
+			wantCalls: []scaleCall{scaleGetCall()},
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) || f.oobCount("rt-deleted-meanwhile", policy.ActionClamp) != 0 {
+					t.Error("tracker still holds the workload deleted during its correction")
+				}
+				if c := f.r.Counts(); c.Failures != 0 {
+					t.Errorf("counts = %+v, NotFound counted as a failure", c)
+				}
+			},
+		},
+		{
+			name:       "correction: scale GET then UPDATE to the nearest bound, ReplicasCorrected Event",
+			policy:     clampPolicy("rt-clamp"),
+			objs:       []client.Object{web50},
+			scale:      &fakeScale{replicas: 50, rv: 41},
+			wantCalls:  []scaleCall{scaleGetCall(), scaleUpdateCall(10, "41")},
+			wantEvents: []recordedEvent{corrected(50, 10, "rt-clamp", "[0, 10]")},
+			check: func(t *testing.T, f *fixture) {
+				if f.scale.replicas != 10 {
+					t.Errorf("scale replicas = %d, want 10", f.scale.replicas)
+				}
+				if c := f.r.Counts(); c != (Counts{Reconciles: 1, ScaleGets: 1, ScaleWrites: 1, Corrections: 1}) {
+					t.Errorf("counts = %+v", c)
+				}
+				f.r.tracker.mu.Lock()
+				s := f.r.tracker.items[webReq]
+				f.r.tracker.mu.Unlock()
+				if s == nil || len(s.corrections) != 1 || !s.corrections[0].Equal(f.now) {
+					t.Errorf("tracker state = %+v, want one correction at now", s)
+				}
+			},
+		},
+		{
+			name:       "correction up to the minimum, replicas unset in the cache (the default 1)",
+			policy:     fmt.Sprintf("rules:\n- {name: rt-min, namespaces: [%s], minReplicas: 3}\n", recNS),
+			objs:       []client.Object{recDeployment(recNS, recName, nil)},
+			scale:      &fakeScale{replicas: 1, rv: 2},
+			wantCalls:  []scaleCall{scaleGetCall(), scaleUpdateCall(3, "2")},
+			wantEvents: []recordedEvent{corrected(1, 3, "rt-min", "[3, ∞)")},
+		},
+		{
+			name:       "correction after a conflict: GET and UPDATE again with the new resourceVersion, one Event",
+			policy:     clampPolicy("rt-conflict"),
+			objs:       []client.Object{web50},
+			scale:      &fakeScale{replicas: 50, rv: 1, updateErrs: []error{apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("modified"))}},
+			wantCalls:  []scaleCall{scaleGetCall(), scaleUpdateCall(10, "1"), scaleGetCall(), scaleUpdateCall(10, "2")},
+			wantEvents: []recordedEvent{corrected(50, 10, "rt-conflict", "[0, 10]")},
+		},
+		{
+			name:   "correction fails: CorrectionFailed Event, error returned, counted",
+			policy: clampPolicy("rt-forbidden"),
+			objs:   []client.Object{web50},
+			scale:  &fakeScale{replicas: 50, rv: 3, updateErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}},
+			wantErr: func(err error) bool {
+				return apierrors.IsForbidden(err) && !errors.Is(err, reconcile.TerminalError(nil))
+			},
+			wantCalls: []scaleCall{scaleGetCall(), scaleUpdateCall(10, "3")},
+			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonCorrectionFailed, Action: "Scale",
+				Note: `could not set spec.replicas 50 to 10 for replica policy rule "rt-forbidden": deployments.apps "web" is forbidden: no`}},
+			check: func(t *testing.T, f *fixture) {
+				if c := f.r.Counts(); c.Failures != 1 || c.Corrections != 0 {
+					t.Errorf("counts = %+v, want 1 failure and no correction", c)
+				}
+			},
+		},
+		{
+			name:   "in bounds: nothing written, no Event, the tracker drops the workload",
+			policy: clampPolicy("rt-in-bounds"),
+			objs:   []client.Object{recDeployment(recNS, recName, ptr.To[int32](5))},
+			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-in-bounds", "clamp") },
+			check: func(t *testing.T, f *fixture) {
+				if f.tracked(webReq) || f.oobCount("rt-in-bounds", policy.ActionClamp) != 0 {
+					t.Error("tracker still holds the compliant workload")
+				}
+			},
+		},
+		{
+			name:   "no rule matches: nothing written, no Event",
+			policy: "rules:\n- {name: rt-elsewhere, namespaces: [staging], maxReplicas: 10}\n",
+			objs:   []client.Object{web50},
+		},
+		{
+			name:      "the cache is behind: the scale GET shows in-bounds replicas, no UPDATE, no Event",
+			policy:    clampPolicy("rt-behind"),
+			objs:      []client.Object{web50},
+			scale:     &fakeScale{replicas: 8},
+			wantCalls: []scaleCall{scaleGetCall()},
+			check: func(t *testing.T, f *fixture) {
+				if c := f.r.Counts(); c.ScaleWrites != 0 || c.Corrections != 0 {
+					t.Errorf("counts = %+v, want no write", c)
+				}
+			},
+		},
+		{
+			name:    "not a workload kind: terminal error",
+			policy:  clampPolicy("rt-kind"),
+			req:     Request{Kind: schema.GroupKind{Group: "apps", Kind: "DaemonSet"}, NamespacedName: webReq.NamespacedName},
+			wantErr: func(err error) bool { return errors.Is(err, reconcile.TerminalError(nil)) },
+		},
+	}
+
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			if tc.opts != nil {
+				tc.opts(&opts)
+			}
+			f := newFixture(t, fixtureConfig{policy: tc.policy, opts: opts, objs: tc.objs, interceptor: tc.interceptor, scale: tc.scale})
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			req := tc.req
+			if req == (Request{}) {
+				req = webReq
+			}
+			runs := max(tc.runs, 1)
+			for i := range runs {
+				res, err := f.r.Reconcile(context.Background(), req)
+				if tc.wantErr == nil && err != nil {
+					t.Errorf("run %d: Reconcile error = %v, want none", i+1, err)
+				}
+				if tc.wantErr != nil && !tc.wantErr(err) {
+					t.Errorf("run %d: Reconcile error = %v, not the one wanted", i+1, err)
+				}
+				if res != tc.wantResult {
+					t.Errorf("run %d: Reconcile result = %+v, want %+v", i+1, res, tc.wantResult)
+				}
+			}
+			if got := f.scale.recorded(); !slices.Equal(got, tc.wantCalls) {
+				t.Errorf("scale requests:\n got  %+v\n want %+v", got, tc.wantCalls)
+			}
+			if got := f.events.recorded(); !slices.Equal(got, tc.wantEvents) {
+				t.Errorf("Events:\n got  %+v\n want %+v", got, tc.wantEvents)
+			}
+			if got := f.r.Counts().Reconciles; got != int64(runs) {
+				t.Errorf("Counts().Reconciles = %d, want %d", got, runs)
+			}
+			if tc.check != nil {
+				tc.check(t, f)
+			}
+		})
+	}
+}
+
+// TestReconcileMetrics checks the process-wide counters of the branches that count, as
+// differences, so that other tests in the process do not matter.
+func TestReconcileMetrics(t *testing.T) {
+	web50 := recDeployment(recNS, recName, ptr.To[int32](50))
+	policyFor := func(rule string) string {
+		return fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 10}\n", rule, recNS)
+	}
+
+	t.Run("correction", func(t *testing.T) {
+		before, writes := counterValue(t, correctionsTotal.WithLabelValues("rt-m-clamp", "Deployment")), counterValue(t, scaleWritesTotal)
+		f := newFixture(t, fixtureConfig{policy: policyFor("rt-m-clamp"), opts: DefaultOptions(), objs: []client.Object{web50}, scale: &fakeScale{replicas: 50}})
+		if _, err := f.r.Reconcile(context.Background(), webReq); err != nil {
+			t.Fatal(err)
+		}
+		if d := counterValue(t, correctionsTotal.WithLabelValues("rt-m-clamp", "Deployment")) - before; d != 1 {
+			t.Errorf("corrections_total grew by %v, want 1", d)
+		}
+		if d := counterValue(t, scaleWritesTotal) - writes; d != 1 {
+			t.Errorf("scale_writes_total grew by %v, want 1", d)
+		}
+	})
+
+	t.Run("dry run counts once per value", func(t *testing.T) {
+		before := counterValue(t, dryRunWouldCorrectTotal.WithLabelValues("rt-m-dry-run", "Deployment"))
+		opts := DefaultOptions()
+		opts.DryRun = true
+		f := newFixture(t, fixtureConfig{policy: policyFor("rt-m-dry-run"), opts: opts, objs: []client.Object{web50}})
+		for range 3 {
+			if _, err := f.r.Reconcile(context.Background(), webReq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := counterValue(t, dryRunWouldCorrectTotal.WithLabelValues("rt-m-dry-run", "Deployment")) - before; d != 1 {
+			t.Errorf("dry_run_would_correct_total grew by %v, want 1", d)
+		}
+	})
+
+	t.Run("contest", func(t *testing.T) {
+		before := counterValue(t, contestsTotal.WithLabelValues("rt-m-contested", "Deployment"))
+		opts := DefaultOptions()
+		opts.ContestThreshold = 1
+		f := newFixture(t, fixtureConfig{policy: policyFor("rt-m-contested"), opts: opts, objs: []client.Object{web50}, scale: &fakeScale{replicas: 50}})
+		f.r.tracker.corrected(webReq, f.now.Add(-time.Second))
+		res, err := f.r.Reconcile(context.Background(), webReq)
+		if err != nil || res.RequeueAfter != opts.ContestBackoff {
+			t.Fatalf("Reconcile = %+v, %v; want RequeueAfter %s", res, err, opts.ContestBackoff)
+		}
+		if d := counterValue(t, contestsTotal.WithLabelValues("rt-m-contested", "Deployment")) - before; d != 1 {
+			t.Errorf("contests_total grew by %v, want 1", d)
+		}
+		// After the back-off, one probe correction is allowed.
+		f.now = f.now.Add(opts.ContestBackoff)
+		if res, err := f.r.Reconcile(context.Background(), webReq); err != nil || res != (reconcile.Result{}) {
+			t.Fatalf("probe Reconcile = %+v, %v", res, err)
+		}
+		if c := f.r.Counts(); c.Corrections != 1 || c.Contests != 1 {
+			t.Errorf("counts after the probe = %+v, want 1 correction and 1 contest", c)
+		}
+	})
+
+	t.Run("failure by reason", func(t *testing.T) {
+		before := counterValue(t, correctionFailuresTotal.WithLabelValues("Forbidden"))
+		f := newFixture(t, fixtureConfig{policy: policyFor("rt-m-forbidden"), opts: DefaultOptions(), objs: []client.Object{web50},
+			scale: &fakeScale{replicas: 50, updateErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}}})
+		if _, err := f.r.Reconcile(context.Background(), webReq); err == nil {
+			t.Fatal("Reconcile succeeded, want the Forbidden error")
+		}
+		if d := counterValue(t, correctionFailuresTotal.WithLabelValues("Forbidden")) - before; d != 1 {
+			t.Errorf("correction_failures_total{reason=Forbidden} grew by %v, want 1", d)
+		}
+	})
+}
