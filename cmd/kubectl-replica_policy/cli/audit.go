@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/version"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// auditPageSize is the page size of audit's lists: a cluster of 100,000 Deployments is
+// read in pages, never in one response.
+const auditPageSize = 500
+
+// auditTimeout is --request-timeout's default.
+const auditTimeout = 30 * time.Second
+
+// AuditOptions are audit's.
+type AuditOptions struct {
+	Kubeconfig      string
+	Context         string
+	RequestTimeout  time.Duration
+	PolicyFile      string
+	PolicyNamespace string
+	PolicyConfigMap string
+	ReportOptions
+	genericiooptions.IOStreams
+
+	config *rest.Config
+}
+
+func newAuditCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &AuditOptions{IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Judge the workloads of a live cluster against its policy, or a proposed one",
+		Long: `Audit judges every bounded workload stored in the cluster (every kind the webhook bounds:
+today Deployments), with its stored spec.replicas and its Namespace's labels, as check
+judges a manifest: what the scaler would correct (clamp) and what deny and warn rules
+report. The policy is the cluster's ConfigMap (--policy-namespace, --policy-configmap,
+the webhook's defaults); with --policy FILE, a proposed policy instead: what a change
+would clamp, deny or report before anyone applies it.
+
+Read-only: it needs get,list on namespaces and on each workload kind at the cluster
+scope, and get on the policy ConfigMap (not needed with --policy). The cluster is found
+as kubectl finds it: --kubeconfig, else $KUBECONFIG, else in-cluster, else ~/.kube/config.
+
+Outputs and exit codes are check's; exit 2 when the cluster cannot be reached or a right
+is missing, naming the resource and the verb.`,
+		Example: `  # What is outside its bounds right now?
+  kubectl replica-policy audit
+
+  # What would tightening the policy do? (preview before kubectl apply)
+  kubectl replica-policy audit --policy new-policy.yaml -o json
+
+  # Another cluster, failing on anything the webhook would clamp or deny
+  kubectl replica-policy audit --kubeconfig ~/.kube/prod --context prod --fail-on clamp`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSteps(o.Complete, o.Validate, func() error { return o.Run(cmd.Context()) })
+		},
+	}
+	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "the kubeconfig file (else $KUBECONFIG, in-cluster, ~/.kube/config)")
+	cmd.Flags().StringVar(&o.Context, "context", "", "the kubeconfig context (else its current context)")
+	cmd.Flags().DurationVar(&o.RequestTimeout, "request-timeout", auditTimeout, "the time limit of each request to the API server")
+	cmd.Flags().StringVarP(&o.PolicyFile, "policy", "p", "", "judge against this proposed policy (a ReplicaPolicy document or its ConfigMap manifest) instead of the cluster's")
+	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the policy ConfigMap's namespace, the webhook's own (always exempt)")
+	cmd.Flags().StringVar(&o.PolicyConfigMap, "policy-configmap", policy.DefaultConfigMapName, "the policy ConfigMap's name")
+	o.ReportOptions.addFlags(cmd.Flags())
+	return cmd
+}
+
+// Complete builds the client configuration from the kubeconfig flags.
+func (o *AuditOptions) Complete() error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("cannot load the cluster configuration: %w", err)
+	}
+	cfg.Timeout = o.RequestTimeout
+	cfg.UserAgent = toolName + "/" + version.Version
+	o.config = cfg
+	return nil
+}
+
+// Validate checks the flags.
+func (o *AuditOptions) Validate() error {
+	if o.PolicyNamespace == "" || o.PolicyConfigMap == "" {
+		return fmt.Errorf("--policy-namespace and --policy-configmap must not be empty")
+	}
+	return o.ReportOptions.Validate()
+}
+
+// Run reads the policy, the Namespaces and every bounded workload, judges them and writes
+// the report.
+func (o *AuditOptions) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cs, err := kubernetes.NewForConfig(o.config)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(o.config)
+	if err != nil {
+		return err
+	}
+	snap, err := o.policy(ctx, cs)
+	if err != nil {
+		return err
+	}
+	namespaces := Namespaces{}
+	nsResource := schema.GroupResource{Resource: "namespaces"}
+	err = listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+		list, err := cs.CoreV1().Namespaces().List(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		for _, ns := range list.Items {
+			namespaces.Add(ns.Name, ns.Labels)
+		}
+		return list.Continue, nil
+	})
+	if err != nil {
+		return o.apiError(err, "list", nsResource, "")
+	}
+	var findings []Finding
+	for _, k := range workload.Kinds {
+		gvr := k.GroupVersion().WithResource(k.Resource)
+		err := listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+			list, err := dyn.Resource(gvr).List(ctx, opts)
+			if err != nil {
+				return "", err
+			}
+			for i := range list.Items {
+				obj := &list.Items[i]
+				obj.SetAPIVersion(k.GroupVersion().String())
+				obj.SetKind(k.Kind)
+				t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
+				if err != nil {
+					return "", err
+				}
+				findings = append(findings, Judge(snap, t))
+			}
+			return list.GetContinue(), nil
+		})
+		if err != nil {
+			return o.apiError(err, "list", k.GroupResource(), "")
+		}
+	}
+	return o.write(o.Out, "replica-policy audit", findings)
+}
+
+// policy is the proposed policy of --policy, else the cluster's: no ConfigMap means no
+// bounds, as for the webhook.
+func (o *AuditOptions) policy(ctx context.Context, cs kubernetes.Interface) (*policy.Snapshot, error) {
+	opts := policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}
+	if o.PolicyFile != "" {
+		return loadPolicyFile(o.PolicyFile, o.In, opts)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(o.PolicyNamespace).Get(ctx, o.PolicyConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		fmt.Fprintf(o.ErrOut, "note: no policy ConfigMap %s/%s: the webhook bounds nothing\n", o.PolicyNamespace, o.PolicyConfigMap)
+		return policy.Empty(opts), nil
+	}
+	if err != nil {
+		return nil, o.apiError(err, "get", schema.GroupResource{Resource: "configmaps"}, o.PolicyConfigMap)
+	}
+	snap, err := policy.LoadConfigMap(cm, opts)
+	if errs := policyErrors(err); errs != nil {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("invalid replica policy in ConfigMap %s/%s (the webhook keeps the last valid one in force; audit cannot know it): %s",
+			o.PolicyNamespace, o.PolicyConfigMap, strings.Join(msgs, "; "))
+	}
+	return snap, err
+}
+
+// listPages calls list with a page size and the continue token until the last page.
+func listPages(ctx context.Context, list func(metav1.ListOptions) (string, error)) error {
+	opts := metav1.ListOptions{Limit: auditPageSize}
+	for {
+		next, err := list(opts)
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		opts.Continue = next
+	}
+}
+
+// forbiddenUser finds the user in the API server's Forbidden message.
+var forbiddenUser = regexp.MustCompile(`User "([^"]*)"`)
+
+// apiError turns an API error into the one line a user acts on: a missing right names the
+// verb, the resource and what audit needs; a cluster that cannot be reached says where it
+// was looked for.
+func (o *AuditOptions) apiError(err error, verb string, gr schema.GroupResource, name string) error {
+	what := gr.String()
+	scope := "at the cluster scope"
+	if name != "" {
+		what = fmt.Sprintf("%s %q", gr.String(), name)
+		scope = fmt.Sprintf("in namespace %q", o.PolicyNamespace)
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		user := ""
+		if m := forbiddenUser.FindStringSubmatch(err.Error()); m != nil {
+			user = " for " + m[1]
+		}
+		return fmt.Errorf("cannot %s %s %s: forbidden%s (audit needs %s)", verb, what, scope, user, o.needs())
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("cannot %s %s: unauthorized: the credentials of the kubeconfig were refused by %s", verb, what, o.config.Host)
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		var uerr *url.Error
+		if errors.As(err, &uerr) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("cannot reach the cluster at %s: %v", o.config.Host, err)
+		}
+	}
+	return fmt.Errorf("cannot %s %s: %v", verb, what, err)
+}
+
+// needs lists the rights audit needs, for the message of a Forbidden error.
+func (o *AuditOptions) needs() string {
+	kinds := []string{"namespaces"}
+	for _, k := range workload.Kinds {
+		kinds = append(kinds, k.GroupResource().String())
+	}
+	s := "get,list on " + strings.Join(kinds, ", ") + " at the cluster scope"
+	if o.PolicyFile == "" {
+		s += fmt.Sprintf(", and get on configmap %q in namespace %q", o.PolicyConfigMap, o.PolicyNamespace)
+	}
+	return s
+}

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// ManifestOptions are the flags check and explain share: the policy, the manifests and the
+// namespaces they need.
+type ManifestOptions struct {
+	PolicyFile      string
+	Filenames       []string
+	Namespace       string
+	PolicyNamespace string
+}
+
+func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.PolicyFile, "policy", "p", "", "the policy: a ReplicaPolicy document or its ConfigMap manifest (- for stdin)")
+	fs.StringArrayVarP(&o.Filenames, "filename", "f", nil, "manifests: a file, a folder (read recursively for .yaml, .yml, .json) or - for stdin; repeatable")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "the namespace of objects that name none")
+	fs.StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+}
+
+// Validate checks the flags.
+func (o *ManifestOptions) Validate() error {
+	switch {
+	case o.PolicyFile == "":
+		return fmt.Errorf("--policy is required")
+	case len(o.Filenames) == 0:
+		return fmt.Errorf("-f is required: a file, a folder or - for stdin")
+	case o.PolicyFile == "-" && slices.Contains(o.Filenames, "-"):
+		return fmt.Errorf("--policy and -f cannot both read stdin")
+	}
+	return nil
+}
+
+// load reads the policy and the manifests and returns the bounded objects to judge, in the
+// order they were read.
+func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, error) {
+	snap, err := loadPolicyFile(o.PolicyFile, stdin, policy.Options{AlwaysExempt: []string{o.PolicyNamespace}})
+	if err != nil {
+		return nil, nil, err
+	}
+	objs, err := readManifests(o.Filenames, stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	namespaces := Namespaces{}
+	for _, obj := range objs {
+		if obj.GetAPIVersion() == "v1" && obj.GetKind() == "Namespace" {
+			namespaces.Add(obj.GetName(), obj.GetLabels())
+		}
+	}
+	var targets []Target
+	for _, obj := range objs {
+		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, namespaces)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: %w", obj.File, obj.Line, err)
+		}
+		if ok {
+			targets = append(targets, t)
+		}
+	}
+	return snap, targets, nil
+}
+
+// CheckOptions are check's.
+type CheckOptions struct {
+	ManifestOptions
+	ReportOptions
+	genericiooptions.IOStreams
+}
+
+func newCheckCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CheckOptions{IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "check --policy FILE -f PATH...",
+		Short: "Judge manifests as the webhook would judge their creation",
+		Long: `Check judges every bounded workload in the manifests (today Deployments; every kind the
+webhook bounds) as the webhook would judge its CREATE, with the webhook's own messages:
+
+  pass   inside the bounds of the deciding rule
+  clamp  the webhook would change spec.replicas: Git and the cluster would disagree
+  deny   the webhook would reject it
+  warn   the webhook would admit it with a warning
+  skip   exempt namespace, no rule, or the deciding rule needs what the input lacks
+         (the labels of a Namespace that is not in the input)
+
+Namespace objects in the input give the labels that namespaceSelector rules read (with
+kubernetes.io/metadata.name, which the API server adds). Other objects are ignored.
+
+Locations are FILE:LINE of the object's first line; an item of a List is located at its
+own line in the List (at the List's first line when the file cannot be read that way).
+
+Exit 1 when a result is at or above --fail-on (warn < clamp < deny), else 0; 2 for bad
+flags, unreadable or malformed input, or an invalid policy.`,
+		Example: `  # A folder of manifests against the policy the cluster applies
+  kubectl replica-policy check -p manifests/base/policy.yaml -f deploy/
+
+  # A kustomize build from stdin, failing only on denials, as JSON
+  kustomize build overlays/prod | kubectl replica-policy check -p policy.yaml -f - --fail-on deny -o json
+
+  # SARIF for GitHub code scanning, JUnit for test reports
+  kubectl replica-policy check -p policy.yaml -f deploy/ -o sarif > replica-policy.sarif
+  kubectl replica-policy check -p policy.yaml -f deploy/ -o junit > replica-policy.xml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSteps(o.Complete, o.Validate, o.Run)
+		},
+	}
+	o.ManifestOptions.addFlags(cmd.Flags())
+	o.ReportOptions.addFlags(cmd.Flags())
+	return cmd
+}
+
+// Complete has nothing to fill in: the flags say everything.
+func (o *CheckOptions) Complete() error { return nil }
+
+// Validate checks the flags.
+func (o *CheckOptions) Validate() error {
+	if err := o.ManifestOptions.Validate(); err != nil {
+		return err
+	}
+	return o.ReportOptions.Validate()
+}
+
+// Run judges the manifests and writes the report.
+func (o *CheckOptions) Run() error {
+	snap, targets, err := o.load(o.In)
+	if err != nil {
+		return err
+	}
+	findings := make([]Finding, 0, len(targets))
+	for _, t := range targets {
+		findings = append(findings, Judge(snap, t))
+	}
+	return o.write(o.Out, "replica-policy check", findings)
+}

@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// ExplainOptions are explain's.
+type ExplainOptions struct {
+	ManifestOptions
+	Output string
+	genericiooptions.IOStreams
+}
+
+func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ExplainOptions{IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "explain --policy FILE -f PATH...",
+		Short: "Show, rule by rule, why each workload gets its decision",
+		Long: `Explain shows, for each bounded workload in the manifests, every rule of the policy in
+order (the default last): whether it matched and, if not, which matchers did not
+(namespaces, namespaceSelector, selector), or what it needed that the input lacks. The
+deciding rule is marked with an arrow; rules after it are shown too. Then the deciding
+rule's bounds and the result, as check gives it.
+
+Inputs and flags are check's. Exit 0: it explains, it does not judge (2 on bad input).`,
+		Example: `  # Why did web fall through to the default?
+  kubectl replica-policy explain -p policy.yaml -f deploy/web.yaml
+
+  # The same as JSON, for a script
+  kubectl replica-policy explain -p policy.yaml -f deploy/ -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSteps(o.Complete, o.Validate, o.Run)
+		},
+	}
+	o.ManifestOptions.addFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&o.Output, "output", "o", outputText, "output format: text, json")
+	return cmd
+}
+
+// Complete has nothing to fill in.
+func (o *ExplainOptions) Complete() error { return nil }
+
+// Validate checks the flags.
+func (o *ExplainOptions) Validate() error {
+	if err := o.ManifestOptions.Validate(); err != nil {
+		return err
+	}
+	if o.Output != outputText && o.Output != outputJSON {
+		return fmt.Errorf("--output %q: must be text or json", o.Output)
+	}
+	return nil
+}
+
+// Run explains each bounded object.
+func (o *ExplainOptions) Run() error {
+	snap, targets, err := o.load(o.In)
+	if err != nil {
+		return err
+	}
+	if o.Output == outputJSON {
+		return writeExplainJSON(o.Out, snap, targets)
+	}
+	for i, t := range targets {
+		if i > 0 {
+			fmt.Fprintln(o.Out)
+		}
+		writeExplanation(o.Out, t, snap.Explain(t.Subject), Judge(snap, t))
+	}
+	return nil
+}
+
+func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
+	fmt.Fprintf(w, "%s%s: %s %d\n", f.where(), f.object(), t.Field, f.Value)
+	if tr.Exempt {
+		fmt.Fprintf(w, "  namespace %q is exempt: no rule is evaluated\n", t.Subject.Namespace)
+	}
+	width := 0
+	for _, rt := range tr.Rules {
+		width = max(width, len(rt.Rule.Name))
+	}
+	decided := false
+	for i, rt := range tr.Rules {
+		mark := "   "
+		if rt.Decides {
+			mark = " → "
+		}
+		fmt.Fprintf(w, "%s%2d. %-*s  %s\n", mark, i+1, width, rt.Rule.Name, ruleVerdict(rt, t.Subject, decided))
+		decided = decided || rt.Decides
+	}
+	if !tr.Exempt && len(tr.Rules) == 0 {
+		fmt.Fprintln(w, "  the policy has no rules and no default")
+	}
+	if r := f.Rule(); r != nil {
+		fmt.Fprintf(w, "  decided by %q: bounds %s, action %s\n", r.Name, r.Bounds, r.Action)
+	} else if !tr.Exempt && f.Verdict.Outcome == policy.OutcomeNoRule {
+		fmt.Fprintln(w, "  no rule matched and the policy has no default")
+	}
+	fmt.Fprintf(w, "  result: %s: %s\n", f.Result, f.Message)
+}
+
+// ruleVerdict says how one rule fared: "matches (...)", "no: ...", "cannot tell: ...".
+func ruleVerdict(rt policy.RuleTrace, subj policy.Subject, decidedBefore bool) string {
+	switch {
+	case rt.Matched:
+		var parts []string
+		for _, m := range rt.Matchers {
+			parts = append(parts, string(m.Matcher)+" "+m.Spec)
+		}
+		s := "matches everything"
+		if len(parts) > 0 {
+			s = "matches: " + strings.Join(parts, "; ")
+		}
+		if decidedBefore {
+			s += " (not used: an earlier rule decides)"
+		}
+		return s
+	case rt.Missing != policy.MissingNothing:
+		for _, m := range rt.Matchers {
+			if m.Unknown {
+				return fmt.Sprintf("cannot tell: %s %s needs the %s, which the input lacks", m.Matcher, m.Spec, whoseLabels(m.Matcher, subj))
+			}
+		}
+	}
+	var why []string
+	for _, m := range rt.Failed() {
+		switch m.Matcher {
+		case policy.MatcherNamespaces:
+			why = append(why, fmt.Sprintf("namespaces [%s] do not include %q", m.Spec, subj.Namespace))
+		default:
+			why = append(why, fmt.Sprintf("%s %s does not match the %s {%s}", m.Matcher, m.Spec, whoseLabels(m.Matcher, subj), labels.Set(labelsOf(m.Matcher, subj)).String()))
+		}
+	}
+	return "no: " + strings.Join(why, "; ")
+}
+
+func whoseLabels(m policy.Matcher, subj policy.Subject) string {
+	if m == policy.MatcherNamespaceSelector {
+		return fmt.Sprintf("labels of namespace %q", subj.Namespace)
+	}
+	return "workload's labels"
+}
+
+func labelsOf(m policy.Matcher, subj policy.Subject) map[string]string {
+	if m == policy.MatcherNamespaceSelector {
+		return subj.NamespaceLabels
+	}
+	return subj.Labels
+}
+
+// The -o json document of explain.
+type explainJSON struct {
+	Objects []explainObjectJSON `json:"objects"`
+}
+
+type explainObjectJSON struct {
+	jsonResult
+	Exempt bool            `json:"exempt"`
+	Rules  []ruleTraceJSON `json:"rules"`
+}
+
+type ruleTraceJSON struct {
+	Name     string        `json:"name"`
+	Matched  bool          `json:"matched"`
+	Missing  string        `json:"missing,omitempty"`
+	Decides  bool          `json:"decides"`
+	Matchers []matcherJSON `json:"matchers"`
+}
+
+type matcherJSON struct {
+	Matcher string `json:"matcher"`
+	Spec    string `json:"spec"`
+	Matched bool   `json:"matched"`
+	Unknown bool   `json:"unknown,omitempty"`
+}
+
+func writeExplainJSON(w io.Writer, snap *policy.Snapshot, targets []Target) error {
+	doc := explainJSON{Objects: []explainObjectJSON{}}
+	for _, t := range targets {
+		tr := snap.Explain(t.Subject)
+		o := explainObjectJSON{jsonResult: newJSONResult(Judge(snap, t)), Exempt: tr.Exempt, Rules: []ruleTraceJSON{}}
+		for _, rt := range tr.Rules {
+			r := ruleTraceJSON{Name: rt.Rule.Name, Matched: rt.Matched, Missing: rt.Missing.String(), Decides: rt.Decides, Matchers: []matcherJSON{}}
+			for _, m := range rt.Matchers {
+				r.Matchers = append(r.Matchers, matcherJSON{Matcher: string(m.Matcher), Spec: m.Spec, Matched: m.Matched, Unknown: m.Unknown})
+			}
+			o.Rules = append(o.Rules, r)
+		}
+		doc.Objects = append(doc.Objects, o)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
