@@ -86,10 +86,11 @@ type Decision struct {
 // waits on the API server, and the scaler, which reads the workload itself, corrects it
 // (clamp) or reports it (deny, warn).
 //
-// Outside the bounds, at Mutate: clamp sets replicas to the nearest bound with a warning,
-// deny rejects, warn allows silently (Validate warns, so the warning is given once).
-// At Validate: clamp and deny reject what is still outside the bounds (a later mutation
-// undid the clamp, or the mutating webhook did not run), warn allows with a warning.
+// Outside the bounds, at Mutate, which decides every write in one call: clamp sets replicas
+// to the nearest bound with a warning, deny rejects, warn allows with a warning. At Validate,
+// which checks the final object where a webhook configuration sends it: clamp and deny reject
+// what is still outside the bounds (the workloads adapter then asks whether /mutate ran at
+// all), warn allows silently (its warning was given at Mutate).
 func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	// A negative count is invalid, and the API server's validation, which runs after the
 	// mutating webhooks, rejects it with its own message. Clamping it to a minimum would
@@ -130,7 +131,7 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 		d.Outcome = OutcomeClamped
 		d.Warnings = []string{v.ClampMessage()}
 	case r.Action == policy.ActionWarn:
-		if stage == Validate {
+		if stage == Mutate { // once per write: /validate would repeat it
 			d.Warnings = []string{v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)}
 			d.Outcome = OutcomeWarned
 		}

@@ -118,15 +118,16 @@ func checkContract(t *testing.T, name string, d Decision, req Request, stage Sta
 			fail("want clamped to %d with warning %q", nearest, want)
 		}
 	case action == policy.ActionWarn && stage == Mutate:
-		// The warning is given once, by /validate.
-		if !d.Allowed || d.Replicas != nil || len(d.Warnings) != 0 {
-			fail("want allowed, unchanged, without a warning")
-		}
-	case action == policy.ActionWarn && stage == Validate:
+		// /mutate decides every write in one call: the warning is given there.
 		if !d.Allowed || d.Replicas != nil || len(d.Warnings) != 1 || d.Outcome != OutcomeWarned {
 			fail("want allowed with one warning")
 		} else {
 			checkOutOfBoundsText(t, name, d.Warnings[0], req, rule)
+		}
+	case action == policy.ActionWarn && stage == Validate:
+		// ...and not again by /validate, where a configuration still sends the write.
+		if !d.Allowed || d.Replicas != nil || len(d.Warnings) != 0 {
+			fail("want allowed, unchanged, without a warning")
 		}
 	default: // deny at both stages, clamp at Validate
 		if d.Allowed || d.Replicas != nil || d.Outcome != OutcomeDenied {
@@ -211,13 +212,13 @@ func TestDecideDenyAndWarnTexts(t *testing.T) {
 			t.Errorf("deny at %s: got %+v, want denied with %q", stage, d, want)
 		}
 	}
-	if d := Decide(warn, req, Mutate); !d.Allowed || len(d.Warnings) != 0 || d.Replicas != nil {
-		t.Errorf("warn at mutate: want allowed silently (the warning comes from /validate), got %+v", d)
+	if d := Decide(warn, req, Validate); !d.Allowed || len(d.Warnings) != 0 || d.Replicas != nil {
+		t.Errorf("warn at validate: want allowed silently (the warning comes from /mutate), got %+v", d)
 	}
-	d := Decide(warn, req, Validate)
-	denied := Decide(deny, req, Validate).Message
-	if !d.Allowed || len(d.Warnings) != 1 {
-		t.Fatalf("warn at validate: want allowed with one warning, got %+v", d)
+	d := Decide(warn, req, Mutate)
+	denied := Decide(deny, req, Mutate).Message
+	if !d.Allowed || len(d.Warnings) != 1 || d.Replicas != nil {
+		t.Fatalf("warn at mutate: want allowed with one warning, got %+v", d)
 	}
 	// The same text as deny would give, naming its own action.
 	if want := strings.Replace(denied, "action deny", "action warn", 1); d.Warnings[0] != want {
@@ -238,7 +239,7 @@ func TestDecideUpdates(t *testing.T) {
 			changed.Replicas = 9
 			d := Decide(snap, changed, stage)
 			judged := !d.Allowed || d.Replicas != nil || len(d.Warnings) != 0
-			if want := !(action == "warn" && stage == Mutate); judged != want {
+			if want := !(action == "warn" && stage == Validate); judged != want {
 				t.Errorf("%s/%s: update 8 -> 9 with max 5: judged %t, want %t: %+v", action, stage, judged, want, d)
 			}
 		}

@@ -52,15 +52,28 @@ type Handler struct {
 	byGroups map[schema.GroupResource]resourceAdmitter
 }
 
-// NewHandler returns the handler of one stage: the policy in force comes from store, the
-// labels a request lacks from lookup, and ref names the policy ConfigMap that /validate
-// checks when it is written.
+// NewHandlers returns the handlers of /mutate and /validate: the policy in force comes from
+// store, the labels a request lacks from lookup, and ref names the policy ConfigMap that
+// /validate checks when it is written. The two share what /mutate answered, so that /validate
+// can tell a clamp that was undone from one that was never made.
+func NewHandlers(store *policystore.Store, lookup Lookup, ref PolicyRef) (mutate, validate *Handler) {
+	mutated := newAnswered()
+	return newHandler(Mutate, store, lookup, ref, mutated), newHandler(Validate, store, lookup, ref, mutated)
+}
+
+// NewHandler returns the handler of one stage on its own. A /validate handler made this way
+// has seen no /mutate answer: it treats every clamp it finds missing as a /mutate that did
+// not run.
 func NewHandler(stage Stage, store *policystore.Store, lookup Lookup, ref PolicyRef) *Handler {
+	return newHandler(stage, store, lookup, ref, newAnswered())
+}
+
+func newHandler(stage Stage, store *policystore.Store, lookup Lookup, ref PolicyRef, mutated *answered) *Handler {
 	h := &Handler{stage: stage, byGroups: map[schema.GroupResource]resourceAdmitter{
 		{Resource: "configmaps"}: policyConfigMaps{stage: stage, ref: ref},
 	}}
 	for _, k := range workload.Kinds {
-		h.byGroups[k.GroupResource()] = workloads{kind: k, stage: stage, store: store, lookup: lookup}
+		h.byGroups[k.GroupResource()] = workloads{kind: k, stage: stage, store: store, lookup: lookup, mutated: mutated}
 	}
 	return h
 }

@@ -47,8 +47,9 @@ func server(t *testing.T, doc string, lookup Lookup) *httptest.Server {
 	}
 	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy", Options: policy.Options{AlwaysExempt: []string{ownNamespace}}}
 	mux := http.NewServeMux()
-	mux.Handle(MutatePath, Webhook(NewHandler(Mutate, store, lookup, ref)))
-	mux.Handle(ValidatePath, Webhook(NewHandler(Validate, store, lookup, ref)))
+	mutate, validate := NewHandlers(store, lookup, ref)
+	mux.Handle(MutatePath, Webhook(mutate))
+	mux.Handle(ValidatePath, Webhook(validate))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -220,11 +221,12 @@ func TestHTTPDenyAndWarn(t *testing.T) {
 		}
 	}
 	r = deploymentReview("w1", "loose", "chatty", nil, ptr(int32(9)), nil)
-	if ans := typed(t, srv.URL+MutatePath, r); !ans.Allowed || len(ans.Warnings) != 0 || ans.Patch != nil {
-		t.Errorf("warn at /mutate: want a bare allow, got %+v", ans)
+	// One call decides: the warning comes from /mutate, and /validate does not repeat it.
+	if ans := typed(t, srv.URL+MutatePath, r); !ans.Allowed || len(ans.Warnings) != 1 || ans.Patch != nil || !strings.Contains(ans.Warnings[0], `replica policy rule "loose", action warn`) {
+		t.Errorf("warn at /mutate: want allowed with one warning, got %+v", ans)
 	}
-	if ans := typed(t, srv.URL+ValidatePath, r); !ans.Allowed || len(ans.Warnings) != 1 || !strings.Contains(ans.Warnings[0], `replica policy rule "loose", action warn`) {
-		t.Errorf("warn at /validate: want allowed with one warning, got %+v", ans)
+	if ans := typed(t, srv.URL+ValidatePath, r); !ans.Allowed || len(ans.Warnings) != 0 {
+		t.Errorf("warn at /validate: want a bare allow, got %+v", ans)
 	}
 }
 
@@ -365,9 +367,10 @@ func TestHTTPPanicRecovered(t *testing.T) {
 	if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusInternalServerError || !strings.Contains(ans.Result.Message, "lookup exploded") {
 		t.Fatalf("want a 500 error answer naming the panic, got allowed=%t %+v", ans.Allowed, ans.Result)
 	}
-	// The server keeps serving, on the same path and the other one.
+	// The server keeps serving, on the same path and the other one: /validate of the request
+	// /mutate just answered (same UID) sees the clamp undone and rejects it.
 	for i, path := range []string{MutatePath, ValidatePath, MutatePath} {
-		r := deploymentReview("c0ffee00-0000-4000-8000-00000000001"+string(rune('0'+i)), "prod", "web", nil, ptr(int32(50)), nil)
+		r := deploymentReview("c0ffee00-0000-4000-8000-000000000010", "prod", "web", nil, ptr(int32(50)), nil)
 		ans := typed(t, srv.URL+path, r)
 		if path == MutatePath && (!ans.Allowed || ans.Patch == nil) {
 			t.Errorf("request %d after the panic: want clamped, got allowed=%t %+v", i, ans.Allowed, ans.Result)

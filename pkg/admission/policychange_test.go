@@ -21,8 +21,9 @@ rules:
 	store := mustStore(t, maxSeven)
 	lookup := newLookup()
 	mux := http.NewServeMux()
-	mux.Handle(MutatePath, Webhook(NewHandler(Mutate, store, lookup, PolicyRef{})))
-	mux.Handle(ValidatePath, Webhook(NewHandler(Validate, store, lookup, PolicyRef{})))
+	mutate, validate := NewHandlers(store, lookup, PolicyRef{})
+	mux.Handle(MutatePath, Webhook(mutate))
+	mux.Handle(ValidatePath, Webhook(validate))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -32,14 +33,22 @@ rules:
 	if _, err := store.Apply(policyConfigMap(strings.Replace(maxSeven, "maxReplicas: 7", "maxReplicas: 5", 1))); err != nil {
 		t.Fatal(err)
 	}
-	ans := typed(t, srv.URL+ValidatePath, scaleReview("v1", "apps", "web", 2, 7))
+	ans := typed(t, srv.URL+ValidatePath, scaleReview("m1", "apps", "web", 2, 7))
 	if !ans.Allowed || len(ans.Warnings) != 1 || !strings.Contains(ans.Warnings[0], `spec.replicas 7 is outside the bounds [1, 5] of replica policy rule "cap", which the policy changed while this request was admitted`) {
 		t.Errorf("/validate of the value /mutate clamped to under the replaced policy: want allowed with a warning, got allowed %t, %v, warnings %q", ans.Allowed, ans.Result, ans.Warnings)
 	}
-	// Outside the bounds of every recent policy: /mutate did not run. Still rejected.
+	// /mutate answered this request, and the final object is outside the bounds of every
+	// recent policy: a later mutation undid the clamp. Rejected.
+	typed(t, srv.URL+MutatePath, scaleReview("v2", "apps", "web", 2, 9))
 	ans = typed(t, srv.URL+ValidatePath, scaleReview("v2", "apps", "web", 2, 9))
 	if ans.Allowed || ans.Result == nil || !strings.Contains(ans.Result.Message, "the clamp was not applied") {
-		t.Errorf("/validate of 9, which no recent policy allows: want rejected, got %+v", ans)
+		t.Errorf("/validate of 9 after /mutate answered, which no recent policy allows: want rejected, got %+v", ans)
+	}
+	// /mutate never saw this request (it failed, timed out, or ran on another replica):
+	// under failurePolicy Ignore the write must not fail here. Allowed, with a warning.
+	ans = typed(t, srv.URL+ValidatePath, scaleReview("v2b", "apps", "web", 2, 9))
+	if !ans.Allowed || len(ans.Warnings) != 1 || !strings.Contains(ans.Warnings[0], "was not clamped: the mutating webhook did not decide this request; the scaler will correct it") {
+		t.Errorf("/validate of a request /mutate did not answer: want allowed with a warning, got allowed %t %v %q", ans.Allowed, ans.Result, ans.Warnings)
 	}
 	// Deny rules are not revisited: the policy in force decides.
 	if _, err := store.Apply(policyConfigMap(strings.Replace(maxSeven, "maxReplicas: 7}", "maxReplicas: 5, action: deny}", 1))); err != nil {
@@ -53,13 +62,19 @@ rules:
 	if _, err := store.Apply(nil); err != nil {
 		t.Fatal(err)
 	}
+	mutate, validate = NewHandlers(store, lookup, PolicyRef{})
+	mux2 := http.NewServeMux()
+	mux2.Handle(MutatePath, Webhook(mutate))
+	mux2.Handle(ValidatePath, Webhook(validate))
+	srv2 := httptest.NewServer(mux2)
+	defer srv2.Close()
+	if ans = typed(t, srv2.URL+MutatePath, scaleReview("v4", "apps", "web", 2, 50)); !ans.Allowed || ans.Patch != nil {
+		t.Fatalf("/mutate without a policy: want allowed untouched, got %+v", ans)
+	}
 	if _, err := store.Apply(policyConfigMap(maxSeven)); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(Validate, store, lookup, PolicyRef{})
-	srv2 := httptest.NewServer(Webhook(h))
-	defer srv2.Close()
-	if ans = typed(t, srv2.URL, scaleReview("v4", "apps", "web", 2, 50)); !ans.Allowed {
-		t.Errorf("/validate right after the policy was created again: want allowed with a warning, got %+v", ans.Result)
+	if ans = typed(t, srv2.URL+ValidatePath, scaleReview("v4", "apps", "web", 2, 50)); !ans.Allowed || len(ans.Warnings) != 1 || !strings.Contains(ans.Warnings[0], "which the policy changed while this request was admitted") {
+		t.Errorf("/validate right after the policy was created again: want allowed with a warning, got %+v %q", ans.Result, ans.Warnings)
 	}
 }

@@ -22,6 +22,8 @@ type workloads struct {
 	stage  Stage
 	store  *policystore.Store
 	lookup Lookup
+	// mutated holds the requests /mutate answered, shared by the two stages' handlers.
+	mutated *answered
 }
 
 func (w workloads) admit(req admission.Request) answer {
@@ -34,10 +36,27 @@ func (w workloads) admit(req admission.Request) answer {
 	}
 	snap := w.store.Snapshot()
 	d := Decide(snap, r, w.stage)
-	if !d.Allowed && w.stage == Validate && d.Action == policy.ActionClamp {
+	switch {
+	case w.stage == Mutate:
+		w.mutated.add(req.UID)
+	case !d.Allowed && d.Action == policy.ActionClamp && !w.mutated.has(req.UID):
+		d = notClamped(snap, r, d)
+	case !d.Allowed && d.Action == policy.ActionClamp:
 		d = w.clampedUnderReplacedPolicy(snap, r, d)
 	}
 	return answer{resp: decisionResponse(r, d), kind: r.kindName(), rule: d.Rule, action: d.Action, outcome: d.Outcome}
+}
+
+// notClamped answers /validate for a workload outside the bounds of a clamp rule whose
+// request /mutate did not answer in this process: /mutate failed, timed out or ran on another
+// replica. Under failurePolicy Ignore the write would have passed unclamped had /validate
+// failed too, so rejecting it here would turn a skipped /mutate into a failed write: it is
+// allowed with a warning, and the scaler brings the workload inside the bounds.
+func notClamped(snap *policy.Snapshot, r Request, d Decision) Decision {
+	bounds := snap.Decide(r.Subject, &r.Replicas).Rule.Bounds
+	return Decision{Allowed: true, Rule: d.Rule, Action: d.Action, Outcome: OutcomeWarned, Warnings: []string{fmt.Sprintf(
+		"spec.replicas %d is outside the bounds %s of replica policy rule %q and was not clamped: the mutating webhook did not decide this request; the scaler will correct it",
+		r.Replicas, bounds, d.Rule)}}
 }
 
 // clampedUnderReplacedPolicy revisits a clamp rule's rejection at Validate. /mutate and

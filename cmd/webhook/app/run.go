@@ -97,10 +97,9 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
 	var shuttingDown atomic.Bool
-	for path, stage := range map[string]admission.Stage{admission.MutatePath: admission.Mutate, admission.ValidatePath: admission.Validate} {
-		h := admission.Webhook(admission.NewHandler(stage, store, lookup, ref))
-		hooks.Register(path, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(stage, watcher.Ready, h)))
-	}
+	mutate, validate := admission.NewHandlers(store, lookup, ref)
+	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Mutate, watcher.Ready, admission.Webhook(mutate))))
+	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
 
 	if o.EnableScaler {
 		if err := scaler.New(store, o.Scaler).SetupWithManager(mgr); err != nil {
