@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver and etcd) from the Go module proxy
+# Builds the test control plane (kube-apiserver, etcd and kube-controller-manager, whose
+# HorizontalPodAutoscaler controller the HPA tests run) from the Go module proxy
 # into a cache outside the checkout, and prints the folder that holds them.
 #
 # Prebuilt release downloads are unreachable on our CI machines, but both binaries build
@@ -46,7 +47,7 @@ build_etcd() {
 build_k8s() {
   local bin=$1
   if [ -x "$ASSETS/$bin" ]; then return; fi
-  log "building $bin $K8S_VERSION from the Go module proxy (first run only; kube-apiserver takes about 10-15 minutes on 2 cores)..."
+  log "building $bin $K8S_VERSION from the Go module proxy (first run only; kube-apiserver takes about 10-15 minutes on 2 cores, each further binary a few more)..."
   local work; work=$(mktemp -d)
   (
     cd "$work"
@@ -78,6 +79,8 @@ build_k8s() {
 
 build_etcd
 build_k8s kube-apiserver
+# Shares almost every package with kube-apiserver: a few minutes once the build cache is warm.
+build_k8s kube-controller-manager
 # kubectl: the machine's own when it has one, else built from the same module as kube-apiserver.
 if [ "${1:-}" = "--with-kubectl" ] && ! command -v kubectl >/dev/null 2>&1; then
   build_k8s kubectl
