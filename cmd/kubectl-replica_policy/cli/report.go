@@ -264,7 +264,7 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool) error {
 			WithLevel(level).
 			WithMessage(sarif.NewTextMessage(f.object() + ": " + f.Message)).
 			WithLocations([]*sarif.Location{loc})
-		res.AddString("result", string(f.Result))
+		res.Properties = sarif.Properties{"result": string(f.Result)}
 		run.AddResult(res)
 	}
 	report.AddRun(run)
