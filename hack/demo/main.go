@@ -16,7 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func run(binary string, port int, keep, noWait bool) error {
 	if !keep {
 		defer os.RemoveAll(dir)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Options{Dir: dir, Port: port, Log: os.Stdout})
+	c, err := harness.StartCluster(ctx, harness.ClusterOptions{Dir: dir, Port: port, Log: os.Stdout})
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func run(binary string, port int, keep, noWait bool) error {
 		c.Stop()
 	}()
 	step("starting the webhook with the ServiceAccount token of manifests/ (TokenRequest), so it has exactly the manifests' RBAC")
-	w, err := c.RunWebhook(ctx, localcluster.WebhookOptions{Binary: bin})
+	w, err := c.RunWebhook(ctx, harness.WebhookOptions{Binary: bin})
 	if err != nil {
 		return err
 	}
@@ -98,26 +99,16 @@ func run(binary string, port int, keep, noWait bool) error {
 	}
 
 	step("2. a deny rule rejects a create outside its bounds (rule databases: 3..7)")
-	db := `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: db, namespace: prod, labels: {replicapolicy.io/class: database}}
-spec:
-  replicas: 12
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: db, image: registry.k8s.io/pause:3.10}]}
-`
-	if _, err := k(db, "apply", "-f", "-"); err == nil {
+	if _, err := k(harness.DemoDatabase, "apply", "-f", "-"); err == nil {
 		return errors.New("the database Deployment with 12 replicas was not denied")
 	}
 
 	step("3. the policy is tightened (prod-web max 10 -> 5): the scaler corrects the existing Deployment through its scale subresource")
-	policy, err := c.KubectlCmd(ctx, "-n", localcluster.Namespace, "get", "configmap", "replica-policy", "-o", "yaml")
+	doc, err := c.KubectlCmd(ctx, "-n", policy.DefaultNamespace, "get", "configmap", policy.DefaultConfigMapName, "-o", "yaml")
 	if err != nil {
 		return err
 	}
-	tightened := strings.Replace(policy, "maxReplicas: 10\n", "maxReplicas: 5\n", 1)
+	tightened := strings.Replace(doc, "maxReplicas: 10\n", "maxReplicas: 5\n", 1)
 	if _, err := k(tightened, "apply", "-f", "-"); err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,31 +16,29 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
-	"github.com/replica-policy/replica-policy/test/controlplane"
-	"github.com/replica-policy/replica-policy/test/localcluster"
 )
 
 // Configurations of the end-to-end benchmark, live at once, each in its own namespace.
 const (
-	ConfigNone     = "no policy"
-	ConfigBuiltin  = "built-in MAP+VAP"
-	ConfigRef      = "reference webhook"
-	ConfigOurs     = "replica-policy"
-	ConfigBand     = "replica-policy + band"
-	nsNone         = "bench-none"
-	nsBuiltin      = "bench-builtin"
-	nsRef          = "bench-ref"
-	nsOurs         = "bench-rp"
-	nsBand         = "bench-rp-band"
-	nsScale        = "bench-scale"
-	policyNS       = localcluster.Namespace
-	policyCM       = "replica-policy"
+	ConfigNone    = "no policy"
+	ConfigBuiltin = "built-in MAP+VAP"
+	ConfigRef     = "reference webhook"
+	ConfigOurs    = "replica-policy"
+	ConfigBand    = "replica-policy + band"
+	nsNone        = "bench-none"
+	nsBuiltin     = "bench-builtin"
+	nsRef         = "bench-ref"
+	nsOurs        = "bench-rp"
+	nsBand        = "bench-rp-band"
+	nsScale       = "bench-scale"
+	// webhookConfigs is the name of the manifests' webhook configurations.
+	webhookConfigs = "replica-policy"
 	referenceName  = "bench-reference"
 	bandName       = "bench-band"
 	scaleStartMax  = 10 // the scaler benchmark's rule before the policy change
@@ -59,15 +56,15 @@ type Config struct {
 var Configs = []Config{{ConfigNone, nsNone}, {ConfigBuiltin, nsBuiltin}, {ConfigRef, nsRef}, {ConfigOurs, nsOurs}, {ConfigBand, nsBand}}
 
 // Env is the cluster of the end-to-end, scaler and memory benchmarks: a real kube-apiserver
-// and etcd with replica-policy installed from manifests/ by kubectl (test/localcluster),
+// and etcd with replica-policy installed from manifests/ by kubectl (internal/harness),
 // the built binary running under its ServiceAccount's token, and the other configurations
 // next to it.
 type Env struct {
-	LC *localcluster.Cluster
+	LC *harness.Cluster
 	// Client is a cluster-admin client without client-side rate limiting.
 	Client  kubernetes.Interface
 	Binary  string
-	Webhook *localcluster.Webhook
+	Webhook *harness.Webhook
 	ref     *referenceProcess
 	log     io.Writer
 	args    []string
@@ -97,12 +94,11 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	if e.Binary == "" {
 		e.Binary = filepath.Join(o.Dir, "webhook")
 		e.progress("building the webhook binary with `make build`")
-		cmd := exec.CommandContext(ctx, "make", "-C", controlplane.RepoRoot(), "build", "OUT="+e.Binary)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("make build: %w\n%s", err, out)
+		if err := harness.BuildWebhook(ctx, e.Binary); err != nil {
+			return nil, err
 		}
 	}
-	lc, err := localcluster.Start(ctx, localcluster.Options{Dir: o.Dir, Log: o.Log})
+	lc, err := harness.StartCluster(ctx, harness.ClusterOptions{Dir: o.Dir, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +136,7 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 		o.Reference = filepath.Join(o.Dir, "reference")
 		// Built like the Makefile builds replica-policy, so that their memory compares.
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", o.Reference, "./bench/cmd/reference")
-		cmd.Dir = controlplane.RepoRoot()
+		cmd.Dir = harness.RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building the reference webhook: %w\n%s", err, out)
@@ -195,7 +191,7 @@ func (e *Env) StartWebhook(ctx context.Context) error {
 		e.Webhook = nil
 	}
 	e.runs++
-	w, err := e.LC.RunWebhook(ctx, localcluster.WebhookOptions{Binary: e.Binary, Name: fmt.Sprintf("webhook-%d", e.runs), Args: e.args})
+	w, err := e.LC.RunWebhook(ctx, harness.WebhookOptions{Binary: e.Binary, Name: fmt.Sprintf("webhook-%d", e.runs), Args: e.args})
 	if err != nil {
 		return err
 	}
@@ -205,19 +201,7 @@ func (e *Env) StartWebhook(ctx context.Context) error {
 
 // SetPolicy writes the benchmark's policy, with the scaler namespace's rule at scaleMax.
 func (e *Env) SetPolicy(ctx context.Context, scaleMax int32) error {
-	doc := PolicyDoc(nsOurs, nsBand, nsScale, scaleMax)
-	cms := e.Client.CoreV1().ConfigMaps(policyNS)
-	cm, err := cms.Get(ctx, policyCM, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: policyNS, Name: policyCM}, Data: map[string]string{policy.ConfigMapKey: doc}}, metav1.CreateOptions{})
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	cm.Data = map[string]string{policy.ConfigMapKey: doc}
-	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	return err
+	return harness.SetPolicy(ctx, e.Client, PolicyDoc(nsOurs, nsBand, nsScale, scaleMax))
 }
 
 // namespaceIn selects one namespace by name.
@@ -235,7 +219,7 @@ var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true, "validate.rep
 // the benchmark's namespace; everything else stays as the manifests register it.
 func (e *Env) scopeOurWebhooks(ctx context.Context) error {
 	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -247,7 +231,7 @@ func (e *Env) scopeOurWebhooks(ctx context.Context) error {
 	if _, err := ar.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{}); err != nil {
 		return err
 	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -265,7 +249,7 @@ func (e *Env) scopeOurWebhooks(ctx context.Context) error {
 // reference server, scoped to its namespace, without matchConditions.
 func (e *Env) registerReference(ctx context.Context) error {
 	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -279,7 +263,7 @@ func (e *Env) registerReference(ctx context.Context) error {
 		w.NamespaceSelector, w.MatchConditions = namespaceIn(nsRef), nil
 		mc.Webhooks = append(mc.Webhooks, w)
 	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -323,7 +307,7 @@ func (e *Env) registerBand(ctx context.Context) error {
 			lo, hi),
 	}
 	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -335,7 +319,7 @@ func (e *Env) registerBand(ctx context.Context) error {
 			mc.Webhooks = append(mc.Webhooks, w)
 		}
 	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, policyCM, metav1.GetOptions{})
+	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -365,7 +349,7 @@ func (e *Env) waitInForce(ctx context.Context) error {
 			want = 99
 		}
 		for {
-			d, err := e.Client.AppsV1().Deployments(c.Namespace).Create(ctx, Deployment(c.Namespace, "probe", 99, "registry.example.com/probe:1"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			d, err := e.Client.AppsV1().Deployments(c.Namespace).Create(ctx, harness.TypicalDeployment(c.Namespace, "probe", 99, "registry.example.com/probe:1"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err == nil && *d.Spec.Replicas == want {
 				break
 			}
@@ -385,49 +369,20 @@ func (e *Env) waitInForce(ctx context.Context) error {
 // WebhookMetric sums the samples of a metric of the binary whose labels contain every one
 // of labels (e.g. `webhook="/mutate"`).
 func (e *Env) WebhookMetric(name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + e.Webhook.Metrics + "/metrics")
+	m, err := e.Webhook.ScrapeMetrics()
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	return sumMetric(resp.Body, name, labels...)
+	return m.Sum(name, labels...), nil
 }
 
 // APIServerMetric is WebhookMetric for kube-apiserver's own /metrics.
 func (e *Env) APIServerMetric(ctx context.Context, name string, labels ...string) (float64, error) {
-	raw, err := e.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	m, err := harness.APIServerMetrics(ctx, e.Client)
 	if err != nil {
 		return 0, err
 	}
-	return sumMetric(strings.NewReader(string(raw)), name, labels...)
-}
-
-func sumMetric(r io.Reader, name string, labels ...string) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	sum, found := 0.0, false
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
-		}
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", line, err)
-		}
-		sum, found = sum+v, true
-	}
-	if !found {
-		return 0, sc.Err()
-	}
-	return sum, sc.Err()
+	return m.Sum(name, labels...), nil
 }
 
 // Memory is a process's resident memory, from /proc/<pid>/status.

@@ -47,7 +47,7 @@ func DecideCase(kind string, n int) (*policy.Snapshot, admission.Request, error)
 		}
 		p.Rules = append(p.Rules, r)
 	}
-	snap, err := policy.Compile(p, policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
+	snap, err := policy.Compile(p, policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 	if err != nil {
 		return nil, admission.Request{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // Writes of the end-to-end benchmark.
@@ -40,7 +42,7 @@ type E2EOptions struct {
 type E2ECell struct {
 	Config, Op  string
 	Concurrency int
-	Sample      Sample
+	Sample      harness.Sample
 	// RoundP50 is the median latency of each round, for the spread of the differences.
 	RoundP50 []time.Duration
 	// Calls is the number of webhook calls the configuration's webhooks answered (-1 when
@@ -89,7 +91,7 @@ func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
 		for _, op := range Ops {
 			for w := range maxC {
 				name := deploymentName(op, w)
-				d, err := e.Client.AppsV1().Deployments(cfg.Namespace).Create(ctx, Deployment(cfg.Namespace, name, 2, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
+				d, err := e.Client.AppsV1().Deployments(cfg.Namespace).Create(ctx, harness.TypicalDeployment(cfg.Namespace, name, 2, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 				}
@@ -109,7 +111,7 @@ func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
 	for round := 0; round <= o.Rounds; round++ {
 		for _, op := range Ops {
 			for _, c := range E2EConcurrency {
-				var smps []Sample
+				var smps []harness.Sample
 				calls0, err := e.allCalls()
 				if err != nil {
 					return nil, err
@@ -167,8 +169,8 @@ func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
 // configurations write by write (in an order that rotates), so that each configuration's
 // samples are taken under the same conditions as the others'. Elapsed is the sum of the
 // configuration's own latencies.
-func (e *Env) sequentialInterleaved(ctx context.Context, op string, writers map[string][]*writer, n, round int) []Sample {
-	smps := make([]Sample, len(Configs))
+func (e *Env) sequentialInterleaved(ctx context.Context, op string, writers map[string][]*writer, n, round int) []harness.Sample {
+	smps := make([]harness.Sample, len(Configs))
 	for i := range n {
 		for j := range Configs {
 			k := (j + i + round) % len(Configs)
@@ -192,12 +194,12 @@ func (e *Env) sequentialInterleaved(ctx context.Context, op string, writers map[
 
 // concurrentSlices lets each configuration in turn (in an order that rotates) send n writes
 // from c workers, each worker writing its own Deployment.
-func (e *Env) concurrentSlices(ctx context.Context, op string, writers map[string][]*writer, c, n, round int) []Sample {
-	smps := make([]Sample, len(Configs))
+func (e *Env) concurrentSlices(ctx context.Context, op string, writers map[string][]*writer, c, n, round int) []harness.Sample {
+	smps := make([]harness.Sample, len(Configs))
 	for j := range Configs {
 		k := (j + round) % len(Configs)
 		ws := writers[Configs[k].Name+"|"+op]
-		smps[k] = runConcurrently(c, n, func(worker, _ int) error { return e.write(ctx, op, ws[worker]) })
+		smps[k] = harness.RunConcurrently(c, n, func(worker, _ int) error { return e.write(ctx, op, ws[worker]) })
 	}
 	return smps
 }

@@ -9,16 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
@@ -66,11 +67,16 @@ func (staticLookup) NamespaceLabels(ns string) (map[string]string, bool) {
 
 // StartHandlerServer starts the server with a fresh certificate in dir.
 func StartHandlerServer(dir string) (*HandlerServer, error) {
-	caPEM, err := writeServingCert(dir)
+	// A CA and a serving certificate for 127.0.0.1, as `go run ./certs --extra-san 127.0.0.1`
+	// makes them.
+	if _, err := harness.GenerateCerts(dir, "127.0.0.1"); err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +86,8 @@ func StartHandlerServer(dir string) (*HandlerServer, error) {
 	}
 	srv := webhook.NewServer(webhook.Options{
 		Host: "127.0.0.1", Port: port, CertDir: dir,
-		// As cmd/webhook/run.go: TLS 1.2 minimum, HTTP/2 off.
+		// As cmd/webhook/app configures its server (unexported there): TLS 1.2 minimum,
+		// HTTP/2 off.
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 			c.MinVersion = tls.VersionTLS12
 			c.NextProtos = []string{"http/1.1"}
@@ -214,36 +221,24 @@ func (s *HandlerServer) CheckCell(c HandlerCell, body []byte) error {
 }
 
 // Load sends body to path from c connections for d, or n requests in total when n > 0.
-func (s *HandlerServer) Load(path string, body []byte, c, n int, d time.Duration) Sample {
+func (s *HandlerServer) Load(path string, body []byte, c, n int, d time.Duration) harness.Sample {
 	op := func(int, int) error { return s.Post(path, body) }
 	if n > 0 {
-		return runConcurrently(c, n, op)
+		return harness.RunConcurrently(c, n, op)
 	}
-	return runFor(c, d, op)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return harness.RunFor(c, d, op)
 }
 
 // InProcessHandlers returns replica-policy's /mutate and /validate handlers and the
 // allow-all baseline as plain http.Handlers, without TLS or a network, for measuring what
 // one request costs in CPU and allocations.
 func InProcessHandlers() (map[string]http.Handler, error) {
-	opts := policy.Options{AlwaysExempt: []string{"replica-policy-system"}}
+	opts := policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}}
 	store := policystore.NewStore(opts)
-	if _, err := store.Apply(&corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy"},
-		Data:       map[string]string{policy.ConfigMapKey: PolicyDoc(handlerNamespace, "", "", 0)},
-	}); err != nil {
+	if _, err := store.Apply(harness.PolicyConfigMap(PolicyDoc(handlerNamespace, "", "", 0))); err != nil {
 		return nil, err
 	}
-	ref := admission.PolicyRef{Namespace: "replica-policy-system", Name: "replica-policy", Options: opts}
+	ref := admission.PolicyRef{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName, Options: opts}
 	return map[string]http.Handler{
 		PathMutate:   admission.Webhook(admission.NewHandler(admission.Mutate, store, staticLookup{}, ref)),
 		PathValidate: admission.Webhook(admission.NewHandler(admission.Validate, store, staticLookup{}, ref)),
@@ -273,7 +268,7 @@ func ServeOnce(h http.Handler, body []byte) {
 // HandlerResult is one cell of the handler benchmark: replica-policy against the baseline.
 type HandlerResult struct {
 	Cell       HandlerCell
-	Ours, Base Sample
+	Ours, Base harness.Sample
 }
 
 // HandlerOptions size the interleaved handler benchmark.

@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // ServeReference runs the reference webhook until ctx ends: the minimal webhook a team
@@ -96,11 +98,11 @@ type referenceProcess struct {
 // startReferenceProcess runs the reference webhook's binary with a free port and the
 // certificate folder, and waits until it serves.
 func startReferenceProcess(binary, certDir, logDir string) (*referenceProcess, error) {
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	mport, err := freePort()
+	mport, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -139,13 +141,11 @@ func startReferenceProcess(binary, certDir, logDir string) (*referenceProcess, e
 
 // calls is the number of requests the reference webhook has answered.
 func (r *referenceProcess) calls() (int64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
+	m, err := harness.ScrapeMetrics(fmt.Sprintf("127.0.0.1:%d", r.metricsPort))
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	v, err := sumMetric(resp.Body, "controller_runtime_webhook_requests_total")
-	return int64(v), err
+	return int64(m.Sum("controller_runtime_webhook_requests_total")), nil
 }
 
 func (r *referenceProcess) stop() {

@@ -9,6 +9,8 @@ import (
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // ScalerResult is the scaler and memory benchmark at one cluster size.
@@ -133,7 +135,7 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		e.progress("scaler: raw UpdateScale floor over the same %d Deployments, %d at a time", n, ScalerWorkers)
 		target := bound - 1
 		t0 = time.Now()
-		smp := runConcurrently(ScalerWorkers, n, func(_, j int) error {
+		smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
 			_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
 				ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: scaleName(j)},
 				Spec:       autoscalingv1.ScaleSpec{Replicas: target},
@@ -153,7 +155,7 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		// GET then UPDATE, back to the bound itself: inside it, and above the next size's.
 		e.progress("scaler: raw GET+UpdateScale loop over the same %d Deployments, %d at a time", n, ScalerWorkers)
 		t0 = time.Now()
-		smp = runConcurrently(ScalerWorkers, n, func(_, j int) error {
+		smp = harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
 			deps := e.Client.AppsV1().Deployments(nsScale)
 			s, err := deps.GetScale(ctx, scaleName(j), metav1.GetOptions{})
 			if err != nil {
@@ -185,7 +187,7 @@ func (e *Env) createDeployments(ctx context.Context, ns string, from, to int, re
 	for range 16 {
 		wg.Go(func() {
 			for i := range next {
-				_, err := e.Client.AppsV1().Deployments(ns).Create(ctx, Deployment(ns, scaleName(i), replicas, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
+				_, err := e.Client.AppsV1().Deployments(ns).Create(ctx, harness.TypicalDeployment(ns, scaleName(i), replicas, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
 				if err != nil {
 					failed.Add(1)
 					once.Do(func() { first = err })

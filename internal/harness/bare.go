@@ -1,21 +1,18 @@
-package localcluster
+package harness
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/replica-policy/replica-policy/test/controlplane"
 )
 
 // StartBare starts a control plane, copies manifests/ to o.Dir/manifests and generates
-// certificates into the copy with the certs tool (certsArgs are extra flags, e.g.
-// "--extra-san", "127.0.0.1"; none gives what `go run ./certs` gives a user), but applies
-// nothing: tests of the manifests themselves apply what they check. Cluster.Port is
-// o.Port as given (no free port is picked: no overlay points at it).
-func StartBare(ctx context.Context, o Options, certsArgs ...string) (*Cluster, error) {
+// certificates into the copy with the certs tool's logic (certs/certgen; extraSANs, e.g.
+// "127.0.0.1", are added to the serving certificate; none gives what `go run ./certs` gives
+// a user), but applies nothing: tests of the manifests themselves apply what they check.
+// Cluster.Port is o.Port as given (no free port is picked: no overlay points at it).
+func StartBare(ctx context.Context, o ClusterOptions, extraSANs ...string) (*Cluster, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -28,11 +25,11 @@ func StartBare(ctx context.Context, o Options, certsArgs ...string) (*Cluster, e
 	}
 	c := &Cluster{Dir: o.Dir, Port: o.Port, Kubectl: kubectl, log: o.Log}
 	c.progress("starting kube-apiserver and etcd")
-	env, err := controlplane.New(controlplane.Options{})
+	env, err := NewControlPlane(ControlPlaneOptions{})
 	if err != nil {
 		return nil, err
 	}
-	c.Env = env
+	c.ControlPlane = env
 	c.AdminKubeconfig = filepath.Join(o.Dir, "admin.kubeconfig")
 	if err := env.AdminKubeconfig(c.AdminKubeconfig); err != nil {
 		c.Stop()
@@ -45,8 +42,8 @@ func StartBare(ctx context.Context, o Options, certsArgs ...string) (*Cluster, e
 		c.Stop()
 		return nil, err
 	}
-	c.progress("generating a CA and a serving certificate with the certs tool %v", certsArgs)
-	if _, err := GenerateCerts(ctx, c.CertDir, certsArgs...); err != nil {
+	c.progress("generating a CA and a serving certificate with the certs tool (extra SANs %v)", extraSANs)
+	if _, err := GenerateCerts(c.CertDir, extraSANs...); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -56,18 +53,7 @@ func StartBare(ctx context.Context, o Options, certsArgs ...string) (*Cluster, e
 // CopyManifests copies the checkout's manifests/ to dst, without any certificate or key
 // generated in the checkout: dst/certs holds only the checked-in kustomization.yaml.
 func CopyManifests(dst string) error {
-	return copyTree(filepath.Join(controlplane.RepoRoot(), "manifests"), dst)
-}
-
-// GenerateCerts runs the certs tool (`go run ./certs --out-dir outDir args...`) from the
-// repository root and returns its output. Rerun on a folder that holds a CA, it keeps the CA
-// and issues a new serving certificate, as the manifests' rotation procedure does.
-func GenerateCerts(ctx context.Context, outDir string, args ...string) (string, error) {
-	out, err := run(ctx, controlplane.RepoRoot(), "go", append([]string{"run", "./certs", "--out-dir", outDir}, args...)...)
-	if err != nil {
-		return out, fmt.Errorf("certs tool: %w\n%s", err, out)
-	}
-	return out, nil
+	return copyTree(filepath.Join(RepoRoot(), "manifests"), dst)
 }
 
 // LocalOverlay is the kustomization Start applied: the manifests' local overlay with the

@@ -1,13 +1,16 @@
-// Package localcluster installs replica-policy the way a user does, on a local control plane:
+package harness
+
+// A Cluster is replica-policy installed the way a user installs it, on a local control plane:
 // certificates from the certs tool, `kubectl apply -k` of the manifests' local overlay, and
 // the webhook binary running with the ServiceAccount token of the manifests' RBAC, so it has
-// exactly the privileges it would have in a cluster. The demo (hack/demo) and the end-to-end
-// tests (test/e2e) both use it.
-package localcluster
+// exactly the privileges it would have in a cluster. The demo (hack/demo), the end-to-end
+// and reliability tests and the benchmarks use it.
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,18 +29,16 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
-// Names from manifests/base.
-const (
-	Namespace      = "replica-policy-system"
-	ServiceAccount = "replica-policy"
-)
+// ServiceAccount is the webhook's ServiceAccount in manifests/base, in namespace
+// policy.DefaultNamespace.
+const ServiceAccount = "replica-policy"
 
 // Cluster is a control plane with replica-policy's manifests applied.
 type Cluster struct {
-	*controlplane.Env
+	*ControlPlane
 	// Dir holds everything the cluster writes: kubeconfigs, manifests copy, certificates, logs.
 	Dir string
 	// AdminKubeconfig is a system:masters kubeconfig, for the user's own kubectl.
@@ -53,8 +54,8 @@ type Cluster struct {
 	log     io.Writer
 }
 
-// Options for Start.
-type Options struct {
+// ClusterOptions for StartCluster and StartBare.
+type ClusterOptions struct {
 	// Dir is the working folder (created if missing).
 	Dir string
 	// Port is the webhook port; 0 picks a free one.
@@ -63,9 +64,9 @@ type Options struct {
 	Log io.Writer
 }
 
-// Start starts a control plane, generates certificates for 127.0.0.1 and applies the local
-// overlay, its webhook URLs pointing at o.Port (a free port when 0).
-func Start(ctx context.Context, o Options) (*Cluster, error) {
+// StartCluster starts a control plane, generates certificates for 127.0.0.1 and applies the
+// local overlay, its webhook URLs pointing at o.Port (a free port when 0).
+func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 	if o.Port == 0 {
 		p, err := FreePort()
 		if err != nil {
@@ -73,7 +74,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		o.Port = p
 	}
-	c, err := StartBare(ctx, o, "--extra-san", "127.0.0.1")
+	c, err := StartBare(ctx, o, "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -142,35 +143,48 @@ func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, path, server str
 	if server == "" {
 		server = c.Config.Host
 	}
-	tr, err := c.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
-	}, metav1.CreateOptions{})
+	token, err := c.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("TokenRequest for %s/%s: %w", Namespace, ServiceAccount, err)
+		return err
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.Config.CAData}
-	cfg.AuthInfos[ServiceAccount] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: ServiceAccount, Namespace: Namespace}
+	cfg.AuthInfos[ServiceAccount] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: ServiceAccount, Namespace: policy.DefaultNamespace}
 	cfg.CurrentContext = "local"
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // Token returns a fresh ServiceAccount token (for in-cluster configuration files).
 func (c *Cluster) Token(ctx context.Context) (string, error) {
-	tr, err := c.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
+	tr, err := c.Client.CoreV1().ServiceAccounts(policy.DefaultNamespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("TokenRequest for %s/%s: %w", policy.DefaultNamespace, ServiceAccount, err)
 	}
 	return tr.Status.Token, nil
 }
 
+// WebhookTLS is a client configuration for the webhook's port as the API server has it from
+// the caBundle: it trusts the certs tool's CA (CertDir/ca.crt) and checks the serving
+// certificate for 127.0.0.1.
+func (c *Cluster) WebhookTLS() (*tls.Config, error) {
+	ca, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("%s holds no certificate", filepath.Join(c.CertDir, "ca.crt"))
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
+}
+
 // Stop stops the control plane.
 func (c *Cluster) Stop() {
-	if c.Env != nil {
-		_ = c.Env.Stop()
+	if c.ControlPlane != nil {
+		_ = c.ControlPlane.Stop()
 	}
 }
 
@@ -266,7 +280,7 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 	if err := w.WaitReady(ctx, 60*time.Second); err != nil {
 		w.Kill()
 		log, _ := os.ReadFile(w.LogFile)
-		return nil, fmt.Errorf("%w\nwebhook log:\n%s", err, tail(log, 40))
+		return nil, fmt.Errorf("%w\nwebhook log:\n%s", err, TailLines(string(log), 40))
 	}
 	return w, nil
 }
@@ -281,7 +295,7 @@ func (c *Cluster) inClusterCommand(ctx context.Context, binary string, args []st
 	if err := os.MkdirAll(files, 0o700); err != nil {
 		return nil, nil, err
 	}
-	for name, data := range map[string][]byte{"token": []byte(token), "ca.crt": c.Config.CAData, "namespace": []byte(Namespace)} {
+	for name, data := range map[string][]byte{"token": []byte(token), "ca.crt": c.Config.CAData, "namespace": []byte(policy.DefaultNamespace)} {
 		if err := os.WriteFile(filepath.Join(files, name), data, 0o600); err != nil {
 			return nil, nil, err
 		}
@@ -369,20 +383,21 @@ func (w *Webhook) Kill() {
 	}
 }
 
+// Metric sums the series of a metric on the webhook's metrics endpoint whose label text
+// contains every one of labels (e.g. `result="valid"`); a metric without such a series is
+// an error.
+func (w *Webhook) Metric(name string, labels ...string) (float64, error) {
+	m, err := w.ScrapeMetrics()
+	if err != nil {
+		return 0, err
+	}
+	return m.Value(name, labels...)
+}
+
 // Log returns what the webhook has logged so far.
 func (w *Webhook) Log() string {
 	b, _ := os.ReadFile(w.LogFile)
 	return string(b)
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // findKubectl returns the machine's kubectl, else the one hack/controlplane.sh builds.
@@ -390,22 +405,13 @@ func findKubectl() (string, error) {
 	if p, err := exec.LookPath("kubectl"); err == nil {
 		return p, nil
 	}
-	assets, err := controlplane.Assets()
+	assets, err := Assets()
 	if err == nil {
 		if p := filepath.Join(assets, "kubectl"); fileExists(p) {
 			return p, nil
 		}
 	}
 	return "", errors.New("kubectl is not on the PATH and was not built: run `hack/controlplane.sh --with-kubectl` (make demo does)")
-}
-
-func run(ctx context.Context, dir, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
 }
 
 func copyTree(src, dst string) error {
@@ -442,10 +448,11 @@ func withoutEnv(env []string, name string) []string {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func tail(b []byte, lines int) string {
-	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
+// TailLines returns the last n lines of s.
+func TailLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
 }

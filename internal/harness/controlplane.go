@@ -1,6 +1,4 @@
-// Package controlplane starts a real kube-apiserver and etcd for tests, built from source by
-// hack/controlplane.sh into a cache outside the checkout, through controller-runtime's envtest.
-package controlplane
+package harness
 
 import (
 	"bytes"
@@ -52,24 +50,24 @@ func Assets() (string, error) {
 	return assetsDir, assetsErr
 }
 
-// Env is a running control plane.
-type Env struct {
+// ControlPlane is a running kube-apiserver and etcd.
+type ControlPlane struct {
 	*envtest.Environment
 	Config *rest.Config
 	Client kubernetes.Interface
 }
 
-// Options for Start.
-type Options struct {
+// ControlPlaneOptions for StartControlPlane and NewControlPlane.
+type ControlPlaneOptions struct {
 	// WebhookPaths are files or folders of webhook configurations to install, pointed at
-	// a local server (Env.WebhookInstallOptions says where and with which certificates).
+	// a local server (ControlPlane.WebhookInstallOptions says where and with which certificates).
 	WebhookPaths []string
 	// APIServerArgs are extra kube-apiserver flags, "name=value".
 	APIServerArgs []string
 }
 
-// New starts kube-apiserver and etcd; the caller stops them with Env.Stop.
-func New(opts Options) (*Env, error) {
+// NewControlPlane starts kube-apiserver and etcd; the caller stops them with Stop.
+func NewControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
@@ -93,13 +91,13 @@ func New(opts Options) (*Env, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Env{Environment: env, Config: cfg, Client: cs}, nil
+	return &ControlPlane{Environment: env, Config: cfg, Client: cs}, nil
 }
 
-// Start starts kube-apiserver and etcd and stops them when the test ends.
-func Start(t testing.TB, opts Options) *Env {
+// StartControlPlane starts kube-apiserver and etcd and stops them when the test ends.
+func StartControlPlane(t testing.TB, opts ControlPlaneOptions) *ControlPlane {
 	t.Helper()
-	env, err := New(opts)
+	env, err := NewControlPlane(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +110,7 @@ func Start(t testing.TB, opts Options) *Env {
 }
 
 // AdminKubeconfig writes a kubeconfig for a system:masters user to path.
-func (e *Env) AdminKubeconfig(path string) error {
+func (e *ControlPlane) AdminKubeconfig(path string) error {
 	admin, err := e.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return err

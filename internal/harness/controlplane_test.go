@@ -1,12 +1,12 @@
-package controlplane
+package harness
 
 import (
 	"testing"
 )
 
 // TestStart checks that the control plane starts and reports the version we build.
-func TestStart(t *testing.T) {
-	env := Start(t, Options{})
+func TestStartControlPlane(t *testing.T) {
+	env := StartControlPlane(t, ControlPlaneOptions{})
 	v, err := env.Client.Discovery().ServerVersion()
 	if err != nil {
 		t.Fatal(err)

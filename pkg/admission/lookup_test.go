@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllertest"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/workload"
-	"github.com/replica-policy/replica-policy/test/controlplane"
 )
 
 // fakeCache is controller-runtime's FakeInformers with a Get that behaves like the real
@@ -139,7 +139,7 @@ func TestCacheLookupAgainstAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
 	}
-	env := controlplane.Start(t, controlplane.Options{})
+	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // propagation is the contract's bound on a policy change: "takes effect for admission
@@ -37,7 +37,7 @@ func TestWatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
 	}
-	env := controlplane.Start(t, controlplane.Options{})
+	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{})
 	t.Run("lifecycle", func(t *testing.T) { testWatcherLifecycle(t, env.Client) })
 	t.Run("ready only once the policy is loaded", func(t *testing.T) { testWatcherReadyAfterLoad(t, env.Client) })
 	t.Run("Event for a policy with many errors", func(t *testing.T) { testWatcherLongEvent(t, env.Client) })

@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // BenchmarkCorrect1000Violators measures the time from a policy change to the moment all of
@@ -23,7 +23,7 @@ import (
 //	go test ./pkg/scaler/ -run '^$' -bench Correct1000 -benchtime 3x
 func BenchmarkCorrect1000Violators(b *testing.B) {
 	const n = 1000
-	env := controlplane.Start(b, controlplane.Options{})
+	env := harness.StartControlPlane(b, harness.ControlPlaneOptions{})
 	cs := env.Client
 	ns := newNamespace(b, cs, nil)
 

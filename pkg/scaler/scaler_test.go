@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
-	"github.com/replica-policy/replica-policy/test/controlplane"
 )
 
 // TestScaler runs the scaler against a real kube-apiserver and etcd, one control plane for
@@ -29,7 +29,7 @@ func TestScaler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
 	}
-	env := controlplane.Start(t, controlplane.Options{})
+	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{})
 	cfg, cs := env.Config, env.Client
 	for _, tc := range []struct {
 		name string

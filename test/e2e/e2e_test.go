@@ -8,8 +8,10 @@
 //	leastprivilege_test.go the binary under exactly the manifests' RBAC; what that RBAC allows
 //	memory_test.go         peak RSS with 5,000 Deployments (skipped with -short)
 //	manifests_test.go      the manifests as the real API server sees them (dry-run, apply)
-//	demo_test.go           the demo with assertions, certificate rotation under load,
-//	                       the in-cluster configuration, SIGTERM
+//	demo_test.go           the demo with assertions, the in-cluster configuration, SIGTERM
+//
+// Certificate rotation under load is tested once, in test/reliability. The helpers (control
+// plane, cluster, binary, metrics, Deployments) are internal/harness.
 package e2e
 
 import (
@@ -20,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 func TestBuildIsStatic(t *testing.T) {
@@ -48,7 +50,7 @@ func TestInstallAndUse(t *testing.T) {
 	bin := webhookBinary(t)
 	c := startCluster(t)
 	ctx := context.Background()
-	w, err := c.RunWebhook(ctx, localcluster.WebhookOptions{Binary: bin})
+	w, err := c.RunWebhook(ctx, harness.WebhookOptions{Binary: bin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestInstallAndUse(t *testing.T) {
 		}
 	})
 	kubectl(t, c, "create", "namespace", "prod")
-	kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+pauseImage, "--replicas=3")
+	kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
 	kubectl(t, c, "-n", "prod", "label", "deployment", "web", "app=web")
 	waitClampReady(t, c, "prod", "web", 40)
 	out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")

@@ -1,43 +1,33 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
-// Names from manifests/base.
-const (
-	policyNamespace = localcluster.Namespace // replica-policy-system
-	policyConfigMap = "replica-policy"
-	leaseName       = "replica-policy-leader"
-	// pauseImage is never pulled: the control plane has no kubelet.
-	pauseImage = "registry.k8s.io/pause:3.10"
-)
+// leaseName is the leader-election Lease of manifests/base.
+const leaseName = "replica-policy-leader"
+
+// poll is how often the tests here poll (most conditions run kubectl or list objects).
+const poll = 100 * time.Millisecond
 
 var (
 	buildDir  string
@@ -65,17 +55,10 @@ func TestMain(m *testing.M) {
 func webhookBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		if _, err := exec.LookPath("make"); err != nil {
-			buildErr = fmt.Errorf("make is required to build the binary the way the Dockerfile does: %w", err)
-			return
-		}
 		out := filepath.Join(buildDir, "webhook")
-		cmd := exec.Command("make", "-C", controlplane.RepoRoot(), "build", "OUT="+out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("make build: %v\n%s", err, b)
-			return
+		if buildErr = harness.BuildWebhook(context.Background(), out); buildErr == nil {
+			buildBin = out
 		}
-		buildBin = out
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -87,7 +70,7 @@ func webhookBinary(t *testing.T) string {
 // user does.
 func needKubectl(t *testing.T) string {
 	t.Helper()
-	k, err := localcluster.FindKubectl()
+	k, err := harness.FindKubectl()
 	if err != nil {
 		t.Fatalf("this test runs kubectl as a user would, and none was found: %v", err)
 	}
@@ -95,10 +78,10 @@ func needKubectl(t *testing.T) string {
 }
 
 // startCluster starts a control plane with the manifests' local overlay applied with kubectl.
-func startCluster(t *testing.T) *localcluster.Cluster {
+func startCluster(t *testing.T) *harness.Cluster {
 	t.Helper()
 	needKubectl(t)
-	c, err := localcluster.Start(context.Background(), localcluster.Options{Dir: t.TempDir(), Log: testWriter{t}})
+	c, err := harness.StartCluster(context.Background(), harness.ClusterOptions{Dir: t.TempDir(), Log: harness.LogWriter(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +91,7 @@ func startCluster(t *testing.T) *localcluster.Cluster {
 
 // runWebhook starts the binary (ready when it returns); it is killed at the end of the test
 // if the test did not stop it.
-func runWebhook(t *testing.T, c *localcluster.Cluster, o localcluster.WebhookOptions) *localcluster.Webhook {
+func runWebhook(t *testing.T, c *harness.Cluster, o harness.WebhookOptions) *harness.Webhook {
 	t.Helper()
 	w, err := c.RunWebhook(context.Background(), o)
 	if err != nil {
@@ -117,109 +100,34 @@ func runWebhook(t *testing.T, c *localcluster.Cluster, o localcluster.WebhookOpt
 	t.Cleanup(func() {
 		w.Kill()
 		if t.Failed() {
-			t.Logf("log of %s (%s):\n%s", o.Name, w.LogFile, tailLines(w.Log(), 60))
+			t.Logf("log of %s (%s):\n%s", o.Name, w.LogFile, harness.TailLines(w.Log(), 60))
 		}
 	})
 	return w
 }
 
 // stopWebhook sends SIGTERM and checks the contract: exit code 0 within 30 seconds.
-func stopWebhook(t *testing.T, w *localcluster.Webhook) time.Duration {
+func stopWebhook(t *testing.T, w *harness.Webhook) time.Duration {
 	t.Helper()
 	start := time.Now()
 	if err := w.Stop(30 * time.Second); err != nil {
-		t.Fatalf("after SIGTERM: %v (want exit code 0 within 30s)\n%s", err, tailLines(w.Log(), 40))
+		t.Fatalf("after SIGTERM: %v (want exit code 0 within 30s)\n%s", err, harness.TailLines(w.Log(), 40))
 	}
 	return time.Since(start)
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func kubectl(t *testing.T, c *localcluster.Cluster, args ...string) string {
+func kubectl(t *testing.T, c *harness.Cluster, args ...string) string {
 	t.Helper()
 	return kubectlStdin(t, c, "", args...)
 }
 
-func kubectlStdin(t *testing.T, c *localcluster.Cluster, stdin string, args ...string) string {
+func kubectlStdin(t *testing.T, c *harness.Cluster, stdin string, args ...string) string {
 	t.Helper()
 	out, err := c.KubectlStdin(context.Background(), stdin, args...)
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-// waitFor polls cond every 100ms until it holds; on timeout it fails with cond's last note.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, note := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, timeout, note)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// metric sums the samples of a metric on the webhook's metrics endpoint whose label text
-// contains every one of labels (e.g. `result="valid"`).
-func metric(w *localcluster.Webhook, name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + w.Metrics + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	var sum float64
-	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-lines:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		labelText := ""
-		switch {
-		case strings.HasPrefix(rest, "{"):
-			end := strings.LastIndex(rest, "}")
-			labelText, rest = rest[:end+1], rest[end+1:]
-		case strings.HasPrefix(rest, " "):
-		default:
-			continue // a longer metric name with this prefix
-		}
-		for _, l := range labels {
-			if !strings.Contains(labelText, l) {
-				continue lines
-			}
-		}
-		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q: %w", line, err)
-		}
-		sum += v
-		found = true
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, fmt.Errorf("no sample of %s%v", name, labels)
-	}
-	return sum, nil
 }
 
 // events returns the Events with reason about the object kind namespace/name (either Events
@@ -239,31 +147,13 @@ func events(ctx context.Context, cs kubernetes.Interface, namespace, kind, name,
 }
 
 // adminClient is a cluster-admin client whose warnings land in the returned collector.
-func adminClient(t *testing.T, c *localcluster.Cluster) (kubernetes.Interface, *controlplane.Warnings) {
+func adminClient(t *testing.T, c *harness.Cluster) (kubernetes.Interface, *harness.Warnings) {
 	t.Helper()
-	cfg := rest.CopyConfig(c.Config)
-	warns := &controlplane.Warnings{}
-	cfg.WarningHandler = warns
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, warns, err := harness.WarningClient(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cs, warns
-}
-
-func deployment(namespace, name string, replicas int32, labels map[string]string) *appsv1.Deployment {
-	sel := map[string]string{"e2e.replicapolicy.io/pod": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: pauseImage}}},
-			},
-		},
-	}
 }
 
 func replicasOf(ctx context.Context, cs kubernetes.Interface, namespace, name string) (int32, error) {
@@ -277,7 +167,7 @@ func replicasOf(ctx context.Context, cs kubernetes.Interface, namespace, name st
 // waitReplicas waits until namespace/name has want replicas.
 func waitReplicas(t *testing.T, cs kubernetes.Interface, namespace, name string, want int32, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("%s/%s at %d replicas", namespace, name, want), func() (bool, string) {
+	harness.Eventually(t, timeout, poll, fmt.Sprintf("%s/%s at %d replicas", namespace, name, want), func() (bool, string) {
 		got, err := replicasOf(context.Background(), cs, namespace, name)
 		if err != nil {
 			return false, err.Error()
@@ -290,7 +180,7 @@ func waitReplicas(t *testing.T, cs kubernetes.Interface, namespace, name string,
 func waitEvent(t *testing.T, cs kubernetes.Interface, namespace, kind, name, reason string, timeout time.Duration) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
-	waitFor(t, timeout, fmt.Sprintf("Event %s on %s %s/%s", reason, kind, namespace, name), func() (bool, string) {
+	harness.Eventually(t, timeout, poll, fmt.Sprintf("Event %s on %s %s/%s", reason, kind, namespace, name), func() (bool, string) {
 		evs, err := events(context.Background(), cs, namespace, kind, name, reason)
 		if err != nil {
 			return false, err.Error()
@@ -306,9 +196,9 @@ func waitEvent(t *testing.T, cs kubernetes.Interface, namespace, kind, name, rea
 
 // waitClampReady retries a server-side dry-run scale until the webhook answers it with a
 // clamp: the parent Deployment's labels have reached the webhook's cache.
-func waitClampReady(t *testing.T, c *localcluster.Cluster, namespace, name string, replicas int) {
+func waitClampReady(t *testing.T, c *harness.Cluster, namespace, name string, replicas int) {
 	t.Helper()
-	waitFor(t, 15*time.Second, fmt.Sprintf("webhook clamps a dry-run scale of %s/%s", namespace, name), func() (bool, string) {
+	harness.Eventually(t, 15*time.Second, poll, fmt.Sprintf("webhook clamps a dry-run scale of %s/%s", namespace, name), func() (bool, string) {
 		out, err := c.KubectlCmd(context.Background(), "-n", namespace, "scale", "deployment", name, fmt.Sprintf("--replicas=%d", replicas), "--dry-run=server")
 		return err == nil && strings.Contains(out, "clamped to"), out
 	})
@@ -318,7 +208,7 @@ func waitClampReady(t *testing.T, c *localcluster.Cluster, namespace, name strin
 // API server cannot reach the webhook, and waits until the API server has stopped calling it
 // (its webhook informer lags the deletion): a dry-run create of a violator comes back
 // unclamped. localcluster's LocalOverlay restores them.
-func deleteWebhookConfigurations(t *testing.T, c *localcluster.Cluster) {
+func deleteWebhookConfigurations(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	kubectl(t, c, "delete", "mutatingwebhookconfiguration", "replica-policy")
 	kubectl(t, c, "delete", "validatingwebhookconfiguration", "replica-policy")
@@ -327,21 +217,13 @@ func deleteWebhookConfigurations(t *testing.T, c *localcluster.Cluster) {
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the API server no longer calls the webhooks", func() (bool, string) {
-		d, err := c.Client.AppsV1().Deployments(ns.Name).Create(ctx, deployment(ns.Name, "probe", 500, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	harness.Eventually(t, 10*time.Second, poll, "the API server no longer calls the webhooks", func() (bool, string) {
+		d, err := c.Client.AppsV1().Deployments(ns.Name).Create(ctx, harness.Deployment(ns.Name, "probe", 500, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return false, err.Error()
 		}
 		return *d.Spec.Replicas == 500, fmt.Sprintf("replicas %d", *d.Spec.Replicas)
 	})
-}
-
-func tailLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 func readAll(r io.Reader) string { b, _ := io.ReadAll(r); return string(b) }

@@ -15,11 +15,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // serviceAccountUser is the user name the API server gives the webhook's token.
-const serviceAccountUser = "system:serviceaccount:" + localcluster.Namespace + ":" + localcluster.ServiceAccount
+const serviceAccountUser = "system:serviceaccount:" + policy.DefaultNamespace + ":" + harness.ServiceAccount
 
 // invalidPolicy fails validation with an "Invalid value" (not an unknown field, whose
 // "Forbidden: unknown field" would muddy the log's check for authorization errors).
@@ -47,13 +48,13 @@ func TestLeastPrivilege(t *testing.T) {
 	c := startCluster(t)
 	ctx := context.Background()
 	admin, _ := adminClient(t, c)
-	// localcluster.RunWebhook passes --leader-elect and leaves the scaler on (its default),
+	// harness.RunWebhook passes --leader-elect and leaves the scaler on (its default),
 	// authenticated by a TokenRequest token of the manifests' ServiceAccount.
-	w := runWebhook(t, c, localcluster.WebhookOptions{Binary: bin, Name: "least-privilege"})
+	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "least-privilege"})
 
 	t.Run("webhook clamps kubectl scale", func(t *testing.T) {
 		kubectl(t, c, "create", "namespace", "prod")
-		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+pauseImage, "--replicas=3") // labelled app=web
+		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3") // labelled app=web
 		waitClampReady(t, c, "prod", "web", 40)
 		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
 		if want := `Warning: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
@@ -66,11 +67,11 @@ func TestLeastPrivilege(t *testing.T) {
 
 	t.Run("policy loaded and an invalid one rejected at apply time", func(t *testing.T) {
 		for name, want := range map[string]float64{"replicapolicy_policy_valid": 1, "replicapolicy_policy_present": 1, "replicapolicy_policy_rules": 5} {
-			if got, err := metric(w, name); err != nil || got != want {
+			if got, err := w.Metric(name); err != nil || got != want {
 				t.Errorf("%s = %v (%v), want %v (the example policy: 4 rules and a default)", name, got, err, want)
 			}
 		}
-		waitEvent(t, admin, policyNamespace, "ConfigMap", policyConfigMap, "PolicyLoaded", 10*time.Second)
+		waitEvent(t, admin, policy.DefaultNamespace, "ConfigMap", policy.DefaultConfigMapName, "PolicyLoaded", 10*time.Second)
 		out, err := c.KubectlStdin(ctx, invalidPolicy, "apply", "-f", "-")
 		if err == nil || !strings.Contains(out, invalidPolicyError) {
 			t.Fatalf("kubectl apply of an invalid policy: err %v, want a rejection naming %q:\n%s", err, invalidPolicyError, out)
@@ -82,41 +83,41 @@ func TestLeastPrivilege(t *testing.T) {
 	deleteWebhookConfigurations(t, c)
 
 	t.Run("scaler corrects a violator created while the webhooks were absent", func(t *testing.T) {
-		kubectl(t, c, "-n", "prod", "create", "deployment", "api", "--image="+pauseImage, "--replicas=30") // app=api: rule prod-web
+		kubectl(t, c, "-n", "prod", "create", "deployment", "api", "--image="+harness.PauseImage, "--replicas=30") // app=api: rule prod-web
 		waitReplicas(t, admin, "prod", "api", 10, 30*time.Second)
 		ev := waitEvent(t, admin, "prod", "Deployment", "api", "ReplicasCorrected", 10*time.Second)
 		if !strings.Contains(ev.Note, "prod-web") {
 			t.Errorf("ReplicasCorrected note %q does not name the rule prod-web", ev.Note)
 		}
-		waitFor(t, 5*time.Second, "replicapolicy_scaler_corrections_total >= 1", func() (bool, string) {
-			v, err := metric(w, "replicapolicy_scaler_corrections_total", `rule="prod-web"`)
+		harness.Eventually(t, 5*time.Second, poll, "replicapolicy_scaler_corrections_total >= 1", func() (bool, string) {
+			v, err := w.Metric("replicapolicy_scaler_corrections_total", `rule="prod-web"`)
 			return err == nil && v >= 1, fmt.Sprint(v, err)
 		})
 	})
 
 	t.Run("invalid policy that lands is reported on the ConfigMap and not loaded", func(t *testing.T) {
 		kubectlStdin(t, c, invalidPolicy, "apply", "-f", "-")
-		ev := waitEvent(t, admin, policyNamespace, "ConfigMap", policyConfigMap, "PolicyInvalid", 10*time.Second)
+		ev := waitEvent(t, admin, policy.DefaultNamespace, "ConfigMap", policy.DefaultConfigMapName, "PolicyInvalid", 10*time.Second)
 		if !strings.Contains(ev.Note, "rules[0].maxReplicas") {
 			t.Errorf("PolicyInvalid note %q does not name the field rules[0].maxReplicas", ev.Note)
 		}
 		if ev.Type != "Warning" {
 			t.Errorf("PolicyInvalid Event type %q, want Warning", ev.Type)
 		}
-		waitFor(t, 5*time.Second, "replicapolicy_policy_valid 0", func() (bool, string) {
-			v, err := metric(w, "replicapolicy_policy_valid")
+		harness.Eventually(t, 5*time.Second, poll, "replicapolicy_policy_valid 0", func() (bool, string) {
+			v, err := w.Metric("replicapolicy_policy_valid")
 			return err == nil && v == 0, fmt.Sprint(v, err)
 		})
 		// The last valid policy stays in force: 5 rules, not the invalid one's single rule.
-		if got, err := metric(w, "replicapolicy_policy_rules"); err != nil || got != 5 {
+		if got, err := w.Metric("replicapolicy_policy_rules"); err != nil || got != 5 {
 			t.Errorf("replicapolicy_policy_rules = %v (%v), want 5 (the last valid policy)", got, err)
 		}
 	})
 
 	t.Run("webhooks and policy restored", func(t *testing.T) {
 		kubectl(t, c, "apply", "-k", c.LocalOverlay())
-		waitFor(t, 5*time.Second, "replicapolicy_policy_valid 1", func() (bool, string) {
-			v, err := metric(w, "replicapolicy_policy_valid")
+		harness.Eventually(t, 5*time.Second, poll, "replicapolicy_policy_valid 1", func() (bool, string) {
+			v, err := w.Metric("replicapolicy_policy_valid")
 			return err == nil && v == 1, fmt.Sprint(v, err)
 		})
 		waitClampReady(t, c, "prod", "api", 50)
@@ -129,17 +130,17 @@ func TestLeastPrivilege(t *testing.T) {
 	host, _ := os.Hostname()
 	var holder string
 	t.Run("Lease held and renewed by the process", func(t *testing.T) {
-		leases := admin.CoordinationV1().Leases(policyNamespace)
+		leases := admin.CoordinationV1().Leases(policy.DefaultNamespace)
 		l, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
 		if err != nil {
-			t.Fatalf("Lease %s/%s: %v", policyNamespace, leaseName, err)
+			t.Fatalf("Lease %s/%s: %v", policy.DefaultNamespace, leaseName, err)
 		}
 		if l.Spec.HolderIdentity == nil || !strings.HasPrefix(*l.Spec.HolderIdentity, host+"_") {
 			t.Fatalf("Lease holder %v, want this host's process (%s_<uuid>)", l.Spec.HolderIdentity, host)
 		}
 		holder = *l.Spec.HolderIdentity
 		first := l.Spec.RenewTime
-		waitFor(t, 10*time.Second, "Lease renewed", func() (bool, string) {
+		harness.Eventually(t, 10*time.Second, poll, "Lease renewed", func() (bool, string) {
 			l, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error()
@@ -152,12 +153,12 @@ func TestLeastPrivilege(t *testing.T) {
 	t.Run("the token itself is refused what RBAC does not grant", func(t *testing.T) {
 		sa := serviceAccountClient(t, c)
 		// What the binary does: list/watch the one ConfigMap by a field selector on its name.
-		if _, err := sa.CoreV1().ConfigMaps(policyNamespace).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", policyConfigMap).String()}); err != nil {
+		if _, err := sa.CoreV1().ConfigMaps(policy.DefaultNamespace).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", policy.DefaultConfigMapName).String()}); err != nil {
 			t.Errorf("list the policy ConfigMap by name: %v", err)
 		}
 		for what, err := range map[string]error{
 			"list every ConfigMap of its namespace": func() error {
-				_, err := sa.CoreV1().ConfigMaps(policyNamespace).List(ctx, metav1.ListOptions{})
+				_, err := sa.CoreV1().ConfigMaps(policy.DefaultNamespace).List(ctx, metav1.ListOptions{})
 				return err
 			}(),
 			"update a Deployment": func() error {
@@ -186,7 +187,7 @@ func TestLeastPrivilege(t *testing.T) {
 
 	t.Run("SIGTERM releases the Lease and the log has no authorization error", func(t *testing.T) {
 		stopWebhook(t, w)
-		l, err := admin.CoordinationV1().Leases(policyNamespace).Get(ctx, leaseName, metav1.GetOptions{})
+		l, err := admin.CoordinationV1().Leases(policy.DefaultNamespace).Get(ctx, leaseName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +211,7 @@ func TestLeastPrivilege(t *testing.T) {
 }
 
 // serviceAccountClient is a client authenticated as the webhook's ServiceAccount.
-func serviceAccountClient(t *testing.T, c *localcluster.Cluster) kubernetes.Interface {
+func serviceAccountClient(t *testing.T, c *harness.Cluster) kubernetes.Interface {
 	t.Helper()
 	token, err := c.Token(context.Background())
 	if err != nil {
@@ -253,7 +254,7 @@ func (a access) String() string {
 // get/update; namespaces get/list/watch; events create/patch; in its own namespace only, the
 // policy ConfigMap get/list/watch by name and its leader-election Lease; nothing else.
 func accessTable() []access {
-	const own, other = "replica-policy-system", "prod"
+	const own, other = policy.DefaultNamespace, "prod"
 	var rows []access
 	can := func(verb, group, resource, sub, ns, name string) {
 		rows = append(rows, access{verb, group, resource, sub, ns, name, true})
@@ -266,7 +267,7 @@ func accessTable() []access {
 		can(v, "apps", "deployments", "", other, "")
 		can(v, "apps", "deployments", "", "", "")
 		can(v, "", "namespaces", "", "", "")
-		can(v, "", "configmaps", "", own, "replica-policy")
+		can(v, "", "configmaps", "", own, policy.DefaultConfigMapName)
 	}
 	can("get", "apps", "deployments", "scale", other, "web")
 	can("update", "apps", "deployments", "scale", other, "web")
@@ -302,11 +303,11 @@ func accessTable() []access {
 	cannot("list", "", "configmaps", "", own, "")
 	cannot("watch", "", "configmaps", "", own, "")
 	cannot("list", "", "configmaps", "", "", "")
-	cannot("get", "", "configmaps", "", "kube-system", "replica-policy")
-	cannot("get", "", "configmaps", "", other, "replica-policy")
+	cannot("get", "", "configmaps", "", "kube-system", policy.DefaultConfigMapName)
+	cannot("get", "", "configmaps", "", other, policy.DefaultConfigMapName)
 	cannot("list", "", "configmaps", "", other, "")
 	for _, v := range []string{"update", "patch", "delete"} {
-		cannot(v, "", "configmaps", "", own, "replica-policy")
+		cannot(v, "", "configmaps", "", own, policy.DefaultConfigMapName)
 	}
 	cannot("create", "", "configmaps", "", own, "")
 	// Leases: its own, in its own namespace.
@@ -359,7 +360,7 @@ func accessTable() []access {
 // and groups, about every row of accessTable.
 func checkAccess(t *testing.T, admin kubernetes.Interface) {
 	ctx := context.Background()
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + localcluster.Namespace, "system:authenticated"}
+	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + policy.DefaultNamespace, "system:authenticated"}
 	for _, a := range accessTable() {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: serviceAccountUser, Groups: groups,

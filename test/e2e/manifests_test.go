@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // certManagerCRDs are stand-ins for cert-manager's CRDs, just enough for the API server to
@@ -66,7 +66,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	needKubectl(t)
 	ctx := context.Background()
 	// Certificates as `go run ./certs` makes them for a user: no flags but the output folder.
-	c, err := localcluster.StartBare(ctx, localcluster.Options{Dir: t.TempDir(), Log: testWriter{t}})
+	c, err := harness.StartBare(ctx, harness.ClusterOptions{Dir: t.TempDir(), Log: harness.LogWriter(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			if strings.Contains(line, "(server dry run)") {
 				continue
 			}
-			if !strings.Contains(line, `namespaces "replica-policy-system" not found`) {
+			if !strings.Contains(line, fmt.Sprintf("namespaces %q not found", policy.DefaultNamespace)) {
 				t.Errorf("unexpected line: %s", line)
 			}
 		}
@@ -159,7 +159,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 
 	t.Run("without generated certificates, apply fails naming the missing file", func(t *testing.T) {
 		bare := filepath.Join(t.TempDir(), "manifests")
-		if err := localcluster.CopyManifests(bare); err != nil {
+		if err := harness.CopyManifests(bare); err != nil {
 			t.Fatal(err)
 		}
 		out, err := k("", "apply", "-k", bare)
@@ -176,7 +176,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 		if strings.Contains(out, " created") {
 			t.Errorf("something was created:\n%s", out)
 		}
-		readme, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "manifests", "README.md"))
+		readme, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "README.md"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +205,7 @@ func namespaceDocument(t *testing.T, k func(string, ...string) (string, error), 
 }
 
 // checkInstalled checks the objects the API server holds after `kubectl apply -k manifests/`.
-func checkInstalled(t *testing.T, c *localcluster.Cluster) {
+func checkInstalled(t *testing.T, c *harness.Cluster) {
 	ctx := context.Background()
 	cs := c.Client
 	ca, err := os.ReadFile(filepath.Join(c.CertDir, "ca.crt"))
@@ -222,9 +222,9 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale")},
 	}
 	notSystem := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "replica-policy-system"}}}}
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", policy.DefaultNamespace}}}}
 	onlyOwn := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"replica-policy-system"}}}}
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{policy.DefaultNamespace}}}}
 	type hook struct {
 		name, path      string
 		clientConfig    admissionregistrationv1.WebhookClientConfig
@@ -294,7 +294,7 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 			t.Errorf("%s caBundle is not the generated ca.crt", h.name)
 		}
 		svc := h.clientConfig.Service
-		if h.clientConfig.URL != nil || svc == nil || svc.Name != "replica-policy-webhook" || svc.Namespace != "replica-policy-system" ||
+		if h.clientConfig.URL != nil || svc == nil || svc.Name != "replica-policy-webhook" || svc.Namespace != policy.DefaultNamespace ||
 			svc.Path == nil || *svc.Path != h.path || svc.Port == nil || *svc.Port != 443 {
 			t.Errorf("%s clientConfig %+v, want Service replica-policy-system/replica-policy-webhook:443%s", h.name, h.clientConfig, h.path)
 		}
@@ -311,7 +311,7 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	})
-	role, err := cs.RbacV1().Roles(policyNamespace).Get(ctx, "replica-policy", metav1.GetOptions{})
+	role, err := cs.RbacV1().Roles(policy.DefaultNamespace).Get(ctx, "replica-policy", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,22 +320,22 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"replica-policy-leader"}, Verbs: []string{"get", "update"}},
 	})
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "replica-policy", Namespace: policyNamespace}}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "replica-policy", Namespace: policy.DefaultNamespace}}
 	if crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil ||
 		!reflect.DeepEqual(crb.Subjects, subject) || crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != "replica-policy" {
 		t.Errorf("ClusterRoleBinding replica-policy: %v %+v", err, crb)
 	}
-	if rb, err := cs.RbacV1().RoleBindings(policyNamespace).Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil ||
+	if rb, err := cs.RbacV1().RoleBindings(policy.DefaultNamespace).Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil ||
 		!reflect.DeepEqual(rb.Subjects, subject) || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != "replica-policy" {
 		t.Errorf("RoleBinding replica-policy: %v %+v", err, rb)
 	}
-	if sa, err := cs.CoreV1().ServiceAccounts(policyNamespace).Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil ||
+	if sa, err := cs.CoreV1().ServiceAccounts(policy.DefaultNamespace).Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil ||
 		sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
 		t.Errorf("ServiceAccount replica-policy: %v, want automountServiceAccountToken false", err)
 	}
 
 	// The Deployment.
-	d, err := cs.AppsV1().Deployments(policyNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
+	d, err := cs.AppsV1().Deployments(policy.DefaultNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 	if len(pod.Volumes) != 1 || pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != "replica-policy-webhook-tls" {
 		t.Errorf("volumes %+v, want the TLS Secret", pod.Volumes)
 	}
-	secret, err := cs.CoreV1().Secrets(policyNamespace).Get(ctx, "replica-policy-webhook-tls", metav1.GetOptions{})
+	secret, err := cs.CoreV1().Secrets(policy.DefaultNamespace).Get(ctx, "replica-policy-webhook-tls", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,24 +386,24 @@ func checkInstalled(t *testing.T, c *localcluster.Cluster) {
 		t.Errorf("Secret replica-policy-webhook-tls: type %s, keys %v: want kubernetes.io/tls with the generated files", secret.Type, keys(secret.Data))
 	}
 
-	pdb, err := cs.PolicyV1().PodDisruptionBudgets(policyNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
+	pdb, err := cs.PolicyV1().PodDisruptionBudgets(policy.DefaultNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != intstr.FromInt32(1) || pdb.Spec.MinAvailable != nil {
 		t.Errorf("PodDisruptionBudget maxUnavailable %v minAvailable %v, want maxUnavailable 1", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
 	}
-	ns, err := cs.CoreV1().Namespaces().Get(ctx, policyNamespace, metav1.GetOptions{})
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, policy.DefaultNamespace, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
 		t.Errorf("Namespace labels %v, want pod-security.kubernetes.io/enforce=restricted", ns.Labels)
 	}
-	if _, err := cs.CoreV1().ConfigMaps(policyNamespace).Get(ctx, policyConfigMap, metav1.GetOptions{}); err != nil {
+	if _, err := cs.CoreV1().ConfigMaps(policy.DefaultNamespace).Get(ctx, policy.DefaultConfigMapName, metav1.GetOptions{}); err != nil {
 		t.Errorf("policy ConfigMap: %v", err)
 	}
-	svc, err := cs.CoreV1().Services(policyNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
+	svc, err := cs.CoreV1().Services(policy.DefaultNamespace).Get(ctx, "replica-policy-webhook", metav1.GetOptions{})
 	if err != nil || !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == 443 && p.TargetPort == intstr.FromString("webhook") }) {
 		t.Errorf("Service replica-policy-webhook: %v, want port 443 -> webhook", err)
 	}

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 const (
@@ -62,10 +62,10 @@ func TestMemoryWith5000Deployments(t *testing.T) {
 	kubectl(t, c, "apply", "-k", c.LocalOverlay())
 
 	start = time.Now()
-	w := runWebhook(t, c, localcluster.WebhookOptions{Binary: bin, Name: "memory"})
+	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "memory"})
 	ready := time.Since(start)
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d corrections (replicapolicy_scaler_corrections_total)", loadViolators), func() (bool, string) {
-		v, err := metric(w, "replicapolicy_scaler_corrections_total")
+	harness.Eventually(t, 120*time.Second, poll, fmt.Sprintf("%d corrections (replicapolicy_scaler_corrections_total)", loadViolators), func() (bool, string) {
+		v, err := w.Metric("replicapolicy_scaler_corrections_total")
 		return err == nil && v >= loadViolators, fmt.Sprint(v, err)
 	})
 	corrected := time.Since(start)
@@ -96,14 +96,14 @@ func TestMemoryWith5000Deployments(t *testing.T) {
 	}
 	stopWebhook(t, w)
 	if log := w.Log(); strings.Contains(strings.ToLower(log), "forbidden") {
-		t.Errorf("authorization errors in the log under the manifests' RBAC:\n%s", tailLines(log, 20))
+		t.Errorf("authorization errors in the log under the manifests' RBAC:\n%s", harness.TailLines(log, 20))
 	}
 }
 
 func loadNamespace(i int) string { return fmt.Sprintf("load-%02d", i) }
 
 // fastClient is an admin client without client-side rate limiting, speaking protobuf.
-func fastClient(t *testing.T, c *localcluster.Cluster) kubernetes.Interface {
+func fastClient(t *testing.T, c *harness.Cluster) kubernetes.Interface {
 	t.Helper()
 	cfg := rest.CopyConfig(c.Config)
 	cfg.QPS, cfg.Burst = 5000, 5000
@@ -160,7 +160,7 @@ func loadDeployment(i int) *appsv1.Deployment {
 		replicas = violatorReplicas
 	}
 	labels := map[string]string{"app": name, "team": fmt.Sprintf("team-%d", i%7), "tier": []string{"web", "worker", "cache"}[i%3]}
-	d := deployment(loadNamespace(i%loadNamespaces), name, replicas, labels)
+	d := harness.Deployment(loadNamespace(i%loadNamespaces), name, replicas, labels)
 	d.Annotations = map[string]string{
 		"deployment.kubernetes.io/revision": "1",
 		"example.com/owner":                 fmt.Sprintf("team-%d@example.com", i%7),

@@ -6,28 +6,33 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // dryRunLoad sends dry-run scale requests to 50 replicas through the API server, round
 // robin over names; the answers say what the webhook decided without changing anything.
-func dryRunLoad(ctx context.Context, e *env, ns string, names []string, perSecond int) *load {
-	return startLoad(ctx, perSecond, func(ctx context.Context, i int) result {
+func dryRunLoad(ctx context.Context, e *env, ns string, names []string, perSecond int) *harness.Load {
+	return harness.StartLoad(ctx, perSecond, func(ctx context.Context, i int) harness.Write {
 		target := names[i%len(names)]
 		got, err := scale(ctx, e.admin, ns, target, 50, true)
-		return result{target: target, sent: 50, got: got, err: err}
+		return harness.Write{Target: target, Sent: 50, Got: got, Err: err}
 	})
 }
 
@@ -50,27 +55,34 @@ func servingSerial(t *testing.T, certDir string) string {
 }
 
 // TestCertificateRotationUnderLoad rotates the serving certificate every two seconds
-// (same CA, new key and certificate from the certs tool) while dry-run scale requests above
-// the bound run through the API server and a prober opens a new TLS connection every 50 ms.
-// With failurePolicy Ignore a failed handshake would silently let a request through
-// unclamped: so every answer must be clamped, the API server must count no webhook call that
-// failed open, and every handshake must succeed; each new certificate must be served within
-// the contract's 15 s. Two ways of writing the files: in place (the certs tool renames each
-// file over the old one) and as the kubelet updates a Secret volume (a new folder swapped
-// in by renaming the "..data" symlink that tls.crt and tls.key point through).
+// (same CA, new key and certificate from the certs tool's logic, certs/certgen) while
+// admission requests above the bound run through the API server, alternating dry-run scale
+// updates and dry-run Deployment creates, and a prober opens a new TLS connection every
+// 50 ms. With failurePolicy Ignore a failed handshake would silently let a request through
+// unclamped: so every answer must be clamped and carry the clamp's warning, the API server
+// must count no webhook call that failed open, and every handshake must succeed; each
+// rotation must issue a new certificate, served within the contract's 15 s, and the webhook
+// must still be ready afterwards. Two ways of writing the files: in place (the certs tool
+// renames each file over the old one) and as the kubelet updates a Secret volume (a new
+// folder swapped in by renaming the "..data" symlink that tls.crt, tls.key and ca.crt point
+// through).
 func TestCertificateRotationUnderLoad(t *testing.T) {
 	e := startCluster(t)
 	const ns = "certs"
 	e.mustSetPolicy(t, policyDoc("certs-cap", ns, 1, 5))
 	names := e.createDeployments(t, ns, 5, 2)
+	generate := func(dir string) {
+		t.Helper()
+		if out, err := harness.GenerateCerts(dir, "127.0.0.1"); err != nil {
+			t.Fatalf("certs tool: %v\n%s", err, out)
+		}
+	}
 
 	t.Run("in place", func(t *testing.T) {
 		w := e.runWebhook(t, "webhook-in-place")
 		defer w.Kill()
-		rotateUnderLoad(t, e, ns, names, func() string {
-			if out, err := exec.Command(certsBinary, "--extra-san", "127.0.0.1", "--out-dir", e.CertDir).CombinedOutput(); err != nil {
-				t.Fatalf("certs tool: %v\n%s", err, out)
-			}
+		rotateUnderLoad(t, e, w, ns, names, e.CertDir, func() string {
+			generate(e.CertDir)
 			return servingSerial(t, e.CertDir)
 		})
 	})
@@ -86,12 +98,10 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 			}
 		}
 		vol := &secretVolume{dir: t.TempDir()}
-		generate := func() string {
-			if out, err := exec.Command(certsBinary, "--extra-san", "127.0.0.1", "--out-dir", staging).CombinedOutput(); err != nil {
-				t.Fatalf("certs tool: %v\n%s", err, out)
-			}
+		rotate := func() string {
+			generate(staging)
 			files := map[string][]byte{}
-			for _, f := range []string{"tls.crt", "tls.key"} {
+			for _, f := range []string{"tls.crt", "tls.key", "ca.crt"} {
 				b, err := os.ReadFile(filepath.Join(staging, f))
 				if err != nil {
 					t.Fatal(err)
@@ -101,10 +111,10 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 			vol.update(t, files)
 			return servingSerial(t, vol.dir)
 		}
-		generate()
+		rotate()
 		w := e.runWebhook(t, "webhook-secret-volume", "--cert-dir", vol.dir)
 		defer w.Kill()
-		rotateUnderLoad(t, e, ns, names, generate)
+		rotateUnderLoad(t, e, w, ns, names, vol.dir, rotate)
 	})
 }
 
@@ -116,7 +126,7 @@ type secretVolume struct {
 }
 
 // update swaps in a new set of files with one rename of "..data", then removes the old
-// folder, as the kubelet's AtomicWriter does.
+// folder, as the kubelet's AtomicWriter does (kubernetes pkg/volume/util/atomic_writer.go).
 func (v *secretVolume) update(t *testing.T, files map[string][]byte) {
 	t.Helper()
 	v.n++
@@ -152,11 +162,41 @@ func (v *secretVolume) update(t *testing.T, files map[string][]byte) {
 	}
 }
 
-// rotateUnderLoad runs the load and the prober, calls rotate (which writes a new
-// certificate and returns its serial number) every two seconds, and checks the outcome.
-func rotateUnderLoad(t *testing.T, e *env, ns string, names []string, rotate func() string) {
+// rotationLoad sends, perSecond times a second, a dry-run write of 50 replicas through the
+// API server: scale updates round robin over names and, every other write, a create of a
+// new Deployment. A write whose answer lacks the clamp's warning (to want, by rule) is an
+// error: the webhook did not answer it.
+func rotationLoad(ctx context.Context, e *env, ns string, names []string, perSecond int, rule string, want int32) *harness.Load {
+	cfg := rest.CopyConfig(e.Config)
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.WarningHandler, cfg.WarningHandlerWithContext = nil, harness.ContextWarnings{}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	clamped := fmt.Sprintf("clamped to %d by replica policy rule %q", want, rule)
+	return harness.StartLoad(ctx, perSecond, func(ctx context.Context, i int) harness.Write {
+		ctx, warns := harness.WithWarnings(ctx)
+		w := harness.Write{Target: names[i%len(names)], Sent: 50}
+		if i%2 == 0 {
+			w.Got, w.Err = scale(ctx, cs, ns, w.Target, 50, true)
+		} else {
+			w.Target = fmt.Sprintf("probe-%d", i)
+			var d *appsv1.Deployment
+			if d, w.Err = cs.AppsV1().Deployments(ns).Create(ctx, deployment(ns, w.Target, 50), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); w.Err == nil {
+				w.Got = *d.Spec.Replicas
+			}
+		}
+		if w.Err == nil && !warns.Has(clamped) {
+			w.Err = fmt.Errorf("answered without the warning %q: %q", clamped, warns.List())
+		}
+		return w
+	})
+}
+
+// rotateUnderLoad runs the load and the prober against w, serving from certDir, calls
+// rotate (which writes a new certificate and returns its serial number) every two seconds,
+// and checks the outcome.
+func rotateUnderLoad(t *testing.T, e *env, w *harness.Webhook, ns string, names []string, certDir string, rotate func() string) {
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool {
 		got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 		return err == nil && got == 5
 	})
@@ -167,6 +207,7 @@ func rotateUnderLoad(t *testing.T, e *env, ns string, names []string, rotate fun
 	)
 	tlsConfig := e.webhookTLS(t)
 	failOpen0 := e.failOpen(t)
+	initial := servingSerial(t, certDir)
 
 	// The prober: a new connection, hence a new handshake, every 50 ms; it records the
 	// serial it was served and when.
@@ -200,29 +241,37 @@ func rotateUnderLoad(t *testing.T, e *env, ns string, names []string, rotate fun
 	}()
 
 	lctx, stopLoad := context.WithCancel(ctx)
-	l := dryRunLoad(lctx, e, ns, names, rate)
+	l := rotationLoad(lctx, e, ns, names, rate, "certs-cap", 5)
 	type rotation struct {
 		at     time.Time
 		serial string
 	}
 	var rots []rotation
+	prev := initial
 	for range rotations {
 		time.Sleep(every)
 		serial := rotate()
+		if serial == prev {
+			t.Fatalf("the certs tool did not issue a new serving certificate (serial %s)", serial)
+		}
+		prev = serial
 		rots = append(rots, rotation{at: time.Now(), serial: serial})
 	}
 	time.Sleep(every)
 	stopLoad()
-	rs := l.wait()
+	rs := l.Wait()
 	stopProbes()
 	<-probesDone
 
 	bad := 0
 	for _, r := range rs {
-		if r.err != nil || r.got != 5 {
+		if r.Err != nil || r.Got != 5 {
 			bad++
-			t.Errorf("dry-run scale of %s to 50 during rotation answered %d, %v: want 5 (clamped)", r.target, r.got, r.err)
+			t.Errorf("dry-run write of %s with 50 replicas during rotation answered %d, %v: want 5 (clamped, with the warning)", r.Target, r.Got, r.Err)
 		}
+	}
+	if len(rs) < 50 {
+		t.Errorf("only %d admission requests during the rotations: too few to show anything", len(rs))
 	}
 	failOpen := e.failOpen(t) - failOpen0
 	if failOpen != 0 {
@@ -253,7 +302,16 @@ func rotateUnderLoad(t *testing.T, e *env, ns string, names []string, rotate fun
 	if slowest > 15*time.Second {
 		t.Errorf("a new certificate took %v to be served: the contract is 15 s", slowest)
 	}
-	figure(t, "%d rotations every %v; %d dry-run scale requests through the API server, %d not clamped, API server fail-open count %v; %d handshakes, %d failed; new certificate served within %v (slowest)",
+	if resp, err := http.Get("http://" + w.Health + "/readyz?verbose"); err != nil {
+		t.Errorf("readiness after the rotations: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("not ready after the rotations: %s\n%s", resp.Status, body)
+		}
+	}
+	figure(t, "%d rotations every %v; %d dry-run writes (scale updates and creates) through the API server, %d not clamped with a warning, API server fail-open count %v; %d handshakes, %d failed; new certificate served within %v (slowest)",
 		len(rots), every, len(rs), bad, failOpen, len(probes), failedHandshakes, slowest.Round(time.Millisecond))
 }
 
@@ -350,13 +408,13 @@ func TestPolicyFlapUnderLoad(t *testing.T) {
 	e.mustSetPolicy(t, flapValid[5])
 	names := e.createDeployments(t, ns, 5, 2)
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool {
 		got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 		return err == nil && got == 5
 	})
 	restore := withoutPolicyWebhook(t, e)
 	// The API server sees the configuration change through its own informer.
-	waitFor(t, 10*time.Second, "an invalid policy gets past the API server", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "an invalid policy gets past the API server", func() bool {
 		return e.setPolicy(ctx, flapInvalid[0]) == nil
 	})
 
@@ -395,15 +453,15 @@ func TestPolicyFlapUnderLoad(t *testing.T) {
 	writes = append(writes, change{at: time.Now()})
 	time.Sleep(3 * time.Second)
 	stopLoad()
-	rs := l.wait()
+	rs := l.Wait()
 	restore()
 
 	var others int
 	for _, r := range rs {
-		if r.err != nil || (r.got != 5 && r.got != 7) {
+		if r.Err != nil || (r.Got != 5 && r.Got != 7) {
 			others++
 			t.Errorf("dry-run scale of %s to 50 at %v answered %d, %v: want 5 or 7, the clamps of the two valid policies",
-				r.target, r.start.Format("15:04:05.000"), r.got, r.err)
+				r.Target, r.Start.Format("15:04:05.000"), r.Got, r.Err)
 		}
 	}
 	// Propagation: for each valid write, the first answer given from its policy. An answer
@@ -424,14 +482,14 @@ func TestPolicyFlapUnderLoad(t *testing.T) {
 			}
 		}
 		for _, r := range rs {
-			if r.start.Before(c.at) || !r.start.Before(next) || r.err != nil {
+			if r.Start.Before(c.at) || !r.Start.Before(next) || r.Err != nil {
 				continue
 			}
-			if r.got == c.valid {
-				slowest = max(slowest, r.start.Add(r.dur).Sub(c.at))
+			if r.Got == c.valid {
+				slowest = max(slowest, r.Start.Add(r.Dur).Sub(c.at))
 				break
 			}
-			if r.got == prev && r.start.Sub(c.at) > 2*time.Second {
+			if r.Got == prev && r.Start.Sub(c.at) > 2*time.Second {
 				late++
 			}
 		}
@@ -442,17 +500,17 @@ func TestPolicyFlapUnderLoad(t *testing.T) {
 	}
 	// After the last (invalid) write: the last valid policy, and the metric says invalid.
 	final := rs[len(rs)-1]
-	if final.got != lastValid {
-		t.Errorf("after the flapping ended on an invalid policy, the answer is %d: want %d, the last valid policy", final.got, lastValid)
+	if final.Got != lastValid {
+		t.Errorf("after the flapping ended on an invalid policy, the answer is %d: want %d, the last valid policy", final.Got, lastValid)
 	}
 	m := webhookMetrics(t, w)
-	if v := sum(m, "replicapolicy_policy_valid"); v != 0 {
+	if v := m.Sum("replicapolicy_policy_valid"); v != 0 {
 		t.Errorf("replicapolicy_policy_valid = %v with an invalid policy in the ConfigMap, want 0", v)
 	}
-	reloads := fmt.Sprintf("valid %v, invalid %v", sum(m, "replicapolicy_policy_reloads_total", `result="valid"`), sum(m, "replicapolicy_policy_reloads_total", `result="invalid"`))
+	reloads := fmt.Sprintf("valid %v, invalid %v", m.Sum("replicapolicy_policy_reloads_total", `result="valid"`), m.Sum("replicapolicy_policy_reloads_total", `result="invalid"`))
 	// Requests whose /mutate and /validate calls saw different policies: /validate allows
 	// the value /mutate clamped to under the policy of a moment ago, with a warning.
-	straddled := sum(m, "replicapolicy_admission_decisions_total", `webhook="validate"`, `rule="flap"`, `outcome="warned"`)
+	straddled := m.Sum("replicapolicy_admission_decisions_total", `webhook="validate"`, `rule="flap"`, `outcome="warned"`)
 	figure(t, "%d policy writes every %v (half invalid, past the webhook); reloads %s; %d dry-run scale requests, %d answers other than the two valid clamps (%v saw the policy change between /mutate and /validate); a valid change answered within %v (slowest)",
 		len(writes), interval, reloads, len(rs), others, straddled, slowest.Round(time.Millisecond))
 }
@@ -474,19 +532,19 @@ func TestPolicyDeleteRecreate(t *testing.T) {
 		}
 		return got
 	}
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool { return answer() == 5 })
-	cms := e.admin.CoreV1().ConfigMaps(localcluster.Namespace)
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool { return answer() == 5 })
+	cms := e.admin.CoreV1().ConfigMaps(policy.DefaultNamespace)
 	var slowestDelete, slowestCreate time.Duration
 	cycles := pick(3, 20)
 	for range cycles {
-		if err := cms.Delete(ctx, "replica-policy", metav1.DeleteOptions{}); err != nil {
+		if err := cms.Delete(ctx, policy.DefaultConfigMapName, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		slowestDelete = max(slowestDelete, waitFor(t, 2*time.Second, "no bounds after the ConfigMap was deleted", func() bool { return answer() == 50 }))
+		slowestDelete = max(slowestDelete, harness.Eventually(t, 2*time.Second, poll, "no bounds after the ConfigMap was deleted", func() bool { return answer() == 50 }))
 		if err := e.setPolicy(ctx, doc); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
-		slowestCreate = max(slowestCreate, waitFor(t, 2*time.Second, "bounds enforced after the ConfigMap was created again", func() bool { return answer() == 5 }))
+		slowestCreate = max(slowestCreate, harness.Eventually(t, 2*time.Second, poll, "bounds enforced after the ConfigMap was created again", func() bool { return answer() == 5 }))
 	}
 	figure(t, "%d delete/create cycles: no bounds within %v of the delete, bounds again within %v of the create (slowest)",
 		cycles, slowestDelete.Round(time.Millisecond), slowestCreate.Round(time.Millisecond))

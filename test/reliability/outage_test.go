@@ -9,14 +9,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // TestOutageUnderLoad kills the webhook (SIGKILL) while a steady stream of out-of-bounds
 // scale writes runs through the API server, keeps writing through the outage, and restarts
 // it. Under the manifests' failurePolicy Ignore no write may fail; writes during the outage
 // get through unclamped, and the restarted binary's scaler must bring every one of them back
-// inside the bounds within 30 seconds of the restart (design.md, Reliability), although the
+// inside the bounds within 30 seconds of the restart (docs/design.md, Reliability), although the
 // killed process's leader Lease must expire first.
 func TestOutageUnderLoad(t *testing.T) {
 	e := startCluster(t)
@@ -35,7 +36,7 @@ func TestOutageUnderLoad(t *testing.T) {
 	e.mustSetPolicy(t, policyDoc("outage-cap", ns, 1, maxReplicas))
 	names := e.createDeployments(t, ns, deployments, 2)
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool {
 		got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 		return err == nil && got == maxReplicas
 	})
@@ -47,24 +48,24 @@ func TestOutageUnderLoad(t *testing.T) {
 	// during the outage, and only the scaler can bring them back.
 	var restarted atomic.Bool
 	writes := make([]atomic.Int32, len(names))
-	write := func(ctx context.Context, i int) result {
+	write := func(ctx context.Context, i int) harness.Write {
 		d := i % len(names)
 		if restarted.Load() {
 			d = i % (len(names) / 2)
 		}
 		sent := 20 + writes[d].Add(1)%30
 		got, err := scale(ctx, e.admin, ns, names[d], sent, false)
-		return result{target: names[d], sent: sent, got: got, err: err}
+		return harness.Write{Target: names[d], Sent: sent, Got: got, Err: err}
 	}
 
 	failOpen0 := e.failOpen(t)
 	lctx, stop := context.WithCancel(ctx)
-	l := startLoad(lctx, rate, write)
+	l := harness.StartLoad(lctx, rate, write)
 	// Phase 1: the webhook is up.
 	time.Sleep(before)
 	// Phase 2: SIGKILL, and keep writing.
 	var killedHolder string
-	waitFor(t, 10*time.Second, "the webhook holds the scaler's Lease", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the webhook holds the scaler's Lease", func() bool {
 		killedHolder = e.leaseHolder(t)
 		return killedHolder != ""
 	})
@@ -86,7 +87,7 @@ func TestOutageUnderLoad(t *testing.T) {
 	}
 	// Phase 3: restart, with writes going on; the clock starts when the process does.
 	restarted.Store(true)
-	w2, err := e.RunWebhook(ctx, localcluster.WebhookOptions{Binary: webhookBinary, Name: "webhook-2", NoWait: true})
+	w2, err := e.RunWebhook(ctx, harness.WebhookOptions{Binary: webhookBinary, Name: "webhook-2", NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestOutageUnderLoad(t *testing.T) {
 	}()
 	time.AfterFunc(after, stop)
 	var leaderAfter time.Duration
-	waitFor(t, 60*time.Second, "every Deployment back inside the bounds, writes stopped", func() bool {
+	harness.Eventually(t, 60*time.Second, poll, "every Deployment back inside the bounds, writes stopped", func() bool {
 		if leaderAfter == 0 && e.leaseHolder(t) != killedHolder {
 			leaderAfter = time.Since(w2.Started)
 		}
@@ -120,13 +121,13 @@ func TestOutageUnderLoad(t *testing.T) {
 		return true
 	})
 	converged := time.Since(w2.Started)
-	rs := l.wait()
+	rs := l.Wait()
 	failOpen := e.failOpen(t) - failOpen0
 	m2 := webhookMetrics(t, w2)
-	corrections := sum(m2, "replicapolicy_scaler_corrections_total", `rule="outage-cap"`)
+	corrections := m2.Sum("replicapolicy_scaler_corrections_total", `rule="outage-cap"`)
 	// Answers the restarted process gave from its empty start-up policy, before it had read
 	// the policy (and was not ready).
-	emptyPolicy := sum(m2, "replicapolicy_admission_decisions_total", `webhook="mutate"`, `outcome="no_rule"`)
+	emptyPolicy := m2.Sum("replicapolicy_admission_decisions_total", `webhook="mutate"`, `outcome="no_rule"`)
 	if n := e.failOpen(t) - <-failOpenAtReady; n != 0 {
 		t.Errorf("the API server counted %v webhook calls that failed open after the restarted webhook was ready", n)
 	}
@@ -137,41 +138,41 @@ func TestOutageUnderLoad(t *testing.T) {
 	if readyAfter.Load() == 0 {
 		t.Fatalf("the restarted webhook never became ready:\n%s", w2.Log())
 	}
-	var phases [3][]result // up, down (killed until the restarted process is ready), after
+	var phases [3][]harness.Write // up, down (killed until the restarted process is ready), after
 	var failed, straddled, slipped int
 	for _, r := range rs {
 		ph := 0
 		switch {
-		case !r.start.Before(ready):
+		case !r.Start.Before(ready):
 			ph = 2
-		case !r.start.Add(r.dur).Before(killed):
+		case !r.Start.Add(r.Dur).Before(killed):
 			ph = 1
 		}
 		phases[ph] = append(phases[ph], r)
 		switch {
-		case r.err != nil && strings.Contains(r.err.Error(), "the clamp was not applied") &&
-			!r.start.Before(w2.Started.Add(-time.Second)) && r.start.Before(ready.Add(time.Second)):
+		case r.Err != nil && strings.Contains(r.Err.Error(), "the clamp was not applied") &&
+			!r.Start.Before(w2.Started.Add(-time.Second)) && r.Start.Before(ready.Add(time.Second)):
 			// /mutate was refused, or answered from the empty start-up policy, and /validate
 			// was answered with the policy read: the partial fault of TestHungWebhook, at
 			// the instant of the restart. A retry is clamped.
 			straddled++
-		case r.err != nil:
+		case r.Err != nil:
 			failed++
-			t.Errorf("write %s -> %d, %v after the kill, failed: %v", r.target, r.sent, r.start.Sub(killed).Round(time.Millisecond), r.err)
-		case r.got > maxReplicas:
+			t.Errorf("write %s -> %d, %v after the kill, failed: %v", r.Target, r.Sent, r.Start.Sub(killed).Round(time.Millisecond), r.Err)
+		case r.Got > maxReplicas:
 			slipped++
 			if ph != 1 {
-				t.Errorf("write %s -> %d, %v after the kill (took %v; ready at %v), while the webhook was up, was not clamped: %d", r.target, r.sent,
-					r.start.Sub(killed).Round(time.Millisecond), r.dur.Round(time.Millisecond), ready.Sub(killed).Round(time.Millisecond), r.got)
+				t.Errorf("write %s -> %d, %v after the kill (took %v; ready at %v), while the webhook was up, was not clamped: %d", r.Target, r.Sent,
+					r.Start.Sub(killed).Round(time.Millisecond), r.Dur.Round(time.Millisecond), ready.Sub(killed).Round(time.Millisecond), r.Got)
 			}
-		case r.got != maxReplicas:
-			t.Errorf("write %s -> %d answered %d: neither clamped nor unchanged", r.target, r.sent, r.got)
+		case r.Got != maxReplicas:
+			t.Errorf("write %s -> %d answered %d: neither clamped nor unchanged", r.Target, r.Sent, r.Got)
 		}
 	}
 	// A write that fails open counts twice at the API server (/mutate and /validate).
 	figure(t, "writes %d (%d/s), failed %d (and %d rejected by /validate as they straddled the restart), got through unclamped %d (API server fail-open count %v; %v /mutate answers from the restarting process's empty start-up policy); Deployments outside the bounds at the restart %d/%d",
 		len(rs), rate, failed, straddled, slipped, failOpen, emptyPolicy, violators, len(stored))
-	figure(t, "write latency: webhook up %v; down (port closed) %v; after the restart %v", summarize(phases[0]), summarize(phases[1]), summarize(phases[2]))
+	figure(t, "write latency: webhook up %v; down (port closed) %v; after the restart %v", harness.Summarize(phases[0]), harness.Summarize(phases[1]), harness.Summarize(phases[2]))
 	figure(t, "after the restart (%v after the kill): ready in %v, leader in %v, every Deployment inside the bounds in %v; scaler corrections %v",
 		w2.Started.Sub(killed).Round(10*time.Millisecond), time.Duration(readyAfter.Load()).Round(10*time.Millisecond),
 		leaderAfter.Round(10*time.Millisecond), converged.Round(10*time.Millisecond), corrections)
@@ -189,7 +190,7 @@ func TestOutageUnderLoad(t *testing.T) {
 // leaseHolder returns the holder of the scaler's leader-election Lease ("" if none).
 func (e *env) leaseHolder(t *testing.T) string {
 	t.Helper()
-	l, err := e.admin.CoordinationV1().Leases(localcluster.Namespace).Get(context.Background(), "replica-policy-leader", metav1.GetOptions{})
+	l, err := e.admin.CoordinationV1().Leases(policy.DefaultNamespace).Get(context.Background(), "replica-policy-leader", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil {
 		return ""
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // shutdownDelay is the binary's --shutdown-delay default, which the manifests keep.
@@ -90,7 +92,7 @@ func TestGracefulShutdown(t *testing.T) {
 func shutdownRound(t *testing.T, e *env, ns string, names []string) {
 	w := e.runWebhook(t, "webhook")
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool {
 		got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 		return err == nil && got == 5
 	})
@@ -246,7 +248,7 @@ func shutdownRound(t *testing.T, e *env, ns string, names []string) {
 	exited := time.Since(sigterm)
 	slowWG.Wait()
 	stop()
-	rs := l.wait()
+	rs := l.Wait()
 	wg.Wait()
 
 	if exitErr != nil {
@@ -310,14 +312,14 @@ func shutdownRound(t *testing.T, e *env, ns string, names []string) {
 	var apiClamped, apiOpenAfter, apiBad int
 	for _, r := range rs {
 		switch {
-		case r.err == nil && r.got == 5:
+		case r.Err == nil && r.Got == 5:
 			apiClamped++
-		case r.err == nil && r.got == 50 && !r.start.Before(listenerEnd.Add(-250*time.Millisecond)):
+		case r.Err == nil && r.Got == 50 && !r.Start.Before(listenerEnd.Add(-250*time.Millisecond)):
 			// After the close, or a new connection at the close (see the direct requests).
 			apiOpenAfter++
 		default:
 			apiBad++
-			t.Errorf("dry-run scale through the API server at %v after SIGTERM answered %d, %v", r.start.Sub(sigterm).Round(time.Millisecond), r.got, r.err)
+			t.Errorf("dry-run scale through the API server at %v after SIGTERM answered %d, %v", r.Start.Sub(sigterm).Round(time.Millisecond), r.Got, r.Err)
 		}
 	}
 	exit := "exit code 0"

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/replica-policy/replica-policy/test/localcluster"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // webhookTimeout is timeoutSeconds of the mutate and validate webhooks in
@@ -95,7 +95,7 @@ func TestHungWebhook(t *testing.T) {
 	e.mustSetPolicy(t, policyDoc("slow-cap", ns, 1, 5))
 	names := e.createDeployments(t, ns, 2, 2)
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "the policy is in force", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool {
 		got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 		return err == nil && got == 5
 	})
@@ -130,7 +130,7 @@ func TestHungWebhook(t *testing.T) {
 		if err := w.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatalf("SIGCONT: %v\n%s", err, w.Log())
 		}
-		d := waitFor(t, 15*time.Second, "the resumed webhook clamps again", func() bool {
+		d := harness.Eventually(t, 15*time.Second, poll, "the resumed webhook clamps again", func() bool {
 			got, err := scale(ctx, e.admin, ns, names[0], 50, true)
 			return err == nil && got == 5
 		})
@@ -156,7 +156,7 @@ func TestHungWebhook(t *testing.T) {
 
 	// A pause that outlasts /mutate's timeout but not /validate's: the mutation fails open,
 	// and /validate, answered by the resumed process, finds replicas still outside a clamp
-	// rule's bounds and rejects the write (design.md: the validating webhook checks the
+	// rule's bounds and rejects the write (docs/design.md: the validating webhook checks the
 	// final object). Under failurePolicy Ignore this is the one way a webhook fault fails a
 	// write: when the webhook answers one call and not the other.
 	if err := w.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -388,7 +388,7 @@ func TestRequestPathNeverWaits(t *testing.T) {
 	e := startCluster(t)
 	p := startProxy(t, apiServerAddr(t, e))
 	ctx := context.Background()
-	w, err := e.RunWebhook(ctx, localcluster.WebhookOptions{Binary: webhookBinary, Name: "webhook", APIServer: p.URL()})
+	w, err := e.RunWebhook(ctx, harness.WebhookOptions{Binary: webhookBinary, Name: "webhook", APIServer: p.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,13 +413,13 @@ rules:
 		}
 	}
 	create("known")
-	waitFor(t, 10*time.Second, "the webhook has the Deployment's labels", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the webhook has the Deployment's labels", func() bool {
 		got, err := scale(ctx, e.admin, ns, "known", 50, true)
 		return err == nil && got == 3
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", e.Port)
 	tlsConfig := e.webhookTLS(t)
-	warns := &warningLog{}
+	warns := &harness.Warnings{}
 	cfg := rest.CopyConfig(e.Config)
 	cfg.WarningHandler = warns
 	user := kubernetes.NewForConfigOrDie(cfg)
@@ -442,8 +442,8 @@ rules:
 	if err != nil || got != 50 {
 		t.Fatalf("frozen API server: scale of the uncached Deployment answered %d, %v; want 50, allowed unchanged", got, err)
 	}
-	if !warns.has(`replica policy rule "web" could not be checked`) {
-		t.Errorf("no warning that the rule could not be checked; warnings: %q", warns.list)
+	if !warns.Has(`replica policy rule "web" could not be checked`) {
+		t.Errorf("no warning that the rule could not be checked; warnings: %q", warns.List())
 	}
 	_, dwarns, dd := directReview(t, tlsConfig, addr, ns, "fresh")
 	figure(t, "API server frozen for the webhook: scale of an uncached Deployment allowed unchanged in %v through the API server (%v direct), warning %q",
@@ -453,19 +453,19 @@ rules:
 	l := dryRunLoad(lctx, e, ns, []string{"known"}, 20)
 	time.Sleep(freeze - time.Since(frozenAt))
 	stop()
-	rs := l.wait()
+	rs := l.Wait()
 	for _, r := range rs {
-		if r.err != nil || r.got != 3 {
-			t.Errorf("frozen API server: dry-run scale of the cached Deployment answered %d, %v", r.got, r.err)
+		if r.Err != nil || r.Got != 3 {
+			t.Errorf("frozen API server: dry-run scale of the cached Deployment answered %d, %v", r.Got, r.Err)
 		}
 	}
-	lat := summarize(rs)
-	if lat.max > 2*time.Second {
-		t.Errorf("frozen API server: an admission request took %v", lat.max)
+	lat := harness.Summarize(rs)
+	if lat.Max > 2*time.Second {
+		t.Errorf("frozen API server: an admission request took %v", lat.Max)
 	}
 	p.set(false)
 	thawed := time.Now()
-	corrected := waitFor(t, 30*time.Second, "the scaler corrects the Deployment that got through", func() bool {
+	corrected := harness.Eventually(t, 30*time.Second, poll, "the scaler corrects the Deployment that got through", func() bool {
 		m, err := e.replicas(ctx, ns)
 		return err == nil && m["fresh"] == 3
 	})
@@ -504,11 +504,11 @@ rules:
 	// refused and fail open (counted), instead of being answered from an empty policy.
 	dead := startProxy(t, apiServerAddr(t, e))
 	dead.set(true)
-	port, err := localcluster.FreePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := e.RunWebhook(ctx, localcluster.WebhookOptions{Binary: webhookBinary, Name: "unreachable", APIServer: dead.URL(), NoWait: true,
+	w2, err := e.RunWebhook(ctx, harness.WebhookOptions{Binary: webhookBinary, Name: "unreachable", APIServer: dead.URL(), NoWait: true,
 		Args: []string{"--port", fmt.Sprint(port)}})
 	if err != nil {
 		t.Fatal(err)
@@ -527,11 +527,11 @@ rules:
 	// Start-up: the webhook server listens before the policy is read and the caches have
 	// synced (readiness is false meanwhile). Requests in that window are answered at once,
 	// from an empty policy: allowed unchanged, without a warning.
-	port3, err := localcluster.FreePort()
+	port3, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w3, err := e.RunWebhook(ctx, localcluster.WebhookOptions{Binary: webhookBinary, Name: "starting", NoWait: true,
+	w3, err := e.RunWebhook(ctx, harness.WebhookOptions{Binary: webhookBinary, Name: "starting", NoWait: true,
 		Args: []string{"--port", fmt.Sprint(port3)}})
 	if err != nil {
 		t.Fatal(err)
@@ -567,29 +567,6 @@ rules:
 	}
 	figure(t, "started while the API server is unreachable: never listens (API server calls refused, fail open); start-up: %d requests answered from an empty policy (allowed unchanged, no warning) before the first clamp %v after exec, slowest answer %v",
 		unbounded, firstClamp.Round(time.Millisecond), slowest.Round(time.Millisecond))
-}
-
-// warningLog collects the warnings the API server passes back.
-type warningLog struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warningLog) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warningLog) has(part string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range w.list {
-		if strings.Contains(s, part) {
-			return true
-		}
-	}
-	return false
 }
 
 // apiServerAddr is host:port of the control plane's API server.

@@ -25,7 +25,7 @@ import (
 	"github.com/go-logr/logr"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/replica-policy/replica-policy/bench"
+	"github.com/replica-policy/replica-policy/internal/bench"
 	"github.com/replica-policy/replica-policy/pkg/admission"
 )
 

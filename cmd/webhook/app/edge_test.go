@@ -21,10 +21,13 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // The edge tests send bad input at every edge of the running command: malformed and huge
@@ -93,11 +96,14 @@ func (w webhookConn) review(t *testing.T, path, contentType string, body io.Read
 // reviewJSON is an AdmissionReview for a Deployment create in namespace edge: 50 replicas,
 // which the edge policy clamps to 10.
 func reviewJSON(uid string) []byte {
-	obj, _ := json.Marshal(deployment("edge", "direct", 50, nil))
-	return []byte(fmt.Sprintf(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":%q,`+
-		`"kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},`+
-		`"name":"direct","namespace":"edge","operation":"CREATE","userInfo":{"username":"edge-test"},"object":%s}}`, uid, obj))
+	fifty := int32(50)
+	r := harness.DeploymentReview(uid, "edge", "direct", nil, &fifty, nil)
+	r.UserInfo = edgeUser
+	return r.JSON()
 }
+
+// edgeUser is the requester of the reviews the edge tests send directly.
+var edgeUser = &authenticationv1.UserInfo{Username: "edge-test"}
 
 // stillServes checks that the webhook answers a good request directly, clamped.
 func (w webhookConn) stillServes(t *testing.T) {
@@ -115,12 +121,12 @@ func TestEdges(t *testing.T) {
 	for _, ns := range []string{"edge", "edge-big"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
-	if err := f.setPolicy(ctx, edgePolicy); err != nil {
+	if err := harness.SetPolicy(ctx, f.client, edgePolicy); err != nil {
 		t.Fatal(err)
 	}
 	deps := f.client.AppsV1().Deployments("edge")
-	waitFor(t, "edge policy in force", func() bool {
-		d, err := deps.Create(ctx, deployment("edge", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "edge policy in force", func() bool {
+		d, err := deps.Create(ctx, harness.Deployment("edge", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
 	f.warns.Take()
@@ -419,7 +425,7 @@ func testSlowClients(t *testing.T, f *fixture, w webhookConn) {
 	var slowest time.Duration
 	for i := range 5 {
 		start := time.Now()
-		d, err := deps.Create(context.Background(), deployment("edge", fmt.Sprintf("during-stall-%d", i), 50, nil), metav1.CreateOptions{})
+		d, err := deps.Create(context.Background(), harness.Deployment("edge", fmt.Sprintf("during-stall-%d", i), 50, nil), metav1.CreateOptions{})
 		took := time.Since(start)
 		if err != nil {
 			t.Fatal(err)
@@ -483,7 +489,7 @@ wait:
 }
 
 func testNilReplicas(t *testing.T, f *fixture) {
-	d := deployment("edge", "defaulted", 0, nil)
+	d := harness.Deployment("edge", "defaulted", 0, nil)
 	d.Spec.Replicas = nil
 	f.warns.Take()
 	got, err := f.client.AppsV1().Deployments("edge").Create(context.Background(), d, metav1.CreateOptions{})
@@ -500,7 +506,7 @@ func testNilReplicas(t *testing.T, f *fixture) {
 func testNegativeReplicas(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	deps := f.client.AppsV1().Deployments("edge")
-	if _, err := deps.Create(ctx, deployment("edge", "scaled", 4, nil), metav1.CreateOptions{}); err != nil {
+	if _, err := deps.Create(ctx, harness.Deployment("edge", "scaled", 4, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.warns.Take()
@@ -525,12 +531,12 @@ func testNegativeReplicas(t *testing.T, f *fixture) {
 	_, err := deps.UpdateScale(ctx, "scaled", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "scaled", Namespace: "edge"}, Spec: autoscalingv1.ScaleSpec{Replicas: -1}}, metav1.UpdateOptions{})
 	checkRejected("a Scale", err)
 	assertStored(t, f.client, "edge", "scaled", 4)
-	_, err = deps.Create(ctx, deployment("edge", "negative", -1, nil), metav1.CreateOptions{})
+	_, err = deps.Create(ctx, harness.Deployment("edge", "negative", -1, nil), metav1.CreateOptions{})
 	checkRejected("a Deployment create", err)
 }
 
 func testNotHandled(t *testing.T, w webhookConn) {
-	dep, _ := json.Marshal(deployment("edge", "web", 50, nil))
+	dep, _ := json.Marshal(harness.Deployment("edge", "web", 50, nil))
 	for i, tc := range []struct {
 		name               string
 		kindGroup, kind    string
@@ -549,17 +555,12 @@ func testNotHandled(t *testing.T, w webhookConn) {
 		{"deployments of another group", "extensions", "Deployment", "extensions", "deployments", "", string(dep),
 			`replica-policy does not handle deployments (group "extensions")`},
 	} {
-		sub := ""
-		if tc.subResource != "" {
-			sub = fmt.Sprintf(`"subResource":%q,`, tc.subResource)
-		}
 		uid := fmt.Sprintf("not-handled-%d", i)
-		body := fmt.Sprintf(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":%q,`+
-			`"kind":{"group":%q,"version":"v1","kind":%q},"resource":{"group":%q,"version":"v1","resource":%q},%s`+
-			`"name":"x","namespace":"edge","operation":"UPDATE","userInfo":{"username":"edge-test"},"object":%s,"oldObject":%s}}`,
-			uid, tc.kindGroup, tc.kind, tc.group, tc.resource, sub, tc.object, tc.object)
+		body := harness.Review{UID: uid, Operation: admissionv1.Update, Namespace: "edge", Name: "x",
+			Kind: tc.kind, KindGroup: tc.kindGroup, KindVersion: "v1", Group: tc.group, Resource: tc.resource, SubResource: tc.subResource,
+			Object: []byte(tc.object), OldObject: []byte(tc.object), UserInfo: edgeUser}.JSON()
 		for _, path := range []string{"/mutate", "/validate"} {
-			code, ans := w.review(t, path, "application/json", strings.NewReader(body))
+			code, ans := w.review(t, path, "application/json", bytes.NewReader(body))
 			if code != http.StatusOK || !ans.Allowed || string(ans.UID) != uid || ans.Patch != nil || len(ans.Warnings) != 1 || ans.Warnings[0] != tc.wantWarned {
 				t.Errorf("%s at %s: want allowed unchanged with warning %q, got HTTP %d allowed=%t uid %q patch=%s warnings %q",
 					tc.name, path, tc.wantWarned, code, ans.Allowed, ans.UID, ans.Patch, ans.Warnings)
@@ -614,20 +615,20 @@ func testHugePolicy(t *testing.T, f *fixture) {
 
 	// The validating webhook reads all of it: a mistake in the very last rule is named.
 	start := time.Now()
-	err := f.setPolicy(ctx, broken)
+	err := harness.SetPolicy(ctx, f.client, broken)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rules[%d].maxReplicas: Invalid value: 3: must be greater than or equal to minReplicas (4)", rules-1)) {
 		t.Fatalf("a %d-byte policy with its last rule broken: %v, want it rejected naming rules[%d]", len(broken), err, rules-1)
 	}
 	t.Logf("%d-byte policy with a broken last rule rejected at apply in %v", len(broken), time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	if err := f.setPolicy(ctx, doc); err != nil {
+	if err := harness.SetPolicy(ctx, f.client, doc); err != nil {
 		t.Fatalf("a valid %d-byte policy of %d rules: %v", len(doc), rules, err)
 	}
 	applied := time.Since(start)
 	deps := f.client.AppsV1().Deployments("edge-big")
 	for {
-		d, err := deps.Create(ctx, deployment("edge-big", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		d, err := deps.Create(ctx, harness.Deployment("edge-big", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil && *d.Spec.Replicas == 3 {
 			break
 		}
@@ -649,7 +650,7 @@ func testHugePolicy(t *testing.T, f *fixture) {
 	}
 
 	// The workloads the other rules name are still matched by their rule.
-	d, err := f.client.AppsV1().Deployments("edge").Create(ctx, deployment("edge", "outside-big", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	d, err := f.client.AppsV1().Deployments("edge").Create(ctx, harness.Deployment("edge", "outside-big", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil || *d.Spec.Replicas != 50 {
 		t.Errorf("namespace edge, which the big policy does not name: %v replicas %v, want 50 unchanged", err, d)
 	}

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,38 +18,27 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/replica-policy/replica-policy/test/controlplane"
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // The integration tests run the command's own Run() against a real kube-apiserver, with
 // the webhook configurations of manifests/base registered (pointed at this process), and
 // check what a user of kubectl or client-go sees.
 
-const policyNS = "replica-policy-system"
-
 type fixture struct {
-	env    *controlplane.Env
+	env    *harness.ControlPlane
 	client kubernetes.Interface
-	warns  *controlplane.Warnings
+	warns  *harness.Warnings
 	health string // host:port of /healthz and /readyz
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startWebhook starts a control plane and the webhook (scaler off unless enabled) and waits
 // until it is ready.
 func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	t.Helper()
-	env := controlplane.Start(t, controlplane.Options{
-		WebhookPaths: []string{filepath.Join(controlplane.RepoRoot(), "manifests", "base", "webhooks.yaml")},
+	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{
+		WebhookPaths: []string{filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml")},
 	})
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.AdminKubeconfig(kubeconfig); err != nil {
@@ -63,7 +50,7 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	o.CertDir = wio.LocalServingCertDir
 	o.Port = wio.LocalServingPort
 	o.MetricsBindAddress = "0"
-	health := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	health := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
@@ -85,11 +72,11 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 		}
 	})
 
-	f := &fixture{env: env, warns: &controlplane.Warnings{}, health: health}
+	f := &fixture{env: env, warns: &harness.Warnings{}, health: health}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNS}})
+	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}})
 	f.waitReady(t)
 	return f
 }
@@ -129,41 +116,6 @@ func mustCreate[T interface{ GetName() string }](t *testing.T, c kubernetes.Inte
 	}
 }
 
-// setPolicy creates or updates the policy ConfigMap and returns the API server's error.
-func (f *fixture) setPolicy(ctx context.Context, doc string) error {
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: policyNS, Name: "replica-policy"},
-		Data:       map[string]string{"policy.yaml": doc},
-	}
-	cms := f.client.CoreV1().ConfigMaps(policyNS)
-	cur, err := cms.Get(ctx, cm.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	cur.Data = cm.Data
-	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
-	return err
-}
-
-func deployment(ns, name string, replicas int32, labels map[string]string) *appsv1.Deployment {
-	sel := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
-			},
-		},
-	}
-}
-
 const basePolicy = `apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 exemptNamespaces: [exempt]
@@ -194,18 +146,18 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	for _, ns := range []string{"apps", "strict-a", "loose", "exempt"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
-	if err := f.setPolicy(ctx, basePolicy); err != nil {
+	if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "policy in force", func() bool {
-		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, deployment("apps", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "policy in force", func() bool {
+		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
 	f.warns.Take()
 	deps := f.client.AppsV1().Deployments("apps")
 
 	t.Run("create is clamped to max with a warning naming the rule", func(t *testing.T) {
-		d, err := deps.Create(ctx, deployment("apps", "api", 50, nil), metav1.CreateOptions{})
+		d, err := deps.Create(ctx, harness.Deployment("apps", "api", 50, nil), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,14 +214,14 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("selector rule applies to a scale request through the parent's labels", func(t *testing.T) {
-		if _, err := deps.Create(ctx, deployment("apps", "web", 4, map[string]string{"tier": "web"}), metav1.CreateOptions{}); err != nil {
+		if _, err := deps.Create(ctx, harness.Deployment("apps", "web", 4, map[string]string{"tier": "web"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		f.warns.Take()
 		// The parent must be in the webhook's cache before its Scale can be matched.
-		waitFor(t, "web deployment in the webhook cache", func() bool {
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "web deployment in the webhook cache", func() bool {
 			_, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err == nil && hasWarning(f.warns.Take(), `clamped to 6 by replica policy rule "web-tier"`)
+			return err == nil && harness.HasWarning(f.warns.Take(), `clamped to 6 by replica policy rule "web-tier"`)
 		})
 		s, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 8}}, metav1.UpdateOptions{})
 		if err != nil {
@@ -281,7 +233,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("deny rule rejects with field, value, bounds and rule", func(t *testing.T) {
-		_, err := f.client.AppsV1().Deployments("strict-a").Create(ctx, deployment("strict-a", "big", 7, nil), metav1.CreateOptions{})
+		_, err := f.client.AppsV1().Deployments("strict-a").Create(ctx, harness.Deployment("strict-a", "big", 7, nil), metav1.CreateOptions{})
 		if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
 			t.Fatalf("want a rejection, got %v", err)
 		}
@@ -298,19 +250,19 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	t.Run("deny rule never blocks an update that leaves replicas unchanged", func(t *testing.T) {
 		// Created while the policy allowed it: a deny rule that is tightened later must not
 		// block an image rollout.
-		if err := f.setPolicy(ctx, strings.Replace(basePolicy, "maxReplicas: 5", "maxReplicas: 50", 1)); err != nil {
+		if err := harness.SetPolicy(ctx, f.client, strings.Replace(basePolicy, "maxReplicas: 5", "maxReplicas: 50", 1)); err != nil {
 			t.Fatal(err)
 		}
 		sd := f.client.AppsV1().Deployments("strict-a")
-		waitFor(t, "loosened policy", func() bool {
-			_, err := sd.Create(ctx, deployment("strict-a", "legacy", 8, nil), metav1.CreateOptions{})
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "loosened policy", func() bool {
+			_, err := sd.Create(ctx, harness.Deployment("strict-a", "legacy", 8, nil), metav1.CreateOptions{})
 			return err == nil
 		})
-		if err := f.setPolicy(ctx, basePolicy); err != nil {
+		if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "tightened policy", func() bool {
-			_, err := sd.Create(ctx, deployment("strict-a", "probe", 8, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "tightened policy", func() bool {
+			_, err := sd.Create(ctx, harness.Deployment("strict-a", "probe", 8, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			return err != nil
 		})
 		d, err := sd.Get(ctx, "legacy", metav1.GetOptions{})
@@ -329,7 +281,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 
 	t.Run("warn rule allows with a warning", func(t *testing.T) {
 		f.warns.Take()
-		d, err := f.client.AppsV1().Deployments("loose").Create(ctx, deployment("loose", "chatty", 9, nil), metav1.CreateOptions{})
+		d, err := f.client.AppsV1().Deployments("loose").Create(ctx, harness.Deployment("loose", "chatty", 9, nil), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +296,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("exempt namespace is untouched", func(t *testing.T) {
-		d, err := f.client.AppsV1().Deployments("exempt").Create(ctx, deployment("exempt", "free", 99, nil), metav1.CreateOptions{})
+		d, err := f.client.AppsV1().Deployments("exempt").Create(ctx, harness.Deployment("exempt", "free", 99, nil), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,12 +328,12 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("a policy edit takes effect within 2 seconds", func(t *testing.T) {
-		if err := f.setPolicy(ctx, strings.Replace(basePolicy, "maxReplicas: 10", "maxReplicas: 7", 1)); err != nil {
+		if err := harness.SetPolicy(ctx, f.client, strings.Replace(basePolicy, "maxReplicas: 10", "maxReplicas: 7", 1)); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
 		for {
-			d, err := deps.Create(ctx, deployment("apps", "live", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			d, err := deps.Create(ctx, harness.Deployment("apps", "live", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err == nil && *d.Spec.Replicas == 7 {
 				break
 			}
@@ -395,7 +347,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 
 	t.Run("an invalid policy is rejected at apply with every error and the old one stays", func(t *testing.T) {
 		bad := basePolicy + "- name: capped\n  minReplicas: 5\n  maxReplicas: 1\n  maxReplica: 3\n"
-		err := f.setPolicy(ctx, bad)
+		err := harness.SetPolicy(ctx, f.client, bad)
 		if err == nil {
 			t.Fatal("invalid policy was accepted")
 		}
@@ -405,7 +357,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 			}
 		}
 		// Unknown fields stop parsing; with them fixed, every validation error is listed.
-		err = f.setPolicy(ctx, basePolicy+"- name: capped\n  minReplicas: 5\n  maxReplicas: 1\n  action: block\n")
+		err = harness.SetPolicy(ctx, f.client, basePolicy+"- name: capped\n  minReplicas: 5\n  maxReplicas: 1\n  action: block\n")
 		if err == nil {
 			t.Fatal("invalid policy was accepted")
 		}
@@ -414,7 +366,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 				t.Errorf("rejection %q does not mention %s", err.Error(), part)
 			}
 		}
-		d, err := deps.Create(ctx, deployment("apps", "after-bad", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		d, err := deps.Create(ctx, harness.Deployment("apps", "after-bad", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,29 +387,9 @@ func assertStored(t *testing.T, c kubernetes.Interface, ns, name string, want in
 	}
 }
 
-func hasWarning(ws []string, part string) bool {
-	for _, w := range ws {
-		if strings.Contains(w, part) {
-			return true
-		}
-	}
-	return false
-}
-
 func assertWarning(t *testing.T, ws []string, part string) {
 	t.Helper()
-	if !hasWarning(ws, part) {
+	if !harness.HasWarning(ws, part) {
 		t.Fatalf("no warning containing %q in %q", part, ws)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,0 +1,46 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// BuildWebhook builds the webhook binary into out with exactly the Makefile target the
+// Dockerfile runs (`make build`: static, trimmed, version stamped).
+func BuildWebhook(ctx context.Context, out string) error {
+	if _, err := exec.LookPath("make"); err != nil {
+		return fmt.Errorf("make is required to build the binary the way the Dockerfile does: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "make", "-C", RepoRoot(), "build", "OUT="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make build: %w\n%s", err, b)
+	}
+	return nil
+}
+
+// LogWriter is an io.Writer that logs each write as a line of t's log (for a Cluster's
+// progress lines).
+func LogWriter(t testing.TB) io.Writer { return testWriter{t} }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// WarningClient is a client of cfg whose Warning headers land in the returned collector.
+func WarningClient(cfg *rest.Config) (kubernetes.Interface, *Warnings, error) {
+	cfg = rest.CopyConfig(cfg)
+	warns := &Warnings{}
+	cfg.WarningHandler = warns
+	cs, err := kubernetes.NewForConfig(cfg)
+	return cs, warns, err
+}

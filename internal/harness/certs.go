@@ -1,0 +1,28 @@
+package harness
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/replica-policy/replica-policy/certs/certgen"
+)
+
+// GenerateCerts does what `go run ./certs --out-dir outDir --extra-san ...` does, through
+// certs/certgen, and returns the tool's report: a CA (ca.crt, ca.key) and a serving
+// certificate (tls.crt, tls.key) for the manifests' Service and extraSANs (e.g. "127.0.0.1"
+// for a webhook on this machine). Rerun on a folder that holds a CA, it keeps the CA and
+// issues a new serving certificate, each file replaced by a rename, as the manifests'
+// rotation procedure does.
+func GenerateCerts(outDir string, extraSANs ...string) (string, error) {
+	o := certgen.NewOptions()
+	o.OutDir = outDir
+	o.ExtraSANs = extraSANs
+	if err := o.Validate(); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	if err := certgen.Generate(o, &out); err != nil {
+		return out.String(), fmt.Errorf("certs tool: %w", err)
+	}
+	return out.String(), nil
+}
