@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // benchPolicy has n rules; the request's namespace "target" matches only the last one.
@@ -36,8 +38,8 @@ func BenchmarkHandle(b *testing.B) {
 		namespaces: map[string]map[string]string{"target": {"env": "prod"}},
 	}
 	requests := map[string]admission.Request{
-		"deployment-create": deploymentReview("bench", "target", "web", nil, ptr(int32(50)), map[string]string{"app": "web"}).Request(b),
-		"scale-update":      scaleReview("bench", "target", "web", 3, 50).Request(b),
+		"deployment-create": harness.DeploymentReview("bench", "target", "web", nil, ptr(int32(50)), map[string]string{"app": "web"}).Request(b),
+		"scale-update":      harness.ScaleReview("bench", "target", "web", 3, 50).Request(b),
 	}
 	for _, kind := range []string{"deployment-create", "scale-update"} {
 		for _, rules := range []string{"literal", "glob"} {

@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -491,7 +492,7 @@ func TestDecideThroughRequest(t *testing.T) {
 	swapped := mustLoad(t, header+"rules:\n- {name: zero-ok, namespaces: [batch], minReplicas: 2, allowZero: true}\n- {name: floor, minReplicas: 2, maxReplicas: 10}\n")
 	lookup := &fakeLookup{workloads: map[string]map[string]string{"apps/web": {}, "batch/job": {}}, namespaces: map[string]map[string]string{"apps": {}, "batch": {}}}
 
-	r, err := newRequest(deploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), workload.Deployment, lookup)
+	r, err := newRequest(harness.DeploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +501,7 @@ func TestDecideThroughRequest(t *testing.T) {
 		t.Errorf("Deployment without replicas: want 1 raised to 2, got request %+v decision %+v", r, d)
 	}
 
-	r, err = newRequest(scaleReview("u2", "batch", "job", 3, 0).Request(t), workload.Deployment, lookup)
+	r, err = newRequest(harness.ScaleReview("u2", "batch", "job", 3, 0).Request(t), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	sigsjson "sigs.k8s.io/json"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -61,17 +62,17 @@ func FuzzHandler(f *testing.F) {
 	const uid = "705ab4f5-6393-11e8-b7cc-42010a800002"
 	old, fifty := ptr(int32(3)), ptr(int32(50))
 	policyDoc := map[string]string{policy.ConfigMapKey: fuzzPolicy}
-	for _, r := range []review{
-		deploymentReview(uid, "prod", "web", nil, fifty, map[string]string{"tier": "web"}),
-		deploymentReview(uid, "prod", "web", old, ptr(int32(0)), map[string]string{"tier": "web"}),
-		deploymentReview(uid, "strict-a", "big", nil, ptr(int32(7)), nil),
-		deploymentReview(uid, "loose", "chatty", old, ptr(int32(9)), nil),
-		deploymentReview(uid, "free-1", "any", nil, nil, nil),
-		deploymentReview(uid, "other", "same", old, old, nil),
-		scaleReview(uid, "prod", "web", 3, 0),
-		scaleReview(uid, "prod", "web", 3, 40),
-		scaleReview(uid, "prod", "uncached", 3, 40),
-		scaleReview(uid, "strict-b", "db", 3, 8),
+	for _, r := range []harness.Review{
+		harness.DeploymentReview(uid, "prod", "web", nil, fifty, map[string]string{"tier": "web"}),
+		harness.DeploymentReview(uid, "prod", "web", old, ptr(int32(0)), map[string]string{"tier": "web"}),
+		harness.DeploymentReview(uid, "strict-a", "big", nil, ptr(int32(7)), nil),
+		harness.DeploymentReview(uid, "loose", "chatty", old, ptr(int32(9)), nil),
+		harness.DeploymentReview(uid, "free-1", "any", nil, nil, nil),
+		harness.DeploymentReview(uid, "other", "same", old, old, nil),
+		harness.ScaleReview(uid, "prod", "web", 3, 0),
+		harness.ScaleReview(uid, "prod", "web", 3, 40),
+		harness.ScaleReview(uid, "prod", "uncached", 3, 40),
+		harness.ScaleReview(uid, "strict-b", "db", 3, 8),
 		configMapReview(uid, admissionv1.Create, policyDoc),
 		configMapReview(uid, admissionv1.Update, map[string]string{policy.ConfigMapKey: "rules: [{name: a, maxReplica: 1}]"}),
 		configMapReview(uid, admissionv1.Create, nil),
@@ -86,7 +87,7 @@ func FuzzHandler(f *testing.F) {
 		workloads:  map[string]map[string]string{"prod/web": {"tier": "web"}},
 		namespaces: map[string]map[string]string{"prod": {"env": "prod"}, "strict-a": {}, "loose": {}},
 	}
-	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy", Options: opts}
+	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Options: opts}
 	// The decision metric, alone in a registry of its own for checkKindLabels.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(decisions)
@@ -143,14 +144,14 @@ func checkKindLabels(t *testing.T, reg *prometheus.Registry) {
 }
 
 // configMapReview is a write of the policy ConfigMap holding data.
-func configMapReview(uid string, op admissionv1.Operation, data map[string]string) review {
+func configMapReview(uid string, op admissionv1.Operation, data map[string]string) harness.Review {
 	obj, _ := json.Marshal(policyConfigMap(data[policy.ConfigMapKey]))
 	if data == nil {
 		obj = []byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"replica-policy","namespace":"` + ownNamespace + `"}}`)
 	}
-	r := review{uid: uid, op: op, namespace: ownNamespace, name: "replica-policy", kind: "ConfigMap", resource: "configmaps", object: obj}
+	r := harness.Review{UID: uid, Operation: op, Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Kind: "ConfigMap", Resource: "configmaps", Object: obj}
 	if op == admissionv1.Update {
-		r.oldObject = obj
+		r.OldObject = obj
 	}
 	return r
 }

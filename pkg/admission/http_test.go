@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 )
@@ -45,7 +46,7 @@ func server(t *testing.T, doc string, lookup Lookup) *httptest.Server {
 	if doc != "" {
 		store = mustStore(t, doc)
 	}
-	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy", Options: policy.Options{AlwaysExempt: []string{ownNamespace}}}
+	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Options: policy.Options{AlwaysExempt: []string{ownNamespace}}}
 	mux := http.NewServeMux()
 	mutate, validate := NewHandlers(store, lookup, ref)
 	mux.Handle(MutatePath, Webhook(mutate))
@@ -94,7 +95,7 @@ func decodeAnswer(t *testing.T, status int, contentType string, body io.Reader) 
 
 // typed checks the answer to a decoded request: the AdmissionReview names its version,
 // as the API server requires, and carries the request's UID.
-func typed(t *testing.T, url string, r review) *admissionv1.AdmissionResponse {
+func typed(t *testing.T, url string, r harness.Review) *admissionv1.AdmissionResponse {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader(r.JSON()))
 	if err != nil {
@@ -107,8 +108,8 @@ func typed(t *testing.T, url string, r review) *admissionv1.AdmissionResponse {
 		t.Fatalf("answer is not an admission.k8s.io/v1 AdmissionReview (%v): %s", err, raw)
 	}
 	ans := decodeAnswer(t, resp.StatusCode, resp.Header.Get("Content-Type"), bytes.NewReader(raw))
-	if string(ans.UID) != r.uid {
-		t.Errorf("answer UID %q, want the request's %q", ans.UID, r.uid)
+	if string(ans.UID) != r.UID {
+		t.Errorf("answer UID %q, want the request's %q", ans.UID, r.UID)
 	}
 	return ans
 }
@@ -155,12 +156,12 @@ func applyPatch(t *testing.T, ans *admissionv1.AdmissionResponse, obj []byte, wa
 
 func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
-	r := deploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d10", "prod", "web", nil, ptr(int32(50)), map[string]string{"app": "web"})
+	r := harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d10", "prod", "web", nil, ptr(int32(50)), map[string]string{"app": "web"})
 	ans := typed(t, srv.URL+MutatePath, r)
 	if !ans.Allowed {
 		t.Fatalf("denied: %+v", ans.Result)
 	}
-	if got := applyPatch(t, ans, r.object, "add"); got != 10 {
+	if got := applyPatch(t, ans, r.Object, "add"); got != 10 {
 		t.Errorf("patched replicas %d, want 10", got)
 	}
 	if want := []string{`spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
@@ -175,7 +176,7 @@ func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	}
 
 	// In bounds: allowed, no patch, no warning, no audit annotation.
-	r = deploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d11", "prod", "web", nil, ptr(int32(5)), nil)
+	r = harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d11", "prod", "web", nil, ptr(int32(5)), nil)
 	ans = typed(t, srv.URL+MutatePath, r)
 	if !ans.Allowed || ans.Patch != nil || ans.PatchType != nil || len(ans.Warnings) > 0 || len(ans.AuditAnnotations) > 0 {
 		t.Errorf("in bounds: want a bare allow, got %+v", ans)
@@ -184,20 +185,20 @@ func TestHTTPDeploymentCreateClamped(t *testing.T) {
 
 func TestHTTPScaleToZeroClampedUp(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
-	r := scaleReview("5c8d2b1a-0f7e-4d3c-8b9a-1e2f3a4b5c6d", "prod", "web", 3, 0)
+	r := harness.ScaleReview("5c8d2b1a-0f7e-4d3c-8b9a-1e2f3a4b5c6d", "prod", "web", 3, 0)
 	ans := typed(t, srv.URL+MutatePath, r)
 	if !ans.Allowed {
 		t.Fatalf("denied: %+v", ans.Result)
 	}
 	// The Scale has "spec":{}: the patch must add the member, not replace a missing one.
-	if got := applyPatch(t, ans, r.object, "add"); got != 2 {
+	if got := applyPatch(t, ans, r.Object, "add"); got != 2 {
 		t.Errorf("patched replicas %d, want 2", got)
 	}
 	if want := []string{`spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
 		t.Errorf("warnings %q, want %q", ans.Warnings, want)
 	}
 	// /validate sees the final object, with the patch applied: allowed.
-	r.object = scaleJSON("prod", "web", 2)
+	r.Object = harness.ScaleJSON("prod", "web", 2)
 	if ans := typed(t, srv.URL+ValidatePath, r); !ans.Allowed || len(ans.Warnings) > 0 {
 		t.Errorf("validate after the clamp: want allowed silently, got %+v", ans)
 	}
@@ -205,7 +206,7 @@ func TestHTTPScaleToZeroClampedUp(t *testing.T) {
 
 func TestHTTPDenyAndWarn(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
-	r := deploymentReview("d1", "strict", "big", nil, ptr(int32(7)), nil)
+	r := harness.DeploymentReview("d1", "strict", "big", nil, ptr(int32(7)), nil)
 	for _, path := range []string{MutatePath, ValidatePath} {
 		ans := typed(t, srv.URL+path, r)
 		if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusUnprocessableEntity || ans.Result.Reason != metav1.StatusReasonInvalid {
@@ -220,7 +221,7 @@ func TestHTTPDenyAndWarn(t *testing.T) {
 			t.Errorf("%s: a denial carries a patch", path)
 		}
 	}
-	r = deploymentReview("w1", "loose", "chatty", nil, ptr(int32(9)), nil)
+	r = harness.DeploymentReview("w1", "loose", "chatty", nil, ptr(int32(9)), nil)
 	// One call decides: the warning comes from /mutate, and /validate does not repeat it.
 	if ans := typed(t, srv.URL+MutatePath, r); !ans.Allowed || len(ans.Warnings) != 1 || ans.Patch != nil || !strings.Contains(ans.Warnings[0], `replica policy rule "loose", action warn`) {
 		t.Errorf("warn at /mutate: want allowed with one warning, got %+v", ans)
@@ -233,7 +234,7 @@ func TestHTTPDenyAndWarn(t *testing.T) {
 func TestHTTPBadRequests(t *testing.T) {
 	lookup := newLookup()
 	srv := server(t, httpPolicy, lookup)
-	good := deploymentReview("b1", "prod", "web", nil, ptr(int32(50)), nil).JSON()
+	good := harness.DeploymentReview("b1", "prod", "web", nil, ptr(int32(50)), nil).JSON()
 	for _, tc := range []struct {
 		name        string
 		contentType string
@@ -267,8 +268,8 @@ func TestHTTPBadRequests(t *testing.T) {
 		t.Errorf("%d cache lookups for requests that never decoded", n)
 	}
 	// A request that decodes but whose object is broken: a 400 that carries the UID.
-	r := deploymentReview("b2", "prod", "web", nil, nil, nil)
-	r.object = []byte(`{"spec":{"replicas":"many"}}`)
+	r := harness.DeploymentReview("b2", "prod", "web", nil, nil, nil)
+	r.Object = []byte(`{"spec":{"replicas":"many"}}`)
 	ans := typed(t, srv.URL+MutatePath, r)
 	if ans.Allowed || ans.Result.Code != http.StatusBadRequest || !strings.Contains(ans.Result.Message, "decoding the object") {
 		t.Errorf("broken object: want a 400 naming the object, got %+v", ans.Result)
@@ -308,7 +309,7 @@ func TestHTTPOversizedBody(t *testing.T) {
 	wh := Webhook(NewHandler(Mutate, store, lookup, PolicyRef{}))
 
 	// A well-formed review followed by whitespace: it would decode if it were read whole.
-	body := &countingReader{prefix: deploymentReview("big", "prod", "web", nil, ptr(int32(50)), nil).JSON(), n: 64 << 20}
+	body := &countingReader{prefix: harness.DeploymentReview("big", "prod", "web", nil, ptr(int32(50)), nil).JSON(), n: 64 << 20}
 	req := httptest.NewRequest(http.MethodPost, MutatePath, body)
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -338,23 +339,23 @@ func TestHTTPOversizedBody(t *testing.T) {
 func TestHTTPNotOurs(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
 	for _, tc := range []struct {
-		review review
+		review harness.Review
 		want   string
 	}{
-		{review{uid: "p1", op: admissionv1.Create, namespace: "prod", name: "p", kind: "Pod", resource: "pods",
-			object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"x"}]}}`)},
+		{harness.Review{UID: "p1", Operation: admissionv1.Create, Namespace: "prod", Name: "p", Kind: "Pod", Resource: "pods",
+			Object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"x"}]}}`)},
 			`replica-policy does not handle pods (group "")`},
-		{review{uid: "s1", op: admissionv1.Create, namespace: "prod", name: "db", kind: "StatefulSet", group: "apps", resource: "statefulsets",
-			object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db","namespace":"prod"},"spec":{"replicas":50}}`)},
+		{harness.Review{UID: "s1", Operation: admissionv1.Create, Namespace: "prod", Name: "db", Kind: "StatefulSet", Group: "apps", Resource: "statefulsets",
+			Object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db","namespace":"prod"},"spec":{"replicas":50}}`)},
 			`replica-policy does not handle statefulsets (group "apps")`},
-		{review{uid: "d1", op: admissionv1.Delete, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
-			oldObject: deploymentJSON("prod", "web", ptr(int32(50)), nil)},
+		{harness.Review{UID: "d1", Operation: admissionv1.Delete, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
+			OldObject: harness.DeploymentJSON("prod", "web", ptr(int32(50)), nil)},
 			`replica-policy does not handle DELETE of deployments (group "apps")`},
 	} {
 		for _, path := range []string{MutatePath, ValidatePath} {
 			ans := typed(t, srv.URL+path, tc.review)
 			if !ans.Allowed || ans.Patch != nil || !slices.Equal(ans.Warnings, []string{tc.want}) {
-				t.Errorf("%s %s: want allowed with warning %q, got allowed=%t warnings %q", path, tc.review.resource, tc.want, ans.Allowed, ans.Warnings)
+				t.Errorf("%s %s: want allowed with warning %q, got allowed=%t warnings %q", path, tc.review.Resource, tc.want, ans.Allowed, ans.Warnings)
 			}
 		}
 	}
@@ -362,7 +363,7 @@ func TestHTTPNotOurs(t *testing.T) {
 
 func TestHTTPPanicRecovered(t *testing.T) {
 	srv := server(t, httpPolicy, panicLookup{})
-	r := deploymentReview("c0ffee00-0000-4000-8000-000000000001", "boom", "web", nil, ptr(int32(50)), nil)
+	r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000001", "boom", "web", nil, ptr(int32(50)), nil)
 	ans := typed(t, srv.URL+MutatePath, r)
 	if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusInternalServerError || !strings.Contains(ans.Result.Message, "lookup exploded") {
 		t.Fatalf("want a 500 error answer naming the panic, got allowed=%t %+v", ans.Allowed, ans.Result)
@@ -370,7 +371,7 @@ func TestHTTPPanicRecovered(t *testing.T) {
 	// The server keeps serving, on the same path and the other one: /validate of the request
 	// /mutate just answered (same UID) sees the clamp undone and rejects it.
 	for i, path := range []string{MutatePath, ValidatePath, MutatePath} {
-		r := deploymentReview("c0ffee00-0000-4000-8000-000000000010", "prod", "web", nil, ptr(int32(50)), nil)
+		r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000010", "prod", "web", nil, ptr(int32(50)), nil)
 		ans := typed(t, srv.URL+path, r)
 		if path == MutatePath && (!ans.Allowed || ans.Patch == nil) {
 			t.Errorf("request %d after the panic: want clamped, got allowed=%t %+v", i, ans.Allowed, ans.Result)
@@ -382,7 +383,7 @@ func TestHTTPPanicRecovered(t *testing.T) {
 }
 
 // policyReview is a write of a ConfigMap in namespace ns named name.
-func policyReview(t *testing.T, op admissionv1.Operation, ns, name string, data map[string]string) review {
+func policyReview(t *testing.T, op admissionv1.Operation, ns, name string, data map[string]string) harness.Review {
 	t.Helper()
 	cm := corev1.ConfigMap{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: "6a4d0e5f-1111-4222-8333-444455556666", ResourceVersion: "901"},
@@ -391,12 +392,12 @@ func policyReview(t *testing.T, op admissionv1.Operation, ns, name string, data 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := review{uid: "cm-" + name + "-" + string(op), op: op, namespace: ns, name: name, kind: "ConfigMap", resource: "configmaps", object: obj}
+	r := harness.Review{UID: "cm-" + name + "-" + string(op), Operation: op, Namespace: ns, Name: name, Kind: "ConfigMap", Resource: "configmaps", Object: obj}
 	switch op {
 	case admissionv1.Update:
-		r.oldObject = obj
+		r.OldObject = obj
 	case admissionv1.Delete:
-		r.object, r.oldObject = nil, obj
+		r.Object, r.OldObject = nil, obj
 	}
 	return r
 }
@@ -418,14 +419,14 @@ func TestHTTPPolicyConfigMap(t *testing.T) {
 
 	t.Run("valid", func(t *testing.T) {
 		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
-			if ans := typed(t, validate, policyReview(t, op, ownNamespace, "replica-policy", map[string]string{"policy.yaml": httpPolicy})); !ans.Allowed {
+			if ans := typed(t, validate, policyReview(t, op, ownNamespace, policy.DefaultConfigMapName, map[string]string{"policy.yaml": httpPolicy})); !ans.Allowed {
 				t.Errorf("%s: valid policy denied: %+v", op, ans.Result)
 			}
 		}
 	})
 
 	t.Run("invalid: every error, each with its field path", func(t *testing.T) {
-		ans := typed(t, validate, policyReview(t, admissionv1.Update, ownNamespace, "replica-policy", map[string]string{"policy.yaml": invalid}))
+		ans := typed(t, validate, policyReview(t, admissionv1.Update, ownNamespace, policy.DefaultConfigMapName, map[string]string{"policy.yaml": invalid}))
 		if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusUnprocessableEntity || ans.Result.Reason != metav1.StatusReasonInvalid {
 			t.Fatalf("want denied 422 Invalid, got %+v", ans.Result)
 		}
@@ -452,7 +453,7 @@ func TestHTTPPolicyConfigMap(t *testing.T) {
 	})
 
 	t.Run("unknown field named by its path", func(t *testing.T) {
-		ans := typed(t, validate, policyReview(t, admissionv1.Create, ownNamespace, "replica-policy",
+		ans := typed(t, validate, policyReview(t, admissionv1.Create, ownNamespace, policy.DefaultConfigMapName,
 			map[string]string{"policy.yaml": header + "rules:\n- name: a\n  maxReplica: 3\n"}))
 		if ans.Allowed || !strings.Contains(ans.Result.Message, "rules[0].maxReplica") {
 			t.Errorf("want denied naming rules[0].maxReplica, got %+v", ans.Result)
@@ -460,7 +461,7 @@ func TestHTTPPolicyConfigMap(t *testing.T) {
 	})
 
 	t.Run("missing policy.yaml", func(t *testing.T) {
-		ans := typed(t, validate, policyReview(t, admissionv1.Create, ownNamespace, "replica-policy", map[string]string{"policy.yml": httpPolicy}))
+		ans := typed(t, validate, policyReview(t, admissionv1.Create, ownNamespace, policy.DefaultConfigMapName, map[string]string{"policy.yml": httpPolicy}))
 		if ans.Allowed || !strings.Contains(ans.Result.Message, "data[policy.yaml]") {
 			t.Errorf("want denied naming data[policy.yaml], got %+v", ans.Result)
 		}
@@ -471,12 +472,12 @@ func TestHTTPPolicyConfigMap(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			url  string
-			r    review
+			r    harness.Review
 		}{
 			{"another name", validate, policyReview(t, admissionv1.Create, ownNamespace, "settings", garbage)},
 			{"another namespace", validate, policyReview(t, admissionv1.Create, "prod", "replica-policy", garbage)},
-			{"the mutating webhook", srv.URL + MutatePath, policyReview(t, admissionv1.Update, ownNamespace, "replica-policy", garbage)},
-			{"delete", validate, policyReview(t, admissionv1.Delete, ownNamespace, "replica-policy", garbage)},
+			{"the mutating webhook", srv.URL + MutatePath, policyReview(t, admissionv1.Update, ownNamespace, policy.DefaultConfigMapName, garbage)},
+			{"delete", validate, policyReview(t, admissionv1.Delete, ownNamespace, policy.DefaultConfigMapName, garbage)},
 		} {
 			if ans := typed(t, tc.url, tc.r); !ans.Allowed || len(ans.Warnings) > 0 {
 				t.Errorf("%s: want a bare allow, got allowed=%t %+v warnings %q", tc.name, ans.Allowed, ans.Result, ans.Warnings)

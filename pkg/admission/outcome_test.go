@@ -9,6 +9,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // decisionsTotal sums every series of the decisions counter.
@@ -39,13 +42,13 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 func TestEveryExitRecordsOneOutcome(t *testing.T) {
 	const doc = header + "rules:\n- {name: cap, namespaces: [apps], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 5, action: deny}\n"
 	store := mustStore(t, doc)
-	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy"}
+	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName}
 	cm := func(data string) []byte {
 		b, _ := json.Marshal(policyConfigMap(data))
 		return b
 	}
-	policyWrite := func(data string) review {
-		return review{uid: "u", op: admissionv1.Update, namespace: ownNamespace, name: "replica-policy", kind: "ConfigMap", resource: "configmaps", object: cm(data), oldObject: cm(doc)}
+	policyWrite := func(data string) harness.Review {
+		return harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Kind: "ConfigMap", Resource: "configmaps", Object: cm(data), OldObject: cm(doc)}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -55,17 +58,17 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 		outcome Outcome
 	}{
 		{"empty request", Mutate, admission.Request{}, "", OutcomeBadRequest},
-		{"broken workload", Mutate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "web", kind: "Deployment", group: "apps", resource: "deployments", object: []byte(`{"spec":{"replicas":"x"}}`)}.Request(t), "Deployment", OutcomeBadRequest},
-		{"other resource", Mutate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "p", kind: "Pod", resource: "pods", object: []byte(`{}`)}.Request(t), "other", OutcomeNotHandled},
-		{"DELETE of a workload", Validate, review{uid: "u", op: admissionv1.Delete, namespace: "apps", name: "web", kind: "Deployment", group: "apps", resource: "deployments", oldObject: deploymentJSON("apps", "web", ptr(int32(1)), nil)}.Request(t), "Deployment", OutcomeNotHandled},
-		{"another ConfigMap", Validate, review{uid: "u", op: admissionv1.Create, namespace: "apps", name: "settings", kind: "ConfigMap", resource: "configmaps", object: cm(doc)}.Request(t), "ConfigMap", OutcomeNotHandled},
+		{"broken workload", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", Object: []byte(`{"spec":{"replicas":"x"}}`)}.Request(t), "Deployment", OutcomeBadRequest},
+		{"other resource", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "p", Kind: "Pod", Resource: "pods", Object: []byte(`{}`)}.Request(t), "other", OutcomeNotHandled},
+		{"DELETE of a workload", Validate, harness.Review{UID: "u", Operation: admissionv1.Delete, Namespace: "apps", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", OldObject: harness.DeploymentJSON("apps", "web", ptr(int32(1)), nil)}.Request(t), "Deployment", OutcomeNotHandled},
+		{"another ConfigMap", Validate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "settings", Kind: "ConfigMap", Resource: "configmaps", Object: cm(doc)}.Request(t), "ConfigMap", OutcomeNotHandled},
 		{"valid policy", Validate, policyWrite(doc).Request(t), "ConfigMap", OutcomeAllowed},
 		{"invalid policy", Validate, policyWrite(header + "rules: [{name: x}]\n").Request(t), "ConfigMap", OutcomeDenied},
-		{"clamped", Mutate, deploymentReview("u", "apps", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeClamped},
-		{"denied", Mutate, deploymentReview("u", "strict", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
-		{"in bounds", Mutate, deploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
-		{"unchanged", Validate, deploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
-		{"no rule", Mutate, scaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Scale", OutcomeNoRule},
+		{"clamped", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeClamped},
+		{"denied", Mutate, harness.DeploymentReview("u", "strict", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
+		{"in bounds", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
+		{"unchanged", Validate, harness.DeploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
+		{"no rule", Mutate, harness.ScaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Scale", OutcomeNoRule},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := NewHandler(tc.stage, store, newLookup(), ref)
@@ -92,9 +95,9 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 // TestPolicyConfigMapListsEveryError: an apply-time rejection of the policy ConfigMap lists
 // the parsing and the validation errors together.
 func TestPolicyConfigMapListsEveryError(t *testing.T) {
-	ref := PolicyRef{Namespace: ownNamespace, Name: "replica-policy"}
+	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName}
 	b, _ := json.Marshal(policyConfigMap(header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n"))
-	req := review{uid: "u", op: admissionv1.Create, namespace: ownNamespace, name: "replica-policy", kind: "ConfigMap", resource: "configmaps", object: b}.Request(t)
+	req := harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Kind: "ConfigMap", Resource: "configmaps", Object: b}.Request(t)
 	resp := NewHandler(Validate, mustStore(t, header), newLookup(), ref).Handle(t.Context(), req)
 	if resp.Allowed {
 		t.Fatal("an invalid policy was allowed")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // TestUntilPolicyRead: before the policy is read, a request gets HTTP 503 with no
@@ -17,7 +19,7 @@ func TestUntilPolicyRead(t *testing.T) {
 	var read atomic.Bool
 	store := mustStore(t, header+"rules:\n- {name: cap, maxReplicas: 5}\n")
 	h := UntilPolicyRead(Mutate, read.Load, Webhook(NewHandler(Mutate, store, newLookup(), PolicyRef{})))
-	body := deploymentReview("u1", "apps", "web", nil, ptr(int32(9)), nil).JSON()
+	body := harness.DeploymentReview("u1", "apps", "web", nil, ptr(int32(9)), nil).JSON()
 	post := func() (int, string) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, MutatePath, bytes.NewReader(body))

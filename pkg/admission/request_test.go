@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -93,49 +94,49 @@ func TestNewRequest(t *testing.T) {
 	labels := map[string]string{"app": "web", "from": "object"}
 	for _, tc := range []struct {
 		name   string
-		review review
+		review harness.Review
 		lookup *fakeLookup
 		want   Request
 	}{
 		{
 			name:   "Deployment CREATE: labels from the object",
-			review: deploymentReview("u", "prod", "web", nil, ptr(int32(50)), labels),
+			review: harness.DeploymentReview("u", "prod", "web", nil, ptr(int32(50)), labels),
 			want: Request{Operation: admissionv1.Create, Replicas: 50,
 				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment UPDATE",
-			review: deploymentReview("u", "prod", "web", ptr(int32(3)), ptr(int32(7)), labels),
+			review: harness.DeploymentReview("u", "prod", "web", ptr(int32(3)), ptr(int32(7)), labels),
 			want: Request{Operation: admissionv1.Update, Replicas: 7, OldReplicas: ptr(int32(3)),
 				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment without spec.replicas is 1, old and new",
-			review: deploymentReview("u", "prod", "web", ptr(int32(0)), nil, nil),
+			review: harness.DeploymentReview("u", "prod", "web", ptr(int32(0)), nil, nil),
 			want: Request{Operation: admissionv1.Update, Replicas: 1, OldReplicas: ptr(int32(0)),
 				Subject: wl("Deployment", "web", "prod", nil, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment in a namespace the cache has not seen",
-			review: deploymentReview("u", "fresh", "web", nil, ptr(int32(2)), labels),
+			review: harness.DeploymentReview("u", "fresh", "web", nil, ptr(int32(2)), labels),
 			want: Request{Operation: admissionv1.Create, Replicas: 2,
 				Subject: wl("Deployment", "web", "fresh", labels, false, nil, true)},
 		},
 		{
 			name:   "Scale UPDATE: labels from the lookup",
-			review: scaleReview("u", "prod", "web", 2, 9),
+			review: harness.ScaleReview("u", "prod", "web", 2, 9),
 			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
 				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale from 0: old replicas omitted",
-			review: scaleReview("u", "prod", "web", 0, 4),
+			review: harness.ScaleReview("u", "prod", "web", 0, 4),
 			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 4, OldReplicas: ptr(int32(0)),
 				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale whose parent is not in the cache",
-			review: scaleReview("u", "prod", "api", 2, 9),
+			review: harness.ScaleReview("u", "prod", "api", 2, 9),
 			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
 				Subject: wl("Deployment", "api", "prod", nil, true, map[string]string{"env": "prod"}, false)},
 		},
@@ -173,17 +174,17 @@ func dump(r Request) string {
 // TestNotWorkload: requests for what the webhook does not bound are dispatched to no
 // adapter, or refused by the workload adapter, and allowed with a warning that says so.
 func TestNotWorkload(t *testing.T) {
-	dep := deploymentJSON("prod", "web", ptr(int32(3)), nil)
+	dep := harness.DeploymentJSON("prod", "web", ptr(int32(3)), nil)
 	for _, tc := range []struct {
 		name   string
-		review review
+		review harness.Review
 		what   string // in the error
 	}{
-		{"statefulsets", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "db", kind: "StatefulSet", group: "apps", resource: "statefulsets", object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":3}}`)}, `statefulsets (group "apps")`},
-		{"pods", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "p", kind: "Pod", group: "", resource: "pods", object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}`)}, `pods (group "")`},
-		{"deployments/status", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", subResource: "status", object: dep, oldObject: dep}, `deployments/status (group "apps")`},
-		{"deployments of another group", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "example.com", resource: "deployments", object: dep}, `deployments (group "example.com")`},
-		{"DELETE of a Deployment", review{uid: "u", op: admissionv1.Delete, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", oldObject: dep}, `DELETE of deployments (group "apps")`},
+		{"statefulsets", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "db", Kind: "StatefulSet", Group: "apps", Resource: "statefulsets", Object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":3}}`)}, `statefulsets (group "apps")`},
+		{"pods", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "p", Kind: "Pod", Group: "", Resource: "pods", Object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}`)}, `pods (group "")`},
+		{"deployments/status", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", SubResource: "status", Object: dep, OldObject: dep}, `deployments/status (group "apps")`},
+		{"deployments of another group", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "example.com", Resource: "deployments", Object: dep}, `deployments (group "example.com")`},
+		{"DELETE of a Deployment", harness.Review{UID: "u", Operation: admissionv1.Delete, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", OldObject: dep}, `DELETE of deployments (group "apps")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()
@@ -202,28 +203,28 @@ func TestNotWorkload(t *testing.T) {
 }
 
 func TestNewRequestBroken(t *testing.T) {
-	dep := deploymentJSON("prod", "web", ptr(int32(3)), nil)
+	dep := harness.DeploymentJSON("prod", "web", ptr(int32(3)), nil)
 	for _, tc := range []struct {
 		name   string
-		review review
+		review harness.Review
 		want   []string // in the error
 	}{
-		{"object is not JSON", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
-			object: []byte(`"not an object"`)}, []string{"decoding the object"}},
-		{"replicas of the wrong type", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
-			object: []byte(`{"metadata":{"name":"web"},"spec":{"replicas":"three"}}`)}, []string{"decoding the object", "replicas"}},
-		{"replicas beyond int32", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Scale", group: "apps", resource: "deployments", subResource: "scale",
-			object: []byte(`{"spec":{"replicas":4294967296}}`), oldObject: scaleJSON("prod", "web", 1)}, []string{"decoding the object", "replicas"}},
-		{"labels of the wrong type", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
-			object: []byte(`{"metadata":{"labels":["a"]},"spec":{"replicas":1}}`)}, []string{"decoding the object", "labels"}},
-		{"broken oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments",
-			object: dep, oldObject: []byte(`{"spec":{"replicas":true}}`)}, []string{"decoding the oldObject"}},
-		{"CREATE without object", review{uid: "u", op: admissionv1.Create, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments"},
+		{"object is not JSON", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
+			Object: []byte(`"not an object"`)}, []string{"decoding the object"}},
+		{"replicas of the wrong type", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
+			Object: []byte(`{"metadata":{"name":"web"},"spec":{"replicas":"three"}}`)}, []string{"decoding the object", "replicas"}},
+		{"replicas beyond int32", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Scale", Group: "apps", Resource: "deployments", SubResource: "scale",
+			Object: []byte(`{"spec":{"replicas":4294967296}}`), OldObject: harness.ScaleJSON("prod", "web", 1)}, []string{"decoding the object", "replicas"}},
+		{"labels of the wrong type", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
+			Object: []byte(`{"metadata":{"labels":["a"]},"spec":{"replicas":1}}`)}, []string{"decoding the object", "labels"}},
+		{"broken oldObject", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
+			Object: dep, OldObject: []byte(`{"spec":{"replicas":true}}`)}, []string{"decoding the oldObject"}},
+		{"CREATE without object", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments"},
 			[]string{"the request carries no object"}},
-		{"UPDATE without oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Deployment", group: "apps", resource: "deployments", object: dep},
+		{"UPDATE without oldObject", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", Object: dep},
 			[]string{"the request carries no oldObject"}},
-		{"Scale UPDATE without oldObject", review{uid: "u", op: admissionv1.Update, namespace: "prod", name: "web", kind: "Scale", group: "apps", resource: "deployments", subResource: "scale",
-			object: scaleJSON("prod", "web", 3)}, []string{"the request carries no oldObject"}},
+		{"Scale UPDATE without oldObject", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Scale", Group: "apps", Resource: "deployments", SubResource: "scale",
+			Object: harness.ScaleJSON("prod", "web", 3)}, []string{"the request carries no oldObject"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := newRequest(tc.review.Request(t), workload.Deployment, newLookup())
