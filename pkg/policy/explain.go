@@ -12,6 +12,8 @@ type Matcher string
 const (
 	// MatcherNamespaces is a rule's list of namespace names and globs.
 	MatcherNamespaces Matcher = "namespaces"
+	// MatcherKinds is a rule's list of workload kinds.
+	MatcherKinds Matcher = "kinds"
 	// MatcherNamespaceSelector is a rule's selector on the Namespace's labels.
 	MatcherNamespaceSelector Matcher = "namespaceSelector"
 	// MatcherSelector is a rule's selector on the workload's own labels.
@@ -34,8 +36,8 @@ type MatcherResult struct {
 // RuleTrace is how one rule fared for a subject.
 type RuleTrace struct {
 	Rule *CompiledRule
-	// Matchers are the matchers the rule names, in the order namespaces, namespaceSelector,
-	// selector; empty for a rule with none (and for the default), which matches everything.
+	// Matchers are the matchers the rule names, in the order namespaces, kinds,
+	// namespaceSelector, selector; empty for a rule with none (and for the default), which matches everything.
 	Matchers []MatcherResult
 	// Matched reports whether every matcher matched.
 	Matched bool
@@ -63,7 +65,10 @@ func (t RuleTrace) Failed() []MatcherResult {
 type Trace struct {
 	// Exempt is set when the subject's namespace is exempt: no rule is evaluated.
 	Exempt bool
-	Rules  []RuleTrace
+	// Owned is set when the subject's owner is bounded instead (Subject.Owner), as Decide
+	// says: no rule is evaluated.
+	Owned bool
+	Rules []RuleTrace
 }
 
 // Deciding returns the trace of the deciding rule, nil when none decides (exempt, or no
@@ -79,10 +84,14 @@ func (t Trace) Deciding() *RuleTrace {
 
 // Explain evaluates every rule of the policy for subj, in order, including those after the
 // deciding one, and says for each which matchers matched. The deciding rule is the one
-// Match returns. It is pure, like Decide: the command-line tool's `explain` prints it.
+// Match returns, and exempt and owned subjects are those of Decide. It is pure, like
+// Decide: the command-line tool's `explain` prints it.
 func (s *Snapshot) Explain(subj Subject) Trace {
 	if s.Exempt(subj.Namespace) {
 		return Trace{Exempt: true}
+	}
+	if subj.Owner != nil {
+		return Trace{Owned: true}
 	}
 	var t Trace
 	decided := false
@@ -106,6 +115,14 @@ func (s *Snapshot) traceRule(r *CompiledRule, subj Subject) RuleTrace {
 			Matcher: MatcherNamespaces,
 			Spec:    strings.Join(s.Policy.Rules[r.index].Namespaces, ", "),
 			Matched: r.namespaces.contains(subj.Namespace),
+		})
+	}
+	if r.kinds != nil {
+		_, ok := r.kinds[KindName(subj.Group, subj.Kind)]
+		rt.Matchers = append(rt.Matchers, MatcherResult{
+			Matcher: MatcherKinds,
+			Spec:    strings.Join(s.Policy.Rules[r.index].Kinds, ", "),
+			Matched: ok,
 		})
 	}
 	if r.namespaceSelector != nil {

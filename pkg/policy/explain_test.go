@@ -205,6 +205,8 @@ rules:
 - {name: r3, selector: {matchExpressions: [{key: app, operator: NotIn, values: [x]}]}, maxReplicas: 1}
 - {name: r4, namespaces: [c], maxReplicas: 1}
 - {name: r5, namespaceSelector: {matchExpressions: [{key: env, operator: Exists}]}, maxReplicas: 1}
+- {name: r6, kinds: [StatefulSet, Database.example.com], namespaceSelector: {matchLabels: {env: p}}, maxReplicas: 1}
+- {name: r7, namespaces: [a], kinds: [Deployment], maxReplicas: 1}
 `)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
@@ -215,7 +217,10 @@ rules:
 		return map[string]string{}
 	}
 	for i := range 5000 {
+		kind := [][2]string{{"apps", "Deployment"}, {"apps", "StatefulSet"}, {"example.com", "Database"}, {"example.com", "Deployment"}}[rng.IntN(4)]
 		subj := Subject{
+			Group:                  kind[0],
+			Kind:                   kind[1],
 			Namespace:              pick("a", "b", "bb", "c", "d", "prod", "team-x", "staging", "empty", "kube-system", "sandbox-2"),
 			Labels:                 labelsOf("app", "x", "y", "web", "db", ""),
 			NamespaceLabels:        labelsOf(pick("env", "tier"), "p", "prod", "gold", ""),
@@ -224,6 +229,71 @@ rules:
 		}
 		snap := snaps[i%len(snaps)]
 		checkAgreesWithMatch(t, snap, subj, snap.Explain(subj))
+	}
+}
+
+// TestExplainKinds: a rule's kinds is a matcher like the others, shown between namespaces
+// and the selectors as Match evaluates it; built-in kinds by name, custom ones as Kind.group.
+func TestExplainKinds(t *testing.T) {
+	snap := explainSnapshot(t, `
+apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- name: stateful
+  namespaces: [prod]
+  kinds: [StatefulSet, Database.example.com]
+  selector: {matchLabels: {app: db}}
+  maxReplicas: 3
+default: {maxReplicas: 50}
+`)
+	for _, tc := range []struct {
+		name string
+		subj Subject
+		want []string
+	}{
+		{"built-in kind", Subject{Group: "apps", Kind: "StatefulSet", Namespace: "prod", Labels: map[string]string{"app": "db"}}, []string{"stateful:matched*", "default:matched"}},
+		{"custom kind", Subject{Group: "example.com", Kind: "Database", Namespace: "prod", Labels: map[string]string{"app": "db"}}, []string{"stateful:matched*", "default:matched"}},
+		{"another kind", Subject{Group: "apps", Kind: "Deployment", Namespace: "prod", Labels: map[string]string{"app": "db"}}, []string{"stateful:failed=[kinds]", "default:matched*"}},
+		{"a built-in name in another group", Subject{Group: "example.com", Kind: "StatefulSet", Namespace: "dev", Labels: map[string]string{}}, []string{"stateful:failed=[namespaces kinds selector]", "default:matched*"}},
+		{"a failed kind beats unknown labels", Subject{Group: "apps", Kind: "Deployment", Namespace: "prod", LabelsUnknown: true}, []string{"stateful:failed=[kinds]", "default:matched*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := snap.Explain(tc.subj)
+			var got []string
+			for _, rt := range tr.Rules {
+				got = append(got, traceLine(rt))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("trace\n got %q\nwant %q", got, tc.want)
+			}
+			if m := tr.Rules[0].Matchers[1]; m.Matcher != MatcherKinds || m.Spec != "StatefulSet, Database.example.com" {
+				t.Errorf("second matcher %+v, want kinds", m)
+			}
+			checkAgreesWithMatch(t, snap, tc.subj, tr)
+		})
+	}
+}
+
+// TestExplainOwned: a subject whose controller is bounded is owned, as Decide says, unless
+// its namespace is exempt; no rule is evaluated.
+func TestExplainOwned(t *testing.T) {
+	snap := explainSnapshot(t, explainPolicy)
+	owner := &Owner{Group: "apps", Kind: "Deployment", Name: "web"}
+	for _, tc := range []struct {
+		subj          Subject
+		exempt, owned bool
+	}{
+		{Subject{Group: "apps", Kind: "ReplicaSet", Namespace: "prod", Owner: owner}, false, true},
+		{Subject{Group: "apps", Kind: "ReplicaSet", Namespace: "kube-system", Owner: owner}, true, false},
+	} {
+		tr := snap.Explain(tc.subj)
+		v := snap.Decide(tc.subj, nil)
+		if tr.Exempt != tc.exempt || tr.Owned != tc.owned || len(tr.Rules) != 0 || tr.Deciding() != nil {
+			t.Errorf("%s: trace %+v", tc.subj.Namespace, tr)
+		}
+		if (v.Outcome == OutcomeOwned) != tr.Owned || (v.Outcome == OutcomeExempt) != tr.Exempt {
+			t.Errorf("%s: Decide says %s, Explain %+v", tc.subj.Namespace, v.Outcome, tr)
+		}
 	}
 }
 
