@@ -27,7 +27,7 @@ func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Show, rule by rule, why each workload gets its decision",
 		Long: `Explain shows, for each bounded workload in the manifests, every rule of the policy in
 order (the default last): whether it matched and, if not, which matchers did not
-(namespaces, namespaceSelector, selector), or what it needed that the input lacks. The
+(namespaces, kinds, namespaceSelector, selector), or what it needed that the input lacks. The
 deciding rule is marked with an arrow; rules after it are shown too. Then the deciding
 rule's bounds and the result, as check gives it.
 
@@ -84,6 +84,9 @@ func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
 	if tr.Exempt {
 		fmt.Fprintf(w, "  namespace %q is exempt: no rule is evaluated\n", t.Subject.Namespace)
 	}
+	if tr.Owned {
+		fmt.Fprintf(w, "  owned by %s %q, which is bounded instead: no rule is evaluated\n", t.Subject.Owner.Kind, t.Subject.Owner.Name)
+	}
 	width := 0
 	for _, rt := range tr.Rules {
 		width = max(width, len(rt.Rule.Name))
@@ -97,12 +100,12 @@ func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
 		fmt.Fprintf(w, "%s%2d. %-*s  %s\n", mark, i+1, width, rt.Rule.Name, ruleVerdict(rt, t.Subject, decided))
 		decided = decided || rt.Decides
 	}
-	if !tr.Exempt && len(tr.Rules) == 0 {
+	if !tr.Exempt && !tr.Owned && len(tr.Rules) == 0 {
 		fmt.Fprintln(w, "  the policy has no rules and no default")
 	}
 	if r := f.Rule(); r != nil {
 		fmt.Fprintf(w, "  decided by %q: bounds %s, action %s\n", r.Name, r.Bounds, r.Action)
-	} else if !tr.Exempt && f.Verdict.Outcome == policy.OutcomeNoRule {
+	} else if f.Verdict.Outcome == policy.OutcomeNoRule && len(tr.Rules) > 0 {
 		fmt.Fprintln(w, "  no rule matched and the policy has no default")
 	}
 	fmt.Fprintf(w, "  result: %s: %s\n", f.Result, f.Message)
@@ -136,6 +139,8 @@ func ruleVerdict(rt policy.RuleTrace, subj policy.Subject, decidedBefore bool) s
 		switch m.Matcher {
 		case policy.MatcherNamespaces:
 			why = append(why, fmt.Sprintf("namespaces [%s] do not include %q", m.Spec, subj.Namespace))
+		case policy.MatcherKinds:
+			why = append(why, fmt.Sprintf("kinds [%s] do not include %s", m.Spec, policy.KindName(subj.Group, subj.Kind)))
 		default:
 			why = append(why, fmt.Sprintf("%s %s does not match the %s {%s}", m.Matcher, m.Spec, whoseLabels(m.Matcher, subj), labels.Set(labelsOf(m.Matcher, subj)).String()))
 		}
@@ -165,6 +170,7 @@ type explainJSON struct {
 type explainObjectJSON struct {
 	jsonResult
 	Exempt bool            `json:"exempt"`
+	Owned  bool            `json:"owned"`
 	Rules  []ruleTraceJSON `json:"rules"`
 }
 
@@ -187,7 +193,7 @@ func writeExplainJSON(w io.Writer, snap *policy.Snapshot, targets []Target) erro
 	doc := explainJSON{Objects: []explainObjectJSON{}}
 	for _, t := range targets {
 		tr := snap.Explain(t.Subject)
-		o := explainObjectJSON{jsonResult: newJSONResult(Judge(snap, t)), Exempt: tr.Exempt, Rules: []ruleTraceJSON{}}
+		o := explainObjectJSON{jsonResult: newJSONResult(Judge(snap, t)), Exempt: tr.Exempt, Owned: tr.Owned, Rules: []ruleTraceJSON{}}
 		for _, rt := range tr.Rules {
 			r := ruleTraceJSON{Name: rt.Rule.Name, Matched: rt.Matched, Missing: rt.Missing.String(), Decides: rt.Decides, Matchers: []matcherJSON{}}
 			for _, m := range rt.Matchers {

@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
@@ -22,7 +23,7 @@ const (
 	Deny Result = "deny"
 	// Warn: the webhook would admit it with a warning.
 	Warn Result = "warn"
-	// Skip: nothing to judge (exempt, no rule), or the deciding rule needs what the input
+	// Skip: nothing to judge (exempt, owned by a bounded workload, no rule), or the deciding rule needs what the input
 	// lacks; the message says which.
 	Skip Result = "skip"
 )
@@ -90,8 +91,8 @@ func (f Finding) Want() *int32 {
 	return nil
 }
 
-// Judge answers for t as the webhook answers its CREATE (admission.Decide): exempt, no rule
-// and unknown labels skip; inside the bounds passes; outside, the rule's action decides,
+// Judge answers for t as the webhook answers its CREATE (admission.Decide): exempt, owned
+// (its controller is a bounded workload), no rule and unknown labels skip; inside the bounds passes; outside, the rule's action decides,
 // with the webhook's own texts: the clamp warning of /mutate, the denial of /mutate, the
 // warning of /validate.
 func Judge(snap *policy.Snapshot, t Target) Finding {
@@ -107,6 +108,9 @@ func Judge(snap *policy.Snapshot, t Target) Finding {
 	switch v.Outcome {
 	case policy.OutcomeExempt:
 		f.Result, f.Message = Skip, fmt.Sprintf("namespace %q is exempt", t.Subject.Namespace)
+	case policy.OutcomeOwned:
+		o := t.Subject.Owner
+		f.Result, f.Message = Skip, fmt.Sprintf("owned by %s %q, which the policy bounds instead", o.Kind, o.Name)
 	case policy.OutcomeNoRule:
 		f.Result, f.Message = Skip, "no rule matches and the policy has no default"
 	case policy.OutcomeUnknown:
@@ -171,7 +175,9 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 			Source:     src,
 			APIVersion: obj.GetAPIVersion(),
 			Subject: policy.Subject{
+				Group:                  gvk.Group,
 				Kind:                   gvk.Kind,
+				Owner:                  boundedOwner(obj),
 				Namespace:              ns,
 				Name:                   obj.GetName(),
 				Labels:                 obj.GetLabels(),
@@ -183,6 +189,27 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 		}, true, nil
 	}
 	return Target{}, false, nil
+}
+
+// boundedOwner is the object's controller when it is itself a bounded workload (a
+// ReplicaSet that a Deployment manages, once ReplicaSets are bounded): the policy bounds
+// the owner, not the object, as in the webhook.
+func boundedOwner(obj *unstructured.Unstructured) *policy.Owner {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err != nil {
+			return nil
+		}
+		for _, k := range workload.Kinds {
+			if k.Group == gv.Group && k.Kind == ref.Kind {
+				return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
+			}
+		}
+	}
+	return nil
 }
 
 // Summary counts the findings by result.
