@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// TestAudit runs audit against a real kube-apiserver under ServiceAccount tokens (from
+// TokenRequest) whose rights are exactly what audit claims to need: get,list on
+// deployments.apps and namespaces, and get,list on the policy ConfigMap by name. It must
+// work with those, preview a proposed policy, and, when list on deployments is missing,
+// say so in one line with exit 2.
+func TestAudit(t *testing.T) {
+	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{})
+	ctx := context.Background()
+	cs := cp.Client
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, labels := range map[string]map[string]string{
+		policy.DefaultNamespace: nil, "prod": {"env": "prod"}, "payments": {"tier": "gold"}, "audit": nil,
+	} {
+		must(cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}))
+	}
+	must(nil, harness.SetPolicy(ctx, cs, readTestdata(t, "policy.yaml")))
+	for _, d := range []struct {
+		ns, name string
+		replicas int32
+		labels   map[string]string
+	}{
+		{"prod", "web", 40, map[string]string{"app": "web"}},
+		{"prod", "db", 12, map[string]string{"tier": "db"}},
+		{"prod", "api", 5, map[string]string{"app": "api"}},
+		{"payments", "checkout", 6, nil},
+		{"kube-system", "extra-dns", 100, nil},
+		{policy.DefaultNamespace, "replica-policy-webhook", 2, nil},
+	} {
+		must(cs.AppsV1().Deployments(d.ns).Create(ctx, harness.Deployment(d.ns, d.name, d.replicas, d.labels), metav1.CreateOptions{}))
+	}
+	// Enough Deployments for audit to read more than one page.
+	for i := range auditPageSize + 10 {
+		must(cs.AppsV1().Deployments("audit").Create(ctx, harness.Deployment("audit", fmt.Sprintf("d%03d", i), 1, nil), metav1.CreateOptions{}))
+	}
+
+	dir := t.TempDir()
+	full := serviceAccountKubeconfig(t, cp, dir, "auditor", []string{"get", "list"}, true)
+	noList := serviceAccountKubeconfig(t, cp, dir, "no-list", []string{"get"}, true)
+	noConfigMap := serviceAccountKubeconfig(t, cp, dir, "no-configmap", []string{"get", "list"}, false)
+
+	t.Run("the cluster's policy", func(t *testing.T) {
+		// RBAC reaches the authorizer through an informer: allow it a moment.
+		var code int
+		var out, errOut string
+		harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "audit under the auditor's token", func() (bool, string) {
+			code, out, errOut = run(t, "", "audit", "--kubeconfig", full, "-o", "json")
+			return code != ExitError, errOut
+		})
+		if code != ExitFound || errOut != "" {
+			t.Fatalf("exit %d, stderr %q; want 1 (a clamp and a deny) and nothing on stderr", code, errOut)
+		}
+		got := auditResults(t, out)
+		want := map[string]string{
+			"prod/web":              "clamp:prod-web:10",
+			"prod/db":               "deny:databases:7",
+			"prod/api":              "pass:prod-web:5",
+			"payments/checkout":     "warn:gold:4",
+			"kube-system/extra-dns": "skip::",
+			"replica-policy-system/replica-policy-webhook": "skip::",
+			"audit/d000": "pass:default:1",
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: %q, want %q", k, got[k], w)
+			}
+		}
+		if n := len(got); n != 6+auditPageSize+10 {
+			t.Errorf("%d results, want every Deployment (%d), over several pages", n, 6+auditPageSize+10)
+		}
+
+		code, out, _ = run(t, "", "audit", "--kubeconfig", full)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		wantLines := []string{
+			`Deployment kube-system/extra-dns: skip: namespace "kube-system" is exempt`,
+			`Deployment payments/checkout: warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`,
+			`Deployment prod/db: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
+			`Deployment prod/web: clamp: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
+			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
+			`516 judged: 511 pass, 1 clamp, 1 deny, 1 warn, 2 skip; 2 at or above --fail-on=clamp`,
+		}
+		if code != ExitFound || !slices.Equal(lines, wantLines) {
+			t.Errorf("exit %d, text\n%s\nwant\n%s", code, out, strings.Join(wantLines, "\n"))
+		}
+	})
+
+	t.Run("a proposed policy", func(t *testing.T) {
+		// The proposed policy bounds everything to 5: what it would change, before it is
+		// applied. It needs no right on the ConfigMap.
+		code, out, errOut := run(t, "", "audit", "--kubeconfig", noConfigMap, "--policy", "testdata/policy-configmap.yaml", "-o", "json", "--fail-on", "deny")
+		if code != ExitOK || errOut != "" {
+			t.Fatalf("exit %d, stderr %q; want 0 (clamps only, --fail-on deny)", code, errOut)
+		}
+		got := auditResults(t, out)
+		for k, w := range map[string]string{
+			"prod/web": "clamp:everything:5", "prod/db": "clamp:everything:5", "payments/checkout": "clamp:everything:5",
+			"prod/api": "pass:everything:5", "audit/d001": "pass:everything:1",
+		} {
+			if got[k] != w {
+				t.Errorf("%s: %q, want %q", k, got[k], w)
+			}
+		}
+		// The cluster's policy is unchanged: audit only reads.
+		cm, err := cs.CoreV1().ConfigMaps(policy.DefaultNamespace).Get(ctx, policy.DefaultConfigMapName, metav1.GetOptions{})
+		if err != nil || cm.Data[policy.ConfigMapKey] != readTestdata(t, "policy.yaml") {
+			t.Errorf("the policy ConfigMap changed: %v", err)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, kubeconfig, stderr string
+	}{
+		{"without list on deployments", noList,
+			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+		{"without get on the policy ConfigMap", noConfigMap,
+			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var code int
+			var out, errOut string
+			// Until RBAC has synced, the first refusal may be of another right.
+			harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "the refusal", func() (bool, string) {
+				code, out, errOut = run(t, "", "audit", "--kubeconfig", tc.kubeconfig)
+				return errOut == tc.stderr, errOut
+			})
+			if code != ExitError || out != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and no report", code, out)
+			}
+		})
+	}
+}
+
+// auditResults maps namespace/name to "result:rule:want" from audit's JSON, and checks
+// that cluster objects have no file and line.
+func auditResults(t *testing.T, out string) map[string]string {
+	t.Helper()
+	var rep struct {
+		Results []struct {
+			File            *string
+			Line            *int
+			Namespace, Name string
+			Rule            *string
+			Want            *int32
+			Result          string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, r := range rep.Results {
+		if r.File != nil || r.Line != nil {
+			t.Errorf("%s/%s: file %v line %v, want null for a cluster object", r.Namespace, r.Name, r.File, r.Line)
+		}
+		rule, want := "", ""
+		if r.Rule != nil {
+			rule = *r.Rule
+		}
+		if r.Want != nil {
+			want = fmt.Sprint(*r.Want)
+		}
+		got[r.Namespace+"/"+r.Name] = r.Result + ":" + rule + ":" + want
+	}
+	return got
+}
+
+// serviceAccountKubeconfig creates ServiceAccount audit/name with a ClusterRole of exactly
+// deploymentVerbs on deployments.apps and get,list on namespaces, and, with configMap, a
+// Role of get,list on the policy ConfigMap by name; it writes a kubeconfig carrying a
+// TokenRequest token of the ServiceAccount, and returns its path.
+func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name string, deploymentVerbs []string, configMap bool) string {
+	t.Helper()
+	ctx := context.Background()
+	cs := cp.Client
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "audit", Name: name}}
+	create := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := cs.CoreV1().ServiceAccounts("audit").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	create(err)
+	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: deploymentVerbs},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list"}},
+		},
+	}, metav1.CreateOptions{})
+	create(err)
+	_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "audit-" + name},
+		Subjects:   subject,
+	}, metav1.CreateOptions{})
+	create(err)
+	if configMap {
+		_, err = cs.RbacV1().Roles(policy.DefaultNamespace).Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+				ResourceNames: []string{policy.DefaultConfigMapName}, Verbs: []string{"get", "list"}}},
+		}, metav1.CreateOptions{})
+		create(err)
+		_, err = cs.RbacV1().RoleBindings(policy.DefaultNamespace).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "audit-" + name},
+			Subjects:   subject,
+		}, metav1.CreateOptions{})
+		create(err)
+	}
+	return tokenKubeconfig(t, cs, cp.Config.Host, cp.Config.CAData, dir, name)
+}
+
+func tokenKubeconfig(t *testing.T, cs kubernetes.Interface, server string, ca []byte, dir, name string) string {
+	t.Helper()
+	expiry := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts("audit").CreateToken(context.Background(), name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for audit/%s: %v", name, err)
+	}
+	path := filepath.Join(dir, name+".kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: %s, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: %s}}]
+current-context: test
+`, server, base64.StdEncoding.EncodeToString(ca), name, tr.Status.Token, name)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
