@@ -112,7 +112,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	if cm, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, propagation, "replicapolicy_policy_valid to turn 0", func() bool { return gauge(t, "replicapolicy_policy_valid") == 0 })
+	harness.Eventually(t, propagation, poll, "replicapolicy_policy_valid to turn 0", func() bool { return gauge(t, "replicapolicy_policy_valid") == 0 })
 	if store.Snapshot() != good {
 		t.Errorf("an invalid policy replaced the one in force: now %q", store.Snapshot().Source)
 	}
@@ -138,7 +138,7 @@ func testWatcherLifecycle(t *testing.T, client kubernetes.Interface) {
 	if err := cms.Delete(t.Context(), "replica-policy", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, propagation, "no bounds after the ConfigMap's deletion", func() bool {
+	harness.Eventually(t, propagation, poll, "no bounds after the ConfigMap's deletion", func() bool {
 		return store.Snapshot().Decide(policy.Subject{Namespace: "app"}, nil).Rule == nil
 	})
 	checkGauge(t, "replicapolicy_policy_present", 0)
@@ -251,7 +251,7 @@ func testWatcherLeastPrivilege(t *testing.T, admin kubernetes.Interface, cfg *re
 		t.Fatal(err)
 	}
 	// The grant is in force (RBAC reads its objects through informers)...
-	eventually(t, 10*time.Second, "the ServiceAccount to read the policy ConfigMap", func() bool {
+	harness.Eventually(t, 10*time.Second, poll, "the ServiceAccount to read the policy ConfigMap", func() bool {
 		_, err := sa.CoreV1().ConfigMaps(ns).Get(ctx, "replica-policy", metav1.GetOptions{})
 		return err == nil
 	})
@@ -387,7 +387,7 @@ func newRecorder(t *testing.T, client kubernetes.Interface) recorder.EventRecord
 func waitForRule(t *testing.T, store *Store, rule string) *policy.Snapshot {
 	t.Helper()
 	var snap *policy.Snapshot
-	eventually(t, propagation, "rule "+rule+" in force", func() bool {
+	harness.Eventually(t, propagation, poll, "rule "+rule+" in force", func() bool {
 		snap = store.Snapshot()
 		return ruleIn(snap, "app") == rule
 	})
@@ -398,39 +398,26 @@ func waitForEvent(t *testing.T, client kubernetes.Interface, ns, regarding, even
 	t.Helper()
 	var found eventsv1.Event
 	var seen []string
-	eventually(t, 10*time.Second, fmt.Sprintf("a %s %s Event on %s", eventType, reason, regarding), func() bool {
+	harness.Eventually(t, 10*time.Second, poll, fmt.Sprintf("a %s %s Event on %s", eventType, reason, regarding), func() (bool, string) {
 		list, err := client.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
-			t.Logf("listing Events: %v", err)
-			return false
+			return false, fmt.Sprintf("listing Events: %v", err)
 		}
 		seen = seen[:0]
 		for _, e := range list.Items {
 			seen = append(seen, e.Reason+": "+e.Note)
 			if e.Regarding.Name == regarding && e.Type == eventType && e.Reason == reason && strings.Contains(e.Note, noteHas) {
 				found = e
-				return true
+				return true, ""
 			}
 		}
-		return false
-	}, func() { t.Logf("Events seen: %q", seen) })
+		return false, fmt.Sprintf("Events seen: %q", seen)
+	})
 	return found
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool, onFail ...func()) {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			for _, f := range onFail {
-				f()
-			}
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// poll is how often the tests poll the store and the API server.
+const poll = 20 * time.Millisecond
 
 // gauge reads a gauge from controller-runtime's registry, where the metrics are served.
 func gauge(t *testing.T, name string) float64 {

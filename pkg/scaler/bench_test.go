@@ -64,7 +64,7 @@ func BenchmarkCorrect1000Violators(b *testing.B) {
 		}
 		return c
 	}
-	eventually(b, time.Minute, func() error { // the cache holds them all
+	harness.Eventually(b, time.Minute, poll, "the scaler's outcome", func() error { // the cache holds them all
 		if got := inBounds(50); got != n {
 			return fmt.Errorf("%d of %d Deployments in the cache", got, n)
 		}

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
@@ -62,24 +63,9 @@ func newNamespace(t testing.TB, cs kubernetes.Interface, labels map[string]strin
 	return ns.Name
 }
 
-func deployment(ns, name string, replicas *int32, labels map[string]string) *appsv1.Deployment {
-	sel := map[string]string{"deployment": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
-			},
-		},
-	}
-}
-
 func createDeployment(t testing.TB, cs kubernetes.Interface, ns, name string, replicas int32, labels map[string]string) *appsv1.Deployment {
 	t.Helper()
-	d, err := cs.AppsV1().Deployments(ns).Create(context.Background(), deployment(ns, name, ptr.To(replicas), labels), metav1.CreateOptions{})
+	d, err := cs.AppsV1().Deployments(ns).Create(context.Background(), harness.Deployment(ns, name, replicas, labels), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,17 +97,15 @@ func setScale(t testing.TB, cs kubernetes.Interface, ns, name string, replicas i
 // applyPolicy swaps the store's policy as the ConfigMap watcher would.
 func applyPolicy(t testing.TB, store *policystore.Store, doc string) {
 	t.Helper()
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy", ResourceVersion: suffix()},
-		Data:       map[string]string{policy.ConfigMapKey: "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n" + doc},
-	}
+	cm := harness.PolicyConfigMap("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n" + doc)
+	cm.ResourceVersion = suffix()
 	if _, err := store.Apply(cm); err != nil {
 		t.Fatalf("policy:\n%s\n%v", doc, err)
 	}
 }
 
 func newStore() *policystore.Store {
-	return policystore.NewStore(policy.Options{AlwaysExempt: []string{"replica-policy-system"}})
+	return policystore.NewStore(policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 }
 
 // testOptions are the defaults with a cap high enough not to slow tests down.
@@ -191,26 +175,13 @@ func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts 
 	return &running{R: r, Mgr: mgr, stop: stop}
 }
 
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// poll is how often the tests poll the cluster and the scaler.
+const poll = 50 * time.Millisecond
 
 // waitReplicas waits until the Deployment has the replicas.
 func waitReplicas(t testing.TB, cs kubernetes.Interface, ns, name string, want int32, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	harness.Eventually(t, timeout, poll, "the scaler's outcome", func() error {
 		d := getDeployment(t, cs, ns, name)
 		if got := ptr.Deref(d.Spec.Replicas, 1); got != want {
 			return fmt.Errorf("%s/%s has %d replicas, want %d", ns, name, got, want)
@@ -228,7 +199,7 @@ func waitPass(t testing.TB, cs kubernetes.Interface, r *scaler.Reconciler, befor
 		t.Fatal(err)
 	}
 	n := int64(len(all.Items))
-	eventually(t, 10*time.Second, func() error {
+	harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 		if got := r.Counts().Reconciles - before; got < n {
 			return fmt.Errorf("%d reconciles since the trigger, want at least %d", got, n)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,7 +118,7 @@ func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			t.Errorf("%s: scale written by field manager %q, want %q", name, manager, scaler.FieldManager)
 		}
 		note := fmt.Sprintf("spec.replicas %d → %d by replica policy rule %q", from, want[name], rule)
-		eventually(t, 5*time.Second, func() error {
+		harness.Eventually(t, 5*time.Second, poll, "the scaler's outcome", func() error {
 			evs := events(t, cs, ns, scaler.ReasonReplicasCorrected)[name]
 			if len(evs) != 1 || !contains(evs[0].Note, note) || evs[0].Type != corev1.EventTypeNormal || evs[0].ReportingController != scaler.ControllerName {
 				return fmt.Errorf("%s: ReplicasCorrected events %+v, want one saying %q", name, evs, note)
@@ -162,7 +163,7 @@ func testStartUpAndDrift(t *testing.T, cfg *rest.Config, cs kubernetes.Interface
 	setScale(t, cs, ns, "before", 40) // as kubectl scale does
 	waitReplicas(t, cs, ns, "before", 5, 10*time.Second)
 
-	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), deployment(ns, "unset", nil, nil), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), unsetReplicas(harness.Deployment(ns, "unset", 0, nil)), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitReplicas(t, cs, ns, "unset", 2, 10*time.Second)
@@ -210,7 +211,7 @@ func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	run := startScaler(t, cfg, store, opts, nil, nil)
 
 	for name, rule := range map[string]string{"d": deny, "w": warn} {
-		eventually(t, 10*time.Second, func() error {
+		harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 			evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)[name]
 			if len(evs) != 1 || evs[0].Type != corev1.EventTypeWarning || !contains(evs[0].Note, "spec.replicas 20 is outside the bounds [0, 5]", fmt.Sprintf("rule %q", rule)) {
 				return fmt.Errorf("%s: ReplicasOutOfBounds events %+v", name, evs)
@@ -240,7 +241,7 @@ func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 		t.Errorf("counts = %+v, want no scale request", c)
 	}
 	setScale(t, cs, ns, "d", 4)
-	eventually(t, 10*time.Second, func() error {
+	harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 		if v, found := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": deny}); found {
 			return fmt.Errorf("out_of_bounds{rule=%s} = %v once in bounds, want no series", deny, v)
 		}
@@ -264,7 +265,7 @@ func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	run := startScaler(t, cfg, store, opts, nil, nil)
 
 	wantNotes := map[string]string{"a": "20 → 5", "b": "30 → 5", "c": "1 → 2"}
-	eventually(t, 10*time.Second, func() error {
+	harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 		evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)
 		for name, n := range wantNotes {
 			if e := evs[name]; len(e) != 1 || !contains(e[0].Note, "dry run", n, rule) {
@@ -402,7 +403,7 @@ func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Inter
 				}
 				r.ScaleClient = h
 			}, nil)
-			eventually(t, 10*time.Second, func() error {
+			harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 				if !deleted.Load() {
 					return fmt.Errorf("the scaler did not try to correct the Deployment")
 				}
@@ -413,7 +414,7 @@ func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Inter
 				return nil
 			})
 			// The interrupted reconcile and the one the deletion event queued have finished.
-			eventually(t, 10*time.Second, func() error {
+			harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 				if got := run.R.Counts().Reconciles; got < atHook.Load()+2 {
 					return fmt.Errorf("%d reconciles since the deletion, want 2", got-atHook.Load())
 				}
@@ -464,7 +465,7 @@ func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	})
 	defer func() { stopFight(); wg.Wait() }()
 
-	eventually(t, 15*time.Second, func() error {
+	harness.Eventually(t, 15*time.Second, poll, "the scaler's outcome", func() error {
 		if c := run.R.Counts(); c.Contests < 1 {
 			return fmt.Errorf("not contested yet: %+v", c)
 		}
@@ -477,7 +478,7 @@ func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	if v, _ := metric(t, "replicapolicy_scaler_contested", map[string]string{"rule": rule, "kind": "Deployment"}); v != 1 {
 		t.Errorf("contested{rule=%s} = %v, want 1", rule, v)
 	}
-	eventually(t, 5*time.Second, func() error {
+	harness.Eventually(t, 5*time.Second, poll, "the scaler's outcome", func() error {
 		evs := events(t, cs, ns, scaler.ReasonReplicasContested)["hpa"]
 		if len(evs) == 0 || evs[0].Type != corev1.EventTypeWarning || !contains(evs[0].Note, rule, "another writer", "suspended for 2s") {
 			return fmt.Errorf("ReplicasContested events %+v", evs)
@@ -498,7 +499,7 @@ func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	stopFight()
 	wg.Wait()
 	waitReplicas(t, cs, ns, "hpa", 5, 10*time.Second)
-	eventually(t, 5*time.Second, func() error {
+	harness.Eventually(t, 5*time.Second, poll, "the scaler's outcome", func() error {
 		if v, found := metric(t, "replicapolicy_scaler_contested", map[string]string{"rule": rule}); found {
 			return fmt.Errorf("contested{rule=%s} = %v after the fight, want no series", rule, v)
 		}
@@ -520,7 +521,7 @@ func testRateLimit(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	opts.MaxCorrectionsPerSecond, opts.CorrectionBurst = 10, 5
 	start := time.Now()
 	run := startScaler(t, cfg, store, opts, nil, nil)
-	eventually(t, 20*time.Second, func() error {
+	harness.Eventually(t, 20*time.Second, poll, "the scaler's outcome", func() error {
 		if c := run.R.Counts(); c.Corrections != n {
 			return fmt.Errorf("%d of %d corrected", c.Corrections, n)
 		}
@@ -638,7 +639,7 @@ func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			if c := run.R.Counts(); c.Failures != 2 || c.Corrections != 1 {
 				t.Errorf("counts = %+v, want 2 failures then 1 correction", c)
 			}
-			eventually(t, 10*time.Second, func() error {
+			harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 				evs := events(t, cs, ns, scaler.ReasonCorrectionFailed)["web"]
 				if len(evs) == 0 || !contains(evs[0].Note, "20 to 5", tc.err.Error()) {
 					return fmt.Errorf("CorrectionFailed Events on web: %v", evs)
@@ -647,4 +648,10 @@ func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			})
 		})
 	}
+}
+
+// unsetReplicas leaves spec.replicas out of d, for the API server to default.
+func unsetReplicas(d *appsv1.Deployment) *appsv1.Deployment {
+	d.Spec.Replicas = nil
+	return d
 }
