@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -107,22 +106,16 @@ func startReferenceProcess(binary, certDir, logDir string) (*referenceProcess, e
 		return nil, err
 	}
 	cmd := exec.Command(binary, "--cert-dir", certDir, "--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(mport))
-	logf, err := os.Create(filepath.Join(logDir, "reference-webhook.log"))
+	logFile := filepath.Join(logDir, "reference-webhook.log")
+	done, err := harness.StartProcess(cmd, logFile)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	r := &referenceProcess{port: port, metricsPort: mport, cmd: cmd, done: make(chan error, 1)}
-	go func() { r.done <- cmd.Wait(); logf.Close() }()
+	r := &referenceProcess{port: port, metricsPort: mport, cmd: cmd, done: done}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		select {
 		case err := <-r.done:
-			return nil, fmt.Errorf("the reference webhook exited: %v (log: %s)", err, logf.Name())
+			return nil, fmt.Errorf("the reference webhook exited: %v (log: %s)", err, logFile)
 		default:
 		}
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)

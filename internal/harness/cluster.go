@@ -237,7 +237,6 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 		Health:  fmt.Sprintf("127.0.0.1:%d", hp),
 		Metrics: fmt.Sprintf("127.0.0.1:%d", mp),
 		LogFile: filepath.Join(c.Dir, o.Name+".log"),
-		done:    make(chan error, 1),
 	}
 	args := []string{
 		"--cert-dir", c.CertDir,
@@ -261,19 +260,11 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 		env = withoutEnv(env, "KUBECONFIG")
 	}
 	cmd.Env = env
-	logf, err := os.Create(w.LogFile)
-	if err != nil {
+	if w.done, err = StartProcess(cmd, w.LogFile); err != nil {
 		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("starting %s: %w", o.Binary, err)
 	}
 	w.Cmd = cmd
 	w.Started = time.Now()
-	go func() { w.done <- cmd.Wait(); logf.Close() }()
 	if o.NoWait {
 		return w, nil
 	}
@@ -283,6 +274,25 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 		return nil, fmt.Errorf("%w\nwebhook log:\n%s", err, TailLines(string(log), 40))
 	}
 	return w, nil
+}
+
+// StartProcess starts cmd in a process group of its own (so that a kill of the group ends
+// whatever it started), its output written to logFile, and returns a channel that receives
+// its exit error once.
+func StartProcess(cmd *exec.Cmd, logFile string) (chan error, error) {
+	logf, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logf.Close() }()
+	return done, nil
 }
 
 // inClusterCommand wraps the binary in a private mount namespace holding the Pod files.

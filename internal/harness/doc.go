@@ -6,7 +6,10 @@
 //	                 hack/controlplane.sh fills (RepoRoot, Assets, StartControlPlane)
 //	cluster.go       replica-policy installed as a user installs it: certificates, kubectl
 //	bare.go          apply -k of the local overlay, the built binary under its
-//	                 ServiceAccount's token (StartCluster, StartBare, Cluster.RunWebhook)
+//	                 ServiceAccount's token (StartCluster, StartBare, Cluster.RunWebhook,
+//	                 StartProcess)
+//	build.go         the binary as the Dockerfile builds it (BuildWebhook), test logs,
+//	                 clients that collect warnings
 //	certs.go         certificates from certs/certgen, never a copy of it
 //	metrics.go       Prometheus text scraping and sums (ParseMetrics, ScrapeMetrics)
 //	review.go        AdmissionReviews as kube-apiserver sends them (Review)
