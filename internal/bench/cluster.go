@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -385,47 +382,18 @@ func (e *Env) APIServerMetric(ctx context.Context, name string, labels ...string
 	return m.Sum(name, labels...), nil
 }
 
-// Memory is a process's resident memory, from /proc/<pid>/status.
-type Memory struct {
-	// Peak is VmHWM, the peak resident set since the process started; Current is VmRSS.
-	Peak, Current int64
-}
-
-var procMemLine = regexp.MustCompile(`^(VmHWM|VmRSS):\s+(\d+) kB`)
-
-// ProcessMemory reads a process's resident memory.
-func ProcessMemory(pid int) (Memory, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return Memory{}, err
-	}
-	defer f.Close()
-	var m Memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if g := procMemLine.FindStringSubmatch(sc.Text()); g != nil {
-			kb, _ := strconv.ParseInt(g[2], 10, 64)
-			if g[1] == "VmHWM" {
-				m.Peak = kb << 10
-			} else {
-				m.Current = kb << 10
-			}
-		}
-	}
-	if m.Peak == 0 {
-		return m, errors.New("no VmHWM in /proc/<pid>/status")
-	}
-	return m, sc.Err()
-}
-
 // WebhookMemory reads the binary's resident memory.
-func (e *Env) WebhookMemory() (Memory, error) { return ProcessMemory(e.Webhook.Cmd.Process.Pid) }
+func (e *Env) WebhookMemory() (harness.Memory, error) {
+	return harness.ProcessMemory(e.Webhook.Cmd.Process.Pid)
+}
 
 // ReferenceCalls is the number of requests the reference webhook has answered.
 func (e *Env) ReferenceCalls() (int64, error) { return e.ref.calls() }
 
 // ReferenceMemory reads the reference webhook's resident memory.
-func (e *Env) ReferenceMemory() (Memory, error) { return ProcessMemory(e.ref.cmd.Process.Pid) }
+func (e *Env) ReferenceMemory() (harness.Memory, error) {
+	return harness.ProcessMemory(e.ref.cmd.Process.Pid)
+}
 
 // TCPStats counts the TCP sockets of this machine that have port at either end, by state:
 // how many connections kube-apiserver holds open to a webhook, and how many it has closed

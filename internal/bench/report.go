@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // Report is everything one run of the suite measured.
@@ -31,8 +33,8 @@ type Report struct {
 	HandlerOpt HandlerOptions
 
 	E2E                        *E2EResult
-	MemoryIdle, MemoryAfterE2E Memory
-	MemoryReference            Memory
+	MemoryIdle, MemoryAfterE2E harness.Memory
+	MemoryReference            harness.Memory
 	Scaler                     []ScalerResult
 	APIServerVersion           string
 	Errors                     []string

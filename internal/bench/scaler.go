@@ -23,7 +23,7 @@ type ScalerResult struct {
 	Ready time.Duration
 	// MemoryStart is the binary's memory once it has started and passed over every
 	// Deployment; MemoryAfter once it has corrected them all.
-	MemoryStart, MemoryAfter Memory
+	MemoryStart, MemoryAfter harness.Memory
 	// Scaler: time from the policy change until every violator was corrected, and the
 	// scale UPDATE requests kube-apiserver counted meanwhile.
 	ScalerTime   time.Duration

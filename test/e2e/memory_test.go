@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +86,11 @@ func TestMemoryWith5000Deployments(t *testing.T) {
 		t.Errorf("%d Deployments, %d still above the default's 50 replicas", total, over)
 	}
 
-	hwm, rss := procMemory(t, w.Cmd.Process.Pid)
+	mem, err := harness.ProcessMemory(w.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatalf("reading the process's memory: %v", err)
+	}
+	hwm, rss := mem.Peak, mem.Current
 	t.Logf("peak RSS (VmHWM) %.1f MiB, current RSS %.1f MiB, with %d Deployments: ready after %v, %d corrections done after %v",
 		float64(hwm)/(1<<20), float64(rss)/(1<<20), loadDeployments, ready.Round(100*time.Millisecond), loadViolators, corrected.Round(100*time.Millisecond))
 	if hwm >= memoryLimit {
@@ -181,33 +183,4 @@ func loadDeployment(i int) *appsv1.Deployment {
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}, PeriodSeconds: 10}
 	c.LivenessProbe, c.ReadinessProbe = probe, probe
 	return d
-}
-
-// procMemory returns VmHWM (peak resident set) and VmRSS of pid, in bytes.
-func procMemory(t *testing.T, pid int) (hwm, rss int64) {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatalf("reading the process's memory: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
-			continue
-		}
-		f := strings.Fields(v) // "123456 kB"
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || len(f) != 2 || f[1] != "kB" {
-			t.Fatalf("/proc/%d/status: %q", pid, line)
-		}
-		if k == "VmHWM" {
-			hwm = n << 10
-		} else {
-			rss = n << 10
-		}
-	}
-	if hwm == 0 {
-		t.Fatalf("/proc/%d/status has no VmHWM", pid)
-	}
-	return hwm, rss
 }

@@ -709,18 +709,10 @@ func raceEnabled() bool {
 
 // vmHWM is the process's peak resident set size, from /proc/self/status.
 func vmHWM(t *testing.T) uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+	m, err := harness.ProcessMemory(os.Getpid())
 	if err != nil {
-		t.Logf("no /proc/self/status: %v", err)
+		t.Logf("no VmHWM: %v", err)
 		return 0
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	return uint64(m.Peak)
 }
