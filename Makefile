@@ -7,16 +7,18 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG     := github.com/replica-policy/replica-policy
 LDFLAGS := -s -w -X $(PKG)/pkg/version.Version=$(VERSION) -X $(PKG)/pkg/version.Commit=$(COMMIT)
 GOTEST_FLAGS ?= -race
-# Where `make build` writes the binary.
+# Where `make build` writes the binaries: the webhook, and the kubectl plugin beside it.
 OUT ?= bin/webhook
+PLUGIN_OUT ?= $(dir $(OUT))kubectl-replica_policy
 
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the static webhook binary into $(OUT) (bin/webhook; the Dockerfile runs this target).
+build: ## Build the static webhook binary into $(OUT) (bin/webhook; the Dockerfile runs this target) and the kubectl plugin into bin/kubectl-replica_policy.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(OUT) ./cmd/webhook
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(PLUGIN_OUT) ./cmd/kubectl-replica_policy
 
 .PHONY: controlplane
 controlplane: ## Build (once) kube-apiserver and etcd for the tests and print their folder.

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -114,7 +114,7 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cs, err := kubernetes.NewForConfig(o.config)
+	core, err := corev1client.NewForConfig(o.config)
 	if err != nil {
 		return err
 	}
@@ -122,14 +122,14 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	snap, err := o.policy(ctx, cs)
+	snap, err := o.policy(ctx, core)
 	if err != nil {
 		return err
 	}
 	namespaces := Namespaces{}
 	nsResource := schema.GroupResource{Resource: "namespaces"}
 	err = listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-		list, err := cs.CoreV1().Namespaces().List(ctx, opts)
+		list, err := core.Namespaces().List(ctx, opts)
 		if err != nil {
 			return "", err
 		}
@@ -170,12 +170,12 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 
 // policy is the proposed policy of --policy, else the cluster's: no ConfigMap means no
 // bounds, as for the webhook.
-func (o *AuditOptions) policy(ctx context.Context, cs kubernetes.Interface) (*policy.Snapshot, error) {
+func (o *AuditOptions) policy(ctx context.Context, core corev1client.CoreV1Interface) (*policy.Snapshot, error) {
 	opts := policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}
 	if o.PolicyFile != "" {
 		return loadPolicyFile(o.PolicyFile, o.In, opts)
 	}
-	cm, err := cs.CoreV1().ConfigMaps(o.PolicyNamespace).Get(ctx, o.PolicyConfigMap, metav1.GetOptions{})
+	cm, err := core.ConfigMaps(o.PolicyNamespace).Get(ctx, o.PolicyConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		fmt.Fprintf(o.ErrOut, "note: no policy ConfigMap %s/%s: the webhook bounds nothing\n", o.PolicyNamespace, o.PolicyConfigMap)
 		return policy.Empty(opts), nil
