@@ -239,9 +239,11 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 		return nil, err
 	}
 	ref := admission.PolicyRef{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName, Options: opts}
+	// As cmd/webhook/app wires them: one pair, /validate knowing what /mutate answered.
+	mutate, validate := admission.NewHandlers(store, staticLookup{}, ref)
 	return map[string]http.Handler{
-		PathMutate:   admission.Webhook(admission.NewHandler(admission.Mutate, store, staticLookup{}, ref)),
-		PathValidate: admission.Webhook(admission.NewHandler(admission.Validate, store, staticLookup{}, ref)),
+		PathMutate:   admission.Webhook(mutate),
+		PathValidate: admission.Webhook(validate),
 		PathAllow: &cradmission.Webhook{Handler: cradmission.HandlerFunc(func(context.Context, cradmission.Request) cradmission.Response {
 			return cradmission.Allowed("")
 		})},
