@@ -18,7 +18,7 @@ ARG VERSION=dev
 # Set by BuildKit (docker buildx build --platform linux/arm64 ...); empty means the host's.
 ARG TARGETOS
 ARG TARGETARCH
-RUN GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} make build VERSION=${VERSION}
+RUN GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} make webhook VERSION=${VERSION}
 
 # Runtime stage: no shell, no package manager, only CA certificates, tzdata and /etc/passwd
 # with the nonroot user (65532), which the manifests' securityContext also names.

@@ -16,8 +16,14 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the static webhook binary into $(OUT) (bin/webhook; the Dockerfile runs this target) and the kubectl plugin into bin/kubectl-replica_policy.
+build: webhook plugin ## Build both binaries: the webhook into $(OUT) (bin/webhook) and the kubectl plugin into bin/kubectl-replica_policy.
+
+.PHONY: webhook
+webhook: ## Build the static webhook binary into $(OUT) (the Dockerfile runs this target).
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(OUT) ./cmd/webhook
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-replica_policy (on the PATH: kubectl replica-policy).
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(PLUGIN_OUT) ./cmd/kubectl-replica_policy
 
 .PHONY: controlplane
