@@ -74,7 +74,7 @@ type Env struct {
 type EnvOptions struct {
 	// Dir holds the cluster's files.
 	Dir string
-	// Binary is the webhook binary; empty builds it with `make build`.
+	// Binary is the webhook binary; empty builds it with `make webhook`.
 	Binary string
 	// Log receives progress lines.
 	Log io.Writer
@@ -90,7 +90,7 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	e := &Env{Binary: o.Binary, log: o.Log}
 	if e.Binary == "" {
 		e.Binary = filepath.Join(o.Dir, "webhook")
-		e.progress("building the webhook binary with `make build`")
+		e.progress("building the webhook binary with `make webhook`")
 		if err := harness.BuildWebhook(ctx, e.Binary); err != nil {
 			return nil, err
 		}

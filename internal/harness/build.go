@@ -13,14 +13,14 @@ import (
 )
 
 // BuildWebhook builds the webhook binary into out with exactly the Makefile target the
-// Dockerfile runs (`make build`: static, trimmed, version stamped).
+// Dockerfile runs (`make webhook`: static, trimmed, version stamped).
 func BuildWebhook(ctx context.Context, out string) error {
 	if _, err := exec.LookPath("make"); err != nil {
 		return fmt.Errorf("make is required to build the binary the way the Dockerfile does: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "make", "-C", RepoRoot(), "build", "OUT="+out)
+	cmd := exec.CommandContext(ctx, "make", "-C", RepoRoot(), "webhook", "OUT="+out)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("make build: %w\n%s", err, b)
+		return fmt.Errorf("make webhook: %w\n%s", err, b)
 	}
 	return nil
 }
