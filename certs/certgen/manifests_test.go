@@ -273,8 +273,8 @@ func TestKustomizeDefault(t *testing.T) {
 			t.Errorf("%s webhook %s: clientConfig %+v, want Service %s/%s port 443", config, name, cc, namespace, serviceName)
 		}
 	})
-	if n != 3 {
-		t.Errorf("%d webhooks, want 3 (mutate, validate, policy)", n)
+	if n != 2 {
+		t.Errorf("%d webhooks, want 2 (mutate for workloads, policy for the ConfigMap)", n)
 	}
 	verifyAgainstBundle(t, caPEM, certPEM, serviceName+"."+namespace+".svc")
 
@@ -328,8 +328,8 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 			t.Errorf("%s webhook %s: caBundle does not decode to ca.crt", config, name)
 		}
 	})
-	if n != 3 {
-		t.Errorf("%d webhooks, want 3", n)
+	if n != 2 {
+		t.Errorf("%d webhooks, want 2", n)
 	}
 	verifyAgainstBundle(t, caPEM, readFile(t, filepath.Join(dir, "certs", TLSCertFile)), "127.0.0.1")
 	checkRBAC(t, objs)
@@ -590,9 +590,9 @@ func checkWebhookConfigurations(t *testing.T, objs *objects) {
 		nsOperator: metav1.LabelSelectorOpNotIn, nsValues: []string{"kube-system", namespace},
 		resources: []string{"apps/deployments:[CREATE UPDATE]", "apps/deployments/scale:[UPDATE]"},
 	}
+	// Workloads go to /mutate only: one call per write.
 	want := map[string]common{
-		"mutate.replicapolicy.io":   workloads,
-		"validate.replicapolicy.io": workloads,
+		"mutate.replicapolicy.io": workloads,
 		"policy.replicapolicy.io": {
 			failurePolicy: admissionregistrationv1.Ignore, sideEffects: admissionregistrationv1.SideEffectClassNone,
 			versions: []string{"v1"}, timeout: 10, conditionNames: []string{"is-policy-configmap"},
@@ -604,8 +604,9 @@ func checkWebhookConfigurations(t *testing.T, objs *objects) {
 	paths := map[string]string{}
 	for _, w := range objs.mutating[0].Webhooks {
 		got[w.Name] = describe(w.FailurePolicy, w.SideEffects, w.AdmissionReviewVersions, w.TimeoutSeconds, w.MatchConditions, w.NamespaceSelector, w.Rules)
-		if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.NeverReinvocationPolicy {
-			t.Errorf("webhook %s: reinvocationPolicy = %v, want Never", w.Name, w.ReinvocationPolicy)
+		// The final object counts: a later mutation of replicas calls /mutate again.
+		if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+			t.Errorf("webhook %s: reinvocationPolicy = %v, want IfNeeded", w.Name, w.ReinvocationPolicy)
 		}
 		if w.MatchPolicy == nil || *w.MatchPolicy != admissionregistrationv1.Equivalent {
 			t.Errorf("webhook %s: matchPolicy = %v, want Equivalent", w.Name, w.MatchPolicy)
@@ -622,7 +623,7 @@ func checkWebhookConfigurations(t *testing.T, objs *objects) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("webhooks =\n%+v\nwant\n%+v", got, want)
 	}
-	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "validate.replicapolicy.io": "/validate", "policy.replicapolicy.io": "/validate"}
+	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "policy.replicapolicy.io": "/validate"}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("webhook paths = %v, want %v", paths, wantPaths)
 	}

@@ -208,9 +208,9 @@ func namespaceIn(ns string) *metav1.LabelSelector {
 	}}}
 }
 
-// ourWebhooks are the webhooks of the manifests that bound Deployments (the third one, for
+// ourWebhooks are the webhooks of the manifests that bound Deployments (the other one, for
 // the policy ConfigMap, stays as installed).
-var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true, "validate.replicapolicy.io": true}
+var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true}
 
 // scopeOurWebhooks narrows the namespaceSelector of the installed webhook configurations to
 // the benchmark's namespace; everything else stays as the manifests register it.

@@ -358,6 +358,8 @@ func testConflict(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 		}
 	}, nil)
 	waitReplicas(t, cs, ns, "web", 5, 10*time.Second)
+	// The stored value can show before the reconcile that wrote it has recorded its write.
+	harness.Eventually(t, 10*time.Second, poll, "the correction is counted", func() bool { return run.R.Counts().Corrections >= 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(updateErrs) != 2 || !apierrors.IsConflict(updateErrs[0]) || updateErrs[1] != nil {

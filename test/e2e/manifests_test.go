@@ -256,8 +256,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 		nsSelector *metav1.LabelSelector
 		condition  string
 	}{
-		"mutate.replicapolicy.io":   {workloadRules, 5, notSystem, "replicas-changed"},
-		"validate.replicapolicy.io": {workloadRules, 5, notSystem, "replicas-changed"},
+		// Workloads: /mutate only, one call per write.
+		"mutate.replicapolicy.io": {workloadRules, 5, notSystem, "replicas-changed"},
 		"policy.replicapolicy.io": {[]admissionregistrationv1.RuleWithOperations{
 			{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("", "configmaps")}}, 10, onlyOwn, "is-policy-configmap"},
 	}

@@ -37,6 +37,19 @@ type fixture struct {
 // until it is ready.
 func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	t.Helper()
+	f := launchWebhook(t, func(_ *harness.ControlPlane, o *Options) {
+		if configure != nil {
+			configure(o)
+		}
+	})
+	f.waitReady(t)
+	return f
+}
+
+// launchWebhook is startWebhook without the wait for readiness; configure also gets the
+// control plane (to make users).
+func launchWebhook(t *testing.T, configure func(*harness.ControlPlane, *Options)) *fixture {
+	t.Helper()
 	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml")},
 	})
@@ -54,9 +67,7 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
-	if configure != nil {
-		configure(o)
-	}
+	configure(env, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o) }()
@@ -77,7 +88,6 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)
 	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}})
-	f.waitReady(t)
 	return f
 }
 
