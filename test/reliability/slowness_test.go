@@ -380,8 +380,9 @@ func directReview(t *testing.T, tlsConfig *tls.Config, addr, ns, name string) (i
 //     at once, with a warning naming the rule: it fails open, and the scaler corrects the
 //     Deployment once the cache catches up;
 //   - a process started while the API server is unreachable does not listen at all;
-//   - a starting process answers at once from an empty policy (no bounds) until it has
-//     read the policy: that window, while readiness is false, is measured.
+//   - a starting process answers at once with HTTP 503 (no AdmissionReview: the failure
+//     policy decides) until it has read the policy, never from an empty policy: that
+//     window, while readiness is false, is measured.
 func TestRequestPathNeverWaits(t *testing.T) {
 	e := startCluster(t)
 	p := startProxy(t, apiServerAddr(t, e))
@@ -524,7 +525,7 @@ rules:
 
 	// Start-up: the webhook server listens before the policy is read and the caches have
 	// synced (readiness is false meanwhile). Requests in that window are answered at once,
-	// from an empty policy: allowed unchanged, without a warning.
+	// with HTTP 503 and no AdmissionReview, so that the failure policy decides them.
 	port3, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -537,7 +538,7 @@ rules:
 	t.Cleanup(w3.Kill)
 	addr3 := fmt.Sprintf("127.0.0.1:%d", port3)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}
-	var before, unbounded int
+	var before, notReady int
 	var firstClamp, slowest time.Duration
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && firstClamp == 0; {
 		uid := fmt.Sprintf("start-%d", before)
@@ -551,10 +552,13 @@ rules:
 		resp.Body.Close()
 		slowest = max(slowest, time.Since(start))
 		before++
-		if got, err := clampedTo(b, uid); err == nil && got == 3 {
+		switch got, err := clampedTo(b, uid); {
+		case resp.StatusCode == http.StatusServiceUnavailable && !bytes.Contains(b, []byte("AdmissionReview")):
+			notReady++
+		case err == nil && got == 3:
 			firstClamp = time.Since(w3.Started)
-		} else {
-			unbounded++
+		default:
+			t.Errorf("the starting webhook answered HTTP %d %q before its first clamp: want 503 without an AdmissionReview", resp.StatusCode, b)
 		}
 	}
 	if firstClamp == 0 {
@@ -563,8 +567,8 @@ rules:
 	if slowest > time.Second {
 		t.Errorf("a request to the starting webhook took %v", slowest)
 	}
-	figure(t, "started while the API server is unreachable: never listens (API server calls refused, fail open); start-up: %d requests answered from an empty policy (allowed unchanged, no warning) before the first clamp %v after exec, slowest answer %v",
-		unbounded, firstClamp.Round(time.Millisecond), slowest.Round(time.Millisecond))
+	figure(t, "started while the API server is unreachable: never listens (API server calls refused, fail open); start-up: %d requests answered 503 (not ready: the failure policy decides) before the first clamp %v after exec, slowest answer %v",
+		notReady, firstClamp.Round(time.Millisecond), slowest.Round(time.Millisecond))
 }
 
 // apiServerAddr is host:port of the control plane's API server.
