@@ -23,7 +23,7 @@ func FuzzParse(f *testing.F) {
 	for _, doc := range []string{designExample, header + "rules: []\n", header + "default: {maxReplicas: 3}\n"} {
 		f.Add([]byte(doc))
 	}
-	opts := Options{AlwaysExempt: []string{"replica-policy-system"}}
+	opts := Options{AlwaysExempt: []string{DefaultNamespace}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		snap, err := Load(data, opts)
 		if err != nil {
@@ -104,7 +104,7 @@ func checkInvalid(t *testing.T, err error) {
 // is also tried as a literal name), in others, with labels its selectors name, and with
 // labels unknown.
 func fuzzWorkloads(p *ReplicaPolicy) []Subject {
-	namespaces := []string{"", "default", "prod", "team-a", "kube-system", "replica-policy-system"}
+	namespaces := []string{"", "default", "prod", "team-a", "kube-system", DefaultNamespace}
 	labelSets := []map[string]string{nil, {"app": "web", "env": "prod", "tier": "web"}}
 	for i, r := range p.Rules {
 		if i == 8 {

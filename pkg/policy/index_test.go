@@ -260,7 +260,7 @@ func benchPolicy(b *testing.B, kind string, n int) (*Snapshot, Subject) {
 		}
 		p.Rules = append(p.Rules, r)
 	}
-	s, err := Compile(p, Options{AlwaysExempt: []string{"replica-policy-system"}})
+	s, err := Compile(p, Options{AlwaysExempt: []string{DefaultNamespace}})
 	if err != nil {
 		b.Fatal(err)
 	}

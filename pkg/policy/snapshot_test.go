@@ -38,7 +38,7 @@ rules:
 `
 
 func TestMatch(t *testing.T) {
-	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{"replica-policy-system"}})
+	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{DefaultNamespace}})
 	tests := []struct {
 		name string
 		w    Subject
@@ -147,11 +147,11 @@ func TestMatchRuleWithoutMatchers(t *testing.T) {
 }
 
 func TestMatchExempt(t *testing.T) {
-	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{"replica-policy-system", "ops-*"}})
+	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{DefaultNamespace, "ops-*"}})
 	for ns, exempt := range map[string]bool{
 		"kube-system":           true, // policy, literal
 		"sys-1":                 true, // policy, glob
-		"replica-policy-system": true, // Options.AlwaysExempt, literal
+		DefaultNamespace: true, // Options.AlwaysExempt, literal
 		"ops-east":              true, // Options.AlwaysExempt, glob
 		"kube-public":           false,
 		"prod":                  false,
@@ -171,7 +171,7 @@ func TestMatchExempt(t *testing.T) {
 		t.Errorf("Match = %+v, want exempt", m)
 	}
 	// AlwaysExempt holds for the empty policy too (no ConfigMap).
-	if !Empty(Options{AlwaysExempt: []string{"replica-policy-system"}}).Match(Subject{Namespace: "replica-policy-system"}).Exempt {
+	if !Empty(Options{AlwaysExempt: []string{DefaultNamespace}}).Match(Subject{Namespace: DefaultNamespace}).Exempt {
 		t.Error("Empty snapshot does not exempt Options.AlwaysExempt")
 	}
 }

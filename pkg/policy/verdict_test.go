@@ -7,7 +7,7 @@ import (
 
 func compile(t *testing.T, doc string) *Snapshot {
 	t.Helper()
-	s, err := Load([]byte(doc), Options{AlwaysExempt: []string{"replica-policy-system"}})
+	s, err := Load([]byte(doc), Options{AlwaysExempt: []string{DefaultNamespace}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ default: {maxReplicas: 50}
 		{"deny rule, in bounds", Subject{Namespace: "prod", Labels: map[string]string{"app": "x"}}, i32(7), "batch", 7, 7, false},
 		{"default", Subject{Namespace: "dev"}, i32(60), DefaultRuleName, 60, 50, false},
 		{"exempt", Subject{Namespace: "kube-system"}, i32(60), "", 60, 60, false},
-		{"always exempt", Subject{Namespace: "replica-policy-system"}, i32(60), "", 60, 60, false},
+		{"always exempt", Subject{Namespace: DefaultNamespace}, i32(60), "", 60, 60, false},
 		{"namespace labels", Subject{Namespace: "qa", NamespaceLabels: map[string]string{"env": "prod"}}, i32(5), "by-label", 5, 3, false},
 		{"namespace labels unknown", Subject{Namespace: "qa", NamespaceLabelsUnknown: true}, i32(5), "by-label", 5, 5, true},
 	} {

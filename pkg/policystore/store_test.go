@@ -17,7 +17,7 @@ const header = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
 
 func policyConfigMap(rv, doc string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "replica-policy-system", Name: "replica-policy", ResourceVersion: rv},
+		ObjectMeta: metav1.ObjectMeta{Namespace: policy.DefaultNamespace, Name: "replica-policy", ResourceVersion: rv},
 		Data:       map[string]string{policy.ConfigMapKey: doc},
 	}
 }
@@ -29,13 +29,13 @@ func maxPolicy(n int) string {
 }
 
 func TestStoreApply(t *testing.T) {
-	opts := policy.Options{AlwaysExempt: []string{"replica-policy-system"}}
+	opts := policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}}
 	s := NewStore(opts)
 	first := s.Snapshot()
 	if first == nil || len(first.Rules()) != 0 {
 		t.Fatalf("a new store must bound nothing, got %+v", first)
 	}
-	if !first.Exempt("replica-policy-system") {
+	if !first.Exempt(policy.DefaultNamespace) {
 		t.Error("the new store's snapshot does not apply policy.Options.AlwaysExempt")
 	}
 
@@ -53,7 +53,7 @@ func TestStoreApply(t *testing.T) {
 	if want := "configmap replica-policy-system/replica-policy@1"; snap.Source != want {
 		t.Errorf("Source %q, want %q", snap.Source, want)
 	}
-	if !snap.Exempt("replica-policy-system") {
+	if !snap.Exempt(policy.DefaultNamespace) {
 		t.Error("a loaded snapshot lost policy.Options.AlwaysExempt")
 	}
 
@@ -93,7 +93,7 @@ func TestStoreApply(t *testing.T) {
 	if m := empty.Decide(policy.Subject{Namespace: "a"}, nil); m.Rule != nil {
 		t.Errorf("after Apply(nil) rule %q still applies", m.Rule.Name)
 	}
-	if !empty.Exempt("replica-policy-system") {
+	if !empty.Exempt(policy.DefaultNamespace) {
 		t.Error("the empty snapshot lost policy.Options.AlwaysExempt")
 	}
 }
