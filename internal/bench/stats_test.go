@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -25,12 +27,22 @@ func TestAlwaysAllowedBand(t *testing.T) {
 	}
 }
 
+// TestDecideCases: each benchmark case is decided by its last rule (the worst case for the
+// namespace index), clamped from 60 to that rule's maximum of 50; an unknown case is refused.
 func TestDecideCases(t *testing.T) {
 	for _, kind := range RuleKinds {
 		for _, n := range []int{1, 100} {
-			if _, _, err := DecideCase(kind, n); err != nil {
-				t.Error(err)
+			snap, req, err := DecideCase(kind, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := admission.Decide(snap, req, admission.Mutate)
+			if want := fmt.Sprintf("r%d", n-1); d.Rule != want || d.Replicas == nil || *d.Replicas != 50 || len(snap.Rules()) != n {
+				t.Errorf("%s/%d: %d rules, decided by %q to %v; want %d rules, %q clamping 60 to 50", kind, n, len(snap.Rules()), d.Rule, d.Replicas, n, want)
 			}
 		}
+	}
+	if _, _, err := DecideCase("no-such-kind", 1); err == nil {
+		t.Error("an unknown rule kind was accepted")
 	}
 }

@@ -15,14 +15,11 @@
 package e2e
 
 import (
-	"context"
 	"debug/elf"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 func TestBuildIsStatic(t *testing.T) {
@@ -46,27 +43,3 @@ func TestBuildIsStatic(t *testing.T) {
 	}
 }
 
-func TestInstallAndUse(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
-	ctx := context.Background()
-	w, err := c.RunWebhook(ctx, harness.WebhookOptions{Binary: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := w.Stop(40 * time.Second); err != nil {
-			t.Errorf("webhook exit: %v\n%s", err, w.Log())
-		}
-	})
-	kubectl(t, c, "create", "namespace", "prod")
-	kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
-	kubectl(t, c, "-n", "prod", "label", "deployment", "web", "app=web")
-	waitClampReady(t, c, "prod", "web", 40)
-	out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-	t.Log(out)
-	got := strings.TrimSpace(kubectl(t, c, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"))
-	if got != "10" {
-		t.Fatalf("after kubectl scale --replicas=40, replicas = %s, want 10 (rule prod-web of the example policy)\nwebhook log:\n%s", got, w.Log())
-	}
-}
