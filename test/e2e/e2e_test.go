@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-
 )
 
 func TestBuildIsStatic(t *testing.T) {
@@ -42,4 +41,3 @@ func TestBuildIsStatic(t *testing.T) {
 		t.Fatalf("%s --version: %v %q", bin, err, out)
 	}
 }
-
