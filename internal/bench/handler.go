@@ -16,6 +16,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -57,8 +58,8 @@ type HandlerServer struct {
 // Namespace: the handler benchmark measures the HTTP path, not the cache.
 type staticLookup struct{}
 
-func (staticLookup) WorkloadLabels(workload.Kind, string, string) (map[string]string, bool) {
-	return map[string]string{"app": "web", "team": "payments"}, true
+func (staticLookup) WorkloadLabels(workload.Kind, string, string) (map[string]string, *metav1.OwnerReference, bool) {
+	return map[string]string{"app": "web", "team": "payments"}, nil, true
 }
 
 func (staticLookup) NamespaceLabels(ns string) (map[string]string, bool) {
@@ -240,7 +241,7 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 	}
 	ref := admission.PolicyRef{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName, Options: opts}
 	// As cmd/webhook/app wires them: one pair, /validate knowing what /mutate answered.
-	mutate, validate := admission.NewHandlers(store, staticLookup{}, ref)
+	mutate, validate := admission.NewHandlers(workload.Builtin(), store, staticLookup{}, ref)
 	return map[string]http.Handler{
 		PathMutate:   admission.Webhook(mutate),
 		PathValidate: admission.Webhook(validate),

@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -144,4 +145,52 @@ func (r Review) Request(t testing.TB) admission.Request {
 		t.Fatalf("test fixture is not an AdmissionReview: %v", err)
 	}
 	return admission.Request{AdmissionRequest: *ar.Request}
+}
+
+// WorkloadJSON is an object of any workload kind (apiVersion "apps/v1" and kind
+// "StatefulSet", or a custom resource's) as kube-apiserver sends it, with a pod template,
+// managedFields, the controller ownerReference owner when not nil, and a status. replicas
+// nil leaves spec.replicas out.
+func WorkloadJSON(apiVersion, kind, namespace, name string, replicas *int32, labels map[string]string, owner *metav1.OwnerReference) []byte {
+	lbls, _ := json.Marshal(labels)
+	repl := ""
+	if replicas != nil {
+		repl = fmt.Sprintf(`"replicas":%d,`, *replicas)
+	}
+	owners := ""
+	if owner != nil {
+		b, _ := json.Marshal([]metav1.OwnerReference{*owner})
+		owners = fmt.Sprintf(`"ownerReferences":%s,`, b)
+	}
+	return []byte(fmt.Sprintf(`{"kind":%[5]q,"apiVersion":%[6]q,`+
+		`"metadata":{"name":%[1]q,"namespace":%[2]q,"uid":"5f0c1d4e-2f8a-4a47-9c55-0e1e6f0f6a12","resourceVersion":"48213","generation":3,`+
+		`"creationTimestamp":"2026-03-02T10:15:04Z","labels":%[3]s,%[7]s`+
+		`"managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":%[6]q,"time":"2026-03-02T10:15:04Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:replicas":{}}}}]},`+
+		`"spec":{%[4]s"selector":{"matchLabels":{"app":"web"}},`+
+		`"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.k8s.io/nginx:1.27"}]}}},`+
+		`"status":{"replicas":3}}`,
+		name, namespace, lbls, repl, kind, apiVersion, owners))
+}
+
+// WorkloadReview is a CREATE (old == nil) or UPDATE of an object of kind, served at
+// group/resource (apiVersion group/v1, or v1 for the core group's absence: the built-in
+// kinds are apps/v1).
+func WorkloadReview(uid, group, kind, resource, namespace, name string, old, replicas *int32, labels map[string]string, owner *metav1.OwnerReference) Review {
+	apiVersion := group + "/v1"
+	r := Review{UID: uid, Operation: admissionv1.Create, Namespace: namespace, Name: name, Kind: kind, Group: group, Resource: resource,
+		KindGroup: group, KindVersion: "v1",
+		Object: WorkloadJSON(apiVersion, kind, namespace, name, replicas, labels, owner)}
+	if old != nil {
+		r.Operation = admissionv1.Update
+		r.OldObject = WorkloadJSON(apiVersion, kind, namespace, name, old, labels, owner)
+	}
+	return r
+}
+
+// ScaleReviewOf is an UPDATE of the scale subresource of group/resource
+// ("apps", "statefulsets").
+func ScaleReviewOf(uid, group, resource, namespace, name string, old, replicas int32) Review {
+	r := ScaleReview(uid, namespace, name, old, replicas)
+	r.Group, r.Resource = group, resource
+	return r
 }

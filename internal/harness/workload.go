@@ -120,3 +120,49 @@ func SetPolicy(ctx context.Context, cs kubernetes.Interface, doc string) error {
 	_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
 	return err
 }
+
+// StatefulSet is a minimal valid StatefulSet, shaped like Deployment's.
+func StatefulSet(ns, name string, replicas int32, labels map[string]string) *appsv1.StatefulSet {
+	d := Deployment(ns, name, replicas, labels)
+	return &appsv1.StatefulSet{
+		ObjectMeta: d.ObjectMeta,
+		Spec:       appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template},
+	}
+}
+
+// ReplicaSet is a minimal valid ReplicaSet of its own (no owner), shaped like Deployment's.
+func ReplicaSet(ns, name string, replicas int32, labels map[string]string) *appsv1.ReplicaSet {
+	d := Deployment(ns, name, replicas, labels)
+	return &appsv1.ReplicaSet{
+		ObjectMeta: d.ObjectMeta,
+		Spec:       appsv1.ReplicaSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template},
+	}
+}
+
+// OwnedReplicaSet is the ReplicaSet named name that the Deployment controller would create
+// for owner (a Deployment read back from the API server: its UID is set): the owner's
+// labels and template, a pod-template-hash, and a controller ownerReference to the owner.
+func OwnedReplicaSet(owner *appsv1.Deployment, name string, replicas int32) *appsv1.ReplicaSet {
+	tmpl := *owner.Spec.Template.DeepCopy()
+	labels := map[string]string{"pod-template-hash": name}
+	for k, v := range tmpl.Labels {
+		labels[k] = v
+	}
+	tmpl.Labels = labels
+	sel := owner.Spec.Selector.DeepCopy()
+	if sel.MatchLabels == nil {
+		sel.MatchLabels = map[string]string{}
+	}
+	sel.MatchLabels["pod-template-hash"] = name
+	rsLabels := map[string]string{"pod-template-hash": name}
+	for k, v := range owner.Labels {
+		rsLabels[k] = v
+	}
+	return &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: owner.Namespace, Name: name, Labels: rsLabels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, appsv1.SchemeGroupVersion.WithKind("Deployment"))},
+		},
+		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, Selector: sel, Template: tmpl},
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // benchPolicy has n rules; the request's namespace "target" matches only the last one.
@@ -48,7 +49,7 @@ func BenchmarkHandle(b *testing.B) {
 					continue // the same policy as literal/1
 				}
 				b.Run(fmt.Sprintf("%s/%s/rules=%d", kind, rules, n), func(b *testing.B) {
-					h := NewHandler(Mutate, mustStore(b, benchPolicy(n, rules == "glob")), lookup, PolicyRef{})
+					h := NewHandler(Mutate, workload.Builtin(), mustStore(b, benchPolicy(n, rules == "glob")), lookup, PolicyRef{})
 					req := requests[kind]
 					ctx := context.Background()
 					if resp := h.Handle(ctx, req); !resp.Allowed || len(resp.Patches) != 1 {

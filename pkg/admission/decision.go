@@ -53,12 +53,9 @@ type Request struct {
 	OldReplicas *int32
 }
 
-// kindName is the kind being written, as messages name it: the workload's kind, or "Scale"
-// for its scale subresource.
+// kindName is the kind being written, as messages and metrics name it: the workload's
+// kind, also for a write to its scale subresource (`for StatefulSet "db"`).
 func (r Request) kindName() string {
-	if r.Scale {
-		return "Scale"
-	}
 	return r.Subject.Kind
 }
 

@@ -314,7 +314,7 @@ rules:
 		{name: "default rule named default", ns: "elsewhere", wantRule: "default", wantMax: 50},
 		{name: "exempt", ns: "kube-system", exempt: true},
 		{name: "exempt glob", ns: "sandbox-42", exempt: true},
-		{name: "own namespace is exempt even though a rule names it", ns: "replica-policy-system", exempt: true},
+		{name: "own namespace is exempt even though a rule names it", ns: policy.DefaultNamespace, exempt: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := deployment(tc.ns, 100)
@@ -443,7 +443,7 @@ func TestDecideUnknownLabels(t *testing.T) {
 	if !d.Allowed || d.Replicas != nil || d.Outcome != OutcomeUnknown || d.Rule != "web-tier" || len(d.Warnings) != 1 {
 		t.Fatalf("unknown labels at mutate: want allowed, unpatched, one warning, outcome unknown by web-tier; got %+v", d)
 	}
-	const want = `replica policy rule "web-tier" could not be checked for Scale "web": its workload labels are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside [3, 6]`
+	const want = `replica policy rule "web-tier" could not be checked for Deployment "web": its workload labels are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside [3, 6]`
 	if d.Warnings[0] != want {
 		t.Errorf("warning\n %q\nwant\n %q", d.Warnings[0], want)
 	}
@@ -492,7 +492,7 @@ func TestDecideThroughRequest(t *testing.T) {
 	swapped := mustLoad(t, header+"rules:\n- {name: zero-ok, namespaces: [batch], minReplicas: 2, allowZero: true}\n- {name: floor, minReplicas: 2, maxReplicas: 10}\n")
 	lookup := &fakeLookup{workloads: map[string]map[string]string{"apps/web": {}, "batch/job": {}}, namespaces: map[string]map[string]string{"apps": {}, "batch": {}}}
 
-	r, err := newRequest(harness.DeploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), workload.Deployment, lookup)
+	r, err := newRequest(harness.DeploymentReview("u1", "apps", "web", nil, nil, map[string]string{"app": "web"}).Request(t), workload.Builtin(), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +501,7 @@ func TestDecideThroughRequest(t *testing.T) {
 		t.Errorf("Deployment without replicas: want 1 raised to 2, got request %+v decision %+v", r, d)
 	}
 
-	r, err = newRequest(harness.ScaleReview("u2", "batch", "job", 3, 0).Request(t), workload.Deployment, lookup)
+	r, err = newRequest(harness.ScaleReview("u2", "batch", "job", 3, 0).Request(t), workload.Builtin(), workload.Deployment, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}

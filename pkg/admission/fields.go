@@ -21,6 +21,9 @@ import (
 // nesting, invalid JSON) it returns errNotCanonical and the caller decodes with
 // encoding/json, whose result and error text stay the reference.
 
+// metadataFields are the members of metadata a decision reads.
+var metadataFields = []string{"labels", "ownerReferences"}
+
 // errNotCanonical sends the caller to encoding/json.
 var errNotCanonical = errors.New("not canonical JSON for the fast path")
 
@@ -41,17 +44,26 @@ func scanReplicaFields(raw []byte) (*replicaFields, error) {
 				return errNotCanonical
 			}
 			seenMeta = true
-			return s.field("labels", func(v []byte) error {
-				if v[0] != '{' {
-					return errNotCanonical // null or a wrong type: encoding/json decides
-				}
-				labels, ok := plainStringMap(v)
-				if !ok {
-					return json.Unmarshal(v, &f.Metadata.Labels)
-				}
-				f.Metadata.Labels = labels
-				return nil
-			})
+			return s.fields(metadataFields,
+				func(v []byte) error { // labels
+					if v[0] != '{' {
+						return errNotCanonical // null or a wrong type: encoding/json decides
+					}
+					labels, ok := plainStringMap(v)
+					if !ok {
+						return json.Unmarshal(v, &f.Metadata.Labels)
+					}
+					f.Metadata.Labels = labels
+					return nil
+				},
+				// ownerReferences: rare and small (a ReplicaSet's Deployment), decoded by
+				// encoding/json.
+				func(v []byte) error {
+					if v[0] != '[' {
+						return errNotCanonical
+					}
+					return json.Unmarshal(v, &f.Metadata.OwnerReferences)
+				})
 		case string(key) == "spec":
 			if seenSpec {
 				return errNotCanonical
@@ -195,20 +207,28 @@ func (s *scanner) sequence(open, close byte, elem func() error) error {
 // a case-variant or repeated name is not canonical. A value that is not an object (null,
 // a wrong type) is not canonical either.
 func (s *scanner) field(name string, value func(v []byte) error) error {
-	seen := false
+	return s.fields([]string{name}, value)
+}
+
+// fields is field for several member names, names[i] read by values[i] (at most 8).
+func (s *scanner) fields(names []string, values ...func(v []byte) error) error {
+	var seen uint8
 	return s.object(1, func(key []byte) error {
-		switch {
-		case string(key) == name:
-			if seen {
+		for i, n := range names {
+			if string(key) != n {
+				continue
+			}
+			if seen&(1<<i) != 0 {
 				return errNotCanonical
 			}
-			seen = true
+			seen |= 1 << i
 			start := s.i
 			if err := s.skip(2); err != nil {
 				return err
 			}
-			return value(s.b[start:s.i])
-		case foldsTo(key, name):
+			return values[i](s.b[start:s.i])
+		}
+		if foldsTo(key, names...) {
 			return errNotCanonical
 		}
 		return s.skip(2)

@@ -141,7 +141,7 @@ func checkAgainstReference(t *testing.T, raw []byte) {
 			t.Errorf("%q: fast path %+v, encoding/json %+v", raw, fast, want)
 		}
 	}
-	got, err := decodeReplicaFields(raw, "object")
+	got, err := decodeReplicaFields(raw, "object", nil)
 	switch {
 	case len(raw) == 0:
 		if err == nil {
@@ -184,7 +184,7 @@ func BenchmarkDecodeReplicaFields(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := decodeReplicaFields(raw, "object"); err != nil {
+			if _, err := decodeReplicaFields(raw, "object", nil); err != nil {
 				b.Fatal(err)
 			}
 		}

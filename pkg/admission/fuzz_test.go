@@ -17,6 +17,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // fuzzPolicy reaches every branch of the decision: literal, glob, namespace-selector and
@@ -92,8 +93,8 @@ func FuzzHandler(f *testing.F) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(decisions)
 	hooks := map[string]*admission.Webhook{
-		MutatePath:   Webhook(NewHandler(Mutate, store, lookup, ref)).WithRecoverPanic(false),
-		ValidatePath: Webhook(NewHandler(Validate, store, lookup, ref)).WithRecoverPanic(false),
+		MutatePath:   Webhook(NewHandler(Mutate, workload.Builtin(), store, lookup, ref)).WithRecoverPanic(false),
+		ValidatePath: Webhook(NewHandler(Validate, workload.Builtin(), store, lookup, ref)).WithRecoverPanic(false),
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -49,31 +49,33 @@ type resourceAdmitter interface {
 // panic recovery, the request's UID on every answer).
 type Handler struct {
 	stage    Stage
+	kinds    *workload.Set
 	byGroups map[schema.GroupResource]resourceAdmitter
 }
 
-// NewHandlers returns the handlers of /mutate and /validate: the policy in force comes from
-// store, the labels a request lacks from lookup, and ref names the policy ConfigMap that
-// /validate checks when it is written. The two share what /mutate answered, so that /validate
-// can tell a clamp that was undone from one that was never made.
-func NewHandlers(store *policystore.Store, lookup Lookup, ref PolicyRef) (mutate, validate *Handler) {
+// NewHandlers returns the handlers of /mutate and /validate for the workload kinds in
+// kinds: the policy in force comes from store, the labels a request lacks from lookup, and
+// ref names the policy ConfigMap that /validate checks when it is written. The two share
+// what /mutate answered, so that /validate can tell a clamp that was undone from one that
+// was never made.
+func NewHandlers(kinds *workload.Set, store *policystore.Store, lookup Lookup, ref PolicyRef) (mutate, validate *Handler) {
 	mutated := newAnswered()
-	return newHandler(Mutate, store, lookup, ref, mutated), newHandler(Validate, store, lookup, ref, mutated)
+	return newHandler(Mutate, kinds, store, lookup, ref, mutated), newHandler(Validate, kinds, store, lookup, ref, mutated)
 }
 
 // NewHandler returns the handler of one stage on its own. A /validate handler made this way
 // has seen no /mutate answer: it treats every clamp it finds missing as a /mutate that did
 // not run.
-func NewHandler(stage Stage, store *policystore.Store, lookup Lookup, ref PolicyRef) *Handler {
-	return newHandler(stage, store, lookup, ref, newAnswered())
+func NewHandler(stage Stage, kinds *workload.Set, store *policystore.Store, lookup Lookup, ref PolicyRef) *Handler {
+	return newHandler(stage, kinds, store, lookup, ref, newAnswered())
 }
 
-func newHandler(stage Stage, store *policystore.Store, lookup Lookup, ref PolicyRef, mutated *answered) *Handler {
-	h := &Handler{stage: stage, byGroups: map[schema.GroupResource]resourceAdmitter{
+func newHandler(stage Stage, kinds *workload.Set, store *policystore.Store, lookup Lookup, ref PolicyRef, mutated *answered) *Handler {
+	h := &Handler{stage: stage, kinds: kinds, byGroups: map[schema.GroupResource]resourceAdmitter{
 		{Resource: "configmaps"}: policyConfigMaps{stage: stage, ref: ref},
 	}}
-	for _, k := range workload.Kinds {
-		h.byGroups[k.GroupResource()] = workloads{kind: k, stage: stage, store: store, lookup: lookup, mutated: mutated}
+	for _, k := range kinds.Kinds() {
+		h.byGroups[k.GroupResource()] = workloads{kinds: kinds, kind: k, stage: stage, store: store, lookup: lookup, mutated: mutated}
 	}
 	return h
 }
@@ -86,7 +88,7 @@ func Webhook(h *Handler) *admission.Webhook {
 // Handle implements admission.Handler.
 func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
 	a := h.admit(req)
-	observe(h.stage, a)
+	observe(h.stage, h.kinds, a)
 	return a.resp
 }
 

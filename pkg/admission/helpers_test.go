@@ -18,18 +18,19 @@ import (
 
 // fakeLookup answers from maps; an absent key is "not in the cache".
 type fakeLookup struct {
-	workloads  map[string]map[string]string // "namespace/name" -> labels
-	namespaces map[string]map[string]string // name -> labels
-	calls      atomic.Int64
+	workloads   map[string]map[string]string      // "namespace/name" -> labels
+	controllers map[string]*metav1.OwnerReference // "namespace/name" -> bounded controller
+	namespaces  map[string]map[string]string      // name -> labels
+	calls       atomic.Int64
 }
 
-func (l *fakeLookup) WorkloadLabels(kind workload.Kind, namespace, name string) (map[string]string, bool) {
+func (l *fakeLookup) WorkloadLabels(kind workload.Kind, namespace, name string) (map[string]string, *metav1.OwnerReference, bool) {
 	l.calls.Add(1)
-	if kind.Kind != "Deployment" {
+	if _, ok := workload.Builtin().ForGroupKind(kind.Group, kind.Kind); !ok && kind.Group != "example.com" {
 		panic(fmt.Sprintf("WorkloadLabels asked for kind %q", kind.Kind))
 	}
 	lbls, ok := l.workloads[namespace+"/"+name]
-	return lbls, ok
+	return lbls, l.controllers[namespace+"/"+name], ok
 }
 
 func (l *fakeLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
@@ -42,11 +43,11 @@ func (l *fakeLookup) NamespaceLabels(namespace string) (map[string]string, bool)
 // cache otherwise.
 type panicLookup struct{}
 
-func (panicLookup) WorkloadLabels(_ workload.Kind, namespace, _ string) (map[string]string, bool) {
+func (panicLookup) WorkloadLabels(_ workload.Kind, namespace, _ string) (map[string]string, *metav1.OwnerReference, bool) {
 	if namespace == "boom" {
 		panic("lookup exploded")
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 func (panicLookup) NamespaceLabels(namespace string) (map[string]string, bool) {

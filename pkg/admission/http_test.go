@@ -19,6 +19,7 @@ import (
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // The HTTP tests go through controller-runtime's adapter (admission.Webhook), as the
@@ -48,7 +49,7 @@ func server(t *testing.T, doc string, lookup Lookup) *httptest.Server {
 	}
 	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Options: policy.Options{AlwaysExempt: []string{ownNamespace}}}
 	mux := http.NewServeMux()
-	mutate, validate := NewHandlers(store, lookup, ref)
+	mutate, validate := NewHandlers(workload.Builtin(), store, lookup, ref)
 	mux.Handle(MutatePath, Webhook(mutate))
 	mux.Handle(ValidatePath, Webhook(validate))
 	srv := httptest.NewServer(mux)
@@ -306,7 +307,7 @@ func TestHTTPOversizedBody(t *testing.T) {
 	const limit = 7 << 20 // controller-runtime's maxRequestSize (pkg/webhook/admission/http.go)
 	lookup := newLookup()
 	store := mustStore(t, httpPolicy)
-	wh := Webhook(NewHandler(Mutate, store, lookup, PolicyRef{}))
+	wh := Webhook(NewHandler(Mutate, workload.Builtin(), store, lookup, PolicyRef{}))
 
 	// A well-formed review followed by whitespace: it would decode if it were read whole.
 	body := &countingReader{prefix: harness.DeploymentReview("big", "prod", "web", nil, ptr(int32(50)), nil).JSON(), n: 64 << 20}
@@ -345,9 +346,9 @@ func TestHTTPNotOurs(t *testing.T) {
 		{harness.Review{UID: "p1", Operation: admissionv1.Create, Namespace: "prod", Name: "p", Kind: "Pod", Resource: "pods",
 			Object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","namespace":"prod"},"spec":{"containers":[{"name":"c","image":"x"}]}}`)},
 			`replica-policy does not handle pods (group "")`},
-		{harness.Review{UID: "s1", Operation: admissionv1.Create, Namespace: "prod", Name: "db", Kind: "StatefulSet", Group: "apps", Resource: "statefulsets",
-			Object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db","namespace":"prod"},"spec":{"replicas":50}}`)},
-			`replica-policy does not handle statefulsets (group "apps")`},
+		{harness.Review{UID: "s1", Operation: admissionv1.Create, Namespace: "prod", Name: "logs", Kind: "DaemonSet", Group: "apps", Resource: "daemonsets",
+			Object: []byte(`{"kind":"DaemonSet","apiVersion":"apps/v1","metadata":{"name":"logs","namespace":"prod"},"spec":{}}`)},
+			`replica-policy does not handle daemonsets (group "apps")`},
 		{harness.Review{UID: "d1", Operation: admissionv1.Delete, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
 			OldObject: harness.DeploymentJSON("prod", "web", ptr(int32(50)), nil)},
 			`replica-policy does not handle DELETE of deployments (group "apps")`},

@@ -56,25 +56,27 @@ var (
 
 func TestCacheLookupNotSyncedNeverBlocks(t *testing.T) {
 	deployments, namespaces := controllertest.NewFakeInformer(), controllertest.NewFakeInformer() // not synced
+	statefulSets, replicaSets := controllertest.NewFakeInformer(), controllertest.NewFakeInformer()
 	c := &fakeCache{
 		FakeInformers: informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
 			deploymentGVK: deployments, namespaceGVK: namespaces,
+			workload.StatefulSet.GroupVersionKind: statefulSets, workload.ReplicaSet.GroupVersionKind: replicaSets,
 		}},
 		objects: map[schema.GroupVersionKind]map[client.ObjectKey]map[string]string{
 			deploymentGVK: {{Namespace: "prod", Name: "web"}: {"tier": "web"}},
 			namespaceGVK:  {{Name: "prod"}: {"env": "prod"}},
 		},
 	}
-	l, err := NewCacheLookup(context.Background(), c)
+	l, err := NewCacheLookup(context.Background(), c, workload.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.InformersByGVK) != 2 {
-		t.Errorf("NewCacheLookup registered informers for %v, want Deployments and Namespaces", keys(c.InformersByGVK))
+	if len(c.InformersByGVK) != 4 {
+		t.Errorf("NewCacheLookup registered informers for %v, want Deployments, StatefulSets, ReplicaSets and Namespaces", keys(c.InformersByGVK))
 	}
 
 	lookupAll := func() (wl, nl map[string]string, wok, nok bool) {
-		wl, wok = l.WorkloadLabels(workload.Deployment, "prod", "web")
+		wl, _, wok = l.WorkloadLabels(workload.Deployment, "prod", "web")
 		nl, nok = l.NamespaceLabels("prod")
 		return
 	}
@@ -109,6 +111,9 @@ func TestCacheLookupNotSyncedNeverBlocks(t *testing.T) {
 	deployments.Synced()
 	notFound("only Deployments synced") // every informer the lookup reads must have synced
 	namespaces.Synced()
+	statefulSets.Synced()
+	notFound("ReplicaSets not synced")
+	replicaSets.Synced()
 
 	if !l.Synced() {
 		t.Fatal("Synced() is false with every informer synced")
@@ -117,7 +122,7 @@ func TestCacheLookupNotSyncedNeverBlocks(t *testing.T) {
 	if !wok || !maps.Equal(wl, map[string]string{"tier": "web"}) || !nok || !maps.Equal(nl, map[string]string{"env": "prod"}) {
 		t.Errorf("synced: got workload %v (%t), namespace %v (%t)", wl, wok, nl, nok)
 	}
-	if _, ok := l.WorkloadLabels(workload.Deployment, "prod", "absent"); ok {
+	if _, _, ok := l.WorkloadLabels(workload.Deployment, "prod", "absent"); ok {
 		t.Error("an absent Deployment was found")
 	}
 	if _, ok := l.NamespaceLabels("absent"); ok {
@@ -147,7 +152,7 @@ func TestCacheLookupAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := NewCacheLookup(ctx, c)
+	l, err := NewCacheLookup(ctx, c, workload.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +163,7 @@ func TestCacheLookupAgainstAPIServer(t *testing.T) {
 		if _, ok := l.NamespaceLabels("default"); ok {
 			t.Fatal("found a namespace before the cache started")
 		}
-		if _, ok := l.WorkloadLabels(workload.Deployment, "default", "web"); ok {
+		if _, _, ok := l.WorkloadLabels(workload.Deployment, "default", "web"); ok {
 			t.Fatal("found a Deployment before the cache started")
 		}
 	}
@@ -199,12 +204,34 @@ func TestCacheLookupAgainstAPIServer(t *testing.T) {
 			},
 		},
 	}
-	if _, err := env.Client.AppsV1().Deployments("lookup").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+	dep, err = env.Client.AppsV1().Deployments("lookup").Create(ctx, dep, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A ReplicaSet as the Deployment controller creates it: its controller is the Deployment.
+	rs := harness.OwnedReplicaSet(dep, "web-1", 3)
+	if _, err := env.Client.AppsV1().ReplicaSets("lookup").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		wl, wok := l.WorkloadLabels(workload.Deployment, "lookup", "web")
+		_, ctl, rok := l.WorkloadLabels(workload.ReplicaSet, "lookup", "web-1")
+		if rok {
+			if ctl == nil || ctl.Kind != "Deployment" || ctl.Name != "web" {
+				t.Errorf("the ReplicaSet's bounded controller = %+v, want Deployment web", ctl)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ReplicaSet not found within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		wl, ctl, wok := l.WorkloadLabels(workload.Deployment, "lookup", "web")
+		if wok && ctl != nil {
+			t.Errorf("a Deployment without owners has controller %+v", ctl)
+		}
 		nl, nok := l.NamespaceLabels("lookup")
 		if wok && nok {
 			if !maps.Equal(wl, map[string]string{"tier": "web"}) || nl["env"] != "prod" || nl[corev1.LabelMetadataName] != "lookup" {
@@ -217,7 +244,7 @@ func TestCacheLookupAgainstAPIServer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, ok := l.WorkloadLabels(workload.Deployment, "lookup", "absent"); ok {
+	if _, _, ok := l.WorkloadLabels(workload.Deployment, "lookup", "absent"); ok {
 		t.Error("an absent Deployment was found")
 	}
 }

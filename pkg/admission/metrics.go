@@ -9,7 +9,7 @@ import (
 
 var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "replicapolicy_admission_decisions_total",
-	Help: "Admission decisions by webhook (mutate, validate), kind (Deployment, Scale, ConfigMap, other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
+	Help: "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
 }, []string{"webhook", "kind", "rule", "action", "outcome"})
 
 func init() {
@@ -17,19 +17,19 @@ func init() {
 }
 
 // observe records one answer: every request is counted once, whichever way it ended.
-func observe(stage Stage, a answer) {
-	decisions.WithLabelValues(string(stage), kindLabel(a.kind), a.rule, string(a.action), string(a.outcome)).Inc()
+func observe(stage Stage, kinds *workload.Set, a answer) {
+	decisions.WithLabelValues(string(stage), kindLabel(kinds, a.kind), a.rule, string(a.action), string(a.outcome)).Inc()
 }
 
 // kindLabel keeps the kind label to a known set. For a bad or unhandled request the kind
 // is whatever the request says, and anything that reaches the webhook's port can say
 // anything: every new value would be a new series, kept for the life of the process.
-func kindLabel(kind string) string {
+func kindLabel(kinds *workload.Set, kind string) string {
 	switch kind {
 	case "", "Scale", "ConfigMap":
 		return kind
 	}
-	for _, k := range workload.Kinds {
+	for _, k := range kinds.Kinds() {
 		if k.Kind == kind {
 			return kind
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // decisionsTotal sums every series of the decisions counter.
@@ -68,10 +69,10 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 		{"denied", Mutate, harness.DeploymentReview("u", "strict", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
 		{"in bounds", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
 		{"unchanged", Validate, harness.DeploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
-		{"no rule", Mutate, harness.ScaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Scale", OutcomeNoRule},
+		{"no rule", Mutate, harness.ScaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Deployment", OutcomeNoRule},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := NewHandler(tc.stage, store, newLookup(), ref)
+			h := NewHandler(tc.stage, workload.Builtin(), store, newLookup(), ref)
 			series := decisions.WithLabelValues(string(tc.stage), tc.kind, "", "", string(tc.outcome))
 			if tc.outcome == OutcomeClamped || tc.outcome == OutcomeDenied && tc.kind != "ConfigMap" || tc.outcome == OutcomeAllowed && tc.kind != "ConfigMap" {
 				rule, action := "cap", "clamp"
@@ -98,7 +99,7 @@ func TestPolicyConfigMapListsEveryError(t *testing.T) {
 	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName}
 	b, _ := json.Marshal(policyConfigMap(header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n"))
 	req := harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Kind: "ConfigMap", Resource: "configmaps", Object: b}.Request(t)
-	resp := NewHandler(Validate, mustStore(t, header), newLookup(), ref).Handle(t.Context(), req)
+	resp := NewHandler(Validate, workload.Builtin(), mustStore(t, header), newLookup(), ref).Handle(t.Context(), req)
 	if resp.Allowed {
 		t.Fatal("an invalid policy was allowed")
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // TestPolicyChangeBetweenMutateAndValidate: /mutate and /validate are two calls, and the
@@ -23,7 +24,7 @@ rules:
 	store := mustStore(t, maxSeven)
 	lookup := newLookup()
 	mux := http.NewServeMux()
-	mutate, validate := NewHandlers(store, lookup, PolicyRef{})
+	mutate, validate := NewHandlers(workload.Builtin(), store, lookup, PolicyRef{})
 	mux.Handle(MutatePath, Webhook(mutate))
 	mux.Handle(ValidatePath, Webhook(validate))
 	srv := httptest.NewServer(mux)
@@ -64,7 +65,7 @@ rules:
 	if _, err := store.Apply(nil); err != nil {
 		t.Fatal(err)
 	}
-	mutate, validate = NewHandlers(store, lookup, PolicyRef{})
+	mutate, validate = NewHandlers(workload.Builtin(), store, lookup, PolicyRef{})
 	mux2 := http.NewServeMux()
 	mux2.Handle(MutatePath, Webhook(mutate))
 	mux2.Handle(ValidatePath, Webhook(validate))

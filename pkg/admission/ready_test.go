@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // TestUntilPolicyRead: before the policy is read, a request gets HTTP 503 with no
@@ -18,7 +19,7 @@ import (
 func TestUntilPolicyRead(t *testing.T) {
 	var read atomic.Bool
 	store := mustStore(t, header+"rules:\n- {name: cap, maxReplicas: 5}\n")
-	h := UntilPolicyRead(Mutate, read.Load, Webhook(NewHandler(Mutate, store, newLookup(), PolicyRef{})))
+	h := UntilPolicyRead(Mutate, read.Load, Webhook(NewHandler(Mutate, workload.Builtin(), store, newLookup(), PolicyRef{})))
 	body := harness.DeploymentReview("u1", "apps", "web", nil, ptr(int32(9)), nil).JSON()
 	post := func() (int, string) {
 		rec := httptest.NewRecorder()

@@ -71,7 +71,7 @@ func newLookup() *fakeLookup {
 }
 
 func TestNewRequestScaleToZero(t *testing.T) {
-	r, err := newRequest(decodeReview(t, scaleToZeroReview), workload.Deployment, newLookup())
+	r, err := newRequest(decodeReview(t, scaleToZeroReview), workload.Builtin(), workload.Deployment, newLookup())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestNewRequest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()
-			got, err := newRequest(tc.review.Request(t), workload.Deployment, lookup)
+			got, err := newRequest(tc.review.Request(t), workload.Builtin(), workload.Deployment, lookup)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +180,7 @@ func TestNotWorkload(t *testing.T) {
 		review harness.Review
 		what   string // in the error
 	}{
-		{"statefulsets", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "db", Kind: "StatefulSet", Group: "apps", Resource: "statefulsets", Object: []byte(`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":3}}`)}, `statefulsets (group "apps")`},
+		{"daemonsets", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "logs", Kind: "DaemonSet", Group: "apps", Resource: "daemonsets", Object: []byte(`{"kind":"DaemonSet","apiVersion":"apps/v1","metadata":{"name":"logs"},"spec":{}}`)}, `daemonsets (group "apps")`},
 		{"pods", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "p", Kind: "Pod", Group: "", Resource: "pods", Object: []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"}}`)}, `pods (group "")`},
 		{"deployments/status", harness.Review{UID: "u", Operation: admissionv1.Update, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", SubResource: "status", Object: dep, OldObject: dep}, `deployments/status (group "apps")`},
 		{"deployments of another group", harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "example.com", Resource: "deployments", Object: dep}, `deployments (group "example.com")`},
@@ -189,7 +189,7 @@ func TestNotWorkload(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()
 			for _, stage := range []Stage{Mutate, Validate} {
-				resp := NewHandler(stage, mustStore(t, header+"default: {maxReplicas: 1}\n"), lookup, PolicyRef{}).Handle(t.Context(), tc.review.Request(t))
+				resp := NewHandler(stage, workload.Builtin(), mustStore(t, header+"default: {maxReplicas: 1}\n"), lookup, PolicyRef{}).Handle(t.Context(), tc.review.Request(t))
 				want := "replica-policy does not handle " + tc.what
 				if !resp.Allowed || len(resp.Patches) != 0 || !slices.Equal(resp.Warnings, []string{want}) {
 					t.Errorf("%s: got allowed %t, patches %v, warnings %q; want allowed untouched with the warning %q", stage, resp.Allowed, resp.Patches, resp.Warnings, want)
@@ -227,7 +227,7 @@ func TestNewRequestBroken(t *testing.T) {
 			Object: harness.ScaleJSON("prod", "web", 3)}, []string{"the request carries no oldObject"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newRequest(tc.review.Request(t), workload.Deployment, newLookup())
+			_, err := newRequest(tc.review.Request(t), workload.Builtin(), workload.Deployment, newLookup())
 			if err == nil {
 				t.Fatal("no error")
 			}

@@ -1,10 +1,16 @@
 package admission
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -18,6 +24,7 @@ const ScaleSubresource = "scale"
 // workloads admits writes of one workload kind and of its scale subresource: it decodes the
 // request, asks the policy for its verdict (Decide) and renders the answer.
 type workloads struct {
+	kinds  *workload.Set
 	kind   workload.Kind
 	stage  Stage
 	store  *policystore.Store
@@ -27,7 +34,7 @@ type workloads struct {
 }
 
 func (w workloads) admit(req admission.Request) answer {
-	r, err := newRequest(req, w.kind, w.lookup)
+	r, err := newRequest(req, w.kinds, w.kind, w.lookup)
 	if nw, ok := err.(errNotWorkload); ok {
 		return answer{resp: notHandled(nw.what), kind: req.Kind.Kind, outcome: OutcomeNotHandled}
 	}
@@ -89,7 +96,7 @@ func (e errNotWorkload) Error() string {
 
 // newRequest turns an admission request for a workload of kind, or its scale subresource,
 // into the decision's input.
-func newRequest(req admission.Request, kind workload.Kind, lookup Lookup) (Request, error) {
+func newRequest(req admission.Request, kinds *workload.Set, kind workload.Kind, lookup Lookup) (Request, error) {
 	if req.SubResource != "" && req.SubResource != ScaleSubresource {
 		return Request{}, errNotWorkload{what: resourceName(req)}
 	}
@@ -100,16 +107,22 @@ func newRequest(req admission.Request, kind workload.Kind, lookup Lookup) (Reque
 	}
 	r := Request{
 		Operation: req.Operation,
-		Subject:   policy.Subject{Kind: kind.Kind, Namespace: req.Namespace, Name: req.Name},
+		Subject:   policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: req.Namespace, Name: req.Name},
 		Scale:     req.SubResource == ScaleSubresource,
 	}
-	obj, err := decodeReplicaFields(req.Object.Raw, "object")
+	// A Scale always has spec.replicas; a custom resource's object may keep its count
+	// elsewhere (its CRD's specReplicasPath).
+	path := []string(nil)
+	if !r.Scale && !kind.SpecReplicas() {
+		path = kind.ReplicasPath
+	}
+	obj, err := decodeReplicaFields(req.Object.Raw, "object", path)
 	if err != nil {
 		return Request{}, err
 	}
 	r.Replicas = replicasOf(obj, r.Scale)
 	if req.Operation == admissionv1.Update {
-		old, err := decodeReplicaFields(req.OldObject.Raw, "oldObject")
+		old, err := decodeReplicaFields(req.OldObject.Raw, "oldObject", path)
 		if err != nil {
 			return Request{}, err
 		}
@@ -117,12 +130,19 @@ func newRequest(req admission.Request, kind workload.Kind, lookup Lookup) (Reque
 		r.OldReplicas = &v
 	}
 	var ok bool
+	var controller *metav1.OwnerReference
 	if r.Scale {
-		// A Scale carries no labels: the parent's come from the cache.
-		r.Subject.Labels, ok = lookup.WorkloadLabels(kind, req.Namespace, req.Name)
+		// A Scale carries no labels and no owners: the parent's come from the cache.
+		r.Subject.Labels, controller, ok = lookup.WorkloadLabels(kind, req.Namespace, req.Name)
 		r.Subject.LabelsUnknown = !ok
 	} else {
 		r.Subject.Labels = obj.Metadata.Labels
+		controller = kinds.Controller(obj.Metadata.OwnerReferences)
+	}
+	if controller != nil {
+		// Its controller is a bounded workload, which the policy bounds instead (a
+		// ReplicaSet of a Deployment, scaled to 0 in a rollout).
+		r.Subject.Owner = ownerOf(controller)
 	}
 	r.Subject.NamespaceLabels, ok = lookup.NamespaceLabels(req.Namespace)
 	r.Subject.NamespaceLabelsUnknown = !ok
@@ -133,16 +153,28 @@ func newRequest(req admission.Request, kind workload.Kind, lookup Lookup) (Reque
 // fields skips the pod template, which is most of a Deployment's bytes.
 type replicaFields struct {
 	Metadata struct {
-		Labels map[string]string `json:"labels"`
+		Labels          map[string]string       `json:"labels"`
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
 		Replicas *int32 `json:"replicas"`
 	} `json:"spec"`
 }
 
-func decodeReplicaFields(raw []byte, what string) (*replicaFields, error) {
+// ownerOf names a controller ownerReference for the verdict.
+func ownerOf(ref *metav1.OwnerReference) *policy.Owner {
+	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+	return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
+}
+
+// decodeReplicaFields reads the labels, owners and replicas of raw; replicasPath, when not
+// nil, is where the replica count is instead of spec.replicas (a custom resource).
+func decodeReplicaFields(raw []byte, what string, replicasPath []string) (*replicaFields, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("the request carries no %s", what)
+	}
+	if replicasPath != nil {
+		return decodeAtPath(raw, what, replicasPath)
 	}
 	// The fast path reads the object once; anything it does not fully understand is
 	// decoded by encoding/json, which stays the reference (fields.go).
@@ -153,6 +185,38 @@ func decodeReplicaFields(raw []byte, what string) (*replicaFields, error) {
 	if err := json.Unmarshal(raw, f); err != nil {
 		return nil, fmt.Errorf("decoding the %s: %w", what, err)
 	}
+	return f, nil
+}
+
+// decodeAtPath decodes an object whose replica count is at path (a custom resource's
+// specReplicasPath other than .spec.replicas): with encoding/json, as a whole.
+func decodeAtPath(raw []byte, what string, path []string) (*replicaFields, error) {
+	f := &replicaFields{}
+	if err := json.Unmarshal(raw, &struct {
+		Metadata *struct {
+			Labels          map[string]string       `json:"labels"`
+			OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
+		} `json:"metadata"`
+	}{Metadata: &f.Metadata}); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	var obj map[string]any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	v, found, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !found || v == nil {
+		return f, nil
+	}
+	n, ok := v.(json.Number)
+	i, err := n.Int64()
+	if !ok || err != nil || i < math.MinInt32 || i > math.MaxInt32 {
+		return nil, fmt.Errorf("decoding the %s: .%s is not a 32-bit integer: %v", what, strings.Join(path, "."), v)
+	}
+	r := int32(i)
+	f.Spec.Replicas = &r
 	return f, nil
 }
 

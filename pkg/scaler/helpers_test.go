@@ -31,6 +31,7 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // Set REPLICA_POLICY_TEST_LOG=1 to see the managers' logs (verbosity 1) on stderr.
@@ -131,7 +132,7 @@ func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts 
 	o := manager.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: scaler.CacheByObject()},
+		Cache:                  cache.Options{ByObject: scaler.CacheByObject(workload.Builtin())},
 		// Every test makes its own manager with the same controller name.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}

@@ -9,6 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -93,7 +96,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 // decide asks the policy for its verdict on obj, reading the Namespace's labels from the
 // cache only when a rule needs them.
 func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj client.Object) (policy.Verdict, error) {
-	subj := policy.Subject{Kind: kind.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
+	subj := policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
+	if ctl := r.Kinds.Controller(obj.GetOwnerReferences()); ctl != nil {
+		// Its controller is a bounded workload, which the policy bounds instead: a
+		// Deployment scales its old ReplicaSets to 0 in a rollout.
+		gv, _ := schema.ParseGroupVersion(ctl.APIVersion)
+		subj.Owner = &policy.Owner{Group: gv.Group, Kind: ctl.Kind, Name: ctl.Name}
+	}
 	v := snap.Decide(subj, kind.Replicas(obj))
 	if v.Missing != policy.MissingNamespaceLabels {
 		return v, nil
@@ -133,9 +142,13 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 	var from, to int32
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		scale := &autoscalingv1.Scale{}
+		body := newScale(kind)
 		r.scaleGets.Add(1)
-		if err := r.ScaleClient.Get(ctx, ref, scale); err != nil {
+		if err := r.ScaleClient.Get(ctx, ref, body); err != nil {
+			return err
+		}
+		scale, err := asScale(body)
+		if err != nil {
 			return err
 		}
 		from, to = scale.Spec.Replicas, rule.Bounds.Nearest(scale.Spec.Replicas)
@@ -146,9 +159,12 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 			return err
 		}
 		scale.Spec.Replicas = to
+		if err := fromScale(scale, body); err != nil {
+			return err
+		}
 		r.scaleWrites.Add(1)
 		scaleWritesTotal.Inc()
-		if err := r.ScaleClient.Update(ctx, ref, client.WithSubResourceBody(scale), client.FieldOwner(FieldManager)); err != nil {
+		if err := r.ScaleClient.Update(ctx, ref, client.WithSubResourceBody(body), client.FieldOwner(FieldManager)); err != nil {
 			return err
 		}
 		wrote = true
@@ -177,6 +193,48 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		"spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule.Name, rule.Bounds)
 	logger.Info("Corrected replicas", "rule", rule.Name, "from", from, "to", to)
 	return reconcile.Result{}, nil
+}
+
+// newScale is the body of a scale subresource request for kind: a typed Scale for the
+// built-in kinds; for a custom resource, whose object is unstructured, controller-runtime's
+// client wants an unstructured body too.
+func newScale(kind workload.Kind) client.Object {
+	if !kind.Unstructured() {
+		return &autoscalingv1.Scale{}
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	return u
+}
+
+// asScale reads body (from newScale) as a typed Scale.
+func asScale(body client.Object) (*autoscalingv1.Scale, error) {
+	switch b := body.(type) {
+	case *autoscalingv1.Scale:
+		return b, nil
+	case *unstructured.Unstructured:
+		s := &autoscalingv1.Scale{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(b.Object, s); err != nil {
+			return nil, fmt.Errorf("reading the scale subresource: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("scale body %T", body)
+}
+
+// fromScale writes s back into body (from newScale), when body is not s itself.
+func fromScale(s *autoscalingv1.Scale, body client.Object) error {
+	u, ok := body.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
+	if err != nil {
+		return err
+	}
+	u.Object = m
+	u.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
+	return nil
 }
 
 // reportOutOfBounds records, once per value and rule, that a workload is outside the

@@ -577,6 +577,61 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
+			name:   "owned: a ReplicaSet whose controller is a Deployment stays at 0 under a ReplicaSet minimum, nothing written",
+			policy: fmt.Sprintf("rules:\n- {name: rt-owned, namespaces: [%s], kinds: [ReplicaSet], minReplicas: 2}\n", recNS),
+			objs: []client.Object{&appsv1.ReplicaSet{
+				ObjectMeta: metav1.ObjectMeta{Namespace: recNS, Name: "web-1", OwnerReferences: []metav1.OwnerReference{
+					{APIVersion: "apps/v1", Kind: "Deployment", Name: recName, UID: "d1", Controller: ptr.To(true)}}},
+				Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0)},
+			}},
+			req: Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: types.NamespacedName{Namespace: recNS, Name: "web-1"}},
+			setup: func(f *fixture) {
+				f.r.tracker.outOfBounds(Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: types.NamespacedName{Namespace: recNS, Name: "web-1"}}, "rt-owned", "clamp")
+			},
+			check: func(t *testing.T, f *fixture) {
+				if f.oobCount("rt-owned", policy.ActionClamp) != 0 {
+					t.Error("tracker still counts the owned ReplicaSet out of bounds")
+				}
+			},
+		},
+		{
+			name:   "a ReplicaSet of its own (a non-controller owner) is bounded: corrected through replicasets/scale",
+			policy: fmt.Sprintf("rules:\n- {name: rt-rs, namespaces: [%s], kinds: [ReplicaSet], minReplicas: 2}\n", recNS),
+			objs: []client.Object{&appsv1.ReplicaSet{
+				ObjectMeta: metav1.ObjectMeta{Namespace: recNS, Name: recName, OwnerReferences: []metav1.OwnerReference{
+					{APIVersion: "apps/v1", Kind: "Deployment", Name: "other", UID: "d2"}}},
+				Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0)},
+			}},
+			req:   Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: webReq.NamespacedName},
+			scale: &fakeScale{replicas: 0, rv: 4},
+			wantCalls: []scaleCall{{Verb: "get", Kind: "ReplicaSet", Namespace: recNS, Name: recName},
+				{Verb: "update", Kind: "ReplicaSet", Namespace: recNS, Name: recName, Replicas: 2, FieldOwner: "replica-policy-scaler", RV: "4"}},
+			wantEvents: []recordedEvent{corrected(0, 2, "rt-rs", "[2, ∞)")},
+		},
+		{
+			name:   "StatefulSet: corrected through statefulsets/scale, counted under its kind",
+			policy: fmt.Sprintf("rules:\n- {name: rt-sts, namespaces: [%s], kinds: [StatefulSet], minReplicas: 3, maxReplicas: 7}\n- {name: rt-not-sts, maxReplicas: 100}\n", recNS),
+			objs: []client.Object{&appsv1.StatefulSet{
+				ObjectMeta: metav1.ObjectMeta{Namespace: recNS, Name: recName, Labels: map[string]string{"app": "db"}},
+				Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To[int32](12)},
+			}},
+			req:   Request{Kind: workload.StatefulSet.GroupKind(), NamespacedName: webReq.NamespacedName},
+			scale: &fakeScale{replicas: 12, rv: 9},
+			wantCalls: []scaleCall{{Verb: "get", Kind: "StatefulSet", Namespace: recNS, Name: recName},
+				{Verb: "update", Kind: "StatefulSet", Namespace: recNS, Name: recName, Replicas: 7, FieldOwner: "replica-policy-scaler", RV: "9"}},
+			wantEvents: []recordedEvent{corrected(12, 7, "rt-sts", "[3, 7]")},
+			check: func(t *testing.T, f *fixture) {
+				if v := counterValue(t, correctionsTotal.WithLabelValues("rt-sts", "StatefulSet")); v != 1 {
+					t.Errorf("corrections{rule=rt-sts,kind=StatefulSet} = %v, want 1", v)
+				}
+			},
+		},
+		{
+			name:   "kinds: a StatefulSet rule does not bound a Deployment",
+			policy: fmt.Sprintf("rules:\n- {name: rt-sts-only, namespaces: [%s], kinds: [StatefulSet], maxReplicas: 10}\n", recNS),
+			objs:   []client.Object{web50},
+		},
+		{
 			name:    "not a workload kind: terminal error",
 			policy:  clampPolicy("rt-kind"),
 			req:     Request{Kind: schema.GroupKind{Group: "apps", Kind: "DaemonSet"}, NamespacedName: webReq.NamespacedName},

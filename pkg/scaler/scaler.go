@@ -90,13 +90,17 @@ type Counts struct {
 }
 
 // Reconciler corrects workloads whose replicas are outside the bounds of a clamp rule.
-// Create it with New, optionally set ScaleClient or Recorder, then call SetupWithManager.
+// Create it with New, optionally set ScaleClient, Recorder or Kinds, then call
+// SetupWithManager.
 type Reconciler struct {
 	// ScaleClient reads and writes the scale subresource; default
 	// mgr.GetClient().SubResource("scale"). Tests wrap it to inject faults.
 	ScaleClient client.SubResourceClient
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
 	Recorder recorder.EventRecorder
+	// Kinds are the workload kinds the scaler corrects; default workload.Builtin(). The
+	// manager's cache must trim them (CacheByObject with the same set).
+	Kinds *workload.Set
 
 	store   *policystore.Store
 	opts    Options
@@ -114,7 +118,7 @@ type Reconciler struct {
 
 // New returns a scaler that enforces the policy in store.
 func New(store *policystore.Store, opts Options) *Reconciler {
-	return &Reconciler{store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1)}
+	return &Reconciler{Kinds: workload.Builtin(), store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1)}
 }
 
 // Counts returns this Reconciler's totals so far.
@@ -126,12 +130,13 @@ func (r *Reconciler) Counts() Counts {
 }
 
 // CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
-// reads: workload kinds trimmed by workload.TransformForCache, Namespaces trimmed to their
-// labels. Pod templates and managedFields are most of the bytes a cache would otherwise hold.
-func CacheByObject() map[client.Object]cache.ByObject {
+// and the webhook read: the workload kinds of kinds trimmed by their TransformForCache,
+// Namespaces trimmed to their labels. Pod templates and managedFields are most of the bytes
+// a cache would otherwise hold.
+func CacheByObject(kinds *workload.Set) map[client.Object]cache.ByObject {
 	m := map[client.Object]cache.ByObject{&corev1.Namespace{}: {Transform: trimNamespace}}
-	for _, k := range workload.Kinds {
-		m[k.New()] = cache.ByObject{Transform: workload.TransformForCache}
+	for _, k := range kinds.Kinds() {
+		m[k.New()] = cache.ByObject{Transform: kinds.TransformForCache}
 	}
 	return m
 }
@@ -166,6 +171,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.reader = mgr.GetCache()
 	r.limiter = rate.NewLimiter(rate.Limit(r.opts.MaxCorrectionsPerSecond), r.opts.CorrectionBurst)
 	r.tracker = newTracker(r.opts)
+	if r.Kinds == nil {
+		r.Kinds = workload.Builtin()
+	}
 	r.kinds = map[schema.GroupKind]workload.Kind{}
 	r.lists = map[schema.GroupKind]func() client.ObjectList{}
 
@@ -183,17 +191,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return logger.WithValues(req.Kind.Kind, klog.KRef(req.Namespace, req.Name))
 		})
 
-	for _, k := range workload.Kinds {
+	for _, k := range r.Kinds.Kinds() {
 		gk := k.GroupKind()
-		listGVK := k.GroupVersion().WithKind(k.Kind + "List")
-		if _, err := mgr.GetScheme().New(listGVK); err != nil {
-			return fmt.Errorf("scaler: workload kind %s: %w", gk, err)
-		}
 		r.kinds[gk] = k
-		r.lists[gk] = func() client.ObjectList {
-			l, _ := mgr.GetScheme().New(listGVK)
-			return l.(client.ObjectList)
-		}
+		r.lists[gk] = k.NewList
 		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), k.New(), enqueueWorkload(gk), workloadChanged(k)))
 	}
 	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&corev1.Namespace{}),

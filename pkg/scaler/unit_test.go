@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 func TestTrackerContest(t *testing.T) {
@@ -133,5 +137,33 @@ func TestOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), flagName) {
 			t.Errorf("Validate() = %v, want a complaint about %s", err, flagName)
 		}
+	}
+}
+
+// A custom resource's scale subresource is read and written as an unstructured Scale
+// (controller-runtime's client wants the body unstructured like the object), converted to
+// and from the typed one the correction reads.
+func TestUnstructuredScaleBody(t *testing.T) {
+	k := workload.Custom(schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}, "widgets", []string{"spec", "replicas"})
+	body := newScale(k)
+	u, ok := body.(*unstructured.Unstructured)
+	if !ok || u.GetKind() != "Scale" || u.GetAPIVersion() != "autoscaling/v1" {
+		t.Fatalf("newScale(Widget) = %#v", body)
+	}
+	u.Object["metadata"] = map[string]any{"name": "w", "namespace": "prod", "resourceVersion": "5"}
+	u.Object["spec"] = map[string]any{"replicas": int64(9)}
+	s, err := asScale(u)
+	if err != nil || s.Spec.Replicas != 9 || s.ResourceVersion != "5" {
+		t.Fatalf("asScale = %+v, %v", s, err)
+	}
+	s.Spec.Replicas = 4
+	if err := fromScale(s, u); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); r != 4 || u.GetResourceVersion() != "5" || u.GetKind() != "Scale" {
+		t.Errorf("after fromScale: %v", u.Object)
+	}
+	if _, ok := newScale(workload.StatefulSet).(*autoscalingv1.Scale); !ok {
+		t.Error("a built-in kind's scale body is typed")
 	}
 }

@@ -1,13 +1,19 @@
 // Package workload describes the workload kinds replica-policy bounds, as data: each kind
-// has spec.replicas and a /scale subresource, so adding StatefulSets or ReplicaSets is one
-// more entry in Kinds, not a new code path.
+// has a replica count and a /scale subresource, so a kind is one more entry in a Set, not a
+// new code path. The built-in kinds (apps/v1 Deployment, StatefulSet, ReplicaSet) are typed;
+// custom resources named by --workload-resource are unstructured objects whose replica
+// count sits at the path their CRD's scale subresource declares.
 package workload
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -18,13 +24,22 @@ type Kind struct {
 	schema.GroupVersionKind
 	// Resource is the plural resource name, e.g. "deployments".
 	Resource string
-	// New returns an empty object of the kind.
+	// ReplicasPath is the object's replica count as field names, ["spec", "replicas"] for
+	// every built-in kind (a CRD's scale.specReplicasPath ".spec.replicas").
+	ReplicasPath []string
+	// New returns an empty object of the kind (for a custom resource an Unstructured with
+	// its apiVersion and kind set).
 	New func() client.Object
-	// Replicas returns the object's spec.replicas (nil when unset).
+	// NewList returns an empty list of the kind.
+	NewList func() client.ObjectList
+	// Replicas returns the object's replica count (nil when unset).
 	Replicas func(client.Object) *int32
 	// Trim strips an object to what replica-policy reads (metadata without managedFields
-	// and annotations, spec.replicas): the cache transform that keeps memory flat.
+	// and annotations, the replica count): the cache transform that keeps memory flat.
 	Trim func(client.Object) client.Object
+
+	// goType is the Go type of New's objects, for ForObject; nil for unstructured kinds.
+	goType reflect.Type
 }
 
 // GroupResource of the kind, e.g. deployments.apps.
@@ -32,59 +47,277 @@ func (k Kind) GroupResource() schema.GroupResource {
 	return schema.GroupResource{Group: k.Group, Resource: k.Resource}
 }
 
-// Deployment is apps/v1 Deployment.
-var Deployment = Kind{
-	GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("Deployment"),
-	Resource:         "deployments",
-	New:              func() client.Object { return &appsv1.Deployment{} },
-	Replicas:         func(o client.Object) *int32 { return o.(*appsv1.Deployment).Spec.Replicas },
-	Trim: func(o client.Object) client.Object {
-		d := o.(*appsv1.Deployment)
-		return &appsv1.Deployment{
-			TypeMeta:   d.TypeMeta,
-			ObjectMeta: trimMeta(d.ObjectMeta),
-			Spec:       appsv1.DeploymentSpec{Replicas: d.Spec.Replicas},
-		}
-	},
+// Unstructured reports whether objects of the kind are *unstructured.Unstructured (a
+// custom resource).
+func (k Kind) Unstructured() bool { return k.goType == nil }
+
+// SpecReplicas reports whether the replica count is spec.replicas, which the admission fast
+// path reads.
+func (k Kind) SpecReplicas() bool {
+	return slices.Equal(k.ReplicasPath, specReplicas)
 }
 
-// Kinds are the workload kinds replica-policy bounds.
-var Kinds = []Kind{Deployment}
+var specReplicas = []string{"spec", "replicas"}
+
+// typed builds the Kind of a built-in workload type T, whose spec.replicas is read by
+// replicas and kept by trim.
+func typed[T any, PT interface {
+	*T
+	client.Object
+}, L any, PL interface {
+	*L
+	client.ObjectList
+}](gvk schema.GroupVersionKind, resource string, replicas func(PT) *int32, trim func(PT) PT) Kind {
+	return Kind{
+		GroupVersionKind: gvk,
+		Resource:         resource,
+		ReplicasPath:     specReplicas,
+		New:              func() client.Object { return PT(new(T)) },
+		NewList:          func() client.ObjectList { return PL(new(L)) },
+		Replicas:         func(o client.Object) *int32 { return replicas(o.(PT)) },
+		Trim:             func(o client.Object) client.Object { return trim(o.(PT)) },
+		goType:           reflect.TypeFor[PT](),
+	}
+}
+
+// Deployment is apps/v1 Deployment.
+var Deployment = typed[appsv1.Deployment, *appsv1.Deployment, appsv1.DeploymentList, *appsv1.DeploymentList](
+	appsv1.SchemeGroupVersion.WithKind("Deployment"), "deployments",
+	func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas },
+	func(d *appsv1.Deployment) *appsv1.Deployment {
+		return &appsv1.Deployment{TypeMeta: d.TypeMeta, ObjectMeta: trimMeta(d.ObjectMeta), Spec: appsv1.DeploymentSpec{Replicas: d.Spec.Replicas}}
+	})
+
+// StatefulSet is apps/v1 StatefulSet.
+var StatefulSet = typed[appsv1.StatefulSet, *appsv1.StatefulSet, appsv1.StatefulSetList, *appsv1.StatefulSetList](
+	appsv1.SchemeGroupVersion.WithKind("StatefulSet"), "statefulsets",
+	func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas },
+	func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{TypeMeta: s.TypeMeta, ObjectMeta: trimMeta(s.ObjectMeta), Spec: appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas}}
+	})
+
+// ReplicaSet is apps/v1 ReplicaSet.
+var ReplicaSet = typed[appsv1.ReplicaSet, *appsv1.ReplicaSet, appsv1.ReplicaSetList, *appsv1.ReplicaSetList](
+	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), "replicasets",
+	func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas },
+	func(s *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{TypeMeta: s.TypeMeta, ObjectMeta: trimMeta(s.ObjectMeta), Spec: appsv1.ReplicaSetSpec{Replicas: s.Spec.Replicas}}
+	})
+
+// Kinds are the built-in workload kinds, always bounded. The kinds in force in a process
+// (these and the custom resources it learned at start) are a Set.
+var Kinds = []Kind{Deployment, StatefulSet, ReplicaSet}
+
+// Custom returns the Kind of a custom resource served as gvk at resource, whose replica
+// count is at replicasPath (field names, e.g. ["spec", "replicas"]). Its objects are
+// unstructured.
+func Custom(gvk schema.GroupVersionKind, resource string, replicasPath []string) Kind {
+	path := slices.Clone(replicasPath)
+	return Kind{
+		GroupVersionKind: gvk,
+		Resource:         resource,
+		ReplicasPath:     path,
+		New: func() client.Object {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(gvk)
+			return u
+		},
+		NewList: func() client.ObjectList {
+			l := &unstructured.UnstructuredList{}
+			l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			return l
+		},
+		Replicas: func(o client.Object) *int32 {
+			u, ok := o.(*unstructured.Unstructured)
+			if !ok {
+				return nil
+			}
+			return NestedReplicas(u.Object, path)
+		},
+		Trim: func(o client.Object) client.Object {
+			u, ok := o.(*unstructured.Unstructured)
+			if !ok {
+				return o
+			}
+			return trimUnstructured(u, path)
+		},
+	}
+}
+
+// NestedReplicas reads an int32 at path in obj; nil when absent or not an integer.
+func NestedReplicas(obj map[string]any, path []string) *int32 {
+	v, found, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !found {
+		return nil
+	}
+	var n int64
+	switch x := v.(type) {
+	case int64:
+		n = x
+	case int32:
+		n = int64(x)
+	case int:
+		n = int64(x)
+	case float64:
+		if x != float64(int64(x)) {
+			return nil
+		}
+		n = int64(x)
+	default:
+		return nil
+	}
+	if n < -1<<31 || n > 1<<31-1 {
+		return nil
+	}
+	r := int32(n)
+	return &r
+}
+
+func trimUnstructured(u *unstructured.Unstructured, path []string) *unstructured.Unstructured {
+	out := &unstructured.Unstructured{Object: map[string]any{}}
+	out.SetAPIVersion(u.GetAPIVersion())
+	out.SetKind(u.GetKind())
+	// The metadata fields trimMeta keeps, copied as they are.
+	md := map[string]any{}
+	if m, ok := u.Object["metadata"].(map[string]any); ok {
+		for _, f := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "labels", "ownerReferences"} {
+			if v, ok := m[f]; ok {
+				md[f] = v
+			}
+		}
+	}
+	out.Object["metadata"] = md
+	if v, found, err := unstructured.NestedFieldNoCopy(u.Object, path...); err == nil && found {
+		_ = unstructured.SetNestedField(out.Object, v, path...)
+	}
+	return out
+}
+
+// ParseReplicasPath turns a CRD's scale.specReplicasPath (".spec.replicas") into field
+// names. Only a dotted path of plain field names is supported: no array index, no quoted
+// or escaped names, no empty segment.
+func ParseReplicasPath(p string) ([]string, error) {
+	if !strings.HasPrefix(p, ".") || len(p) < 2 {
+		return nil, fmt.Errorf("replica path %q: must be a dotted path of field names such as .spec.replicas", p)
+	}
+	parts := strings.Split(p[1:], ".")
+	for _, s := range parts {
+		if s == "" || strings.ContainsAny(s, "[]'\"\\*") {
+			return nil, fmt.Errorf("replica path %q: only a dotted path of field names such as .spec.replicas is supported", p)
+		}
+	}
+	if parts[0] != "spec" {
+		return nil, fmt.Errorf("replica path %q: must be under .spec", p)
+	}
+	return parts, nil
+}
+
+// Set is the kinds in force in one process: the built-in kinds and the custom resources
+// it learned at start. The webhook, the scaler, the cache and the kubectl plugin take one.
+// A Set is immutable once built.
+type Set struct {
+	kinds  []Kind
+	byGR   map[schema.GroupResource]Kind
+	byGK   map[schema.GroupKind]Kind
+	byType map[reflect.Type]Kind
+}
+
+// NewSet returns the built-in kinds and custom, in that order. A custom kind that repeats
+// a kind or resource already in the set is an error.
+func NewSet(custom ...Kind) (*Set, error) {
+	s := &Set{byGR: map[schema.GroupResource]Kind{}, byGK: map[schema.GroupKind]Kind{}, byType: map[reflect.Type]Kind{}}
+	for _, k := range append(slices.Clone(Kinds), custom...) {
+		if _, dup := s.byGR[k.GroupResource()]; dup {
+			return nil, fmt.Errorf("workload resource %s is named twice", k.GroupResource())
+		}
+		if _, dup := s.byGK[k.GroupKind()]; dup {
+			return nil, fmt.Errorf("workload kind %s is named twice", k.GroupKind())
+		}
+		s.kinds = append(s.kinds, k)
+		s.byGR[k.GroupResource()] = k
+		s.byGK[k.GroupKind()] = k
+		if k.goType != nil {
+			s.byType[k.goType] = k
+		}
+	}
+	return s, nil
+}
+
+var builtin, _ = NewSet()
+
+// Builtin is the set of the built-in kinds alone.
+func Builtin() *Set { return builtin }
+
+// Kinds returns the kinds of the set, built-in kinds first. The slice must not be changed.
+func (s *Set) Kinds() []Kind { return s.kinds }
 
 // ForResource returns the kind served at group/resource ("apps", "deployments").
-func ForResource(group, resource string) (Kind, bool) {
-	for _, k := range Kinds {
-		if k.Group == group && k.Resource == resource {
-			return k, true
-		}
-	}
-	return Kind{}, false
+func (s *Set) ForResource(group, resource string) (Kind, bool) {
+	k, ok := s.byGR[schema.GroupResource{Group: group, Resource: resource}]
+	return k, ok
 }
 
-// ForObject returns the kind of obj by its Go type.
-func ForObject(obj any) (Kind, bool) {
-	t := reflect.TypeOf(obj)
-	for _, k := range Kinds {
-		if reflect.TypeOf(k.New()) == t {
-			return k, true
-		}
+// ForGroupKind returns the kind group/kind ("apps", "StatefulSet").
+func (s *Set) ForGroupKind(group, kind string) (Kind, bool) {
+	k, ok := s.byGK[schema.GroupKind{Group: group, Kind: kind}]
+	return k, ok
+}
+
+// ForObject returns the kind of obj: by its Go type for the built-in kinds, by its
+// apiVersion and kind for an unstructured object. It allocates nothing: it runs in the
+// cache transform for every object the informers receive.
+func (s *Set) ForObject(obj any) (Kind, bool) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		gvk := u.GroupVersionKind()
+		k, ok := s.byGK[gvk.GroupKind()]
+		return k, ok && k.Unstructured()
 	}
-	return Kind{}, false
+	k, ok := s.byType[reflect.TypeOf(obj)]
+	return k, ok
+}
+
+// Controller returns obj's controller (the ownerReference with controller: true) when it
+// is a kind of the set, else nil: such a workload is bounded through its owner.
+func (s *Set) Controller(refs []metav1.OwnerReference) *metav1.OwnerReference {
+	for i := range refs {
+		ref := &refs[i]
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err != nil {
+			return nil
+		}
+		if _, ok := s.byGK[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]; ok {
+			return ref
+		}
+		return nil // one controller at most
+	}
+	return nil
 }
 
 // TransformForCache is a cache transform (controller-runtime cache.Options.DefaultTransform
-// or ByObject[..].Transform) that trims workload objects with their kind's Trim. Pod
-// templates and managedFields are most of a Deployment's bytes.
-func TransformForCache(obj any) (any, error) {
+// or ByObject[..].Transform) that trims workload objects of the set with their kind's
+// Trim. Pod templates and managedFields are most of a workload's bytes.
+func (s *Set) TransformForCache(obj any) (any, error) {
 	o, ok := obj.(client.Object)
 	if !ok {
 		return obj, nil
 	}
-	if k, ok := ForObject(o); ok {
+	if k, ok := s.ForObject(o); ok {
 		return k.Trim(o), nil
 	}
 	return obj, nil
 }
+
+// ForResource returns the built-in kind served at group/resource.
+func ForResource(group, resource string) (Kind, bool) { return builtin.ForResource(group, resource) }
+
+// ForObject returns the built-in kind of obj by its Go type.
+func ForObject(obj any) (Kind, bool) { return builtin.ForObject(obj) }
+
+// TransformForCache trims objects of the built-in kinds (Builtin().TransformForCache).
+func TransformForCache(obj any) (any, error) { return builtin.TransformForCache(obj) }
 
 func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // Options are the webhook command's flags, with defaults from NewOptions.
@@ -28,6 +30,9 @@ type Options struct {
 	PolicyConfigMap        string
 	LeaderElect            bool
 	EnableScaler           bool
+	// WorkloadResources are the custom resources to bound besides the built-in kinds, as
+	// RESOURCE.GROUP (the repeatable --workload-resource, e.g. rollouts.argoproj.io).
+	WorkloadResources []string
 	// Scaler holds the --scaler-* flags.
 	Scaler scaler.Options
 	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
@@ -64,6 +69,11 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PolicyConfigMap, "policy-configmap", o.PolicyConfigMap, "Name of the policy ConfigMap.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader (Lease replica-policy-leader) so that only one replica's scaler writes; every replica serves the webhooks.")
 	fs.BoolVar(&o.EnableScaler, "enable-scaler", o.EnableScaler, "Correct existing workloads outside their clamp bounds through the scale subresource.")
+	fs.Func("workload-resource", "A custom resource with a scale subresource to bound besides Deployments, StatefulSets and ReplicaSets, as RESOURCE.GROUP (e.g. rollouts.argoproj.io); repeatable. Its kind and replica path are learned at start from discovery and its CRD.",
+		func(v string) error {
+			o.WorkloadResources = append(o.WorkloadResources, v)
+			return nil
+		})
 	o.Scaler.AddFlags(fs)
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
@@ -95,6 +105,15 @@ func (o *Options) Validate() error {
 	if o.CertDir == "" {
 		errs = append(errs, errors.New("--cert-dir: must not be empty"))
 	}
+	seen := map[string]bool{}
+	for _, r := range o.WorkloadResources {
+		if err := validateWorkloadResource(r); err != nil {
+			errs = append(errs, err)
+		} else if seen[r] {
+			errs = append(errs, fmt.Errorf("--workload-resource %q: named twice", r))
+		}
+		seen[r] = true
+	}
 	if err := o.Scaler.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -102,4 +121,22 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %s: must not be negative", o.ShutdownDelay))
 	}
 	return errors.Join(errs...)
+}
+
+// validateWorkloadResource checks the form RESOURCE.GROUP of a --workload-resource.
+func validateWorkloadResource(v string) error {
+	resource, group, ok := strings.Cut(v, ".")
+	if !ok || resource == "" || group == "" {
+		return fmt.Errorf("--workload-resource %q: must be RESOURCE.GROUP, e.g. rollouts.argoproj.io", v)
+	}
+	if msgs := validation.IsDNS1035Label(resource); len(msgs) > 0 {
+		return fmt.Errorf("--workload-resource %q: resource %q: %s", v, resource, strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Subdomain(group); len(msgs) > 0 {
+		return fmt.Errorf("--workload-resource %q: group %q: %s", v, group, strings.Join(msgs, "; "))
+	}
+	if _, builtin := workload.ForResource(group, resource); builtin {
+		return fmt.Errorf("--workload-resource %q: a built-in kind, always bounded", v)
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -73,7 +75,7 @@ func TestMetricsCanBeDisabled(t *testing.T) {
 		if err := o.Validate(); err != nil {
 			t.Fatalf("--metrics-bind-address=%s: %v", addr, err)
 		}
-		mo := managerOptions(o, runtime.NewScheme(), newWebhookServer(o))
+		mo := managerOptions(o, runtime.NewScheme(), newWebhookServer(o), workload.Builtin())
 		srv, err := metricsserver.NewServer(mo.Metrics, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
 		if err != nil {
 			t.Fatalf("--metrics-bind-address=%s: metrics server: %v", addr, err)

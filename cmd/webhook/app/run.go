@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
 	"github.com/replica-policy/replica-policy/pkg/version"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // LeaderElectionID names the scaler's Lease; the Role in manifests/ grants exactly it.
@@ -65,9 +67,18 @@ func Run(ctx context.Context, o *Options) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
+	// The kinds in force: the built-in ones and each --workload-resource, learned from
+	// discovery and its CRD; a resource that cannot be served stops the start here.
+	kinds, err := workloadKinds(ctx, cfg, o.WorkloadResources)
+	if err != nil {
+		return err
+	}
+	for _, k := range kinds.Kinds() {
+		log.Info("bounding workload kind", "kind", k.GroupVersionKind.String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
+	}
 
 	webhookServer := newWebhookServer(o)
-	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, webhookServer))
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, webhookServer, kinds))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
@@ -91,18 +102,20 @@ func Run(ctx context.Context, o *Options) error {
 	if err := mgr.Add(watcher); err != nil {
 		return err
 	}
-	lookup, err := admission.NewCacheLookup(ctx, mgr.GetCache())
+	lookup, err := admission.NewCacheLookup(ctx, mgr.GetCache(), kinds)
 	if err != nil {
 		return err
 	}
 	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
 	var shuttingDown atomic.Bool
-	mutate, validate := admission.NewHandlers(store, lookup, ref)
+	mutate, validate := admission.NewHandlers(kinds, store, lookup, ref)
 	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Mutate, watcher.Ready, admission.Webhook(mutate))))
 	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
 
 	if o.EnableScaler {
-		if err := scaler.New(store, o.Scaler).SetupWithManager(mgr); err != nil {
+		s := scaler.New(store, o.Scaler)
+		s.Kinds = kinds
+		if err := s.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the scaler: %w", err)
 		}
 	}
@@ -156,7 +169,7 @@ func newWebhookServer(o *Options) webhook.Server {
 }
 
 // managerOptions maps the options onto controller-runtime's manager.
-func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Server) ctrl.Options {
+func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Server, kinds *workload.Set) ctrl.Options {
 	return ctrl.Options{
 		Scheme: scheme,
 		// "0" disables the metrics server (controller-runtime's convention).
@@ -174,7 +187,7 @@ func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Se
 		// managedFields are most of the bytes).
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         scaler.CacheByObject(),
+			ByObject:         scaler.CacheByObject(kinds),
 		},
 	}
 }
