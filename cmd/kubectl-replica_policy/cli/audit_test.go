@@ -24,7 +24,7 @@ import (
 
 // TestAudit runs audit against a real kube-apiserver under ServiceAccount tokens (from
 // TokenRequest) whose rights are exactly what audit claims to need: get,list on
-// deployments.apps and namespaces, and get,list on the policy ConfigMap by name. It must
+// deployments, statefulsets and replicasets (apps) and namespaces, and get,list on the policy ConfigMap by name. It must
 // work with those, preview a proposed policy, and, when list on deployments is missing,
 // say so in one line with exit 2.
 func TestAudit(t *testing.T) {
@@ -57,6 +57,12 @@ func TestAudit(t *testing.T) {
 	} {
 		must(cs.AppsV1().Deployments(d.ns).Create(ctx, harness.Deployment(d.ns, d.name, d.replicas, d.labels), metav1.CreateOptions{}))
 	}
+	// A StatefulSet, judged as Deployments are, and a ReplicaSet that the Deployment prod/web
+	// controls: owned, skipped (its Deployment is bounded instead).
+	must(cs.AppsV1().StatefulSets("prod").Create(ctx, harness.StatefulSet("prod", "queue", 12, map[string]string{"tier": "db"}), metav1.CreateOptions{}))
+	web, err := cs.AppsV1().Deployments("prod").Get(ctx, "web", metav1.GetOptions{})
+	must(web, err)
+	must(cs.AppsV1().ReplicaSets("prod").Create(ctx, harness.OwnedReplicaSet(web, "web-1", 0), metav1.CreateOptions{}))
 	// Enough Deployments for audit to read more than one page.
 	for i := range auditPageSize + 10 {
 		must(cs.AppsV1().Deployments("audit").Create(ctx, harness.Deployment("audit", fmt.Sprintf("d%03d", i), 1, nil), metav1.CreateOptions{}))
@@ -87,14 +93,16 @@ func TestAudit(t *testing.T) {
 			"kube-system/extra-dns": "skip::",
 			"replica-policy-system/replica-policy-webhook": "skip::",
 			"audit/d000": "pass:default:1",
+			"prod/queue": "deny:databases:7",
+			"prod/web-1": "skip::",
 		}
 		for k, w := range want {
 			if got[k] != w {
 				t.Errorf("%s: %q, want %q", k, got[k], w)
 			}
 		}
-		if n := len(got); n != 6+auditPageSize+10 {
-			t.Errorf("%d results, want every Deployment (%d), over several pages", n, 6+auditPageSize+10)
+		if n := len(got); n != 8+auditPageSize+10 {
+			t.Errorf("%d results, want every workload (%d), over several pages", n, 8+auditPageSize+10)
 		}
 
 		code, out, _ = run(t, "", "audit", "--kubeconfig", full)
@@ -105,7 +113,9 @@ func TestAudit(t *testing.T) {
 			`Deployment prod/db: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
 			`Deployment prod/web: clamp: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
-			`516 judged: 511 pass, 1 clamp, 1 deny, 1 warn, 2 skip; 2 at or above --fail-on=clamp`,
+			`StatefulSet prod/queue: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "queue" (replica policy rule "databases", action deny)`,
+			`ReplicaSet prod/web-1: skip: owned by Deployment "web", which the policy bounds instead`,
+			`518 judged: 511 pass, 1 clamp, 2 deny, 1 warn, 3 skip; 3 at or above --fail-on=clamp`,
 		}
 		if code != ExitFound || !slices.Equal(lines, wantLines) {
 			t.Errorf("exit %d, text\n%s\nwant\n%s", code, out, strings.Join(wantLines, "\n"))
@@ -139,9 +149,9 @@ func TestAudit(t *testing.T) {
 		name, kubeconfig, stderr string
 	}{
 		{"without list on deployments", noList,
-			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 		{"without get on the policy ConfigMap", noConfigMap,
-			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var code int
@@ -193,7 +203,7 @@ func auditResults(t *testing.T, out string) map[string]string {
 }
 
 // serviceAccountKubeconfig creates ServiceAccount audit/name with a ClusterRole of exactly
-// deploymentVerbs on deployments.apps and get,list on namespaces, and, with configMap, a
+// deploymentVerbs on deployments, statefulsets and replicasets (apps) and get,list on namespaces, and, with configMap, a
 // Role of get,list on the policy ConfigMap by name; it writes a kubeconfig carrying a
 // TokenRequest token of the ServiceAccount, and returns its path.
 func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name string, deploymentVerbs []string, configMap bool) string {
@@ -212,7 +222,7 @@ func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name 
 	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: deploymentVerbs},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: deploymentVerbs},
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list"}},
 		},
 	}, metav1.CreateOptions{})
