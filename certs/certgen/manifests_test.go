@@ -336,6 +336,31 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 	checkWebhookConfigurations(t, objs)
 }
 
+// TestKustomizeWorkloadResourceComponent: the component adds, for Argo Rollouts, the
+// container argument, the two webhook rules and the RBAC, together, and nothing else.
+func TestKustomizeWorkloadResourceComponent(t *testing.T) {
+	dir := manifestsWithCerts(t)
+	overlay := filepath.Join(filepath.Dir(dir), "rollouts")
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte("resources: [../manifests]\ncomponents: [../manifests/components/workload-resource]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	objs := kustomize(t, overlay)
+	checkDeployment(t, objs)
+	checkRBAC(t, objs,
+		rbacv1.PolicyRule{APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}, Verbs: []string{"get", "list", "watch"}},
+		rbacv1.PolicyRule{APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts/scale"}, Verbs: []string{"get", "update"}},
+		rbacv1.PolicyRule{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, ResourceNames: []string{"rollouts.argoproj.io"}, Verbs: []string{"get"}},
+	)
+	checkWebhookConfigurations(t, objs, "argoproj.io/rollouts:[CREATE UPDATE]", "argoproj.io/rollouts/scale:[UPDATE]")
+	args := objs.deployments[0].Spec.Template.Spec.Containers[0].Args
+	if n := slices.Index(args, "--workload-resource=rollouts.argoproj.io"); n < 0 || slices.ContainsFunc(args[:n], func(a string) bool { return strings.HasPrefix(a, "--workload-resource") }) {
+		t.Errorf("container args %q, want --workload-resource=rollouts.argoproj.io once", args)
+	}
+}
+
 func TestKustomizeCertManagerOverlay(t *testing.T) {
 	objs := kustomize(t, filepath.Join("..", "..", "manifests", "overlays", "cert-manager"))
 	if len(objs.secrets) != 0 {
@@ -508,14 +533,14 @@ func checkDeployment(t *testing.T, objs *objects) {
 }
 
 // checkRBAC checks that the ServiceAccount may do exactly what the design allows.
-func checkRBAC(t *testing.T, objs *objects) {
+func checkRBAC(t *testing.T, objs *objects, extra ...rbacv1.PolicyRule) {
 	t.Helper()
-	wantCluster := []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
+	wantCluster := append([]rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale", "replicasets/scale"}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}
+	}, extra...)
 	wantNamespaced := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"replica-policy"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
@@ -544,7 +569,7 @@ func checkRBAC(t *testing.T, objs *objects) {
 }
 
 // checkWebhookConfigurations checks the failure mode and scoping the README promises.
-func checkWebhookConfigurations(t *testing.T, objs *objects) {
+func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...string) {
 	t.Helper()
 	if len(objs.mutating) != 1 || len(objs.validating) != 1 {
 		t.Fatalf("%d mutating and %d validating configurations, want 1 each", len(objs.mutating), len(objs.validating))
@@ -588,7 +613,10 @@ func checkWebhookConfigurations(t *testing.T, objs *objects) {
 		failurePolicy: admissionregistrationv1.Ignore, sideEffects: admissionregistrationv1.SideEffectClassNone,
 		versions: []string{"v1"}, timeout: 5, conditionNames: []string{"replicas-changed"},
 		nsOperator: metav1.LabelSelectorOpNotIn, nsValues: []string{"kube-system", namespace},
-		resources: []string{"apps/deployments:[CREATE UPDATE]", "apps/deployments/scale:[UPDATE]"},
+		resources: append([]string{
+			"apps/deployments:[CREATE UPDATE]", "apps/statefulsets:[CREATE UPDATE]", "apps/replicasets:[CREATE UPDATE]",
+			"apps/deployments/scale:[UPDATE]", "apps/statefulsets/scale:[UPDATE]", "apps/replicasets/scale:[UPDATE]",
+		}, extraResources...),
 	}
 	// Workloads go to /mutate only: one call per write.
 	want := map[string]common{
