@@ -64,6 +64,9 @@ type ControlPlaneOptions struct {
 	WebhookPaths []string
 	// APIServerArgs are extra kube-apiserver flags, "name=value".
 	APIServerArgs []string
+	// CRDPaths are files or folders of CustomResourceDefinitions to install (and wait for)
+	// before the control plane is returned, e.g. TestCRDs().
+	CRDPaths []string
 }
 
 // NewControlPlane starts kube-apiserver and etcd; the caller stops them with Stop.
@@ -75,6 +78,8 @@ func NewControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:   assets,
 		WebhookInstallOptions:   envtest.WebhookInstallOptions{Paths: opts.WebhookPaths},
+		CRDDirectoryPaths:       opts.CRDPaths,
+		ErrorIfCRDPathMissing:   len(opts.CRDPaths) > 0,
 		ControlPlaneStopTimeout: time.Minute,
 	}
 	api := env.ControlPlane.GetAPIServer()

@@ -31,6 +31,8 @@ type fixture struct {
 	client kubernetes.Interface
 	warns  *harness.Warnings
 	health string // host:port of /healthz and /readyz
+	// kubeconfig is an administrator's, for kubectl.
+	kubeconfig string
 }
 
 // startWebhook starts a control plane and the webhook (scaler off unless enabled) and waits
@@ -50,9 +52,15 @@ func startWebhook(t *testing.T, configure func(*Options)) *fixture {
 // control plane (to make users).
 func launchWebhook(t *testing.T, configure func(*harness.ControlPlane, *Options)) *fixture {
 	t.Helper()
-	env := harness.StartControlPlane(t, harness.ControlPlaneOptions{
+	return launchWebhookOn(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml")},
-	})
+	}, configure)
+}
+
+// launchWebhookOn is launchWebhook on a control plane started with cp.
+func launchWebhookOn(t *testing.T, cp harness.ControlPlaneOptions, configure func(*harness.ControlPlane, *Options)) *fixture {
+	t.Helper()
+	env := harness.StartControlPlane(t, cp)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.AdminKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
@@ -83,7 +91,7 @@ func launchWebhook(t *testing.T, configure func(*harness.ControlPlane, *Options)
 		}
 	})
 
-	f := &fixture{env: env, warns: &harness.Warnings{}, health: health}
+	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)

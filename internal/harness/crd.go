@@ -1,0 +1,83 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// TestCRDs is the folder of the tests' CustomResourceDefinitions (ControlPlaneOptions.CRDPaths):
+// widgets.example.com, kind Widget, with a scale subresource at .spec.replicas, and
+// plains.example.com, kind Plain, without one.
+func TestCRDs() string { return filepath.Join(RepoRoot(), "internal", "harness", "testdata", "crds") }
+
+// WidgetGVR is the resource of the test CRD Widget.
+var WidgetGVR = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
+
+// Widget is a Widget (the test custom resource with a scale subresource) with spec.replicas.
+func Widget(ns, name string, replicas int64, labels map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Widget",
+		"metadata": map[string]any{"namespace": ns, "name": name},
+		"spec":     map[string]any{"replicas": replicas, "image": PauseImage},
+	}}
+	if labels != nil {
+		u.SetLabels(labels)
+	}
+	return u
+}
+
+// WorkloadResourceManifests builds manifests/ with the component
+// manifests/components/workload-resource copied for resource.group (its Argo Rollouts names
+// replaced, as the component's comment tells an operator to), and writes the result to a
+// file in a temporary folder, whose path it returns: the webhook configurations and RBAC a
+// cluster gets with the component.
+func WorkloadResourceManifests(t testing.TB, resource, group string) string {
+	t.Helper()
+	kubectl, err := findKubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := CopyManifests(filepath.Join(dir, "manifests")); err != nil {
+		t.Fatal(err)
+	}
+	comp := filepath.Join(dir, "manifests", "components", "workload-resource", "kustomization.yaml")
+	b, err := os.ReadFile(comp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer("rollouts.argoproj.io", resource+"."+group, "argoproj.io", group, "rollouts", resource).Replace(string(b))
+	if err := os.WriteFile(comp, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "overlay")
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte("resources: [../manifests/base]\ncomponents: [../manifests/components/workload-resource]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(kubectl, "kustomize", overlay)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr.String())
+	}
+	built := filepath.Join(dir, "built")
+	if err := os.MkdirAll(built, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(built, fmt.Sprintf("with-%s.%s.yaml", resource, group))
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
