@@ -250,9 +250,11 @@ func (a access) String() string {
 	return fmt.Sprintf("%s %s %s", a.verb, r, where)
 }
 
-// The design's least-privilege contract: deployments get/list/watch; deployments/scale
-// get/update; namespaces get/list/watch; events create/patch; in its own namespace only, the
-// policy ConfigMap get/list/watch by name and its leader-election Lease; nothing else.
+// The design's least-privilege contract: for each bounded workload resource (deployments,
+// statefulsets, replicasets) get/list/watch, and get/update on its /scale; namespaces
+// get/list/watch; events create/patch; in its own namespace only, the policy ConfigMap
+// get/list/watch by name and its leader-election Lease; nothing else. A custom resource's
+// rights come only with manifests/components/workload-resource.
 func accessTable() []access {
 	const own, other = policy.DefaultNamespace, "prod"
 	var rows []access
@@ -263,14 +265,19 @@ func accessTable() []access {
 		rows = append(rows, access{verb, group, resource, sub, ns, name, false})
 	}
 	// What the binary needs.
+	workloads := []string{"deployments", "statefulsets", "replicasets"}
 	for _, v := range []string{"get", "list", "watch"} {
-		can(v, "apps", "deployments", "", other, "")
-		can(v, "apps", "deployments", "", "", "")
+		for _, w := range workloads {
+			can(v, "apps", w, "", other, "")
+			can(v, "apps", w, "", "", "")
+		}
 		can(v, "", "namespaces", "", "", "")
 		can(v, "", "configmaps", "", own, policy.DefaultConfigMapName)
 	}
-	can("get", "apps", "deployments", "scale", other, "web")
-	can("update", "apps", "deployments", "scale", other, "web")
+	for _, w := range workloads {
+		can("get", "apps", w, "scale", other, "web")
+		can("update", "apps", w, "scale", other, "web")
+	}
 	for _, g := range []string{"", "events.k8s.io"} {
 		for _, v := range []string{"create", "patch"} {
 			can(v, g, "events", "", other, "")
@@ -281,15 +288,23 @@ func accessTable() []access {
 	can("get", "coordination.k8s.io", "leases", "", own, "replica-policy-leader")
 	can("update", "coordination.k8s.io", "leases", "", own, "replica-policy-leader")
 
-	// Deployments only through the scale subresource, never the object itself.
-	for _, v := range []string{"update", "patch", "create", "delete", "deletecollection"} {
-		cannot(v, "apps", "deployments", "", other, "web")
+	// Workloads only through the scale subresource, never the object itself, nor its status.
+	for _, w := range workloads {
+		for _, v := range []string{"update", "patch", "create", "delete", "deletecollection"} {
+			cannot(v, "apps", w, "", other, "web")
+		}
+		cannot("patch", "apps", w, "scale", other, "web")
+		cannot("update", "apps", w, "status", other, "web")
+		cannot("patch", "apps", w, "status", other, "web")
 	}
-	cannot("patch", "apps", "deployments", "scale", other, "web")
-	cannot("update", "apps", "deployments", "status", other, "web")
-	cannot("patch", "apps", "deployments", "status", other, "web")
-	cannot("update", "apps", "replicasets", "", other, "")
-	cannot("update", "apps", "statefulsets", "scale", other, "")
+	// Workload kinds that are not bounded, and custom resources without the component.
+	cannot("get", "apps", "daemonsets", "", other, "")
+	cannot("update", "apps", "daemonsets", "", other, "")
+	for _, v := range []string{"get", "list", "watch"} {
+		cannot(v, "argoproj.io", "rollouts", "", other, "")
+	}
+	cannot("update", "argoproj.io", "rollouts", "scale", other, "web")
+	cannot("get", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "rollouts.argoproj.io")
 	// No Secrets anywhere (its own TLS Secret lives in its namespace).
 	for _, ns := range []string{own, other, "kube-system", ""} {
 		for _, v := range []string{"get", "list", "watch"} {

@@ -218,8 +218,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	}
 
 	workloadRules := []admissionregistrationv1.RuleWithOperations{
-		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("apps", "deployments")},
-		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale")},
+		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("apps", "deployments", "statefulsets", "replicasets")},
+		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale", "statefulsets/scale", "replicasets/scale")},
 	}
 	notSystem := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", policy.DefaultNamespace}}}}
@@ -306,8 +306,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 		t.Fatal(err)
 	}
 	checkRules(t, "ClusterRole replica-policy", cr.Rules, []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale", "replicasets/scale"}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	})
@@ -409,8 +409,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	}
 }
 
-func rule(group, resource string) admissionregistrationv1.Rule {
-	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: []string{resource}, Scope: ptrTo(admissionregistrationv1.NamespacedScope)}
+func rule(group string, resources ...string) admissionregistrationv1.Rule {
+	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources, Scope: ptrTo(admissionregistrationv1.NamespacedScope)}
 }
 
 // checkRules compares RBAC rules as sets (order of rules and of the values in each ignored).
