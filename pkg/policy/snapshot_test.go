@@ -149,13 +149,13 @@ func TestMatchRuleWithoutMatchers(t *testing.T) {
 func TestMatchExempt(t *testing.T) {
 	s := mustLoad(t, matchPolicy, Options{AlwaysExempt: []string{DefaultNamespace, "ops-*"}})
 	for ns, exempt := range map[string]bool{
-		"kube-system":           true, // policy, literal
-		"sys-1":                 true, // policy, glob
+		"kube-system":    true, // policy, literal
+		"sys-1":          true, // policy, glob
 		DefaultNamespace: true, // Options.AlwaysExempt, literal
-		"ops-east":              true, // Options.AlwaysExempt, glob
-		"kube-public":           false,
-		"prod":                  false,
-		"sys":                   false,
+		"ops-east":       true, // Options.AlwaysExempt, glob
+		"kube-public":    false,
+		"prod":           false,
+		"sys":            false,
 	} {
 		m := s.Match(Subject{Namespace: ns})
 		if m.Exempt != exempt || s.Exempt(ns) != exempt {
