@@ -126,7 +126,7 @@ func StatefulSet(ns, name string, replicas int32, labels map[string]string) *app
 	d := Deployment(ns, name, replicas, labels)
 	return &appsv1.StatefulSet{
 		ObjectMeta: d.ObjectMeta,
-		Spec:       appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template},
+		Spec:       appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template, ServiceName: name},
 	}
 }
 
