@@ -135,7 +135,7 @@ func checkKindLabels(t *testing.T, reg *prometheus.Registry) {
 					continue
 				}
 				switch l.GetValue() {
-				case "", "Deployment", "Scale", "ConfigMap", "other":
+				case "", "Deployment", "StatefulSet", "ReplicaSet", "Scale", "ConfigMap", "other":
 				default:
 					t.Fatalf("%s has a series with kind %q, taken from the request", mf.GetName(), l.GetValue())
 				}

@@ -546,12 +546,12 @@ func testNotHandled(t *testing.T, w webhookConn) {
 	}{
 		{"deployments/status", "apps", "Deployment", "apps", "deployments", "status", string(dep),
 			`replica-policy does not handle deployments/status (group "apps")`},
-		{"statefulsets", "apps", "StatefulSet", "apps", "statefulsets", "",
-			`{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db","namespace":"edge"},"spec":{"replicas":50}}`,
-			`replica-policy does not handle statefulsets (group "apps")`},
-		{"statefulsets/scale", "autoscaling", "Scale", "apps", "statefulsets", "scale",
+		{"daemonsets", "apps", "DaemonSet", "apps", "daemonsets", "",
+			`{"kind":"DaemonSet","apiVersion":"apps/v1","metadata":{"name":"logs","namespace":"edge"},"spec":{}}`,
+			`replica-policy does not handle daemonsets (group "apps")`},
+		{"replicationcontrollers/scale", "autoscaling", "Scale", "", "replicationcontrollers", "scale",
 			`{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"db","namespace":"edge"},"spec":{"replicas":50}}`,
-			`replica-policy does not handle statefulsets/scale (group "apps")`},
+			`replica-policy does not handle replicationcontrollers/scale (group "")`},
 		{"deployments of another group", "extensions", "Deployment", "extensions", "deployments", "", string(dep),
 			`replica-policy does not handle deployments (group "extensions")`},
 	} {
