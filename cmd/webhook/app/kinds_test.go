@@ -267,19 +267,19 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, l := range [][]string{
-			{"kind", "StatefulSet", "outcome", "clamped"},
-			{"kind", "StatefulSet", "outcome", "denied"},
-			{"kind", "ReplicaSet", "outcome", "owned"},
-			{"kind", "Widget", "outcome", "clamped"},
+			{`kind="StatefulSet"`, `outcome="clamped"`},
+			{`kind="StatefulSet"`, `outcome="denied"`},
+			{`kind="ReplicaSet"`, `outcome="owned"`},
+			{`kind="Widget"`, `outcome="clamped"`},
 		} {
 			if v := m.Sum("replicapolicy_admission_decisions_total", l...); v < 1 {
 				t.Errorf("replicapolicy_admission_decisions_total%v = %v, want at least 1", l, v)
 			}
 		}
-		if v := m.Sum("replicapolicy_admission_decisions_total", "kind", "Scale"); v != 0 {
+		if v := m.Sum("replicapolicy_admission_decisions_total", `kind="Scale"`); v != 0 {
 			t.Errorf(`kind="Scale" counted %v times: /scale writes must name their workload's kind`, v)
 		}
-		if v := m.Sum("replicapolicy_scaler_corrections_total", "kind", "Widget"); v < 1 {
+		if v := m.Sum("replicapolicy_scaler_corrections_total", `kind="Widget"`); v < 1 {
 			t.Errorf("scaler corrections of Widgets = %v, want at least 1", v)
 		}
 	})
