@@ -9,13 +9,16 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 )
@@ -42,8 +45,9 @@ func kindsPolicyWith(maxWidgets int) string {
 
 func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	manifests := harness.WorkloadResourceManifests(t, "widgets", "example.com")
 	f := launchWebhookOn(t, harness.ControlPlaneOptions{
-		WebhookPaths: []string{harness.WorkloadResourceManifests(t, "widgets", "example.com")},
+		WebhookPaths: []string{manifests},
 		CRDPaths:     []string{harness.TestCRDs()},
 	}, func(_ *harness.ControlPlane, o *Options) {
 		o.WorkloadResources = []string{"widgets.example.com"}
@@ -64,6 +68,9 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		return err == nil && *s.Spec.Replicas == 7
 	})
 	f.warns.Take()
+	t.Run("the component's RBAC, as SubjectAccessReviews", func(t *testing.T) {
+		testComponentRBAC(t, f, manifests)
+	})
 	cfg := rest.CopyConfig(f.env.Config)
 	cfg.WarningHandler = f.warns
 	dyn := dynamic.NewForConfigOrDie(cfg)
@@ -327,6 +334,69 @@ func TestWorkloadResourceRefusedAtStart(t *testing.T) {
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("Run returned\n %v\nwant one line starting with\n %s", err, tc.want)
 			}
+		})
+	}
+}
+
+// testComponentRBAC installs the ClusterRole and ClusterRoleBinding that the base plus the
+// component (built for widgets.example.com) give the ServiceAccount, and checks with
+// SubjectAccessReviews what it may and may not do with the custom resource.
+func testComponentRBAC(t *testing.T, f *fixture, manifests string) {
+	ctx := context.Background()
+	data, err := os.ReadFile(manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		switch {
+		case strings.Contains(doc, "kind: ClusterRoleBinding\n"):
+			var b rbacv1.ClusterRoleBinding
+			if err := yaml.Unmarshal([]byte(doc), &b); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.client.RbacV1().ClusterRoleBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		case strings.Contains(doc, "kind: ClusterRole\n"):
+			var r rbacv1.ClusterRole
+			if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.client.RbacV1().ClusterRoles().Create(ctx, &r, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const sa = "system:serviceaccount:replica-policy-system:replica-policy"
+	for _, c := range []struct {
+		verb, group, resource, sub, ns, name string
+		allowed                              bool
+	}{
+		{"get", "example.com", "widgets", "", "data", "", true},
+		{"list", "example.com", "widgets", "", "", "", true},
+		{"watch", "example.com", "widgets", "", "", "", true},
+		{"get", "example.com", "widgets", "scale", "data", "w", true},
+		{"update", "example.com", "widgets", "scale", "data", "w", true},
+		{"get", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "widgets.example.com", true},
+		{"get", "apps", "statefulsets", "scale", "data", "db", true},
+		// Never the object itself, nor another CRD, nor other custom resources.
+		{"update", "example.com", "widgets", "", "data", "w", false},
+		{"patch", "example.com", "widgets", "", "data", "w", false},
+		{"create", "example.com", "widgets", "", "data", "", false},
+		{"delete", "example.com", "widgets", "", "data", "w", false},
+		{"patch", "example.com", "widgets", "scale", "data", "w", false},
+		{"update", "example.com", "widgets", "status", "data", "w", false},
+		{"get", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "plains.example.com", false},
+		{"list", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "", false},
+		{"update", "apiextensions.k8s.io", "customresourcedefinitions", "", "", "widgets.example.com", false},
+		{"get", "example.com", "plains", "", "data", "", false},
+	} {
+		harness.Eventually(t, 10*time.Second, 100*time.Millisecond, fmt.Sprintf("%s %s/%s %s %s/%s allowed=%t", c.verb, c.group, c.resource, c.sub, c.ns, c.name, c.allowed), func() bool {
+			r, err := f.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:replica-policy-system", "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Group: c.group, Resource: c.resource, Subresource: c.sub, Namespace: c.ns, Name: c.name},
+			}}, metav1.CreateOptions{})
+			return err == nil && r.Status.Allowed == c.allowed
 		})
 	}
 }
