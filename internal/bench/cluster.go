@@ -274,13 +274,11 @@ func (e *Env) registerReference(ctx context.Context) error {
 		w.NamespaceSelector, w.MatchConditions = namespaceIn(nsRef), nil
 		vc.Webhooks = append(vc.Webhooks, w)
 	}
-	if len(mc.Webhooks) != 1 || len(vc.Webhooks) != 1 {
-		return fmt.Errorf("the installed configurations hold %d mutating and %d validating workload webhooks, want 1 and 1", len(mc.Webhooks), len(vc.Webhooks))
+	// One call per write: the manifests register workloads with the mutating webhook only.
+	if len(mc.Webhooks) != 1 || len(vc.Webhooks) != 0 {
+		return fmt.Errorf("the installed configurations hold %d mutating and %d validating workload webhooks, want 1 and 0", len(mc.Webhooks), len(vc.Webhooks))
 	}
-	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	_, err = ar.ValidatingWebhookConfigurations().Create(ctx, vc, metav1.CreateOptions{})
+	_, err = ar.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{})
 	return err
 }
 
@@ -330,6 +328,9 @@ func (e *Env) registerBand(ctx context.Context) error {
 	}
 	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{}); err != nil {
 		return err
+	}
+	if len(vc.Webhooks) == 0 {
+		return nil // one call per write: no validating workload webhook to copy
 	}
 	_, err = ar.ValidatingWebhookConfigurations().Create(ctx, vc, metav1.CreateOptions{})
 	return err
