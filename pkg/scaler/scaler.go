@@ -217,6 +217,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// is the cache's initial list, which the workload sources deliver as create events.
 	b = b.WatchesRawSource(source.TypedFunc[Request](r.startPasses))
 	r.store.Subscribe(func(*policy.Snapshot) {
+		r.tracker.policyChanged()
 		select {
 		case r.policyChanged <- struct{}{}:
 		default: // a pass is already pending; it will read the newest snapshot

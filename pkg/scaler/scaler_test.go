@@ -45,6 +45,7 @@ func TestScaler(t *testing.T) {
 		{"DeletedMidReconcile", testDeletedMidReconcile},
 		{"APIErrorsAreReportedAndRetried", testAPIErrors},
 		{"BacksOffFromAnotherWriter", testFight},
+		{"PolicyAbsenceIsNotAFight", testPolicyAbsence},
 		{"CorrectionsPerSecondCap", testRateLimit},
 		{"LeaderElection", testLeaderElection},
 	} {
@@ -439,6 +440,35 @@ func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Inter
 // An HPA-like writer keeps setting the replicas back out of bounds: the scaler corrects
 // ContestThreshold times, then backs off (doubling), records ReplicasContested and sets the
 // contested gauge, instead of flapping; once the other writer stops, the next probe sticks.
+// A GitOps tool replaces the policy ConfigMap: each time it is gone, a client's 50 lands (no
+// policy, no bounds); each time it is back, the scaler corrects it. Those corrections were
+// each under a new policy, so they are not a fight: after the fourth round the workload is
+// corrected at once, with no back-off, although the contest threshold is 3.
+func testPolicyAbsence(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	rule := "absence-" + suffix()
+	createDeployment(t, cs, ns, "web", 50, nil)
+	store := newStore()
+	doc := fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 7}\n", rule, ns)
+	applyPolicy(t, store, doc)
+	opts := testOptions()
+	opts.ContestThreshold, opts.ContestWindow, opts.ContestBackoff, opts.ContestMaxBackoff = 3, time.Minute, time.Minute, time.Minute
+	run := startScaler(t, cfg, store, opts, nil, nil)
+	waitReplicas(t, cs, ns, "web", 7, 10*time.Second)
+	for round := range 4 {
+		if _, err := store.Apply(nil); err != nil { // the ConfigMap is deleted
+			t.Fatal(err)
+		}
+		setScale(t, cs, ns, "web", 50) // allowed: no policy
+		applyPolicy(t, store, doc)     // and created again
+		waitReplicas(t, cs, ns, "web", 7, 10*time.Second)
+		t.Logf("round %d corrected", round+1)
+	}
+	if c := run.R.Counts(); c.Contests != 0 || c.Corrections < 5 {
+		t.Errorf("counts = %+v: want 5 corrections and no contest", c)
+	}
+}
+
 func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	ns := newNamespace(t, cs, nil)
 	rule := "fight-" + suffix()

@@ -156,6 +156,21 @@ func (t *tracker) prune(s *itemState, now time.Time) {
 	}
 }
 
+// policyChanged forgets every workload's correction history when the policy in force
+// changes (or appears, or goes): a value that got outside the bounds while there was no
+// policy, or under an earlier one, was not set by a writer fighting this policy. Without
+// this, a policy ConfigMap replaced a few times by a GitOps tool made the scaler back off
+// from the very workloads it had to correct. Workloads in a back-off are corrected again at
+// once (a policy change also queues every workload).
+func (t *tracker) policyChanged() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.items {
+		s.corrections, s.strikes, s.contestedUntil = nil, 0, time.Time{}
+		t.setContested(s, [2]string{})
+	}
+}
+
 // forget drops everything known about req (deleted, exempt, or being deleted).
 func (t *tracker) forget(req Request) {
 	t.mu.Lock()

@@ -90,6 +90,48 @@ func TestTrackerContest(t *testing.T) {
 	}
 }
 
+// TestTrackerPolicyChange: corrections made under an earlier policy (or none) are not a
+// fight with the policy in force: a change of policy forgets them, and ends a back-off.
+func TestTrackerPolicyChange(t *testing.T) {
+	o := DefaultOptions()
+	o.ContestThreshold, o.ContestWindow, o.ContestBackoff, o.ContestMaxBackoff = 3, 10*time.Minute, time.Minute, 3*time.Minute
+	tr := newTracker(o)
+	req := Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: "unit-policy-change"}}
+	label := [2]string{"unit-policy-change-rule", "Deployment"}
+	now := time.Unix(2_000_000, 0)
+	// The policy is deleted and created again three times; each time the scaler corrects
+	// the value that landed while there was none.
+	for i := range 3 {
+		if a := tr.admit(req, label, now); !a.ok {
+			t.Fatalf("correction %d after policy change %d refused: %+v", i+1, i, a)
+		}
+		tr.corrected(req, now)
+		now = now.Add(time.Second)
+		tr.policyChanged()
+	}
+	if a := tr.admit(req, label, now); !a.ok || a.contested {
+		t.Fatalf("after three corrections each under a new policy: %+v, want a correction, no contest", a)
+	}
+	// Under one policy the same three corrections are a fight...
+	for range 3 {
+		tr.corrected(req, now)
+	}
+	if a := tr.admit(req, label, now); !a.contested {
+		t.Fatalf("three corrections under one policy: %+v, want contested", a)
+	}
+	if got := tr.contested[label]; got != 1 {
+		t.Errorf("contested count = %d, want 1", got)
+	}
+	// ...and a new policy ends the back-off at once.
+	tr.policyChanged()
+	if a := tr.admit(req, label, now.Add(time.Second)); !a.ok {
+		t.Errorf("after a policy change during a back-off: %+v, want a correction", a)
+	}
+	if got := tr.contested[label]; got != 0 {
+		t.Errorf("contested count after the policy change = %d, want 0", got)
+	}
+}
+
 func TestTrackerGauges(t *testing.T) {
 	tr := newTracker(DefaultOptions())
 	r := func(name string) Request {
