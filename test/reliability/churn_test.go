@@ -513,7 +513,8 @@ func TestPolicyFlapUnderLoad(t *testing.T) {
 }
 
 // TestPolicyDeleteRecreate deletes the policy ConfigMap (no bounds) and creates it again
-// (enforced within 2 s), under load.
+// (enforced within 2 s), under load; a write of 50 lands in each gap, and the scaler corrects
+// it after each re-creation, never taking the policy's absence for another writer's fight.
 func TestPolicyDeleteRecreate(t *testing.T) {
 	e := startCluster(t)
 	e.runWebhook(t, "webhook")
@@ -531,18 +532,31 @@ func TestPolicyDeleteRecreate(t *testing.T) {
 	}
 	harness.Eventually(t, 10*time.Second, poll, "the policy is in force", func() bool { return answer() == 5 })
 	cms := e.admin.CoreV1().ConfigMaps(policy.DefaultNamespace)
-	var slowestDelete, slowestCreate time.Duration
-	cycles := pick(3, 20)
+	var slowestDelete, slowestCreate, slowestCorrected time.Duration
+	// More cycles than the scaler's contest threshold (3): each correction is under a new
+	// policy, so none of them is a fight with another writer.
+	cycles := pick(4, 20)
 	for range cycles {
 		if err := cms.Delete(ctx, policy.DefaultConfigMapName, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		slowestDelete = max(slowestDelete, harness.Eventually(t, 2*time.Second, poll, "no bounds after the ConfigMap was deleted", func() bool { return answer() == 50 }))
+		// A client's out-of-bounds write lands while there is no policy.
+		if got, err := scale(ctx, e.admin, ns, names[0], 50, false); err != nil || got != 50 {
+			t.Fatalf("scale to 50 without a policy: %d, %v", got, err)
+		}
+		created := time.Now()
 		if err := e.setPolicy(ctx, doc); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 		slowestCreate = max(slowestCreate, harness.Eventually(t, 2*time.Second, poll, "bounds enforced after the ConfigMap was created again", func() bool { return answer() == 5 }))
+		// The 2 s reload contract plus one scaler pass over one Deployment.
+		harness.Eventually(t, 5*time.Second, poll, "the scaler corrects what landed while there was no policy", func() bool {
+			d, err := e.admin.AppsV1().Deployments(ns).Get(ctx, names[0], metav1.GetOptions{})
+			return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 5
+		})
+		slowestCorrected = max(slowestCorrected, time.Since(created))
 	}
-	figure(t, "%d delete/create cycles: no bounds within %v of the delete, bounds again within %v of the create (slowest)",
-		cycles, slowestDelete.Round(time.Millisecond), slowestCreate.Round(time.Millisecond))
+	figure(t, "%d delete/create cycles, a scale to 50 landing in each gap: no bounds within %v of the delete, bounds again within %v of the create, corrected by the scaler within %v of the create (slowest)",
+		cycles, slowestDelete.Round(time.Millisecond), slowestCreate.Round(time.Millisecond), slowestCorrected.Round(time.Millisecond))
 }
