@@ -14,12 +14,17 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
-func TestTrackerContest(t *testing.T) {
+// contestTracker is a tracker that finds a contest at 3 corrections in 10 minutes and backs
+// off 1, 2, then 3 minutes, with one Deployment named name and its {rule, kind} label.
+func contestTracker(name string) (*tracker, Request, [2]string) {
 	o := DefaultOptions()
 	o.ContestThreshold, o.ContestWindow, o.ContestBackoff, o.ContestMaxBackoff = 3, 10*time.Minute, time.Minute, 3*time.Minute
-	tr := newTracker(o)
-	req := Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: "unit-contest"}}
-	label := [2]string{"unit-contest-rule", "Deployment"}
+	req := Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}}
+	return newTracker(o), req, [2]string{name + "-rule", "Deployment"}
+}
+
+func TestTrackerContest(t *testing.T) {
+	tr, req, label := contestTracker("unit-contest")
 	t0 := time.Unix(1_000_000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 
@@ -77,11 +82,11 @@ func TestTrackerContest(t *testing.T) {
 		t.Fatal("state dropped while the probe is within the window")
 	}
 	// A whole window later it is forgiven: three corrections are allowed again.
-	tr.inBounds(req, end.Add(o.ContestWindow+time.Second))
+	tr.inBounds(req, end.Add(tr.window+time.Second))
 	if _, ok := tr.items[req]; ok {
 		t.Fatal("state kept after a quiet window")
 	}
-	later := end.Add(o.ContestWindow + time.Minute)
+	later := end.Add(tr.window + time.Minute)
 	for i := range 3 {
 		if a = tr.admit(req, label, later); !a.ok {
 			t.Fatalf("correction %d after forgiveness refused: %+v", i+1, a)
@@ -93,11 +98,7 @@ func TestTrackerContest(t *testing.T) {
 // TestTrackerPolicyChange: corrections made under an earlier policy (or none) are not a
 // fight with the policy in force: a change of policy forgets them, and ends a back-off.
 func TestTrackerPolicyChange(t *testing.T) {
-	o := DefaultOptions()
-	o.ContestThreshold, o.ContestWindow, o.ContestBackoff, o.ContestMaxBackoff = 3, 10*time.Minute, time.Minute, 3*time.Minute
-	tr := newTracker(o)
-	req := Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: "unit-policy-change"}}
-	label := [2]string{"unit-policy-change-rule", "Deployment"}
+	tr, req, label := contestTracker("unit-policy-change")
 	now := time.Unix(2_000_000, 0)
 	// The policy is deleted and created again three times; each time the scaler corrects
 	// the value that landed while there was none.
