@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -51,7 +50,7 @@ func (p policyConfigMaps) admit(req admission.Request) answer {
 			"invalid replica policy in ConfigMap %s/%s (the policy in force is unchanged):\n%s",
 			req.Namespace, req.Name, strings.Join(msgs, "\n")))}
 	case err != nil:
-		return answer{resp: admission.Errored(http.StatusInternalServerError, err), kind: kind, outcome: OutcomeBadRequest}
+		return answer{resp: internalError(err), kind: kind, outcome: OutcomeBadRequest}
 	}
 	return answer{resp: allowed(), kind: kind, outcome: OutcomeAllowed}
 }

@@ -33,6 +33,12 @@ func badRequest(err error) admission.Response {
 	return admission.Errored(http.StatusBadRequest, err)
 }
 
+// internalError answers a request the webhook read but could not judge for a reason of its
+// own (an error that is neither a bad request nor a policy verdict).
+func internalError(err error) admission.Response {
+	return admission.Errored(http.StatusInternalServerError, err)
+}
+
 // notHandled allows a request for something the webhook does not bound, and says so in a
 // warning in case the webhook configuration is wrong.
 func notHandled(what string) admission.Response {
