@@ -194,3 +194,53 @@ func ScaleReviewOf(uid, group, resource, namespace, name string, old, replicas i
 	r.Group, r.Resource = group, resource
 	return r
 }
+
+// HPA describes a HorizontalPodAutoscaler for AutoscalerJSON: its target (a workload of
+// TargetKind, apiVersion TargetAPIVersion, "apps/v1" when empty), its range (Min nil leaves
+// spec.minReplicas out) and its controller, when not nil (KEDA's ScaledObject).
+type HPA struct {
+	Namespace, Name              string
+	TargetAPIVersion, TargetKind string
+	TargetName                   string
+	Min                          *int32
+	Max                          int32
+	Owner                        *metav1.OwnerReference
+}
+
+// AutoscalerJSON is h as kube-apiserver sends an autoscaling/v2 HorizontalPodAutoscaler to
+// a webhook: with metrics, behavior, managedFields and a status.
+func AutoscalerJSON(h HPA) []byte {
+	apiVersion := h.TargetAPIVersion
+	if apiVersion == "" {
+		apiVersion = "apps/v1"
+	}
+	minReplicas := ""
+	if h.Min != nil {
+		minReplicas = fmt.Sprintf(`"minReplicas":%d,`, *h.Min)
+	}
+	owners := ""
+	if h.Owner != nil {
+		b, _ := json.Marshal([]metav1.OwnerReference{*h.Owner})
+		owners = fmt.Sprintf(`"ownerReferences":%s,`, b)
+	}
+	return []byte(fmt.Sprintf(`{"kind":"HorizontalPodAutoscaler","apiVersion":"autoscaling/v2",`+
+		`"metadata":{"name":%q,"namespace":%q,"uid":"0b7e4f0e-64b1-4f7c-a3c5-5d0c8d1f2e33","resourceVersion":"5120",%s`+
+		`"creationTimestamp":"2026-03-02T10:15:04Z","managedFields":[{"manager":"kubectl","operation":"Update","apiVersion":"autoscaling/v2","time":"2026-03-02T10:15:04Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:maxReplicas":{}}}}]},`+
+		`"spec":{"scaleTargetRef":{"apiVersion":%q,"kind":%q,"name":%q},%s"maxReplicas":%d,`+
+		`"metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":80}}}],`+
+		`"behavior":{"scaleDown":{"stabilizationWindowSeconds":300,"selectPolicy":"Max","policies":[{"type":"Percent","value":100,"periodSeconds":15}]}}},`+
+		`"status":{"currentReplicas":3,"desiredReplicas":3,"currentMetrics":null}}`,
+		h.Name, h.Namespace, owners, apiVersion, h.TargetKind, h.TargetName, minReplicas, h.Max))
+}
+
+// AutoscalerReview is a CREATE (old == nil) or UPDATE of the HorizontalPodAutoscaler h,
+// sent as autoscaling/v2.
+func AutoscalerReview(uid string, old *HPA, h HPA) Review {
+	r := Review{UID: uid, Operation: admissionv1.Create, Namespace: h.Namespace, Name: h.Name, Kind: "HorizontalPodAutoscaler",
+		Group: "autoscaling", Resource: "horizontalpodautoscalers", KindGroup: "autoscaling", KindVersion: "v2", Object: AutoscalerJSON(h)}
+	if old != nil {
+		r.Operation = admissionv1.Update
+		r.OldObject = AutoscalerJSON(*old)
+	}
+	return r
+}

@@ -64,6 +64,9 @@ type Decision struct {
 	Allowed bool
 	// Replicas, when not nil, is the value the mutating webhook sets spec.replicas to.
 	Replicas *int32
+	// Range, when not nil, is the range the mutating webhook sets a HorizontalPodAutoscaler's
+	// spec.minReplicas and spec.maxReplicas to.
+	Range *policy.Range
 	// Message explains a denial.
 	Message string
 	// Warnings are returned to the client (kubectl prints them).

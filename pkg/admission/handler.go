@@ -2,8 +2,8 @@
 // (/validate) webhooks.
 //
 // A Handler dispatches each request by its GroupResource to one thin adapter: workloads.go
-// for every workload kind and its /scale subresource, policyconfigmap.go for the policy
-// ConfigMap. An adapter decodes the request, asks the policy for its verdict
+// for every workload kind and its /scale subresource, autoscalers.go for
+// HorizontalPodAutoscalers (at /mutate), policyconfigmap.go for the policy ConfigMap. An adapter decodes the request, asks the policy for its verdict
 // (policy.Snapshot.Decide, through Decide in decision.go for the stage's rules) and renders
 // the answer with the constructors of response.go; the Handler records the outcome once.
 // Nothing on the request path calls the API server: labels a request lacks come from
@@ -76,6 +76,11 @@ func newHandler(stage Stage, kinds *workload.Set, store *policystore.Store, look
 	}}
 	for _, k := range kinds.Kinds() {
 		h.byGroups[k.GroupResource()] = workloads{kinds: kinds, kind: k, stage: stage, store: store, lookup: lookup, mutated: mutated}
+	}
+	if stage == Mutate {
+		// An HPA's range is patched or rejected when it is written; nothing later can move
+		// it outside the bounds again but another write, which /mutate decides in turn.
+		h.byGroups[AutoscalerResource] = autoscalers{kinds: kinds, store: store, lookup: lookup}
 	}
 	return h
 }

@@ -4,12 +4,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "replicapolicy_admission_decisions_total",
-	Help: "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
+	Help: "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; HorizontalPodAutoscaler; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
 }, []string{"webhook", "kind", "rule", "action", "outcome"})
 
 func init() {
@@ -26,7 +27,7 @@ func observe(stage Stage, kinds *workload.Set, a answer) {
 // anything: every new value would be a new series, kept for the life of the process.
 func kindLabel(kinds *workload.Set, kind string) string {
 	switch kind {
-	case "", "Scale", "ConfigMap":
+	case "", "Scale", "ConfigMap", policy.AutoscalerKind:
 		return kind
 	}
 	for _, k := range kinds.Kinds() {

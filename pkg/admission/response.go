@@ -6,6 +6,8 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // The answers the webhook gives, each built in one place.
@@ -28,6 +30,14 @@ func patchedReplicas(replicas int32) admission.Response {
 	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/replicas", Value: replicas})
 }
 
+// patchedRange sets a HorizontalPodAutoscaler's spec.minReplicas and spec.maxReplicas, and
+// nothing else (add creates a minReplicas that was omitted).
+func patchedRange(r policy.Range) admission.Response {
+	return admission.Patched("",
+		jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/minReplicas", Value: r.Min},
+		jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/maxReplicas", Value: r.Max})
+}
+
 // badRequest answers a request the webhook cannot read.
 func badRequest(err error) admission.Response {
 	return admission.Errored(http.StatusBadRequest, err)
@@ -45,21 +55,24 @@ func notHandled(what string) admission.Response {
 	return admission.Allowed("").WithWarnings(fmt.Sprintf("replica-policy does not handle %s", what))
 }
 
-// decisionResponse renders a workload decision: a denial, a patch or an allow, with the
-// decision's warnings and, when a rule acted, an audit annotation.
-func decisionResponse(r Request, d Decision) admission.Response {
+// decisionResponse renders a decision: a denial, a patch or an allow, with the decision's
+// warnings and, when a rule acted, an audit annotation that records asked, the requested
+// value as JSON members (`"replicas":50`).
+func decisionResponse(d Decision, asked string) admission.Response {
 	var resp admission.Response
 	switch {
 	case !d.Allowed:
 		resp = denied(d.Message)
 	case d.Replicas != nil:
 		resp = patchedReplicas(*d.Replicas)
+	case d.Range != nil:
+		resp = patchedRange(*d.Range)
 	default:
 		resp = allowed()
 	}
 	if d.Rule != "" && d.Outcome != OutcomeAllowed {
 		resp.AuditAnnotations = map[string]string{
-			"decision": fmt.Sprintf(`{"rule":%q,"action":%q,"outcome":%q,"replicas":%d}`, d.Rule, d.Action, d.Outcome, r.Replicas),
+			"decision": fmt.Sprintf(`{"rule":%q,"action":%q,"outcome":%q,%s}`, d.Rule, d.Action, d.Outcome, asked),
 		}
 	}
 	return resp.WithWarnings(d.Warnings...)

@@ -51,7 +51,7 @@ func (w workloads) admit(req admission.Request) answer {
 	case !d.Allowed && d.Action == policy.ActionClamp:
 		d = w.clampedUnderReplacedPolicy(snap, r, d)
 	}
-	return answer{resp: decisionResponse(r, d), kind: r.kindName(), rule: d.Rule, action: d.Action, outcome: d.Outcome}
+	return answer{resp: decisionResponse(d, fmt.Sprintf(`"replicas":%d`, r.Replicas)), kind: r.kindName(), rule: d.Rule, action: d.Action, outcome: d.Outcome}
 }
 
 // notClamped answers /validate for a workload outside the bounds of a clamp rule whose
