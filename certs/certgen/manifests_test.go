@@ -538,6 +538,7 @@ func checkRBAC(t *testing.T, objs *objects, extra ...rbacv1.PolicyRule) {
 	wantCluster := append([]rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale", "replicasets/scale"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, extra...)
@@ -616,6 +617,7 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 		resources: append([]string{
 			"apps/deployments:[CREATE UPDATE]", "apps/statefulsets:[CREATE UPDATE]", "apps/replicasets:[CREATE UPDATE]",
 			"apps/deployments/scale:[UPDATE]", "apps/statefulsets/scale:[UPDATE]", "apps/replicasets/scale:[UPDATE]",
+			"autoscaling/horizontalpodautoscalers:[CREATE UPDATE]",
 		}, extraResources...),
 	}
 	// Workloads go to /mutate only: one call per write.

@@ -22,6 +22,10 @@ var (
 		Name: "replicapolicy_scaler_out_of_bounds",
 		Help: "Workloads whose replicas are outside the bounds of the rule that matches them, by rule and action (clamp ones until corrected).",
 	}, []string{"rule", "action"})
+	autoscalersOutOfBounds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicapolicy_scaler_autoscalers_out_of_bounds",
+		Help: "HorizontalPodAutoscalers whose range [minReplicas, maxReplicas] leaves the bounds of their target workload's rule, by rule and action: their scale writes are clamped, and they report sizes they never reach. The scaler reports them (Event HPAOutOfBounds) and never changes them.",
+	}, []string{"rule", "action"})
 	contestedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "replicapolicy_scaler_contested",
 		Help: "Workloads the scaler has stopped correcting for a back-off, because another writer (an HPA, a GitOps tool) keeps setting their replicas outside the bounds, by rule and kind.",
@@ -38,5 +42,5 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal,
-		outOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
+		outOfBounds, autoscalersOutOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
 }

@@ -49,6 +49,9 @@ const (
 // clamp rule, corrects it through its scale subresource.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
 	defer r.reconciles.Add(1)
+	if req.Kind == AutoscalerGroupKind {
+		return r.reconcileAutoscaler(ctx, req)
+	}
 	kind, ok := r.kinds[req.Kind]
 	if !ok {
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("not a workload kind: %s", req.Kind))
@@ -100,22 +103,37 @@ func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind wor
 	if ctl := r.Kinds.Controller(obj.GetOwnerReferences()); ctl != nil {
 		// Its controller is a bounded workload, which the policy bounds instead: a
 		// Deployment scales its old ReplicaSets to 0 in a rollout.
-		gv, _ := schema.ParseGroupVersion(ctl.APIVersion)
-		subj.Owner = &policy.Owner{Group: gv.Group, Kind: ctl.Kind, Name: ctl.Name}
+		subj.Owner = ownerOf(ctl)
 	}
 	v := snap.Decide(subj, kind.Replicas(obj))
 	if v.Missing != policy.MissingNamespaceLabels {
 		return v, nil
 	}
+	if ok, err := r.namespaceLabels(ctx, &subj); !ok || err != nil {
+		return v, err
+	}
+	return snap.Decide(subj, kind.Replicas(obj)), nil
+}
+
+// namespaceLabels sets subj's Namespace labels from the cache, for a rule with a
+// namespaceSelector; ok is false when the Namespace is not in the cache (its create event
+// queues the namespace's workloads again).
+func (r *Reconciler) namespaceLabels(ctx context.Context, subj *policy.Subject) (ok bool, err error) {
 	ns := &corev1.Namespace{}
 	switch err := r.reader.Get(ctx, client.ObjectKey{Name: subj.Namespace}, ns); {
 	case apierrors.IsNotFound(err):
-		return v, nil
+		return false, nil
 	case err != nil:
-		return v, err
+		return false, err
 	}
 	subj.NamespaceLabels, subj.NamespaceLabelsUnknown = ns.Labels, false
-	return snap.Decide(subj, kind.Replicas(obj)), nil
+	return true, nil
+}
+
+// ownerOf names a controller ownerReference for the verdict.
+func ownerOf(ref *metav1.OwnerReference) *policy.Owner {
+	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+	return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
 }
 
 // correct moves the workload's replicas to the nearest bound with a GET and an UPDATE of

@@ -9,6 +9,9 @@
 //
 // Triggers: start-up (the cache's initial list), every workload change, every Namespace
 // label change, every policy change and a periodic resync, each a pass over the cache.
+//
+// HorizontalPodAutoscalers whose range leaves their target's bounds are reported (Event
+// HPAOutOfBounds, a gauge), never changed: the scaler has no right to update them.
 // Writes go through a global token bucket (Options.MaxCorrectionsPerSecond), failures back
 // off per workload, and a workload that another writer keeps setting outside its bounds
 // is left alone for a doubling back-off and reported as contested.
@@ -25,6 +28,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -131,10 +135,13 @@ func (r *Reconciler) Counts() Counts {
 
 // CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
 // and the webhook read: the workload kinds of kinds trimmed by their TransformForCache,
-// Namespaces trimmed to their labels. Pod templates and managedFields are most of the bytes
+// Namespaces trimmed to their labels, HorizontalPodAutoscalers to their target and range. Pod templates and managedFields are most of the bytes
 // a cache would otherwise hold.
 func CacheByObject(kinds *workload.Set) map[client.Object]cache.ByObject {
-	m := map[client.Object]cache.ByObject{&corev1.Namespace{}: {Transform: trimNamespace}}
+	m := map[client.Object]cache.ByObject{
+		&corev1.Namespace{}:                      {Transform: trimNamespace},
+		&autoscalingv2.HorizontalPodAutoscaler{}: {Transform: trimAutoscaler},
+	}
 	for _, k := range kinds.Kinds() {
 		m[k.New()] = cache.ByObject{Transform: kinds.TransformForCache}
 	}
@@ -197,6 +204,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.lists[gk] = k.NewList
 		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), k.New(), enqueueWorkload(gk), workloadChanged(k)))
 	}
+	// HorizontalPodAutoscalers, reported when their range leaves their target's bounds.
+	r.lists[AutoscalerGroupKind] = func() client.ObjectList { return &autoscalingv2.HorizontalPodAutoscalerList{} }
+	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&autoscalingv2.HorizontalPodAutoscaler{}),
+		enqueueWorkload(AutoscalerGroupKind), autoscalerChanged()))
 	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&corev1.Namespace{}),
 		handler.TypedFuncs[client.Object, Request]{
 			CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
@@ -226,7 +237,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return b.Complete(r)
 }
 
-// enqueueWorkload maps events of one workload kind to requests.
+// enqueueWorkload maps events of one workload kind (or of HorizontalPodAutoscalers) to
+// requests.
 func enqueueWorkload(gk schema.GroupKind) handler.TypedEventHandler[client.Object, Request] {
 	add := func(q workqueue.TypedRateLimitingInterface[Request], o client.Object) {
 		q.Add(Request{Kind: gk, NamespacedName: client.ObjectKeyFromObject(o)})

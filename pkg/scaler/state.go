@@ -17,12 +17,15 @@ type tracker struct {
 	mu        sync.Mutex
 	items     map[Request]*itemState
 	oob       map[[2]string]int // {rule, action} -> workloads
+	hpaOOB    map[[2]string]int // {rule, action} -> HorizontalPodAutoscalers
 	contested map[[2]string]int // {rule, kind} -> workloads
 }
 
 type itemState struct {
-	oob      [2]string // {rule, action} while out of bounds, zero otherwise
-	reported string    // what the last ReplicasOutOfBounds Event said, in short
+	// autoscaler is set for a HorizontalPodAutoscaler, counted in its own gauge.
+	autoscaler bool
+	oob        [2]string // {rule, action} while out of bounds, zero otherwise
+	reported   string    // what the last ReplicasOutOfBounds Event said, in short
 	// corrections made within the window, oldest first.
 	corrections []time.Time
 	// strikes counts contests since the workload was last left alone for a whole window;
@@ -38,6 +41,7 @@ func newTracker(o Options) *tracker {
 		backoff: o.ContestBackoff, maxBackoff: o.ContestMaxBackoff,
 		items:     map[Request]*itemState{},
 		oob:       map[[2]string]int{},
+		hpaOOB:    map[[2]string]int{},
 		contested: map[[2]string]int{},
 	}
 }
@@ -45,7 +49,7 @@ func newTracker(o Options) *tracker {
 func (t *tracker) state(req Request) *itemState {
 	s, ok := t.items[req]
 	if !ok {
-		s = &itemState{}
+		s = &itemState{autoscaler: req.Kind == AutoscalerGroupKind}
 		t.items[req] = s
 	}
 	return s
@@ -201,7 +205,11 @@ func (t *tracker) setOOB(s *itemState, to [2]string) {
 	if s.oob == to {
 		return
 	}
-	move(t.oob, s.oob, to, outOfBounds.WithLabelValues, outOfBounds.DeleteLabelValues)
+	if s.autoscaler {
+		move(t.hpaOOB, s.oob, to, autoscalersOutOfBounds.WithLabelValues, autoscalersOutOfBounds.DeleteLabelValues)
+	} else {
+		move(t.oob, s.oob, to, outOfBounds.WithLabelValues, outOfBounds.DeleteLabelValues)
+	}
 	s.oob = to
 }
 

@@ -251,8 +251,8 @@ func (a access) String() string {
 }
 
 // The design's least-privilege contract: for each bounded workload resource (deployments,
-// statefulsets, replicasets) get/list/watch, and get/update on its /scale; namespaces
-// get/list/watch; events create/patch; in its own namespace only, the policy ConfigMap
+// statefulsets, replicasets) get/list/watch, and get/update on its /scale;
+// horizontalpodautoscalers get/list/watch; namespaces get/list/watch; events create/patch; in its own namespace only, the policy ConfigMap
 // get/list/watch by name and its leader-election Lease; nothing else. A custom resource's
 // rights come only with manifests/components/workload-resource.
 func accessTable() []access {
@@ -272,6 +272,8 @@ func accessTable() []access {
 			can(v, "apps", w, "", "", "")
 		}
 		can(v, "", "namespaces", "", "", "")
+		can(v, "autoscaling", "horizontalpodautoscalers", "", other, "")
+		can(v, "autoscaling", "horizontalpodautoscalers", "", "", "")
 		can(v, "", "configmaps", "", own, policy.DefaultConfigMapName)
 	}
 	for _, w := range workloads {
@@ -297,6 +299,11 @@ func accessTable() []access {
 		cannot("update", "apps", w, "status", other, "web")
 		cannot("patch", "apps", w, "status", other, "web")
 	}
+	// HPAs are reported, never changed.
+	for _, v := range []string{"update", "patch", "create", "delete"} {
+		cannot(v, "autoscaling", "horizontalpodautoscalers", "", other, "web")
+	}
+	cannot("update", "autoscaling", "horizontalpodautoscalers", "status", other, "web")
 	// Workload kinds that are not bounded, and custom resources without the component.
 	cannot("get", "apps", "daemonsets", "", other, "")
 	cannot("update", "apps", "daemonsets", "", other, "")

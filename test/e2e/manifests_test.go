@@ -220,6 +220,7 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	workloadRules := []admissionregistrationv1.RuleWithOperations{
 		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("apps", "deployments", "statefulsets", "replicasets")},
 		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale", "statefulsets/scale", "replicasets/scale")},
+		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: ruleAt("autoscaling", "v2", "horizontalpodautoscalers")},
 	}
 	notSystem := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", policy.DefaultNamespace}}}}
@@ -308,6 +309,7 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	checkRules(t, "ClusterRole replica-policy", cr.Rules, []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale", "statefulsets/scale", "replicasets/scale"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	})
@@ -410,7 +412,12 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 }
 
 func rule(group string, resources ...string) admissionregistrationv1.Rule {
-	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources, Scope: ptrTo(admissionregistrationv1.NamespacedScope)}
+	return ruleAt(group, "v1", resources...)
+}
+
+// ruleAt is rule at another API version.
+func ruleAt(group, version string, resources ...string) admissionregistrationv1.Rule {
+	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: ptrTo(admissionregistrationv1.NamespacedScope)}
 }
 
 // checkRules compares RBAC rules as sets (order of rules and of the values in each ignored).
