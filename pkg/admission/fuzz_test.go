@@ -74,6 +74,9 @@ func FuzzHandler(f *testing.F) {
 		harness.ScaleReview(uid, "prod", "web", 3, 40),
 		harness.ScaleReview(uid, "prod", "uncached", 3, 40),
 		harness.ScaleReview(uid, "strict-b", "db", 3, 8),
+		harness.AutoscalerReview(uid, nil, harness.HPA{Namespace: "prod", Name: "web", TargetKind: "Deployment", TargetName: "web", Max: 40}),
+		harness.AutoscalerReview(uid, &harness.HPA{Namespace: "strict-a", Name: "big", TargetKind: "Deployment", TargetName: "big", Max: 4},
+			harness.HPA{Namespace: "strict-a", Name: "big", TargetKind: "Deployment", TargetName: "big", Min: ptr(int32(0)), Max: 40}),
 		configMapReview(uid, admissionv1.Create, policyDoc),
 		configMapReview(uid, admissionv1.Update, map[string]string{policy.ConfigMapKey: "rules: [{name: a, maxReplica: 1}]"}),
 		configMapReview(uid, admissionv1.Create, nil),
@@ -105,7 +108,7 @@ func FuzzHandler(f *testing.F) {
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			hooks[path].ServeHTTP(rec, req)
-			ans := checkAnswer(t, path, rec)
+			ans := checkAnswer(t, path, rec, sent.autoscaler)
 			if isReview && sent.UID != "" && ans.UID != sent.UID {
 				t.Fatalf("%s: answer uid %q, want the request's %q", path, ans.UID, sent.UID)
 			}
@@ -135,7 +138,7 @@ func checkKindLabels(t *testing.T, reg *prometheus.Registry) {
 					continue
 				}
 				switch l.GetValue() {
-				case "", "Deployment", "StatefulSet", "ReplicaSet", "Scale", "ConfigMap", "other":
+				case "", "Deployment", "StatefulSet", "ReplicaSet", "Scale", "ConfigMap", "HorizontalPodAutoscaler", "other":
 				default:
 					t.Fatalf("%s has a series with kind %q, taken from the request", mf.GetName(), l.GetValue())
 				}
@@ -162,6 +165,9 @@ type sentRequest struct {
 	UID types.UID
 	// replicas is the object's spec.replicas, when it is a plain JSON integer.
 	replicas *int64
+	// autoscaler is set for a request of a HorizontalPodAutoscaler, whose patch sets its
+	// range instead of spec.replicas.
+	autoscaler bool
 }
 
 // readSent decodes body the way the API server would have encoded an AdmissionReview
@@ -181,6 +187,7 @@ func readSent(body []byte) (sent sentRequest, isReview bool) {
 		return sent, true
 	}
 	sent.UID = ar.Request.UID
+	sent.autoscaler = ar.Request.Resource.Group == AutoscalerResource.Group && ar.Request.Resource.Resource == AutoscalerResource.Resource
 	var obj struct {
 		Spec struct {
 			Replicas *int64 `json:"replicas"`
@@ -192,8 +199,9 @@ func readSent(body []byte) (sent sentRequest, isReview bool) {
 	return sent, true
 }
 
-// checkAnswer checks one answer of the HTTP adapter and returns its response.
-func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder) *admissionv1.AdmissionResponse {
+// checkAnswer checks one answer of the HTTP adapter and returns its response. A patch
+// sets spec.replicas, or for an autoscaler its range, and nothing else.
+func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder, autoscaler bool) *admissionv1.AdmissionResponse {
 	t.Helper()
 	raw := rec.Body.Bytes()
 	if rec.Code != http.StatusOK {
@@ -247,7 +255,16 @@ func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder) *adm
 	if err := json.Unmarshal(ans.Patch, &ops); err != nil {
 		t.Fatalf("%s: patch %s: %v", path, ans.Patch, err)
 	}
-	if len(ops) != 1 || ops[0].Op != "add" || ops[0].Path != "/spec/replicas" || ops[0].Value == nil || *ops[0].Value < 0 || *ops[0].Value > 1<<31-1 {
+	int32Add := func(i int, at string) bool {
+		return ops[i].Op == "add" && ops[i].Path == at && ops[i].Value != nil && *ops[i].Value >= 0 && *ops[i].Value <= 1<<31-1
+	}
+	if autoscaler {
+		if len(ops) != 2 || !int32Add(0, "/spec/minReplicas") || !int32Add(1, "/spec/maxReplicas") || *ops[0].Value > *ops[1].Value {
+			t.Fatalf("%s: patch %s, want adds of non-negative int32 at /spec/minReplicas and /spec/maxReplicas, min <= max", path, ans.Patch)
+		}
+		return ans
+	}
+	if len(ops) != 1 || !int32Add(0, "/spec/replicas") {
 		t.Fatalf("%s: patch %s, want one add of a non-negative int32 at /spec/replicas", path, ans.Patch)
 	}
 	return ans

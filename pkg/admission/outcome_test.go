@@ -70,6 +70,9 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 		{"in bounds", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
 		{"unchanged", Validate, harness.DeploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
 		{"no rule", Mutate, harness.ScaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Deployment", OutcomeNoRule},
+		{"HPA clamped", Mutate, harness.AutoscalerReview("u", nil, harness.HPA{Namespace: "apps", Name: "h", TargetKind: "Deployment", TargetName: "web", Max: 9}).Request(t), "HorizontalPodAutoscaler", OutcomeClamped},
+		{"broken HPA", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "h", Kind: "HorizontalPodAutoscaler", Group: "autoscaling", Resource: "horizontalpodautoscalers", Object: []byte(`[]`)}.Request(t), "HorizontalPodAutoscaler", OutcomeBadRequest},
+		{"HPA at /validate", Validate, harness.AutoscalerReview("u", nil, harness.HPA{Namespace: "apps", Name: "h", TargetKind: "Deployment", TargetName: "web", Max: 9}).Request(t), "HorizontalPodAutoscaler", OutcomeNotHandled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := NewHandler(tc.stage, workload.Builtin(), store, newLookup(), ref)
