@@ -11,6 +11,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -231,6 +232,47 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("HPAs: of a Widget, bounded by its kinds rule; one KEDA controls warned, never patched, and reported", func(t *testing.T) {
+		hpas := f.client.AutoscalingV2().HorizontalPodAutoscalers("data")
+		h, err := hpas.Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: "w", Namespace: "data"},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "example.com/v1", Kind: "Widget", Name: "w"},
+				MaxReplicas:    9,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *h.Spec.MinReplicas != 1 || h.Spec.MaxReplicas != 4 {
+			t.Errorf("stored range [%d, %d], want [1, 4]", *h.Spec.MinReplicas, h.Spec.MaxReplicas)
+		}
+		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler spec.maxReplicas 9 clamped to 4 by replica policy rule "widgets"`)
+
+		keda := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: "keda-hpa-db", Namespace: "data", OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "db", UID: "6b4c0a52-0f0e-4d43-9b35-2f4a4b9c1d11", Controller: ptr(true)}}},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"},
+				MinReplicas:    ptr(int32(3)), MaxReplicas: 12,
+			},
+		}
+		if h, err = hpas.Create(ctx, keda, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if *h.Spec.MinReplicas != 3 || h.Spec.MaxReplicas != 12 {
+			t.Errorf("the KEDA HPA was changed to [%d, %d]", *h.Spec.MinReplicas, h.Spec.MaxReplicas)
+		}
+		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler "keda-hpa-db" is controlled by ScaledObject "db", which would write its range back, so it is not clamped: its range [3, 12] is outside the bounds [3, 7] of replica policy rule "db"; its scale writes are clamped`)
+		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "HPAOutOfBounds Event on the KEDA HPA", func() (bool, string) {
+			evs, err := f.client.CoreV1().Events("data").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=keda-hpa-db,reason=HPAOutOfBounds"})
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(evs.Items) == 1, fmt.Sprint(len(evs.Items), " events")
+		})
+	})
+
 	t.Run("the scaler corrects a Widget and a StatefulSet through their scale subresources", func(t *testing.T) {
 		if _, err := widgets.Create(ctx, harness.Widget("data", "w2", 4, nil), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -278,6 +320,8 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 			{`kind="StatefulSet"`, `outcome="denied"`},
 			{`kind="ReplicaSet"`, `outcome="owned"`},
 			{`kind="Widget"`, `outcome="clamped"`},
+			{`kind="HorizontalPodAutoscaler"`, `outcome="clamped"`},
+			{`kind="HorizontalPodAutoscaler"`, `outcome="warned"`},
 		} {
 			if v := m.Sum("replicapolicy_admission_decisions_total", l...); v < 1 {
 				t.Errorf("replicapolicy_admission_decisions_total%v = %v, want at least 1", l, v)
