@@ -127,8 +127,7 @@ func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string,
 	case r.Action == policy.ActionClamp:
 		if ctl := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}); ctl != nil {
 			d.Outcome = OutcomeWarned
-			d.Warnings = []string{fmt.Sprintf("%s %q is controlled by %s %q, which would write its range back, so it is not clamped: its range %s is outside the bounds %s of replica policy rule %q; its scale writes are clamped",
-				policy.AutoscalerKind, name, ctl.Kind, ctl.Name, v.Range, r.Bounds, r.Name)}
+			d.Warnings = []string{v.ControlledMessage(name, ctl.Kind, ctl.Name)}
 			break
 		}
 		d.Range = &v.Want

@@ -103,3 +103,14 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 	}
 	return strings.Join(ms, "; ")
 }
+
+// ControlledMessage is the warning for the autoscaler name whose range is outside the
+// bounds under a clamp rule, but which has a controller of its own (controllerKind
+// controllerName, such as KEDA's ScaledObject) that would write its range back: it is not
+// clamped, only reported, e.g. `HorizontalPodAutoscaler "web" is controlled by ScaledObject
+// "web", which would write its range back, so it is not clamped: its range [1, 30] is
+// outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`.
+func (v RangeVerdict) ControlledMessage(name, controllerKind, controllerName string) string {
+	return fmt.Sprintf("%s %q is controlled by %s %q, which would write its range back, so it is not clamped: its range %s is outside the bounds %s of replica policy rule %q; its scale writes are clamped",
+		AutoscalerKind, name, controllerKind, controllerName, v.Range, v.Rule.Bounds, v.Rule.Name)
+}

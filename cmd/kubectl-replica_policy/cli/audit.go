@@ -28,6 +28,10 @@ import (
 // read in pages, never in one response.
 const auditPageSize = 500
 
+// autoscalerResource is what audit lists HorizontalPodAutoscalers as: autoscaling/v2, the
+// version the webhook is registered for (v1 objects are the same objects).
+var autoscalerResource = schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+
 // auditTimeout is --request-timeout's default.
 const auditTimeout = 30 * time.Second
 
@@ -50,16 +54,19 @@ func newAuditCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Judge the workloads of a live cluster against its policy, or a proposed one",
-		Long: `Audit judges every bounded workload stored in the cluster (every kind the webhook bounds:
-today Deployments), with its stored spec.replicas and its Namespace's labels, as check
-judges a manifest: what the scaler would correct (clamp) and what deny and warn rules
-report. The policy is the cluster's ConfigMap (--policy-namespace, --policy-configmap,
-the webhook's defaults); with --policy FILE, a proposed policy instead: what a change
-would clamp, deny or report before anyone applies it.
+		Long: `Audit judges every bounded workload stored in the cluster (Deployments, StatefulSets,
+ReplicaSets), with its stored spec.replicas and its Namespace's labels, and every
+HorizontalPodAutoscaler, by the rule of its target workload, as check judges a manifest:
+what the scaler would correct (clamp) or report, and what deny and warn rules report. An
+HPA under a clamp rule would have its range clamped by the webhook at its next write; the
+scaler reports it (it never writes an HPA). The policy is the cluster's ConfigMap
+(--policy-namespace, --policy-configmap, the webhook's defaults); with --policy FILE, a
+proposed policy instead: what a change would clamp, deny or report before anyone applies it.
 
-Read-only: it needs get,list on namespaces and on each workload kind at the cluster
-scope, and get on the policy ConfigMap (not needed with --policy). The cluster is found
-as kubectl finds it: --kubeconfig, else $KUBECONFIG, else in-cluster, else ~/.kube/config.
+Read-only: it needs get,list on namespaces, on each workload kind and on
+horizontalpodautoscalers.autoscaling at the cluster scope, and get on the policy ConfigMap
+(not needed with --policy). The cluster is found as kubectl finds it: --kubeconfig, else
+$KUBECONFIG, else in-cluster, else ~/.kube/config.
 
 Outputs and exit codes are check's; exit 2 when the cluster cannot be reached or a right
 is missing, naming the resource and the verb.`,
@@ -108,8 +115,8 @@ func (o *AuditOptions) Validate() error {
 	return o.ReportOptions.Validate()
 }
 
-// Run reads the policy, the Namespaces and every bounded workload, judges them and writes
-// the report.
+// Run reads the policy, the Namespaces, every HorizontalPodAutoscaler and every bounded
+// workload, judges them and writes the report: the workloads, then the HPAs.
 func (o *AuditOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -141,7 +148,33 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return o.apiError(err, "list", nsResource, "")
 	}
+	// HPAs first, so that only their target workloads' labels are kept while the workloads
+	// are read (a cluster may hold 100,000 of those); they are judged after them.
+	var autoscalers []Target
+	targeted := map[workloadKey]bool{}
+	err = listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+		list, err := dyn.Resource(autoscalerResource).List(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			obj.SetAPIVersion(autoscalerResource.GroupVersion().String())
+			obj.SetKind(policy.AutoscalerKind)
+			t, err := newAutoscalerTarget(obj, Source{}, obj.GetNamespace(), namespaces)
+			if err != nil {
+				return "", err
+			}
+			autoscalers = append(autoscalers, t)
+			targeted[keyOf(t.Subject)] = true
+		}
+		return list.GetContinue(), nil
+	})
+	if err != nil {
+		return o.apiError(err, "list", autoscalerResource.GroupResource(), "")
+	}
 	var findings []Finding
+	workloads := Workloads{}
 	for _, k := range workload.Kinds {
 		gvr := k.GroupVersion().WithResource(k.Resource)
 		err := listPages(ctx, func(opts metav1.ListOptions) (string, error) {
@@ -157,13 +190,20 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 				if err != nil {
 					return "", err
 				}
-				findings = append(findings, Judge(snap, t))
+				if targeted[keyOf(t.Subject)] {
+					workloads.Add(t)
+				}
+				findings = append(findings, Judge(snap, t)...)
 			}
 			return list.GetContinue(), nil
 		})
 		if err != nil {
 			return o.apiError(err, "list", k.GroupResource(), "")
 		}
+	}
+	for _, t := range autoscalers {
+		workloads.Resolve(&t)
+		findings = append(findings, Judge(snap, t)...)
 	}
 	return o.write(o.Out, "replica-policy audit", findings)
 }
@@ -249,6 +289,7 @@ func (o *AuditOptions) needs() string {
 	for _, k := range workload.Kinds {
 		kinds = append(kinds, k.GroupResource().String())
 	}
+	kinds = append(kinds, autoscalerResource.GroupResource().String())
 	s := "get,list on " + strings.Join(kinds, ", ") + " at the cluster scope"
 	if o.PolicyFile == "" {
 		s += fmt.Sprintf(", and get on configmap %q in namespace %q", o.PolicyConfigMap, o.PolicyNamespace)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,9 +26,10 @@ import (
 
 // TestAudit runs audit against a real kube-apiserver under ServiceAccount tokens (from
 // TokenRequest) whose rights are exactly what audit claims to need: get,list on
-// deployments, statefulsets and replicasets (apps) and namespaces, and get,list on the policy ConfigMap by name. It must
-// work with those, preview a proposed policy, and, when list on deployments is missing,
-// say so in one line with exit 2.
+// deployments, statefulsets and replicasets (apps), horizontalpodautoscalers and
+// namespaces, and get,list on the policy ConfigMap by name. It must work with those,
+// preview a proposed policy, and, when list on deployments or on HPAs is missing, say so in
+// one line with exit 2.
 func TestAudit(t *testing.T) {
 	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{})
 	ctx := context.Background()
@@ -63,15 +66,39 @@ func TestAudit(t *testing.T) {
 	web, err := cs.AppsV1().Deployments("prod").Get(ctx, "web", metav1.GetOptions{})
 	must(web, err)
 	must(cs.AppsV1().ReplicaSets("prod").Create(ctx, harness.OwnedReplicaSet(web, "web-1", 0), metav1.CreateOptions{}))
+	// HPAs, judged by their targets' rules: web's range [1 (omitted), 30] leaves prod-web's
+	// [2, 10] at both ends; db's, created as autoscaling/v1, leaves databases' [3, 7] above;
+	// ghost's target does not exist, so the selector of prod-web cannot be evaluated.
+	hpa := func(ns, name, target string, minReplicas *int32, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
+		return &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: target},
+				MinReplicas:    minReplicas, MaxReplicas: maxReplicas,
+			},
+		}
+	}
+	three := int32(3)
+	must(cs.AutoscalingV2().HorizontalPodAutoscalers("prod").Create(ctx, hpa("prod", "web-hpa", "web", nil, 30), metav1.CreateOptions{}))
+	must(cs.AutoscalingV2().HorizontalPodAutoscalers("prod").Create(ctx, hpa("prod", "ghost-hpa", "ghost", &three, 30), metav1.CreateOptions{}))
+	must(cs.AutoscalingV1().HorizontalPodAutoscalers("prod").Create(ctx, &autoscalingv1.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "db-hpa"},
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "db"},
+			MinReplicas:    &three, MaxReplicas: 20,
+		},
+	}, metav1.CreateOptions{}))
 	// Enough Deployments for audit to read more than one page.
 	for i := range auditPageSize + 10 {
 		must(cs.AppsV1().Deployments("audit").Create(ctx, harness.Deployment("audit", fmt.Sprintf("d%03d", i), 1, nil), metav1.CreateOptions{}))
 	}
 
 	dir := t.TempDir()
-	full := serviceAccountKubeconfig(t, cp, dir, "auditor", []string{"get", "list"}, true)
-	noList := serviceAccountKubeconfig(t, cp, dir, "no-list", []string{"get"}, true)
-	noConfigMap := serviceAccountKubeconfig(t, cp, dir, "no-configmap", []string{"get", "list"}, false)
+	getList := []string{"get", "list"}
+	full := serviceAccountKubeconfig(t, cp, dir, "auditor", getList, getList, true)
+	noList := serviceAccountKubeconfig(t, cp, dir, "no-list", []string{"get"}, getList, true)
+	noAutoscalers := serviceAccountKubeconfig(t, cp, dir, "no-hpa", getList, nil, true)
+	noConfigMap := serviceAccountKubeconfig(t, cp, dir, "no-configmap", getList, getList, false)
 
 	t.Run("the cluster's policy", func(t *testing.T) {
 		// RBAC reaches the authorizer through an informer: allow it a moment.
@@ -95,14 +122,18 @@ func TestAudit(t *testing.T) {
 			"audit/d000": "pass:default:1",
 			"prod/queue": "deny:databases:7",
 			"prod/web-1": "skip::",
+			"HorizontalPodAutoscaler prod/web-hpa spec.minReplicas":   "clamp:prod-web:2",
+			"HorizontalPodAutoscaler prod/web-hpa spec.maxReplicas":   "clamp:prod-web:10",
+			"HorizontalPodAutoscaler prod/db-hpa spec.maxReplicas":    "deny:databases:7",
+			"HorizontalPodAutoscaler prod/ghost-hpa spec.maxReplicas": "skip:prod-web:",
 		}
 		for k, w := range want {
 			if got[k] != w {
 				t.Errorf("%s: %q, want %q", k, got[k], w)
 			}
 		}
-		if n := len(got); n != 8+auditPageSize+10 {
-			t.Errorf("%d results, want every workload (%d), over several pages", n, 8+auditPageSize+10)
+		if n := len(got); n != 8+auditPageSize+10+4 {
+			t.Errorf("%d results, want every workload (%d), over several pages, and 4 of the 3 HPAs", n, 8+auditPageSize+10)
 		}
 
 		code, out, _ = run(t, "", "audit", "--kubeconfig", full)
@@ -115,7 +146,11 @@ func TestAudit(t *testing.T) {
 			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
 			`StatefulSet prod/queue: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "queue" (replica policy rule "databases", action deny)`,
 			`ReplicaSet prod/web-1: skip: owned by Deployment "web", which the policy bounds instead`,
-			`518 judged: 511 pass, 1 clamp, 2 deny, 1 warn, 3 skip; 3 at or above --fail-on=clamp`,
+			`HorizontalPodAutoscaler prod/db-hpa: deny: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db-hpa" (replica policy rule "databases", action deny)`,
+			`HorizontalPodAutoscaler prod/ghost-hpa: skip: replica policy rule "prod-web" needs the labels of its target Deployment "ghost", which is not in the cluster`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
+			`522 judged: 511 pass, 3 clamp, 3 deny, 1 warn, 4 skip; 6 at or above --fail-on=clamp`,
 		}
 		if code != ExitFound || !slices.Equal(lines, wantLines) {
 			t.Errorf("exit %d, text\n%s\nwant\n%s", code, out, strings.Join(wantLines, "\n"))
@@ -133,6 +168,8 @@ func TestAudit(t *testing.T) {
 		for k, w := range map[string]string{
 			"prod/web": "clamp:everything:5", "prod/db": "clamp:everything:5", "payments/checkout": "clamp:everything:5",
 			"prod/api": "pass:everything:5", "audit/d001": "pass:everything:1",
+			// The proposed policy needs no labels: ghost-hpa's missing target no longer matters.
+			"HorizontalPodAutoscaler prod/ghost-hpa spec.maxReplicas": "clamp:everything:5",
 		} {
 			if got[k] != w {
 				t.Errorf("%s: %q, want %q", k, got[k], w)
@@ -149,9 +186,11 @@ func TestAudit(t *testing.T) {
 		name, kubeconfig, stderr string
 	}{
 		{"without list on deployments", noList,
-			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+		{"without list on HPAs", noAutoscalers,
+			`error: cannot list horizontalpodautoscalers.autoscaling at the cluster scope: forbidden for system:serviceaccount:audit:no-hpa (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 		{"without get on the policy ConfigMap", noConfigMap,
-			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var code int
@@ -168,18 +207,19 @@ func TestAudit(t *testing.T) {
 	}
 }
 
-// auditResults maps namespace/name to "result:rule:want" from audit's JSON, and checks
-// that cluster objects have no file and line.
+// auditResults maps namespace/name (for an HPA "HorizontalPodAutoscaler namespace/name
+// field") to "result:rule:want" from audit's JSON, and checks that cluster objects have no
+// file and line.
 func auditResults(t *testing.T, out string) map[string]string {
 	t.Helper()
 	var rep struct {
 		Results []struct {
-			File            *string
-			Line            *int
-			Namespace, Name string
-			Rule            *string
-			Want            *int32
-			Result          string
+			File                         *string
+			Line                         *int
+			Kind, Namespace, Name, Field string
+			Rule                         *string
+			Want                         *int32
+			Result                       string
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
@@ -197,16 +237,21 @@ func auditResults(t *testing.T, out string) map[string]string {
 		if r.Want != nil {
 			want = fmt.Sprint(*r.Want)
 		}
-		got[r.Namespace+"/"+r.Name] = r.Result + ":" + rule + ":" + want
+		key := r.Namespace + "/" + r.Name
+		if r.Kind == "HorizontalPodAutoscaler" {
+			key = fmt.Sprintf("%s %s %s", r.Kind, key, r.Field)
+		}
+		got[key] = r.Result + ":" + rule + ":" + want
 	}
 	return got
 }
 
 // serviceAccountKubeconfig creates ServiceAccount audit/name with a ClusterRole of exactly
-// deploymentVerbs on deployments, statefulsets and replicasets (apps) and get,list on namespaces, and, with configMap, a
+// deploymentVerbs on deployments, statefulsets and replicasets (apps), autoscalerVerbs on
+// horizontalpodautoscalers and get,list on namespaces, and, with configMap, a
 // Role of get,list on the policy ConfigMap by name; it writes a kubeconfig carrying a
 // TokenRequest token of the ServiceAccount, and returns its path.
-func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name string, deploymentVerbs []string, configMap bool) string {
+func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name string, deploymentVerbs, autoscalerVerbs []string, configMap bool) string {
 	t.Helper()
 	ctx := context.Background()
 	cs := cp.Client
@@ -219,13 +264,17 @@ func serviceAccountKubeconfig(t *testing.T, cp *harness.ControlPlane, dir, name 
 	}
 	_, err := cs.CoreV1().ServiceAccounts("audit").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	create(err)
-	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: deploymentVerbs},
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list"}},
 		},
-	}, metav1.CreateOptions{})
+	}
+	if len(autoscalerVerbs) > 0 {
+		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: autoscalerVerbs})
+	}
+	_, err = cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
 	create(err)
 	_, err = cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "audit-" + name},

@@ -42,7 +42,8 @@ func (o *ManifestOptions) Validate() error {
 }
 
 // load reads the policy and the manifests and returns the bounded objects to judge, in the
-// order they were read.
+// order they were read: workloads, and HorizontalPodAutoscalers with the labels and
+// controller of their target workload when the input holds it.
 func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, error) {
 	snap, err := loadPolicyFile(o.PolicyFile, stdin, policy.Options{AlwaysExempt: []string{o.PolicyNamespace}})
 	if err != nil {
@@ -59,6 +60,7 @@ func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, err
 		}
 	}
 	var targets []Target
+	workloads := Workloads{}
 	for _, obj := range objs {
 		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, namespaces)
 		if err != nil {
@@ -66,7 +68,12 @@ func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, err
 		}
 		if ok {
 			targets = append(targets, t)
+			workloads.Add(t)
 		}
+	}
+	// An HPA's target workload may come before or after it, in any file of the input.
+	for i := range targets {
+		workloads.Resolve(&targets[i])
 	}
 	return snap, targets, nil
 }
@@ -83,15 +90,25 @@ func newCheckCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --policy FILE -f PATH...",
 		Short: "Judge manifests as the webhook would judge their creation",
-		Long: `Check judges every bounded workload in the manifests (today Deployments; every kind the
-webhook bounds) as the webhook would judge its CREATE, with the webhook's own messages:
+		Long: `Check judges every bounded workload in the manifests (Deployments, StatefulSets,
+ReplicaSets) and every HorizontalPodAutoscaler (autoscaling/v1 or v2) as the webhook would
+judge its CREATE, with the webhook's own messages:
 
   pass   inside the bounds of the deciding rule
-  clamp  the webhook would change spec.replicas: Git and the cluster would disagree
+  clamp  the webhook would change spec.replicas, or an HPA's range: Git and the cluster
+         would disagree
   deny   the webhook would reject it
   warn   the webhook would admit it with a warning
-  skip   exempt namespace, no rule, or the deciding rule needs what the input lacks
-         (the labels of a Namespace that is not in the input)
+  skip   exempt namespace, owned by a bounded workload, no rule, or the deciding rule
+         needs what the input lacks (the labels of a Namespace, or of an HPA's target
+         workload, that is not in the input)
+
+An HPA is decided by the rule of its scaleTargetRef workload, over its range [minReplicas
+(1 when omitted), maxReplicas]. The target's labels come from the input when it holds the
+workload (in any file); when it does not, rules that need them cannot decide (skip) and
+rules that do not still decide. Each end of the range outside the bounds is a result of
+its own (field spec.minReplicas or spec.maxReplicas); an HPA inside its bounds, or
+skipped, is one result, reported on spec.maxReplicas.
 
 Namespace objects in the input give the labels that namespaceSelector rules read (with
 kubernetes.io/metadata.name, which the API server adds). Other objects are ignored.
@@ -139,7 +156,7 @@ func (o *CheckOptions) Run() error {
 	}
 	findings := make([]Finding, 0, len(targets))
 	for _, t := range targets {
-		findings = append(findings, Judge(snap, t))
+		findings = append(findings, Judge(snap, t)...)
 	}
 	return o.write(o.Out, "replica-policy check", findings)
 }

@@ -75,8 +75,9 @@ func TestCheckGolden(t *testing.T) {
 	}
 }
 
-// TestCheckJSON pins each object's result, rule, want and first line: the line of its
-// document after comments and separators, of its item in a List, 1 for JSON.
+// TestCheckJSON pins each object's result, rule, field, value, want and first line: the
+// line of its document after comments and separators, of its item in a List, 1 for JSON.
+// An HPA has a result for each end of its range outside the bounds, else one.
 func TestCheckJSON(t *testing.T) {
 	code, out, _ := run(t, readTestdata(t, "kustomized.yaml"), append(slices.Clone(checkArgs), "-o", "json")...)
 	if code != ExitFound {
@@ -86,8 +87,11 @@ func TestCheckJSON(t *testing.T) {
 		Results []struct {
 			File      *string
 			Line      *int
+			Kind      string
 			Namespace string
 			Name      string
+			Field     string
+			Value     int32
 			Rule      *string
 			Want      *int32
 			Bounds    *struct{ Min, Max *int32 }
@@ -99,12 +103,15 @@ func TestCheckJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	type row struct {
-		where, object, rule, result string
-		want                        int32 // -1: null
+		where, object, rule, result, field string
+		value, want                        int32 // want -1: null
 	}
 	var got []row
 	for _, r := range rep.Results {
-		x := row{where: *r.File + ":" + itoa(*r.Line), object: r.Namespace + "/" + r.Name, result: r.Result, want: -1}
+		x := row{where: *r.File + ":" + itoa(*r.Line), object: r.Namespace + "/" + r.Name, result: r.Result, want: -1, field: r.Field, value: r.Value}
+		if r.Kind == "HorizontalPodAutoscaler" {
+			x.object = "hpa " + x.object
+		}
 		if r.Rule != nil {
 			x.rule = *r.Rule
 			if r.Bounds == nil {
@@ -116,21 +123,31 @@ func TestCheckJSON(t *testing.T) {
 		}
 		got = append(got, x)
 	}
+	const replicas, minReplicas, maxReplicas = "spec.replicas", "spec.minReplicas", "spec.maxReplicas"
 	want := []row{
-		{"testdata/manifests/apps.yaml:3", "prod/web", "prod-web", "clamp", 10},
-		{"testdata/manifests/apps.yaml:27", "prod/db", "databases", "deny", 7},
-		{"testdata/manifests/apps.yaml:41", "kube-system/coredns-extra", "", "skip", -1},
-		{"testdata/manifests/list.yaml:4", "prod/api", "prod-web", "pass", 5},
-		{"testdata/manifests/list.yaml:17", "payments/checkout", "gold", "warn", 4},
-		{"testdata/manifests/list.yaml:29", "analytics/report", "gold", "skip", -1},
-		{"testdata/manifests/nested/worker.json:1", "default/worker", "gold", "skip", -1},
-		{"stdin:16", "shop/cart", "gold", "warn", 4},
-		{"stdin:37", "shop/search", "gold", "pass", 3},
+		{"testdata/manifests/apps.yaml:3", "prod/web", "prod-web", "clamp", replicas, 40, 10},
+		{"testdata/manifests/apps.yaml:27", "prod/db", "databases", "deny", replicas, 12, 7},
+		{"testdata/manifests/apps.yaml:41", "kube-system/coredns-extra", "", "skip", replicas, 100, -1},
+		// Both ends of [1 (omitted), 30] outside [2, 10]: a result each.
+		{"testdata/manifests/autoscalers.yaml:3", "hpa prod/web", "prod-web", "clamp", minReplicas, 1, 2},
+		{"testdata/manifests/autoscalers.yaml:3", "hpa prod/web", "prod-web", "clamp", maxReplicas, 30, 10},
+		{"testdata/manifests/autoscalers.yaml:12", "hpa prod/db", "databases", "deny", maxReplicas, 20, 7},
+		// Its target prod/api is in list.yaml, read after it.
+		{"testdata/manifests/autoscalers.yaml:21", "hpa prod/api", "prod-web", "pass", maxReplicas, 8, 8},
+		{"testdata/manifests/autoscalers.yaml:30", "hpa prod/search", "prod-web", "skip", maxReplicas, 30, -1},
+		{"testdata/manifests/autoscalers.yaml:39", "hpa prod/keda-hpa-web", "prod-web", "warn", maxReplicas, 30, 10},
+		{"testdata/manifests/autoscalers.yaml:51", "hpa prod/legacy", "", "skip", maxReplicas, 5, -1},
+		{"testdata/manifests/list.yaml:4", "prod/api", "prod-web", "pass", replicas, 5, 5},
+		{"testdata/manifests/list.yaml:17", "payments/checkout", "gold", "warn", replicas, 6, 4},
+		{"testdata/manifests/list.yaml:29", "analytics/report", "gold", "skip", replicas, 0, -1},
+		{"testdata/manifests/nested/worker.json:1", "default/worker", "gold", "skip", replicas, 1, -1},
+		{"stdin:16", "shop/cart", "gold", "warn", replicas, 9, 4},
+		{"stdin:37", "shop/search", "gold", "pass", replicas, 3, 3},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("results\n got %+v\nwant %+v", got, want)
 	}
-	wantSummary := map[string]int{"pass": 2, "clamp": 1, "deny": 1, "warn": 2, "skip": 3}
+	wantSummary := map[string]int{"pass": 3, "clamp": 3, "deny": 2, "warn": 3, "skip": 5}
 	if !mapsEqual(rep.Summary, wantSummary) {
 		t.Errorf("summary %v, want %v", rep.Summary, wantSummary)
 	}
@@ -196,6 +213,10 @@ func TestSARIF(t *testing.T) {
 	want := []row{
 		{"prod-web", "warning", "testdata/manifests/apps.yaml:3", `Deployment prod/web: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
 		{"databases", "error", "testdata/manifests/apps.yaml:27", `Deployment prod/db: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
+		{"databases", "error", "testdata/manifests/autoscalers.yaml:12", `HorizontalPodAutoscaler prod/db: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db" (replica policy rule "databases", action deny)`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:39", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
 		{"gold", "warning", "testdata/manifests/list.yaml:17", `Deployment payments/checkout: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`},
 		{"gold", "warning", "stdin:16", `Deployment shop/cart: spec.replicas: Invalid value: 9: must be within [0, 4] for Deployment "cart" (replica policy rule "gold", action warn)`},
 	}
@@ -216,18 +237,23 @@ func dig(m map[string]any, keys ...string) any {
 	return v
 }
 
-// TestJUnit: one testcase per judged object; failures for results at or above --fail-on,
-// skipped for skips.
+// TestJUnit: one testcase per result (an HPA's ends outside the bounds are a case each,
+// named with the field); failures for results at or above --fail-on, skipped for skips.
 func TestJUnit(t *testing.T) {
 	stdin := readTestdata(t, "kustomized.yaml")
+	const (
+		hpaWebMin = "HorizontalPodAutoscaler prod/web spec.minReplicas"
+		hpaWebMax = "HorizontalPodAutoscaler prod/web spec.maxReplicas"
+		hpaDBMax  = "HorizontalPodAutoscaler prod/db spec.maxReplicas"
+	)
 	for _, tc := range []struct {
 		failOn        string
 		failures      []string
 		code, skipped int
 	}{
-		{"warn", []string{"prod/web", "prod/db", "payments/checkout", "shop/cart"}, ExitFound, 3},
-		{"clamp", []string{"prod/web", "prod/db"}, ExitFound, 3},
-		{"deny", []string{"prod/db"}, ExitFound, 3},
+		{"warn", []string{"prod/web", "prod/db", hpaWebMin, hpaWebMax, hpaDBMax, "HorizontalPodAutoscaler prod/keda-hpa-web spec.maxReplicas", "payments/checkout", "shop/cart"}, ExitFound, 5},
+		{"clamp", []string{"prod/web", "prod/db", hpaWebMin, hpaWebMax, hpaDBMax}, ExitFound, 5},
+		{"deny", []string{"prod/db", hpaDBMax}, ExitFound, 5},
 	} {
 		t.Run(tc.failOn, func(t *testing.T) {
 			code, out, _ := run(t, stdin, append(slices.Clone(checkArgs), "-o", "junit", "--fail-on", tc.failOn)...)
@@ -252,8 +278,8 @@ func TestJUnit(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := doc.Suites[0]
-			if s.Tests != 9 || len(s.Cases) != 9 {
-				t.Errorf("tests=%d, %d testcases; want 9 judged objects", s.Tests, len(s.Cases))
+			if s.Tests != 16 || len(s.Cases) != 16 {
+				t.Errorf("tests=%d, %d testcases; want 16 results", s.Tests, len(s.Cases))
 			}
 			var failures []string
 			skipped := 0
@@ -406,6 +432,7 @@ func TestExplainJSON(t *testing.T) {
 	_, out, _ := run(t, stdin, "explain", "-p", "testdata/policy.yaml", "-f", "testdata/manifests", "-f", "-", "-o", "json")
 	var doc struct {
 		Objects []struct {
+			Kind   string
 			Name   string
 			Rule   *string
 			Result string
@@ -421,8 +448,8 @@ func TestExplainJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Objects) != 9 {
-		t.Fatalf("%d objects, want 9", len(doc.Objects))
+	if len(doc.Objects) != 16 {
+		t.Fatalf("%d objects, want 16: one for each result of check", len(doc.Objects))
 	}
 	for _, o := range doc.Objects {
 		var deciding []string
@@ -432,6 +459,11 @@ func TestExplainJSON(t *testing.T) {
 			}
 		}
 		switch {
+		case o.Kind == "HorizontalPodAutoscaler" && o.Name == "legacy":
+			// Its target, a ReplicationController, is of no bounded kind: no rule is evaluated.
+			if len(o.Rules) != 0 || o.Rule != nil || o.Result != "skip" {
+				t.Errorf("%s: rules %v, rule %v, result %s; want none, none, skip", o.Name, o.Rules, o.Rule, o.Result)
+			}
 		case o.Exempt && (len(o.Rules) != 0 || o.Rule != nil):
 			t.Errorf("%s: exempt, yet rules %v", o.Name, o.Rules)
 		case !o.Exempt && (o.Rule == nil || len(deciding) != 1 || deciding[0] != *o.Rule):

@@ -1,18 +1,29 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/replica-policy/replica-policy/cmd/webhook/app"
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -234,6 +245,379 @@ func writeYAML(t *testing.T, path string, v any) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckAgreesWithWebhookOnAutoscalers is the proof that check judges
+// HorizontalPodAutoscalers as the webhook does, against the webhook's real answers: a
+// kube-apiserver with the webhook configurations of manifests/base calls this process's
+// webhook (app.Run, the binary's own wiring, scaler off). Namespaces and workloads are
+// created once; then, for each generated policy, every generated HPA is created as
+// autoscaling/v1 or v2 (a dry run: the webhook answers, nothing is stored) and check
+// judges the same objects from a file. The answers must agree: a denial is check's deny
+// results, their messages joined by "; "; a patched range is check's clamp results, their
+// wants the patched ends and their messages the warnings; a warning without a patch is
+// check's warn results (or a skip, when the webhook could not read the target's labels);
+// no patch and no warning is a pass or a skip; an API server validation error (minReplicas
+// above maxReplicas) is a skip.
+func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
+	cp := startWebhook(t)
+	ctx := context.Background()
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandlerWithContext = harness.ContextWarnings{}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	rng := rand.New(rand.NewPCG(37, 2026))
+
+	// The cluster and check's input hold the same Namespaces and workloads: what the
+	// webhook's caches know, the input says.
+	var input strings.Builder
+	nsNames := []string{"a", "b", "team-1", "c", "ex", "default"}
+	for _, ns := range nsNames {
+		l := map[string]string{}
+		if v := pick(rng, "prod", "dev", ""); v != "" && ns != "default" {
+			l["env"] = v
+		}
+		if ns != "default" {
+			mustDo(t, func() error {
+				_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: l}}, metav1.CreateOptions{})
+				return err
+			})
+		}
+		fmt.Fprintf(&input, "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: %s, labels: %s}\n", ns, flow(l))
+	}
+	type workloadRef struct{ ns, kind, name string }
+	var workloads []workloadRef
+	isTrue := true
+	for i := range 24 {
+		w := workloadRef{ns: pick(rng, nsNames...), kind: pick(rng, "Deployment", "Deployment", "StatefulSet"), name: fmt.Sprintf("w%d", i)}
+		labels := map[string]string{}
+		if v := pick(rng, "web", "db", ""); v != "" {
+			labels["app"] = v
+		}
+		var owners []metav1.OwnerReference
+		ownersYAML := ""
+		if i%6 == 0 { // managed by a bounded workload: its HPA is not bounded either
+			owners = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "parent", UID: "5d1f0c2e-8c1a-4a51-9a43-2f8d9a0b7c11", Controller: &isTrue}}
+			ownersYAML = "  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: parent, uid: 5d1f0c2e-8c1a-4a51-9a43-2f8d9a0b7c11, controller: true}]\n"
+		}
+		mustDo(t, func() error {
+			var err error
+			if w.kind == "Deployment" {
+				d := harness.Deployment(w.ns, w.name, 1, labels)
+				d.OwnerReferences = owners
+				_, err = cs.AppsV1().Deployments(w.ns).Create(ctx, d, metav1.CreateOptions{})
+			} else {
+				s := harness.StatefulSet(w.ns, w.name, 1, labels)
+				s.OwnerReferences = owners
+				_, err = cs.AppsV1().StatefulSets(w.ns).Create(ctx, s, metav1.CreateOptions{})
+			}
+			return err
+		})
+		fmt.Fprintf(&input, "---\napiVersion: apps/v1\nkind: %s\nmetadata:\n  name: %s\n  namespace: %s\n  labels: %s\n%sspec: {replicas: 1}\n", w.kind, w.name, w.ns, flow(labels), ownersYAML)
+		workloads = append(workloads, w)
+	}
+	// The probe, created last: once the webhook denies its HPAs by the probe rule of a
+	// policy, that policy is in force and the caches hold every Namespace and workload above
+	// (each informer receives its kind's objects in the order they were written).
+	probe := map[string]string{"probe": "yes"}
+	mustDo(t, func() error {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "probe", Labels: probe}}, metav1.CreateOptions{})
+		return err
+	})
+	mustDo(t, func() error {
+		_, err := cs.AppsV1().Deployments("probe").Create(ctx, harness.Deployment("probe", "target", 1, probe), metav1.CreateOptions{})
+		return err
+	})
+	mustDo(t, func() error {
+		_, err := cs.AppsV1().StatefulSets("probe").Create(ctx, harness.StatefulSet("probe", "target", 1, probe), metav1.CreateOptions{})
+		return err
+	})
+
+	dir := t.TempDir()
+	counts := map[Result]int{}
+	const policies, autoscalers = 12, 40
+	for p := range policies {
+		pol := randomPolicy(rng)
+		probeRule := fmt.Sprintf("probe-%d", p)
+		one := int32(1)
+		pol.Rules = append([]policy.Rule{{Name: probeRule, Namespaces: []string{"probe"},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: probe}, Selector: &metav1.LabelSelector{MatchLabels: probe},
+			BoundsSpec: policy.BoundsSpec{MaxReplicas: &one, Action: policy.ActionDeny}}}, pol.Rules...)
+		polFile := filepath.Join(dir, fmt.Sprintf("policy-%d.yaml", p))
+		writeYAML(t, polFile, pol)
+		doc, err := os.ReadFile(polFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := harness.SetPolicy(ctx, cs, string(doc)); err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []string{"Deployment", "StatefulSet"} {
+			h := newAutoscaler("probe", "probe-"+strings.ToLower(kind), "apps/v1", kind, "target", nil, 5, nil)
+			harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "policy "+probeRule+" in force", func() (bool, string) {
+				_, err := cs.AutoscalingV2().HorizontalPodAutoscalers("probe").Create(ctx, h, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				return err != nil && strings.Contains(err.Error(), fmt.Sprintf("%q", probeRule)), fmt.Sprint(err)
+			})
+		}
+
+		// The HPAs: most target a workload of their namespace; some a workload that does not
+		// exist, or a kind that is not bounded; some are KEDA's.
+		var hpas strings.Builder
+		var created []*autoscalingv2.HorizontalPodAutoscaler
+		v1 := map[string]bool{}
+		for i := range autoscalers {
+			ns := pick(rng, nsNames...)
+			apiVersion, kind, target := "apps/v1", "Deployment", "ghost"
+			var local []workloadRef
+			for _, w := range workloads {
+				if w.ns == ns {
+					local = append(local, w)
+				}
+			}
+			switch n := rng.IntN(10); {
+			case n == 0:
+				apiVersion, kind, target = "v1", "ReplicationController", "legacy"
+			case n == 1 || len(local) == 0: // not in the cluster, nor in the input
+			default:
+				w := local[rng.IntN(len(local))]
+				kind, target = w.kind, w.name
+			}
+			var minReplicas *int32
+			if rng.IntN(3) != 0 {
+				v := []int32{1, 2, 3, 5}[rng.IntN(4)]
+				minReplicas = &v
+			}
+			maxReplicas := []int32{1, 2, 3, 4, 5, 7, 10, 11, 50}[rng.IntN(9)]
+			var owner *metav1.OwnerReference
+			if rng.IntN(8) == 0 {
+				owner = &metav1.OwnerReference{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "so", UID: "7a0e6f4c-2b9d-4d8e-9f1a-3c5b7d9e1f20", Controller: &isTrue}
+			}
+			h := newAutoscaler(ns, fmt.Sprintf("h%d", i), apiVersion, kind, target, minReplicas, maxReplicas, owner)
+			created = append(created, h)
+			version := pick(rng, "v1", "v2")
+			v1[h.Name] = version == "v1"
+			fmt.Fprintf(&hpas, "---\napiVersion: autoscaling/%s\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: %s\n  namespace: %s\n", version, h.Name, ns)
+			if owner != nil {
+				fmt.Fprintf(&hpas, "  ownerReferences: [{apiVersion: %s, kind: %s, name: %s, uid: %s, controller: true}]\n", owner.APIVersion, owner.Kind, owner.Name, owner.UID)
+			}
+			fmt.Fprintf(&hpas, "spec:\n  scaleTargetRef: {apiVersion: %s, kind: %s, name: %s}\n", apiVersion, kind, target)
+			if minReplicas != nil {
+				fmt.Fprintf(&hpas, "  minReplicas: %d\n", *minReplicas)
+			}
+			fmt.Fprintf(&hpas, "  maxReplicas: %d\n", maxReplicas)
+		}
+
+		code, out, errOut := run(t, input.String()+hpas.String(), "check", "-p", polFile, "-f", "-", "-o", "json")
+		if code == ExitError {
+			t.Fatalf("policy %d: exit 2: %s", p, errOut)
+		}
+		var rep struct {
+			Results []struct {
+				Kind, Name, Field string
+				Want              *int32
+				Result            Result
+				Message           string
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			field   string
+			want    *int32
+			result  Result
+			message string
+		}
+		byName := map[string][]result{}
+		for _, r := range rep.Results {
+			if r.Kind == policy.AutoscalerKind {
+				byName[r.Name] = append(byName[r.Name], result{r.Field, r.Want, r.Result, r.Message})
+			}
+		}
+
+		for _, h := range created {
+			got := byName[h.Name]
+			asked := policy.Range{Min: policy.Replicas(h.Spec.MinReplicas), Max: h.Spec.MaxReplicas}
+			ctx, warnings := harness.WithWarnings(ctx)
+			stored, err := createAutoscaler(ctx, cs, h, v1[h.Name])
+			ws := warnings.Take()
+			where := fmt.Sprintf("policy %d, HPA %s/%s %s of %s %s (v1 %t, controlled %t)", p, h.Namespace, h.Name, asked, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name, v1[h.Name], len(h.OwnerReferences) > 0)
+			if len(got) == 0 {
+				t.Errorf("%s: no result from check", where)
+				continue
+			}
+			results := func() []Result {
+				var rs []Result
+				for _, g := range got {
+					rs = append(rs, g.result)
+				}
+				return rs
+			}
+			messages := func() string {
+				var ms []string
+				for _, g := range got {
+					if !slices.Contains(ms, g.message) {
+						ms = append(ms, g.message)
+					}
+				}
+				return strings.Join(ms, "; ")
+			}
+			all := func(r Result) bool {
+				for _, g := range got {
+					if g.result != r {
+						return false
+					}
+				}
+				return true
+			}
+			var want Result
+			switch {
+			case err != nil && strings.Contains(err.Error(), "denied the request"):
+				want = Deny
+				if !all(Deny) || !strings.HasSuffix(err.Error(), "denied the request: "+messages()) {
+					t.Errorf("%s: the webhook denies it (%v); check says %v: %s", where, err, results(), messages())
+				}
+			case err != nil:
+				want = Skip // the API server's own validation
+				if len(got) != 1 || got[0].result != Skip || asked.Min <= asked.Max {
+					t.Errorf("%s: the API server rejects it (%v); check says %v: %s", where, err, results(), messages())
+				}
+			case stored != asked:
+				want = Clamp
+				if !all(Clamp) || messages() != strings.Join(ws, "; ") {
+					t.Errorf("%s: the webhook patches it to %s with warnings %q; check says %v: %s", where, stored, ws, results(), messages())
+				}
+				for _, g := range got {
+					if w := map[string]int32{fieldMinReplicas: stored.Min, fieldMaxReplicas: stored.Max}[g.field]; g.want == nil || *g.want != w {
+						t.Errorf("%s: check wants %s %v, the webhook patches it to %d", where, g.field, g.want, w)
+					}
+				}
+			case len(ws) > 0 && strings.Contains(ws[0], "could not be checked"):
+				want = Skip
+				if len(got) != 1 || got[0].result != Skip || !strings.Contains(got[0].message, "labels") {
+					t.Errorf("%s: the webhook cannot read its target's labels (%q); check says %v: %s", where, ws, results(), messages())
+				}
+			case len(ws) > 0:
+				want = Warn
+				if !all(Warn) || len(ws) != 1 || messages() != ws[0] {
+					t.Errorf("%s: the webhook warns %q; check says %v: %s", where, ws, results(), messages())
+				}
+			default:
+				want = got[0].result
+				if len(got) != 1 || (want != Pass && want != Skip) {
+					t.Errorf("%s: the webhook allows it as it is, without a warning; check says %v: %s", where, results(), messages())
+				}
+			}
+			counts[want]++
+		}
+	}
+	// The generator must reach every answer, or the test proves less than it says.
+	for _, r := range []Result{Pass, Clamp, Deny, Warn, Skip} {
+		if counts[r] < 10 {
+			t.Errorf("only %d %s answers among %d HPAs: the generator does not cover them", counts[r], r, policies*autoscalers)
+		}
+	}
+	t.Logf("answers: %v", counts)
+}
+
+// newAutoscaler is an autoscaling/v2 HPA of target (apiVersion, kind, name) with the range
+// [minReplicas, maxReplicas] and, when not nil, a controller of its own.
+func newAutoscaler(ns, name, apiVersion, kind, target string, minReplicas *int32, maxReplicas int32, controller *metav1.OwnerReference) *autoscalingv2.HorizontalPodAutoscaler {
+	h := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: apiVersion, Kind: kind, Name: target},
+			MinReplicas:    minReplicas,
+			MaxReplicas:    maxReplicas,
+		},
+	}
+	if controller != nil {
+		h.OwnerReferences = []metav1.OwnerReference{*controller}
+	}
+	return h
+}
+
+// createAutoscaler creates h in a dry run, as autoscaling/v1 when v1 is set (the API
+// server converts it for the webhook, registered for v2), and returns the range the API
+// server would store.
+func createAutoscaler(ctx context.Context, cs kubernetes.Interface, h *autoscalingv2.HorizontalPodAutoscaler, v1 bool) (policy.Range, error) {
+	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	if !v1 {
+		got, err := cs.AutoscalingV2().HorizontalPodAutoscalers(h.Namespace).Create(ctx, h, dryRun)
+		if err != nil {
+			return policy.Range{}, err
+		}
+		return policy.Range{Min: policy.Replicas(got.Spec.MinReplicas), Max: got.Spec.MaxReplicas}, nil
+	}
+	ref := h.Spec.ScaleTargetRef
+	got, err := cs.AutoscalingV1().HorizontalPodAutoscalers(h.Namespace).Create(ctx, &autoscalingv1.HorizontalPodAutoscaler{
+		ObjectMeta: h.ObjectMeta,
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name},
+			MinReplicas:    h.Spec.MinReplicas,
+			MaxReplicas:    h.Spec.MaxReplicas,
+		},
+	}, dryRun)
+	if err != nil {
+		return policy.Range{}, err
+	}
+	return policy.Range{Min: policy.Replicas(got.Spec.MinReplicas), Max: got.Spec.MaxReplicas}, nil
+}
+
+// startWebhook starts a control plane with the webhook configurations of manifests/base
+// and, in this process, the webhook they call (app.Run, the scaler off), and waits until
+// it is ready.
+func startWebhook(t *testing.T) *harness.ControlPlane {
+	t.Helper()
+	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{
+		WebhookPaths: []string{filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml")},
+	})
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := cp.AdminKubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	o := app.NewOptions()
+	o.Kubeconfig = kubeconfig
+	o.CertDir = cp.WebhookInstallOptions.LocalServingCertDir
+	o.Port = cp.WebhookInstallOptions.LocalServingPort
+	o.MetricsBindAddress = "0"
+	health := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	o.HealthProbeBindAddress = health
+	o.EnableScaler = false
+	o.ShutdownDelay = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("webhook exited with %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Errorf("webhook did not stop within 40s of its context ending")
+		}
+	})
+	mustDo(t, func() error {
+		_, err := cp.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}}, metav1.CreateOptions{})
+		return err
+	})
+	harness.Eventually(t, 30*time.Second, 100*time.Millisecond, "the webhook ready", func() (bool, string) {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return cp
+}
+
+func mustDo(t *testing.T, f func() error) {
+	t.Helper()
+	if err := f(); err != nil {
 		t.Fatal(err)
 	}
 }

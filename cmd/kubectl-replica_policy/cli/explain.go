@@ -24,14 +24,19 @@ func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &ExplainOptions{IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "explain --policy FILE -f PATH...",
-		Short: "Show, rule by rule, why each workload gets its decision",
+		Short: "Show, rule by rule, why each workload and HPA gets its decision",
 		Long: `Explain shows, for each bounded workload in the manifests, every rule of the policy in
 order (the default last): whether it matched and, if not, which matchers did not
 (namespaces, kinds, namespaceSelector, selector), or what it needed that the input lacks. The
 deciding rule is marked with an arrow; rules after it are shown too. Then the deciding
 rule's bounds and the result, as check gives it.
 
-Inputs and flags are check's. Exit 0: it explains, it does not judge (2 on bad input).`,
+A HorizontalPodAutoscaler is decided by the rules for its scaleTargetRef workload: those
+rules are shown, evaluated with the target's kind and labels (unknown when the input does
+not hold the target), then a result line for each result check gives it.
+
+Inputs and flags are check's; -o json has an object for each result of check. Exit 0: it
+explains, it does not judge (2 on bad input).`,
 		Example: `  # Why did web fall through to the default?
   kubectl replica-policy explain -p policy.yaml -f deploy/web.yaml
 
@@ -74,18 +79,44 @@ func (o *ExplainOptions) Run() error {
 		if i > 0 {
 			fmt.Fprintln(o.Out)
 		}
-		writeExplanation(o.Out, t, snap.Explain(t.Subject), Judge(snap, t))
+		writeExplanation(o.Out, t, trace(snap, t), Judge(snap, t))
 	}
 	return nil
 }
 
-func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
-	fmt.Fprintf(w, "%s%s: %s %d\n", f.where(), f.object(), t.Field, f.Value)
+// trace is the rule-by-rule evaluation for t's subject (an autoscaler's target workload);
+// empty for an autoscaler whose target is of no bounded kind, for which no rule is evaluated.
+func trace(snap *policy.Snapshot, t Target) policy.Trace {
+	if t.Autoscaler != nil && !t.Autoscaler.TargetBounded {
+		return policy.Trace{}
+	}
+	return snap.Explain(t.Subject)
+}
+
+func writeExplanation(w io.Writer, t Target, tr policy.Trace, fs []Finding) {
+	f := fs[0]
+	if a := t.Autoscaler; a != nil {
+		if !a.TargetBounded {
+			fmt.Fprintf(w, "%s%s: range %s, target %s %q\n", f.where(), f.object(), a.Range, t.Subject.Kind, t.Subject.Name)
+			fmt.Fprintf(w, "  its target's kind %s (apiVersion %q) is not bounded: no rule is evaluated\n", t.Subject.Kind, a.TargetAPIVersion)
+		} else {
+			labels := "its labels from the input"
+			switch {
+			case t.Subject.LabelsUnknown && t.File == "":
+				labels = "not in the cluster: its labels are unknown"
+			case t.Subject.LabelsUnknown:
+				labels = "not in the input: its labels are unknown"
+			}
+			fmt.Fprintf(w, "%s%s: range %s, decided by the rules for its target %s %q (%s)\n", f.where(), f.object(), a.Range, t.Subject.Kind, t.Subject.Name, labels)
+		}
+	} else {
+		fmt.Fprintf(w, "%s%s: %s %d\n", f.where(), f.object(), t.Field, f.Value)
+	}
 	if tr.Exempt {
 		fmt.Fprintf(w, "  namespace %q is exempt: no rule is evaluated\n", t.Subject.Namespace)
 	}
 	if tr.Owned {
-		fmt.Fprintf(w, "  owned by %s %q, which is bounded instead: no rule is evaluated\n", t.Subject.Owner.Kind, t.Subject.Owner.Name)
+		fmt.Fprintf(w, "  %sowned by %s %q, which is bounded instead: no rule is evaluated\n", targetPrefix(t), t.Subject.Owner.Kind, t.Subject.Owner.Name)
 	}
 	width := 0
 	for _, rt := range tr.Rules {
@@ -97,10 +128,10 @@ func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
 		if rt.Decides {
 			mark = " → "
 		}
-		fmt.Fprintf(w, "%s%2d. %-*s  %s\n", mark, i+1, width, rt.Rule.Name, ruleVerdict(rt, t.Subject, decided))
+		fmt.Fprintf(w, "%s%2d. %-*s  %s\n", mark, i+1, width, rt.Rule.Name, ruleVerdict(rt, t, decided))
 		decided = decided || rt.Decides
 	}
-	if !tr.Exempt && !tr.Owned && len(tr.Rules) == 0 {
+	if !tr.Exempt && !tr.Owned && len(tr.Rules) == 0 && (t.Autoscaler == nil || t.Autoscaler.TargetBounded) {
 		fmt.Fprintln(w, "  the policy has no rules and no default")
 	}
 	if r := f.Rule(); r != nil {
@@ -108,11 +139,22 @@ func writeExplanation(w io.Writer, t Target, tr policy.Trace, f Finding) {
 	} else if f.Verdict.Outcome == policy.OutcomeNoRule && len(tr.Rules) > 0 {
 		fmt.Fprintln(w, "  no rule matched and the policy has no default")
 	}
-	fmt.Fprintf(w, "  result: %s: %s\n", f.Result, f.Message)
+	for _, f := range fs {
+		fmt.Fprintf(w, "  result: %s: %s\n", f.Result, f.Message)
+	}
+}
+
+// targetPrefix is "its target Deployment "web" " for an autoscaler, else nothing.
+func targetPrefix(t Target) string {
+	if t.Autoscaler == nil {
+		return ""
+	}
+	return fmt.Sprintf("its target %s %q is ", t.Subject.Kind, t.Subject.Name)
 }
 
 // ruleVerdict says how one rule fared: "matches (...)", "no: ...", "cannot tell: ...".
-func ruleVerdict(rt policy.RuleTrace, subj policy.Subject, decidedBefore bool) string {
+func ruleVerdict(rt policy.RuleTrace, t Target, decidedBefore bool) string {
+	subj := t.Subject
 	switch {
 	case rt.Matched:
 		var parts []string
@@ -130,7 +172,7 @@ func ruleVerdict(rt policy.RuleTrace, subj policy.Subject, decidedBefore bool) s
 	case rt.Missing != policy.MissingNothing:
 		for _, m := range rt.Matchers {
 			if m.Unknown {
-				return fmt.Sprintf("cannot tell: %s %s needs the %s, which the input lacks", m.Matcher, m.Spec, whoseLabels(m.Matcher, subj))
+				return fmt.Sprintf("cannot tell: %s %s needs the %s, which the input lacks", m.Matcher, m.Spec, whoseLabels(m.Matcher, t))
 			}
 		}
 	}
@@ -142,15 +184,18 @@ func ruleVerdict(rt policy.RuleTrace, subj policy.Subject, decidedBefore bool) s
 		case policy.MatcherKinds:
 			why = append(why, fmt.Sprintf("kinds [%s] do not include %s", m.Spec, policy.KindName(subj.Group, subj.Kind)))
 		default:
-			why = append(why, fmt.Sprintf("%s %s does not match the %s {%s}", m.Matcher, m.Spec, whoseLabels(m.Matcher, subj), labels.Set(labelsOf(m.Matcher, subj)).String()))
+			why = append(why, fmt.Sprintf("%s %s does not match the %s {%s}", m.Matcher, m.Spec, whoseLabels(m.Matcher, t), labels.Set(labelsOf(m.Matcher, subj)).String()))
 		}
 	}
 	return "no: " + strings.Join(why, "; ")
 }
 
-func whoseLabels(m policy.Matcher, subj policy.Subject) string {
-	if m == policy.MatcherNamespaceSelector {
-		return fmt.Sprintf("labels of namespace %q", subj.Namespace)
+func whoseLabels(m policy.Matcher, t Target) string {
+	switch {
+	case m == policy.MatcherNamespaceSelector:
+		return fmt.Sprintf("labels of namespace %q", t.Subject.Namespace)
+	case t.Autoscaler != nil:
+		return fmt.Sprintf("labels of its target %s %q", t.Subject.Kind, t.Subject.Name)
 	}
 	return "workload's labels"
 }
@@ -192,16 +237,19 @@ type matcherJSON struct {
 func writeExplainJSON(w io.Writer, snap *policy.Snapshot, targets []Target) error {
 	doc := explainJSON{Objects: []explainObjectJSON{}}
 	for _, t := range targets {
-		tr := snap.Explain(t.Subject)
-		o := explainObjectJSON{jsonResult: newJSONResult(Judge(snap, t)), Exempt: tr.Exempt, Owned: tr.Owned, Rules: []ruleTraceJSON{}}
+		tr := trace(snap, t)
+		rules := []ruleTraceJSON{}
 		for _, rt := range tr.Rules {
 			r := ruleTraceJSON{Name: rt.Rule.Name, Matched: rt.Matched, Missing: rt.Missing.String(), Decides: rt.Decides, Matchers: []matcherJSON{}}
 			for _, m := range rt.Matchers {
 				r.Matchers = append(r.Matchers, matcherJSON{Matcher: string(m.Matcher), Spec: m.Spec, Matched: m.Matched, Unknown: m.Unknown})
 			}
-			o.Rules = append(o.Rules, r)
+			rules = append(rules, r)
 		}
-		doc.Objects = append(doc.Objects, o)
+		// One object per result of check: an HPA with both ends outside its bounds is two.
+		for _, f := range Judge(snap, t) {
+			doc.Objects = append(doc.Objects, explainObjectJSON{jsonResult: newJSONResult(f), Exempt: tr.Exempt, Owned: tr.Owned, Rules: rules})
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

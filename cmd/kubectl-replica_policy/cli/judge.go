@@ -2,10 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
@@ -52,21 +56,61 @@ type Source struct {
 }
 
 // Target is one bounded object to judge: who it is and the value of the field the policy
-// bounds. Workloads bound spec.replicas; when HorizontalPodAutoscalers are bounded, they
-// become targets too, with their own field (spec.minReplicas/maxReplicas) and value.
+// bounds. Workloads bound spec.replicas. A HorizontalPodAutoscaler is a target too: its
+// Autoscaler is set, and its Subject is the workload of its scaleTargetRef, whose rule
+// decides its range (spec.minReplicas, spec.maxReplicas).
 type Target struct {
 	Source
 	APIVersion string
-	Subject    policy.Subject
-	Field      string
-	Replicas   *int32
+	// Subject is what the policy is asked about: the workload itself, or an autoscaler's
+	// target workload.
+	Subject policy.Subject
+	// Field and Replicas are the bounded field and its value. For an autoscaler they are
+	// spec.maxReplicas, the field of its one result when no end of its range is outside the
+	// bounds; each end outside gets a result of its own field.
+	Field    string
+	Replicas *int32
+	// Autoscaler is set when the target is a HorizontalPodAutoscaler.
+	Autoscaler *Autoscaler
 }
 
-// Finding is the judgement of one target.
+// Autoscaler is what a HorizontalPodAutoscaler adds to its target.
+type Autoscaler struct {
+	// Name is the HPA's (its namespace is its target's).
+	Name string
+	// Range is [spec.minReplicas (1 when omitted), spec.maxReplicas].
+	Range policy.Range
+	// TargetAPIVersion is its scaleTargetRef's; TargetBounded is false when that names no
+	// bounded workload kind: no rule decides, as in the webhook.
+	TargetAPIVersion string
+	TargetBounded    bool
+	// Controller is the HPA's own controller (an ownerReference with controller: true, such
+	// as KEDA's ScaledObject): the webhook never patches such an HPA, it warns.
+	Controller *metav1.OwnerReference
+}
+
+// Kind is the judged object's kind: the workload's, or HorizontalPodAutoscaler.
+func (t Target) Kind() string {
+	if t.Autoscaler != nil {
+		return policy.AutoscalerKind
+	}
+	return t.Subject.Kind
+}
+
+// Name is the judged object's name.
+func (t Target) Name() string {
+	if t.Autoscaler != nil {
+		return t.Autoscaler.Name
+	}
+	return t.Subject.Name
+}
+
+// Finding is the judgement of one target, or for an autoscaler of one end of its range.
 type Finding struct {
 	Target
 	// Value is the replica count judged, after the API server's default (nil is 1).
-	Value   int32
+	Value int32
+	// Verdict is the policy's, for the finding's field.
 	Verdict policy.Verdict
 	Result  Result
 	Message string
@@ -91,30 +135,27 @@ func (f Finding) Want() *int32 {
 	return nil
 }
 
-// Judge answers for t as the webhook answers its CREATE (admission.Decide): exempt, owned
-// (its controller is a bounded workload), no rule and unknown labels skip; inside the bounds passes; outside, the rule's action decides,
-// with the webhook's own texts: the clamp warning of /mutate, the denial of /mutate, the
-// warning of /validate.
-func Judge(snap *policy.Snapshot, t Target) Finding {
+// Judge answers for t as the webhook answers its CREATE (admission.Decide for a workload,
+// the HorizontalPodAutoscaler adapter of /mutate for an autoscaler): exempt, owned (its
+// controller is a bounded workload), no rule and unknown labels skip; inside the bounds
+// passes; outside, the rule's action decides, with the webhook's own texts: the clamp
+// warning of /mutate, the denial of /mutate, the warning of /validate (of /mutate for an
+// autoscaler). A workload has one finding; an autoscaler has one for each end of its range
+// outside the bounds, else one.
+func Judge(snap *policy.Snapshot, t Target) []Finding {
+	if t.Autoscaler != nil {
+		return judgeAutoscaler(snap, t)
+	}
 	f := Finding{Target: t, Value: policy.Replicas(t.Replicas)}
 	if f.Value < 0 {
 		// The webhook leaves a negative count to the API server's validation.
 		f.Result = Skip
 		f.Message = fmt.Sprintf("%s %d is negative: the API server rejects it, the webhook does not judge it", t.Field, f.Value)
-		return f
+		return []Finding{f}
 	}
 	v := snap.Decide(t.Subject, t.Replicas)
 	f.Verdict = v
 	switch v.Outcome {
-	case policy.OutcomeExempt:
-		f.Result, f.Message = Skip, fmt.Sprintf("namespace %q is exempt", t.Subject.Namespace)
-	case policy.OutcomeOwned:
-		o := t.Subject.Owner
-		f.Result, f.Message = Skip, fmt.Sprintf("owned by %s %q, which the policy bounds instead", o.Kind, o.Name)
-	case policy.OutcomeNoRule:
-		f.Result, f.Message = Skip, "no rule matches and the policy has no default"
-	case policy.OutcomeUnknown:
-		f.Result, f.Message = Skip, unknownMessage(v, t.Subject)
 	case policy.OutcomeInBounds:
 		f.Result, f.Message = Pass, fmt.Sprintf("%s %d is within %s (replica policy rule %q)", t.Field, v.Replicas, v.Rule.Bounds, v.Rule.Name)
 	case policy.OutcomeOutOfBounds:
@@ -126,15 +167,108 @@ func Judge(snap *policy.Snapshot, t Target) Finding {
 		default:
 			f.Result, f.Message = Warn, v.OutOfBoundsMessage(t.Subject.Kind, t.Subject.Name)
 		}
+	default:
+		f.Result, f.Message = Skip, skipMessage(t, v)
 	}
-	return f
+	return []Finding{f}
 }
 
-func unknownMessage(v policy.Verdict, s policy.Subject) string {
+// judgeAutoscaler judges an autoscaler's range by the rule of its target (DecideRange),
+// as the webhook's /mutate does: clamp patches the ends outside the bounds (but warns for
+// an HPA that its own controller writes), deny rejects, warn warns. Each end outside the
+// bounds is a finding of its own, since a result has one field, value and want; the
+// webhook's denial is their messages joined by "; ", its clamp warnings are theirs.
+func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
+	a := t.Autoscaler
+	whole := Finding{Target: t, Value: a.Range.Max}
+	switch {
+	case !a.TargetBounded:
+		whole.Verdict = policy.Verdict{Outcome: policy.OutcomeNoRule}
+		whole.Result, whole.Message = Skip, fmt.Sprintf("its scaleTargetRef %s %q (apiVersion %q) is not a kind the policy bounds: no rule applies", t.Subject.Kind, t.Subject.Name, a.TargetAPIVersion)
+		return []Finding{whole}
+	case a.Range.Min > a.Range.Max:
+		// The webhook finds nothing to move in an invalid range; the API server rejects it.
+		whole.Result, whole.Message = Skip, fmt.Sprintf("spec.minReplicas %d is greater than spec.maxReplicas %d: the API server rejects it, the webhook does not judge it", a.Range.Min, a.Range.Max)
+		return []Finding{whole}
+	}
+	v := snap.DecideRange(t.Subject, a.Range)
+	whole.Verdict = policy.Verdict{Outcome: v.Outcome, Rule: v.Rule, Replicas: a.Range.Max, Want: v.Want.Max, Missing: v.Missing}
+	switch v.Outcome {
+	case policy.OutcomeInBounds:
+		whole.Result, whole.Message = Pass, fmt.Sprintf("%s range %s is within %s (replica policy rule %q)", policy.AutoscalerKind, v.Range, v.Rule.Bounds, v.Rule.Name)
+		return []Finding{whole}
+	case policy.OutcomeOutOfBounds:
+	default:
+		whole.Result, whole.Message = Skip, skipMessage(t, whole.Verdict)
+		return []Finding{whole}
+	}
+	var fs []Finding
+	for _, field := range v.Fields() {
+		f := Finding{Target: t, Value: field.Value,
+			Verdict: policy.Verdict{Outcome: v.Outcome, Rule: v.Rule, Replicas: field.Value, Want: field.Want}}
+		f.Field, f.Replicas = field.Path, &field.Value
+		// The verdict for this end alone: its messages are the webhook's for this field.
+		one := v
+		one.Want = v.Range
+		if field.Path == fieldMinReplicas {
+			one.Want.Min = field.Want
+		} else {
+			one.Want.Max = field.Want
+		}
+		switch ctl := a.Controller; {
+		case v.Rule.Action == policy.ActionClamp && ctl != nil:
+			f.Result, f.Message = Warn, v.ControlledMessage(a.Name, ctl.Kind, ctl.Name)
+		case v.Rule.Action == policy.ActionClamp:
+			f.Result, f.Message = Clamp, one.ClampMessages()[0]
+		case v.Rule.Action == policy.ActionDeny:
+			f.Result, f.Message = Deny, one.OutOfBoundsMessage(a.Name)
+		default:
+			f.Result, f.Message = Warn, one.OutOfBoundsMessage(a.Name)
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// The fields of an autoscaler's range, as policy.RangeField names them.
+const (
+	fieldMinReplicas = "spec.minReplicas"
+	fieldMaxReplicas = "spec.maxReplicas"
+)
+
+// skipMessage says why t is skipped: an exempt namespace, an owner that is bounded
+// instead, no rule, or what the deciding rule needs that the input lacks.
+func skipMessage(t Target, v policy.Verdict) string {
+	s := t.Subject
+	target := ""
+	if t.Autoscaler != nil {
+		target = fmt.Sprintf("its target %s %q ", s.Kind, s.Name)
+	}
+	switch v.Outcome {
+	case policy.OutcomeExempt:
+		return fmt.Sprintf("namespace %q is exempt", s.Namespace)
+	case policy.OutcomeOwned:
+		if target != "" {
+			return fmt.Sprintf("%sis owned by %s %q, which the policy bounds instead", target, s.Owner.Kind, s.Owner.Name)
+		}
+		return fmt.Sprintf("owned by %s %q, which the policy bounds instead", s.Owner.Kind, s.Owner.Name)
+	case policy.OutcomeNoRule:
+		if target != "" {
+			return fmt.Sprintf("no rule matches %sand the policy has no default", target)
+		}
+		return "no rule matches and the policy has no default"
+	}
+	// OutcomeUnknown.
 	if v.Missing == policy.MissingNamespaceLabels {
 		return fmt.Sprintf("replica policy rule %q needs the labels of namespace %q, which the input lacks: add its Namespace object to the input", v.Rule.Name, s.Namespace)
 	}
-	return fmt.Sprintf("replica policy rule %q needs the %s of %s %q, which the input lacks", v.Rule.Name, v.Missing, s.Kind, s.Name)
+	if target == "" {
+		return fmt.Sprintf("replica policy rule %q needs the %s of %s %q, which the input lacks", v.Rule.Name, v.Missing, s.Kind, s.Name)
+	}
+	if t.File == "" {
+		return fmt.Sprintf("replica policy rule %q needs the labels of %s, which is not in the cluster", v.Rule.Name, strings.TrimSpace(target))
+	}
+	return fmt.Sprintf("replica policy rule %q needs the labels of %s, which is not in the input: its labels are unknown (add its manifest to the input)", v.Rule.Name, strings.TrimSpace(target))
 }
 
 // namespaceLabelsKey is the label the API server sets on every Namespace, with its name.
@@ -158,6 +292,10 @@ func (n Namespaces) Add(name string, labels map[string]string) {
 // object. namespace is the namespace of an object that names none.
 func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, namespaces Namespaces) (t Target, ok bool, err error) {
 	gvk := obj.GroupVersionKind()
+	if gvk.GroupKind() == autoscalerGroupKind {
+		t, err := newAutoscalerTarget(obj, src, namespace, namespaces)
+		return t, err == nil, err
+	}
 	for _, k := range workload.Kinds {
 		if k.Group != gvk.Group || k.Kind != gvk.Kind {
 			continue
@@ -189,6 +327,101 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 		}, true, nil
 	}
 	return Target{}, false, nil
+}
+
+// autoscalerGroupKind is HorizontalPodAutoscalers', in autoscaling/v1 and v2 alike.
+var autoscalerGroupKind = schema.GroupKind{Group: "autoscaling", Kind: policy.AutoscalerKind}
+
+// newAutoscalerTarget reads a HorizontalPodAutoscaler (autoscaling/v1 or v2: the fields
+// read are the same) into a target whose subject is its scaleTargetRef workload, with the
+// labels of its namespace. The workload's labels and controller are unknown until
+// Workloads.Resolve finds it. An HPA without the fields the API server requires
+// (spec.scaleTargetRef.kind and .name, spec.maxReplicas) is an error, as it is there.
+func newAutoscalerTarget(obj *unstructured.Unstructured, src Source, namespace string, namespaces Namespaces) (Target, error) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, hpa); err != nil {
+		return Target{}, fmt.Errorf("%s %q: %w", policy.AutoscalerKind, obj.GetName(), err)
+	}
+	spec := field.NewPath("spec")
+	ref := hpa.Spec.ScaleTargetRef
+	var errs field.ErrorList
+	if _, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "scaleTargetRef"); !found {
+		errs = append(errs, field.Required(spec.Child("scaleTargetRef"), "the workload it scales"))
+	} else {
+		if ref.Kind == "" {
+			errs = append(errs, field.Required(spec.Child("scaleTargetRef", "kind"), ""))
+		}
+		if ref.Name == "" {
+			errs = append(errs, field.Required(spec.Child("scaleTargetRef", "name"), ""))
+		}
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "maxReplicas"); !found {
+		errs = append(errs, field.Required(spec.Child("maxReplicas"), ""))
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return Target{}, fmt.Errorf("%s %q: %s", policy.AutoscalerKind, obj.GetName(), strings.Join(msgs, "; "))
+	}
+	ns := obj.GetNamespace()
+	if ns == "" {
+		ns = namespace
+	}
+	nsLabels, known := namespaces[ns]
+	a := &Autoscaler{
+		Name:             obj.GetName(),
+		Range:            policy.Range{Min: policy.Replicas(hpa.Spec.MinReplicas), Max: hpa.Spec.MaxReplicas},
+		TargetAPIVersion: ref.APIVersion,
+		Controller:       metav1.GetControllerOfNoCopy(obj),
+	}
+	// The target's group and kind as the webhook resolves them: a bounded kind, or none.
+	subj := policy.Subject{Kind: ref.Kind, Namespace: ns, Name: ref.Name, LabelsUnknown: true,
+		NamespaceLabels: nsLabels, NamespaceLabelsUnknown: !known}
+	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil {
+		subj.Group = gv.Group
+		_, a.TargetBounded = workload.Builtin().ForGroupKind(gv.Group, ref.Kind)
+	}
+	return Target{
+		Source:     src,
+		APIVersion: obj.GetAPIVersion(),
+		Subject:    subj,
+		Field:      fieldMaxReplicas,
+		Replicas:   &a.Range.Max,
+		Autoscaler: a,
+	}, nil
+}
+
+// Workloads are the bounded workloads known to the caller, by kind, namespace and name: an
+// autoscaler's target takes its labels and its controller from them.
+type Workloads map[workloadKey]policy.Subject
+
+type workloadKey struct{ group, kind, namespace, name string }
+
+func keyOf(s policy.Subject) workloadKey {
+	return workloadKey{group: s.Group, kind: s.Kind, namespace: s.Namespace, name: s.Name}
+}
+
+// Add records a workload target's subject.
+func (w Workloads) Add(t Target) {
+	if t.Autoscaler == nil {
+		w[keyOf(t.Subject)] = t.Subject
+	}
+}
+
+// Resolve gives an autoscaler target the labels and controller of its target workload
+// when w holds it; otherwise they stay unknown, as for a Scale whose workload the webhook
+// has not cached: rules that need them cannot decide.
+func (w Workloads) Resolve(t *Target) {
+	if t.Autoscaler == nil || !t.Autoscaler.TargetBounded {
+		return
+	}
+	s, ok := w[keyOf(t.Subject)]
+	if !ok {
+		return
+	}
+	t.Subject.Labels, t.Subject.LabelsUnknown, t.Subject.Owner = s.Labels, false, s.Owner
 }
 
 // boundedOwner is the object's controller when it is itself a bounded workload (a

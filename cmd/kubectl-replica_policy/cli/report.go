@@ -89,9 +89,18 @@ func (f Finding) where() string {
 	return fmt.Sprintf("%s:%d: ", f.File, f.Line)
 }
 
-// object names the finding's object: "Deployment prod/web".
+// object names the finding's object: "Deployment prod/web", "HorizontalPodAutoscaler prod/web".
 func (f Finding) object() string {
-	return fmt.Sprintf("%s %s/%s", f.Subject.Kind, f.Subject.Namespace, f.Subject.Name)
+	return fmt.Sprintf("%s %s/%s", f.Kind(), f.Subject.Namespace, f.Name())
+}
+
+// testName names the finding's JUnit test case: its object, and for an autoscaler's end
+// outside the bounds, the field, so that the two ends of one HPA are two distinct cases.
+func (f Finding) testName() string {
+	if f.Autoscaler != nil && f.Result != Pass && f.Result != Skip {
+		return f.object() + " " + f.Field
+	}
+	return f.object()
 }
 
 // writeText prints a line for each result that is not pass, then a summary.
@@ -144,7 +153,7 @@ type jsonBounds struct {
 
 func newJSONResult(f Finding) jsonResult {
 	r := jsonResult{
-		APIVersion: f.APIVersion, Kind: f.Subject.Kind, Namespace: f.Subject.Namespace, Name: f.Subject.Name,
+		APIVersion: f.APIVersion, Kind: f.Kind(), Namespace: f.Subject.Namespace, Name: f.Name(),
 		Field: f.Field, Value: f.Value, Want: f.Want(), Result: f.Result, Message: f.Message,
 	}
 	if f.File != "" {
@@ -169,7 +178,7 @@ func writeJSON(w io.Writer, fs []Finding) error {
 	return enc.Encode(rep)
 }
 
-// JUnit XML, as CI systems read it: one testcase per judged object.
+// JUnit XML, as CI systems read it: one testcase per result.
 type junitSuites struct {
 	XMLName xml.Name     `xml:"testsuites"`
 	Suites  []junitSuite `xml:"testsuite"`
@@ -200,7 +209,7 @@ type junitMessage struct {
 func writeJUnit(w io.Writer, suite string, fs []Finding, fails func(Finding) bool) error {
 	s := junitSuite{Name: suite, Tests: len(fs), Cases: []junitCase{}}
 	for _, f := range fs {
-		c := junitCase{Name: f.object(), Classname: suite}
+		c := junitCase{Name: f.testName(), Classname: suite}
 		if f.File != "" {
 			c.Classname = fmt.Sprintf("%s:%d", f.File, f.Line)
 		}
@@ -245,7 +254,7 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool) error {
 		}
 		rule := f.Rule()
 		run.AddRule(rule.Name).
-			WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas within %s, action %s", rule.Name, rule.Bounds, rule.Action)))
+			WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas, and the range of an HPA of its workloads, within %s, action %s", rule.Name, rule.Bounds, rule.Action)))
 		level := "warning"
 		if fails(f) {
 			level = "error"
@@ -257,7 +266,7 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool) error {
 				WithRegion(sarif.NewSimpleRegion(f.Line, f.Line)))
 		} else {
 			loc.AddLogicalLocations(sarif.NewLogicalLocation().
-				WithFullyQualifiedName(fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Subject.Kind, f.Subject.Name)).
+				WithFullyQualifiedName(fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Kind(), f.Name())).
 				WithKind("resource"))
 		}
 		res := sarif.NewRuleResult(rule.Name).
