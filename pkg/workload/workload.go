@@ -35,7 +35,11 @@ type Kind struct {
 	// Replicas returns the object's replica count (nil when unset).
 	Replicas func(client.Object) *int32
 	// Trim strips an object to what replica-policy reads (metadata without managedFields
-	// and annotations, the replica count): the cache transform that keeps memory flat.
+	// and annotations, the replica count): the cache transform that keeps memory flat. It
+	// trims the object in place and returns it, so trimming twice is a no-op: client-go
+	// applies a cache transform twice to every object of the initial watch-list (to the
+	// streamed objects and again when they replace the store), and a trimmed copy each time
+	// would hold two copies of the whole cache at once.
 	Trim func(client.Object) client.Object
 
 	// goType is the Go type of New's objects, for ForObject; nil for unstructured kinds.
@@ -85,7 +89,8 @@ var Deployment = typed[appsv1.Deployment, *appsv1.Deployment, appsv1.DeploymentL
 	appsv1.SchemeGroupVersion.WithKind("Deployment"), "deployments",
 	func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas },
 	func(d *appsv1.Deployment) *appsv1.Deployment {
-		return &appsv1.Deployment{TypeMeta: d.TypeMeta, ObjectMeta: trimMeta(d.ObjectMeta), Spec: appsv1.DeploymentSpec{Replicas: d.Spec.Replicas}}
+		d.ObjectMeta, d.Spec, d.Status = trimMeta(d.ObjectMeta), appsv1.DeploymentSpec{Replicas: d.Spec.Replicas}, appsv1.DeploymentStatus{}
+		return d
 	})
 
 // StatefulSet is apps/v1 StatefulSet.
@@ -93,7 +98,8 @@ var StatefulSet = typed[appsv1.StatefulSet, *appsv1.StatefulSet, appsv1.Stateful
 	appsv1.SchemeGroupVersion.WithKind("StatefulSet"), "statefulsets",
 	func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas },
 	func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
-		return &appsv1.StatefulSet{TypeMeta: s.TypeMeta, ObjectMeta: trimMeta(s.ObjectMeta), Spec: appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas}}
+		s.ObjectMeta, s.Spec, s.Status = trimMeta(s.ObjectMeta), appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas}, appsv1.StatefulSetStatus{}
+		return s
 	})
 
 // ReplicaSet is apps/v1 ReplicaSet.
@@ -101,7 +107,8 @@ var ReplicaSet = typed[appsv1.ReplicaSet, *appsv1.ReplicaSet, appsv1.ReplicaSetL
 	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), "replicasets",
 	func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas },
 	func(s *appsv1.ReplicaSet) *appsv1.ReplicaSet {
-		return &appsv1.ReplicaSet{TypeMeta: s.TypeMeta, ObjectMeta: trimMeta(s.ObjectMeta), Spec: appsv1.ReplicaSetSpec{Replicas: s.Spec.Replicas}}
+		s.ObjectMeta, s.Spec, s.Status = trimMeta(s.ObjectMeta), appsv1.ReplicaSetSpec{Replicas: s.Spec.Replicas}, appsv1.ReplicaSetStatus{}
+		return s
 	})
 
 // Kinds are the built-in workload kinds, always bounded. The kinds in force in a process
@@ -190,7 +197,8 @@ func trimUnstructured(u *unstructured.Unstructured, path []string) *unstructured
 	if v, found, err := unstructured.NestedFieldNoCopy(u.Object, path...); err == nil && found {
 		_ = unstructured.SetNestedField(out.Object, v, path...)
 	}
-	return out
+	u.Object = out.Object // in place, as the typed kinds' Trim
+	return u
 }
 
 // ParseReplicasPath turns a CRD's scale.specReplicasPath (".spec.replicas") into field

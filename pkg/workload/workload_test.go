@@ -61,6 +61,17 @@ func TestBuiltinTrim(t *testing.T) {
 			if _, ok := k.NewList().(client.ObjectList); !ok {
 				t.Error("NewList")
 			}
+			// In place and idempotent: client-go transforms the objects of a watch-list twice,
+			// and the second time must neither copy nor change them.
+			if got != any(tc.obj) {
+				t.Error("Trim returned a copy, want the object trimmed in place")
+			}
+			if n := testing.AllocsPerRun(100, func() { again, _ := TransformForCache(got); got = again }); n != 0 || got != any(tc.obj) {
+				t.Errorf("trimming a trimmed object: %v allocations, same object %v; want 0, true", n, got == any(tc.obj))
+			}
+			if r := k.Replicas(o); r == nil || *r != 3 || o.GetLabels()["app"] != "web" {
+				t.Errorf("trimming twice lost replicas or labels: %+v", o)
+			}
 		})
 	}
 }
