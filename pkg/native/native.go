@@ -414,10 +414,18 @@ func (c *compiler) candidate(r rule) string {
 	return and(terms...)
 }
 
-// maxChunk is the most characters of rule candidates one variable holds: cel-go's parser
-// refuses an expression of more than 100,000 code points (its default, which the API
-// server keeps), and the list brackets and the largest single candidate must fit too.
-const maxChunk = 90_000
+// maxChunk is the most characters of rule candidates one variable holds, unless a single
+// rule is longer: cel-go takes time quadratic in an expression's length to parse and check
+// it, and the API server does so within the create request's timeout (see Limits).
+const maxChunk = 5_000
+
+// maxExpression is the longest expression Compile writes: cel-go's parser refuses more than
+// 100,000 code points (its default, which the API server keeps), and the list brackets must
+// fit too.
+const maxExpression = 99_000
+
+// maxConcat is the most lists one expression concatenates.
+const maxConcat = 32
 
 func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 	v := func(name, expr string) admissionregistrationv1.Variable {
@@ -465,8 +473,8 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 		}
 		for _, r := range rules {
 			cand := c.candidate(r)
-			if len(cand) > maxChunk {
-				return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the %d an expression may hold (cel-go's parser limit is 100,000)", r.Name, len(cand), maxChunk)}
+			if len(cand) > maxExpression {
+				return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
 			}
 			if size+len(cand)+2 > maxChunk {
 				flush()
@@ -481,7 +489,18 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 			vars = append(vars, v(name, ch))
 			refs = append(refs, "variables."+name)
 		}
-		vars = append(vars, v("first", strings.Join(refs, " + ")+".indexOf(true)"))
+		// Concatenations of at most maxConcat lists each, and of those: the parser nests a
+		// chain of + one level deeper a term, and stops at 250 levels.
+		for level := 0; len(refs) > maxConcat; level++ {
+			var next []string
+			for i := 0; i < len(refs); i += maxConcat {
+				name := fmt.Sprintf("rules%s%d", strings.Repeat("x", level+1), i/maxConcat)
+				vars = append(vars, v(name, strings.Join(refs[i:min(i+maxConcat, len(refs))], " + ")))
+				next = append(next, "variables."+name)
+			}
+			refs = next
+		}
+		vars = append(vars, v("first", paren(strings.Join(refs, " + "))+".indexOf(true)"))
 		ruleExpr = "variables.first"
 		if deflt >= 0 {
 			ruleExpr = fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)
