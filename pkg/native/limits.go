@@ -63,8 +63,8 @@ func (e *LimitError) Error() string {
 // checkLimits records the size and cost bound of the result and refuses one past a limit.
 func (c *compiler) checkLimits(res *Result) error {
 	type named struct {
-		what string
-		obj  any
+		what  string
+		obj   any
 		exprs []string
 	}
 	exprsOf := func(vars []admissionregistrationv1.Variable, conds []admissionregistrationv1.MatchCondition) []string {
