@@ -500,7 +500,11 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 			}
 			refs = next
 		}
-		vars = append(vars, v("first", paren(strings.Join(refs, " + "))+".indexOf(true)"))
+		all := refs[0]
+		if len(refs) > 1 {
+			all = "(" + strings.Join(refs, " + ") + ")"
+		}
+		vars = append(vars, v("first", all+".indexOf(true)"))
 		ruleExpr = "variables.first"
 		if deflt >= 0 {
 			ruleExpr = fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)
