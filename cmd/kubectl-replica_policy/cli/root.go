@@ -43,7 +43,7 @@ func exitCode(code int) error { return &exitError{code: code} }
 func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kubectl-replica_policy",
-		Short: "Validate replica policies, check manifests, explain decisions, audit a cluster",
+		Short: "Validate replica policies, check manifests, explain decisions, audit a cluster, compile native policies",
 		Long: `kubectl replica-policy answers, before a merge or a policy change, what the replica-policy
 webhook would do: it runs the webhook's own policy parser and verdict.
 
@@ -65,6 +65,7 @@ policy to judge with, or a cluster that cannot be reached, with a one-line reaso
 		newCheckCommand(streams),
 		newExplainCommand(streams),
 		newAuditCommand(streams),
+		newCompileCommand(streams),
 	)
 	return cmd
 }

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+const outputYAML = "yaml"
+
+// CompileOptions are compile's.
+type CompileOptions struct {
+	PolicyFile      string
+	PolicyNamespace string
+	Name            string
+	Output          string
+	genericiooptions.IOStreams
+}
+
+func newCompileCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CompileOptions{IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "compile --policy FILE",
+		Short: "Print the native admission policies that enforce a policy in the API server",
+		Long: `Compile prints the MutatingAdmissionPolicy (clamp rules), the ValidatingAdmissionPolicies
+(deny rules, and warn rules as a Warn action) and their bindings that make the API server
+(admissionregistration.k8s.io/v1, Kubernetes 1.36 and later) enforce the policy on
+Deployments, StatefulSets and ReplicaSets itself, with the webhook's first-match order,
+globs, selectors, kinds, bounds, allowZero, exemptions and messages. Only the objects the
+policy's actions need are printed.
+
+A write to /scale carries a Scale, which has neither the workload's labels nor its owner:
+such writes that a rule with a selector may decide, and those of ReplicaSets (which a
+Deployment may own), are left to the webhook. Stderr says, a line each, which requests
+still need the webhook, and what else differs: a native clamp returns no warning, and
+HorizontalPodAutoscalers are not compiled.
+
+Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
+a policy larger than the API server holds (about 6,500 rules with two namespaces and a
+selector each: see the design document), with the reason on stderr.`,
+		Example: `  # Review the native policies, then apply them
+  kubectl replica-policy compile -p policy.yaml > native.yaml
+  kubectl apply -f native.yaml
+
+  # From the policy ConfigMap the manifests apply, as JSON
+  kubectl replica-policy compile -p manifests/base/policy.yaml -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSteps(o.Complete, o.Validate, o.Run)
+		},
+	}
+	cmd.Flags().StringVarP(&o.PolicyFile, "policy", "p", "", "the policy: a ReplicaPolicy document or its ConfigMap manifest (- for stdin)")
+	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
+	return cmd
+}
+
+// Complete has nothing to fill in.
+func (o *CompileOptions) Complete() error { return nil }
+
+// Validate checks the flags.
+func (o *CompileOptions) Validate() error {
+	switch {
+	case o.PolicyFile == "":
+		return fmt.Errorf("--policy is required")
+	case o.Output != outputYAML && o.Output != outputJSON:
+		return fmt.Errorf("--output %q: must be yaml or json", o.Output)
+	case o.Name == "":
+		return fmt.Errorf("--name must not be empty")
+	}
+	return nil
+}
+
+// Run compiles the policy, prints the objects on stdout and what still needs the webhook
+// on stderr.
+func (o *CompileOptions) Run() error {
+	snap, err := loadPolicyFile(o.PolicyFile, o.In, policy.Options{AlwaysExempt: []string{o.PolicyNamespace}})
+	if err != nil {
+		return err
+	}
+	res, err := native.Compile(snap, native.BuiltinKinds, native.Options{Name: o.Name})
+	var limit *native.LimitError
+	if errors.As(err, &limit) {
+		return fmt.Errorf("%s: %w", o.PolicyFile, err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := writeObjects(o.Out, o.Output, res.Objects()); err != nil {
+		return err
+	}
+	for _, l := range res.Webhook {
+		fmt.Fprintf(o.ErrOut, "the webhook still decides: %s\n", l)
+	}
+	for _, l := range res.Notes {
+		fmt.Fprintf(o.ErrOut, "note: %s\n", l)
+	}
+	return nil
+}
+
+// writeObjects prints objs as YAML documents or as a JSON List, without the empty status
+// and creationTimestamp that typed objects carry.
+func writeObjects(w io.Writer, format string, objs []runtime.Object) error {
+	items := make([]map[string]any, 0, len(objs))
+	for _, obj := range objs {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		delete(u, "status")
+		if md, ok := u["metadata"].(map[string]any); ok {
+			delete(md, "creationTimestamp")
+		}
+		items = append(items, u)
+	}
+	if format == outputJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	}
+	for i, item := range items {
+		b, err := sigsyaml.Marshal(item)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

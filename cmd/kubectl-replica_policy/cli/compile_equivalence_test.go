@@ -1,0 +1,746 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/go-logr/logr"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+)
+
+// TestCompileAgreesWithWebhook is the proof that the native admission policies compile
+// prints enforce the policy as the webhook does, on one real kube-apiserver. Each generated
+// policy is written twice, its namespaces prefixed "n<k>-" for the native side and "w<k>-"
+// for the webhook side (renaming namespaces changes nothing a rule decides), with the same
+// namespace labels, workloads and requests on both sides:
+//   - native: the output of `compile -p FILE --name rp<k> --policy-namespace n<k>-sys`,
+//     applied as printed, except that each binding gets a namespaceSelector for the
+//     policy's own namespaces (all policies are in force at once);
+//   - webhook: the MutatingWebhookConfiguration of manifests/base (failurePolicy Fail, so
+//     that a failed call shows, and a namespaceSelector for the webhook side's namespaces),
+//     calling pkg/admission's /mutate handler in this process, over the policy of the phase.
+//
+// Creates, replica-changing updates and label-only updates of Deployments, StatefulSets
+// and ReplicaSets (owned ones too), and /scale writes the native policies decide, must give
+// the same allow or deny, the same stored replicas, the same denial text and the same warn
+// warnings (both name the rule). A native clamp returns no warning (an admission policy
+// cannot), so a webhook clamp warning must come with the same clamped value. /scale writes
+// the native policies leave to the webhook must pass the native side untouched.
+func TestCompileAgreesWithWebhook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kube-apiserver")
+	}
+	start := time.Now()
+	const policies = 14
+	dir := t.TempDir()
+	webhookConfig := testWebhookConfiguration(t, dir)
+	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{WebhookPaths: []string{webhookConfig}})
+	ctx := context.Background()
+	phase := &phaseWebhook{}
+	startTestWebhook(t, cp, phase)
+	cs, warns, err := harness.WarningClient(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(14, 2037))
+
+	type policyCase struct {
+		k        int
+		pol      *policy.ReplicaPolicy
+		nsLabels map[string]map[string]string // by short name
+		reqs     []equivRequest
+	}
+	var cases []policyCase
+	for k := range policies {
+		pc := policyCase{k: k, pol: randomNativePolicy(rng), nsLabels: map[string]map[string]string{}}
+		for _, ns := range equivNamespaces {
+			l := map[string]string{}
+			if v := pick(rng, "prod", "dev", ""); v != "" {
+				l["env"] = v
+			}
+			if rng.IntN(3) == 0 {
+				l["tier"] = pick(rng, "gold", "silver")
+			}
+			pc.nsLabels[ns] = l
+		}
+		pc.reqs = randomRequests(rng, 44)
+		cases = append(cases, pc)
+	}
+
+	// Namespaces and the workloads the updates start from, on both sides, before any policy.
+	phase.set(t, &policy.ReplicaPolicy{APIVersion: policy.APIVersion, Kind: policy.Kind}, policy.DefaultNamespace, cs)
+	for _, pc := range cases {
+		for _, side := range []string{"n", "w"} {
+			prefix := fmt.Sprintf("%s%d-", side, pc.k)
+			for _, ns := range equivNamespaces {
+				labels := map[string]string{equivSideLabel: side, equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
+				for k, v := range pc.nsLabels[ns] {
+					labels[k] = v
+				}
+				if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, r := range pc.reqs {
+				if r.op == opCreate {
+					continue
+				}
+				if _, err := r.create(ctx, cs, prefix, r.base, false); err != nil {
+					t.Fatalf("base object %s: %v", r, err)
+				}
+			}
+		}
+	}
+
+	// The native policies of every policy, as compile prints them.
+	snaps := map[int]*policy.Snapshot{}
+	for _, pc := range cases {
+		prefix := fmt.Sprintf("n%d-", pc.k)
+		file := filepath.Join(dir, fmt.Sprintf("native-%d.yaml", pc.k))
+		writeYAML(t, file, prefixedPolicy(pc.pol, prefix))
+		code, out, errOut := run(t, "", "compile", "-p", file, "--name", fmt.Sprintf("rp%d", pc.k), "--policy-namespace", prefix+"sys")
+		if code != ExitOK {
+			t.Fatalf("policy %d: compile exit %d: %s", pc.k, code, errOut)
+		}
+		applyCompiled(t, ctx, cs, out, prefix)
+		snap, err := policy.Compile(prefixedPolicy(pc.pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps[pc.k] = snap
+	}
+	installed := time.Now()
+	// A new admission policy is in force once the API server's policy informer has compiled
+	// it: probe each policy's clamp, deny and warn with a dry-run create the webhook's
+	// decision says they act on.
+	for _, pc := range cases {
+		prefix := fmt.Sprintf("n%d-", pc.k)
+		probes := map[admission.Outcome]equivRequest{}
+		for _, r := range pc.reqs {
+			if r.op != opCreate || r.replicas == nil {
+				continue
+			}
+			d := admission.Decide(snaps[pc.k], r.admissionRequest(prefix, pc.nsLabels), admission.Mutate)
+			if _, ok := probes[d.Outcome]; !ok {
+				probes[d.Outcome] = r
+			}
+		}
+		for _, o := range []admission.Outcome{admission.OutcomeClamped, admission.OutcomeDenied, admission.OutcomeWarned} {
+			r, ok := probes[o]
+			if !ok {
+				continue
+			}
+			harness.Eventually(t, 30*time.Second, 100*time.Millisecond, fmt.Sprintf("policy %d's %s in force", pc.k, o), func() bool {
+				got, err := r.create(ctx, cs, prefix, *r.replicas, true)
+				ws := warns.Take()
+				switch o {
+				case admission.OutcomeClamped:
+					return err == nil && got != *r.replicas
+				case admission.OutcomeDenied:
+					return err != nil
+				}
+				return err == nil && len(ws) > 0
+			})
+		}
+	}
+	t.Logf("native policies of %d policies in force %v after they were created", policies, time.Since(installed).Round(time.Millisecond))
+
+	counts := map[string]int{}
+	compared := 0
+	for _, pc := range cases {
+		wprefix, nprefix := fmt.Sprintf("w%d-", pc.k), fmt.Sprintf("n%d-", pc.k)
+		wpol := prefixedPolicy(pc.pol, wprefix)
+		phase.set(t, wpol, wprefix+"sys", cs)
+		wsnap, err := policy.Compile(wpol, policy.Options{AlwaysExempt: []string{wprefix + "sys"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range pc.reqs {
+			ctxName := fmt.Sprintf("policy %d, %s", pc.k, r)
+			// Whether the native policies decide this request: not a /scale write of a kind
+			// that may be owned, nor one whose deciding rule needs the workload's labels.
+			native := true
+			if r.op == opScale {
+				req := r.admissionRequest(wprefix, pc.nsLabels)
+				req.Subject.Labels, req.Subject.LabelsUnknown = nil, true
+				native = r.kind != "ReplicaSet" && admission.Decide(wsnap, req, admission.Mutate).Outcome != admission.OutcomeUnknown
+			}
+			warns.Take()
+			w := r.do(ctx, cs, wprefix)
+			w.warnings = warns.Take()
+			n := r.do(ctx, cs, nprefix)
+			n.warnings = warns.Take()
+			wo, err := w.normalize(false)
+			if err != nil {
+				t.Errorf("%s: webhook: %v", ctxName, err)
+				continue
+			}
+			no, err := n.normalize(true)
+			if err != nil {
+				t.Errorf("%s: native: %v", ctxName, err)
+				continue
+			}
+			if !native {
+				counts["left to the webhook"]++
+				if no.err != "" || len(no.warnings) > 0 || no.replicas != r.requested() {
+					t.Errorf("%s: the native policies decided a /scale write they leave to the webhook: %+v", ctxName, no)
+				}
+				continue
+			}
+			compared++
+			counts[string(admission.Decide(wsnap, r.admissionRequest(wprefix, pc.nsLabels), admission.Mutate).Outcome)]++
+			if wo.err != no.err || wo.code != no.code {
+				t.Errorf("%s: webhook error %d %q, native error %d %q", ctxName, wo.code, wo.err, no.code, no.err)
+			}
+			if wo.err == "" && wo.replicas != no.replicas {
+				t.Errorf("%s: webhook stores %d replicas, native %d (webhook warnings %q)", ctxName, wo.replicas, no.replicas, w.warnings)
+			}
+			if !slices.Equal(wo.warnings, no.warnings) {
+				t.Errorf("%s: webhook warnings %q, native %q", ctxName, wo.warnings, no.warnings)
+			}
+			if wo.clamped != (wo.err == "" && no.replicas != r.requested()) {
+				t.Errorf("%s: the webhook clamped %v, native stores %d for %d", ctxName, wo.clamped, no.replicas, r.requested())
+			}
+		}
+	}
+	t.Logf("%d policies × %d requests, %d compared on both sides: %v; %v in all", policies, len(cases[0].reqs), compared, counts, time.Since(start).Round(time.Second))
+	for _, k := range []string{"clamped", "denied", "warned", "allowed", "unchanged", "exempt", "owned", "no_rule", "left to the webhook"} {
+		if counts[k] < 5 {
+			t.Errorf("only %d %q requests: the generator does not cover them", counts[k], k)
+		}
+	}
+}
+
+// The namespaces of each policy on each side (prefixed), "sys" being the always-exempt one
+// (--policy-namespace) and "ex" in the policies' exemptNamespaces half the time.
+var equivNamespaces = []string{"a", "b", "c", "team-1", "team-2", "ex", "default", "sys"}
+
+const (
+	equivSideLabel   = "replica-policy.test/side"
+	equivPolicyLabel = "replica-policy.test/policy"
+)
+
+// randomNativePolicy is randomPolicy with more kinds of selector terms.
+func randomNativePolicy(rng *rand.Rand) *policy.ReplicaPolicy {
+	p := randomPolicy(rng)
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.Selector != nil && rng.IntN(2) == 0 {
+			r.Selector = &[]metav1.LabelSelector{
+				{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"db", "other"}}}},
+				{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpExists}}},
+				{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpDoesNotExist}}},
+				{MatchLabels: map[string]string{"app": "web"}, MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{"x", "y"}}}},
+			}[rng.IntN(4)]
+		}
+		if r.NamespaceSelector != nil && rng.IntN(2) == 0 {
+			r.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"gold"}}}}
+		}
+	}
+	if rng.IntN(3) == 0 {
+		p.ExemptNamespaces = append(p.ExemptNamespaces, "team-?")
+	}
+	return p
+}
+
+// prefixedPolicy is p with every namespace name and glob prefixed.
+func prefixedPolicy(p *policy.ReplicaPolicy, prefix string) *policy.ReplicaPolicy {
+	q := *p
+	add := func(ns []string) []string {
+		out := make([]string, len(ns))
+		for i, n := range ns {
+			out[i] = prefix + n
+		}
+		return out
+	}
+	q.ExemptNamespaces = add(p.ExemptNamespaces)
+	q.Rules = slices.Clone(p.Rules)
+	for i := range q.Rules {
+		if q.Rules[i].Namespaces != nil {
+			q.Rules[i].Namespaces = add(q.Rules[i].Namespaces)
+		}
+	}
+	return &q
+}
+
+type equivOp string
+
+const (
+	opCreate       equivOp = "create"
+	opUpdate       equivOp = "update"        // replicas changed on the object
+	opUpdateLabels equivOp = "update-labels" // a label added, replicas as they were
+	opScale        equivOp = "scale"         // a write to /scale
+)
+
+// equivRequest is one request, made alike on both sides.
+type equivRequest struct {
+	op        equivOp
+	kind      string
+	ns, name  string
+	labels    map[string]string
+	owned     bool   // a controller ownerReference to a Deployment
+	replicas  *int32 // the requested count; nil on a create leaves it to the API's default
+	base      int32  // the stored count an update starts from
+	shortName string
+}
+
+func (r equivRequest) String() string {
+	rep := "nil"
+	if r.replicas != nil {
+		rep = fmt.Sprint(*r.replicas)
+	}
+	s := fmt.Sprintf("%s %s %s/%s labels %v replicas %s", r.op, r.kind, r.ns, r.name, r.labels, rep)
+	if r.op != opCreate {
+		s += fmt.Sprintf(" (from %d)", r.base)
+	}
+	if r.owned {
+		s += " owned"
+	}
+	return s
+}
+
+// requested is the count the request asks for, after the API's default.
+func (r equivRequest) requested() int32 {
+	if r.op == opUpdateLabels {
+		return r.base
+	}
+	return policy.Replicas(r.replicas)
+}
+
+func randomRequests(rng *rand.Rand, n int) []equivRequest {
+	values := []int32{-1, 0, 1, 2, 3, 4, 5, 7, 10, 11, 50}
+	var reqs []equivRequest
+	for i := range n {
+		r := equivRequest{
+			op:   []equivOp{opCreate, opCreate, opCreate, opUpdate, opUpdateLabels, opScale, opScale}[rng.IntN(7)],
+			kind: pick(rng, "Deployment", "StatefulSet", "ReplicaSet"),
+			ns:   pick(rng, equivNamespaces...),
+			name: fmt.Sprintf("r%d", i),
+		}
+		r.labels = map[string]string{}
+		if v := pick(rng, "web", "db", "other", ""); v != "" {
+			r.labels["app"] = v
+		}
+		if rng.IntN(3) == 0 {
+			r.labels["team"] = pick(rng, "x", "z")
+		}
+		r.owned = r.kind == "ReplicaSet" && r.op != opScale && rng.IntN(3) == 0
+		v := values[rng.IntN(len(values))]
+		if r.op == opCreate && rng.IntN(8) == 0 {
+			r.replicas = nil
+		} else {
+			r.replicas = &v
+		}
+		if r.op != opCreate {
+			r.base = []int32{0, 1, 3, 6, 20}[rng.IntN(5)]
+			if r.op == opScale && v < 0 {
+				v = 4 // a negative Scale is the API server's to refuse, as for objects
+			}
+			if rng.IntN(6) == 0 {
+				v = r.base // unchanged: never denied
+			}
+			r.replicas = &v
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs
+}
+
+// admissionRequest is what the webhook reads of r's CREATE (for the probes' expectations)
+// or of its write, in the namespace prefix+r.ns.
+func (r equivRequest) admissionRequest(prefix string, nsLabels map[string]map[string]string) admission.Request {
+	l := map[string]string{"kubernetes.io/metadata.name": prefix + r.ns, equivSideLabel: prefix[:1], equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
+	for k, v := range nsLabels[r.ns] {
+		l[k] = v
+	}
+	req := admission.Request{
+		Operation: admissionv1.Create,
+		Subject:   policy.Subject{Group: "apps", Kind: r.kind, Namespace: prefix + r.ns, Name: r.name, Labels: r.labels, NamespaceLabels: l},
+		Scale:     r.op == opScale,
+		Replicas:  r.requested(),
+	}
+	if r.owned {
+		req.Subject.Owner = &policy.Owner{Group: "apps", Kind: "Deployment", Name: "parent"}
+	}
+	if r.op != opCreate {
+		req.Operation = admissionv1.Update
+		req.OldReplicas = &r.base
+	}
+	return req
+}
+
+// object is r's workload with replicas.
+func (r equivRequest) object(ns string, replicas *int32) any {
+	var obj interface {
+		metav1.Object
+	}
+	switch r.kind {
+	case "Deployment":
+		d := harness.Deployment(ns, r.name, 1, r.labels)
+		d.Spec.Replicas = replicas
+		obj = d
+	case "StatefulSet":
+		s := harness.StatefulSet(ns, r.name, 1, r.labels)
+		s.Spec.Replicas = replicas
+		obj = s
+	default:
+		s := harness.ReplicaSet(ns, r.name, 1, r.labels)
+		s.Spec.Replicas = replicas
+		obj = s
+	}
+	if r.owned {
+		yes := true
+		obj.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "parent", UID: "0b7c3a52-0000-4000-8000-000000000001", Controller: &yes}})
+	}
+	return obj
+}
+
+// create creates r's workload in prefix+r.ns with replicas (dry-run: a probe named after it)
+// and returns the replicas stored.
+func (r equivRequest) create(ctx context.Context, cs kubernetes.Interface, prefix string, replicas int32, dryRun bool) (int32, error) {
+	return r.createPtr(ctx, cs, prefix, &replicas, dryRun)
+}
+
+func (r equivRequest) createPtr(ctx context.Context, cs kubernetes.Interface, prefix string, replicas *int32, dryRun bool) (int32, error) {
+	ns := prefix + r.ns
+	opts := metav1.CreateOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	apps := cs.AppsV1()
+	switch o := r.object(ns, replicas).(type) {
+	case *appsv1.Deployment:
+		if dryRun {
+			o.Name = "probe-" + o.Name
+		}
+		got, err := apps.Deployments(ns).Create(ctx, o, opts)
+		if err != nil {
+			return 0, err
+		}
+		return *got.Spec.Replicas, nil
+	case *appsv1.StatefulSet:
+		if dryRun {
+			o.Name = "probe-" + o.Name
+		}
+		got, err := apps.StatefulSets(ns).Create(ctx, o, opts)
+		if err != nil {
+			return 0, err
+		}
+		return *got.Spec.Replicas, nil
+	case *appsv1.ReplicaSet:
+		if dryRun {
+			o.Name = "probe-" + o.Name
+		}
+		got, err := apps.ReplicaSets(ns).Create(ctx, o, opts)
+		if err != nil {
+			return 0, err
+		}
+		return *got.Spec.Replicas, nil
+	}
+	return 0, errors.New("unreachable")
+}
+
+// equivResult is what a user sees of one request.
+type equivResult struct {
+	replicas int32 // stored, when err is nil
+	err      error
+	warnings []string
+}
+
+func (r equivRequest) do(ctx context.Context, cs kubernetes.Interface, prefix string) equivResult {
+	ns := prefix + r.ns
+	if r.op == opCreate {
+		got, err := r.createPtr(ctx, cs, prefix, r.replicas, false)
+		return equivResult{replicas: got, err: err}
+	}
+	if r.op == opScale {
+		scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: r.name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: *r.replicas}}
+		var got *autoscalingv1.Scale
+		var err error
+		switch r.kind {
+		case "Deployment":
+			got, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, r.name, scale, metav1.UpdateOptions{})
+		case "StatefulSet":
+			got, err = cs.AppsV1().StatefulSets(ns).UpdateScale(ctx, r.name, scale, metav1.UpdateOptions{})
+		default:
+			got, err = cs.AppsV1().ReplicaSets(ns).UpdateScale(ctx, r.name, scale, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return equivResult{err: err}
+		}
+		return equivResult{replicas: got.Spec.Replicas}
+	}
+	// An update of the object: replicas changed, or a label added.
+	edit := func(replicas **int32, labels *map[string]string) {
+		if r.op == opUpdate {
+			v := *r.replicas
+			*replicas = &v
+			return
+		}
+		if *labels == nil {
+			*labels = map[string]string{}
+		}
+		(*labels)["touched"] = "yes"
+	}
+	apps := cs.AppsV1()
+	var stored *int32
+	var err error
+	switch r.kind {
+	case "Deployment":
+		var d *appsv1.Deployment
+		if d, err = apps.Deployments(ns).Get(ctx, r.name, metav1.GetOptions{}); err == nil {
+			edit(&d.Spec.Replicas, &d.Labels)
+			if d, err = apps.Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err == nil {
+				stored = d.Spec.Replicas
+			}
+		}
+	case "StatefulSet":
+		var s *appsv1.StatefulSet
+		if s, err = apps.StatefulSets(ns).Get(ctx, r.name, metav1.GetOptions{}); err == nil {
+			edit(&s.Spec.Replicas, &s.Labels)
+			if s, err = apps.StatefulSets(ns).Update(ctx, s, metav1.UpdateOptions{}); err == nil {
+				stored = s.Spec.Replicas
+			}
+		}
+	default:
+		var s *appsv1.ReplicaSet
+		if s, err = apps.ReplicaSets(ns).Get(ctx, r.name, metav1.GetOptions{}); err == nil {
+			edit(&s.Spec.Replicas, &s.Labels)
+			if s, err = apps.ReplicaSets(ns).Update(ctx, s, metav1.UpdateOptions{}); err == nil {
+				stored = s.Spec.Replicas
+			}
+		}
+	}
+	if err != nil {
+		return equivResult{err: err}
+	}
+	return equivResult{replicas: *stored}
+}
+
+// normalized is a result with the words that name the enforcer taken out: the webhook's
+// "admission webhook ... denied the request: " and the admission policies' "... denied
+// request: " and "Validation failed for ValidatingAdmissionPolicy ...: ", leaving the text
+// both give.
+type normalized struct {
+	replicas int32
+	err      string
+	code     int32
+	warnings []string
+	clamped  bool // the webhook's clamp warning
+}
+
+func (res equivResult) normalize(native bool) (normalized, error) {
+	n := normalized{replicas: res.replicas}
+	if res.err != nil {
+		var status apierrors.APIStatus
+		if !errors.As(res.err, &status) {
+			return n, res.err
+		}
+		msg := res.err.Error()
+		for _, sep := range []string{" denied the request: ", " denied request: "} {
+			if _, after, ok := strings.Cut(msg, sep); ok {
+				msg = after
+			}
+		}
+		n.err, n.code = msg, status.Status().Code
+	}
+	for _, w := range res.warnings {
+		switch {
+		case !native && strings.Contains(w, " clamped to "):
+			n.clamped = true
+		case strings.HasPrefix(w, "Validation failed for ValidatingAdmissionPolicy "):
+			_, after, _ := strings.Cut(w, "': ")
+			n.warnings = append(n.warnings, after)
+		case strings.HasPrefix(w, "spec.replicas: Invalid value: "):
+			n.warnings = append(n.warnings, w)
+		default:
+			return n, fmt.Errorf("unexpected warning %q", w)
+		}
+	}
+	return n, nil
+}
+
+// testWebhookConfiguration writes the manifests' MutatingWebhookConfiguration for this test:
+// failurePolicy Fail (a failed call must show), and only the webhook side's namespaces.
+func testWebhookConfiguration(t *testing.T, dir string) string {
+	b, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(b), "\n---\n")
+	var cfg admissionregistrationv1.MutatingWebhookConfiguration
+	if err := sigsyaml.UnmarshalStrict([]byte(doc), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	fail := admissionregistrationv1.Fail
+	for i := range cfg.Webhooks {
+		cfg.Webhooks[i].FailurePolicy = &fail
+		cfg.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{equivSideLabel: "w"}}
+	}
+	path := filepath.Join(dir, "webhook.yaml")
+	writeYAML(t, path, &cfg)
+	return path
+}
+
+// phaseWebhook serves /mutate with the handler of the policy in force in this phase.
+type phaseWebhook struct {
+	current atomic.Pointer[http.Handler]
+}
+
+func (p *phaseWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := p.current.Load()
+	if h == nil {
+		http.Error(w, "no policy yet", http.StatusServiceUnavailable)
+		return
+	}
+	(*h).ServeHTTP(w, r)
+}
+
+// set puts pol in force, with alwaysExempt as the webhook's own namespace.
+func (p *phaseWebhook) set(t *testing.T, pol *policy.ReplicaPolicy, alwaysExempt string, cs kubernetes.Interface) {
+	t.Helper()
+	opts := policy.Options{AlwaysExempt: []string{alwaysExempt}}
+	store := policystore.NewStore(opts)
+	doc, err := sigsyaml.Marshal(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Apply(harness.PolicyConfigMap(string(doc))); err != nil {
+		t.Fatal(err)
+	}
+	mutate, _ := admission.NewHandlers(workload.Builtin(), store, getLookup{cs}, admission.PolicyRef{Namespace: alwaysExempt, Name: policy.DefaultConfigMapName, Options: opts})
+	var h http.Handler = admission.Webhook(mutate)
+	p.current.Store(&h)
+}
+
+// startTestWebhook serves h at /mutate where the control plane's webhook configuration
+// calls it.
+func startTestWebhook(t *testing.T, cp *harness.ControlPlane, h http.Handler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	crlog.SetLogger(logr.Discard()) // controller-runtime's webhook logs, which the test does not read
+	wio := cp.WebhookInstallOptions
+	srv := crwebhook.NewServer(crwebhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir})
+	srv.Register(admission.MutatePath, h)
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("webhook server: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("webhook server did not stop")
+		}
+	})
+	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, "webhook server listening", func() bool {
+		return srv.StartedChecker()(nil) == nil
+	})
+}
+
+// getLookup reads labels with a GET per request: the test's webhook needs no cache.
+type getLookup struct{ cs kubernetes.Interface }
+
+func (l getLookup) WorkloadLabels(kind workload.Kind, namespace, name string) (map[string]string, *metav1.OwnerReference, bool) {
+	var obj metav1.Object
+	var err error
+	ctx := context.Background()
+	switch kind.Kind {
+	case "Deployment":
+		obj, err = l.cs.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+	case "StatefulSet":
+		obj, err = l.cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	case "ReplicaSet":
+		obj, err = l.cs.AppsV1().ReplicaSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	default:
+		return nil, nil, false
+	}
+	if err != nil {
+		return nil, nil, false
+	}
+	return obj.GetLabels(), workload.Builtin().Controller(obj.GetOwnerReferences()), true
+}
+
+func (l getLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
+	ns, err := l.cs.CoreV1().Namespaces().Get(context.Background(), namespace, metav1.GetOptions{})
+	if err != nil {
+		return nil, false
+	}
+	return ns.Labels, true
+}
+
+// applyCompiled creates the objects of compile's YAML, each binding scoped to the
+// namespaces of prefix.
+func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, out, prefix string) {
+	t.Helper()
+	ar := cs.AdmissionregistrationV1()
+	scope := &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{equivPolicyLabel: strings.TrimSuffix(prefix, "-")}}}
+	for _, doc := range strings.Split(out, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue // a policy that bounds nothing compiles to nothing
+		}
+		var meta metav1.TypeMeta
+		if err := sigsyaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch meta.Kind {
+		case "MutatingAdmissionPolicy":
+			var o admissionregistrationv1.MutatingAdmissionPolicy
+			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
+				_, err = ar.MutatingAdmissionPolicies().Create(ctx, &o, metav1.CreateOptions{})
+			}
+		case "MutatingAdmissionPolicyBinding":
+			var o admissionregistrationv1.MutatingAdmissionPolicyBinding
+			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
+				o.Spec.MatchResources = scope
+				_, err = ar.MutatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
+			}
+		case "ValidatingAdmissionPolicy":
+			var o admissionregistrationv1.ValidatingAdmissionPolicy
+			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
+				_, err = ar.ValidatingAdmissionPolicies().Create(ctx, &o, metav1.CreateOptions{})
+			}
+		case "ValidatingAdmissionPolicyBinding":
+			var o admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
+				o.Spec.MatchResources = scope
+				_, err = ar.ValidatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
+			}
+		default:
+			t.Fatalf("compile printed a %q", meta.Kind)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", meta.Kind, err, doc)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+func TestCompile(t *testing.T) {
+	t.Run("yaml", func(t *testing.T) {
+		code, out, errOut := run(t, "", "compile", "-p", "testdata/policy.yaml")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var kinds []string
+		for _, doc := range strings.Split(out, "\n---\n") {
+			var o struct {
+				Kind     string
+				Metadata struct{ Name string }
+				Status   any
+			}
+			if err := sigsyaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("document %q: %v", doc, err)
+			}
+			if o.Status != nil {
+				t.Errorf("%s %s carries a status", o.Kind, o.Metadata.Name)
+			}
+			kinds = append(kinds, o.Kind+"/"+o.Metadata.Name)
+		}
+		want := "MutatingAdmissionPolicy/replica-policy-clamp MutatingAdmissionPolicyBinding/replica-policy-clamp " +
+			"ValidatingAdmissionPolicy/replica-policy-deny ValidatingAdmissionPolicyBinding/replica-policy-deny " +
+			"ValidatingAdmissionPolicy/replica-policy-warn ValidatingAdmissionPolicyBinding/replica-policy-warn"
+		if strings.Join(kinds, " ") != want {
+			t.Errorf("objects %v, want %s", kinds, want)
+		}
+		wantErr := `the webhook still decides: /scale writes of replicasets: a ReplicaSet may be owned by a bounded workload, which is bounded instead, and a Scale does not name its owner
+the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
+the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
+note: HorizontalPodAutoscalers are not compiled: the webhook bounds them
+note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation); the webhook's clamp warns, naming the rule
+`
+		if errOut != wantErr {
+			t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)
+		}
+	})
+
+	t.Run("json list, names, policy namespace, stdin", func(t *testing.T) {
+		code, out, errOut := run(t, readTestdata(t, "policy-configmap.yaml"), "compile", "-p", "-", "-o", "json", "--name", "rp", "--policy-namespace", "own")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var list struct {
+			Kind  string
+			Items []struct {
+				Metadata struct{ Name string }
+				Spec     struct {
+					MatchConditions []struct{ Name, Expression string }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatal(err)
+		}
+		if list.Kind != "List" || len(list.Items) == 0 || !strings.HasPrefix(list.Items[0].Metadata.Name, "rp-") {
+			t.Fatalf("output %s", out)
+		}
+		found := false
+		for _, c := range list.Items[0].Spec.MatchConditions {
+			found = found || c.Name == "not-exempt" && strings.Contains(c.Expression, "'own'")
+		}
+		if !found {
+			t.Errorf("--policy-namespace own is not exempt: %+v", list.Items[0].Spec.MatchConditions)
+		}
+	})
+
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	var b strings.Builder
+	b.WriteString("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n")
+	for i := range 7000 {
+		fmt.Fprintf(&b, "- {name: rule-%d, namespaces: [team-%d-*, ns-%d], selector: {matchLabels: {app: web-%d}}, maxReplicas: 3}\n", i, i, i, i)
+	}
+	if err := os.WriteFile(big, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no policy", []string{"compile"}, "error: --policy is required\n"},
+		{"bad output", []string{"compile", "-p", "testdata/policy.yaml", "-o", "xml"}, "error: --output \"xml\": must be yaml or json\n"},
+		{"empty name", []string{"compile", "-p", "testdata/policy.yaml", "--name", ""}, "error: --name must not be empty\n"},
+		{"an argument", []string{"compile", "-p", "testdata/policy.yaml", "extra"}, "error: unknown command \"extra\" for \"kubectl replica-policy compile\"\n"},
+		{"unreadable", []string{"compile", "-p", "testdata/none.yaml"}, "error: open testdata/none.yaml: no such file or directory\n"},
+		{"invalid policy", []string{"compile", "-p", "testdata/bad/invalid-policy.yaml"}, "error: testdata/bad/invalid-policy.yaml: invalid replica policy (run validate for one error a line): "},
+		{"too large", []string{"compile", "-p", big}, "error: " + big + ": the policy is too large for native admission policies: MutatingAdmissionPolicy replica-policy-clamp would be "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, "", tc.args...)
+			if code != ExitError || out != "" {
+				t.Errorf("exit %d, stdout %q; want exit 2 and nothing", code, out)
+			}
+			if !strings.HasPrefix(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("stderr %q, want one line starting %q", errOut, tc.want)
+			}
+		})
+	}
+}

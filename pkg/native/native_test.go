@@ -1,0 +1,286 @@
+package native
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// CEL's matches() is RE2, as Go's regexp: the translated glob must accept exactly what
+// path.Match accepts, on namespace-like names.
+func TestGlobRegexpAgreesWithPathMatch(t *testing.T) {
+	globs := []string{"team-*", "*-prod", "a?c", "[abc]x", "[^abc]x", "[a-c]*", "[^a-c]?", `\*x`, `a\?`, "*", "?", "t*m-[0-9]",
+		`[\-]x`, `[\]]`, "a.b*", "a+b", "(x)*", "$*", "é*"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := "abcx-09.+()$*?]é"
+	names := []string{"", "team-1", "x-prod", "abc", "ax", "dx", "-x", "]", "*x", "a?", "a.bc", "axb", "ab", "a+b", "(x)", "$", "é1"}
+	for range 3000 {
+		n := make([]rune, rng.IntN(6))
+		r := []rune(alphabet)
+		for i := range n {
+			n[i] = r[rng.IntN(len(r))]
+		}
+		names = append(names, string(n))
+	}
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			t.Fatalf("test glob %q is invalid: %v", g, err)
+		}
+		re := regexp.MustCompile(globRegexp(g))
+		for _, n := range names {
+			want, _ := path.Match(g, n)
+			if got := re.MatchString(n); got != want {
+				t.Errorf("glob %q (regexp %s) on %q: %v, path.Match says %v", g, globRegexp(g), n, got, want)
+			}
+		}
+	}
+}
+
+func TestCELText(t *testing.T) {
+	sel := func(ls metav1.LabelSelector) string {
+		s, err := selectorOf(&ls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return selectorTerm("L", s)
+	}
+	for _, tc := range []struct{ name, got, want string }{
+		{"quote", quote(`it's a \ "x"` + "\n\x00"), `'it\'s a \\ "x"\n\u0000'`},
+		{"one name", namespacesTerm("ns", []string{"a"}, nil), "ns == 'a'"},
+		{"names and globs", namespacesTerm("ns", []string{"a", "b"}, []string{"team-*", "*-prod", "t?m"}),
+			`(ns in ['a', 'b'] || ns.startsWith('team-') || ns.endsWith('-prod') || ns.matches('^t[^/]m$'))`},
+		{"glob class", globTerm("ns", "[^a-c]x*"), `ns.matches('^[^\\x{61}-\\x{63}]x[^/]*$')`},
+		{"matchLabels", sel(metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}), `('env' in L && L['env'] == 'prod')`},
+		{"In", sel(metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "In", Values: []string{"web", "api"}}}}),
+			`('app' in L && L['app'] in ['api', 'web'])`},
+		{"NotIn holds for an absent key", sel(metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "NotIn", Values: []string{"db"}}}}),
+			`(!('app' in L) || L['app'] != 'db')`},
+		{"Exists and DoesNotExist", sel(metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "a.io/x", Operator: "Exists"}, {Key: "b", Operator: "DoesNotExist"}}}), `('a.io/x' in L && !('b' in L))`},
+		{"empty selector matches all", sel(metav1.LabelSelector{}), "true"},
+		{"and drops true, false wins", and("a", "true", "", "b"), "(a && b)"},
+		{"and with false", and("a", "false"), "false"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s:\ngot  %s\nwant %s", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func compileYAML(t *testing.T, doc string, kinds []Kind, opts Options) *Result {
+	t.Helper()
+	snap, err := policy.Load([]byte(doc), policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Compile(snap, kinds, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func variable(vars []admissionregistrationv1.Variable, name string) string {
+	for _, v := range vars {
+		if v.Name == name {
+			return v.Expression
+		}
+	}
+	return ""
+}
+
+const header = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
+
+func TestCompile(t *testing.T) {
+	res := compileYAML(t, header+`exemptNamespaces: [kube-system, "tmp-*"]
+default: {maxReplicas: 50, action: warn}
+rules:
+- {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10}
+- {name: db, kinds: [StatefulSet, Rollout.argoproj.io], minReplicas: 3, maxReplicas: 7, allowZero: true, action: deny}
+- {name: gold, namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 4}
+`, BuiltinKinds, Options{})
+
+	t.Run("objects, names and labels", func(t *testing.T) {
+		var got []string
+		for _, o := range res.Objects() {
+			m := o.(metav1.ObjectMetaAccessor).GetObjectMeta()
+			if m.GetLabels()[ManagedByLabel] != ManagedBy {
+				t.Errorf("%s: labels %v", m.GetName(), m.GetLabels())
+			}
+			got = append(got, fmt.Sprintf("%T %s", o, m.GetName()))
+		}
+		want := "*v1.MutatingAdmissionPolicy replica-policy-clamp, *v1.MutatingAdmissionPolicyBinding replica-policy-clamp, " +
+			"*v1.ValidatingAdmissionPolicy replica-policy-deny, *v1.ValidatingAdmissionPolicyBinding replica-policy-deny, " +
+			"*v1.ValidatingAdmissionPolicy replica-policy-warn, *v1.ValidatingAdmissionPolicyBinding replica-policy-warn"
+		if strings.Join(got, ", ") != want {
+			t.Errorf("objects\n%s\nwant\n%s", strings.Join(got, ", "), want)
+		}
+		if res.WarnBinding.Spec.ValidationActions[0] != admissionregistrationv1.Warn || res.DenyBinding.Spec.ValidationActions[0] != admissionregistrationv1.Deny {
+			t.Errorf("validation actions: warn %v, deny %v", res.WarnBinding.Spec.ValidationActions, res.DenyBinding.Spec.ValidationActions)
+		}
+		if res.Clamp.Spec.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy || *res.Clamp.Spec.FailurePolicy != admissionregistrationv1.Ignore {
+			t.Errorf("clamp: reinvocation %s, failure policy %s", res.Clamp.Spec.ReinvocationPolicy, *res.Clamp.Spec.FailurePolicy)
+		}
+	})
+
+	t.Run("rules in order, default last", func(t *testing.T) {
+		vars := res.Clamp.Spec.Variables
+		want := `[((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))), ` +
+			`variables.kind == 'StatefulSet', ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')]`
+		if got := variable(vars, "rules0"); got != want {
+			t.Errorf("rules0\ngot  %s\nwant %s", got, want)
+		}
+		for name, want := range map[string]string{
+			"first":     "variables.rules0.indexOf(true)",
+			"rule":      "variables.first >= 0 ? variables.first : 3",
+			"unknown":   "variables.scale && variables.rule in [0]",
+			"min":       "(variables.rule >= 0 ? [2, 3, -1, -1][variables.rule] : -1)",
+			"max":       "(variables.rule >= 0 ? [10, 7, 4, 50][variables.rule] : -1)",
+			"allowZero": "(variables.rule >= 0 ? [false, true, false, false][variables.rule] : false)",
+			"action":    "(variables.rule >= 0 ? ['clamp', 'deny', 'clamp', 'warn'][variables.rule] : '')",
+		} {
+			if got := variable(vars, name); got != want {
+				t.Errorf("%s\ngot  %s\nwant %s", name, got, want)
+			}
+		}
+		if variable(vars, "message") != "" || variable(res.Deny.Spec.Variables, "message") == "" {
+			t.Errorf("the message belongs to the validating policies only")
+		}
+	})
+
+	t.Run("match constraints and conditions", func(t *testing.T) {
+		b, _ := json.Marshal(res.Deny.Spec.MatchConstraints.ResourceRules)
+		want := `[{"operations":["CREATE","UPDATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments","statefulsets","replicasets"],"scope":"Namespaced"},` +
+			`{"operations":["UPDATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments/scale","statefulsets/scale"],"scope":"Namespaced"}]`
+		if string(b) != want {
+			t.Errorf("resource rules\n%s\nwant (no replicasets/scale: a ReplicaSet may be owned)\n%s", b, want)
+		}
+		conds := map[string]string{}
+		for _, c := range res.Warn.Spec.MatchConditions {
+			conds[c.Name] = c.Expression
+		}
+		if want := `!(request.namespace in ['kube-system', 'replica-policy-system'] || request.namespace.startsWith('tmp-'))`; conds["not-exempt"] != want {
+			t.Errorf("not-exempt\ngot  %s\nwant %s", conds["not-exempt"], want)
+		}
+		if !strings.Contains(conds["not-owned"], "o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])") {
+			t.Errorf("not-owned: %s", conds["not-owned"])
+		}
+		if !strings.Contains(conds["replicas-changed"], "request.operation != 'UPDATE' || ") {
+			t.Errorf("replicas-changed: %s", conds["replicas-changed"])
+		}
+	})
+
+	t.Run("what the webhook still decides", func(t *testing.T) {
+		want := `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
+			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || request.namespace == 'prod'))`
+		if res.WebhookMatchCondition != want {
+			t.Errorf("webhook match condition\ngot  %s\nwant %s", res.WebhookMatchCondition, want)
+		}
+		lines := strings.Join(res.Webhook, "\n")
+		for _, part := range []string{
+			"/scale writes of replicasets: a ReplicaSet may be owned",
+			`/scale writes that rule "web" may decide (namespaces prod): its selector needs the workload's labels`,
+			`writes of Rollout.argoproj.io (named by rule "db"): not a compiled kind`,
+		} {
+			if !strings.Contains(lines, part) {
+				t.Errorf("webhook lines\n%s\nlack %q", lines, part)
+			}
+		}
+	})
+}
+
+func TestCompileOnlyWhatActionsNeed(t *testing.T) {
+	res := compileYAML(t, header+"rules:\n- {name: a, maxReplicas: 3, action: deny}\n", BuiltinKinds, Options{Name: "x"})
+	if res.Clamp != nil || res.Warn != nil || res.Deny == nil || res.Deny.Name != "x-deny" {
+		t.Errorf("a deny-only policy: clamp %v, warn %v, deny %v", res.Clamp != nil, res.Warn != nil, res.Deny != nil)
+	}
+	if got := variable(res.Deny.Spec.Variables, "rule"); got != "variables.first" {
+		t.Errorf("rule without a default: %s", got)
+	}
+	if got := variable(res.Deny.Spec.Variables, "unknown"); got != "false" {
+		t.Errorf("unknown without selector rules: %s", got)
+	}
+	empty := compileYAML(t, header, BuiltinKinds, Options{})
+	if len(empty.Objects()) != 0 {
+		t.Errorf("an empty policy compiles to %d objects", len(empty.Objects()))
+	}
+	onlyDefault := compileYAML(t, header+"default: {maxReplicas: 5}\n", BuiltinKinds, Options{})
+	if got := variable(onlyDefault.Clamp.Spec.Variables, "rule"); got != "0" {
+		t.Errorf("a default alone: rule %s", got)
+	}
+}
+
+func TestCompileCustomKinds(t *testing.T) {
+	kinds := append(BuiltinKinds, Kind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
+	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{})
+	vars := res.Clamp.Spec.Variables
+	if got := variable(vars, "rules0"); got != "[variables.kind == 'Rollout.argoproj.io']" {
+		t.Errorf("rules0: %s", got)
+	}
+	if !strings.Contains(variable(vars, "kindName"), "'argoproj.io/rollouts': 'Rollout'") {
+		t.Errorf("kindName (messages name the kind alone): %s", variable(vars, "kindName"))
+	}
+	if !strings.Contains(res.Clamp.Spec.MatchConditions[2].Expression, "(o.apiVersion.startsWith('argoproj.io/') && o.kind == 'Rollout')") {
+		t.Errorf("a Rollout's ReplicaSets are owned: %s", res.Clamp.Spec.MatchConditions[2].Expression)
+	}
+}
+
+// bigPolicy has n rules of two namespaces (a name and a glob) and a selector each.
+func bigPolicy(n int) string {
+	var b strings.Builder
+	b.WriteString(header + "rules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "- {name: rule-%d, namespaces: [team-%d-*, ns-%d], selector: {matchLabels: {app: web-%d}}, maxReplicas: %d}\n", i, i, i, i, i%50+1)
+	}
+	return b.String()
+}
+
+func TestLimitsRefused(t *testing.T) {
+	ok := compileYAML(t, bigPolicy(3000), BuiltinKinds, Options{})
+	if ok.Size > MaxObjectBytes || ok.Size < 600_000 {
+		t.Errorf("3,000 rules: %d bytes", ok.Size)
+	}
+	for _, v := range ok.Clamp.Spec.Variables {
+		if len(v.Expression) > maxExpression {
+			t.Errorf("variable %s: %d characters", v.Name, len(v.Expression))
+		}
+		if strings.Count(v.Expression, " + variables.rules") >= maxConcat {
+			t.Errorf("variable %s concatenates %d lists", v.Name, strings.Count(v.Expression, " + ")+1)
+		}
+	}
+	if ok.Cost > RuntimeCELCostBudget/2 {
+		t.Errorf("3,000 rules: cost bound %d", ok.Cost)
+	}
+
+	snap, err := policy.Load([]byte(bigPolicy(7000)), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile(snap, BuiltinKinds, Options{})
+	var limit *LimitError
+	if !errors.As(err, &limit) || !strings.Contains(err.Error(), "etcd's default request limit (1.5 MiB)") {
+		t.Fatalf("7,000 rules: %v, want a LimitError about etcd's request limit", err)
+	}
+
+	long := make([]string, 6000)
+	for i := range long {
+		long[i] = fmt.Sprintf("namespace-%d", i)
+	}
+	snap, err = policy.Load([]byte(header+"rules:\n- {name: huge, namespaces: ["+strings.Join(long, ", ")+"], maxReplicas: 3}\n"), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = Compile(snap, BuiltinKinds, Options{}); !errors.As(err, &limit) || !strings.Contains(err.Error(), `rule "huge" compiles to`) {
+		t.Fatalf("a rule of 6,000 namespaces: %v, want a LimitError naming it", err)
+	}
+}
