@@ -33,6 +33,11 @@ type Options struct {
 	// WorkloadResources are the custom resources to bound besides the built-in kinds, as
 	// RESOURCE.GROUP (the repeatable --workload-resource, e.g. rollouts.argoproj.io).
 	WorkloadResources []string
+	// NativePolicies compiles the policy into native admission policies that the API server
+	// enforces in process, and narrows WebhookConfiguration to what they cannot decide.
+	NativePolicies bool
+	// WebhookConfiguration is the MutatingWebhookConfiguration that registers /mutate.
+	WebhookConfiguration string
 	// Scaler holds the --scaler-* flags.
 	Scaler scaler.Options
 	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
@@ -52,6 +57,7 @@ func NewOptions() *Options {
 		PolicyNamespace:        policy.DefaultNamespace,
 		PolicyConfigMap:        policy.DefaultConfigMapName,
 		EnableScaler:           true,
+		WebhookConfiguration:   "replica-policy", // manifests/base/webhooks.yaml
 		Scaler:                 scaler.DefaultOptions(),
 		ShutdownDelay:          5 * time.Second,
 		Zap:                    zap.Options{Development: false},
@@ -75,6 +81,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 			return nil
 		})
 	o.Scaler.AddFlags(fs)
+	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
+	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
 	o.Zap.BindFlags(fs)
@@ -116,6 +124,9 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Scaler.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(o.WebhookConfiguration) {
+		errs = append(errs, fmt.Errorf("--webhook-configuration %q: %s", o.WebhookConfiguration, msg))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %s: must not be negative", o.ShutdownDelay))

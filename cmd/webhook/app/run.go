@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
@@ -112,6 +114,16 @@ func Run(ctx context.Context, o *Options) error {
 	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Mutate, watcher.Ready, admission.Webhook(mutate))))
 	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
 
+	if o.NativePolicies {
+		syncer := nativesync.New(clientset, store, watcher.Ready, nativesync.Options{
+			Kinds:                nativeKinds(kinds),
+			WebhookConfiguration: o.WebhookConfiguration,
+		}, ctrl.Log.WithName("native-policies"))
+		if err := mgr.Add(syncer); err != nil {
+			return err
+		}
+	}
+
 	if o.EnableScaler {
 		s := scaler.New(store, o.Scaler)
 		s.Kinds = kinds
@@ -151,6 +163,20 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// nativeKinds are the workload kinds of kinds as the native policies name them. A custom
+// resource whose replicas are not at spec.replicas is left to the webhook, which the native
+// policies' matchCondition then sends every request of it.
+func nativeKinds(kinds *workload.Set) []native.Kind {
+	var out []native.Kind
+	for _, k := range kinds.Kinds() {
+		if !k.SpecReplicas() {
+			continue
+		}
+		out = append(out, native.Kind{Group: k.Group, Version: k.Version, Kind: k.Kind, Resource: k.Resource})
+	}
+	return out
 }
 
 // newWebhookServer is the HTTPS server of the admission webhooks.

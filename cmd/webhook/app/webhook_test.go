@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type fixture struct {
 	health string // host:port of /healthz and /readyz
 	// kubeconfig is an administrator's, for kubectl.
 	kubeconfig string
+	// stop ends the webhook (as an outage would) and waits for it; the test's end calls it too.
+	stop func()
 }
 
 // startWebhook starts a control plane and the webhook (scaler off unless enabled) and waits
@@ -79,19 +82,23 @@ func launchWebhookOn(t *testing.T, cp harness.ControlPlaneOptions, configure fun
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("webhook exited with %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("webhook exited with %v", err)
+				}
+			case <-time.After(40 * time.Second):
+				t.Errorf("webhook did not stop within 40s of its context ending")
 			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("webhook did not stop within 40s of its context ending")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 
-	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig}
+	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig, stop: stop}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)

@@ -1,0 +1,296 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// --native-policies through kube-apiserver: the compiled policies follow the policy
+// ConfigMap (applied, updated, left alone for an invalid policy, removed with the policy),
+// the webhook configuration is narrowed so that the API server calls the webhook only for
+// what they cannot decide, and with the webhook gone the native clamp still holds.
+
+const nativePolicy = `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}
+- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}
+- {name: cap, namespaces: [native, sel], maxReplicas: MAX}
+`
+
+func nativePolicyWith(max int) string {
+	return strings.Replace(nativePolicy, "MAX", fmt.Sprint(max), 1)
+}
+
+func TestNativePolicies(t *testing.T) {
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	f := startWebhook(t, func(o *Options) {
+		o.NativePolicies = true
+		o.MetricsBindAddress = metricsAddr
+	})
+	ctx := context.Background()
+	ar := f.client.AdmissionregistrationV1()
+	for _, ns := range []string{"native", "sel", "strict"} {
+		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	webhookCalls := func() float64 {
+		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sum("replicapolicy_admission_decisions_total", `webhook="mutate"`, `kind="Deployment"`)
+	}
+	clampMax := func() (string, error) {
+		m, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		for _, mf := range m.ManagedFields {
+			if mf.Manager == nativesync.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply {
+				return m.ResourceVersion, nil
+			}
+		}
+		return "", fmt.Errorf("not applied by field manager %s: %+v", nativesync.FieldManager, m.ManagedFields)
+	}
+	condition := func() string {
+		mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range mwc.Webhooks[0].MatchConditions {
+			if c.Name == nativesync.ConditionName {
+				return c.Expression
+			}
+		}
+		return ""
+	}
+	deploys := f.client.AppsV1().Deployments("native")
+	dryRunCreate := func(ns string, replicas int32) (int32, error) {
+		d, err := f.client.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "probe", replicas, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return 0, err
+		}
+		return *d.Spec.Replicas, nil
+	}
+
+	set := time.Now()
+	if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(5)); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the compiled policies are applied and the webhook narrowed", func(t *testing.T) {
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the native clamp and deny policies applied", func() (bool, string) {
+			_, err := clampMax()
+			if err == nil {
+				_, err = ar.ValidatingAdmissionPolicyBindings().Get(ctx, "replica-policy-deny", metav1.GetOptions{})
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+		t.Logf("native policies applied %v after the policy ConfigMap was written", time.Since(set).Round(time.Millisecond))
+		for _, name := range []string{"replica-policy-deny"} {
+			if _, err := ar.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("ValidatingAdmissionPolicy %s: %v", name, err)
+			}
+			if _, err := ar.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("ValidatingAdmissionPolicyBinding %s: %v", name, err)
+			}
+		}
+		if _, err := ar.ValidatingAdmissionPolicies().Get(ctx, "replica-policy-warn", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a warn policy for a policy without warn rules: %v", err)
+		}
+		if c := condition(); c == "" || !strings.Contains(c, "scale") {
+			t.Errorf("matchCondition %s: %q, want the /scale writes the native policies leave to the webhook", nativesync.ConditionName, c)
+		}
+	})
+
+	t.Run("a Deployment write is clamped by the API server, without a webhook call", func(t *testing.T) {
+		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the native clamp in force", func() (bool, string) {
+			before := webhookCalls()
+			got, err := dryRunCreate("native", 50)
+			after := webhookCalls()
+			return err == nil && got == 5 && after == before, fmt.Sprintf("replicas %d (%v), webhook calls %v -> %v", got, err, before, after)
+		})
+		before := webhookCalls()
+		d, err := deploys.Create(ctx, harness.Deployment("native", "web", 40, map[string]string{"app": "web"}), metav1.CreateOptions{})
+		if err != nil || *d.Spec.Replicas != 5 {
+			t.Fatalf("create: %v, replicas %v; want 5", err, d.Spec.Replicas)
+		}
+		if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: 30}}, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := deploys.Get(ctx, "web", metav1.GetOptions{}); *r.Spec.Replicas != 5 {
+			t.Errorf("after a scale to 30: %d replicas, want 5", *r.Spec.Replicas)
+		}
+		_, err = f.client.AppsV1().Deployments("strict").Create(ctx, harness.Deployment("strict", "big", 9, nil), metav1.CreateOptions{})
+		want := `spec.replicas: Invalid value: 9: must be within [0, 3] for Deployment "big" (replica policy rule "strict", action deny)`
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("deny: %v, want it to contain %s", err, want)
+		}
+		if after := webhookCalls(); after != before {
+			t.Errorf("the webhook was called %v times for writes the native policies decide", after-before)
+		}
+	})
+
+	t.Run("a /scale write a selector rule may decide still goes to the webhook", func(t *testing.T) {
+		sel := f.client.AppsV1().Deployments("sel")
+		if _, err := sel.Create(ctx, harness.Deployment("sel", "web", 2, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "sel/web clamped by the webhook through its cached labels", func() (bool, string) {
+			f.warns.Take()
+			s, err := sel.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "sel"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.Spec.Replicas == 4 && harness.HasWarning(f.warns.Take(), `clamped to 4 by replica policy rule "labelled"`), fmt.Sprint("replicas ", s.Spec.Replicas)
+		})
+	})
+
+	t.Run("a policy change updates them", func(t *testing.T) {
+		rv, err := clampMax()
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := time.Now()
+		if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(7)); err != nil {
+			t.Fatal(err)
+		}
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the native clamp updated", func() (bool, string) {
+			now, err := clampMax()
+			return err == nil && now != rv, fmt.Sprint(err)
+		})
+		t.Logf("native policies updated %v after the policy ConfigMap changed", time.Since(changed).Round(time.Millisecond))
+		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "the new bound in force", func() (bool, string) {
+			got, err := dryRunCreate("native", 50)
+			return err == nil && got == 7, fmt.Sprint(got, err)
+		})
+	})
+
+	t.Run("an invalid policy leaves them as they were", func(t *testing.T) {
+		rv, err := clampMax()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The validating webhook would reject it at apply: take it away, as an outage would.
+		if err := ar.ValidatingWebhookConfigurations().Delete(ctx, "replica-policy", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cm := harness.PolicyConfigMap("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules: [{name: x, maxReplica: 1}]\n")
+		if _, err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The policy reload contract is 2 s; a sync that happened would have happened by then.
+		time.Sleep(3 * time.Second)
+		if now, err := clampMax(); err != nil || now != rv {
+			t.Errorf("the native clamp changed (%v) under an invalid policy", err)
+		}
+		if got, err := dryRunCreate("native", 50); err != nil || got != 7 {
+			t.Errorf("the last valid bound is not in force: %d (%v)", got, err)
+		}
+	})
+
+	t.Run("with the webhook down, the native clamp still holds; the rest follows failurePolicy Ignore", func(t *testing.T) {
+		if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(7)); err != nil {
+			t.Fatal(err)
+		}
+		f.stop()
+		slipped := 0
+		const writes = 100 // bounded: 100 writes to 127.0.0.1
+		for i := range writes {
+			if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: int32(20 + i%30)}}, metav1.UpdateOptions{}); err != nil {
+				t.Fatalf("write %d failed with the webhook down: %v", i, err)
+			}
+			if d, err := deploys.Get(ctx, "web", metav1.GetOptions{}); err != nil || *d.Spec.Replicas != 7 {
+				slipped++
+			}
+		}
+		// A /scale write a selector rule may decide needs the webhook: under Ignore it passes.
+		sel := f.client.AppsV1().Deployments("sel")
+		s, err := sel.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "sel"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{})
+		t.Logf("webhook down: %d of %d scale writes slipped past the native clamp; a selector-rule /scale write: %v replicas (%v)", slipped, writes, s.Spec.Replicas, err)
+		if slipped != 0 {
+			t.Errorf("%d writes slipped past the native clamp", slipped)
+		}
+		if err != nil || s.Spec.Replicas != 9 {
+			t.Errorf("the selector-rule /scale write: %v, %d replicas; want it let through unclamped (failurePolicy Ignore)", err, s.Spec.Replicas)
+		}
+	})
+}
+
+// TestNativePoliciesRemovedWithThePolicy: deleting the policy ConfigMap deletes the native
+// policies (no policy means no bounds) and leaves the webhook called only for what is not
+// compiled.
+func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
+	f := startWebhook(t, func(o *Options) { o.NativePolicies = true })
+	ctx := context.Background()
+	ar := f.client.AdmissionregistrationV1()
+	if err := harness.SetPolicy(ctx, f.client, strings.Replace(nativePolicyWith(5), "action: deny", "action: warn", 1)); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "clamp and warn policies applied", func() (bool, string) {
+		_, err1 := ar.MutatingAdmissionPolicyBindings().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+		_, err2 := ar.ValidatingAdmissionPolicyBindings().Get(ctx, "replica-policy-warn", metav1.GetOptions{})
+		return err1 == nil && err2 == nil, fmt.Sprint(err1, err2)
+	})
+	if err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Delete(ctx, policy.DefaultConfigMapName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "every native policy and binding removed", func() (bool, string) {
+		var left []string
+		for _, name := range nativesync.Names(nativeOpts()) {
+			for what, get := range map[string]func() error{
+				"MutatingAdmissionPolicy": func() error { _, err := ar.MutatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{}); return err },
+				"MutatingAdmissionPolicyBinding": func() error {
+					_, err := ar.MutatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+					return err
+				},
+				"ValidatingAdmissionPolicy": func() error {
+					_, err := ar.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+					return err
+				},
+				"ValidatingAdmissionPolicyBinding": func() error {
+					_, err := ar.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+					return err
+				},
+			} {
+				if err := get(); !apierrors.IsNotFound(err) {
+					left = append(left, what+" "+name)
+				}
+			}
+		}
+		return len(left) == 0, strings.Join(left, ", ")
+	})
+	mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conds []admissionregistrationv1.MatchCondition
+	for _, c := range mwc.Webhooks[0].MatchConditions {
+		if c.Name == nativesync.ConditionName {
+			conds = append(conds, c)
+		}
+	}
+	empty, err := native.Compile(policy.Empty(policy.Options{}), native.BuiltinKinds, nativeOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conds) != 1 || conds[0].Expression != empty.WebhookMatchCondition {
+		t.Errorf("with no policy, the webhook's condition %+v, want that of an empty policy: %s", conds, empty.WebhookMatchCondition)
+	}
+}
+
+// nativeOpts are the compile options Run gives the syncer.
+func nativeOpts() native.Options { return native.Options{} }
