@@ -41,6 +41,15 @@ func Widget(ns, name string, replicas int64, labels map[string]string) *unstruct
 // cluster gets with the component.
 func WorkloadResourceManifests(t testing.TB, resource, group string) string {
 	t.Helper()
+	return ComponentManifests(t, "workload-resource", fmt.Sprintf("with-%s.%s.yaml", resource, group),
+		strings.NewReplacer("rollouts.argoproj.io", resource+"."+group, "argoproj.io", group, "rollouts", resource).Replace)
+}
+
+// ComponentManifests builds manifests/base with the component manifests/components/NAME,
+// its kustomization.yaml first passed through edit (nil: as it is), and writes the result to
+// file in a temporary folder, whose path it returns.
+func ComponentManifests(t testing.TB, name, file string, edit func(string) string) string {
+	t.Helper()
 	kubectl, err := findKubectl()
 	if err != nil {
 		t.Fatal(err)
@@ -49,20 +58,21 @@ func WorkloadResourceManifests(t testing.TB, resource, group string) string {
 	if err := CopyManifests(filepath.Join(dir, "manifests")); err != nil {
 		t.Fatal(err)
 	}
-	comp := filepath.Join(dir, "manifests", "components", "workload-resource", "kustomization.yaml")
+	comp := filepath.Join(dir, "manifests", "components", name, "kustomization.yaml")
 	b, err := os.ReadFile(comp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.NewReplacer("rollouts.argoproj.io", resource+"."+group, "argoproj.io", group, "rollouts", resource).Replace(string(b))
-	if err := os.WriteFile(comp, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
+	if edit != nil {
+		if err := os.WriteFile(comp, []byte(edit(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	overlay := filepath.Join(dir, "overlay")
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte("resources: [../manifests/base]\ncomponents: [../manifests/components/workload-resource]\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte("resources: [../manifests/base]\ncomponents: [../manifests/components/"+name+"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, stderr bytes.Buffer
@@ -75,7 +85,7 @@ func WorkloadResourceManifests(t testing.TB, resource, group string) string {
 	if err := os.MkdirAll(built, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(built, fmt.Sprintf("with-%s.%s.yaml", resource, group))
+	path := filepath.Join(built, file)
 	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
+)
+
+// TestNativePoliciesComponent: manifests/components/native-policies gives the binary,
+// running with its ServiceAccount's token, exactly the rights --native-policies needs: it
+// applies the compiled policies and narrows its webhook configuration with them, and
+// SubjectAccessReviews show each right pinned to its names where RBAC allows, and nothing
+// more.
+func TestNativePoliciesComponent(t *testing.T) {
+	bin := webhookBinary(t)
+	c := startCluster(t)
+	ctx := context.Background()
+	admin, _ := adminClient(t, c)
+
+	// The component's ClusterRole, as `kubectl apply -k` of base + component would leave it.
+	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role string
+	for _, doc := range strings.Split(string(built), "\n---\n") {
+		// (A ClusterRoleBinding's roleRef says "kind: ClusterRole" too, indented.)
+		if strings.Contains("\n"+doc, "\nkind: ClusterRole\n") {
+			role = doc
+		}
+	}
+	if !strings.Contains(role, "mutatingadmissionpolicies") {
+		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
+	}
+	kubectlStdin(t, c, role, "apply", "-f", "-")
+	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: cap, namespaces: [prod], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
+		t.Fatal(err)
+	}
+	runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native", Args: []string{"--native-policies"}})
+
+	t.Run("the binary applies the native policies and narrows its webhook with these rights", func(t *testing.T) {
+		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "clamp and deny policies, and the webhook's condition", func() (bool, string) {
+			if _, err := admin.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, "replica-policy-clamp", metav1.GetOptions{}); err != nil {
+				return false, err.Error()
+			}
+			if _, err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, "replica-policy-deny", metav1.GetOptions{}); err != nil {
+				return false, err.Error()
+			}
+			mwc, err := admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, cond := range mwc.Webhooks[0].MatchConditions {
+				if cond.Name == nativesync.ConditionName {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("no matchCondition %s yet", nativesync.ConditionName)
+		})
+		kubectl(t, c, "create", "namespace", "prod")
+		harness.Eventually(t, 15*time.Second, poll, "the native clamp in force", func() (bool, string) {
+			out, err := c.KubectlCmd(ctx, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=40", "--dry-run=server", "-o", "jsonpath={.spec.replicas}")
+			return err == nil && strings.TrimSpace(out) == "5", out
+		})
+	})
+
+	t.Run("SubjectAccessReviews: pinned by name where RBAC allows", func(t *testing.T) {
+		var rows []access
+		can := func(verb, resource, name string) {
+			rows = append(rows, access{verb, "admissionregistration.k8s.io", resource, "", "", name, true})
+		}
+		cannot := func(verb, resource, name string) {
+			rows = append(rows, access{verb, "admissionregistration.k8s.io", resource, "", "", name, false})
+		}
+		for _, r := range []string{"mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
+			can("create", r, "") // RBAC cannot pin create to a name
+			for _, name := range nativesync.Names(nativeOptions) {
+				for _, v := range []string{"get", "patch", "update", "delete"} {
+					can(v, r, name)
+				}
+			}
+			for _, v := range []string{"get", "patch", "update", "delete"} {
+				cannot(v, r, "someone-elses-policy")
+			}
+			cannot("list", r, "")
+			cannot("watch", r, "")
+			cannot("deletecollection", r, "")
+		}
+		can("get", "mutatingwebhookconfigurations", "replica-policy")
+		can("update", "mutatingwebhookconfigurations", "replica-policy")
+		cannot("patch", "mutatingwebhookconfigurations", "replica-policy")
+		cannot("delete", "mutatingwebhookconfigurations", "replica-policy")
+		cannot("update", "mutatingwebhookconfigurations", "someone-elses-webhook")
+		cannot("create", "mutatingwebhookconfigurations", "")
+		cannot("update", "validatingwebhookconfigurations", "replica-policy")
+		cannot("get", "validatingwebhookconfigurations", "replica-policy")
+		// Everything the base grants and denies still holds.
+		checkAccess(t, admin, append(rows, accessTableWithNative()...))
+	})
+}
+
+// nativeOptions are the compile options the binary uses (the default names).
+var nativeOptions = native.Options{}
+
+// accessTableWithNative is the base's access table without its admission-configuration
+// rows, which the component changes (and the test above states instead).
+func accessTableWithNative() []access {
+	var rows []access
+	for _, a := range accessTable() {
+		if a.group != "admissionregistration.k8s.io" {
+			rows = append(rows, a)
+		}
+	}
+	return rows
+}
