@@ -81,7 +81,7 @@ func (c *compiler) checkLimits(res *Result) error {
 	if res.Clamp != nil {
 		objs = append(objs, named{"MutatingAdmissionPolicy " + res.Clamp.Name, res.Clamp, exprsOf(res.Clamp.Spec.Variables, res.Clamp.Spec.MatchConditions)})
 	}
-	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn} {
+	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn, res.ClampNotice} {
 		if p != nil {
 			objs = append(objs, named{"ValidatingAdmissionPolicy " + p.Name, p, exprsOf(p.Spec.Variables, p.Spec.MatchConditions)})
 		}

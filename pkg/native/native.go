@@ -85,6 +85,12 @@ type Result struct {
 	DenyBinding  *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	Warn         *admissionregistrationv1.ValidatingAdmissionPolicy
 	WarnBinding  *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	// ClampNotice (with ClampNoticeBinding, bound with Warn and Audit) stands in for the
+	// webhook's clamp warning, which a MutatingAdmissionPolicy cannot return: validating
+	// policies see the object after the clamp, not the count asked for, so it warns whenever
+	// a write leaves replicas at a bound of a clamp rule, clamped there or asked for exactly.
+	ClampNotice        *admissionregistrationv1.ValidatingAdmissionPolicy
+	ClampNoticeBinding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 
 	// WebhookMatchCondition is a CEL expression for a matchCondition of the webhook
 	// configuration that registers the workload kinds: true for every request the native
@@ -113,6 +119,9 @@ func (r *Result) Objects() []runtime.Object {
 	}
 	if r.Warn != nil {
 		objs = append(objs, r.Warn, r.WarnBinding)
+	}
+	if r.ClampNotice != nil {
+		objs = append(objs, r.ClampNotice, r.ClampNoticeBinding)
 	}
 	return objs
 }
@@ -211,7 +220,7 @@ func (c *compiler) compile() (*Result, error) {
 		return res, nil
 	}
 	if c.hasAction[policy.ActionClamp] {
-		res.Notes = append(res.Notes, "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation); the webhook's clamp warns, naming the rule")
+		res.Notes = append(res.Notes, "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, "+c.opts.Name+"-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule")
 	}
 	vars, err := c.variables()
 	if err != nil {
@@ -245,8 +254,8 @@ func (c *compiler) compile() (*Result, error) {
 			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
 		}
 	}
-	validating := func(action policy.Action, va admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
-		name := c.opts.Name + "-" + string(action)
+	validating := func(suffix, expr, message string, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+		name := c.opts.Name + "-" + suffix
 		reason := metav1.StatusReasonInvalid
 		p := &admissionregistrationv1.ValidatingAdmissionPolicy{
 			TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
@@ -256,8 +265,8 @@ func (c *compiler) compile() (*Result, error) {
 				MatchConditions:  conditions,
 				Variables:        vars,
 				Validations: []admissionregistrationv1.Validation{{
-					Expression:        fmt.Sprintf("!(variables.out && variables.action == %s)", quote(string(action))),
-					MessageExpression: "variables.message",
+					Expression:        expr,
+					MessageExpression: message,
 					Reason:            &reason,
 				}},
 				FailurePolicy: &ignore,
@@ -268,16 +277,25 @@ func (c *compiler) compile() (*Result, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
 				PolicyName:        name,
-				ValidationActions: []admissionregistrationv1.ValidationAction{va},
+				ValidationActions: va,
 			},
 		}
 		return p, b
 	}
+	outOfBounds := func(action policy.Action) string {
+		return fmt.Sprintf("!(variables.out && variables.action == %s)", quote(string(action)))
+	}
 	if c.hasAction[policy.ActionDeny] {
-		res.Deny, res.DenyBinding = validating(policy.ActionDeny, admissionregistrationv1.Deny)
+		res.Deny, res.DenyBinding = validating(string(policy.ActionDeny), outOfBounds(policy.ActionDeny), "variables.message", admissionregistrationv1.Deny)
 	}
 	if c.hasAction[policy.ActionWarn] {
-		res.Warn, res.WarnBinding = validating(policy.ActionWarn, admissionregistrationv1.Warn)
+		res.Warn, res.WarnBinding = validating(string(policy.ActionWarn), outOfBounds(policy.ActionWarn), "variables.message", admissionregistrationv1.Warn)
+	}
+	if c.hasAction[policy.ActionClamp] {
+		res.ClampNotice, res.ClampNoticeBinding = validating("clamped",
+			"!(variables.rule >= 0 && !variables.unknown && variables.action == 'clamp' && variables.replicas >= 0 && "+
+				"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))",
+			"variables.clampNotice", admissionregistrationv1.Warn, admissionregistrationv1.Audit)
 	}
 	if err := c.checkLimits(res); err != nil && !c.skipLimits {
 		return nil, err
@@ -553,17 +571,27 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 			"(variables.max >= 0 && variables.replicas > variables.max ? variables.max : variables.replicas))"),
 		// A negative count is left to the API server's validation, as the webhook leaves it.
 		v("out", "variables.rule >= 0 && !variables.unknown && variables.replicas >= 0 && variables.want != variables.replicas"),
+		v("bounds", at(quoteList(bounds), "''")),
+		v("ruleName", at(quoteList(names), "''")),
 		// policy.Verdict.OutOfBoundsMessage.
-		v("message", "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + "+
-			at(quoteList(bounds), "''")+" + ' for ' + "+kindName+" + ' \"' + request.name + '\" (replica policy rule \"' + "+
-			at(quoteList(names), "''")+" + '\", action ' + variables.action + ')'"),
+		v("message", "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
+			"' for ' + "+kindName+" + ' \"' + request.name + '\" (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
+		// What stands in for the webhook's clamp warning (Result.ClampNotice).
+		v("clampNotice", "'spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
+			"' of replica policy rule \"' + variables.ruleName + '\", to which the API server clamps requests outside them'"),
 	)
 	return vars, nil
 }
 
-// withoutMessage drops the message variable, which only the validating policies use.
+// withoutMessage drops the variables of the messages, which only the validating policies use.
 func withoutMessage(vars []admissionregistrationv1.Variable) []admissionregistrationv1.Variable {
-	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool { return v.Name == "message" })
+	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool {
+		switch v.Name {
+		case "message", "clampNotice", "bounds", "ruleName":
+			return true
+		}
+		return false
+	})
 }
 
 func mapLiteral(m map[string]string) string {

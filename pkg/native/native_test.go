@@ -121,12 +121,21 @@ rules:
 		}
 		want := "*v1.MutatingAdmissionPolicy replica-policy-clamp, *v1.MutatingAdmissionPolicyBinding replica-policy-clamp, " +
 			"*v1.ValidatingAdmissionPolicy replica-policy-deny, *v1.ValidatingAdmissionPolicyBinding replica-policy-deny, " +
-			"*v1.ValidatingAdmissionPolicy replica-policy-warn, *v1.ValidatingAdmissionPolicyBinding replica-policy-warn"
+			"*v1.ValidatingAdmissionPolicy replica-policy-warn, *v1.ValidatingAdmissionPolicyBinding replica-policy-warn, " +
+			"*v1.ValidatingAdmissionPolicy replica-policy-clamped, *v1.ValidatingAdmissionPolicyBinding replica-policy-clamped"
 		if strings.Join(got, ", ") != want {
 			t.Errorf("objects\n%s\nwant\n%s", strings.Join(got, ", "), want)
 		}
 		if res.WarnBinding.Spec.ValidationActions[0] != admissionregistrationv1.Warn || res.DenyBinding.Spec.ValidationActions[0] != admissionregistrationv1.Deny {
 			t.Errorf("validation actions: warn %v, deny %v", res.WarnBinding.Spec.ValidationActions, res.DenyBinding.Spec.ValidationActions)
+		}
+		if a := res.ClampNoticeBinding.Spec.ValidationActions; len(a) != 2 || a[0] != admissionregistrationv1.Warn || a[1] != admissionregistrationv1.Audit {
+			t.Errorf("clamp notice: validation actions %v, want Warn and Audit", a)
+		}
+		for _, name := range []string{"clampNotice", "bounds", "ruleName", "message"} {
+			if variable(res.Clamp.Spec.Variables, name) != "" {
+				t.Errorf("the MutatingAdmissionPolicy carries the message variable %s", name)
+			}
 		}
 		if res.Clamp.Spec.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy || *res.Clamp.Spec.FailurePolicy != admissionregistrationv1.Ignore {
 			t.Errorf("clamp: reinvocation %s, failure policy %s", res.Clamp.Spec.ReinvocationPolicy, *res.Clamp.Spec.FailurePolicy)

@@ -214,7 +214,7 @@ func Names(opts native.Options) []string {
 	if name == "" {
 		name = native.DefaultName
 	}
-	return []string{name + "-clamp", name + "-deny", name + "-warn"}
+	return []string{name + "-clamp", name + "-deny", name + "-warn", name + "-clamped"}
 }
 
 // deleteExcept deletes the compiled objects that are not in keep.

@@ -60,7 +60,7 @@ selector each: see the design document), with the reason on stderr.`,
 	}
 	cmd.Flags().StringVarP(&o.PolicyFile, "policy", "p", "", "the policy: a ReplicaPolicy document or its ConfigMap manifest (- for stdin)")
 	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
-	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn")
+	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn, NAME-clamped")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
 	return cmd
 }

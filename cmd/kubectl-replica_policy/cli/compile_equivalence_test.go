@@ -51,7 +51,8 @@ import (
 // and ReplicaSets (owned ones too), and /scale writes the native policies decide, must give
 // the same allow or deny, the same stored replicas, the same denial text and the same warn
 // warnings (both name the rule). A native clamp returns no warning (an admission policy
-// cannot), so a webhook clamp warning must come with the same clamped value. /scale writes
+// cannot), so a webhook clamp warning must come with the same clamped value and the native
+// clamp notice (replicas at a bound of the rule). /scale writes
 // the native policies leave to the webhook must pass the native side untouched.
 func TestCompileAgreesWithWebhook(t *testing.T) {
 	if testing.Short() {
@@ -209,7 +210,7 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 			}
 			if !native {
 				counts["left to the webhook"]++
-				if no.err != "" || len(no.warnings) > 0 || no.replicas != r.requested() {
+				if no.err != "" || len(no.warnings) > 0 || no.atBound || no.replicas != r.requested() {
 					t.Errorf("%s: the native policies decided a /scale write they leave to the webhook: %+v", ctxName, no)
 				}
 				continue
@@ -227,6 +228,13 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 			}
 			if wo.clamped != (wo.err == "" && no.replicas != r.requested()) {
 				t.Errorf("%s: the webhook clamped %v, native stores %d for %d", ctxName, wo.clamped, no.replicas, r.requested())
+			}
+			// What a native clamp says instead of the webhook's warning.
+			if wo.clamped && !no.atBound {
+				t.Errorf("%s: the webhook clamped with a warning, the native policies gave no clamp notice", ctxName)
+			}
+			if wo.clamped && no.atBound {
+				counts["clamp notice"]++
 			}
 		}
 	}
@@ -554,6 +562,9 @@ type normalized struct {
 	code     int32
 	warnings []string
 	clamped  bool // the webhook's clamp warning
+	// atBound is the native notice that stands in for it (Result.ClampNotice): replicas left
+	// at a bound of a clamp rule, clamped there or asked for exactly.
+	atBound bool
 }
 
 func (res equivResult) normalize(native bool) (normalized, error) {
@@ -575,6 +586,8 @@ func (res equivResult) normalize(native bool) (normalized, error) {
 		switch {
 		case !native && strings.Contains(w, " clamped to "):
 			n.clamped = true
+		case native && strings.Contains(w, " is at a bound of "):
+			n.atBound = true
 		case strings.HasPrefix(w, "Validation failed for ValidatingAdmissionPolicy "):
 			_, after, _ := strings.Cut(w, "': ")
 			n.warnings = append(n.warnings, after)

@@ -34,7 +34,8 @@ func TestCompile(t *testing.T) {
 		}
 		want := "MutatingAdmissionPolicy/replica-policy-clamp MutatingAdmissionPolicyBinding/replica-policy-clamp " +
 			"ValidatingAdmissionPolicy/replica-policy-deny ValidatingAdmissionPolicyBinding/replica-policy-deny " +
-			"ValidatingAdmissionPolicy/replica-policy-warn ValidatingAdmissionPolicyBinding/replica-policy-warn"
+			"ValidatingAdmissionPolicy/replica-policy-warn ValidatingAdmissionPolicyBinding/replica-policy-warn " +
+			"ValidatingAdmissionPolicy/replica-policy-clamped ValidatingAdmissionPolicyBinding/replica-policy-clamped"
 		if strings.Join(kinds, " ") != want {
 			t.Errorf("objects %v, want %s", kinds, want)
 		}
@@ -42,7 +43,7 @@ func TestCompile(t *testing.T) {
 the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
 the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
 note: HorizontalPodAutoscalers are not compiled: the webhook bounds them
-note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation); the webhook's clamp warns, naming the rule
+note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, replica-policy-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule
 `
 		if errOut != wantErr {
 			t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)

@@ -92,10 +92,12 @@ func TestNativePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("the compiled policies are applied and the webhook narrowed", func(t *testing.T) {
-		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the native clamp and deny policies applied", func() (bool, string) {
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the native clamp, clamp notice and deny policies applied", func() (bool, string) {
 			_, err := clampMax()
-			if err == nil {
-				_, err = ar.ValidatingAdmissionPolicyBindings().Get(ctx, "replica-policy-deny", metav1.GetOptions{})
+			for _, name := range []string{"replica-policy-deny", "replica-policy-clamped"} {
+				if err == nil {
+					_, err = ar.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+				}
 			}
 			return err == nil, fmt.Sprint(err)
 		})
@@ -124,10 +126,13 @@ func TestNativePolicies(t *testing.T) {
 			return err == nil && got == 5 && after == before, fmt.Sprintf("replicas %d (%v), webhook calls %v -> %v", got, err, before, after)
 		})
 		before := webhookCalls()
+		f.warns.Take()
 		d, err := deploys.Create(ctx, harness.Deployment("native", "web", 40, map[string]string{"app": "web"}), metav1.CreateOptions{})
 		if err != nil || *d.Spec.Replicas != 5 {
 			t.Fatalf("create: %v, replicas %v; want 5", err, d.Spec.Replicas)
 		}
+		// What a native clamp says instead of the webhook's "clamped to" warning.
+		assertWarning(t, f.warns.Take(), `spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap", to which the API server clamps requests outside them`)
 		if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: 30}}, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
