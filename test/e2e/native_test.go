@@ -42,10 +42,10 @@ func TestNativePoliciesComponent(t *testing.T) {
 		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
 	}
 	kubectlStdin(t, c, role, "apply", "-f", "-")
-	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: cap, namespaces: [prod], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
+	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, namespaces: [prod, sel], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
 		t.Fatal(err)
 	}
-	runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native", Args: []string{"--native-policies"}})
+	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native", Args: []string{"--native-policies"}})
 
 	t.Run("the binary applies the native policies and narrows its webhook with these rights", func(t *testing.T) {
 		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "clamp and deny policies, and the webhook's condition", func() (bool, string) {
@@ -73,6 +73,40 @@ func TestNativePoliciesComponent(t *testing.T) {
 			return err == nil && strings.HasSuffix(strings.TrimSpace(out), "\n5") &&
 				strings.Contains(out, `Warning: Validation failed for ValidatingAdmissionPolicy 'replica-policy-clamped' with binding 'replica-policy-clamped': spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap"`), out
 		})
+	})
+
+	t.Run("SIGKILL: CEL-decidable writes stay clamped, the rest follow failurePolicy Ignore", func(t *testing.T) {
+		kubectl(t, c, "create", "namespace", "sel")
+		for _, ns := range []string{"prod", "sel"} {
+			if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "app", 2, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Kill()
+		if err := w.Wait(10 * time.Second); err == nil {
+			t.Fatal("the webhook exited 0 after SIGKILL")
+		}
+		const writes = 100 // bounded: 100 scale writes to 127.0.0.1
+		slipped := 0
+		for i := range writes {
+			out, err := c.KubectlCmd(ctx, "-n", "prod", "scale", "deployment", "app", fmt.Sprintf("--replicas=%d", 20+i%30))
+			if err != nil {
+				t.Fatalf("write %d failed with the webhook killed: %v\n%s", i, err, out)
+			}
+			if got, err := replicasOf(ctx, admin, "prod", "app"); err != nil || got != 5 {
+				slipped++
+			}
+		}
+		// A /scale write the selector rule may decide needs the webhook: Ignore lets it pass.
+		out, err := c.KubectlCmd(ctx, "-n", "sel", "scale", "deployment", "app", "--replicas=9")
+		got, _ := replicasOf(ctx, admin, "sel", "app")
+		t.Logf("webhook killed: %d of %d scale writes slipped past the native clamp; a /scale write for the selector rule stored %d", slipped, writes, got)
+		if slipped != 0 {
+			t.Errorf("%d of %d writes slipped past the native clamp", slipped, writes)
+		}
+		if err != nil || got != 9 {
+			t.Errorf("the selector-rule /scale write: %v (%s), %d replicas; want it let through unclamped (failurePolicy Ignore)", err, out, got)
+		}
 	})
 
 	t.Run("SubjectAccessReviews: pinned by name where RBAC allows", func(t *testing.T) {
