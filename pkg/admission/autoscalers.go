@@ -108,16 +108,11 @@ func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Sub
 // back: under a clamp rule it is allowed with a warning, and the scaler reports it.
 func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string, obj *autoscalerFields) Decision {
 	v := snap.DecideRange(target, obj.autoscalerRange())
-	switch v.Outcome {
-	case policy.OutcomeExempt:
-		return Decision{Allowed: true, Outcome: OutcomeExempt}
-	case policy.OutcomeOwned:
-		return Decision{Allowed: true, Outcome: OutcomeOwned}
-	case policy.OutcomeNoRule:
-		return Decision{Allowed: true, Outcome: OutcomeNoRule}
+	d, decided := ruleDecision(v.Outcome, v.Rule)
+	if !decided {
+		return d
 	}
 	r := v.Rule
-	d := Decision{Allowed: true, Rule: r.Name, Action: r.Action, Outcome: OutcomeAllowed}
 	switch {
 	case v.Outcome == policy.OutcomeUnknown:
 		d.Outcome = OutcomeUnknown

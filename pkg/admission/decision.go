@@ -77,6 +77,21 @@ type Decision struct {
 	Outcome Outcome
 }
 
+// ruleDecision starts the answer to a verdict of outcome by rule: an allow that says so for
+// the outcomes no rule decides (exempt, owned, no rule), with decided false; else an allow
+// that names the rule, for the caller to complete.
+func ruleDecision(outcome policy.Outcome, rule *policy.CompiledRule) (d Decision, decided bool) {
+	switch outcome {
+	case policy.OutcomeExempt:
+		return Decision{Allowed: true, Outcome: OutcomeExempt}, false
+	case policy.OutcomeOwned:
+		return Decision{Allowed: true, Outcome: OutcomeOwned}, false
+	case policy.OutcomeNoRule:
+		return Decision{Allowed: true, Outcome: OutcomeNoRule}, false
+	}
+	return Decision{Allowed: true, Rule: rule.Name, Action: rule.Action, Outcome: OutcomeAllowed}, true
+}
+
 // Decide turns the policy's verdict for one request into the answer of one stage.
 //
 // At both stages: an update that leaves replicas unchanged is allowed (an image rollout is
@@ -102,16 +117,11 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 		return Decision{Allowed: true, Outcome: OutcomeUnchanged}
 	}
 	v := snap.Decide(req.Subject, &req.Replicas)
-	switch v.Outcome {
-	case policy.OutcomeExempt:
-		return Decision{Allowed: true, Outcome: OutcomeExempt}
-	case policy.OutcomeOwned:
-		return Decision{Allowed: true, Outcome: OutcomeOwned}
-	case policy.OutcomeNoRule:
-		return Decision{Allowed: true, Outcome: OutcomeNoRule}
+	d, decided := ruleDecision(v.Outcome, v.Rule)
+	if !decided {
+		return d
 	}
 	r := v.Rule
-	d := Decision{Allowed: true, Rule: r.Name, Action: r.Action, Outcome: OutcomeAllowed}
 	switch {
 	case v.Outcome == policy.OutcomeUnknown:
 		if stage == Mutate {

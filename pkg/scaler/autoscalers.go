@@ -60,17 +60,9 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reco
 			v = snap.DecideRange(subj, rng)
 		}
 	}
-	switch v.Outcome {
-	case policy.OutcomeExempt, policy.OutcomeOwned:
-		r.tracker.forget(req)
-		return reconcile.Result{}, nil
-	case policy.OutcomeUnknown:
-		// The target or its Namespace is not in the cache yet: the resync, a policy change
-		// or the HPA's next change evaluates it again.
-		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", v.Missing.String(), "rule", v.Rule.Name)
-		return reconcile.Result{}, nil
-	case policy.OutcomeNoRule, policy.OutcomeInBounds:
-		r.tracker.inBounds(req, r.now())
+	// A target or Namespace not in the cache yet: the resync, a policy change or the HPA's
+	// next change evaluates it again.
+	if !r.outOfBounds(ctx, req, v.Outcome, v.Rule, v.Missing) {
 		return reconcile.Result{}, nil
 	}
 	rule := v.Rule

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -150,25 +149,8 @@ func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts 
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("manager did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	stop := harness.RunInBackground(t, "manager", 30*time.Second, mgr.Start)
+	syncCtx, cancelSync := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelSync()
 	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 		t.Fatal("the manager's cache did not sync within 30s")

@@ -72,16 +72,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	switch v.Outcome {
-	case policy.OutcomeExempt, policy.OutcomeOwned:
-		r.tracker.forget(req)
-		return reconcile.Result{}, nil
-	case policy.OutcomeUnknown:
-		// The Namespace is not in the cache yet; its create event queues this workload again.
-		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", v.Missing.String(), "rule", v.Rule.Name)
-		return reconcile.Result{}, nil
-	case policy.OutcomeNoRule, policy.OutcomeInBounds:
-		r.tracker.inBounds(req, r.now())
+	// An unknown Namespace's create event queues this workload again.
+	if !r.outOfBounds(ctx, req, v.Outcome, v.Rule, v.Missing) {
 		return reconcile.Result{}, nil
 	}
 	r.tracker.outOfBounds(req, v.Rule.Name, string(v.Rule.Action))
@@ -94,6 +86,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		return reconcile.Result{}, nil
 	}
 	return r.correct(ctx, req, kind, obj, v)
+}
+
+// outOfBounds records what the verdict's outcome says of req unless it is out of bounds,
+// which it reports true for the caller to act on: exempt and owned are forgotten, in bounds
+// and no rule recorded as compliant, unknown left for a later evaluation.
+func (r *Reconciler) outOfBounds(ctx context.Context, req Request, outcome policy.Outcome, rule *policy.CompiledRule, missing policy.Missing) bool {
+	switch outcome {
+	case policy.OutcomeExempt, policy.OutcomeOwned:
+		r.tracker.forget(req)
+	case policy.OutcomeUnknown:
+		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", missing.String(), "rule", rule.Name)
+	case policy.OutcomeNoRule, policy.OutcomeInBounds:
+		r.tracker.inBounds(req, r.now())
+	default:
+		return true
+	}
+	return false
 }
 
 // decide asks the policy for its verdict on obj, reading the Namespace's labels from the

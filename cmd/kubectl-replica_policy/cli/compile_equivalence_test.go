@@ -657,24 +657,11 @@ func (p *phaseWebhook) set(t *testing.T, pol *policy.ReplicaPolicy, alwaysExempt
 // calls it.
 func startTestWebhook(t *testing.T, cp *harness.ControlPlane, h http.Handler) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	crlog.SetLogger(logr.Discard()) // controller-runtime's webhook logs, which the test does not read
 	wio := cp.WebhookInstallOptions
 	srv := crwebhook.NewServer(crwebhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir})
 	srv.Register(admission.MutatePath, h)
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("webhook server: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("webhook server did not stop")
-		}
-	})
+	harness.RunInBackground(t, "webhook server", 10*time.Second, srv.Start)
 	harness.Eventually(t, 10*time.Second, 50*time.Millisecond, "webhook server listening", func() bool {
 		return srv.StartedChecker()(nil) == nil
 	})

@@ -586,20 +586,7 @@ func startWebhook(t *testing.T) *harness.ControlPlane {
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("webhook exited with %v", err)
-			}
-		case <-time.After(40 * time.Second):
-			t.Errorf("webhook did not stop within 40s of its context ending")
-		}
-	})
+	harness.RunInBackground(t, "webhook", 40*time.Second, func(ctx context.Context) error { return app.Run(ctx, o) })
 	mustDo(t, func() error {
 		_, err := cp.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}}, metav1.CreateOptions{})
 		return err

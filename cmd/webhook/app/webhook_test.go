@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,24 +78,7 @@ func launchWebhookOn(t *testing.T, cp harness.ControlPlaneOptions, configure fun
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
 	configure(env, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("webhook exited with %v", err)
-				}
-			case <-time.After(40 * time.Second):
-				t.Errorf("webhook did not stop within 40s of its context ending")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := harness.RunInBackground(t, "webhook", 40*time.Second, func(ctx context.Context) error { return Run(ctx, o) })
 
 	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig, stop: stop}
 	cfg := rest.CopyConfig(env.Config)
