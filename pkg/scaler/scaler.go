@@ -102,7 +102,7 @@ type Reconciler struct {
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
 	Recorder recorder.EventRecorder
 	// Kinds are the workload kinds the scaler corrects; default workload.Builtin(). The
-	// manager's cache must trim them (CacheByObject with the same set).
+	// manager's cache must compact them (CacheByObject with the same set).
 	Kinds *workload.Set
 
 	store     *policystore.Store
@@ -133,9 +133,10 @@ func (r *Reconciler) Counts() Counts {
 }
 
 // CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
-// and the webhook read: the workload kinds of kinds trimmed by their TransformForCache,
-// Namespaces trimmed to their labels, HorizontalPodAutoscalers to their target and range. Pod templates and managedFields are most of the bytes
-// a cache would otherwise hold.
+// and the webhook read: the workloads of kinds kept as workload.Cached entries by
+// kinds.TransformForCache (read through workload.Cache), Namespaces trimmed to their
+// labels, HorizontalPodAutoscalers to their target and range. Pod templates and
+// managedFields are most of the bytes a cache would otherwise hold.
 func CacheByObject(kinds *workload.Set) map[client.Object]cache.ByObject {
 	m := map[client.Object]cache.ByObject{
 		&corev1.Namespace{}:                      {Transform: trimNamespace},
