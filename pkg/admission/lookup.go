@@ -24,26 +24,24 @@ type Lookup interface {
 // CacheLookup reads labels from informer caches. It never waits: until the informers have
 // synced, every lookup answers "not found", and the decision treats the labels as unknown.
 type CacheLookup struct {
-	kinds  *workload.Set
-	reader client.Reader
-	synced []func() bool
+	workloads *workload.Cache
+	reader    client.Reader // Namespaces
+	synced    []func() bool
 }
 
 // NewCacheLookup registers informers for every workload kind of kinds and for Namespaces
 // on c, so that they start with the cache, and returns a lookup that reads them.
 func NewCacheLookup(ctx context.Context, c cache.Cache, kinds *workload.Set) (*CacheLookup, error) {
-	l := &CacheLookup{kinds: kinds, reader: c}
-	objs := []client.Object{&corev1.Namespace{}}
-	for _, k := range kinds.Kinds() {
-		objs = append(objs, k.New())
+	workloads, err := workload.NewCache(ctx, c, kinds)
+	if err != nil {
+		return nil, err
 	}
-	for _, obj := range objs {
-		inf, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
-		if err != nil {
-			return nil, fmt.Errorf("informer for %T %s: %w", obj, obj.GetObjectKind().GroupVersionKind().Kind, err)
-		}
-		l.synced = append(l.synced, inf.HasSynced)
+	l := &CacheLookup{workloads: workloads, reader: c, synced: []func() bool{workloads.Synced}}
+	inf, err := c.GetInformer(ctx, &corev1.Namespace{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, fmt.Errorf("informer for Namespaces: %w", err)
 	}
+	l.synced = append(l.synced, inf.HasSynced)
 	return l, nil
 }
 
@@ -57,31 +55,27 @@ func (l *CacheLookup) Synced() bool {
 	return true
 }
 
-// WorkloadLabels implements Lookup.
+// WorkloadLabels implements Lookup. The labels are the cached entry's: read them only.
 func (l *CacheLookup) WorkloadLabels(kind workload.Kind, namespace, name string) (map[string]string, *metav1.OwnerReference, bool) {
-	obj, ok := l.get(kind.New(), namespace, name)
-	if !ok {
+	if !l.Synced() {
 		return nil, nil, false
 	}
-	return obj.GetLabels(), l.kinds.Controller(obj.GetOwnerReferences()), true
+	w, err := l.workloads.Get(context.Background(), kind, namespace, name)
+	if err != nil {
+		return nil, nil, false
+	}
+	return w.GetLabels(), w.Controller(), true
 }
 
 // NamespaceLabels implements Lookup.
 func (l *CacheLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
-	obj, ok := l.get(&corev1.Namespace{}, "", namespace)
-	if !ok {
-		return nil, false
-	}
-	return obj.GetLabels(), true
-}
-
-func (l *CacheLookup) get(obj client.Object, namespace, name string) (client.Object, bool) {
 	if !l.Synced() {
 		return nil, false
 	}
+	ns := &corev1.Namespace{}
 	// An in-memory read: the informers are synced, so Get never blocks or calls the API server.
-	if err := l.reader.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj); err != nil {
+	if err := l.reader.Get(context.Background(), client.ObjectKey{Name: namespace}, ns); err != nil {
 		return nil, false
 	}
-	return obj, true
+	return ns.Labels, true
 }

@@ -24,7 +24,8 @@ import (
 
 // fakeCache is controller-runtime's FakeInformers with a Get that behaves like the real
 // informer cache: it blocks until the informer of the object's kind has synced (the real
-// cache waits for sync), then answers from a map.
+// cache waits for sync), then answers from a map. Workloads are read from the informers'
+// indexers (indexedInformer) instead, as from the real cache.
 type fakeCache struct {
 	informertest.FakeInformers
 	objects map[schema.GroupVersionKind]map[client.ObjectKey]map[string]string // labels
@@ -49,24 +50,54 @@ func (c *fakeCache) Get(ctx context.Context, key client.ObjectKey, obj client.Ob
 	return nil
 }
 
+// indexedInformer is a fake informer whose indexer holds the workloads the test puts there
+// (controllertest's returns a new empty one each time) and counts the reads.
+type indexedInformer struct {
+	*controllertest.FakeInformer
+	indexer toolscache.Indexer
+	gets    *atomic.Int64
+}
+
+func newIndexedInformer(gets *atomic.Int64, objs ...client.Object) *indexedInformer {
+	i := &indexedInformer{FakeInformer: controllertest.NewFakeInformer(), gets: gets,
+		indexer: toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})}
+	for _, o := range objs {
+		c, _ := workload.TransformForCache(o)
+		if err := i.indexer.Add(c); err != nil {
+			panic(err)
+		}
+	}
+	return i
+}
+
+func (i *indexedInformer) GetIndexer() toolscache.Indexer { return countingIndexer{i.indexer, i.gets} }
+
+type countingIndexer struct {
+	toolscache.Indexer
+	gets *atomic.Int64
+}
+
+func (c countingIndexer) GetByKey(key string) (any, bool, error) {
+	c.gets.Add(1)
+	return c.Indexer.GetByKey(key)
+}
+
 var (
 	deploymentGVK = appsv1.SchemeGroupVersion.WithKind("Deployment")
 	namespaceGVK  = corev1.SchemeGroupVersion.WithKind("Namespace")
 )
 
 func TestCacheLookupNotSyncedNeverBlocks(t *testing.T) {
-	deployments, namespaces := controllertest.NewFakeInformer(), controllertest.NewFakeInformer() // not synced
-	statefulSets, replicaSets := controllertest.NewFakeInformer(), controllertest.NewFakeInformer()
-	c := &fakeCache{
-		FakeInformers: informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
-			deploymentGVK: deployments, namespaceGVK: namespaces,
-			workload.StatefulSet.GroupVersionKind: statefulSets, workload.ReplicaSet.GroupVersionKind: replicaSets,
-		}},
-		objects: map[schema.GroupVersionKind]map[client.ObjectKey]map[string]string{
-			deploymentGVK: {{Namespace: "prod", Name: "web"}: {"tier": "web"}},
-			namespaceGVK:  {{Name: "prod"}: {"env": "prod"}},
-		},
-	}
+	c := &fakeCache{objects: map[schema.GroupVersionKind]map[client.ObjectKey]map[string]string{
+		namespaceGVK: {{Name: "prod"}: {"env": "prod"}},
+	}}
+	deployments := newIndexedInformer(&c.gets, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web", Labels: map[string]string{"tier": "web"}}}) // not synced
+	namespaces := controllertest.NewFakeInformer()
+	statefulSets, replicaSets := newIndexedInformer(&c.gets), newIndexedInformer(&c.gets)
+	c.FakeInformers = informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
+		deploymentGVK: deployments, namespaceGVK: namespaces,
+		workload.StatefulSet.GroupVersionKind: statefulSets, workload.ReplicaSet.GroupVersionKind: replicaSets,
+	}}
 	l, err := NewCacheLookup(context.Background(), c, workload.Builtin())
 	if err != nil {
 		t.Fatal(err)

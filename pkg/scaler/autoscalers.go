@@ -91,15 +91,14 @@ func (r *Reconciler) autoscalerTarget(ctx context.Context, hpa *autoscalingv2.Ho
 		return subj, false, nil
 	}
 	subj = policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: hpa.Namespace, Name: ref.Name, NamespaceLabelsUnknown: true}
-	target := kind.New()
-	switch err := r.reader.Get(ctx, client.ObjectKey{Namespace: hpa.Namespace, Name: ref.Name}, target); {
+	switch target, err := r.workloads.Get(ctx, kind, hpa.Namespace, ref.Name); {
 	case apierrors.IsNotFound(err):
 		subj.LabelsUnknown = true
 	case err != nil:
 		return subj, false, err
 	default:
 		subj.Labels = target.GetLabels()
-		if ctl := r.Kinds.Controller(target.GetOwnerReferences()); ctl != nil {
+		if ctl := target.Controller(); ctl != nil {
 			subj.Owner = ownerOf(ctl)
 		}
 	}

@@ -3,15 +3,15 @@ package scaler_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // BenchmarkCorrect1000Violators measures the time from a policy change to the moment all of
@@ -50,15 +50,21 @@ func BenchmarkCorrect1000Violators(b *testing.B) {
 	run := startScaler(b, env.Config, store, opts, nil, nil)
 	rule := "bench-" + suffix()
 
-	// inBounds counts the Deployments of ns at want replicas, from the manager's cache.
+	// inBounds counts the Deployments of ns at want replicas, from the manager's cache (whose
+	// entries are workload.Cached, which its typed List refuses).
+	deployments, err := workload.NewCache(context.Background(), run.Mgr.GetCache(), workload.Builtin())
+	if err != nil {
+		b.Fatal(err)
+	}
 	inBounds := func(want int32) int {
-		var list appsv1.DeploymentList
-		if err := run.Mgr.GetClient().List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		keys, err := deployments.Keys(context.Background(), workload.Deployment, ns)
+		if err != nil {
 			b.Fatal(err)
 		}
 		c := 0
-		for _, d := range list.Items {
-			if ptr.Deref(d.Spec.Replicas, 1) == want {
+		for _, key := range keys {
+			d, err := deployments.Get(context.Background(), workload.Deployment, ns, strings.TrimPrefix(key, ns+"/"))
+			if err == nil && ptr.Deref(d.Replicas(), 1) == want {
 				c++
 			}
 		}

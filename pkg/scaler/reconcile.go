@@ -56,8 +56,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 	if !ok {
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("not a workload kind: %s", req.Kind))
 	}
-	obj := kind.New()
-	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
+	obj, err := r.workloads.Get(ctx, kind, req.Namespace, req.Name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			r.tracker.forget(req)
 			return reconcile.Result{}, nil
@@ -107,21 +107,21 @@ func (r *Reconciler) outOfBounds(ctx context.Context, req Request, outcome polic
 
 // decide asks the policy for its verdict on obj, reading the Namespace's labels from the
 // cache only when a rule needs them.
-func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj client.Object) (policy.Verdict, error) {
+func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj *workload.Cached) (policy.Verdict, error) {
 	subj := policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
-	if ctl := r.Kinds.Controller(obj.GetOwnerReferences()); ctl != nil {
+	if ctl := obj.Controller(); ctl != nil {
 		// Its controller is a bounded workload, which the policy bounds instead: a
 		// Deployment scales its old ReplicaSets to 0 in a rollout.
 		subj.Owner = ownerOf(ctl)
 	}
-	v := snap.Decide(subj, kind.Replicas(obj))
+	v := snap.Decide(subj, obj.Replicas())
 	if v.Missing != policy.MissingNamespaceLabels {
 		return v, nil
 	}
 	if ok, err := r.namespaceLabels(ctx, &subj); !ok || err != nil {
 		return v, err
 	}
-	return snap.Decide(subj, kind.Replicas(obj)), nil
+	return snap.Decide(subj, obj.Replicas()), nil
 }
 
 // namespaceLabels sets subj's Namespace labels from the cache, for a rule with a

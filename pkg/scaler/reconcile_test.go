@@ -214,6 +214,12 @@ func newFixture(t *testing.T, c fixtureConfig) *fixture {
 	r.ScaleClient = f.scale
 	r.Recorder = f.events
 	r.reader = f.cache
+	// Not an informer cache: the workloads are read through the fake client and compacted.
+	workloads, err := workload.NewCache(context.Background(), f.cache, r.Kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.workloads = workloads
 	r.limiter = rate.NewLimiter(rate.Inf, c.opts.CorrectionBurst)
 	r.tracker = newTracker(c.opts)
 	r.kinds = map[schema.GroupKind]workload.Kind{}

@@ -30,9 +30,7 @@ import (
 	"golang.org/x/time/rate"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -104,17 +102,17 @@ type Reconciler struct {
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
 	Recorder recorder.EventRecorder
 	// Kinds are the workload kinds the scaler corrects; default workload.Builtin(). The
-	// manager's cache must trim them (CacheByObject with the same set).
+	// manager's cache must compact them (CacheByObject with the same set).
 	Kinds *workload.Set
 
-	store   *policystore.Store
-	opts    Options
-	reader  client.Reader // the manager's cache
-	kinds   map[schema.GroupKind]workload.Kind
-	lists   map[schema.GroupKind]func() client.ObjectList
-	limiter *rate.Limiter
-	tracker *tracker
-	now     func() time.Time
+	store     *policystore.Store
+	opts      Options
+	reader    client.Reader   // the manager's cache: Namespaces and HorizontalPodAutoscalers
+	workloads *workload.Cache // the workloads in the manager's cache
+	kinds     map[schema.GroupKind]workload.Kind
+	limiter   *rate.Limiter
+	tracker   *tracker
+	now       func() time.Time
 	// policyChanged has room for one pending full pass: policy changes coalesce.
 	policyChanged chan struct{}
 
@@ -135,9 +133,10 @@ func (r *Reconciler) Counts() Counts {
 }
 
 // CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
-// and the webhook read: the workload kinds of kinds trimmed by their TransformForCache,
-// Namespaces trimmed to their labels, HorizontalPodAutoscalers to their target and range. Pod templates and managedFields are most of the bytes
-// a cache would otherwise hold.
+// and the webhook read: the workloads of kinds kept as workload.Cached entries by
+// kinds.TransformForCache (read through workload.Cache), Namespaces trimmed to their
+// labels, HorizontalPodAutoscalers to their target and range. Pod templates and
+// managedFields are most of the bytes a cache would otherwise hold.
 func CacheByObject(kinds *workload.Set) map[client.Object]cache.ByObject {
 	m := map[client.Object]cache.ByObject{
 		&corev1.Namespace{}:                      {Transform: trimNamespace},
@@ -182,8 +181,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Kinds == nil {
 		r.Kinds = workload.Builtin()
 	}
+	workloads, err := workload.NewCache(context.Background(), r.reader, r.Kinds)
+	if err != nil {
+		return fmt.Errorf("scaler: %w", err)
+	}
+	r.workloads = workloads
 	r.kinds = map[schema.GroupKind]workload.Kind{}
-	r.lists = map[schema.GroupKind]func() client.ObjectList{}
 
 	logger := mgr.GetLogger().WithValues("controller", ControllerName)
 	b := builder.TypedControllerManagedBy[Request](mgr).
@@ -202,11 +205,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, k := range r.Kinds.Kinds() {
 		gk := k.GroupKind()
 		r.kinds[gk] = k
-		r.lists[gk] = k.NewList
-		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), k.New(), enqueueWorkload(gk), workloadChanged(k)))
+		// The informer's objects are Cached entries (CacheByObject): source.Kind's handler
+		// takes any client.Object, so they flow through as the typed objects did.
+		b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), k.New(), enqueueWorkload(gk), workloadChanged(r.Kinds)))
 	}
 	// HorizontalPodAutoscalers, reported when their range leaves their target's bounds.
-	r.lists[AutoscalerGroupKind] = func() client.ObjectList { return &autoscalingv2.HorizontalPodAutoscalerList{} }
 	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&autoscalingv2.HorizontalPodAutoscaler{}),
 		enqueueWorkload(AutoscalerGroupKind), autoscalerChanged()))
 	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&corev1.Namespace{}),
@@ -262,11 +265,17 @@ func enqueueWorkload(gk schema.GroupKind) handler.TypedEventHandler[client.Objec
 
 // workloadChanged lets through updates that can change the outcome: replicas, labels,
 // deletion. Status updates (most of a busy cluster's watch events) are dropped.
-func workloadChanged(k workload.Kind) predicate.TypedPredicate[client.Object] {
+// The objects are the cache's Cached entries (compacted here when a cache without the
+// transform holds whole objects).
+func workloadChanged(kinds *workload.Set) predicate.TypedPredicate[client.Object] {
 	return predicate.TypedFuncs[client.Object]{
 		UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
-			o, n := e.ObjectOld, e.ObjectNew
-			return !int32PtrEqual(k.Replicas(o), k.Replicas(n)) ||
+			o, ok1 := kinds.Compact(e.ObjectOld)
+			n, ok2 := kinds.Compact(e.ObjectNew)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return !int32PtrEqual(o.Replicas(), n.Replicas()) ||
 				!maps.Equal(o.GetLabels(), n.GetLabels()) ||
 				(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
 		},
@@ -298,69 +307,37 @@ func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimit
 	return nil
 }
 
-// enqueueAll queues every workload in the cache, in namespace ns ("" for all). Compliant
-// workloads cost a cache read each and no API request.
+// enqueueAll queues every workload in the cache, and every HorizontalPodAutoscaler, in
+// namespace ns ("" for all). Compliant workloads cost a cache read each and no API request.
 func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string) {
 	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
 	n := 0
-	for gk, newList := range r.lists {
-		add := func(namespace, name string) {
-			q.Add(Request{Kind: gk, NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}})
-			n++
-		}
-		if keys, ok := r.cachedKeys(ctx, gk, ns); ok {
-			for _, key := range keys {
-				if namespace, name, err := toolscache.SplitMetaNamespaceKey(key); err == nil {
-					add(namespace, name)
-				}
-			}
+	add := func(gk schema.GroupKind, namespace, name string) {
+		q.Add(Request{Kind: gk, NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}})
+		n++
+	}
+	// The workloads' keys from the informers' indexes: a pass needs only the names, and a
+	// List of the cache would copy every object into one slice.
+	for _, k := range r.Kinds.Kinds() {
+		keys, err := r.workloads.Keys(ctx, k, ns)
+		if err != nil {
+			logger.Error(err, "Listing workloads from the cache", "kind", k.Kind, "namespace", ns)
 			continue
 		}
-		list := newList()
-		if err := r.reader.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-			logger.Error(err, "Listing workloads from the cache", "kind", gk.Kind, "namespace", ns)
-			continue
-		}
-		_ = meta.EachListItem(list, func(o runtime.Object) error {
-			m, err := meta.Accessor(o)
-			if err != nil {
-				return err
+		for _, key := range keys {
+			if namespace, name, err := toolscache.SplitMetaNamespaceKey(key); err == nil {
+				add(k.GroupKind(), namespace, name)
 			}
-			add(m.GetNamespace(), m.GetName())
-			return nil
-		})
+		}
+	}
+	hpas := &autoscalingv2.HorizontalPodAutoscalerList{}
+	if err := r.reader.List(ctx, hpas, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+		logger.Error(err, "Listing HorizontalPodAutoscalers from the cache", "namespace", ns)
+	}
+	for i := range hpas.Items {
+		add(AutoscalerGroupKind, hpas.Items[i].Namespace, hpas.Items[i].Name)
 	}
 	logger.V(1).Info("Queued workloads for evaluation", "reason", why, "namespace", ns, "workloads", n)
-}
-
-// cachedKeys returns the keys ("namespace/name") of the cached workloads of kind gk in
-// namespace ns ("" for all), read from the informer's index: a pass needs only the names,
-// and a List of the cache would copy every object into one slice (with 10,000 Deployments
-// about 12 MiB, twice at start-up when a policy load and the Namespaces' creates overlap).
-// ok is false when the reader is not an informer cache (tests' fake clients), and the
-// caller lists instead.
-func (r *Reconciler) cachedKeys(ctx context.Context, gk schema.GroupKind, ns string) ([]string, bool) {
-	informers, ok := r.reader.(cache.Informers)
-	if !ok {
-		return nil, false
-	}
-	k, ok := r.kinds[gk]
-	if !ok {
-		return nil, false
-	}
-	inf, err := informers.GetInformer(ctx, k.New()) // waits for the sync, as List does
-	if err != nil {
-		return nil, false
-	}
-	indexed, ok := inf.(interface{ GetIndexer() toolscache.Indexer })
-	if !ok {
-		return nil, false
-	}
-	if ns == "" {
-		return indexed.GetIndexer().ListKeys(), true
-	}
-	keys, err := indexed.GetIndexer().IndexKeys(toolscache.NamespaceIndex, ns)
-	return keys, err == nil
 }
 
 func int32PtrEqual(a, b *int32) bool {

@@ -32,15 +32,9 @@ type Kind struct {
 	New func() client.Object
 	// NewList returns an empty list of the kind.
 	NewList func() client.ObjectList
-	// Replicas returns the object's replica count (nil when unset).
+	// Replicas returns the replica count of an object of the kind (nil when unset). A
+	// cached workload's is Cached.Replicas.
 	Replicas func(client.Object) *int32
-	// Trim strips an object to what replica-policy reads (metadata without managedFields
-	// and annotations, the replica count): the cache transform that keeps memory flat. It
-	// trims the object in place and returns it, so trimming twice is a no-op: client-go
-	// applies a cache transform twice to every object of the initial watch-list (to the
-	// streamed objects and again when they replace the store), and a trimmed copy each time
-	// would hold two copies of the whole cache at once.
-	Trim func(client.Object) client.Object
 
 	// goType is the Go type of New's objects, for ForObject; nil for unstructured kinds.
 	goType reflect.Type
@@ -64,14 +58,14 @@ func (k Kind) SpecReplicas() bool {
 var specReplicas = []string{"spec", "replicas"}
 
 // typed builds the Kind of a built-in workload type T, whose spec.replicas is read by
-// replicas and kept by trim.
+// replicas.
 func typed[T any, PT interface {
 	*T
 	client.Object
 }, L any, PL interface {
 	*L
 	client.ObjectList
-}](gvk schema.GroupVersionKind, resource string, replicas func(PT) *int32, trim func(PT) PT) Kind {
+}](gvk schema.GroupVersionKind, resource string, replicas func(PT) *int32) Kind {
 	return Kind{
 		GroupVersionKind: gvk,
 		Resource:         resource,
@@ -79,7 +73,6 @@ func typed[T any, PT interface {
 		New:              func() client.Object { return PT(new(T)) },
 		NewList:          func() client.ObjectList { return PL(new(L)) },
 		Replicas:         func(o client.Object) *int32 { return replicas(o.(PT)) },
-		Trim:             func(o client.Object) client.Object { return trim(o.(PT)) },
 		goType:           reflect.TypeFor[PT](),
 	}
 }
@@ -87,29 +80,17 @@ func typed[T any, PT interface {
 // Deployment is apps/v1 Deployment.
 var Deployment = typed[appsv1.Deployment, *appsv1.Deployment, appsv1.DeploymentList, *appsv1.DeploymentList](
 	appsv1.SchemeGroupVersion.WithKind("Deployment"), "deployments",
-	func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas },
-	func(d *appsv1.Deployment) *appsv1.Deployment {
-		d.ObjectMeta, d.Spec, d.Status = trimMeta(d.ObjectMeta), appsv1.DeploymentSpec{Replicas: d.Spec.Replicas}, appsv1.DeploymentStatus{}
-		return d
-	})
+	func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas })
 
 // StatefulSet is apps/v1 StatefulSet.
 var StatefulSet = typed[appsv1.StatefulSet, *appsv1.StatefulSet, appsv1.StatefulSetList, *appsv1.StatefulSetList](
 	appsv1.SchemeGroupVersion.WithKind("StatefulSet"), "statefulsets",
-	func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas },
-	func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
-		s.ObjectMeta, s.Spec, s.Status = trimMeta(s.ObjectMeta), appsv1.StatefulSetSpec{Replicas: s.Spec.Replicas}, appsv1.StatefulSetStatus{}
-		return s
-	})
+	func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas })
 
 // ReplicaSet is apps/v1 ReplicaSet.
 var ReplicaSet = typed[appsv1.ReplicaSet, *appsv1.ReplicaSet, appsv1.ReplicaSetList, *appsv1.ReplicaSetList](
 	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), "replicasets",
-	func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas },
-	func(s *appsv1.ReplicaSet) *appsv1.ReplicaSet {
-		s.ObjectMeta, s.Spec, s.Status = trimMeta(s.ObjectMeta), appsv1.ReplicaSetSpec{Replicas: s.Spec.Replicas}, appsv1.ReplicaSetStatus{}
-		return s
-	})
+	func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas })
 
 // Kinds are the built-in workload kinds, always bounded. The kinds in force in a process
 // (these and the custom resources it learned at start) are a Set.
@@ -140,13 +121,6 @@ func Custom(gvk schema.GroupVersionKind, resource string, replicasPath []string)
 				return nil
 			}
 			return NestedReplicas(u.Object, path)
-		},
-		Trim: func(o client.Object) client.Object {
-			u, ok := o.(*unstructured.Unstructured)
-			if !ok {
-				return o
-			}
-			return trimUnstructured(u, path)
 		},
 	}
 }
@@ -180,27 +154,6 @@ func NestedReplicas(obj map[string]any, path []string) *int32 {
 	return &r
 }
 
-func trimUnstructured(u *unstructured.Unstructured, path []string) *unstructured.Unstructured {
-	out := &unstructured.Unstructured{Object: map[string]any{}}
-	out.SetAPIVersion(u.GetAPIVersion())
-	out.SetKind(u.GetKind())
-	// The metadata fields trimMeta keeps, copied as they are.
-	md := map[string]any{}
-	if m, ok := u.Object["metadata"].(map[string]any); ok {
-		for _, f := range []string{"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", "labels", "ownerReferences"} {
-			if v, ok := m[f]; ok {
-				md[f] = v
-			}
-		}
-	}
-	out.Object["metadata"] = md
-	if v, found, err := unstructured.NestedFieldNoCopy(u.Object, path...); err == nil && found {
-		_ = unstructured.SetNestedField(out.Object, v, path...)
-	}
-	u.Object = out.Object // in place, as the typed kinds' Trim
-	return u
-}
-
 // ParseReplicasPath turns a CRD's scale.specReplicasPath (".spec.replicas") into field
 // names. Only a dotted path of plain field names is supported: no array index, no quoted
 // or escaped names, no empty segment.
@@ -228,12 +181,14 @@ type Set struct {
 	byGR   map[schema.GroupResource]Kind
 	byGK   map[schema.GroupKind]Kind
 	byType map[reflect.Type]Kind
+	// gvks are the kinds' GroupVersionKinds, which the Cached entries of a kind share.
+	gvks map[schema.GroupKind]*schema.GroupVersionKind
 }
 
 // NewSet returns the built-in kinds and custom, in that order. A custom kind that repeats
 // a kind or resource already in the set is an error.
 func NewSet(custom ...Kind) (*Set, error) {
-	s := &Set{byGR: map[schema.GroupResource]Kind{}, byGK: map[schema.GroupKind]Kind{}, byType: map[reflect.Type]Kind{}}
+	s := &Set{byGR: map[schema.GroupResource]Kind{}, byGK: map[schema.GroupKind]Kind{}, byType: map[reflect.Type]Kind{}, gvks: map[schema.GroupKind]*schema.GroupVersionKind{}}
 	for _, k := range append(slices.Clone(Kinds), custom...) {
 		if _, dup := s.byGR[k.GroupResource()]; dup {
 			return nil, fmt.Errorf("workload resource %s is named twice", k.GroupResource())
@@ -244,6 +199,8 @@ func NewSet(custom ...Kind) (*Set, error) {
 		s.kinds = append(s.kinds, k)
 		s.byGR[k.GroupResource()] = k
 		s.byGK[k.GroupKind()] = k
+		gvk := k.GroupVersionKind
+		s.gvks[k.GroupKind()] = &gvk
 		if k.goType != nil {
 			s.byType[k.goType] = k
 		}
@@ -287,6 +244,14 @@ func (s *Set) ForObject(obj any) (Kind, bool) {
 // Controller returns obj's controller (the ownerReference with controller: true) when it
 // is a kind of the set, else nil: such a workload is bounded through its owner.
 func (s *Set) Controller(refs []metav1.OwnerReference) *metav1.OwnerReference {
+	if i := s.controllerIndex(refs); i >= 0 {
+		return &refs[i]
+	}
+	return nil
+}
+
+// controllerIndex is the index in refs of Controller's reference, -1 when there is none.
+func (s *Set) controllerIndex(refs []metav1.OwnerReference) int {
 	for i := range refs {
 		ref := &refs[i]
 		if ref.Controller == nil || !*ref.Controller {
@@ -294,26 +259,26 @@ func (s *Set) Controller(refs []metav1.OwnerReference) *metav1.OwnerReference {
 		}
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
 		if err != nil {
-			return nil
+			return -1
 		}
 		if _, ok := s.byGK[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]; ok {
-			return ref
+			return i
 		}
-		return nil // one controller at most
+		return -1 // one controller at most
 	}
-	return nil
+	return -1
 }
 
-// TransformForCache is a cache transform (controller-runtime cache.Options.DefaultTransform
-// or ByObject[..].Transform) that trims workload objects of the set with their kind's
-// Trim. Pod templates and managedFields are most of a workload's bytes.
+// TransformForCache is a cache transform (controller-runtime cache.ByObject.Transform, or
+// cache.Options.DefaultTransform) that keeps of each workload of the set a Cached entry
+// (Compact), and leaves other objects as they are. Pod templates and managedFields are
+// most of a workload's bytes, and even trimmed, a whole apps/v1 struct is ten times a
+// Cached. A Cached is returned as it is: client-go applies the transform twice to every
+// object of the initial watch-list (to the streamed objects and again when they replace the
+// store), and the second time must neither copy nor allocate.
 func (s *Set) TransformForCache(obj any) (any, error) {
-	o, ok := obj.(client.Object)
-	if !ok {
-		return obj, nil
-	}
-	if k, ok := s.ForObject(o); ok {
-		return k.Trim(o), nil
+	if c, ok := s.Compact(obj); ok {
+		return c, nil
 	}
 	return obj, nil
 }
@@ -324,19 +289,5 @@ func ForResource(group, resource string) (Kind, bool) { return builtin.ForResour
 // ForObject returns the built-in kind of obj by its Go type.
 func ForObject(obj any) (Kind, bool) { return builtin.ForObject(obj) }
 
-// TransformForCache trims objects of the built-in kinds (Builtin().TransformForCache).
+// TransformForCache compacts objects of the built-in kinds (Builtin().TransformForCache).
 func TransformForCache(obj any) (any, error) { return builtin.TransformForCache(obj) }
-
-func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:              m.Name,
-		Namespace:         m.Namespace,
-		UID:               m.UID,
-		ResourceVersion:   m.ResourceVersion,
-		Generation:        m.Generation,
-		CreationTimestamp: m.CreationTimestamp,
-		DeletionTimestamp: m.DeletionTimestamp,
-		Labels:            m.Labels,
-		OwnerReferences:   m.OwnerReferences,
-	}
-}

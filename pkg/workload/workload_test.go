@@ -27,7 +27,7 @@ func fullMeta() metav1.ObjectMeta {
 
 var podTemplate = corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}}}
 
-func TestBuiltinTrim(t *testing.T) {
+func TestBuiltinCompact(t *testing.T) {
 	for _, tc := range []struct {
 		obj  client.Object
 		kind Kind
@@ -45,34 +45,48 @@ func TestBuiltinTrim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := got.(client.Object)
-			if o.GetAnnotations() != nil || o.GetManagedFields() != nil {
-				t.Errorf("annotations or managedFields kept: %v %v", o.GetAnnotations(), o.GetManagedFields())
+			c, ok := got.(*Cached)
+			if !ok {
+				t.Fatalf("TransformForCache returned %T, want *Cached", got)
 			}
-			if o.GetLabels()["app"] != "web" || len(o.GetOwnerReferences()) != 1 || o.GetUID() != "u1" {
-				t.Errorf("labels, owner or uid lost: %+v", o)
+			if c.GetAnnotations() != nil || c.GetManagedFields() != nil {
+				t.Errorf("annotations or managedFields kept: %v %v", c.GetAnnotations(), c.GetManagedFields())
 			}
-			if r := k.Replicas(o); r == nil || *r != 3 {
+			if c.GetNamespace() != "prod" || c.GetName() != "web" || c.GetUID() != "u1" || c.GetResourceVersion() != "7" || c.GetLabels()["app"] != "web" {
+				t.Errorf("metadata lost: %+v", c)
+			}
+			if ctl := c.Controller(); ctl == nil || ctl.Kind != "Deployment" || ctl.Name != "web" || len(c.GetOwnerReferences()) != 1 {
+				t.Errorf("controller = %+v, want Deployment web", ctl)
+			}
+			if r := c.Replicas(); r == nil || *r != 3 {
 				t.Errorf("replicas = %v, want 3", r)
 			}
-			if reflect.ValueOf(o).Elem().FieldByName("Spec").FieldByName("Template").FieldByName("Spec").FieldByName("Containers").Len() != 0 {
-				t.Error("pod template kept")
+			if gvk := c.GetObjectKind().GroupVersionKind(); gvk != tc.kind.GroupVersionKind {
+				t.Errorf("kind %v, want %v", gvk, tc.kind.GroupVersionKind)
 			}
 			if _, ok := k.NewList().(client.ObjectList); !ok {
 				t.Error("NewList")
 			}
-			// In place and idempotent: client-go transforms the objects of a watch-list twice,
-			// and the second time must neither copy nor change them.
-			if got != any(tc.obj) {
-				t.Error("Trim returned a copy, want the object trimmed in place")
+			// Idempotent: client-go transforms the objects of a watch-list twice, and the
+			// second time must neither copy nor allocate.
+			if n := testing.AllocsPerRun(100, func() { again, _ := TransformForCache(got); got = again }); n != 0 || got != any(c) {
+				t.Errorf("compacting a Cached: %v allocations, same entry %v; want 0, true", n, got == any(c))
 			}
-			if n := testing.AllocsPerRun(100, func() { again, _ := TransformForCache(got); got = again }); n != 0 || got != any(tc.obj) {
-				t.Errorf("trimming a trimmed object: %v allocations, same object %v; want 0, true", n, got == any(tc.obj))
-			}
-			if r := k.Replicas(o); r == nil || *r != 3 || o.GetLabels()["app"] != "web" {
-				t.Errorf("trimming twice lost replicas or labels: %+v", o)
+			cp := c.DeepCopyObject().(*Cached)
+			cp.GetLabels()["app"] = "changed"
+			if !reflect.DeepEqual(cp.Controller(), c.Controller()) || c.GetLabels()["app"] != "web" {
+				t.Errorf("DeepCopyObject shares labels or lost the controller: %+v", cp)
 			}
 		})
+	}
+	// No replicas, no owners, a controller of another kind.
+	meta := metav1.ObjectMeta{Name: "x", OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: "c", Controller: ptr.To(true)}}}
+	c, ok := Builtin().Compact(&appsv1.ReplicaSet{ObjectMeta: meta})
+	if !ok || c.Replicas() != nil || c.Controller() != nil {
+		t.Errorf("Compact = %+v, %v; want no replicas and no bounded controller", c, ok)
+	}
+	if _, ok := Builtin().Compact(&corev1.ConfigMap{}); ok {
+		t.Error("a ConfigMap compacted")
 	}
 }
 
@@ -113,14 +127,14 @@ func TestCustom(t *testing.T) {
 	if r := k.Replicas(u); r == nil || *r != 4 {
 		t.Fatalf("Replicas = %v, want 4", r)
 	}
-	tr := k.Trim(u).(*unstructured.Unstructured)
-	want := map[string]any{
-		"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-		"metadata": map[string]any{"name": "r", "namespace": "prod", "labels": map[string]any{"a": "b"}},
-		"spec":     map[string]any{"scale": map[string]any{"count": int64(4)}},
+	s, err := NewSet(k)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(tr.Object, want) {
-		t.Errorf("Trim = %v, want %v", tr.Object, want)
+	c, ok := s.Compact(u)
+	if !ok || c.GetName() != "r" || c.GetNamespace() != "prod" || !reflect.DeepEqual(c.GetLabels(), map[string]string{"a": "b"}) ||
+		c.Replicas() == nil || *c.Replicas() != 4 || c.GetObjectKind().GroupVersionKind() != rolloutGVK {
+		t.Errorf("Compact = %+v, %v", c, ok)
 	}
 	if k.SpecReplicas() || !Deployment.SpecReplicas() {
 		t.Error("SpecReplicas")

@@ -209,7 +209,7 @@ func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Se
 		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
 		GracefulShutdownTimeout: ptr(20 * time.Second),
 		// One cache serves the webhook's label lookups and the scaler: workloads keep only
-		// metadata and spec.replicas, Namespaces only their labels (pod templates and
+		// metadata and spec.replicas (workload.Cached), Namespaces only their labels (pod templates and
 		// managedFields are most of the bytes).
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
