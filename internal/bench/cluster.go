@@ -2,22 +2,27 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -28,16 +33,27 @@ const (
 	ConfigRef     = "reference webhook"
 	ConfigOurs    = "replica-policy"
 	ConfigBand    = "replica-policy + band"
-	nsNone        = "bench-none"
-	nsBuiltin     = "bench-builtin"
-	nsRef         = "bench-ref"
-	nsOurs        = "bench-rp"
-	nsBand        = "bench-rp-band"
-	nsScale       = "bench-scale"
+	// ConfigNative is the binary with --native-policies for a namespace whose rules have no
+	// selector: the API server decides every write in process.
+	ConfigNative = "native"
+	// ConfigNativeSelector is the same for a namespace under a rule with a selector: the
+	// API server calls the webhook for its /scale writes (a Scale carries no labels).
+	ConfigNativeSelector = "native + selector rule"
+	nsNone               = "bench-none"
+	nsBuiltin            = "bench-builtin"
+	nsRef                = "bench-ref"
+	nsOurs               = "bench-rp"
+	nsBand               = "bench-rp-band"
+	nsNative             = "bench-native"
+	nsNativeSelector     = "bench-native-sel"
+	nsScale              = "bench-scale"
 	// webhookConfigs is the name of the manifests' webhook configurations.
 	webhookConfigs = "replica-policy"
+	oursName       = "bench-rp"
 	referenceName  = "bench-reference"
 	bandName       = "bench-band"
+	// benchManager is the field manager of what the benchmark changes in the native objects.
+	benchManager   = "replica-policy-bench"
 	scaleStartMax  = 10 // the scaler benchmark's rule before the policy change
 	webhookTimeout = 60 * time.Second
 )
@@ -50,7 +66,15 @@ type Config struct {
 // Configs in the order the report shows them.
 // ConfigBand is a proposal, not the manifests: replica-policy's webhook configurations with
 // one more matchCondition that skips writes inside the band every rule of the policy allows.
-var Configs = []Config{{ConfigNone, nsNone}, {ConfigBuiltin, nsBuiltin}, {ConfigRef, nsRef}, {ConfigOurs, nsOurs}, {ConfigBand, nsBand}}
+var Configs = []Config{{ConfigNone, nsNone}, {ConfigBuiltin, nsBuiltin}, {ConfigRef, nsRef}, {ConfigOurs, nsOurs}, {ConfigBand, nsBand},
+	{ConfigNative, nsNative}, {ConfigNativeSelector, nsNativeSelector}}
+
+// configRules are the policy's rules that decide each configuration of the binary: every
+// call of the webhook for a write in the configuration's namespace is decided by it.
+var configRules = map[string]string{ConfigOurs: RuleOurs, ConfigBand: RuleBand, ConfigNative: RuleNative, ConfigNativeSelector: RuleNativeSelector}
+
+// benchPolicy names the namespaces of the benchmark's policy.
+var benchPolicy = PolicyNamespaces{Ours: nsOurs, Band: nsBand, Native: nsNative, NativeSelector: nsNativeSelector, Scale: nsScale}
 
 // Env is the cluster of the end-to-end, scaler and memory benchmarks: a real kube-apiserver
 // and etcd with replica-policy installed from manifests/ by kubectl (internal/harness),
@@ -68,6 +92,9 @@ type Env struct {
 	runs    int
 	// Band is the always-allowed band of the ConfigBand configuration.
 	Band [2]int32
+	// Native is the policy as --native-policies compiles it: the objects the binary applies
+	// and the matchCondition it sets.
+	Native *native.Result
 }
 
 // EnvOptions configure StartEnv.
@@ -112,7 +139,7 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	if e.Client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
-	for _, ns := range []string{nsNone, nsBuiltin, nsRef, nsOurs, nsBand, nsScale} {
+	for _, ns := range []string{nsNone, nsBuiltin, nsRef, nsOurs, nsBand, nsNative, nsNativeSelector, nsScale} {
 		if _, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
@@ -120,8 +147,17 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	if err := e.SetPolicy(ctx, scaleStartMax); err != nil {
 		return nil, err
 	}
-	e.progress("scoping replica-policy's webhook configurations (as the manifests register them) to namespace %s", nsOurs)
-	if err := e.scopeOurWebhooks(ctx); err != nil {
+	// replica-policy's configuration is copied for its namespace before the binary starts:
+	// --native-policies narrows the installed one, which serves the native namespaces.
+	e.progress("registering replica-policy's mutating webhook (a copy of the installed one) for namespace %s", nsOurs)
+	if err := e.copyWorkloadWebhook(ctx, oursName, "mutate.rp.bench", nsOurs, nil); err != nil {
+		return nil, err
+	}
+	e.progress("granting the rights of manifests/components/native-policies; scoping the installed webhook configuration to namespaces %s, %s", nsNative, nsNativeSelector)
+	if err := e.grantNative(ctx, o.Dir); err != nil {
+		return nil, err
+	}
+	if err := e.scopeInstalled(ctx); err != nil {
 		return nil, err
 	}
 	e.progress("installing the built-in MutatingAdmissionPolicy and ValidatingAdmissionPolicy for namespace %s", nsBuiltin)
@@ -150,8 +186,11 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	}
 	// The scaler's cap on corrections per second would decide the scaler benchmark on its
 	// own (10/s by default); it is lifted so the benchmark measures the scaler itself.
-	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000"}
+	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--native-policies"}
 	if err := e.StartWebhook(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.scopeNative(ctx); err != nil {
 		return nil, err
 	}
 	if err := e.waitInForce(ctx); err != nil {
@@ -198,13 +237,13 @@ func (e *Env) StartWebhook(ctx context.Context) error {
 
 // SetPolicy writes the benchmark's policy, with the scaler namespace's rule at scaleMax.
 func (e *Env) SetPolicy(ctx context.Context, scaleMax int32) error {
-	return harness.SetPolicy(ctx, e.Client, PolicyDoc(nsOurs, nsBand, nsScale, scaleMax))
+	return harness.SetPolicy(ctx, e.Client, PolicyDoc(benchPolicy, scaleMax))
 }
 
-// namespaceIn selects one namespace by name.
-func namespaceIn(ns string) *metav1.LabelSelector {
+// namespaceIn selects namespaces by name.
+func namespaceIn(ns ...string) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{ns},
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: ns,
 	}}}
 }
 
@@ -212,81 +251,75 @@ func namespaceIn(ns string) *metav1.LabelSelector {
 // the policy ConfigMap, stays as installed).
 var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true}
 
-// scopeOurWebhooks narrows the namespaceSelector of the installed webhook configurations to
-// the benchmark's namespace; everything else stays as the manifests register it.
-func (e *Env) scopeOurWebhooks(ctx context.Context) error {
-	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
+// scopeInstalled narrows the namespaceSelector of the installed workload webhook to the
+// native namespaces; everything else stays as the manifests register it, and the binary's
+// --native-policies adds its matchCondition.
+func (e *Env) scopeInstalled(ctx context.Context) error {
+	mwcs := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	m, err := mwcs.Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	for i := range m.Webhooks {
 		if ourWebhooks[m.Webhooks[i].Name] {
-			m.Webhooks[i].NamespaceSelector = namespaceIn(nsOurs)
+			m.Webhooks[i].NamespaceSelector = namespaceIn(nsNative, nsNativeSelector)
 		}
 	}
-	if _, err := ar.MutatingWebhookConfigurations().Update(ctx, m, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for i := range v.Webhooks {
-		if ourWebhooks[v.Webhooks[i].Name] {
-			v.Webhooks[i].NamespaceSelector = namespaceIn(nsOurs)
-		}
-	}
-	_, err = ar.ValidatingWebhookConfigurations().Update(ctx, v, metav1.UpdateOptions{})
+	_, err = mwcs.Update(ctx, m, metav1.UpdateOptions{})
 	return err
 }
 
-// registerReference registers the reference webhook with copies of replica-policy's
-// installed configurations (same rules, failure policy and timeout), pointed at the
-// reference server, scoped to its namespace, without matchConditions.
-func (e *Env) registerReference(ctx context.Context) error {
-	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
+// copyWorkloadWebhook registers a copy of the installed mutating workload webhook (same
+// rules, matchConditions, failure policy and timeout) as configuration name, its webhook
+// called webhook, scoped to namespace ns, then passed through edit (nil: as it is). The
+// manifests register workloads with that one webhook only: one call per write.
+func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string, edit func(*admissionregistrationv1.MutatingWebhook)) error {
+	mwcs := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	m, err := mwcs.Get(ctx, webhookConfigs, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	mc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: referenceName}}
+	mc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	for _, w := range m.Webhooks {
 		if !ourWebhooks[w.Name] {
 			continue
 		}
-		w.Name = "mutate.reference.bench"
-		w.ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d/mutate", e.ref.port))
-		w.NamespaceSelector, w.MatchConditions = namespaceIn(nsRef), nil
+		if slices.ContainsFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == nativesync.ConditionName }) {
+			return fmt.Errorf("copying %s: the installed webhook already has the matchCondition of --native-policies", name)
+		}
+		w.Name, w.NamespaceSelector = webhook, namespaceIn(ns)
+		if edit != nil {
+			edit(&w)
+		}
 		mc.Webhooks = append(mc.Webhooks, w)
 	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
-	if err != nil {
+	if len(mc.Webhooks) != 1 {
+		return fmt.Errorf("the installed configuration holds %d mutating workload webhooks, want 1", len(mc.Webhooks))
+	}
+	if v, err := e.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{}); err != nil {
 		return err
+	} else if slices.ContainsFunc(v.Webhooks, func(w admissionregistrationv1.ValidatingWebhook) bool { return ourWebhooks[w.Name] }) {
+		return errors.New("the installed validating configuration holds a workload webhook: a write would cost two calls")
 	}
-	vc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: referenceName}}
-	for _, w := range v.Webhooks {
-		if !ourWebhooks[w.Name] {
-			continue
-		}
-		w.Name = "validate.reference.bench"
-		w.ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d/validate", e.ref.port))
-		w.NamespaceSelector, w.MatchConditions = namespaceIn(nsRef), nil
-		vc.Webhooks = append(vc.Webhooks, w)
-	}
-	// One call per write: the manifests register workloads with the mutating webhook only.
-	if len(mc.Webhooks) != 1 || len(vc.Webhooks) != 0 {
-		return fmt.Errorf("the installed configurations hold %d mutating and %d validating workload webhooks, want 1 and 0", len(mc.Webhooks), len(vc.Webhooks))
-	}
-	_, err = ar.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{})
+	_, err = mwcs.Create(ctx, mc, metav1.CreateOptions{})
 	return err
 }
 
-// registerBand registers, for namespace nsBand, copies of replica-policy's installed
-// configurations (same server, rules and matchConditions) with one more matchCondition:
+// registerReference registers the reference webhook with a copy of replica-policy's
+// installed configuration (same rules, failure policy and timeout), pointed at the
+// reference server, scoped to its namespace, without matchConditions.
+func (e *Env) registerReference(ctx context.Context) error {
+	return e.copyWorkloadWebhook(ctx, referenceName, "mutate.reference.bench", nsRef, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d/mutate", e.ref.port))
+		w.MatchConditions = nil
+	})
+}
+
+// registerBand registers, for namespace nsBand, a copy of replica-policy's installed
+// configuration (same server, rules and matchConditions) with one more matchCondition:
 // skip writes whose replicas lie inside the band that every rule of the policy allows.
 func (e *Env) registerBand(ctx context.Context) error {
-	snap, err := policy.Load([]byte(PolicyDoc(nsOurs, nsBand, nsScale, scaleStartMax)), policy.Options{})
+	snap, err := policy.Load([]byte(PolicyDoc(benchPolicy, scaleStartMax)), policy.Options{})
 	if err != nil {
 		return err
 	}
@@ -301,39 +334,111 @@ func (e *Env) registerBand(ctx context.Context) error {
 		Expression: fmt.Sprintf("!has(object.spec) || (has(object.spec.replicas) ? object.spec.replicas : 0) < %d || (has(object.spec.replicas) ? object.spec.replicas : 0) > %d",
 			lo, hi),
 	}
+	return e.copyWorkloadWebhook(ctx, bandName, "mutate.band.bench", nsBand, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.MatchConditions = append(w.MatchConditions, cond)
+	})
+}
+
+// grantNative applies the ClusterRole of manifests/base with the component
+// manifests/components/native-policies, as `kubectl apply -k` of both would leave it: the
+// binary runs --native-policies with exactly those rights.
+func (e *Env) grantNative(ctx context.Context, dir string) error {
+	path, err := harness.BuildComponentManifests(filepath.Join(dir, "native-component"), "native-policies", "native.yaml", nil)
+	if err != nil {
+		return err
+	}
+	built, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	role := harness.ManifestOfKind(string(built), "ClusterRole")
+	if !strings.Contains(role, "mutatingadmissionpolicies") {
+		return fmt.Errorf("the native-policies component's ClusterRole lacks the admission policy rules:\n%s", role)
+	}
+	if out, err := e.LC.KubectlStdin(ctx, role, "apply", "-f", "-"); err != nil {
+		return fmt.Errorf("kubectl apply of the component's ClusterRole: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// scopeNative waits until the binary has applied the policy's native admission policies
+// and narrowed the installed webhook configuration with their matchCondition, then limits
+// their bindings to the native namespaces. The compiled bindings have no namespaceSelector
+// (the policy's rules and default decide where they act); without one, the default rule
+// would clamp in every other configuration's namespace too, and the API server would
+// evaluate the policies for their writes. The bindings are patched, not the policy: a merge
+// patch of spec.matchResources under a field manager of the benchmark's own, which the
+// binary's server-side apply (of fields it owns) leaves alone when it applies them again.
+func (e *Env) scopeNative(ctx context.Context) error {
+	snap, err := policy.Load([]byte(PolicyDoc(benchPolicy, scaleStartMax)), policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
+	if err != nil {
+		return err
+	}
+	if e.Native, err = native.Compile(snap, native.BuiltinKinds, native.Options{}); err != nil {
+		return fmt.Errorf("compiling the benchmark's policy: %w", err)
+	}
+	e.progress("waiting for --native-policies to apply %d objects and narrow the installed webhook configuration; the webhook is left: %s", len(e.Native.Objects()), strings.Join(e.Native.Webhook, "; "))
 	ar := e.Client.AdmissionregistrationV1()
-	m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
+	applied := func() (bool, string) {
+		for _, o := range e.Native.Objects() {
+			var err error
+			switch o := o.(type) {
+			case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+				_, err = ar.MutatingAdmissionPolicyBindings().Get(ctx, o.Name, metav1.GetOptions{})
+			case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				_, err = ar.ValidatingAdmissionPolicyBindings().Get(ctx, o.Name, metav1.GetOptions{})
+			}
+			if err != nil {
+				return false, err.Error()
+			}
+		}
+		m, err := ar.MutatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, w := range m.Webhooks {
+			if !ourWebhooks[w.Name] {
+				continue
+			}
+			i := slices.IndexFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == nativesync.ConditionName })
+			if i < 0 {
+				return false, "the installed webhook has no matchCondition " + nativesync.ConditionName + " yet"
+			}
+			if w.MatchConditions[i].Expression != e.Native.WebhookMatchCondition {
+				e.progress("the binary's matchCondition differs from the benchmark's compilation: %s", w.MatchConditions[i].Expression)
+			}
+		}
+		return true, ""
+	}
+	deadline := time.Now().Add(webhookTimeout)
+	for {
+		ok, why := applied()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("--native-policies: %s\nwebhook log:\n%s", why, harness.TailLines(e.Webhook.Log(), 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"matchResources": map[string]any{"namespaceSelector": namespaceIn(nsNative, nsNativeSelector)}}})
 	if err != nil {
 		return err
 	}
-	mc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: bandName}}
-	for _, w := range m.Webhooks {
-		if ourWebhooks[w.Name] {
-			w.Name = "mutate.band.bench"
-			w.NamespaceSelector, w.MatchConditions = namespaceIn(nsBand), append(w.MatchConditions, cond)
-			mc.Webhooks = append(mc.Webhooks, w)
+	opts := metav1.PatchOptions{FieldManager: benchManager}
+	for _, o := range e.Native.Objects() {
+		var err error
+		switch o := o.(type) {
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			_, err = ar.MutatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			_, err = ar.ValidatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+		}
+		if err != nil {
+			return fmt.Errorf("scoping the native bindings: %w", err)
 		}
 	}
-	v, err := ar.ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	vc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: bandName}}
-	for _, w := range v.Webhooks {
-		if ourWebhooks[w.Name] {
-			w.Name = "validate.band.bench"
-			w.NamespaceSelector, w.MatchConditions = namespaceIn(nsBand), append(w.MatchConditions, cond)
-			vc.Webhooks = append(vc.Webhooks, w)
-		}
-	}
-	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	if len(vc.Webhooks) == 0 {
-		return nil // one call per write: no validating workload webhook to copy
-	}
-	_, err = ar.ValidatingWebhookConfigurations().Create(ctx, vc, metav1.CreateOptions{})
-	return err
+	return nil
 }
 
 // waitInForce waits until every configuration clamps (a dry-run create of 99 replicas) and

@@ -205,9 +205,9 @@ func (e *Env) concurrentSlices(ctx context.Context, op string, writers map[strin
 }
 
 // allCalls counts, per configuration, the webhook calls its server has answered so far: -1
-// for those without webhooks of their own. replica-policy's two configurations share the
+// for those without webhooks of their own. replica-policy's four configurations share the
 // binary; their calls are told apart by the rule that decided (every call to them decides
-// through their own rule).
+// through their own rule: configRules).
 func (e *Env) allCalls() ([]int64, error) {
 	out := make([]int64, len(Configs))
 	for i, cfg := range Configs {
@@ -218,12 +218,8 @@ func (e *Env) allCalls() ([]int64, error) {
 				return nil, err
 			}
 			out[i] = n
-		case ConfigOurs, ConfigBand:
-			rule := RuleOurs
-			if cfg.Name == ConfigBand {
-				rule = RuleBand
-			}
-			m, err := e.WebhookMetric("replicapolicy_admission_decisions_total", fmt.Sprintf("rule=%q", rule))
+		case ConfigOurs, ConfigBand, ConfigNative, ConfigNativeSelector:
+			m, err := e.WebhookMetric("replicapolicy_admission_decisions_total", fmt.Sprintf("rule=%q", configRules[cfg.Name]))
 			if err != nil {
 				return nil, err
 			}

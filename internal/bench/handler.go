@@ -236,7 +236,7 @@ func (s *HandlerServer) Load(path string, body []byte, c, n int, d time.Duration
 func InProcessHandlers() (map[string]http.Handler, error) {
 	opts := policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}}
 	store := policystore.NewStore(opts)
-	if _, err := store.Apply(harness.PolicyConfigMap(PolicyDoc(handlerNamespace, "", "", 0))); err != nil {
+	if _, err := store.Apply(harness.PolicyConfigMap(PolicyDoc(PolicyNamespaces{Ours: handlerNamespace}, 0))); err != nil {
 		return nil, err
 	}
 	ref := admission.PolicyRef{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName, Options: opts}

@@ -17,7 +17,12 @@ const (
 
 // exampleRules are the rules of manifests/base/policy.yaml: the benchmark's policy carries
 // them after its own, so that matching is that of a realistic policy (literal namespaces
-// through the index, globs, selectors), not of a single rule.
+// through the index, globs, selectors), not of a single rule. One change: the databases
+// rule is limited to namespaces db-*. In the example it has a selector and no namespaces, so
+// with --native-policies it would send every /scale write of every namespace to the webhook
+// (a Scale carries no labels to match the selector with; the compiled matchCondition reads
+// only the request, and does not know that an earlier rule without a selector decides a
+// namespace first), and no namespace could show native mode without a selector rule.
 const exampleRules = `- name: prod-web
   namespaces: [prod, "prod-*"]
   selector:
@@ -32,6 +37,7 @@ const exampleRules = `- name: prod-web
   maxReplicas: 20
   allowZero: true
 - name: databases
+  namespaces: ["db-*"]
   selector:
     matchLabels: {replicapolicy.io/class: database}
   minReplicas: 3
@@ -43,22 +49,39 @@ const exampleRules = `- name: prod-web
   action: warn
 `
 
-// PolicyDoc returns the benchmark's policy: a clamp to [ClampMin, ClampMax] in namespace
-// oursNS (rule bench-clamp) and, under another name so that its decisions can be counted
-// apart, in bandNS (rule bench-band); a clamp to at most scaleMax in scaleNS (rule
-// bench-scaler, the scaler benchmark); then the example policy's rules and default.
-func PolicyDoc(oursNS, bandNS, scaleNS string, scaleMax int32) string {
+// PolicyNamespaces are the namespaces the benchmark's policy has rules for; an empty one
+// gets no rule.
+type PolicyNamespaces struct {
+	// Ours and Band get a clamp to [ClampMin, ClampMax] each (rules bench-clamp and
+	// bench-band, so that their decisions can be counted apart).
+	Ours, Band string
+	// Native gets the same clamp without a selector (rule bench-native); NativeSelector gets
+	// it with a selector that the benchmark's Deployments match (rule bench-native-selector).
+	Native, NativeSelector string
+	// Scale gets a clamp to at most the scaler benchmark's bound (rule bench-scaler).
+	Scale string
+}
+
+// PolicyDoc returns the benchmark's policy: a rule for each namespace of ns (the scaler's at
+// most scaleMax), then the example policy's rules and default.
+func PolicyDoc(ns PolicyNamespaces, scaleMax int32) string {
 	var b strings.Builder
 	b.WriteString("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n")
 	b.WriteString("exemptNamespaces: [kube-system, kube-public, kube-node-lease]\n")
 	fmt.Fprintf(&b, "default: {minReplicas: %d, maxReplicas: %d, action: clamp}\n", ClampMin, ClampMax)
 	b.WriteString("rules:\n")
-	fmt.Fprintf(&b, "- name: %s\n  namespaces: [%s]\n  minReplicas: %d\n  maxReplicas: %d\n", RuleOurs, oursNS, ClampMin, ClampMax)
-	if bandNS != "" {
-		fmt.Fprintf(&b, "- name: %s\n  namespaces: [%s]\n  minReplicas: %d\n  maxReplicas: %d\n", RuleBand, bandNS, ClampMin, ClampMax)
+	clamp := func(rule, namespace, selector string) {
+		if namespace == "" {
+			return
+		}
+		fmt.Fprintf(&b, "- name: %s\n  namespaces: [%q]\n%s  minReplicas: %d\n  maxReplicas: %d\n", rule, namespace, selector, ClampMin, ClampMax)
 	}
-	if scaleNS != "" {
-		fmt.Fprintf(&b, "- name: bench-scaler\n  namespaces: [%s]\n  maxReplicas: %d\n", scaleNS, scaleMax)
+	clamp(RuleOurs, ns.Ours, "")
+	clamp(RuleBand, ns.Band, "")
+	clamp(RuleNative, ns.Native, "")
+	clamp(RuleNativeSelector, ns.NativeSelector, "  selector:\n    matchLabels: {"+NativeSelectorLabel+"}\n")
+	if ns.Scale != "" {
+		fmt.Fprintf(&b, "- name: bench-scaler\n  namespaces: [%s]\n  maxReplicas: %d\n", ns.Scale, scaleMax)
 	}
 	b.WriteString(exampleRules)
 	return b.String()
@@ -66,9 +89,15 @@ func PolicyDoc(oursNS, bandNS, scaleNS string, scaleMax int32) string {
 
 // Rule names of the end-to-end benchmark's policy.
 const (
-	RuleOurs = "bench-clamp"
-	RuleBand = "bench-band"
+	RuleOurs           = "bench-clamp"
+	RuleBand           = "bench-band"
+	RuleNative         = "bench-native"
+	RuleNativeSelector = "bench-native-selector"
 )
+
+// NativeSelectorLabel is the selector of rule bench-native-selector: a label of
+// harness.TypicalDeployment, so that the rule decides every write of the benchmark.
+const NativeSelectorLabel = "team: payments"
 
 // AlwaysAllowedBand returns the replicas every rule of snap, and its default, allows: the
 // intersection of their bounds (a rule's allowZero is left out, conservatively). A write

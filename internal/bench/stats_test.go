@@ -9,16 +9,16 @@ import (
 )
 
 func TestAlwaysAllowedBand(t *testing.T) {
-	snap, err := policy.Load([]byte(PolicyDoc("a", "b", "c", 10)), policy.Options{})
+	snap, err := policy.Load([]byte(PolicyDoc(PolicyNamespaces{Ours: "a", Band: "b", Native: "n", NativeSelector: "s", Scale: "c"}, 10)), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rules: [1, 50] twice, max 10, prod-web [2, 10], batch [1, 20] or 0, databases [3, 7],
+	// Rules: [1, 50] four times, max 10, prod-web [2, 10], batch [1, 20] or 0, databases [3, 7],
 	// dev-large max 5, default [1, 50].
 	if lo, hi, ok := AlwaysAllowedBand(snap); !ok || lo != 3 || hi != 5 {
 		t.Errorf("band [%d, %d] (%v), want [3, 5]", lo, hi, ok)
 	}
-	snap, err = policy.Load([]byte(PolicyDoc("a", "", "c", 1)), policy.Options{})
+	snap, err = policy.Load([]byte(PolicyDoc(PolicyNamespaces{Ours: "a", Scale: "c"}, 1)), policy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

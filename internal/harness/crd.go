@@ -50,44 +50,66 @@ func WorkloadResourceManifests(t testing.TB, resource, group string) string {
 // file in a temporary folder, whose path it returns.
 func ComponentManifests(t testing.TB, name, file string, edit func(string) string) string {
 	t.Helper()
-	kubectl, err := findKubectl()
+	path, err := BuildComponentManifests(t.TempDir(), name, file, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	return path
+}
+
+// BuildComponentManifests is ComponentManifests in the folder dir, for callers that are not
+// tests (the benchmarks).
+func BuildComponentManifests(dir, name, file string, edit func(string) string) (string, error) {
+	kubectl, err := findKubectl()
+	if err != nil {
+		return "", err
+	}
 	if err := CopyManifests(filepath.Join(dir, "manifests")); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	comp := filepath.Join(dir, "manifests", "components", name, "kustomization.yaml")
 	b, err := os.ReadFile(comp)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if edit != nil {
 		if err := os.WriteFile(comp, []byte(edit(string(b))), 0o644); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
 	overlay := filepath.Join(dir, "overlay")
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte("resources: [../manifests/base]\ncomponents: [../manifests/components/"+name+"]\n"), 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	var out, stderr bytes.Buffer
 	cmd := exec.Command(kubectl, "kustomize", overlay)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("kubectl kustomize: %v\n%s", err, stderr.String())
 	}
 	built := filepath.Join(dir, "built")
 	if err := os.MkdirAll(built, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	path := filepath.Join(built, file)
 	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return path
+	return path, nil
+}
+
+// ManifestOfKind returns the last document of kind in a multi-document YAML stream as
+// `kubectl kustomize` prints it (top-level "kind: KIND" line), or "" when there is none.
+func ManifestOfKind(stream, kind string) string {
+	var found string
+	for _, doc := range strings.Split(stream, "\n---\n") {
+		// (A ClusterRoleBinding's roleRef says "kind: ClusterRole" too, indented.)
+		if strings.Contains("\n"+doc+"\n", "\nkind: "+kind+"\n") {
+			found = doc
+		}
+	}
+	return found
 }

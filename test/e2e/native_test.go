@@ -31,13 +31,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role string
-	for _, doc := range strings.Split(string(built), "\n---\n") {
-		// (A ClusterRoleBinding's roleRef says "kind: ClusterRole" too, indented.)
-		if strings.Contains("\n"+doc, "\nkind: ClusterRole\n") {
-			role = doc
-		}
-	}
+	role := harness.ManifestOfKind(string(built), "ClusterRole")
 	if !strings.Contains(role, "mutatingadmissionpolicies") {
 		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
 	}

@@ -228,6 +228,9 @@ func clusterSections(ctx context.Context, o options, sz sizes, r *bench.Report, 
 		return err
 	}
 	defer env.Stop()
+	if env.Native != nil {
+		r.NativeWebhook = env.Native.Webhook
+	}
 	if v, err := env.Client.Discovery().ServerVersion(); err == nil {
 		r.APIServerVersion = v.GitVersion
 	}
