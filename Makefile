@@ -76,7 +76,7 @@ reliability: ## Fault injection, long versions (RELIABILITY_LONG=1; make test ru
 BRIEF ?=
 
 .PHONY: bench
-bench: build ## Run the benchmark suite (about 10 minutes on 2 cores) and write docs/benchmarks.md; BRIEF=1: each benchmark once, briefly.
+bench: build ## Run the benchmark suite (about 15 minutes on 2 cores) and write docs/benchmarks.md; BRIEF=1: each benchmark once, briefly.
 	@assets=$$(hack/controlplane.sh) && export KUBEBUILDER_ASSETS=$$assets && \
 	if [ -n "$(BRIEF)" ]; then \
 	  go test -run '^$$' -bench . -benchtime 1x ./... && \
