@@ -25,7 +25,6 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -129,11 +128,9 @@ func (r *Result) Objects() []runtime.Object {
 // rule is one rule of the policy (the default last) as the compiler reads it.
 type rule struct {
 	*policy.CompiledRule
-	index             int
-	names, globs      []string
-	kinds             []string // nil: every kind
-	namespaceSelector labels.Selector
-	selector          labels.Selector
+	index        int
+	names, globs []string
+	kinds        []string // nil: every kind
 }
 
 // Compile turns a validated policy into native admission policies for the workload kinds
@@ -147,9 +144,7 @@ func Compile(snap *policy.Snapshot, kinds []Kind, opts Options) (*Result, error)
 		opts.MayBeOwned = DefaultMayBeOwned
 	}
 	c := &compiler{snap: snap, kinds: kinds, opts: opts}
-	if err := c.readRules(); err != nil {
-		return nil, err
-	}
+	c.readRules()
 	return c.compile()
 }
 
@@ -164,48 +159,19 @@ type compiler struct {
 	skipLimits bool
 }
 
-func (c *compiler) readRules() error {
+func (c *compiler) readRules() {
 	c.hasAction = map[policy.Action]bool{}
 	for i, cr := range c.snap.Rules() {
 		r := rule{CompiledRule: cr, index: i}
 		c.hasAction[cr.Action] = true
 		if i < len(c.snap.Policy.Rules) {
 			pr := &c.snap.Policy.Rules[i]
-			for _, ns := range pr.Namespaces {
-				if isGlob(ns) {
-					r.globs = append(r.globs, ns)
-				} else {
-					r.names = append(r.names, ns)
-				}
-			}
+			r.names, r.globs = policy.SplitNamespaces(pr.Namespaces)
 			r.kinds = pr.Kinds
-			var err error
-			if r.namespaceSelector, err = selectorOf(pr.NamespaceSelector); err != nil {
-				return fmt.Errorf("rules[%d].namespaceSelector: %w", i, err)
-			}
-			if r.selector, err = selectorOf(pr.Selector); err != nil {
-				return fmt.Errorf("rules[%d].selector: %w", i, err)
-			}
 		}
 		c.rules = append(c.rules, r)
 	}
-	return nil
 }
-
-// selectorOf mirrors the policy's own reading: an absent or empty selector matches
-// everything and needs no labels.
-func selectorOf(ls *metav1.LabelSelector) (labels.Selector, error) {
-	if ls == nil {
-		return nil, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(ls)
-	if err != nil || sel.Empty() {
-		return nil, err
-	}
-	return sel, nil
-}
-
-func isGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 
 // mayBeOwned reports whether objects of k may be controlled by a bounded workload.
 func (c *compiler) mayBeOwned(k Kind) bool { return slices.Contains(c.opts.MayBeOwned, k.Name()) }
@@ -354,14 +320,7 @@ func (c *compiler) matchConditions() []admissionregistrationv1.MatchCondition {
 		Name:       "replicas-changed",
 		Expression: fmt.Sprintf("request.operation != 'UPDATE' || %s != %s", replicasOf("object"), replicasOf("oldObject")),
 	}}
-	var names, globs []string
-	for _, ns := range c.snap.ExemptNamespaces() {
-		if isGlob(ns) {
-			globs = append(globs, ns)
-		} else {
-			names = append(names, ns)
-		}
-	}
+	names, globs := c.snap.ExemptNamespaces()
 	if len(names)+len(globs) > 0 {
 		conds = append(conds, admissionregistrationv1.MatchCondition{Name: "not-exempt", Expression: "!" + paren(namespacesTerm("request.namespace", names, globs))})
 	}
@@ -423,13 +382,13 @@ func (c *compiler) candidate(r rule) string {
 	terms := []string{
 		paren(namespacesTerm("request.namespace", r.names, r.globs)),
 		c.kindsTerm(r, "variables.kind"),
-		selectorTerm("variables.nsLabels", r.namespaceSelector),
+		selectorTerm("variables.nsLabels", r.NamespaceSelector()),
 	}
 	if len(r.names)+len(r.globs) == 0 {
 		terms[0] = ""
 	}
-	if r.selector != nil {
-		terms = append(terms, or("variables.scale", selectorTerm("variables.labels", r.selector)))
+	if r.Selector() != nil {
+		terms = append(terms, or("variables.scale", selectorTerm("variables.labels", r.Selector())))
 	}
 	return and(terms...)
 }
@@ -533,7 +492,7 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 	vars = append(vars, v("rule", ruleExpr))
 	var selectorRules []int64
 	for _, r := range rules {
-		if r.selector != nil {
+		if r.Selector() != nil {
 			selectorRules = append(selectorRules, int64(r.index))
 		}
 	}

@@ -48,7 +48,7 @@ func TestGlobRegexpAgreesWithPathMatch(t *testing.T) {
 
 func TestCELText(t *testing.T) {
 	sel := func(ls metav1.LabelSelector) string {
-		s, err := selectorOf(&ls)
+		s, err := policy.CompileSelector(&ls)
 		if err != nil {
 			t.Fatal(err)
 		}

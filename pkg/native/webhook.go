@@ -26,7 +26,7 @@ func (c *compiler) webhookCondition() string {
 		scale = append(scale, requestKey+" in "+quoteList(owned))
 	}
 	for _, r := range c.rules {
-		if r.selector == nil {
+		if r.Selector() == nil {
 			continue
 		}
 		var ns string
@@ -84,15 +84,15 @@ func (c *compiler) webhookLines() []string {
 		}
 	}
 	for _, r := range c.rules {
-		if r.selector == nil || c.kindKeysTerm(r) == "false" {
+		if r.Selector() == nil || c.kindKeysTerm(r) == "false" {
 			continue
 		}
 		var scope []string
 		if len(r.names)+len(r.globs) > 0 {
 			scope = append(scope, "namespaces "+strings.Join(append(slices.Clone(r.names), r.globs...), ", "))
 		}
-		if r.namespaceSelector != nil {
-			scope = append(scope, "namespaceSelector "+r.namespaceSelector.String())
+		if r.NamespaceSelector() != nil {
+			scope = append(scope, "namespaceSelector "+r.NamespaceSelector().String())
 		}
 		if r.kinds != nil {
 			scope = append(scope, "kinds "+strings.Join(r.kinds, ", "))

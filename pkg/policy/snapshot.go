@@ -152,10 +152,10 @@ func compileRule(i int, r *Rule) (*CompiledRule, error) {
 	c := &CompiledRule{Name: r.Name, Action: actionOrDefault(r.Action), Bounds: boundsOf(&r.BoundsSpec), index: i}
 	c.namespaces = newNamespaceSet(r.Namespaces)
 	var err error
-	if c.namespaceSelector, err = compileSelector(r.NamespaceSelector); err != nil {
+	if c.namespaceSelector, err = CompileSelector(r.NamespaceSelector); err != nil {
 		return nil, err
 	}
-	if c.selector, err = compileSelector(r.Selector); err != nil {
+	if c.selector, err = CompileSelector(r.Selector); err != nil {
 		return nil, err
 	}
 	for _, k := range r.Kinds {
@@ -168,9 +168,17 @@ func compileRule(i int, r *Rule) (*CompiledRule, error) {
 	return c, nil
 }
 
-// compileSelector returns nil for an absent or empty selector: an empty selector matches
+// Selector is the rule's selector on workload labels, nil when it has none (or an empty one,
+// which matches everything).
+func (r *CompiledRule) Selector() labels.Selector { return r.selector }
+
+// NamespaceSelector is the rule's selector on namespace labels, nil when it has none (or an
+// empty one).
+func (r *CompiledRule) NamespaceSelector() labels.Selector { return r.namespaceSelector }
+
+// CompileSelector returns nil for an absent or empty selector: an empty selector matches
 // everything, so it needs no labels, and a workload whose labels are unknown still matches.
-func compileSelector(ls *metav1.LabelSelector) (labels.Selector, error) {
+func CompileSelector(ls *metav1.LabelSelector) (labels.Selector, error) {
 	if ls == nil {
 		return nil, nil
 	}
@@ -277,18 +285,28 @@ type namespaceSet struct {
 }
 
 func newNamespaceSet(patterns []string) namespaceSet {
-	var s namespaceSet
-	for _, ns := range patterns {
-		if isGlob(ns) {
-			s.globs = append(s.globs, ns)
-			continue
-		}
+	names, globs := SplitNamespaces(patterns)
+	s := namespaceSet{globs: globs}
+	for _, ns := range names {
 		if s.names == nil {
 			s.names = map[string]struct{}{}
 		}
 		s.names[ns] = struct{}{}
 	}
 	return s
+}
+
+// SplitNamespaces splits namespace patterns into plain names and shell-style globs, each in
+// the order given: how a rule's namespaces and the exempt namespaces are read.
+func SplitNamespaces(patterns []string) (names, globs []string) {
+	for _, ns := range patterns {
+		if isGlob(ns) {
+			globs = append(globs, ns)
+		} else {
+			names = append(names, ns)
+		}
+	}
+	return names, globs
 }
 
 func (s namespaceSet) empty() bool { return len(s.names) == 0 && len(s.globs) == 0 }
