@@ -63,6 +63,27 @@ const (
 // DefaultName is the prefix of the objects' names unless Options.Name says otherwise.
 const DefaultName = "replica-policy"
 
+// Suffixes of the objects' names (NAME-clamp, ...); a binding has its policy's name.
+const (
+	clampSuffix       = "clamp"
+	clampNoticeSuffix = "clamped"
+)
+
+// Names are the names of every object Compile can produce with opts, policies and
+// bindings alike, whichever the policy needs: what may have to be deleted when a policy no
+// longer needs it.
+func Names(opts Options) []string {
+	name := opts.Name
+	if name == "" {
+		name = DefaultName
+	}
+	var names []string
+	for _, suffix := range []string{clampSuffix, string(policy.ActionDeny), string(policy.ActionWarn), clampNoticeSuffix} {
+		names = append(names, name+"-"+suffix)
+	}
+	return names
+}
+
 // Options change what Compile produces.
 type Options struct {
 	// Name prefixes the objects' names: NAME-clamp, NAME-deny, NAME-warn. Empty means
@@ -197,7 +218,7 @@ func (c *compiler) compile() (*Result, error) {
 	conditions := c.matchConditions()
 	ignore := admissionregistrationv1.Ignore
 	if c.hasAction[policy.ActionClamp] {
-		name := c.opts.Name + "-clamp"
+		name := c.opts.Name + "-" + clampSuffix
 		res.Clamp = &admissionregistrationv1.MutatingAdmissionPolicy{
 			TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicy"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
@@ -258,7 +279,7 @@ func (c *compiler) compile() (*Result, error) {
 		res.Warn, res.WarnBinding = validating(string(policy.ActionWarn), outOfBounds(policy.ActionWarn), "variables.message", admissionregistrationv1.Warn)
 	}
 	if c.hasAction[policy.ActionClamp] {
-		res.ClampNotice, res.ClampNoticeBinding = validating("clamped",
+		res.ClampNotice, res.ClampNoticeBinding = validating(clampNoticeSuffix,
 			"!(variables.rule >= 0 && !variables.unknown && variables.action == 'clamp' && variables.replicas >= 0 && "+
 				"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))",
 			"variables.clampNotice", admissionregistrationv1.Warn, admissionregistrationv1.Audit)

@@ -64,7 +64,7 @@ type Options struct {
 }
 
 // Syncer applies the compiled native policies. It is a manager Runnable that runs on the
-// leader only; Ready reports when the first policy has been applied.
+// leader only.
 type Syncer struct {
 	client kubernetes.Interface
 	store  *policystore.Store
@@ -73,16 +73,13 @@ type Syncer struct {
 	log    logr.Logger
 
 	changed chan struct{}
-	synced  chan struct{}
-	// Applied is called after each successful sync with what was compiled (tests).
-	Applied func(*native.Result)
 }
 
 // New returns a Syncer of the policy in store; ready reports when the store holds the
 // policy read from its ConfigMap (policystore.Watcher.Ready), before which nothing is applied.
 func New(client kubernetes.Interface, store *policystore.Store, ready func() bool, opts Options, log logr.Logger) *Syncer {
 	s := &Syncer{client: client, store: store, ready: ready, opts: opts, log: log,
-		changed: make(chan struct{}, 1), synced: make(chan struct{})}
+		changed: make(chan struct{}, 1)}
 	store.Subscribe(func(*policy.Snapshot) { s.poke() })
 	return s
 }
@@ -129,9 +126,6 @@ func (s *Syncer) Start(ctx context.Context) error {
 	}
 }
 
-// Synced is closed after the first successful sync.
-func (s *Syncer) Synced() <-chan struct{} { return s.synced }
-
 // Sync makes the cluster's native policies and the webhook's condition those of snap.
 func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 	res, err := native.Compile(snap, s.opts.Kinds, s.opts.Compile)
@@ -162,14 +156,6 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 			return err
 		}
 		s.log.Info("Native admission policies applied", "objects", len(objs), "webhookFor", res.Webhook)
-	}
-	select {
-	case <-s.synced:
-	default:
-		close(s.synced)
-	}
-	if s.Applied != nil {
-		s.Applied(res)
 	}
 	return nil
 }
@@ -207,16 +193,6 @@ func patch[T any](ctx context.Context, obj any, name string, opts metav1.PatchOp
 	return nil
 }
 
-// Names are the names of every object Compile can produce with opts, policies and
-// bindings alike (a binding has its policy's name).
-func Names(opts native.Options) []string {
-	name := opts.Name
-	if name == "" {
-		name = native.DefaultName
-	}
-	return []string{name + "-clamp", name + "-deny", name + "-warn", name + "-clamped"}
-}
-
 // deleteExcept deletes the compiled objects that are not in keep.
 func (s *Syncer) deleteExcept(ctx context.Context, keep []runtime.Object) error {
 	kept := map[string]bool{}
@@ -228,7 +204,7 @@ func (s *Syncer) deleteExcept(ctx context.Context, keep []runtime.Object) error 
 		kept[fmt.Sprintf("%T/%s", o, m.GetName())] = true
 	}
 	ar := s.client.AdmissionregistrationV1()
-	for _, name := range Names(s.opts.Compile) {
+	for _, name := range native.Names(s.opts.Compile) {
 		for _, d := range []struct {
 			typ string
 			del func(context.Context, string, metav1.DeleteOptions) error

@@ -113,7 +113,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 		}
 		for _, r := range []string{"mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
 			can("create", r, "") // RBAC cannot pin create to a name
-			for _, name := range nativesync.Names(nativeOptions) {
+			for _, name := range native.Names(nativeOptions) {
 				for _, v := range []string{"get", "patch", "update", "delete"} {
 					can(v, r, name)
 				}

@@ -255,7 +255,7 @@ func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
 	}
 	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "every native policy and binding removed", func() (bool, string) {
 		var left []string
-		for _, name := range nativesync.Names(nativeOpts()) {
+		for _, name := range native.Names(nativeOpts()) {
 			for what, get := range map[string]func() error{
 				"MutatingAdmissionPolicy": func() error { _, err := ar.MutatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{}); return err },
 				"MutatingAdmissionPolicyBinding": func() error {
