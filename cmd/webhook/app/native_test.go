@@ -119,11 +119,16 @@ func TestNativePolicies(t *testing.T) {
 	})
 
 	t.Run("a Deployment write is clamped by the API server, without a webhook call", func(t *testing.T) {
-		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the native clamp in force", func() (bool, string) {
+		const notice = `spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap", to which the API server clamps requests outside them`
+		// The API server activates each admission policy on its own: wait for the clamp and
+		// its notice both.
+		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the native clamp and its notice in force", func() (bool, string) {
 			before := webhookCalls()
+			f.warns.Take()
 			got, err := dryRunCreate("native", 50)
+			noticed := harness.HasWarning(f.warns.Take(), notice)
 			after := webhookCalls()
-			return err == nil && got == 5 && after == before, fmt.Sprintf("replicas %d (%v), webhook calls %v -> %v", got, err, before, after)
+			return err == nil && got == 5 && noticed && after == before, fmt.Sprintf("replicas %d (%v), notice %t, webhook calls %v -> %v", got, err, noticed, before, after)
 		})
 		before := webhookCalls()
 		f.warns.Take()
@@ -132,7 +137,7 @@ func TestNativePolicies(t *testing.T) {
 			t.Fatalf("create: %v, replicas %v; want 5", err, d.Spec.Replicas)
 		}
 		// What a native clamp says instead of the webhook's "clamped to" warning.
-		assertWarning(t, f.warns.Take(), `spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap", to which the API server clamps requests outside them`)
+		assertWarning(t, f.warns.Take(), notice)
 		if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: 30}}, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
