@@ -215,7 +215,6 @@ func (c *compiler) compile() (*Result, error) {
 	}
 	labels := map[string]string{ManagedByLabel: ManagedBy}
 	constraints := c.matchConstraints()
-	conditions := c.matchConditions()
 	ignore := admissionregistrationv1.Ignore
 	if c.hasAction[policy.ActionClamp] {
 		name := c.opts.Name + "-" + clampSuffix
@@ -224,7 +223,7 @@ func (c *compiler) compile() (*Result, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 			Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 				MatchConstraints: constraints,
-				MatchConditions:  conditions,
+				MatchConditions:  c.matchConditions(purposeClamp),
 				Variables:        withoutMessage(vars),
 				Mutations: []admissionregistrationv1.Mutation{{
 					PatchType: admissionregistrationv1.PatchTypeJSONPatch,
@@ -241,7 +240,7 @@ func (c *compiler) compile() (*Result, error) {
 			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
 		}
 	}
-	validating := func(suffix, expr, message string, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+	validating := func(suffix string, pur purpose, expr, message string, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 		name := c.opts.Name + "-" + suffix
 		reason := metav1.StatusReasonInvalid
 		p := &admissionregistrationv1.ValidatingAdmissionPolicy{
@@ -249,7 +248,7 @@ func (c *compiler) compile() (*Result, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 				MatchConstraints: constraints,
-				MatchConditions:  conditions,
+				MatchConditions:  c.matchConditions(pur),
 				Variables:        vars,
 				Validations: []admissionregistrationv1.Validation{{
 					Expression:        expr,
@@ -273,13 +272,13 @@ func (c *compiler) compile() (*Result, error) {
 		return fmt.Sprintf("!(variables.out && variables.action == %s)", quote(string(action)))
 	}
 	if c.hasAction[policy.ActionDeny] {
-		res.Deny, res.DenyBinding = validating(string(policy.ActionDeny), outOfBounds(policy.ActionDeny), "variables.message", admissionregistrationv1.Deny)
+		res.Deny, res.DenyBinding = validating(string(policy.ActionDeny), purposeDeny, outOfBounds(policy.ActionDeny), "variables.message", admissionregistrationv1.Deny)
 	}
 	if c.hasAction[policy.ActionWarn] {
-		res.Warn, res.WarnBinding = validating(string(policy.ActionWarn), outOfBounds(policy.ActionWarn), "variables.message", admissionregistrationv1.Warn)
+		res.Warn, res.WarnBinding = validating(string(policy.ActionWarn), purposeWarn, outOfBounds(policy.ActionWarn), "variables.message", admissionregistrationv1.Warn)
 	}
 	if c.hasAction[policy.ActionClamp] {
-		res.ClampNotice, res.ClampNoticeBinding = validating(clampNoticeSuffix,
+		res.ClampNotice, res.ClampNoticeBinding = validating(clampNoticeSuffix, purposeNotice,
 			"!(variables.rule >= 0 && !variables.unknown && variables.action == 'clamp' && variables.replicas >= 0 && "+
 				"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))",
 			"variables.clampNotice", admissionregistrationv1.Warn, admissionregistrationv1.Audit)
@@ -334,17 +333,60 @@ func replicasOf(o string) string {
 // object itself has no subResource at all, so it is tested for first.
 const isScale = "(has(request.subResource) && request.subResource == 'scale')"
 
-// matchConditions skip, before any variable is evaluated, what the webhook allows without
-// a rule: updates that leave replicas unchanged, exempt namespaces, owned workloads.
-func (c *compiler) matchConditions() []admissionregistrationv1.MatchCondition {
-	conds := []admissionregistrationv1.MatchCondition{{
-		Name:       "replicas-changed",
-		Expression: fmt.Sprintf("request.operation != 'UPDATE' || %s != %s", replicasOf("object"), replicasOf("oldObject")),
-	}}
+// A policy's matchCondition decides whether the policy acts at all: the API server
+// evaluates a policy's variables and its mutation or validation only when it holds, and a
+// MutatingAdmissionPolicy that runs re-encodes the object even for an empty patch. Most
+// writes are left as they are, so the condition carries what a write costs: it is one
+// expression (the API server evaluates every matchCondition of a policy, whatever the
+// others gave, and && stops at the first false), cheapest terms first:
+//
+//  1. request-only terms: not in an exempt namespace; for deny and warn, in a namespace
+//     that a rule of that action names (when every such rule names namespaces);
+//  2. replicas changed by an update;
+//  3. the first-match decision for this policy's purpose (due), as a chain of conditionals
+//     that reads the rules only up to the first that matches;
+//  4. not owned by a bounded workload (which the policy bounds instead).
+//
+// It may hold for a request the policy then leaves alone (the variables decide exactly),
+// but never fails to hold for one the policy would act on: TestCompileAgreesWithWebhook
+// checks the two against the webhook.
+
+// purpose is what a compiled policy does for the rule that decides a request.
+type purpose struct {
+	// name of the matchCondition.
+	name string
+	// action is the rules' action the policy acts for.
+	action policy.Action
+	// atBound: the clamp notice, which acts when replicas are at a bound of a clamp rule;
+	// otherwise the policy acts when they are outside the bounds.
+	atBound bool
+}
+
+var (
+	purposeClamp  = purpose{name: "outside-clamp-bounds", action: policy.ActionClamp}
+	purposeDeny   = purpose{name: "outside-deny-bounds", action: policy.ActionDeny}
+	purposeWarn   = purpose{name: "outside-warn-bounds", action: policy.ActionWarn}
+	purposeNotice = purpose{name: "at-clamp-bound", action: policy.ActionClamp, atBound: true}
+)
+
+// replicaVar is the name the conditions bind the requested replicas to: a matchCondition
+// cannot read variables, and [x].exists(r, ...) evaluates x once.
+const replicaVar = "r"
+
+func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCondition {
+	var terms []string
 	names, globs := c.snap.ExemptNamespaces()
 	if len(names)+len(globs) > 0 {
-		conds = append(conds, admissionregistrationv1.MatchCondition{Name: "not-exempt", Expression: "!" + paren(namespacesTerm("request.namespace", names, globs))})
+		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", names, globs)))
 	}
+	if p.action != policy.ActionClamp {
+		terms = append(terms, c.namespacesOfAction(p.action))
+	}
+	inner := and(
+		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
+		c.due(p),
+	)
+	terms = append(terms, fmt.Sprintf("[%s].exists(%s, %s)", replicasOf("object"), replicaVar, inner))
 	// The owner's group is the part of its apiVersion before the "/".
 	byGroup := map[string][]string{}
 	for _, k := range c.kinds {
@@ -354,12 +396,145 @@ func (c *compiler) matchConditions() []admissionregistrationv1.MatchCondition {
 	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
 		owners = append(owners, and(fmt.Sprintf("o.apiVersion.startsWith(%s)", quote(g+"/")), kindIn("o.kind", byGroup[g])))
 	}
-	conds = append(conds, admissionregistrationv1.MatchCondition{
-		Name: "not-owned",
-		Expression: "!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && " +
-			or(owners...) + ")",
-	})
-	return conds
+	terms = append(terms, "(!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && "+
+		or(owners...)+"))")
+	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: and(terms...)}}
+}
+
+// namespacesOfAction is true in the namespaces a rule of action names: "" (no term) when
+// a rule of that action, or the default, may decide in any namespace.
+func (c *compiler) namespacesOfAction(a policy.Action) string {
+	var names, globs []string
+	for _, r := range c.rules {
+		if r.Action != a || c.candidate(r, true) == "false" {
+			continue
+		}
+		if len(r.names)+len(r.globs) == 0 {
+			return ""
+		}
+		names, globs = append(names, r.names...), append(globs, r.globs...)
+	}
+	if len(names)+len(globs) == 0 {
+		return "false"
+	}
+	return paren(namespacesTerm("request.namespace", names, globs))
+}
+
+// maxChain is the most rules a matchCondition's chain reads: each is one level of nesting
+// of the expression, which cel-go's parser limits. Past them the chain ends in true, and
+// the policy's variables decide.
+const maxChain = 48
+
+// due is true when the rule that decides the request (the first that matches) gives the
+// policy p something to do, for replicas bound to replicaVar: a chain of conditionals,
+// `rule0 ? leaf0 : rule1 ? leaf1 : ... : default's leaf`, so that the API server reads the
+// rules only up to the first that matches. A matchCondition cannot read the namespace's
+// labels (namespaceObject is null there), so a rule with a namespaceSelector is unsure: it
+// counts as (rule's other matchers && leaf) || the rules after it, which holds whenever the
+// exact answer does; one whose leaf cannot hold is left out. Rules after the last one
+// whose leaf can hold are left out too.
+func (c *compiler) due(p purpose) string {
+	type link struct {
+		cand, leaf string
+		unsure     bool
+	}
+	var links []link
+	tail := "false"
+	for _, r := range c.rules {
+		if len(links) == maxChain {
+			tail = "true"
+			break
+		}
+		cand, leaf := c.candidate(r, true), c.leaf(r, p)
+		switch {
+		case cand == "false":
+			continue // none of its kinds is compiled: it never matches
+		case r.NamespaceSelector() != nil && !r.NamespaceSelector().Empty():
+			if leaf != "false" {
+				links = append(links, link{cand, leaf, true})
+			}
+			continue
+		case cand == "" || cand == "true" || c.isDefault(r):
+			tail = leaf // it matches whatever the request: no rule after it decides
+		default:
+			links = append(links, link{cand, leaf, false})
+			continue
+		}
+		break
+	}
+	// Built from the end; rest is the chain after a rule, unwrapped when it is a chain of
+	// conditionals itself (they nest to the right without parentheses).
+	expr, rest := tail, paren(tail)
+	for i := len(links) - 1; i >= 0; i-- {
+		l := links[i]
+		cand := paren(l.cand)
+		switch {
+		case l.unsure:
+			this := paren(l.leaf)
+			if l.cand != "" && l.cand != "true" {
+				this = "(" + cand + " && " + this + ")"
+			}
+			if expr != "false" {
+				this = or(this, paren(expr))
+			}
+			expr = this
+		case l.leaf == "false" && expr == "false":
+			continue
+		case expr == "false":
+			expr = "(" + cand + " && " + paren(l.leaf) + ")"
+		default:
+			rest = cand + " ? " + paren(l.leaf) + " : " + rest
+			expr = "(" + rest + ")"
+			continue
+		}
+		rest = paren(expr)
+	}
+	return paren(expr)
+}
+
+// isDefault reports whether r is the policy's default, which matches every request.
+func (c *compiler) isDefault(r rule) bool {
+	return r.Name == policy.DefaultRuleName && r.index == len(c.snap.Policy.Rules)
+}
+
+// leaf is true when rule r, deciding the request, gives the policy p something to do: an
+// action of p's, and replicas (replicaVar) outside its bounds or, for the notice, at one.
+// Under a selector rule a Scale is the webhook's to decide.
+func (c *compiler) leaf(r rule, p purpose) string {
+	if r.Action != p.action {
+		return "false"
+	}
+	b := r.Bounds
+	var terms []string
+	if p.atBound {
+		if b.Max != nil {
+			terms = append(terms, fmt.Sprintf("%s == %d", replicaVar, *b.Max))
+		}
+		if b.Min != nil && (b.Max == nil || *b.Min != *b.Max) {
+			terms = append(terms, fmt.Sprintf("%s == %d", replicaVar, *b.Min))
+		}
+	} else {
+		// policy.Bounds.Nearest: 0 with allowZero is inside; a negative count is left to
+		// the API server's validation, as the webhook leaves it.
+		low := int32(0)
+		if b.AllowZero {
+			low = 1
+		}
+		if b.Min != nil && *b.Min > low {
+			terms = append(terms, fmt.Sprintf("(%s >= %d && %s < %d)", replicaVar, low, replicaVar, *b.Min))
+		}
+		if b.Max != nil {
+			terms = append(terms, fmt.Sprintf("%s > %d", replicaVar, *b.Max))
+		}
+	}
+	t := or(terms...)
+	if t == "" {
+		return "false"
+	}
+	if r.Selector() != nil {
+		t = and("!"+isScale, paren(t))
+	}
+	return t
 }
 
 func kindIn(expr string, kinds []string) string {
@@ -398,21 +573,35 @@ func (c *compiler) kindsTerm(r rule, kindVar string) string {
 }
 
 // candidate is the rule's CEL: true when it matches, and for a Scale when every matcher but
-// its selector matches (the deciding rule is then unknown: variables.unknown).
-func (c *compiler) candidate(r rule) string {
+// its selector matches (the deciding rule is then unknown: variables.unknown). inline
+// writes the request's facts out for a matchCondition, which cannot read the variables,
+// and leaves out the rule's namespaceSelector, which it cannot read either (namespaceObject
+// is null in a matchCondition; see due).
+func (c *compiler) candidate(r rule, inline bool) string {
+	scale, labels := "variables.scale", "variables.labels"
+	kinds := c.kindsTerm(r, "variables.kind")
+	nsSelector := selectorTerm("variables.nsLabels", r.NamespaceSelector())
+	if inline {
+		scale, labels = isScale, objectLabels
+		kinds = c.kindKeysTerm(r)
+		nsSelector = ""
+	}
 	terms := []string{
 		paren(namespacesTerm("request.namespace", r.names, r.globs)),
-		c.kindsTerm(r, "variables.kind"),
-		selectorTerm("variables.nsLabels", r.NamespaceSelector()),
+		kinds,
+		nsSelector,
 	}
 	if len(r.names)+len(r.globs) == 0 {
 		terms[0] = ""
 	}
 	if r.Selector() != nil {
-		terms = append(terms, or("variables.scale", selectorTerm("variables.labels", r.Selector())))
+		terms = append(terms, or(scale, selectorTerm(labels, r.Selector())))
 	}
 	return and(terms...)
 }
+
+// objectLabels are the object's labels, an empty map when it has none.
+const objectLabels = "(has(object.metadata.labels) ? object.metadata.labels : {})"
 
 // maxChunk is the most characters of rule candidates one variable holds, unless a single
 // rule is longer: cel-go takes time quadratic in an expression's length to parse and check
@@ -472,7 +661,7 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 			}
 		}
 		for _, r := range rules {
-			cand := c.candidate(r)
+			cand := c.candidate(r, false)
 			if len(cand) > maxExpression {
 				return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
 			}

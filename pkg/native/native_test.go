@@ -174,18 +174,77 @@ rules:
 		if string(b) != want {
 			t.Errorf("resource rules\n%s\nwant (no replicasets/scale: a ReplicaSet may be owned)\n%s", b, want)
 		}
-		conds := map[string]string{}
-		for _, c := range res.Warn.Spec.MatchConditions {
-			conds[c.Name] = c.Expression
+		// One condition a policy: the API server evaluates every condition of a policy.
+		for _, p := range []struct {
+			conds []admissionregistrationv1.MatchCondition
+			name  string
+		}{{res.Clamp.Spec.MatchConditions, "outside-clamp-bounds"}, {res.Deny.Spec.MatchConditions, "outside-deny-bounds"},
+			{res.Warn.Spec.MatchConditions, "outside-warn-bounds"}, {res.ClampNotice.Spec.MatchConditions, "at-clamp-bound"}} {
+			if len(p.conds) != 1 || p.conds[0].Name != p.name {
+				t.Fatalf("match conditions %+v, want one named %s", p.conds, p.name)
+			}
+			e := p.conds[0].Expression
+			for _, part := range []string{
+				`(!(request.namespace in ['kube-system', 'replica-policy-system'] || request.namespace.startsWith('tmp-')) && `,
+				`].exists(r, ((request.operation != 'UPDATE' || r != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : ((has(request.subResource) && request.subResource == 'scale') ? 0 : 1))) && `,
+				"o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
+			} {
+				if !strings.Contains(e, part) {
+					t.Errorf("%s: %s\nlacks %s", p.name, e, part)
+				}
+			}
 		}
-		if want := `!(request.namespace in ['kube-system', 'replica-policy-system'] || request.namespace.startsWith('tmp-'))`; conds["not-exempt"] != want {
-			t.Errorf("not-exempt\ngot  %s\nwant %s", conds["not-exempt"], want)
+	})
+
+	t.Run("the conditions decide by first match", func(t *testing.T) {
+		snap, err := policy.Load([]byte(header+`default: {maxReplicas: 10}
+rules:
+- {name: a, namespaces: [x], maxReplicas: 3, action: deny}
+- {name: b, namespaces: ["y-*"], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 5, allowZero: true}
+- {name: c, namespaces: [z], minReplicas: 1, maxReplicas: 1, action: warn}
+`), policy.Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(conds["not-owned"], "o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])") {
-			t.Errorf("not-owned: %s", conds["not-owned"])
+		c := &compiler{snap: snap, kinds: BuiltinKinds}
+		c.readRules()
+		for p, want := range map[purpose]string{
+			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
+				`(!(has(request.subResource) && request.subResource == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
+			purposeDeny: `((request.namespace == 'x') && (r > 3))`,
+			purposeNotice: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
+				`(!(has(request.subResource) && request.subResource == 'scale') && (r == 5 || r == 2)) : (request.namespace == 'z') ? (false) : (r == 10))`,
+			purposeWarn: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? (false) : ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))`,
+		} {
+			if got := c.due(p); got != want {
+				t.Errorf("%s\ngot  %s\nwant %s", p.name, got, want)
+			}
 		}
-		if !strings.Contains(conds["replicas-changed"], "request.operation != 'UPDATE' || ") {
-			t.Errorf("replicas-changed: %s", conds["replicas-changed"])
+		// A matchCondition cannot read namespace labels: a rule with a namespaceSelector may
+		// or may not decide, so the condition holds if it would or the rules after it would.
+		unsure, err := policy.Load([]byte(header+`default: {maxReplicas: 10, action: warn}
+rules:
+- {name: a, namespaces: [x], namespaceSelector: {matchLabels: {env: dev}}, maxReplicas: 3}
+- {name: b, namespaceSelector: {matchLabels: {env: prod}}, maxReplicas: 5, action: warn}
+`), policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &compiler{snap: unsure, kinds: BuiltinKinds}
+		u.readRules()
+		for p, want := range map[purpose]string{
+			purposeClamp: `((request.namespace == 'x') && (r > 3))`,
+			purposeWarn:  `((r > 5) || (r > 10))`,
+		} {
+			if got := u.due(p); got != want {
+				t.Errorf("%s with namespaceSelectors\ngot  %s\nwant %s", p.name, got, want)
+			}
+		}
+		if got := c.namespacesOfAction(policy.ActionDeny); got != `(request.namespace == 'x')` {
+			t.Errorf("deny's namespaces: %s", got)
+		}
+		if got := c.namespacesOfAction(policy.ActionClamp); got != "" {
+			t.Errorf("clamp's namespaces (the default clamps): %s", got)
 		}
 	})
 
@@ -239,8 +298,8 @@ func TestCompileCustomKinds(t *testing.T) {
 	if !strings.Contains(variable(vars, "kindName"), "'argoproj.io/rollouts': 'Rollout'") {
 		t.Errorf("kindName (messages name the kind alone): %s", variable(vars, "kindName"))
 	}
-	if !strings.Contains(res.Clamp.Spec.MatchConditions[2].Expression, "(o.apiVersion.startsWith('argoproj.io/') && o.kind == 'Rollout')") {
-		t.Errorf("a Rollout's ReplicaSets are owned: %s", res.Clamp.Spec.MatchConditions[2].Expression)
+	if !strings.Contains(res.Clamp.Spec.MatchConditions[0].Expression, "(o.apiVersion.startsWith('argoproj.io/') && o.kind == 'Rollout')") {
+		t.Errorf("a Rollout's ReplicaSets are owned: %s", res.Clamp.Spec.MatchConditions[0].Expression)
 	}
 }
 
