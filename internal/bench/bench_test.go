@@ -76,7 +76,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, server := range []struct{ name, path string }{{"ours", path}, {"allow-all", PathAllow}} {
+			for _, server := range []struct{ name, path string }{{"ours", path}, {"allow-all", PathAllow}, {"allow-all-adapter", PathAllowAdapter}} {
 				b.Run(fmt.Sprintf("%s/%s/%s", server.name, path[1:], body), func(b *testing.B) {
 					h := handlers[server.path]
 					b.ReportAllocs()

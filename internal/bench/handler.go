@@ -35,6 +35,10 @@ const (
 	// PathAllow is the baseline: the same controller-runtime webhook machinery (body limit,
 	// AdmissionReview decoding, response encoding) with a handler that allows everything.
 	PathAllow = "/allow"
+	// PathAllowAdapter is the allow-all handler behind replica-policy's HTTP adapter
+	// (admission.Serve, which decodes the AdmissionReview once): measured in-process only,
+	// it tells what the policy's own work costs from what the adapter saves.
+	PathAllowAdapter = "/allow-adapter"
 )
 
 // handlerNamespace is the namespace of the handler benchmark's requests; the benchmark
@@ -230,6 +234,11 @@ func (s *HandlerServer) Load(path string, body []byte, c, n int, d time.Duration
 	return harness.RunFor(c, d, op)
 }
 
+// allowAll is the baseline handler.
+var allowAll = cradmission.HandlerFunc(func(context.Context, cradmission.Request) cradmission.Response {
+	return cradmission.Allowed("")
+})
+
 // InProcessHandlers returns replica-policy's /mutate and /validate handlers and the
 // allow-all baseline as plain http.Handlers, without TLS or a network, for measuring what
 // one request costs in CPU and allocations.
@@ -245,9 +254,8 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 	return map[string]http.Handler{
 		PathMutate:   admission.Webhook(mutate),
 		PathValidate: admission.Webhook(validate),
-		PathAllow: &cradmission.Webhook{Handler: cradmission.HandlerFunc(func(context.Context, cradmission.Request) cradmission.Response {
-			return cradmission.Allowed("")
-		})},
+		PathAllow:        &cradmission.Webhook{Handler: allowAll},
+		PathAllowAdapter: admission.Serve(allowAll),
 	}, nil
 }
 
@@ -330,6 +338,8 @@ func (s *HandlerServer) RunHandlers(o HandlerOptions) ([]HandlerResult, error) {
 type HandlerCPU struct {
 	Path, Body string
 	Ours, Base OpCost
+	// Adapter is the allow-all handler behind replica-policy's HTTP adapter.
+	Adapter OpCost
 }
 
 // MeasureHandlerCPU measures every path and body in-process, alternating replica-policy and
@@ -351,11 +361,15 @@ func MeasureHandlerCPU(minTime time.Duration, reps int) ([]HandlerCPU, error) {
 			for i := range reps {
 				ours := MeasureOp(func() { ServeOnce(handlers[path], raw) }, minTime)
 				base := MeasureOp(func() { ServeOnce(handlers[PathAllow], raw) }, minTime)
+				adapter := MeasureOp(func() { ServeOnce(handlers[PathAllowAdapter], raw) }, minTime)
 				if i == 0 || ours.NsPerOp < r.Ours.NsPerOp {
 					r.Ours = ours
 				}
 				if i == 0 || base.NsPerOp < r.Base.NsPerOp {
 					r.Base = base
+				}
+				if i == 0 || adapter.NsPerOp < r.Adapter.NsPerOp {
+					r.Adapter = adapter
 				}
 			}
 			out = append(out, r)

@@ -95,9 +95,10 @@ func FuzzHandler(f *testing.F) {
 	// The decision metric, alone in a registry of its own for checkKindLabels.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(decisions)
-	hooks := map[string]*admission.Webhook{
-		MutatePath:   Webhook(NewHandler(Mutate, workload.Builtin(), store, lookup, ref)).WithRecoverPanic(false),
-		ValidatePath: Webhook(NewHandler(Validate, workload.Builtin(), store, lookup, ref)).WithRecoverPanic(false),
+	// As Webhook serves them, with panics not recovered, so that the fuzzer sees them.
+	hooks := map[string]http.Handler{
+		MutatePath:   reviewServer{wh: (&admission.Webhook{Handler: NewHandler(Mutate, workload.Builtin(), store, lookup, ref)}).WithRecoverPanic(false)},
+		ValidatePath: reviewServer{wh: (&admission.Webhook{Handler: NewHandler(Validate, workload.Builtin(), store, lookup, ref)}).WithRecoverPanic(false)},
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
