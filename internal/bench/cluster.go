@@ -305,14 +305,39 @@ func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string,
 	return err
 }
 
-// registerReference registers the reference webhook with a copy of replica-policy's
-// installed configuration (same rules, failure policy and timeout), pointed at the
-// reference server, scoped to its namespace, without matchConditions.
+// registerReference registers the reference webhook as such a webhook is commonly
+// written: a mutating webhook that clamps and a validating one that rejects what is still
+// outside the bounds, two calls per write. Both are copies of replica-policy's installed
+// mutating workload webhook (same rules, failure policy and timeout), pointed at the
+// reference server's /mutate and /validate, scoped to its namespace, without
+// matchConditions.
 func (e *Env) registerReference(ctx context.Context) error {
-	return e.copyWorkloadWebhook(ctx, referenceName, "mutate.reference.bench", nsRef, func(w *admissionregistrationv1.MutatingWebhook) {
+	var validating admissionregistrationv1.ValidatingWebhook
+	err := e.copyWorkloadWebhook(ctx, referenceName, "mutate.reference.bench", nsRef, func(w *admissionregistrationv1.MutatingWebhook) {
 		w.ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d/mutate", e.ref.port))
 		w.MatchConditions = nil
+		validating = admissionregistrationv1.ValidatingWebhook{
+			Name:                    "validate.reference.bench",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr(fmt.Sprintf("https://127.0.0.1:%d/validate", e.ref.port)), CABundle: w.ClientConfig.CABundle},
+			Rules:                   w.Rules,
+			FailurePolicy:           w.FailurePolicy,
+			MatchPolicy:             w.MatchPolicy,
+			NamespaceSelector:       w.NamespaceSelector,
+			ObjectSelector:          w.ObjectSelector,
+			SideEffects:             w.SideEffects,
+			TimeoutSeconds:          w.TimeoutSeconds,
+			AdmissionReviewVersions: w.AdmissionReviewVersions,
+		}
 	})
+	if err != nil {
+		return err
+	}
+	vc := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: referenceName},
+		Webhooks:   []admissionregistrationv1.ValidatingWebhook{validating},
+	}
+	_, err = e.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vc, metav1.CreateOptions{})
+	return err
 }
 
 // registerBand registers, for namespace nsBand, a copy of replica-policy's installed

@@ -157,13 +157,13 @@ func (r *Report) targets(b *bytes.Buffer) {
 			}
 		}
 		geo := math.Exp(logSum / float64(len(r.Handler)))
-		p("| handler throughput >= 0.9 of the allow-all baseline | geometric mean of the %d cells %.2f; lowest %.2f (%s) | %s |\n", len(r.Handler), geo, worst, at, pass(geo >= 0.9 && worst >= 0.9))
+		p("| handler throughput >= 0.95 of the allow-all baseline, every cell | geometric mean of the %d cells %.2f; lowest %.2f (%s) | %s |\n", len(r.Handler), geo, worst, at, pass(worst >= 0.95))
 	}
 	if r.E2E != nil {
 		for _, op := range Ops {
 			for _, c := range E2EConcurrency {
 				ours, ref, bi := r.added(ConfigOurs, op, c), r.added(ConfigRef, op, c), r.added(ConfigBuiltin, op, c)
-				p("| %s, c=%d: added p50 below the reference webhook's | ours %s ms, reference %s ms | %s |\n", op, c, ms(ours), ms(ref), pass(ours < ref))
+				p("| %s, c=%d: added p50 at most 0.6x the reference webhook's (two calls) | ours %s ms, reference %s ms (%s) | %s |\n", op, c, ms(ours), ms(ref), refRatio(ours, ref), pass(float64(ours) <= 0.6*float64(ref)))
 				p("| %s, c=%d: added p50 at most 1.5x the built-in's | ours %s ms, built-in %s ms (%s) | %s |\n", op, c, ms(ours), ms(bi), addedRatio(ours, bi), r.parity(ours, bi, 1.5))
 			}
 		}
@@ -173,19 +173,22 @@ func (r *Report) targets(b *bytes.Buffer) {
 				p("| native, %s, c=%d: added p50 at most 1.2x the hand-written built-in's | native %s ms, built-in %s ms (%s) | %s |\n", op, c, ms(nat), ms(bi), addedRatio(nat, bi), r.parity(nat, bi, 1.2))
 			}
 		}
+		// One webhook call per replica-changing write for replica-policy, none for the others.
+		var ours []string
+		one := true
+		for _, op := range Ops {
+			v := r.callsPerWrite(ConfigOurs, op)
+			ours = append(ours, fmt.Sprintf("%s %.2f", op, v))
+			if op == OpImage {
+				one = one && v == 0
+			} else {
+				one = one && v >= 0.99 && v <= 1.05 // a retried call counts twice
+			}
+		}
+		p("| replica-policy: 1 webhook call per replica-changing write, 0 otherwise | %s | %s |\n", strings.Join(ours, ", "), pass(one))
 		// Calls per write, over both concurrencies: none for the namespace without a selector
 		// rule; for the selector rule's namespace, one per /scale write and none otherwise.
-		calls := func(config, op string) float64 {
-			var n, w int64
-			for _, c := range E2EConcurrency {
-				cell := r.E2E.Cell(config, op, c)
-				n, w = n+cell.Calls, w+int64(cell.Sample.Count())
-			}
-			if w == 0 {
-				return math.NaN()
-			}
-			return float64(n) / float64(w)
-		}
+		calls := r.callsPerWrite
 		var none []string
 		zero := true
 		for _, op := range Ops {
@@ -219,6 +222,28 @@ func (r *Report) targets(b *bytes.Buffer) {
 		p("| peak RSS < 64 MiB with %d Deployments | %.1f MiB | %s |\n", last.Deployments, float64(peak)/mib, pass(peak < 64*mib))
 	}
 	p("\n")
+}
+
+// callsPerWrite is the webhook requests a configuration's server answered per write of op,
+// over both concurrencies.
+func (r *Report) callsPerWrite(config, op string) float64 {
+	var n, w int64
+	for _, c := range E2EConcurrency {
+		cell := r.E2E.Cell(config, op, c)
+		n, w = n+cell.Calls, w+int64(cell.Sample.Count())
+	}
+	if w == 0 {
+		return math.NaN()
+	}
+	return float64(n) / float64(w)
+}
+
+// refRatio renders ours over the reference webhook's added latency.
+func refRatio(ours, ref time.Duration) string {
+	if ref <= 20*time.Microsecond {
+		return "reference adds nothing measurable"
+	}
+	return fmt.Sprintf("x%.2f", float64(ours)/float64(ref))
 }
 
 // parity judges ours against factor times the built-in's added latency; a difference
@@ -274,10 +299,11 @@ func (r *Report) handler(b *bytes.Buffer) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	if len(r.HandlerCPU) > 0 {
 		p("### 2. The HTTPS handlers\n\n")
-		p("In-process cost of one AdmissionReview (no TLS, no network): replica-policy's handler against the allow-all handler on the same controller-runtime `admission.Webhook`. Bodies: a Deployment (%s) or a Scale update from 3 to 60 replicas at `/mutate` (clamped to 50) and from 3 to 50 at `/validate` (allowed).\n\n", bodySize(BodyDeployment))
-		p("| path | body | ours µs | ours allocs | baseline µs | baseline allocs | ours/baseline time |\n|---|---|---:|---:|---:|---:|---:|\n")
+		p("In-process cost of one AdmissionReview (no TLS, no network): replica-policy's handler against the allow-all baseline, controller-runtime's `admission.Webhook` serving a handler that allows everything. replica-policy serves its handlers with the same `admission.Webhook` behind an HTTP adapter of its own that decodes the AdmissionReview in one pass (`pkg/admission/review.go`); *allow-all, our adapter* is the allow-all handler behind that adapter, so that *ours / allow-all, our adapter* is what the policy's own work costs. Bodies: a Deployment (%s) or a Scale update from 3 to 60 replicas at `/mutate` (clamped to 50) and from 3 to 50 at `/validate` (allowed).\n\n", bodySize(BodyDeployment))
+		p("| path | body | ours µs | ours allocs | baseline µs | baseline allocs | ours/baseline time | allow-all, our adapter µs | ours / allow-all, our adapter |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, h := range r.HandlerCPU {
-			p("| %s | %s | %.1f | %.0f | %.1f | %.0f | %.2f |\n", h.Path, h.Body, h.Ours.NsPerOp/1e3, h.Ours.AllocsPerOp, h.Base.NsPerOp/1e3, h.Base.AllocsPerOp, h.Ours.NsPerOp/h.Base.NsPerOp)
+			p("| %s | %s | %.1f | %.0f | %.1f | %.0f | %.2f | %.1f | %.2f |\n", h.Path, h.Body, h.Ours.NsPerOp/1e3, h.Ours.AllocsPerOp, h.Base.NsPerOp/1e3, h.Base.AllocsPerOp, h.Ours.NsPerOp/h.Base.NsPerOp,
+				h.Adapter.NsPerOp/1e3, h.Ours.NsPerOp/h.Adapter.NsPerOp)
 		}
 		p("\n")
 	}
