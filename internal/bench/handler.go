@@ -252,8 +252,8 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 	// As cmd/webhook/app wires them: one pair, /validate knowing what /mutate answered.
 	mutate, validate := admission.NewHandlers(workload.Builtin(), store, staticLookup{}, ref)
 	return map[string]http.Handler{
-		PathMutate:   admission.Webhook(mutate),
-		PathValidate: admission.Webhook(validate),
+		PathMutate:       admission.Webhook(mutate),
+		PathValidate:     admission.Webhook(validate),
 		PathAllow:        &cradmission.Webhook{Handler: allowAll},
 		PathAllowAdapter: admission.Serve(allowAll),
 	}, nil
