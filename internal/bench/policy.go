@@ -17,12 +17,10 @@ const (
 
 // exampleRules are the rules of manifests/base/policy.yaml: the benchmark's policy carries
 // them after its own, so that matching is that of a realistic policy (literal namespaces
-// through the index, globs, selectors), not of a single rule. One change: the databases
-// rule is limited to namespaces db-*. In the example it has a selector and no namespaces, so
-// with --native-policies it would send every /scale write of every namespace to the webhook
-// (a Scale carries no labels to match the selector with; the compiled matchCondition reads
-// only the request, and does not know that an earlier rule without a selector decides a
-// namespace first), and no namespace could show native mode without a selector rule.
+// through the index, globs, selectors), not of a single rule. Under --native-policies the
+// databases rule (a selector, no namespaces) sends to the webhook the /scale writes of every
+// namespace that no earlier rule without a selector decides: not those of the benchmark's
+// namespaces, whose rules come first.
 const exampleRules = `- name: prod-web
   namespaces: [prod, "prod-*"]
   selector:
@@ -37,7 +35,6 @@ const exampleRules = `- name: prod-web
   maxReplicas: 20
   allowZero: true
 - name: databases
-  namespaces: ["db-*"]
   selector:
     matchLabels: {replicapolicy.io/class: database}
   minReplicas: 3

@@ -434,6 +434,13 @@ const maxChain = 48
 // exact answer does; one whose leaf cannot hold is left out. Rules after the last one
 // whose leaf can hold are left out too.
 func (c *compiler) due(p purpose) string {
+	return c.firstMatch(func(r rule) string { return c.candidate(r, true) }, func(r rule) string { return c.leaf(r, p) })
+}
+
+// firstMatch is the chain of conditionals of due for any candidate and leaf of a rule: true
+// when the first rule whose candidate holds has a leaf that holds, a rule with a
+// namespaceSelector counting as unsure.
+func (c *compiler) firstMatch(candidate, leafOf func(rule) string) string {
 	type link struct {
 		cand, leaf string
 		unsure     bool
@@ -445,7 +452,7 @@ func (c *compiler) due(p purpose) string {
 			tail = "true"
 			break
 		}
-		cand, leaf := c.candidate(r, true), c.leaf(r, p)
+		cand, leaf := candidate(r), leafOf(r)
 		switch {
 		case cand == "false":
 			continue // none of its kinds is compiled: it never matches
@@ -480,6 +487,10 @@ func (c *compiler) due(p purpose) string {
 			expr = this
 		case l.leaf == "false" && expr == "false":
 			continue
+		case l.leaf == "true" && expr == "false":
+			expr = cand
+		case l.leaf == "true":
+			expr = or(cand, paren(expr))
 		case expr == "false":
 			expr = "(" + cand + " && " + paren(l.leaf) + ")"
 		default:

@@ -250,9 +250,23 @@ rules:
 
 	t.Run("what the webhook still decides", func(t *testing.T) {
 		want := `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
-			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || request.namespace == 'prod'))`
+			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || (request.namespace == 'prod')))`
 		if res.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition\ngot  %s\nwant %s", res.WebhookMatchCondition, want)
+		}
+		// A selector rule without namespaces reaches only the namespaces that no earlier rule
+		// without a selector decides; a namespaceSelector rule may or may not decide first.
+		shadow := compileYAML(t, header+`rules:
+- {name: a, namespaces: [a, "a-*"], maxReplicas: 3}
+- {name: gold, namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 4}
+- {name: db, selector: {matchLabels: {app: db}}, maxReplicas: 5}
+- {name: b, namespaces: [b], maxReplicas: 6}
+`, BuiltinKinds, Options{})
+		want = `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
+			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
+			`((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) : (true))))`
+		if shadow.WebhookMatchCondition != want {
+			t.Errorf("webhook match condition, a selector rule after a rule without\ngot  %s\nwant %s", shadow.WebhookMatchCondition, want)
 		}
 		lines := strings.Join(res.Webhook, "\n")
 		for _, part := range []string{

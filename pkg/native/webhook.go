@@ -12,7 +12,11 @@ import (
 // requestKey is the CEL of the request's resource as Kind.key spells it.
 const requestKey = "(request.resource.group + '/' + request.resource.resource)"
 
-// webhookCondition is Result.WebhookMatchCondition.
+// webhookCondition is Result.WebhookMatchCondition: a kind not compiled, or a /scale write
+// of a kind that may be owned or that the rule deciding it first (firstMatch, over what a
+// webhook's condition can read: namespace and kind) selects by the workload's labels. A
+// selector rule without namespaces thus reaches only the namespaces no earlier rule without
+// a selector decides.
 func (c *compiler) webhookCondition() string {
 	var compiled, owned []string
 	for _, k := range c.kinds {
@@ -25,23 +29,21 @@ func (c *compiler) webhookCondition() string {
 	if len(owned) > 0 {
 		scale = append(scale, requestKey+" in "+quoteList(owned))
 	}
-	for _, r := range c.rules {
-		if r.Selector() == nil {
-			continue
-		}
-		var ns string
-		if len(r.names)+len(r.globs) > 0 {
-			ns = namespacesTerm("request.namespace", r.names, r.globs)
-		}
-		t := and(ns, c.kindKeysTerm(r))
-		if t == "false" {
-			continue
-		}
-		scale = append(scale, t)
-		if t == "true" {
-			scale = []string{"true"}
-			break
-		}
+	bySelector := c.firstMatch(
+		func(r rule) string {
+			var ns string
+			if len(r.names)+len(r.globs) > 0 {
+				ns = paren(namespacesTerm("request.namespace", r.names, r.globs))
+			}
+			return and(ns, c.kindKeysTerm(r))
+		},
+		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
+	switch bySelector {
+	case "false":
+	case "true", "(true)":
+		scale = []string{"true"}
+	default:
+		scale = append(scale, bySelector)
 	}
 	cond := "!(" + requestKey + " in " + quoteList(compiled) + ")"
 	switch {
@@ -83,13 +85,25 @@ func (c *compiler) webhookLines() []string {
 				k.Resource, k.Kind))
 		}
 	}
+	var before []string // rules without a selector that decide /scale writes first
 	for _, r := range c.rules {
-		if r.Selector() == nil || c.kindKeysTerm(r) == "false" {
+		if r.Selector() == nil {
+			if len(r.names)+len(r.globs) > 0 && (r.NamespaceSelector() == nil || r.NamespaceSelector().Empty()) {
+				before = append(before, fmt.Sprintf("%q", r.Name))
+			}
+			continue
+		}
+		if c.kindKeysTerm(r) == "false" {
 			continue
 		}
 		var scope []string
-		if len(r.names)+len(r.globs) > 0 {
+		switch {
+		case len(r.names)+len(r.globs) > 0:
 			scope = append(scope, "namespaces "+strings.Join(append(slices.Clone(r.names), r.globs...), ", "))
+		case len(before) > 3:
+			scope = append(scope, fmt.Sprintf("namespaces that the %d rules without a selector before it do not decide", len(before)))
+		case len(before) > 0:
+			scope = append(scope, "namespaces that rules "+strings.Join(before, ", ")+" before it do not decide")
 		}
 		if r.NamespaceSelector() != nil {
 			scope = append(scope, "namespaceSelector "+r.NamespaceSelector().String())

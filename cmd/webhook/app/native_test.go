@@ -30,6 +30,7 @@ rules:
 - {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}
 - {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}
 - {name: cap, namespaces: [native, sel], maxReplicas: MAX}
+- {name: anywhere, selector: {matchLabels: {class: db}}, maxReplicas: 2}
 `
 
 func nativePolicyWith(max int) string {
@@ -44,7 +45,7 @@ func TestNativePolicies(t *testing.T) {
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()
-	for _, ns := range []string{"native", "sel", "strict"} {
+	for _, ns := range []string{"native", "sel", "strict", "other"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
 	webhookCalls := func() float64 {
@@ -144,6 +145,12 @@ func TestNativePolicies(t *testing.T) {
 		if r, _ := deploys.Get(ctx, "web", metav1.GetOptions{}); *r.Spec.Replicas != 5 {
 			t.Errorf("after a scale to 30: %d replicas, want 5", *r.Spec.Replicas)
 		}
+		// In bounds, so that the webhook configuration's replicas-changed condition holds
+		// after the admission policies ran (a clamp to the old count leaves it false): rule
+		// "anywhere" (a selector, no namespaces) comes after "cap", which decides here.
+		if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: 4}}, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		_, err = f.client.AppsV1().Deployments("strict").Create(ctx, harness.Deployment("strict", "big", 9, nil), metav1.CreateOptions{})
 		want := `spec.replicas: Invalid value: 9: must be within [0, 3] for Deployment "big" (replica policy rule "strict", action deny)`
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -166,6 +173,23 @@ func TestNativePolicies(t *testing.T) {
 				return false, err.Error()
 			}
 			return s.Spec.Replicas == 4 && harness.HasWarning(f.warns.Take(), `clamped to 4 by replica policy rule "labelled"`), fmt.Sprint("replicas ", s.Spec.Replicas)
+		})
+	})
+
+	t.Run("a selector rule without namespaces sends the webhook only what earlier rules leave", func(t *testing.T) {
+		// Rule "anywhere" comes after "cap": /scale writes in namespace native (above, no
+		// webhook call) are cap's; in namespace other they may be anywhere's.
+		other := f.client.AppsV1().Deployments("other")
+		if _, err := other.Create(ctx, harness.Deployment("other", "db", 2, map[string]string{"class": "db"}), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "other/db clamped by the webhook through its cached labels", func() (bool, string) {
+			f.warns.Take()
+			s, err := other.UpdateScale(ctx, "db", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "other"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.Spec.Replicas == 2 && harness.HasWarning(f.warns.Take(), `clamped to 2 by replica policy rule "anywhere"`), fmt.Sprint("replicas ", s.Spec.Replicas)
 		})
 	})
 
