@@ -120,9 +120,13 @@ func (s *Syncer) Start(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			inSync.Set(0)
+			syncFailures.Inc()
 			s.log.Error(err, "Applying the native admission policies; retrying", "in", retryDelay)
 			retryC = time.After(retryDelay)
+			continue
 		}
+		inSync.Set(1)
 	}
 }
 

@@ -328,3 +328,65 @@ func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
 
 // nativeOpts are the compile options Run gives the syncer.
 func nativeOpts() native.Options { return native.Options{} }
+
+// TestNativePoliciesSyncFailure: when --native-policies cannot do its work (here, the webhook
+// configuration it should narrow does not exist), it says so in its metrics, retries, and
+// recovers by itself once the cause is gone.
+func TestNativePoliciesSyncFailure(t *testing.T) {
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	f := startWebhook(t, func(o *Options) {
+		o.NativePolicies = true
+		o.WebhookConfiguration = "replica-policy-renamed"
+		o.MetricsBindAddress = metricsAddr
+	})
+	ctx := context.Background()
+	ar := f.client.AdmissionregistrationV1()
+	metric := func(name string) float64 {
+		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sum(name)
+	}
+	if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(5)); err != nil {
+		t.Fatal(err)
+	}
+	// The objects are applied before the condition is set: they get there, the configuration
+	// the webhook was given does not exist, and the sync fails after them, again and again.
+	var failures float64
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "the objects applied, then a failed sync counted", func() (bool, string) {
+		_, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+		in := metric("replicapolicy_native_policies_in_sync")
+		failures = metric("replicapolicy_native_policies_sync_failures_total")
+		return err == nil && failures >= 1 && in == 0, fmt.Sprintf("clamp policy %v, failures %v, in sync %v", err, failures, in)
+	})
+	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "retried", func() (bool, string) {
+		n := metric("replicapolicy_native_policies_sync_failures_total")
+		return n > failures && metric("replicapolicy_native_policies_in_sync") == 0, fmt.Sprint("failures ", n)
+	})
+	installed, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "replica-policy-renamed"}, Webhooks: installed.Webhooks}
+	for i := range renamed.Webhooks {
+		renamed.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "none"}}
+	}
+	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, renamed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "in sync once the configuration exists", func() (bool, string) {
+		return metric("replicapolicy_native_policies_in_sync") == 1, "not yet"
+	})
+	got, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy-renamed", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range got.Webhooks[0].MatchConditions {
+		found = found || c.Name == nativesync.ConditionName
+	}
+	if !found {
+		t.Errorf("the configuration's matchConditions %+v lack %s", got.Webhooks[0].MatchConditions, nativesync.ConditionName)
+	}
+}
