@@ -406,8 +406,8 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 func (c *compiler) namespacesOfAction(a policy.Action) string {
 	var names, globs []string
 	for _, r := range c.rules {
-		if r.Action != a || c.candidate(r, true) == "false" {
-			continue
+		if r.Action != a || c.kindKeysTerm(r) == "false" {
+			continue // none of its kinds is compiled: it never matches
 		}
 		if len(r.names)+len(r.globs) == 0 {
 			return ""
@@ -597,18 +597,19 @@ func (c *compiler) candidate(r rule, inline bool) string {
 		kinds = c.kindKeysTerm(r)
 		nsSelector = ""
 	}
-	terms := []string{
-		paren(namespacesTerm("request.namespace", r.names, r.globs)),
-		kinds,
-		nsSelector,
-	}
-	if len(r.names)+len(r.globs) == 0 {
-		terms[0] = ""
-	}
+	terms := []string{r.namespacesTerm(), kinds, nsSelector}
 	if r.Selector() != nil {
 		terms = append(terms, or(scale, selectorTerm(labels, r.Selector())))
 	}
 	return and(terms...)
+}
+
+// namespacesTerm is true in the namespaces the rule names; "" (no term) when it names none.
+func (r rule) namespacesTerm() string {
+	if len(r.names)+len(r.globs) == 0 {
+		return ""
+	}
+	return paren(namespacesTerm("request.namespace", r.names, r.globs))
 }
 
 // objectLabels are the object's labels, an empty map when it has none.
@@ -654,7 +655,7 @@ func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
 	var rules []rule
 	deflt := -1
 	for _, r := range c.rules {
-		if r.Name == policy.DefaultRuleName && r.index == len(c.snap.Policy.Rules) {
+		if c.isDefault(r) {
 			deflt = r.index
 			continue
 		}

@@ -90,6 +90,18 @@ func compileYAML(t *testing.T, doc string, kinds []Kind, opts Options) *Result {
 	return res
 }
 
+// newCompiler is the compiler of the policy doc, its rules read, for testing its parts.
+func newCompiler(t *testing.T, doc string) *compiler {
+	t.Helper()
+	snap, err := policy.Load([]byte(doc), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &compiler{snap: snap, kinds: BuiltinKinds}
+	c.readRules()
+	return c
+}
+
 func variable(vars []admissionregistrationv1.Variable, name string) string {
 	for _, v := range vars {
 		if v.Name == name {
@@ -197,17 +209,12 @@ rules:
 	})
 
 	t.Run("the conditions decide by first match", func(t *testing.T) {
-		snap, err := policy.Load([]byte(header+`default: {maxReplicas: 10}
+		c := newCompiler(t, header+`default: {maxReplicas: 10}
 rules:
 - {name: a, namespaces: [x], maxReplicas: 3, action: deny}
 - {name: b, namespaces: ["y-*"], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 5, allowZero: true}
 - {name: c, namespaces: [z], minReplicas: 1, maxReplicas: 1, action: warn}
-`), policy.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := &compiler{snap: snap, kinds: BuiltinKinds}
-		c.readRules()
+`)
 		for p, want := range map[purpose]string{
 			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
 				`(!(has(request.subResource) && request.subResource == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
@@ -222,16 +229,11 @@ rules:
 		}
 		// A matchCondition cannot read namespace labels: a rule with a namespaceSelector may
 		// or may not decide, so the condition holds if it would or the rules after it would.
-		unsure, err := policy.Load([]byte(header+`default: {maxReplicas: 10, action: warn}
+		u := newCompiler(t, header+`default: {maxReplicas: 10, action: warn}
 rules:
 - {name: a, namespaces: [x], namespaceSelector: {matchLabels: {env: dev}}, maxReplicas: 3}
 - {name: b, namespaceSelector: {matchLabels: {env: prod}}, maxReplicas: 5, action: warn}
-`), policy.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &compiler{snap: unsure, kinds: BuiltinKinds}
-		u.readRules()
+`)
 		for p, want := range map[purpose]string{
 			purposeClamp: `((request.namespace == 'x') && (r > 3))`,
 			purposeWarn:  `((r > 5) || (r > 10))`,

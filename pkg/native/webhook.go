@@ -30,13 +30,7 @@ func (c *compiler) webhookCondition() string {
 		scale = append(scale, requestKey+" in "+quoteList(owned))
 	}
 	bySelector := c.firstMatch(
-		func(r rule) string {
-			var ns string
-			if len(r.names)+len(r.globs) > 0 {
-				ns = paren(namespacesTerm("request.namespace", r.names, r.globs))
-			}
-			return and(ns, c.kindKeysTerm(r))
-		},
+		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
 		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
 	switch bySelector {
 	case "false":
