@@ -342,6 +342,14 @@ type HandlerCPU struct {
 	Adapter OpCost
 }
 
+// fastest is the faster of kept and run; the first run (i == 0) is kept whatever it took.
+func fastest(i int, kept, run OpCost) OpCost {
+	if i == 0 || run.NsPerOp < kept.NsPerOp {
+		return run
+	}
+	return kept
+}
+
 // MeasureHandlerCPU measures every path and body in-process, alternating replica-policy and
 // the baseline reps times and keeping each one's fastest run (the least disturbed by other
 // processes).
@@ -362,15 +370,7 @@ func MeasureHandlerCPU(minTime time.Duration, reps int) ([]HandlerCPU, error) {
 				ours := MeasureOp(func() { ServeOnce(handlers[path], raw) }, minTime)
 				base := MeasureOp(func() { ServeOnce(handlers[PathAllow], raw) }, minTime)
 				adapter := MeasureOp(func() { ServeOnce(handlers[PathAllowAdapter], raw) }, minTime)
-				if i == 0 || ours.NsPerOp < r.Ours.NsPerOp {
-					r.Ours = ours
-				}
-				if i == 0 || base.NsPerOp < r.Base.NsPerOp {
-					r.Base = base
-				}
-				if i == 0 || adapter.NsPerOp < r.Adapter.NsPerOp {
-					r.Adapter = adapter
-				}
+				r.Ours, r.Base, r.Adapter = fastest(i, r.Ours, ours), fastest(i, r.Base, base), fastest(i, r.Adapter, adapter)
 			}
 			out = append(out, r)
 		}

@@ -161,19 +161,27 @@ func TestNativePolicies(t *testing.T) {
 		}
 	})
 
+	// webhookClampsScale waits until a dry-run /scale write of ns/name to 9 replicas comes
+	// back clamped to want with the webhook's warning naming rule: the webhook decided it,
+	// through the workload's cached labels.
+	webhookClampsScale := func(t *testing.T, ns, name string, want int32, rule string) {
+		t.Helper()
+		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, ns+"/"+name+" clamped by the webhook through its cached labels", func() (bool, string) {
+			f.warns.Take()
+			s, err := f.client.AppsV1().Deployments(ns).UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.Spec.Replicas == want && harness.HasWarning(f.warns.Take(), fmt.Sprintf("clamped to %d by replica policy rule %q", want, rule)), fmt.Sprint("replicas ", s.Spec.Replicas)
+		})
+	}
+
 	t.Run("a /scale write a selector rule may decide still goes to the webhook", func(t *testing.T) {
 		sel := f.client.AppsV1().Deployments("sel")
 		if _, err := sel.Create(ctx, harness.Deployment("sel", "web", 2, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "sel/web clamped by the webhook through its cached labels", func() (bool, string) {
-			f.warns.Take()
-			s, err := sel.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "sel"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				return false, err.Error()
-			}
-			return s.Spec.Replicas == 4 && harness.HasWarning(f.warns.Take(), `clamped to 4 by replica policy rule "labelled"`), fmt.Sprint("replicas ", s.Spec.Replicas)
-		})
+		webhookClampsScale(t, "sel", "web", 4, "labelled")
 	})
 
 	t.Run("a selector rule without namespaces sends the webhook only what earlier rules leave", func(t *testing.T) {
@@ -183,14 +191,7 @@ func TestNativePolicies(t *testing.T) {
 		if _, err := other.Create(ctx, harness.Deployment("other", "db", 2, map[string]string{"class": "db"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "other/db clamped by the webhook through its cached labels", func() (bool, string) {
-			f.warns.Take()
-			s, err := other.UpdateScale(ctx, "db", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "other"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				return false, err.Error()
-			}
-			return s.Spec.Replicas == 2 && harness.HasWarning(f.warns.Take(), `clamped to 2 by replica policy rule "anywhere"`), fmt.Sprint("replicas ", s.Spec.Replicas)
-		})
+		webhookClampsScale(t, "other", "db", 2, "anywhere")
 	})
 
 	t.Run("a policy change updates them", func(t *testing.T) {
