@@ -388,12 +388,14 @@ func (e *Env) grantNative(ctx context.Context, dir string) error {
 
 // scopeNative waits until the binary has applied the policy's native admission policies
 // and narrowed the installed webhook configuration with their matchCondition, then limits
-// their bindings to the native namespaces. The compiled bindings have no namespaceSelector
-// (the policy's rules and default decide where they act); without one, the default rule
-// would clamp in every other configuration's namespace too, and the API server would
-// evaluate the policies for their writes. The bindings are patched, not the policy: a merge
-// patch of spec.matchResources under a field manager of the benchmark's own, which the
-// binary's server-side apply (of fields it owns) leaves alone when it applies them again.
+// their bindings to the native namespaces. The compiled bindings select every namespace
+// but those where the policy's rules leave them nothing to do; the clamp policy and its
+// notice, for one, would act in the other clamping configurations' namespaces too, and the
+// API server would evaluate them for those writes. The bindings are patched, not the policy:
+// a merge patch of spec.matchResources.namespaceSelector (the compiled requirements and the
+// native namespaces) under a field manager of the benchmark's own. The binary's forced
+// server-side apply takes the selector back at the next policy change: the scaler's
+// benchmark, which changes the policy, runs after the end-to-end one.
 func (e *Env) scopeNative(ctx context.Context) error {
 	snap, err := policy.Load([]byte(PolicyDoc(benchPolicy, scaleStartMax)), policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 	if err != nil {
@@ -446,18 +448,25 @@ func (e *Env) scopeNative(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"matchResources": map[string]any{"namespaceSelector": namespaceIn(nsNative, nsNativeSelector)}}})
-	if err != nil {
-		return err
+	// The compiled namespaceSelector keeps its own requirements; the patch gives the whole
+	// selector, since a merge patch replaces a list.
+	scope := func(m *admissionregistrationv1.MatchResources) ([]byte, error) {
+		sel := harness.ScopeBinding(m, namespaceIn(nsNative, nsNativeSelector)).NamespaceSelector
+		return json.Marshal(map[string]any{"spec": map[string]any{"matchResources": map[string]any{"namespaceSelector": sel}}})
 	}
 	opts := metav1.PatchOptions{FieldManager: benchManager}
 	for _, o := range e.Native.Objects() {
+		var patch []byte
 		var err error
 		switch o := o.(type) {
 		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
-			_, err = ar.MutatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+			if patch, err = scope(o.Spec.MatchResources); err == nil {
+				_, err = ar.MutatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+			}
 		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-			_, err = ar.ValidatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+			if patch, err = scope(o.Spec.MatchResources); err == nil {
+				_, err = ar.ValidatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("scoping the native bindings: %w", err)

@@ -237,7 +237,7 @@ func (c *compiler) compile() (*Result, error) {
 		res.ClampBinding = &admissionregistrationv1.MutatingAdmissionPolicyBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
+			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: c.scope(purposeClamp).matchResources()},
 		}
 	}
 	validating := func(suffix string, pur purpose, expr, message string, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
@@ -264,6 +264,7 @@ func (c *compiler) compile() (*Result, error) {
 			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
 				PolicyName:        name,
 				ValidationActions: va,
+				MatchResources:    c.scope(pur).matchResources(),
 			},
 		}
 		return p, b
@@ -340,8 +341,9 @@ const isScale = "(has(request.subResource) && request.subResource == 'scale')"
 // expression (the API server evaluates every matchCondition of a policy, whatever the
 // others gave, and && stops at the first false), cheapest terms first:
 //
-//  1. request-only terms: not in an exempt namespace; for deny and warn, in a namespace
-//     that a rule of that action names (when every such rule names namespaces);
+//  1. request-only terms, for what the binding's namespaceSelector cannot say (scope): not in
+//     an exempt namespace matched by a glob; in a namespace that a rule which may give the
+//     policy something to do names, when one of them names it by a glob;
 //  2. replicas changed by an update;
 //  3. the first-match decision for this policy's purpose (due), as a chain of conditionals
 //     that reads the rules only up to the first that matches;
@@ -375,13 +377,10 @@ const replicaVar = "r"
 
 func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCondition {
 	var terms []string
-	names, globs := c.snap.ExemptNamespaces()
-	if len(names)+len(globs) > 0 {
-		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", names, globs)))
+	if _, globs := c.snap.ExemptNamespaces(); len(globs) > 0 { // the binding leaves out the names
+		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", nil, globs)))
 	}
-	if p.action != policy.ActionClamp {
-		terms = append(terms, c.namespacesOfAction(p.action))
-	}
+	terms = append(terms, c.scope(p).cel)
 	inner := and(
 		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
 		c.due(p),
@@ -399,25 +398,6 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 	terms = append(terms, "(!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && "+
 		or(owners...)+"))")
 	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: and(terms...)}}
-}
-
-// namespacesOfAction is true in the namespaces a rule of action names: "" (no term) when
-// a rule of that action, or the default, may decide in any namespace.
-func (c *compiler) namespacesOfAction(a policy.Action) string {
-	var names, globs []string
-	for _, r := range c.rules {
-		if r.Action != a || c.kindKeysTerm(r) == "false" {
-			continue // none of its kinds is compiled: it never matches
-		}
-		if len(r.names)+len(r.globs) == 0 {
-			return ""
-		}
-		names, globs = append(names, r.names...), append(globs, r.globs...)
-	}
-	if len(names)+len(globs) == 0 {
-		return "false"
-	}
-	return paren(namespacesTerm("request.namespace", names, globs))
 }
 
 // maxChain is the most rules a matchCondition's chain reads: each is one level of nesting

@@ -197,13 +197,24 @@ rules:
 			}
 			e := p.conds[0].Expression
 			for _, part := range []string{
-				`(!(request.namespace in ['kube-system', 'replica-policy-system'] || request.namespace.startsWith('tmp-')) && `,
+				`(!(request.namespace.startsWith('tmp-')) && `,
 				`].exists(r, ((request.operation != 'UPDATE' || r != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : ((has(request.subResource) && request.subResource == 'scale') ? 0 : 1))) && `,
 				"o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
 			} {
 				if !strings.Contains(e, part) {
 					t.Errorf("%s: %s\nlacks %s", p.name, e, part)
 				}
+			}
+		}
+	})
+
+	t.Run("the bindings leave out the exempt namespaces", func(t *testing.T) {
+		for _, m := range []*admissionregistrationv1.MatchResources{res.ClampBinding.Spec.MatchResources, res.DenyBinding.Spec.MatchResources,
+			res.WarnBinding.Spec.MatchResources, res.ClampNoticeBinding.Spec.MatchResources} {
+			b, _ := json.Marshal(m)
+			// The glob tmp-* stays in the matchCondition.
+			if want := `{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","replica-policy-system"]}]}}`; string(b) != want {
+				t.Errorf("binding's matchResources\n%s\nwant\n%s", b, want)
 			}
 		}
 	})
@@ -242,11 +253,49 @@ rules:
 				t.Errorf("%s with namespaceSelectors\ngot  %s\nwant %s", p.name, got, want)
 			}
 		}
-		if got := c.namespacesOfAction(policy.ActionDeny); got != `(request.namespace == 'x')` {
-			t.Errorf("deny's namespaces: %s", got)
+	})
+
+	t.Run("where each policy may act", func(t *testing.T) {
+		c := newCompiler(t, header+`exemptNamespaces: [kube-system, "tmp-*"]
+default: {maxReplicas: 10}
+rules:
+- {name: a, namespaces: [x, kube-system], maxReplicas: 3, action: deny}
+- {name: b, namespaces: ["y-*"], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 5}
+- {name: c, namespaces: [z, w], maxReplicas: 1, action: warn}
+- {name: d, namespaces: [w], kinds: [Deployment], maxReplicas: 2, action: deny}
+- {name: e, namespaces: [v], selector: {matchLabels: {app: db}}, maxReplicas: 2, action: deny}
+- {name: f, namespaces: ["dev-*", v], maxReplicas: 4, action: warn}
+- {name: g, namespaces: [u], selector: {matchLabels: {app: db}}, maxReplicas: 2}
+- {name: i, namespaces: [t], namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 2}
+- {name: h, namespaces: [u, t], maxReplicas: 3, action: deny}
+`)
+		for _, tc := range []struct {
+			p    purpose
+			want scope
+		}{
+			// Only where a deny rule is: not w, which rule c (warn, every request) decides first;
+			// not the exempt kube-system; u and t, where the clamp rules before h (a selector,
+			// a namespaceSelector) may or may not match.
+			{purposeDeny, scope{in: []string{"t", "u", "v", "x"}}},
+			// Everywhere (the default clamps) but the exempt namespaces and those that rules of
+			// other actions decide whole: x (a), z and w (c), v (e may match first, f decides
+			// the rest).
+			{purposeClamp, scope{out: []string{"kube-system", "v", "w", "x", "z"}}},
+			{purposeNotice, scope{out: []string{"kube-system", "v", "w", "x", "z"}}},
+			// A glob: the matchCondition names the namespaces; the binding leaves out x.
+			{purposeWarn, scope{cel: `(request.namespace in ['z', 'w', 'v'] || request.namespace.startsWith('dev-'))`, out: []string{"kube-system", "t", "u", "x"}}},
+		} {
+			if got := c.scope(tc.p); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("%s: scope %+v, want %+v", tc.p.name, got, tc.want)
+			}
 		}
-		if got := c.namespacesOfAction(policy.ActionClamp); got != "" {
-			t.Errorf("clamp's namespaces (the default clamps): %s", got)
+		// A deny rule that a clamp rule before it shadows acts nowhere.
+		shadowed := newCompiler(t, header+"rules:\n- {name: a, namespaces: [x], maxReplicas: 3}\n- {name: b, namespaces: [x], maxReplicas: 2, action: deny}\n")
+		if got := shadowed.scope(purposeDeny); got.cel != "false" || got.in != nil || got.out != nil {
+			t.Errorf("shadowed deny rule: scope %+v, want a matchCondition that is false", got)
+		}
+		if got := shadowed.scope(purposeClamp).matchResources(); got == nil || fmt.Sprint(got.NamespaceSelector.MatchExpressions) != "[{kubernetes.io/metadata.name In [x]}]" {
+			t.Errorf("clamp binding of a policy whose only clamp rule names x: %+v", got)
 		}
 	})
 

@@ -172,6 +172,12 @@ func compileRule(i int, r *Rule) (*CompiledRule, error) {
 // which matches everything).
 func (r *CompiledRule) Selector() labels.Selector { return r.selector }
 
+// MatchesNamespace reports whether the rule's namespaces admit namespace ns: true when it
+// names none. The rule's other matchers may still fail.
+func (r *CompiledRule) MatchesNamespace(ns string) bool {
+	return r.namespaces.empty() || r.namespaces.contains(ns)
+}
+
 // NamespaceSelector is the rule's selector on namespace labels, nil when it has none (or an
 // empty one).
 func (r *CompiledRule) NamespaceSelector() labels.Selector { return r.namespaceSelector }

@@ -122,6 +122,7 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 
 	// The native policies of every policy, as compile prints them.
 	snaps := map[int]*policy.Snapshot{}
+	scoped := map[string]int{} // bindings by how their compiled namespaceSelector narrows them
 	for _, pc := range cases {
 		prefix := fmt.Sprintf("n%d-", pc.k)
 		file := filepath.Join(dir, fmt.Sprintf("native-%d.yaml", pc.k))
@@ -130,7 +131,9 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 		if code != ExitOK {
 			t.Fatalf("policy %d: compile exit %d: %s", pc.k, code, errOut)
 		}
-		applyCompiled(t, ctx, cs, out, prefix)
+		for k, n := range applyCompiled(t, ctx, cs, out, prefix) {
+			scoped[k] += n
+		}
 		snap, err := policy.Compile(prefixedPolicy(pc.pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +174,14 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("native policies of %d policies in force %v after they were created", policies, time.Since(installed).Round(time.Millisecond))
+	t.Logf("native policies of %d policies in force %v after they were created; bindings narrowed by namespace: %v", policies, time.Since(installed).Round(time.Millisecond), scoped)
+	// The bindings' namespaceSelectors decide which requests reach a policy at all: the
+	// comparison below must cover both ways they narrow.
+	for _, k := range []string{"In", "NotIn"} {
+		if scoped[k] < 3 {
+			t.Errorf("only %d bindings select namespaces with %s (beyond the exempt ones): the generator does not cover them", scoped[k], k)
+		}
+	}
 
 	counts := map[string]int{}
 	compared := 0
@@ -698,12 +708,24 @@ func (l getLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
 	return ns.Labels, true
 }
 
-// applyCompiled creates the objects of compile's YAML, each binding scoped to the
-// namespaces of prefix.
-func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, out, prefix string) {
+// applyCompiled creates the objects of compile's YAML, each binding narrowed to the
+// namespaces of prefix, and counts the bindings whose compiled namespaceSelector selects
+// namespaces (In) or leaves out some that are not exempt (NotIn).
+func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, out, prefix string) map[string]int {
 	t.Helper()
+	scoped := map[string]int{}
+	count := func(m *admissionregistrationv1.MatchResources) {
+		if m == nil || m.NamespaceSelector == nil {
+			return
+		}
+		for _, r := range m.NamespaceSelector.MatchExpressions {
+			if r.Operator == metav1.LabelSelectorOpIn || slices.ContainsFunc(r.Values, func(ns string) bool { return ns != prefix+"sys" && ns != prefix+"ex" }) {
+				scoped[string(r.Operator)]++
+			}
+		}
+	}
 	ar := cs.AdmissionregistrationV1()
-	scope := &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{equivPolicyLabel: strings.TrimSuffix(prefix, "-")}}}
+	scope := &metav1.LabelSelector{MatchLabels: map[string]string{equivPolicyLabel: strings.TrimSuffix(prefix, "-")}}
 	for _, doc := range strings.Split(out, "\n---\n") {
 		if strings.TrimSpace(doc) == "" {
 			continue // a policy that bounds nothing compiles to nothing
@@ -722,7 +744,8 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 		case "MutatingAdmissionPolicyBinding":
 			var o admissionregistrationv1.MutatingAdmissionPolicyBinding
 			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				o.Spec.MatchResources = scope
+				count(o.Spec.MatchResources)
+				o.Spec.MatchResources = harness.ScopeBinding(o.Spec.MatchResources, scope)
 				_, err = ar.MutatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
 			}
 		case "ValidatingAdmissionPolicy":
@@ -733,7 +756,8 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 		case "ValidatingAdmissionPolicyBinding":
 			var o admissionregistrationv1.ValidatingAdmissionPolicyBinding
 			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				o.Spec.MatchResources = scope
+				count(o.Spec.MatchResources)
+				o.Spec.MatchResources = harness.ScopeBinding(o.Spec.MatchResources, scope)
 				_, err = ar.ValidatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
 			}
 		default:
@@ -743,4 +767,5 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 			t.Fatalf("%s: %v\n%s", meta.Kind, err, doc)
 		}
 	}
+	return scoped
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -60,7 +61,9 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 			Items []struct {
 				Metadata struct{ Name string }
 				Spec     struct {
-					MatchConditions []struct{ Name, Expression string }
+					MatchResources struct {
+						NamespaceSelector metav1.LabelSelector
+					}
 				}
 			}
 		}
@@ -70,12 +73,11 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 		if list.Kind != "List" || len(list.Items) == 0 || !strings.HasPrefix(list.Items[0].Metadata.Name, "rp-") {
 			t.Fatalf("output %s", out)
 		}
-		found := false
-		for _, c := range list.Items[0].Spec.MatchConditions {
-			found = found || strings.HasPrefix(c.Expression, "(!(request.namespace == 'own')")
-		}
-		if !found {
-			t.Errorf("--policy-namespace own is not exempt: %+v", list.Items[0].Spec.MatchConditions)
+		// The exempt namespaces are left out by the bindings' namespaceSelector.
+		binding := list.Items[1]
+		if got := fmt.Sprint(binding.Spec.MatchResources.NamespaceSelector.MatchExpressions); !strings.HasSuffix(binding.Metadata.Name, "-clamp") ||
+			got != "[{kubernetes.io/metadata.name NotIn [own]}]" {
+			t.Errorf("--policy-namespace own is not exempt by binding %s: %s", binding.Metadata.Name, got)
 		}
 	})
 
