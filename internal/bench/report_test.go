@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+)
+
+// A report whose "no policy" writes take 10 ms and whose A/A namespace's take 10.1 ms: a
+// resolution of 0.1 ms at concurrency 8.
+func aaReport() *Report {
+	res := &E2EResult{Cells: map[string]*E2ECell{}}
+	for _, op := range Ops {
+		for _, c := range E2EConcurrency {
+			for cfg, d := range map[string]time.Duration{ConfigNone: 10 * time.Millisecond, ConfigNoneAgain: 10*time.Millisecond + 100*time.Microsecond} {
+				res.Cells[e2eKey(cfg, op, c)] = &E2ECell{Config: cfg, Op: op, Concurrency: c, Sample: harness.Sample{Latencies: []time.Duration{d}}}
+			}
+			res.Cells[e2eKey(ConfigBuiltin, op, c)] = &E2ECell{Sample: harness.Sample{Latencies: []time.Duration{10 * time.Millisecond}}}
+		}
+	}
+	return &Report{E2E: res}
+}
+
+func TestAtMostJudgesAgainstTheAAResolution(t *testing.T) {
+	r := aaReport()
+	if got := r.resolution(8); got != 100*time.Microsecond {
+		t.Fatalf("resolution %v, want the A/A namespace's 0.1 ms", got)
+	}
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	for _, tc := range []struct {
+		added, other time.Duration
+		want         string
+	}{
+		{ms(1.0), ms(2), "met"},                        // target 1.2, 0.2 under
+		{ms(1.15), ms(2), "met within noise"},          // 0.05 under, resolution 0.1
+		{ms(1.25), ms(2), "**not resolved** (0.05 ms"}, // 0.05 over
+		{ms(1.5), ms(2), "**missed**"},                 // 0.3 over
+		{ms(-0.05), ms(-1), "met within noise"},        // a negative figure counts as 0
+		{ms(0.05), ms(-1), "**not resolved**"},
+		{ms(0.5), ms(-1), "**missed**"},
+	} {
+		if got := r.atMost(tc.added, tc.other, 0.6, 8); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%v against 0.6 x %v: %q, want %q...", tc.added, tc.other, got, tc.want)
+		}
+	}
+}
