@@ -39,6 +39,9 @@ const (
 	// (admission.Serve, which decodes the AdmissionReview once): measured in-process only,
 	// it tells what the policy's own work costs from what the adapter saves.
 	PathAllowAdapter = "/allow-adapter"
+	// PathAllowAgain is the baseline again, a second allow-all handler on the same server:
+	// its throughput over the baseline's is the run's noise (an A/A comparison).
+	PathAllowAgain = "/allow-again"
 )
 
 // handlerNamespace is the namespace of the handler benchmark's requests; the benchmark
@@ -256,6 +259,7 @@ func InProcessHandlers() (map[string]http.Handler, error) {
 		PathValidate:     admission.Webhook(validate),
 		PathAllow:        &cradmission.Webhook{Handler: allowAll},
 		PathAllowAdapter: admission.Serve(allowAll),
+		PathAllowAgain:   &cradmission.Webhook{Handler: allowAll},
 	}, nil
 }
 
@@ -276,10 +280,11 @@ func ServeOnce(h http.Handler, body []byte) {
 	h.ServeHTTP(&discardWriter{h: http.Header{}}, r)
 }
 
-// HandlerResult is one cell of the handler benchmark: replica-policy against the baseline.
+// HandlerResult is one cell of the handler benchmark: replica-policy against the baseline,
+// and the baseline again (A/A).
 type HandlerResult struct {
-	Cell       HandlerCell
-	Ours, Base harness.Sample
+	Cell              HandlerCell
+	Ours, Base, Again harness.Sample
 }
 
 // HandlerOptions size the interleaved handler benchmark.
@@ -291,8 +296,9 @@ type HandlerOptions struct {
 	Count int
 }
 
-// RunHandlers measures every cell, replica-policy and the baseline in alternation (which of
-// them goes first flips every round), after a warm-up that opens the connections.
+// RunHandlers measures every cell, replica-policy, the baseline and the baseline again in
+// turn (which of them goes first rotates every round), after a warm-up that opens the
+// connections.
 func (s *HandlerServer) RunHandlers(o HandlerOptions) ([]HandlerResult, error) {
 	cells := HandlerCells()
 	bodies := make([][]byte, len(cells))
@@ -307,28 +313,24 @@ func (s *HandlerServer) RunHandlers(o HandlerOptions) ([]HandlerResult, error) {
 		bodies[i] = b
 		s.Load(c.Path, b, c.Concurrency, 4*c.Concurrency, 0)
 		s.Load(PathAllow, b, c.Concurrency, 4*c.Concurrency, 0)
+		s.Load(PathAllowAgain, b, c.Concurrency, 4*c.Concurrency, 0)
 	}
 	res := make([]HandlerResult, len(cells))
 	for round := range o.Rounds {
 		for i, c := range cells {
 			res[i].Cell = c
-			paths := []string{c.Path, PathAllow}
-			if round%2 == 1 {
-				paths[0], paths[1] = paths[1], paths[0]
-			}
-			for _, p := range paths {
-				smp := s.Load(p, bodies[i], c.Concurrency, o.Count, o.Slice)
-				if p == PathAllow {
-					res[i].Base.Add(smp)
-				} else {
-					res[i].Ours.Add(smp)
-				}
+			into := []*harness.Sample{&res[i].Ours, &res[i].Base, &res[i].Again}
+			paths := []string{c.Path, PathAllow, PathAllowAgain}
+			for k := range paths {
+				j := (k + round) % len(paths)
+				into[j].Add(s.Load(paths[j], bodies[i], c.Concurrency, o.Count, o.Slice))
 			}
 		}
 	}
 	for _, r := range res {
-		if r.Ours.Errors+r.Base.Errors > 0 {
-			return res, fmt.Errorf("%s: %d errors (ours), %d (baseline); first: %v %v", r.Cell, r.Ours.Errors, r.Base.Errors, r.Ours.FirstError, r.Base.FirstError)
+		if r.Ours.Errors+r.Base.Errors+r.Again.Errors > 0 {
+			return res, fmt.Errorf("%s: %d errors (ours), %d (baseline), %d (baseline again); first: %v %v %v", r.Cell, r.Ours.Errors, r.Base.Errors, r.Again.Errors,
+				r.Ours.FirstError, r.Base.FirstError, r.Again.FirstError)
 		}
 	}
 	return res, nil

@@ -46,3 +46,17 @@ func TestAtMostJudgesAgainstTheAAResolution(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerVerdictJudgesAgainstTheAANoise(t *testing.T) {
+	// n requests in one second.
+	perSecond := func(n int) harness.Sample {
+		return harness.Sample{Latencies: make([]time.Duration, n), Elapsed: time.Second}
+	}
+	// The baseline again answers 3% fewer requests than the baseline: noise 0.03.
+	r := &Report{Handler: []HandlerResult{{Base: perSecond(1000), Again: perSecond(970)}}}
+	for q, want := range map[float64]string{0.96: "met", 0.93: "**not resolved** (0.020 short, A/A noise 0.030)", 0.90: "**missed**"} {
+		if got := r.handlerVerdict(q, 0.95); got != want {
+			t.Errorf("lowest ratio %.2f: %q, want %q", q, got, want)
+		}
+	}
+}
