@@ -178,6 +178,8 @@ type compiler struct {
 	hasAction map[policy.Action]bool
 	// skipLimits lets a test build a policy past the limits, to see the API server refuse it.
 	skipLimits bool
+	// scopes caches the scope of each purpose's policy.
+	scopes map[purpose]scope
 }
 
 func (c *compiler) readRules() {

@@ -35,29 +35,41 @@ type scope struct {
 	cel string
 }
 
+// scope returns the scope of the policy of purpose p, computed once per compiler.
 func (c *compiler) scope(p purpose) scope {
-	var s scope
-	exempt, _ := c.snap.ExemptNamespaces() // exempt globs stay in the matchCondition
-	names, globs, all := c.namespacesOf(p)
-	if !all && len(globs) == 0 {
-		s.in = slices.DeleteFunc(names, func(ns string) bool { return slices.Contains(exempt, ns) || c.idleIn(p, ns) })
-		if len(s.in) == 0 {
-			return scope{cel: "false"} // it acts nowhere; a selector cannot select no namespace
-		}
-		slices.Sort(s.in)
+	if s, ok := c.scopes[p]; ok {
 		return s
 	}
+	s := c.computeScope(p)
+	if c.scopes == nil {
+		c.scopes = map[purpose]scope{}
+	}
+	c.scopes[p] = s
+	return s
+}
+
+func (c *compiler) computeScope(p purpose) scope {
+	exempt, _ := c.snap.ExemptNamespaces() // exempt globs stay in the matchCondition
+	idle := c.idleNamespaces(p)
+	names, globs, all := c.namespacesOf(p)
+	if !all && len(globs) == 0 {
+		in := slices.DeleteFunc(names, func(ns string) bool { return idle[ns] || slices.Contains(exempt, ns) })
+		if len(in) == 0 {
+			return scope{cel: "false"} // it acts nowhere; a selector cannot select no namespace
+		}
+		slices.Sort(in)
+		return scope{in: in}
+	}
+	var s scope
 	if !all {
 		s.cel = paren(namespacesTerm("request.namespace", names, globs))
 	}
-	s.out = slices.Clone(exempt)
-	for _, r := range c.rules {
-		for _, ns := range r.names {
-			if !slices.Contains(s.out, ns) && c.idleIn(p, ns) {
-				s.out = append(s.out, ns)
-			}
+	for ns := range idle {
+		if !slices.Contains(exempt, ns) {
+			s.out = append(s.out, ns)
 		}
 	}
+	s.out = append(s.out, exempt...)
 	slices.Sort(s.out)
 	return s
 }
@@ -82,6 +94,7 @@ func (s scope) matchResources() *admissionregistrationv1.MatchResources {
 // something to do, as names (each once, in the order of the rules) and globs; all is true
 // when such a rule (or the default) names none, and may act in any namespace.
 func (c *compiler) namespacesOf(p purpose) (names, globs []string, all bool) {
+	seen := map[string]bool{}
 	for _, r := range c.rules {
 		if c.kindKeysTerm(r) == "false" || c.leaf(r, p) == "false" {
 			continue // it never matches a compiled kind, or never gives p anything to do
@@ -90,7 +103,8 @@ func (c *compiler) namespacesOf(p purpose) (names, globs []string, all bool) {
 			return nil, nil, true
 		}
 		for _, ns := range r.names {
-			if !slices.Contains(names, ns) {
+			if !seen[ns] {
+				seen[ns] = true
 				names = append(names, ns)
 			}
 		}
@@ -99,20 +113,55 @@ func (c *compiler) namespacesOf(p purpose) (names, globs []string, all bool) {
 	return names, globs, false
 }
 
-// idleIn reports whether the policy of purpose p has nothing to do in namespace ns: no rule
-// that may decide a request there, up to the first that decides every request there, gives
-// it anything to do.
-func (c *compiler) idleIn(p purpose, ns string) bool {
-	for _, r := range c.rules {
-		if c.kindKeysTerm(r) == "false" || !r.MatchesNamespace(ns) {
-			continue
+// idleNamespaces returns the namespaces that a rule names literally where the policy of
+// purpose p has nothing to do: no rule that may decide a request there, up to the first
+// that decides every request there, gives it anything to do. It reads each rule once and,
+// for each namespace, only the rules that name it and those that name none or a glob.
+func (c *compiler) idleNamespaces(p purpose) map[string]bool {
+	type facts struct{ never, acts, whole bool }
+	of := make([]facts, len(c.rules))
+	byName := map[string][]int{} // the rules that name a namespace literally, in order
+	var wide []int               // the rules that may match namespaces they do not name
+	for i, r := range c.rules {
+		kinds := c.kindKeysTerm(r)
+		of[i] = facts{
+			never: kinds == "false", // none of its kinds is compiled: it never matches
+			acts:  c.leaf(r, p) != "false",
+			// it matches every request in the namespaces it names
+			whole: kinds == "" && r.Selector() == nil && (r.NamespaceSelector() == nil || r.NamespaceSelector().Empty()),
 		}
-		if c.leaf(r, p) != "false" {
-			return false
+		for _, ns := range r.names {
+			byName[ns] = append(byName[ns], i)
 		}
-		if c.kindKeysTerm(r) == "" && r.Selector() == nil && (r.NamespaceSelector() == nil || r.NamespaceSelector().Empty()) {
-			return true // it matches every request in ns: no rule after it decides there
+		if len(r.names) == 0 || len(r.globs) > 0 {
+			wide = append(wide, i)
 		}
 	}
-	return true // no rule decides there
+	idle := map[string]bool{}
+	for ns, named := range byName {
+		rules := slices.Clone(named)
+		for _, i := range wide {
+			if c.rules[i].MatchesNamespace(ns) {
+				rules = append(rules, i)
+			}
+		}
+		slices.Sort(rules)
+		idle[ns] = true // no rule decides there
+		for _, i := range slices.Compact(rules) {
+			if of[i].never {
+				continue
+			}
+			if of[i].acts {
+				idle[ns] = false
+				break
+			}
+			if of[i].whole {
+				break // no rule after it decides there
+			}
+		}
+		if !idle[ns] {
+			delete(idle, ns)
+		}
+	}
+	return idle
 }
