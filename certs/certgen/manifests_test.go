@@ -569,7 +569,7 @@ func checkRBAC(t *testing.T, objs *objects, extra ...rbacv1.PolicyRule) {
 	}
 }
 
-// checkWebhookConfigurations checks the failure mode and scoping the README promises.
+// checkWebhookConfigurations checks the failure mode and scoping docs/operations.md promises.
 func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...string) {
 	t.Helper()
 	if len(objs.mutating) != 1 || len(objs.validating) != 1 {
