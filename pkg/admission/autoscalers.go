@@ -91,52 +91,21 @@ func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Sub
 	if !ok {
 		return policy.Subject{}, false
 	}
-	subj := policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: namespace, Name: ref.Name}
-	labels, controller, found := a.lookup.WorkloadLabels(kind, namespace, ref.Name)
-	subj.Labels, subj.LabelsUnknown = labels, !found
-	if controller != nil {
-		subj.Owner = ownerOf(controller)
+	subj := policy.NewSubject(kind.Group, kind.Kind, namespace, ref.Name)
+	if labels, controller, found := a.lookup.WorkloadLabels(kind, namespace, ref.Name); found {
+		subj.SetWorkload(labels, controller)
 	}
-	subj.NamespaceLabels, found = a.lookup.NamespaceLabels(namespace)
-	subj.NamespaceLabelsUnknown = !found
+	subj.SetNamespaceLabels(a.lookup.NamespaceLabels(namespace))
 	return subj, true
 }
 
-// decideAutoscaler is the answer for the HPA name whose target is target, at /mutate: clamp
-// moves the range inside the bounds, deny rejects, warn warns. An HPA with a controller of
-// its own (KEDA's ScaledObject) is never patched, since its controller would write the range
-// back: under a clamp rule it is allowed with a warning, and the scaler reports it.
+// decideAutoscaler is the answer for the HPA name whose target is target, at /mutate: the
+// policy's effect (policy.RangeVerdict.Effect), whose Patch moves the range inside the
+// bounds. An HPA with a controller of its own (KEDA's ScaledObject) is never patched.
 func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string, obj *autoscalerFields) Decision {
 	v := snap.DecideRange(target, obj.autoscalerRange())
-	d, decided := ruleDecision(v.Outcome, v.Rule)
-	if !decided {
-		return d
-	}
-	r := v.Rule
-	switch {
-	case v.Outcome == policy.OutcomeUnknown:
-		d.Outcome = OutcomeUnknown
-		d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
-			r.Name, policy.AutoscalerKind, name, v.Missing, target.Kind, target.Name, r.Bounds)}
-	case v.Outcome == policy.OutcomeInBounds:
-	case r.Action == policy.ActionClamp:
-		if ctl := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}); ctl != nil {
-			d.Outcome = OutcomeWarned
-			d.Warnings = []string{v.ControlledMessage(name, ctl.Kind, ctl.Name)}
-			break
-		}
-		d.Range = &v.Want
-		d.Outcome = OutcomeClamped
-		d.Warnings = v.ClampMessages()
-	case r.Action == policy.ActionWarn:
-		d.Outcome = OutcomeWarned
-		d.Warnings = []string{v.OutOfBoundsMessage(name)}
-	default:
-		d.Allowed = false
-		d.Outcome = OutcomeDenied
-		d.Message = v.OutOfBoundsMessage(name)
-	}
-	return d
+	controller := policy.OwnerOf(metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}))
+	return decisionOf(v.Effect(policy.AtMutate, name, target, controller), func(d *Decision) { d.Range = &v.Want })
 }
 
 // decodeAutoscaler reads the fields of an HPA that a decision needs.

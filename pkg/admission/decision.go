@@ -1,8 +1,6 @@
 package admission
 
 import (
-	"fmt"
-
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -59,6 +57,14 @@ func (r Request) kindName() string {
 	return r.Subject.Kind
 }
 
+// policyStage is where the policy is asked at this stage.
+func (s Stage) policyStage() policy.Stage {
+	if s == Validate {
+		return policy.AtValidate
+	}
+	return policy.AtMutate
+}
+
 // Decision is the answer to one request at one stage.
 type Decision struct {
 	Allowed bool
@@ -77,35 +83,61 @@ type Decision struct {
 	Outcome Outcome
 }
 
-// ruleDecision starts the answer to a verdict of outcome by rule: an allow that says so for
-// the outcomes no rule decides (exempt, owned, no rule), with decided false; else an allow
-// that names the rule, for the caller to complete.
-func ruleDecision(outcome policy.Outcome, rule *policy.CompiledRule) (d Decision, decided bool) {
-	switch outcome {
-	case policy.OutcomeExempt:
-		return Decision{Allowed: true, Outcome: OutcomeExempt}, false
-	case policy.OutcomeOwned:
-		return Decision{Allowed: true, Outcome: OutcomeOwned}, false
-	case policy.OutcomeNoRule:
-		return Decision{Allowed: true, Outcome: OutcomeNoRule}, false
+// decisionOf turns the policy's effect into the webhook's answer: the one place where an
+// effect becomes an admission decision, for workloads and autoscalers alike. patch is
+// called for a Patch effect, to set the value it patches.
+func decisionOf(e policy.Effect, patch func(*Decision)) Decision {
+	d := Decision{Allowed: true, Outcome: outcomeOf(e)}
+	if e.Decided() {
+		d.Rule, d.Action = e.Rule.Name, e.Rule.Action
 	}
-	return Decision{Allowed: true, Rule: rule.Name, Action: rule.Action, Outcome: OutcomeAllowed}, true
+	switch e.Kind {
+	case policy.Patch:
+		patch(&d)
+		d.Warnings = e.Messages
+	case policy.Warn:
+		d.Warnings = e.Messages
+	case policy.Deny:
+		d.Allowed, d.Message = false, e.Messages[0]
+	}
+	return d
+}
+
+// outcomeOf is the metric's outcome of an effect.
+func outcomeOf(e policy.Effect) Outcome {
+	switch e.Kind {
+	case policy.Patch:
+		return OutcomeClamped
+	case policy.Deny:
+		return OutcomeDenied
+	}
+	switch e.Outcome {
+	case policy.OutcomeExempt:
+		return OutcomeExempt
+	case policy.OutcomeOwned:
+		return OutcomeOwned
+	case policy.OutcomeNoRule:
+		return OutcomeNoRule
+	case policy.OutcomeUnknown:
+		return OutcomeUnknown
+	}
+	if e.Kind == policy.Warn {
+		return OutcomeWarned
+	}
+	return OutcomeAllowed
 }
 
 // Decide turns the policy's verdict for one request into the answer of one stage.
 //
 // At both stages: an update that leaves replicas unchanged is allowed (an image rollout is
-// never blocked by a policy tightened later; the scaler corrects clamp violations), as are
-// exempt namespaces and workloads no rule matches. A workload whose deciding rule needs
-// labels that are not in the cache yet is allowed with a warning: the request path never
-// waits on the API server, and the scaler, which reads the workload itself, corrects it
-// (clamp) or reports it (deny, warn).
-//
-// Outside the bounds, at Mutate, which decides every write in one call: clamp sets replicas
-// to the nearest bound with a warning, deny rejects, warn allows with a warning. At Validate,
-// which checks the final object where a webhook configuration sends it: clamp and deny reject
-// what is still outside the bounds (the workloads adapter then asks whether /mutate ran at
-// all), warn allows silently (its warning was given at Mutate).
+// never blocked by a policy tightened later; the scaler corrects clamp violations), and a
+// negative count is left to the API server's validation. Everything else is the policy's
+// Effect at the stage (policy.Verdict.Effect): exempt namespaces and workloads no rule
+// matches are allowed; a workload whose deciding rule needs labels that are not in the
+// cache yet is allowed with a warning (the request path never waits on the API server, and
+// the scaler, which reads the workload itself, corrects or reports it); outside the bounds,
+// clamp patches at Mutate and rejects at Validate (the workloads adapter then asks whether
+// /mutate ran at all), deny rejects, warn warns at Mutate.
 func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	// A negative count is invalid, and the API server's validation, which runs after the
 	// mutating webhooks, rejects it with its own message. Clamping it to a minimum would
@@ -117,41 +149,5 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 		return Decision{Allowed: true, Outcome: OutcomeUnchanged}
 	}
 	v := snap.Decide(req.Subject, &req.Replicas)
-	d, decided := ruleDecision(v.Outcome, v.Rule)
-	if !decided {
-		return d
-	}
-	r := v.Rule
-	switch {
-	case v.Outcome == policy.OutcomeUnknown:
-		if stage == Mutate {
-			// The scaler corrects workloads under clamp rules only; under deny and warn
-			// rules it reports them (an Event) and never changes them.
-			then := "correct spec.replicas"
-			if r.Action != policy.ActionClamp {
-				then = "report spec.replicas"
-			}
-			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
-				r.Name, req.kindName(), req.Subject.Name, v.Missing, then, r.Bounds)}
-		}
-		d.Outcome = OutcomeUnknown
-	case v.Outcome == policy.OutcomeInBounds:
-	case r.Action == policy.ActionClamp && stage == Mutate:
-		d.Replicas = &v.Want
-		d.Outcome = OutcomeClamped
-		d.Warnings = []string{v.ClampMessage()}
-	case r.Action == policy.ActionWarn:
-		if stage == Mutate { // once per write: /validate would repeat it
-			d.Warnings = []string{v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)}
-			d.Outcome = OutcomeWarned
-		}
-	default: // deny at either stage, or clamp at Validate
-		d.Allowed = false
-		d.Outcome = OutcomeDenied
-		d.Message = v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)
-		if r.Action == policy.ActionClamp {
-			d.Message += " (the clamp was not applied: the mutating webhook did not run, or a later mutation changed spec.replicas)"
-		}
-	}
-	return d
+	return decisionOf(v.Effect(stage.policyStage(), req.Subject), func(d *Decision) { d.Replicas = &v.Want })
 }

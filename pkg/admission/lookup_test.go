@@ -96,7 +96,7 @@ func TestCacheLookupNotSyncedNeverBlocks(t *testing.T) {
 	statefulSets, replicaSets := newIndexedInformer(&c.gets), newIndexedInformer(&c.gets)
 	c.FakeInformers = informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
 		deploymentGVK: deployments, namespaceGVK: namespaces,
-		workload.StatefulSet.GroupVersionKind: statefulSets, workload.ReplicaSet.GroupVersionKind: replicaSets,
+		workload.StatefulSet.GroupVersionKind(): statefulSets, workload.ReplicaSet.GroupVersionKind(): replicaSets,
 	}}
 	l, err := NewCacheLookup(context.Background(), c, workload.Builtin())
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -107,7 +106,7 @@ func newRequest(req admission.Request, kinds *workload.Set, kind workload.Kind, 
 	}
 	r := Request{
 		Operation: req.Operation,
-		Subject:   policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: req.Namespace, Name: req.Name},
+		Subject:   policy.NewSubject(kind.Group, kind.Kind, req.Namespace, req.Name),
 		Scale:     req.SubResource == ScaleSubresource,
 	}
 	// A Scale always has spec.replicas; a custom resource's object may keep its count
@@ -129,23 +128,15 @@ func newRequest(req admission.Request, kinds *workload.Set, kind workload.Kind, 
 		v := replicasOf(old, r.Scale)
 		r.OldReplicas = &v
 	}
-	var ok bool
-	var controller *metav1.OwnerReference
 	if r.Scale {
 		// A Scale carries no labels and no owners: the parent's come from the cache.
-		r.Subject.Labels, controller, ok = lookup.WorkloadLabels(kind, req.Namespace, req.Name)
-		r.Subject.LabelsUnknown = !ok
+		if labels, controller, ok := lookup.WorkloadLabels(kind, req.Namespace, req.Name); ok {
+			r.Subject.SetWorkload(labels, controller)
+		}
 	} else {
-		r.Subject.Labels = obj.Metadata.Labels
-		controller = kinds.Controller(obj.Metadata.OwnerReferences)
+		r.Subject.SetWorkload(obj.Metadata.Labels, kinds.Controller(obj.Metadata.OwnerReferences))
 	}
-	if controller != nil {
-		// Its controller is a bounded workload, which the policy bounds instead (a
-		// ReplicaSet of a Deployment, scaled to 0 in a rollout).
-		r.Subject.Owner = ownerOf(controller)
-	}
-	r.Subject.NamespaceLabels, ok = lookup.NamespaceLabels(req.Namespace)
-	r.Subject.NamespaceLabelsUnknown = !ok
+	r.Subject.SetNamespaceLabels(lookup.NamespaceLabels(req.Namespace))
 	return r, nil
 }
 
@@ -159,12 +150,6 @@ type replicaFields struct {
 	Spec struct {
 		Replicas *int32 `json:"replicas"`
 	} `json:"spec"`
-}
-
-// ownerOf names a controller ownerReference for the verdict.
-func ownerOf(ref *metav1.OwnerReference) *policy.Owner {
-	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-	return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
 }
 
 // decodeReplicaFields reads the labels, owners and replicas of raw; replicasPath, when not

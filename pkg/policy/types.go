@@ -4,8 +4,6 @@
 package policy
 
 import (
-	"slices"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -25,22 +23,6 @@ const (
 	// warnings, Events and metrics: default behaves as a last rule of that name.
 	DefaultRuleName = "default"
 )
-
-// BuiltinKinds are the workload kinds a rule's kinds names without a group: apps/v1
-// Deployment, StatefulSet and ReplicaSet.
-var BuiltinKinds = []string{"Deployment", "StatefulSet", "ReplicaSet"}
-
-// BuiltinGroup is the API group of the built-in workload kinds.
-const BuiltinGroup = "apps"
-
-// KindName is how a rule's kinds names the workload kind of group: the kind alone for a
-// built-in kind, "Kind.group" for any other.
-func KindName(group, kind string) string {
-	if group == BuiltinGroup && slices.Contains(BuiltinKinds, kind) {
-		return kind
-	}
-	return kind + "." + group
-}
 
 // Action is what happens to a workload whose replicas fall outside a rule's bounds.
 type Action string

@@ -2,35 +2,6 @@ package policy
 
 import "fmt"
 
-// Subject is what a policy is asked about: one workload, as the caller knows it. The
-// admission webhook builds it from a request (for a Scale, the labels come from the parent
-// workload in a cache), the scaler from its cache, and the command-line tool from a file.
-type Subject struct {
-	// Group and Kind are the workload's API group and kind ("apps", "Deployment"): rules
-	// with kinds match them, and messages name the kind.
-	Group, Kind string
-	// Namespace and Name of the workload.
-	Namespace, Name string
-	// Labels are the workload's own metadata.labels (not its pod template's).
-	Labels map[string]string
-	// LabelsUnknown is set when the workload's labels could not be read (a Scale whose
-	// parent is not in the cache yet). Rules with a selector then cannot be evaluated.
-	LabelsUnknown bool
-	// NamespaceLabels are the labels of the workload's Namespace.
-	NamespaceLabels map[string]string
-	// NamespaceLabelsUnknown is set when the Namespace could not be read.
-	NamespaceLabelsUnknown bool
-	// Owner, when set, is the subject's controller (the ownerReference with controller:
-	// true), and it is itself a bounded workload: then the owner is bounded, not the subject
-	// (a ReplicaSet that a Deployment manages). Callers set it only for bounded owners.
-	Owner *Owner
-}
-
-// Owner names a subject's controller.
-type Owner struct {
-	Group, Kind, Name string
-}
-
 // Missing names what a rule needed to be evaluated and the caller could not provide.
 type Missing uint8
 

@@ -2,16 +2,12 @@ package scaler
 
 import (
 	"context"
-	"fmt"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -62,18 +58,13 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reco
 	}
 	// A target or Namespace not in the cache yet: the resync, a policy change or the HPA's
 	// next change evaluates it again.
-	if !r.outOfBounds(ctx, req, v.Outcome, v.Rule, v.Missing) {
+	e := v.Effect(policy.AtScaler, hpa.Name, subj, nil)
+	if e.Kind != policy.Report {
+		r.settled(ctx, req, e)
 		return reconcile.Result{}, nil
 	}
-	rule := v.Rule
-	r.tracker.outOfBounds(req, rule.Name, string(rule.Action))
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %s", rule.Name, rule.Action, rule.Bounds, v.Range)) {
-		return reconcile.Result{}, nil
-	}
-	r.Recorder.Eventf(hpa, nil, corev1.EventTypeWarning, ReasonAutoscalerOutOfBounds, actionReport,
-		"%s: its scale writes are clamped to the bounds and it reports sizes it never reaches; set its range inside the bounds (the scaler never changes an HPA)",
-		v.OutOfBoundsMessage(hpa.Name))
-	log.FromContext(ctx).V(1).Info("HorizontalPodAutoscaler out of bounds", "rule", rule.Name, "action", rule.Action, "range", v.Range.String())
+	r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
+	r.report(ctx, req, hpa, ReasonAutoscalerOutOfBounds, v.Range.String(), e)
 	return reconcile.Result{}, nil
 }
 
@@ -90,17 +81,13 @@ func (r *Reconciler) autoscalerTarget(ctx context.Context, hpa *autoscalingv2.Ho
 	if !ok {
 		return subj, false, nil
 	}
-	subj = policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: hpa.Namespace, Name: ref.Name, NamespaceLabelsUnknown: true}
+	subj = policy.NewSubject(kind.Group, kind.Kind, hpa.Namespace, ref.Name)
 	switch target, err := r.workloads.Get(ctx, kind, hpa.Namespace, ref.Name); {
 	case apierrors.IsNotFound(err):
-		subj.LabelsUnknown = true
 	case err != nil:
 		return subj, false, err
 	default:
-		subj.Labels = target.GetLabels()
-		if ctl := target.Controller(); ctl != nil {
-			subj.Owner = ownerOf(ctl)
-		}
+		subj.SetWorkload(target.GetLabels(), target.Controller())
 	}
 	return subj, true, nil
 }
@@ -120,27 +107,4 @@ func autoscalerChanged() predicate.TypedPredicate[client.Object] {
 				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
 		},
 	}
-}
-
-// trimAutoscaler keeps of a cached HPA what the scaler reads: its identity, owners,
-// deletion, target and range. Metrics, behavior and status (rewritten every sync period)
-// are dropped.
-func trimAutoscaler(obj any) (any, error) {
-	hpa, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler)
-	if !ok {
-		return obj, nil
-	}
-	return &autoscalingv2.HorizontalPodAutoscaler{
-		TypeMeta: hpa.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: hpa.Namespace, Name: hpa.Name, UID: hpa.UID, ResourceVersion: hpa.ResourceVersion,
-			CreationTimestamp: hpa.CreationTimestamp, DeletionTimestamp: hpa.DeletionTimestamp,
-			OwnerReferences: hpa.OwnerReferences,
-		},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: hpa.Spec.ScaleTargetRef,
-			MinReplicas:    hpa.Spec.MinReplicas,
-			MaxReplicas:    hpa.Spec.MaxReplicas,
-		},
-	}, nil
 }

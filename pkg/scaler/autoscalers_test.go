@@ -149,22 +149,3 @@ func TestReconcileAutoscalerRangeChanges(t *testing.T) {
 		t.Errorf("deleted HPA still tracked")
 	}
 }
-
-func TestTrimAutoscaler(t *testing.T) {
-	full := recHPA("web-hpa", "Deployment", recName, ptr.To[int32](2), 30)
-	full.OwnerReferences = []metav1.OwnerReference{{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "web", Controller: ptr.To(true)}}
-	full.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
-	full.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType}}
-	full.Status.DesiredReplicas = 7
-	got, err := trimAutoscaler(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := got.(*autoscalingv2.HorizontalPodAutoscaler)
-	if h.Spec.Metrics != nil || h.ManagedFields != nil || h.Status.DesiredReplicas != 0 {
-		t.Errorf("not trimmed: %+v", h)
-	}
-	if h.Spec.ScaleTargetRef != full.Spec.ScaleTargetRef || *h.Spec.MinReplicas != 2 || h.Spec.MaxReplicas != 30 || len(h.OwnerReferences) != 1 || h.Name != "web-hpa" || h.Namespace != recNS {
-		t.Errorf("trimmed too much: %+v", h)
-	}
-}

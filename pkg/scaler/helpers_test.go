@@ -131,7 +131,7 @@ func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts 
 	o := manager.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{ByObject: scaler.CacheByObject(workload.Builtin())},
+		Cache:                  cache.Options{ByObject: workload.Builtin().CacheByObject()},
 		// Every test makes its own manager with the same controller name.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}

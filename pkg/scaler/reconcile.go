@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -72,48 +71,43 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// An unknown Namespace's create event queues this workload again.
-	if !r.outOfBounds(ctx, req, v.Outcome, v.Rule, v.Missing) {
-		return reconcile.Result{}, nil
+	e := v.Effect(policy.AtScaler, policy.Subject{Kind: kind.Kind, Name: req.Name})
+	switch e.Kind {
+	case policy.Patch:
+		r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
+		if r.opts.DryRun {
+			r.reportWouldCorrect(ctx, req, kind, obj, v)
+			return reconcile.Result{}, nil
+		}
+		return r.correct(ctx, req, kind, obj, v)
+	case policy.Report:
+		r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
+		r.report(ctx, req, obj, ReasonReplicasOutOfBounds, fmt.Sprint(v.Replicas), e)
+	default:
+		// An unknown Namespace's create event queues this workload again.
+		r.settled(ctx, req, e)
 	}
-	r.tracker.outOfBounds(req, v.Rule.Name, string(v.Rule.Action))
-	switch {
-	case v.Rule.Action != policy.ActionClamp:
-		r.reportOutOfBounds(ctx, req, obj, v)
-		return reconcile.Result{}, nil
-	case r.opts.DryRun:
-		r.reportWouldCorrect(ctx, req, kind, obj, v)
-		return reconcile.Result{}, nil
-	}
-	return r.correct(ctx, req, kind, obj, v)
+	return reconcile.Result{}, nil
 }
 
-// outOfBounds records what the verdict's outcome says of req unless it is out of bounds,
-// which it reports true for the caller to act on: exempt and owned are forgotten, in bounds
-// and no rule recorded as compliant, unknown left for a later evaluation.
-func (r *Reconciler) outOfBounds(ctx context.Context, req Request, outcome policy.Outcome, rule *policy.CompiledRule, missing policy.Missing) bool {
-	switch outcome {
+// settled records what an Allow effect says of req: exempt and owned are forgotten, in
+// bounds and no rule recorded as compliant, unknown left for a later evaluation.
+func (r *Reconciler) settled(ctx context.Context, req Request, e policy.Effect) {
+	switch e.Outcome {
 	case policy.OutcomeExempt, policy.OutcomeOwned:
 		r.tracker.forget(req)
 	case policy.OutcomeUnknown:
-		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "missing", missing.String(), "rule", rule.Name)
-	case policy.OutcomeNoRule, policy.OutcomeInBounds:
-		r.tracker.inBounds(req, r.now())
+		log.FromContext(ctx).V(1).Info("Cannot evaluate yet", "rule", e.Rule.Name)
 	default:
-		return true
+		r.tracker.inBounds(req, r.now())
 	}
-	return false
 }
 
 // decide asks the policy for its verdict on obj, reading the Namespace's labels from the
 // cache only when a rule needs them.
 func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj *workload.Cached) (policy.Verdict, error) {
-	subj := policy.Subject{Group: kind.Group, Kind: kind.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Labels: obj.GetLabels(), NamespaceLabelsUnknown: true}
-	if ctl := obj.Controller(); ctl != nil {
-		// Its controller is a bounded workload, which the policy bounds instead: a
-		// Deployment scales its old ReplicaSets to 0 in a rollout.
-		subj.Owner = ownerOf(ctl)
-	}
+	subj := policy.NewSubject(kind.Group, kind.Kind, obj.GetNamespace(), obj.GetName())
+	subj.SetWorkload(obj.GetLabels(), obj.Controller())
 	v := snap.Decide(subj, obj.Replicas())
 	if v.Missing != policy.MissingNamespaceLabels {
 		return v, nil
@@ -135,14 +129,8 @@ func (r *Reconciler) namespaceLabels(ctx context.Context, subj *policy.Subject) 
 	case err != nil:
 		return false, err
 	}
-	subj.NamespaceLabels, subj.NamespaceLabelsUnknown = ns.Labels, false
+	subj.SetNamespaceLabels(ns.Labels, true)
 	return true, nil
-}
-
-// ownerOf names a controller ownerReference for the verdict.
-func ownerOf(ref *metav1.OwnerReference) *policy.Owner {
-	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-	return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
 }
 
 // correct moves the workload's replicas to the nearest bound with a GET and an UPDATE of
@@ -264,17 +252,16 @@ func fromScale(s *autoscalingv1.Scale, body client.Object) error {
 	return nil
 }
 
-// reportOutOfBounds records, once per value and rule, that a workload is outside the
-// bounds of a deny or warn rule.
-func (r *Reconciler) reportOutOfBounds(ctx context.Context, req Request, obj client.Object, v policy.Verdict) {
-	rule := v.Rule
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d", rule.Name, rule.Action, rule.Bounds, v.Replicas)) {
+// report records, once per what (the value judged) and rule, the Report effect e of req (a workload outside
+// the bounds of a deny or warn rule, an autoscaler outside its target's bounds) as an
+// Event of reason on obj.
+func (r *Reconciler) report(ctx context.Context, req Request, obj client.Object, reason, what string, e policy.Effect) {
+	rule := e.Rule
+	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %s", rule.Name, rule.Action, rule.Bounds, what)) {
 		return
 	}
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
-		"spec.replicas %d is outside the bounds %s of replica policy rule %q (action %s); the scaler does not change it",
-		v.Replicas, rule.Bounds, rule.Name, rule.Action)
-	log.FromContext(ctx).V(1).Info("Replicas out of bounds", "rule", rule.Name, "action", rule.Action, "replicas", v.Replicas)
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, actionReport, "%s", e.Messages[0])
+	log.FromContext(ctx).V(1).Info("Out of bounds", "rule", rule.Name, "action", rule.Action, "what", what)
 }
 
 // reportWouldCorrect records, once per value and rule, what a dry run would have changed.

@@ -30,7 +30,6 @@ import (
 	"golang.org/x/time/rate"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -38,7 +37,6 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -102,7 +100,7 @@ type Reconciler struct {
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
 	Recorder recorder.EventRecorder
 	// Kinds are the workload kinds the scaler corrects; default workload.Builtin(). The
-	// manager's cache must compact them (CacheByObject with the same set).
+	// manager's cache must compact them (Set.CacheByObject of the same set).
 	Kinds *workload.Set
 
 	store     *policystore.Store
@@ -130,37 +128,6 @@ func (r *Reconciler) Counts() Counts {
 		Reconciles: r.reconciles.Load(), ScaleGets: r.scaleGets.Load(), ScaleWrites: r.scaleWrites.Load(),
 		Corrections: r.corrections.Load(), Failures: r.failures.Load(), Contests: r.contests.Load(),
 	}
-}
-
-// CacheByObject returns the cache settings (cache.Options.ByObject) for what the scaler
-// and the webhook read: the workloads of kinds kept as workload.Cached entries by
-// kinds.TransformForCache (read through workload.Cache), Namespaces trimmed to their
-// labels, HorizontalPodAutoscalers to their target and range. Pod templates and
-// managedFields are most of the bytes a cache would otherwise hold.
-func CacheByObject(kinds *workload.Set) map[client.Object]cache.ByObject {
-	m := map[client.Object]cache.ByObject{
-		&corev1.Namespace{}:                      {Transform: trimNamespace},
-		&autoscalingv2.HorizontalPodAutoscaler{}: {Transform: trimAutoscaler},
-	}
-	for _, k := range kinds.Kinds() {
-		m[k.New()] = cache.ByObject{Transform: kinds.TransformForCache}
-	}
-	return m
-}
-
-func trimNamespace(obj any) (any, error) {
-	ns, ok := obj.(*corev1.Namespace)
-	if !ok {
-		return obj, nil
-	}
-	return &corev1.Namespace{
-		TypeMeta: ns.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: ns.Name, UID: ns.UID, ResourceVersion: ns.ResourceVersion,
-			CreationTimestamp: ns.CreationTimestamp, DeletionTimestamp: ns.DeletionTimestamp,
-			Labels: ns.Labels,
-		},
-	}, nil
 }
 
 // SetupWithManager validates the options and adds the scaler's controller to mgr. The

@@ -33,7 +33,7 @@ func TestCacheOverAReader(t *testing.T) {
 		t.Error("Synced() is false over a reader")
 	}
 	w, err := c.Get(ctx, Deployment, "a", "web")
-	if err != nil || w.GetLabels()["app"] != "web" || w.Replicas() == nil || *w.Replicas() != 3 || w.GroupVersionKind() != Deployment.GroupVersionKind {
+	if err != nil || w.GetLabels()["app"] != "web" || w.Replicas() == nil || *w.Replicas() != 3 || w.GroupVersionKind() != Deployment.GroupVersionKind() {
 		t.Errorf("Get = %+v, %v", w, err)
 	}
 	if _, err := c.Get(ctx, Deployment, "a", "absent"); !apierrors.IsNotFound(err) {

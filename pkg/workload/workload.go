@@ -16,17 +16,15 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
-// Kind is one workload kind with a scale subresource.
+// Kind is one workload kind with a scale subresource: the pure description the policy
+// and the native policies share (policy.WorkloadKind), and how to make and read its
+// objects with client-go.
 type Kind struct {
-	// GroupVersionKind of the workload object, e.g. apps/v1 Deployment.
-	schema.GroupVersionKind
-	// Resource is the plural resource name, e.g. "deployments".
-	Resource string
-	// ReplicasPath is the object's replica count as field names, ["spec", "replicas"] for
-	// every built-in kind (a CRD's scale.specReplicasPath ".spec.replicas").
-	ReplicasPath []string
+	policy.WorkloadKind
 	// New returns an empty object of the kind (for a custom resource an Unstructured with
 	// its apiVersion and kind set).
 	New func() client.Object
@@ -40,60 +38,43 @@ type Kind struct {
 	goType reflect.Type
 }
 
-// GroupResource of the kind, e.g. deployments.apps.
-func (k Kind) GroupResource() schema.GroupResource {
-	return schema.GroupResource{Group: k.Group, Resource: k.Resource}
-}
-
 // Unstructured reports whether objects of the kind are *unstructured.Unstructured (a
 // custom resource).
 func (k Kind) Unstructured() bool { return k.goType == nil }
 
-// SpecReplicas reports whether the replica count is spec.replicas, which the admission fast
-// path reads.
-func (k Kind) SpecReplicas() bool {
-	return slices.Equal(k.ReplicasPath, specReplicas)
-}
-
-var specReplicas = []string{"spec", "replicas"}
-
-// typed builds the Kind of a built-in workload type T, whose spec.replicas is read by
-// replicas.
+// typed builds the Kind of the built-in workload kind k, whose Go type is T and whose
+// spec.replicas is read by replicas.
 func typed[T any, PT interface {
 	*T
 	client.Object
 }, L any, PL interface {
 	*L
 	client.ObjectList
-}](gvk schema.GroupVersionKind, resource string, replicas func(PT) *int32) Kind {
+}](k policy.WorkloadKind, replicas func(PT) *int32) Kind {
 	return Kind{
-		GroupVersionKind: gvk,
-		Resource:         resource,
-		ReplicasPath:     specReplicas,
-		New:              func() client.Object { return PT(new(T)) },
-		NewList:          func() client.ObjectList { return PL(new(L)) },
-		Replicas:         func(o client.Object) *int32 { return replicas(o.(PT)) },
-		goType:           reflect.TypeFor[PT](),
+		WorkloadKind: k,
+		New:          func() client.Object { return PT(new(T)) },
+		NewList:      func() client.ObjectList { return PL(new(L)) },
+		Replicas:     func(o client.Object) *int32 { return replicas(o.(PT)) },
+		goType:       reflect.TypeFor[PT](),
 	}
 }
 
 // Deployment is apps/v1 Deployment.
 var Deployment = typed[appsv1.Deployment, *appsv1.Deployment, appsv1.DeploymentList, *appsv1.DeploymentList](
-	appsv1.SchemeGroupVersion.WithKind("Deployment"), "deployments",
-	func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas })
+	policy.BuiltinWorkloadKinds[0], func(d *appsv1.Deployment) *int32 { return d.Spec.Replicas })
 
 // StatefulSet is apps/v1 StatefulSet.
 var StatefulSet = typed[appsv1.StatefulSet, *appsv1.StatefulSet, appsv1.StatefulSetList, *appsv1.StatefulSetList](
-	appsv1.SchemeGroupVersion.WithKind("StatefulSet"), "statefulsets",
-	func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas })
+	policy.BuiltinWorkloadKinds[1], func(s *appsv1.StatefulSet) *int32 { return s.Spec.Replicas })
 
 // ReplicaSet is apps/v1 ReplicaSet.
 var ReplicaSet = typed[appsv1.ReplicaSet, *appsv1.ReplicaSet, appsv1.ReplicaSetList, *appsv1.ReplicaSetList](
-	appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), "replicasets",
-	func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas })
+	policy.BuiltinWorkloadKinds[2], func(s *appsv1.ReplicaSet) *int32 { return s.Spec.Replicas })
 
-// Kinds are the built-in workload kinds, always bounded. The kinds in force in a process
-// (these and the custom resources it learned at start) are a Set.
+// Kinds are the built-in workload kinds (policy.BuiltinWorkloadKinds), always bounded, with
+// their Go types. The kinds in force in a process (these and the custom resources it
+// learned at start) are a Set.
 var Kinds = []Kind{Deployment, StatefulSet, ReplicaSet}
 
 // Custom returns the Kind of a custom resource served as gvk at resource, whose replica
@@ -102,9 +83,7 @@ var Kinds = []Kind{Deployment, StatefulSet, ReplicaSet}
 func Custom(gvk schema.GroupVersionKind, resource string, replicasPath []string) Kind {
 	path := slices.Clone(replicasPath)
 	return Kind{
-		GroupVersionKind: gvk,
-		Resource:         resource,
-		ReplicasPath:     path,
+		WorkloadKind: policy.WorkloadKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Resource: resource, ReplicasPath: path},
 		New: func() client.Object {
 			u := &unstructured.Unstructured{}
 			u.SetGroupVersionKind(gvk)
@@ -199,7 +178,7 @@ func NewSet(custom ...Kind) (*Set, error) {
 		s.kinds = append(s.kinds, k)
 		s.byGR[k.GroupResource()] = k
 		s.byGK[k.GroupKind()] = k
-		gvk := k.GroupVersionKind
+		gvk := k.GroupVersionKind()
 		s.gvks[k.GroupKind()] = &gvk
 		if k.goType != nil {
 			s.byType[k.goType] = k

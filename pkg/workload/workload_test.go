@@ -61,8 +61,8 @@ func TestBuiltinCompact(t *testing.T) {
 			if r := c.Replicas(); r == nil || *r != 3 {
 				t.Errorf("replicas = %v, want 3", r)
 			}
-			if gvk := c.GetObjectKind().GroupVersionKind(); gvk != tc.kind.GroupVersionKind {
-				t.Errorf("kind %v, want %v", gvk, tc.kind.GroupVersionKind)
+			if gvk := c.GetObjectKind().GroupVersionKind(); gvk != tc.kind.GroupVersionKind() {
+				t.Errorf("kind %v, want %v", gvk, tc.kind.GroupVersionKind())
 			}
 			if _, ok := k.NewList().(client.ObjectList); !ok {
 				t.Error("NewList")

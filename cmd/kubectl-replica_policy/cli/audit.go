@@ -176,7 +176,7 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	var findings []Finding
 	workloads := Workloads{}
 	for _, k := range workload.Kinds {
-		gvr := k.GroupVersion().WithResource(k.Resource)
+		gvr := k.GroupVersionKind().GroupVersion().WithResource(k.Resource)
 		err := listPages(ctx, func(opts metav1.ListOptions) (string, error) {
 			list, err := dyn.Resource(gvr).List(ctx, opts)
 			if err != nil {
@@ -184,7 +184,7 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 			}
 			for i := range list.Items {
 				obj := &list.Items[i]
-				obj.SetAPIVersion(k.GroupVersion().String())
+				obj.SetAPIVersion(k.GroupVersionKind().GroupVersion().String())
 				obj.SetKind(k.Kind)
 				t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
 				if err != nil {

@@ -71,12 +71,12 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	// The kinds in force: the built-in ones and each --workload-resource, learned from
 	// discovery and its CRD; a resource that cannot be served stops the start here.
-	kinds, err := workloadKinds(ctx, cfg, o.WorkloadResources)
+	kinds, err := workload.Discover(ctx, cfg, o.WorkloadResources)
 	if err != nil {
 		return err
 	}
 	for _, k := range kinds.Kinds() {
-		log.Info("bounding workload kind", "kind", k.GroupVersionKind.String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
+		log.Info("bounding workload kind", "kind", k.GroupVersionKind().String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
 	}
 
 	webhookServer := newWebhookServer(o)
@@ -213,7 +213,7 @@ func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Se
 		// managedFields are most of the bytes).
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         scaler.CacheByObject(kinds),
+			ByObject:         kinds.CacheByObject(),
 		},
 	}
 }

@@ -1,4 +1,4 @@
-package app
+package workload
 
 import (
 	"context"
@@ -112,36 +112,9 @@ func TestLearnWorkloadResource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k.GroupVersionKind.String() != tc.wantKind || strings.Join(k.ReplicasPath, ".") != tc.wantPath || k.Resource != "widgets" || !k.Unstructured() {
-				t.Errorf("learned %v at %v (resource %s)", k.GroupVersionKind, k.ReplicasPath, k.Resource)
+			if k.GroupVersionKind().String() != tc.wantKind || strings.Join(k.ReplicasPath, ".") != tc.wantPath || k.Resource != "widgets" || !k.Unstructured() {
+				t.Errorf("learned %v at %v (resource %s)", k.GroupVersionKind(), k.ReplicasPath, k.Resource)
 			}
 		})
-	}
-}
-
-func TestValidateWorkloadResource(t *testing.T) {
-	for _, ok := range []string{"rollouts.argoproj.io", "clonesets.apps.kruise.io"} {
-		if err := validateWorkloadResource(ok); err != nil {
-			t.Errorf("%s: %v", ok, err)
-		}
-	}
-	for bad, want := range map[string]string{
-		"rollouts":               "must be RESOURCE.GROUP",
-		".argoproj.io":           "must be RESOURCE.GROUP",
-		"Rollouts.argoproj.io":   `resource "Rollouts"`,
-		"rollouts.Argo_Proj":     `group "Argo_Proj"`,
-		"deployments.apps":       "a built-in kind, always bounded",
-		"statefulsets.apps":      "a built-in kind, always bounded",
-		"rollouts/scale.argo.io": `resource "rollouts/scale"`,
-	} {
-		err := validateWorkloadResource(bad)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: error %v, want it to say %q", bad, err, want)
-		}
-	}
-	o := NewOptions()
-	o.WorkloadResources = []string{"rollouts.argoproj.io", "rollouts.argoproj.io"}
-	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "named twice") {
-		t.Errorf("a repeated --workload-resource: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package app
+package workload
 
 import (
 	"context"
@@ -14,20 +14,19 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // crdResource is apiextensions.k8s.io/v1 CustomResourceDefinitions, read as unstructured:
 // the binary needs one field of one object, not the apiextensions types.
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// workloadKinds returns the kinds in force: the built-in kinds and each --workload-resource,
-// learned from the API server. A resource it cannot serve stops the start with one line
-// that names it and what is missing.
-func workloadKinds(ctx context.Context, cfg *rest.Config, resources []string) (*workload.Set, error) {
+// Discover returns the kinds in force: the built-in kinds and each of resources
+// (RESOURCE.GROUP, the webhook's --workload-resource), learned from the API server's
+// discovery and the resource's CustomResourceDefinition. A resource it cannot serve is an
+// error that names it and what is missing.
+func Discover(ctx context.Context, cfg *rest.Config, resources []string) (*Set, error) {
 	if len(resources) == 0 {
-		return workload.Builtin(), nil
+		return Builtin(), nil
 	}
 	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
@@ -42,7 +41,7 @@ func workloadKinds(ctx context.Context, cfg *rest.Config, resources []string) (*
 		return nil, err
 	}
 	l := learner{disco: disco, crds: dyn.Resource(crdResource), access: cs.AuthorizationV1().SelfSubjectAccessReviews()}
-	var custom []workload.Kind
+	var custom []Kind
 	for _, r := range resources {
 		k, err := l.learn(ctx, r)
 		if err != nil {
@@ -50,7 +49,7 @@ func workloadKinds(ctx context.Context, cfg *rest.Config, resources []string) (*
 		}
 		custom = append(custom, k)
 	}
-	return workload.NewSet(custom...)
+	return NewSet(custom...)
 }
 
 type learner struct {
@@ -64,11 +63,11 @@ type learner struct {
 // learn finds RESOURCE.GROUP's kind and preferred version in discovery, checks that it is
 // namespaced and has a scale subresource, reads the replica path from its CRD and checks
 // that this process may do what it will do with it.
-func (l learner) learn(ctx context.Context, name string) (workload.Kind, error) {
+func (l learner) learn(ctx context.Context, name string) (Kind, error) {
 	resource, group, _ := strings.Cut(name, ".")
 	groups, err := l.disco.ServerGroups()
 	if err != nil {
-		return workload.Kind{}, fmt.Errorf("discovery: %w", err)
+		return Kind{}, fmt.Errorf("discovery: %w", err)
 	}
 	version := ""
 	for _, g := range groups.Groups {
@@ -77,12 +76,12 @@ func (l learner) learn(ctx context.Context, name string) (workload.Kind, error) 
 		}
 	}
 	if version == "" {
-		return workload.Kind{}, fmt.Errorf("unknown resource: the API server serves no API group %q (is the CRD installed?)", group)
+		return Kind{}, fmt.Errorf("unknown resource: the API server serves no API group %q (is the CRD installed?)", group)
 	}
 	gv := schema.GroupVersion{Group: group, Version: version}
 	list, err := l.disco.ServerResourcesForGroupVersion(gv.String())
 	if err != nil {
-		return workload.Kind{}, fmt.Errorf("discovery of %s: %w", gv, err)
+		return Kind{}, fmt.Errorf("discovery of %s: %w", gv, err)
 	}
 	var kind string
 	var namespaced, scale bool
@@ -96,20 +95,20 @@ func (l learner) learn(ctx context.Context, name string) (workload.Kind, error) 
 	}
 	switch {
 	case kind == "":
-		return workload.Kind{}, fmt.Errorf("unknown resource: API group %s serves no resource %q", gv, resource)
+		return Kind{}, fmt.Errorf("unknown resource: API group %s serves no resource %q", gv, resource)
 	case !namespaced:
-		return workload.Kind{}, fmt.Errorf("%s is cluster-scoped: replica-policy bounds namespaced workloads", kind)
+		return Kind{}, fmt.Errorf("%s is cluster-scoped: replica-policy bounds namespaced workloads", kind)
 	case !scale:
-		return workload.Kind{}, fmt.Errorf("%s has no scale subresource (%s/scale): replica-policy bounds only workloads that have one", kind, resource)
+		return Kind{}, fmt.Errorf("%s has no scale subresource (%s/scale): replica-policy bounds only workloads that have one", kind, resource)
 	}
 	path, err := l.replicasPath(ctx, name, version)
 	if err != nil {
-		return workload.Kind{}, err
+		return Kind{}, err
 	}
 	if err := l.allowed(ctx, group, resource); err != nil {
-		return workload.Kind{}, err
+		return Kind{}, err
 	}
-	return workload.Custom(gv.WithKind(kind), resource, path), nil
+	return Custom(gv.WithKind(kind), resource, path), nil
 }
 
 // replicasPath reads scale.specReplicasPath of version in the CRD name.
@@ -133,7 +132,7 @@ func (l learner) replicasPath(ctx context.Context, name, version string) ([]stri
 		if !found {
 			return nil, fmt.Errorf("its CustomResourceDefinition declares no scale subresource for version %s", version)
 		}
-		path, err := workload.ParseReplicasPath(p)
+		path, err := ParseReplicasPath(p)
 		if err != nil {
 			return nil, fmt.Errorf("unsupported scale.specReplicasPath in its CustomResourceDefinition: %w", err)
 		}

@@ -1,0 +1,61 @@
+package workload
+
+import (
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// CacheByObject returns the cache settings (cache.Options.ByObject) for what the webhook
+// and the scaler read: the workloads of s kept as Cached entries (TransformForCache, read
+// through Cache), Namespaces trimmed to their labels, HorizontalPodAutoscalers to their
+// target and range. Pod templates and managedFields are most of the bytes a cache would
+// otherwise hold.
+func (s *Set) CacheByObject() map[client.Object]cache.ByObject {
+	m := map[client.Object]cache.ByObject{
+		&corev1.Namespace{}:                      {Transform: TrimNamespace},
+		&autoscalingv2.HorizontalPodAutoscaler{}: {Transform: TrimAutoscaler},
+	}
+	for _, k := range s.Kinds() {
+		m[k.New()] = cache.ByObject{Transform: s.TransformForCache}
+	}
+	return m
+}
+
+// identity keeps of m what every cached object needs: who it is, its version, its birth
+// and its deletion.
+func identity(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+	}
+}
+
+// TrimNamespace keeps of a cached Namespace its identity and labels (namespaceSelector).
+func TrimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	t := &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: identity(&ns.ObjectMeta)}
+	t.Labels = ns.Labels
+	return t, nil
+}
+
+// TrimAutoscaler keeps of a cached HPA what the scaler reads: its identity, owners,
+// target and range. Metrics, behavior and status (rewritten every sync period) are
+// dropped.
+func TrimAutoscaler(obj any) (any, error) {
+	hpa, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok {
+		return obj, nil
+	}
+	t := &autoscalingv2.HorizontalPodAutoscaler{TypeMeta: hpa.TypeMeta, ObjectMeta: identity(&hpa.ObjectMeta)}
+	t.OwnerReferences = hpa.OwnerReferences
+	t.Spec = autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: hpa.Spec.ScaleTargetRef, MinReplicas: hpa.Spec.MinReplicas, MaxReplicas: hpa.Spec.MaxReplicas,
+	}
+	return t, nil
+}
