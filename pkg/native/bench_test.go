@@ -25,7 +25,7 @@ func BenchmarkCompile(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Compile(snap, BuiltinKinds, Options{}); err != nil {
+				if _, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -36,13 +36,13 @@ func TestLimits(t *testing.T) {
 	lo, hi := 1000, 8000
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		if _, err := Compile(load(mid), BuiltinKinds, Options{}); err == nil {
+		if _, err := Compile(load(mid), policy.BuiltinWorkloadKinds, Options{}); err == nil {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	res, err := Compile(load(lo), BuiltinKinds, Options{})
+	res, err := Compile(load(lo), policy.BuiltinWorkloadKinds, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestLimits(t *testing.T) {
 	t.Logf("in force %v after its creation; last error before %v", time.Since(start).Round(time.Millisecond), lastErr)
 
 	// Past the limit: about 2 MB of JSON.
-	c := &compiler{snap: load(9000), kinds: BuiltinKinds, opts: Options{Name: "too-large", MayBeOwned: DefaultMayBeOwned}, skipLimits: true}
+	c := &compiler{snap: load(9000), kinds: policy.BuiltinWorkloadKinds, opts: Options{Name: "too-large", MayBeOwned: DefaultMayBeOwned}, skipLimits: true}
 	c.readRules()
 	big, err := c.compile()
 	if err != nil {

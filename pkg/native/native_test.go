@@ -77,7 +77,7 @@ func TestCELText(t *testing.T) {
 	}
 }
 
-func compileYAML(t *testing.T, doc string, kinds []Kind, opts Options) *Result {
+func compileYAML(t *testing.T, doc string, kinds []policy.WorkloadKind, opts Options) *Result {
 	t.Helper()
 	snap, err := policy.Load([]byte(doc), policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 	if err != nil {
@@ -97,12 +97,12 @@ func newCompiler(t *testing.T, doc string) *compiler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &compiler{snap: snap, kinds: BuiltinKinds}
+	c := &compiler{snap: snap, kinds: policy.BuiltinWorkloadKinds}
 	c.readRules()
 	return c
 }
 
-func variable(vars []admissionregistrationv1.Variable, name string) string {
+func variableOf(vars []admissionregistrationv1.Variable, name string) string {
 	for _, v := range vars {
 		if v.Name == name {
 			return v.Expression
@@ -120,7 +120,7 @@ rules:
 - {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10}
 - {name: db, kinds: [StatefulSet, Rollout.argoproj.io], minReplicas: 3, maxReplicas: 7, allowZero: true, action: deny}
 - {name: gold, namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 4}
-`, BuiltinKinds, Options{})
+`, policy.BuiltinWorkloadKinds, Options{})
 
 	t.Run("objects, names and labels", func(t *testing.T) {
 		var got []string
@@ -145,7 +145,7 @@ rules:
 			t.Errorf("clamp notice: validation actions %v, want Warn and Audit", a)
 		}
 		for _, name := range []string{"clampNotice", "bounds", "ruleName", "message"} {
-			if variable(res.Clamp.Spec.Variables, name) != "" {
+			if variableOf(res.Clamp.Spec.Variables, name) != "" {
 				t.Errorf("the MutatingAdmissionPolicy carries the message variable %s", name)
 			}
 		}
@@ -158,7 +158,7 @@ rules:
 		vars := res.Clamp.Spec.Variables
 		want := `[((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))), ` +
 			`variables.kind == 'StatefulSet', ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')]`
-		if got := variable(vars, "rules0"); got != want {
+		if got := variableOf(vars, "rules0"); got != want {
 			t.Errorf("rules0\ngot  %s\nwant %s", got, want)
 		}
 		for name, want := range map[string]string{
@@ -170,11 +170,11 @@ rules:
 			"allowZero": "(variables.rule >= 0 ? [false, true, false, false][variables.rule] : false)",
 			"action":    "(variables.rule >= 0 ? ['clamp', 'deny', 'clamp', 'warn'][variables.rule] : '')",
 		} {
-			if got := variable(vars, name); got != want {
+			if got := variableOf(vars, name); got != want {
 				t.Errorf("%s\ngot  %s\nwant %s", name, got, want)
 			}
 		}
-		if variable(vars, "message") != "" || variable(res.Deny.Spec.Variables, "message") == "" {
+		if variableOf(vars, "message") != "" || variableOf(res.Deny.Spec.Variables, "message") == "" {
 			t.Errorf("the message belongs to the validating policies only")
 		}
 	})
@@ -312,7 +312,7 @@ rules:
 - {name: gold, namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 4}
 - {name: db, selector: {matchLabels: {app: db}}, maxReplicas: 5}
 - {name: b, namespaces: [b], maxReplicas: 6}
-`, BuiltinKinds, Options{})
+`, policy.BuiltinWorkloadKinds, Options{})
 		want = `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
 			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
 			`((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) : (true))))`
@@ -333,35 +333,35 @@ rules:
 }
 
 func TestCompileOnlyWhatActionsNeed(t *testing.T) {
-	res := compileYAML(t, header+"rules:\n- {name: a, maxReplicas: 3, action: deny}\n", BuiltinKinds, Options{Name: "x"})
+	res := compileYAML(t, header+"rules:\n- {name: a, maxReplicas: 3, action: deny}\n", policy.BuiltinWorkloadKinds, Options{Name: "x"})
 	if res.Clamp != nil || res.Warn != nil || res.Deny == nil || res.Deny.Name != "x-deny" {
 		t.Errorf("a deny-only policy: clamp %v, warn %v, deny %v", res.Clamp != nil, res.Warn != nil, res.Deny != nil)
 	}
-	if got := variable(res.Deny.Spec.Variables, "rule"); got != "variables.first" {
+	if got := variableOf(res.Deny.Spec.Variables, "rule"); got != "variables.first" {
 		t.Errorf("rule without a default: %s", got)
 	}
-	if got := variable(res.Deny.Spec.Variables, "unknown"); got != "false" {
+	if got := variableOf(res.Deny.Spec.Variables, "unknown"); got != "false" {
 		t.Errorf("unknown without selector rules: %s", got)
 	}
-	empty := compileYAML(t, header, BuiltinKinds, Options{})
+	empty := compileYAML(t, header, policy.BuiltinWorkloadKinds, Options{})
 	if len(empty.Objects()) != 0 {
 		t.Errorf("an empty policy compiles to %d objects", len(empty.Objects()))
 	}
-	onlyDefault := compileYAML(t, header+"default: {maxReplicas: 5}\n", BuiltinKinds, Options{})
-	if got := variable(onlyDefault.Clamp.Spec.Variables, "rule"); got != "0" {
+	onlyDefault := compileYAML(t, header+"default: {maxReplicas: 5}\n", policy.BuiltinWorkloadKinds, Options{})
+	if got := variableOf(onlyDefault.Clamp.Spec.Variables, "rule"); got != "0" {
 		t.Errorf("a default alone: rule %s", got)
 	}
 }
 
 func TestCompileCustomKinds(t *testing.T) {
-	kinds := append(BuiltinKinds, Kind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
+	kinds := append(policy.BuiltinWorkloadKinds, policy.WorkloadKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
 	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{})
 	vars := res.Clamp.Spec.Variables
-	if got := variable(vars, "rules0"); got != "[variables.kind == 'Rollout.argoproj.io']" {
+	if got := variableOf(vars, "rules0"); got != "[variables.kind == 'Rollout.argoproj.io']" {
 		t.Errorf("rules0: %s", got)
 	}
-	if !strings.Contains(variable(vars, "kindName"), "'argoproj.io/rollouts': 'Rollout'") {
-		t.Errorf("kindName (messages name the kind alone): %s", variable(vars, "kindName"))
+	if !strings.Contains(variableOf(vars, "kindName"), "'argoproj.io/rollouts': 'Rollout'") {
+		t.Errorf("kindName (messages name the kind alone): %s", variableOf(vars, "kindName"))
 	}
 	if !strings.Contains(res.Clamp.Spec.MatchConditions[0].Expression, "(o.apiVersion.startsWith('argoproj.io/') && o.kind == 'Rollout')") {
 		t.Errorf("a Rollout's ReplicaSets are owned: %s", res.Clamp.Spec.MatchConditions[0].Expression)
@@ -379,7 +379,7 @@ func bigPolicy(n int) string {
 }
 
 func TestLimitsRefused(t *testing.T) {
-	ok := compileYAML(t, bigPolicy(3000), BuiltinKinds, Options{})
+	ok := compileYAML(t, bigPolicy(3000), policy.BuiltinWorkloadKinds, Options{})
 	if ok.Size > MaxObjectBytes || ok.Size < 600_000 {
 		t.Errorf("3,000 rules: %d bytes", ok.Size)
 	}
@@ -399,7 +399,7 @@ func TestLimitsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Compile(snap, BuiltinKinds, Options{})
+	_, err = Compile(snap, policy.BuiltinWorkloadKinds, Options{})
 	var limit *LimitError
 	if !errors.As(err, &limit) || !strings.Contains(err.Error(), "etcd's default request limit (1.5 MiB)") {
 		t.Fatalf("7,000 rules: %v, want a LimitError about etcd's request limit", err)
@@ -413,7 +413,7 @@ func TestLimitsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err = Compile(snap, BuiltinKinds, Options{}); !errors.As(err, &limit) || !strings.Contains(err.Error(), `rule "huge" compiles to`) {
+	if _, err = Compile(snap, policy.BuiltinWorkloadKinds, Options{}); !errors.As(err, &limit) || !strings.Contains(err.Error(), `rule "huge" compiles to`) {
 		t.Fatalf("a rule of 6,000 namespaces: %v, want a LimitError naming it", err)
 	}
 }

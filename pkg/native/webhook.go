@@ -9,7 +9,7 @@ import (
 // What the native policies leave to the webhook: /scale writes a selector rule may decide,
 // /scale writes of kinds whose objects may be owned, and every kind not compiled.
 
-// requestKey is the CEL of the request's resource as Kind.key spells it.
+// requestKey is the CEL of the request's resource as key spells it.
 const requestKey = "(request.resource.group + '/' + request.resource.resource)"
 
 // webhookCondition is Result.WebhookMatchCondition: a kind not compiled, or a /scale write
@@ -20,9 +20,9 @@ const requestKey = "(request.resource.group + '/' + request.resource.resource)"
 func (c *compiler) webhookCondition() string {
 	var compiled, owned []string
 	for _, k := range c.kinds {
-		compiled = append(compiled, k.key())
+		compiled = append(compiled, key(k))
 		if c.mayBeOwned(k) {
-			owned = append(owned, k.key())
+			owned = append(owned, key(k))
 		}
 	}
 	var scale []string
@@ -58,7 +58,7 @@ func (c *compiler) kindKeysTerm(r rule) string {
 	var in []string
 	for _, k := range c.kinds {
 		if slices.Contains(r.kinds, k.Name()) {
-			in = append(in, k.key())
+			in = append(in, key(k))
 		}
 	}
 	switch len(in) {

@@ -53,9 +53,9 @@ const retryDelay = 2 * time.Second
 
 // Options configure a Syncer.
 type Options struct {
-	// Kinds are the workload kinds the native policies bound (native.BuiltinKinds and the
+	// Kinds are the workload kinds the native policies bound (policy.BuiltinWorkloadKinds and the
 	// --workload-resource kinds).
-	Kinds []native.Kind
+	Kinds []policy.WorkloadKind
 	// Compile names the objects and the kinds whose objects may be owned.
 	Compile native.Options
 	// WebhookConfiguration names the MutatingWebhookConfiguration whose webhooks the Syncer

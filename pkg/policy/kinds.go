@@ -15,7 +15,8 @@ type WorkloadKind struct {
 	// Resource is the plural resource name, e.g. "deployments".
 	Resource string
 	// ReplicasPath is the object's replica count as field names: ["spec", "replicas"] for
-	// every built-in kind (a CRD's scale.specReplicasPath ".spec.replicas").
+	// every built-in kind (a CRD's scale.specReplicasPath ".spec.replicas"); empty means
+	// spec.replicas too.
 	ReplicasPath []string
 }
 
@@ -62,7 +63,9 @@ func (k WorkloadKind) GroupResource() schema.GroupResource {
 
 // SpecReplicas reports whether the replica count is spec.replicas, which the admission fast
 // path reads and the native policies patch.
-func (k WorkloadKind) SpecReplicas() bool { return slices.Equal(k.ReplicasPath, specReplicas) }
+func (k WorkloadKind) SpecReplicas() bool {
+	return len(k.ReplicasPath) == 0 || slices.Equal(k.ReplicasPath, specReplicas)
+}
 
 // KindName is how a rule's kinds names the workload kind of group: the kind alone for a
 // built-in kind, "Kind.group" for any other.

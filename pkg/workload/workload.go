@@ -195,6 +195,16 @@ func Builtin() *Set { return builtin }
 // Kinds returns the kinds of the set, built-in kinds first. The slice must not be changed.
 func (s *Set) Kinds() []Kind { return s.kinds }
 
+// WorkloadKinds returns the kinds of the set as data (policy.WorkloadKind), built-in kinds
+// first: what the native policies compile for.
+func (s *Set) WorkloadKinds() []policy.WorkloadKind {
+	out := make([]policy.WorkloadKind, len(s.kinds))
+	for i, k := range s.kinds {
+		out[i] = k.WorkloadKind
+	}
+	return out
+}
+
 // ForResource returns the kind served at group/resource ("apps", "deployments").
 func (s *Set) ForResource(group, resource string) (Kind, bool) {
 	k, ok := s.byGR[schema.GroupResource{Group: group, Resource: resource}]

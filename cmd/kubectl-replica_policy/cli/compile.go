@@ -88,7 +88,7 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	res, err := native.Compile(snap, native.BuiltinKinds, native.Options{Name: o.Name})
+	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{Name: o.Name})
 	var limit *native.LimitError
 	if errors.As(err, &limit) {
 		return fmt.Errorf("%s: %w", o.PolicyFile, err)

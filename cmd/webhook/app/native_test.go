@@ -318,7 +318,7 @@ func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
 			conds = append(conds, c)
 		}
 	}
-	empty, err := native.Compile(policy.Empty(policy.Options{}), native.BuiltinKinds, nativeOpts())
+	empty, err := native.Compile(policy.Empty(policy.Options{}), policy.BuiltinWorkloadKinds, nativeOpts())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
-	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
@@ -116,7 +115,7 @@ func Run(ctx context.Context, o *Options) error {
 
 	if o.NativePolicies {
 		syncer := nativesync.New(clientset, store, watcher.Ready, nativesync.Options{
-			Kinds:                nativeKinds(kinds),
+			Kinds:                kinds.WorkloadKinds(),
 			WebhookConfiguration: o.WebhookConfiguration,
 		}, ctrl.Log.WithName("native-policies"))
 		if err := mgr.Add(syncer); err != nil {
@@ -163,20 +162,6 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// nativeKinds are the workload kinds of kinds as the native policies name them. A custom
-// resource whose replicas are not at spec.replicas is left to the webhook, which the native
-// policies' matchCondition then sends every request of it.
-func nativeKinds(kinds *workload.Set) []native.Kind {
-	var out []native.Kind
-	for _, k := range kinds.Kinds() {
-		if !k.SpecReplicas() {
-			continue
-		}
-		out = append(out, native.Kind{Group: k.Group, Version: k.Version, Kind: k.Kind, Resource: k.Resource})
-	}
-	return out
 }
 
 // newWebhookServer is the HTTPS server of the admission webhooks.

@@ -1,0 +1,83 @@
+package native
+
+import (
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// The objects Compile emits: one MutatingAdmissionPolicy that clamps, ValidatingAdmission
+// Policies that deny, warn and stand in for the clamp's warning, each with a binding of its
+// own name. They share the match constraints and the variables.
+
+// objectLabelsOfCompile are those of every object Compile emits.
+var objectLabelsOfCompile = map[string]string{ManagedByLabel: ManagedBy}
+
+// clampPatch is the clamp's mutation: the rule's nearest bound into spec.replicas. Fixed
+// text, which the native-policies component's guard compares exactly.
+const clampPatch = "variables.out && variables.action == 'clamp' ? " +
+	"[JSONPatch{op: 'add', path: '/spec/replicas', value: variables.want}] : []"
+
+// clampNoticeExpression holds unless a write leaves replicas at a bound of a clamp rule.
+const clampNoticeExpression = "!(variables.rule >= 0 && !variables.unknown && variables.action == 'clamp' && variables.replicas >= 0 && " +
+	"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))"
+
+// outOfBounds holds unless the deciding rule, of action, has replicas outside its bounds.
+func outOfBounds(action policy.Action) string {
+	return fmt.Sprintf("!(variables.out && variables.action == %s)", quote(string(action)))
+}
+
+// clampPolicy is the MutatingAdmissionPolicy that clamps, and its binding.
+func (c *compiler) clampPolicy(vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
+	name := c.opts.Name + "-" + clampSuffix
+	ignore := admissionregistrationv1.Ignore
+	p := &admissionregistrationv1.MutatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: c.matchConstraints(),
+			MatchConditions:  c.matchConditions(purposeClamp),
+			Variables:        withoutMessage(vars),
+			Mutations: []admissionregistrationv1.Mutation{{
+				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
+				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: clampPatch},
+			}},
+			FailurePolicy:      &ignore,
+			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
+		},
+	}
+	b := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: c.scope(purposeClamp).matchResources()},
+	}
+	return p, b
+}
+
+// validating is the ValidatingAdmissionPolicy NAME-suffix for purpose pur, which holds when
+// expr does and otherwise says message, and its binding with the validation actions va.
+func (c *compiler) validating(suffix string, pur purpose, expr, message string, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+	name := c.opts.Name + "-" + suffix
+	reason := metav1.StatusReasonInvalid
+	ignore := admissionregistrationv1.Ignore
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			MatchConstraints: c.matchConstraints(),
+			MatchConditions:  c.matchConditions(pur),
+			Variables:        vars,
+			Validations:      []admissionregistrationv1.Validation{{Expression: expr, MessageExpression: message, Reason: &reason}},
+			FailurePolicy:    &ignore,
+		},
+	}
+	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
+		Spec:       admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: va, MatchResources: c.scope(pur).matchResources()},
+	}
+	return p, b
+}

@@ -1,0 +1,227 @@
+package native
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+)
+
+// maxChunk is the most characters of rule candidates one variable holds, unless a single
+// rule is longer: cel-go takes time quadratic in an expression's length to parse and check
+// it, and the API server does so within the create request's timeout (see Limits).
+const maxChunk = 5_000
+
+// maxExpression is the longest expression Compile writes: cel-go's parser refuses more than
+// 100,000 code points (its default, which the API server keeps), and the list brackets must
+// fit too.
+const maxExpression = 99_000
+
+// maxConcat is the most lists one expression concatenates.
+const maxConcat = 32
+
+// variable is one of the policies' variables.
+func variable(name, expr string) admissionregistrationv1.Variable {
+	return admissionregistrationv1.Variable{Name: name, Expression: expr}
+}
+
+// variables are the policies' variables, in the order they read each other: what the
+// request is, which rule decides it, what that rule wants, and the messages.
+func (c *compiler) variables() ([]admissionregistrationv1.Variable, error) {
+	vars, kindName := c.requestVariables()
+	rules, err := c.ruleVariables()
+	if err != nil {
+		return nil, err
+	}
+	vars = append(vars, rules...)
+	vars = append(vars, c.boundsVariables()...)
+	return append(vars, c.messageVariables(kindName)...), nil
+}
+
+// requestVariables say what the request is: a Scale or not, its replicas, its kind as a
+// rule's kinds names it (and as messages name it, where the two differ), its labels and its
+// namespace's. kindName is the variable that messages name the kind by.
+func (c *compiler) requestVariables() (vars []admissionregistrationv1.Variable, kindName string) {
+	kinds, kindNames := map[string]string{}, map[string]string{}
+	for _, k := range c.kinds {
+		kinds[key(k)], kindNames[key(k)] = k.Name(), k.Kind
+	}
+	const resource = "[request.resource.group + '/' + request.resource.resource]"
+	vars = []admissionregistrationv1.Variable{
+		variable("scale", isScale),
+		variable("replicas", replicasOf("object")),
+		variable("kind", mapLiteral(kinds)+resource),
+	}
+	kindName = "variables.kind"
+	if !maps.Equal(kinds, kindNames) {
+		vars = append(vars, variable("kindName", mapLiteral(kindNames)+resource))
+		kindName = "variables.kindName"
+	}
+	return append(vars,
+		variable("labels", "!variables.scale && has(object.metadata.labels) ? object.metadata.labels : {}"),
+		variable("nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}"),
+	), kindName
+}
+
+// ruleVariables find the rule that decides: rule is the index of the first rule that
+// matches (the default's when none does, -1 without a default), unknown is set for a Scale
+// whose deciding rule has a selector (the webhook's to decide).
+func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
+	var rules []rule
+	deflt := -1
+	for _, r := range c.rules {
+		if c.isDefault(r) {
+			deflt = r.index
+			continue
+		}
+		rules = append(rules, r)
+	}
+	var vars []admissionregistrationv1.Variable
+	ruleExpr := fmt.Sprint(deflt)
+	if len(rules) > 0 {
+		first, err := c.firstVariables(rules)
+		if err != nil {
+			return nil, err
+		}
+		vars = first
+		ruleExpr = "variables.first"
+		if deflt >= 0 {
+			ruleExpr = fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)
+		}
+	}
+	vars = append(vars, variable("rule", ruleExpr))
+	var selectorRules []int64
+	for _, r := range rules {
+		if r.Selector() != nil {
+			selectorRules = append(selectorRules, int64(r.index))
+		}
+	}
+	if len(selectorRules) > 0 {
+		return append(vars, variable("unknown", "variables.scale && variables.rule in "+intList(selectorRules))), nil
+	}
+	return append(vars, variable("unknown", "false")), nil
+}
+
+// firstVariables hold the candidates of rules as lists, one bool a rule, in chunks that
+// each stay an expression the parser accepts, concatenated at most maxConcat at a time (the
+// parser nests a chain of + one level deeper a term, and stops at 250 levels); first is
+// the index of the first that holds.
+func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Variable, error) {
+	var chunks, cur []string
+	size := 0
+	flush := func() {
+		if len(cur) > 0 {
+			chunks = append(chunks, "["+strings.Join(cur, ", ")+"]")
+			cur, size = nil, 0
+		}
+	}
+	for _, r := range rules {
+		cand := c.candidate(r, false)
+		if len(cand) > maxExpression {
+			return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
+		}
+		if size+len(cand)+2 > maxChunk {
+			flush()
+		}
+		cur = append(cur, cand)
+		size += len(cand) + 2
+	}
+	flush()
+	var vars []admissionregistrationv1.Variable
+	var refs []string
+	for i, ch := range chunks {
+		name := fmt.Sprintf("rules%d", i)
+		vars = append(vars, variable(name, ch))
+		refs = append(refs, "variables."+name)
+	}
+	for level := 0; len(refs) > maxConcat; level++ {
+		var next []string
+		for i := 0; i < len(refs); i += maxConcat {
+			name := fmt.Sprintf("rules%s%d", strings.Repeat("x", level+1), i/maxConcat)
+			vars = append(vars, variable(name, strings.Join(refs[i:min(i+maxConcat, len(refs))], " + ")))
+			next = append(next, "variables."+name)
+		}
+		refs = next
+	}
+	all := refs[0]
+	if len(refs) > 1 {
+		all = "(" + strings.Join(refs, " + ") + ")"
+	}
+	return append(vars, variable("first", all+".indexOf(true)")), nil
+}
+
+// atRule is the element of list for the deciding rule, none when no rule decides.
+func atRule(list, none string) string {
+	return fmt.Sprintf("(variables.rule >= 0 ? %s[variables.rule] : %s)", list, none)
+}
+
+// boundsVariables are the deciding rule's bounds and action, from lists indexed by rule,
+// the value it wants and whether the request is outside its bounds.
+func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
+	mins, maxs := make([]int64, len(c.rules)), make([]int64, len(c.rules))
+	zeros := make([]bool, len(c.rules))
+	actions := make([]string, len(c.rules))
+	for i, r := range c.rules {
+		mins[i], maxs[i] = -1, -1
+		if r.Bounds.Min != nil {
+			mins[i] = int64(*r.Bounds.Min)
+		}
+		if r.Bounds.Max != nil {
+			maxs[i] = int64(*r.Bounds.Max)
+		}
+		zeros[i], actions[i] = r.Bounds.AllowZero, string(r.Action)
+	}
+	return []admissionregistrationv1.Variable{
+		variable("min", atRule(intList(mins), "-1")),
+		variable("max", atRule(intList(maxs), "-1")),
+		variable("allowZero", atRule(boolList(zeros), "false")),
+		variable("action", atRule(quoteList(actions), "''")),
+		// policy.Bounds.Nearest.
+		variable("want", "variables.replicas == 0 && variables.allowZero ? 0 : "+
+			"(variables.min >= 0 && variables.replicas < variables.min ? variables.min : "+
+			"(variables.max >= 0 && variables.replicas > variables.max ? variables.max : variables.replicas))"),
+		// A negative count is left to the API server's validation, as the webhook leaves it.
+		variable("out", "variables.rule >= 0 && !variables.unknown && variables.replicas >= 0 && variables.want != variables.replicas"),
+	}
+}
+
+// messageVariables are the texts of the validating policies, which name the kind by the
+// variable kindName: the webhook's denial and warning, and what stands in for its clamp
+// warning.
+func (c *compiler) messageVariables(kindName string) []admissionregistrationv1.Variable {
+	bounds, names := make([]string, len(c.rules)), make([]string, len(c.rules))
+	for i, r := range c.rules {
+		bounds[i], names[i] = r.Bounds.String(), r.Name
+	}
+	return []admissionregistrationv1.Variable{
+		variable("bounds", atRule(quoteList(bounds), "''")),
+		variable("ruleName", atRule(quoteList(names), "''")),
+		// policy.Verdict.OutOfBoundsMessage.
+		variable("message", "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
+			"' for ' + "+kindName+" + ' \"' + request.name + '\" (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
+		// What stands in for the webhook's clamp warning (Result.ClampNotice).
+		variable("clampNotice", "'spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
+			"' of replica policy rule \"' + variables.ruleName + '\", to which the API server clamps requests outside them'"),
+	}
+}
+
+// withoutMessage drops the variables of the messages, which only the validating policies use.
+func withoutMessage(vars []admissionregistrationv1.Variable) []admissionregistrationv1.Variable {
+	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool {
+		switch v.Name {
+		case "message", "clampNotice", "bounds", "ruleName":
+			return true
+		}
+		return false
+	})
+}
+
+func mapLiteral(m map[string]string) string {
+	var entries []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		entries = append(entries, quote(k)+": "+quote(m[k]))
+	}
+	return "{" + strings.Join(entries, ", ") + "}"
+}
