@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -50,117 +52,164 @@ func Run(ctx context.Context, o *Options) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.Zap)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting replica-policy", "version", version.Version, "commit", version.Commit)
-
 	if err := checkCertDir(o.CertDir); err != nil {
 		return err
 	}
-	cfg, source, err := restConfig(o.Kubeconfig)
+	p, err := newProcess(ctx, o)
 	if err != nil {
 		return err
 	}
-	log.Info("API server configuration", "from", source, "host", cfg.Host)
+	for _, add := range []func(context.Context) error{p.addPolicy, p.addAdmission, p.addNative, p.addScaler, p.addHealth} {
+		if err := add(ctx); err != nil {
+			return err
+		}
+	}
+	return p.runUntilDrained(ctx)
+}
+
+// process is what the parts of the binary share: the manager, its client, the kinds in
+// force and the policy's store and watcher. Each add* method adds one part to it.
+type process struct {
+	o             *Options
+	log           logr.Logger
+	mgr           manager.Manager
+	server        webhook.Server
+	clientset     kubernetes.Interface
+	kinds         *workload.Set
+	policyOptions policy.Options
+	store         *policystore.Store
+	watcher       *policystore.Watcher
+	lookup        *admission.CacheLookup
+	// shuttingDown turns readiness false on SIGTERM, before the server stops.
+	shuttingDown atomic.Bool
+}
+
+// newProcess connects to the API server, learns the kinds in force and creates the manager.
+func newProcess(ctx context.Context, o *Options) (*process, error) {
+	p := &process{o: o, log: ctrl.Log.WithName("setup"), policyOptions: policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}}
+	cfg, source, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	p.log.Info("API server configuration", "from", source, "host", cfg.Host)
 	// A correction is a GET and an UPDATE of the scale subresource: leave room above the
 	// scaler's cap for them, Events and the informers' relists (client-go's default is 5/s).
 	cfg.QPS = float32(max(20, 2*o.Scaler.MaxCorrectionsPerSecond+10))
 	cfg.Burst = max(30, 2*o.Scaler.CorrectionBurst+10)
-
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
 	}
 	// The kinds in force: the built-in ones and each --workload-resource, learned from
 	// discovery and its CRD; a resource that cannot be served stops the start here.
-	kinds, err := workload.Discover(ctx, cfg, o.WorkloadResources)
-	if err != nil {
-		return err
+	if p.kinds, err = workload.Discover(ctx, cfg, o.WorkloadResources); err != nil {
+		return nil, err
 	}
-	for _, k := range kinds.Kinds() {
-		log.Info("bounding workload kind", "kind", k.GroupVersionKind().String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
+	for _, k := range p.kinds.Kinds() {
+		p.log.Info("bounding workload kind", "kind", k.GroupVersionKind().String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
 	}
+	p.server = newWebhookServer(o)
+	if p.mgr, err = ctrl.NewManager(cfg, managerOptions(o, scheme, p.server, p.kinds)); err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	if p.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
-	webhookServer := newWebhookServer(o)
-	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, webhookServer, kinds))
-	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
-	}
-
-	// The manager runs the webhook server only once it is asked for it.
-	hooks := mgr.GetWebhookServer()
-	clientset, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	policyOpts := policy.Options{AlwaysExempt: []string{o.PolicyNamespace}}
-	store := policystore.NewStore(policyOpts)
-	watcher := &policystore.Watcher{
-		Store:     store,
-		Client:    clientset,
-		Namespace: o.PolicyNamespace,
-		Name:      o.PolicyConfigMap,
-		Recorder:  mgr.GetEventRecorder("replica-policy"),
+// addPolicy adds the policy ConfigMap's watcher, which fills the store.
+func (p *process) addPolicy(ctx context.Context) error {
+	p.store = policystore.NewStore(p.policyOptions)
+	p.watcher = &policystore.Watcher{
+		Store:     p.store,
+		Client:    p.clientset,
+		Namespace: p.o.PolicyNamespace,
+		Name:      p.o.PolicyConfigMap,
+		Recorder:  p.mgr.GetEventRecorder("replica-policy"),
 		Log:       ctrl.Log.WithName("policy"),
 	}
-	if err := mgr.Add(watcher); err != nil {
+	return p.mgr.Add(p.watcher)
+}
+
+// addAdmission registers the webhooks, which answer 503 until the policy is read and stop
+// taking requests while the process drains.
+func (p *process) addAdmission(ctx context.Context) error {
+	var err error
+	if p.lookup, err = admission.NewCacheLookup(ctx, p.mgr.GetCache(), p.kinds); err != nil {
 		return err
 	}
-	lookup, err := admission.NewCacheLookup(ctx, mgr.GetCache(), kinds)
-	if err != nil {
-		return err
-	}
-	ref := admission.PolicyRef{Namespace: o.PolicyNamespace, Name: o.PolicyConfigMap, Options: policyOpts}
-	var shuttingDown atomic.Bool
-	mutate, validate := admission.NewHandlers(kinds, store, lookup, ref)
-	hooks.Register(admission.MutatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Mutate, watcher.Ready, admission.Webhook(mutate))))
-	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
+	ref := admission.PolicyRef{Namespace: p.o.PolicyNamespace, Name: p.o.PolicyConfigMap, Options: p.policyOptions}
+	mutate, validate := admission.NewHandlers(p.kinds, p.store, p.lookup, ref)
+	// The manager runs the webhook server only once it is asked for it.
+	hooks := p.mgr.GetWebhookServer()
+	hooks.Register(admission.MutatePath, drainOnShutdown(&p.shuttingDown, admission.UntilPolicyRead(admission.Mutate, p.watcher.Ready, admission.Webhook(mutate))))
+	hooks.Register(admission.ValidatePath, drainOnShutdown(&p.shuttingDown, admission.UntilPolicyRead(admission.Validate, p.watcher.Ready, admission.Webhook(validate))))
+	return nil
+}
 
-	if o.NativePolicies {
-		syncer := nativesync.New(clientset, store, watcher.Ready, nativesync.Options{
-			Kinds:                kinds.WorkloadKinds(),
-			WebhookConfiguration: o.WebhookConfiguration,
-		}, ctrl.Log.WithName("native-policies"))
-		if err := mgr.Add(syncer); err != nil {
-			return err
-		}
+// addNative adds, with --native-policies, the syncer of the native admission policies.
+func (p *process) addNative(ctx context.Context) error {
+	if !p.o.NativePolicies {
+		return nil
 	}
+	syncer := nativesync.New(p.clientset, p.store, p.watcher.Ready, nativesync.Options{
+		Kinds:                p.kinds.WorkloadKinds(),
+		WebhookConfiguration: p.o.WebhookConfiguration,
+	}, ctrl.Log.WithName("native-policies"))
+	return p.mgr.Add(syncer)
+}
 
-	if o.EnableScaler {
-		s := scaler.New(store, o.Scaler)
-		s.Kinds = kinds
-		if err := s.SetupWithManager(mgr); err != nil {
-			return fmt.Errorf("setting up the scaler: %w", err)
-		}
+// addScaler adds the scaler, unless --enable-scaler=false.
+func (p *process) addScaler(ctx context.Context) error {
+	if !p.o.EnableScaler {
+		return nil
 	}
+	s := scaler.New(p.store, p.o.Scaler)
+	s.Kinds = p.kinds
+	if err := s.SetupWithManager(p.mgr); err != nil {
+		return fmt.Errorf("setting up the scaler: %w", err)
+	}
+	return nil
+}
 
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+// addHealth adds the probes: ready once the server runs, the caches have synced and the
+// policy has been read, and not while shutting down.
+func (p *process) addHealth(ctx context.Context) error {
+	if err := p.mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
 	for name, check := range map[string]healthz.Checker{
-		"webhook":  webhookServer.StartedChecker(),
-		"caches":   readyWhen(lookup.Synced, "informer caches have not synced"),
-		"policy":   readyWhen(watcher.Ready, "the policy ConfigMap has not been read"),
-		"shutdown": readyWhen(func() bool { return !shuttingDown.Load() }, "shutting down"),
+		"webhook":  p.server.StartedChecker(),
+		"caches":   readyWhen(p.lookup.Synced, "informer caches have not synced"),
+		"policy":   readyWhen(p.watcher.Ready, "the policy ConfigMap has not been read"),
+		"shutdown": readyWhen(func() bool { return !p.shuttingDown.Load() }, "shutting down"),
 	} {
-		if err := mgr.AddReadyzCheck(name, check); err != nil {
+		if err := p.mgr.AddReadyzCheck(name, check); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
-	// On SIGTERM, readiness turns false at once while the webhook keeps answering for
-	// ShutdownDelay, so endpoints stop routing to this replica before it stops listening;
-	// then the manager shuts the server down gracefully, finishing in-flight requests.
+// runUntilDrained runs the manager until ctx ends. On SIGTERM, readiness turns false at
+// once while the webhook keeps answering for ShutdownDelay, so endpoints stop routing to
+// this replica before it stops listening; then the manager shuts the server down
+// gracefully, finishing in-flight requests.
+func (p *process) runUntilDrained(ctx context.Context) error {
 	mgrCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		<-ctx.Done()
-		shuttingDown.Store(true)
-		log.Info("shutting down: readiness is now false", "delay", o.ShutdownDelay)
-		time.Sleep(o.ShutdownDelay)
+		p.shuttingDown.Store(true)
+		p.log.Info("shutting down: readiness is now false", "delay", p.o.ShutdownDelay)
+		time.Sleep(p.o.ShutdownDelay)
 		cancel()
 	}()
-	if err := mgr.Start(mgrCtx); err != nil {
+	if err := p.mgr.Start(mgrCtx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
-	log.Info("stopped")
+	p.log.Info("stopped")
 	return nil
 }
 
