@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
@@ -319,11 +320,11 @@ func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string,
 func (e *Env) registerReference(ctx context.Context) error {
 	var validating admissionregistrationv1.ValidatingWebhook
 	err := e.copyWorkloadWebhook(ctx, referenceName, "mutate.reference.bench", nsRef, func(w *admissionregistrationv1.MutatingWebhook) {
-		w.ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d/mutate", e.ref.port))
+		w.ClientConfig.URL = ptr.To(fmt.Sprintf("https://127.0.0.1:%d/mutate", e.ref.port))
 		w.MatchConditions = nil
 		validating = admissionregistrationv1.ValidatingWebhook{
 			Name:                    "validate.reference.bench",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr(fmt.Sprintf("https://127.0.0.1:%d/validate", e.ref.port)), CABundle: w.ClientConfig.CABundle},
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d/validate", e.ref.port)), CABundle: w.ClientConfig.CABundle},
 			Rules:                   w.Rules,
 			FailurePolicy:           w.FailurePolicy,
 			MatchPolicy:             w.MatchPolicy,
@@ -406,7 +407,7 @@ func (e *Env) scopeNative(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if e.Native, err = native.Compile(snap, native.BuiltinKinds, native.Options{}); err != nil {
+	if e.Native, err = native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{}); err != nil {
 		return fmt.Errorf("compiling the benchmark's policy: %w", err)
 	}
 	e.progress("waiting for --native-policies to apply %d objects and narrow the installed webhook configuration; the webhook is left: %s", len(e.Native.Objects()), strings.Join(e.Native.Webhook, "; "))

@@ -7,6 +7,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -34,7 +35,7 @@ var (
 func DecideCase(kind string, n int) (*policy.Snapshot, admission.Request, error) {
 	p := &policy.ReplicaPolicy{APIVersion: policy.APIVersion, Kind: policy.Kind}
 	for i := range n {
-		r := policy.Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: policy.BoundsSpec{MinReplicas: ptr[int32](1), MaxReplicas: ptr[int32](50)}}
+		r := policy.Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: policy.BoundsSpec{MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](50)}}
 		switch kind {
 		case RuleNames:
 			r.Namespaces = []string{fmt.Sprintf("ns-%d", i)}
@@ -58,7 +59,7 @@ func DecideCase(kind string, n int) (*policy.Snapshot, admission.Request, error)
 	req := admission.Request{
 		Operation:   admissionv1.Update,
 		Replicas:    60,
-		OldReplicas: ptr[int32](3),
+		OldReplicas: ptr.To[int32](3),
 		Subject: policy.Subject{
 			Kind:            "Deployment",
 			Name:            "web",
@@ -110,5 +111,3 @@ func MeasureOp(f func(), minTime time.Duration) OpCost {
 		n = min(max(next, n+1), 100*n)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -28,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -153,7 +154,7 @@ func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, path, server str
 // Token returns a fresh ServiceAccount token (for in-cluster configuration files).
 func (c *Cluster) Token(ctx context.Context) (string, error) {
 	tr, err := c.Client.CoreV1().ServiceAccounts(policy.DefaultNamespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(24 * 3600))},
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("TokenRequest for %s/%s: %w", policy.DefaultNamespace, ServiceAccount, err)
@@ -461,5 +462,3 @@ func TailLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
-
-func ptr[T any](v T) *T { return &v }

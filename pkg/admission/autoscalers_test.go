@@ -7,6 +7,7 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -28,15 +29,15 @@ func TestAutoscalers(t *testing.T) {
 	hpa := func(target string, lo *int32, hi int32) harness.HPA {
 		return harness.HPA{Namespace: "prod", Name: "web-hpa", TargetKind: "Deployment", TargetName: target, Min: lo, Max: hi}
 	}
-	kedaOwned := hpa("web", ptr(int32(1)), 30)
-	kedaOwned.Owner = &metav1.OwnerReference{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "web", UID: "k-uid", Controller: ptr(true)}
-	statefulSet := hpa("db", ptr(int32(3)), 12)
+	kedaOwned := hpa("web", ptr.To(int32(1)), 30)
+	kedaOwned.Owner = &metav1.OwnerReference{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "web", UID: "k-uid", Controller: ptr.To(true)}
+	statefulSet := hpa("db", ptr.To(int32(3)), 12)
 	statefulSet.TargetKind = "StatefulSet"
 	uncachedStatefulSet := statefulSet
 	uncachedStatefulSet.TargetName = "db-new"
 	pod := hpa("web", nil, 50)
 	pod.TargetAPIVersion, pod.TargetKind = "v1", "ReplicationController"
-	oldMetrics := hpa("web", ptr(int32(1)), 30)
+	oldMetrics := hpa("web", ptr.To(int32(1)), 30)
 
 	for _, tc := range []struct {
 		name     string
@@ -48,15 +49,15 @@ func TestAutoscalers(t *testing.T) {
 		outcome  Outcome
 		rule     string
 	}{
-		{name: "inside the bounds", review: harness.AutoscalerReview("h1", nil, hpa("web", ptr(int32(2)), 10)),
+		{name: "inside the bounds", review: harness.AutoscalerReview("h1", nil, hpa("web", ptr.To(int32(2)), 10)),
 			allowed: true, outcome: OutcomeAllowed, rule: "prod-web"},
-		{name: "max clamped", review: harness.AutoscalerReview("h2", nil, hpa("web", ptr(int32(2)), 30)),
+		{name: "max clamped", review: harness.AutoscalerReview("h2", nil, hpa("web", ptr.To(int32(2)), 30)),
 			allowed: true, patch: &policy.Range{Min: 2, Max: 10}, outcome: OutcomeClamped, rule: "prod-web",
 			warnings: []string{`HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`}},
 		{name: "omitted minReplicas is 1, clamped up", review: harness.AutoscalerReview("h3", nil, hpa("web", nil, 8)),
 			allowed: true, patch: &policy.Range{Min: 2, Max: 8}, outcome: OutcomeClamped, rule: "prod-web",
 			warnings: []string{`HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`}},
-		{name: "whole range above: min never above max", review: harness.AutoscalerReview("h4", nil, hpa("web", ptr(int32(20)), 30)),
+		{name: "whole range above: min never above max", review: harness.AutoscalerReview("h4", nil, hpa("web", ptr.To(int32(20)), 30)),
 			allowed: true, patch: &policy.Range{Min: 10, Max: 10}, outcome: OutcomeClamped, rule: "prod-web",
 			warnings: []string{
 				`HorizontalPodAutoscaler spec.minReplicas 20 clamped to 10 by replica policy rule "prod-web"`,
@@ -65,12 +66,12 @@ func TestAutoscalers(t *testing.T) {
 		{name: "StatefulSet target denied by a kinds rule", review: harness.AutoscalerReview("h5", nil, statefulSet),
 			outcome: OutcomeDenied, rule: "db",
 			message: `spec.maxReplicas: Invalid value: 12: must be within [3, 7] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "db", action deny)`},
-		{name: "target's labels from the cache: warn", review: harness.AutoscalerReview("h6", nil, hpa("canary", ptr(int32(1)), 9)),
+		{name: "target's labels from the cache: warn", review: harness.AutoscalerReview("h6", nil, hpa("canary", ptr.To(int32(1)), 9)),
 			allowed: true, outcome: OutcomeWarned, rule: "canary",
 			warnings: []string{`spec.maxReplicas: Invalid value: 9: must be within [0, 4] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "canary", action warn)`}},
-		{name: "allowZero permits minReplicas 0", review: harness.AutoscalerReview("h7", nil, hpa("batch", ptr(int32(0)), 6)),
+		{name: "allowZero permits minReplicas 0", review: harness.AutoscalerReview("h7", nil, hpa("batch", ptr.To(int32(0)), 6)),
 			allowed: true, outcome: OutcomeAllowed, rule: "batch"},
-		{name: "target not cached: a selector rule first allows with a warning", review: harness.AutoscalerReview("h8", nil, hpa("new", ptr(int32(1)), 30)),
+		{name: "target not cached: a selector rule first allows with a warning", review: harness.AutoscalerReview("h8", nil, hpa("new", ptr.To(int32(1)), 30)),
 			allowed: true, outcome: OutcomeUnknown, rule: "canary",
 			warnings: []string{`replica policy rule "canary" could not be checked for HorizontalPodAutoscaler "web-hpa": the workload labels of its target Deployment "new" are not in the webhook's cache yet; the scaler will report it if its range is outside [0, 4]`}},
 		{name: "target not cached: a rule without selectors still decides", review: harness.AutoscalerReview("h8b", nil, uncachedStatefulSet),
@@ -81,7 +82,7 @@ func TestAutoscalers(t *testing.T) {
 			warnings: []string{`HorizontalPodAutoscaler "web-hpa" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [1, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`}},
 		{name: "update leaving range and target alone is never denied", review: harness.AutoscalerReview("h10", &statefulSet, statefulSet),
 			allowed: true, outcome: OutcomeUnchanged},
-		{name: "update moving the range is decided", review: harness.AutoscalerReview("h11", &oldMetrics, hpa("web", ptr(int32(1)), 40)),
+		{name: "update moving the range is decided", review: harness.AutoscalerReview("h11", &oldMetrics, hpa("web", ptr.To(int32(1)), 40)),
 			allowed: true, patch: &policy.Range{Min: 2, Max: 10}, outcome: OutcomeClamped, rule: "prod-web",
 			warnings: []string{
 				`HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,

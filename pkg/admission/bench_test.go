@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -39,7 +40,7 @@ func BenchmarkHandle(b *testing.B) {
 		namespaces: map[string]map[string]string{"target": {"env": "prod"}},
 	}
 	requests := map[string]admission.Request{
-		"deployment-create": harness.DeploymentReview("bench", "target", "web", nil, ptr(int32(50)), map[string]string{"app": "web"}).Request(b),
+		"deployment-create": harness.DeploymentReview("bench", "target", "web", nil, ptr.To(int32(50)), map[string]string{"app": "web"}).Request(b),
 		"scale-update":      harness.ScaleReview("bench", "target", "web", 3, 50).Request(b),
 	}
 	for _, kind := range []string{"deployment-create", "scale-update"} {

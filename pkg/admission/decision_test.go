@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -41,10 +42,10 @@ func TestDecideMatrix(t *testing.T) {
 	}
 	ops := []op{
 		{"create", admissionv1.Create, func(int32) *int32 { return nil }},
-		{"update from in-bounds 5", admissionv1.Update, func(int32) *int32 { return ptr(int32(5)) }},
-		{"update from out-of-bounds 40", admissionv1.Update, func(int32) *int32 { return ptr(int32(40)) }},
-		{"update from 0", admissionv1.Update, func(int32) *int32 { return ptr(int32(0)) }},
-		{"update unchanged", admissionv1.Update, func(r int32) *int32 { return ptr(r) }},
+		{"update from in-bounds 5", admissionv1.Update, func(int32) *int32 { return ptr.To(int32(5)) }},
+		{"update from out-of-bounds 40", admissionv1.Update, func(int32) *int32 { return ptr.To(int32(40)) }},
+		{"update from 0", admissionv1.Update, func(int32) *int32 { return ptr.To(int32(0)) }},
+		{"update unchanged", admissionv1.Update, func(r int32) *int32 { return ptr.To(r) }},
 	}
 	cases := 0
 	for _, action := range policy.Actions {
@@ -232,7 +233,7 @@ func TestDecideUpdates(t *testing.T) {
 		snap := mustLoad(t, header+"rules:\n- {name: tight, maxReplicas: 5, action: "+action+"}\n")
 		for _, stage := range []Stage{Mutate, Validate} {
 			// An image rollout of a workload created before the policy was tightened.
-			unchanged := Request{Operation: admissionv1.Update, Replicas: 8, OldReplicas: ptr(int32(8)), Subject: policy.Subject{Kind: "Deployment", Name: "legacy", Namespace: "apps"}}
+			unchanged := Request{Operation: admissionv1.Update, Replicas: 8, OldReplicas: ptr.To(int32(8)), Subject: policy.Subject{Kind: "Deployment", Name: "legacy", Namespace: "apps"}}
 			if d := Decide(snap, unchanged, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) != 0 || d.Outcome != OutcomeUnchanged {
 				t.Errorf("%s/%s: unchanged out-of-bounds update: want allowed untouched, got %+v", action, stage, d)
 			}
@@ -378,7 +379,7 @@ func TestDecideBoundsTexts(t *testing.T) {
 func TestDecideAllowZero(t *testing.T) {
 	with := mustLoad(t, header+"rules:\n- {name: batch, minReplicas: 2, maxReplicas: 10, allowZero: true}\n")
 	without := mustLoad(t, header+"rules:\n- {name: batch, minReplicas: 2, maxReplicas: 10}\n")
-	toZero := Request{Operation: admissionv1.Update, Scale: true, Replicas: 0, OldReplicas: ptr(int32(4)), Subject: policy.Subject{Kind: "Deployment", Name: "job", Namespace: "batch"}}
+	toZero := Request{Operation: admissionv1.Update, Scale: true, Replicas: 0, OldReplicas: ptr.To(int32(4)), Subject: policy.Subject{Kind: "Deployment", Name: "job", Namespace: "batch"}}
 	for _, stage := range []Stage{Mutate, Validate} {
 		if d := Decide(with, toZero, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) > 0 {
 			t.Errorf("%s: scale to 0 with allowZero: want allowed untouched, got %+v", stage, d)
@@ -402,7 +403,7 @@ func TestDecideNoPolicy(t *testing.T) {
 		for _, req := range []Request{
 			deployment("prod", 0),
 			deployment("prod", 1<<30),
-			{Operation: admissionv1.Update, Scale: true, Replicas: 500, OldReplicas: ptr(int32(1)), Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}},
+			{Operation: admissionv1.Update, Scale: true, Replicas: 500, OldReplicas: ptr.To(int32(1)), Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: "prod", LabelsUnknown: true, NamespaceLabelsUnknown: true}},
 		} {
 			if d := Decide(snap, req, stage); !d.Allowed || d.Replicas != nil || len(d.Warnings) > 0 || d.Message != "" || d.Outcome != OutcomeNoRule {
 				t.Errorf("%s %+v: want allowed untouched, got %+v", stage, req, d)
@@ -433,7 +434,7 @@ func TestDecideUnknownLabels(t *testing.T) {
 `
 	snap := mustLoad(t, doc)
 	scale := func(ns string, replicas int32) Request {
-		return Request{Operation: admissionv1.Update, Scale: true, Replicas: replicas, OldReplicas: ptr(int32(4)),
+		return Request{Operation: admissionv1.Update, Scale: true, Replicas: replicas, OldReplicas: ptr.To(int32(4)),
 			Subject: policy.Subject{Kind: "Deployment", Name: "web", Namespace: ns, LabelsUnknown: true, NamespaceLabels: map[string]string{}}}
 	}
 

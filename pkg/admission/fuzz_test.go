@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	sigsjson "sigs.k8s.io/json"
 
@@ -61,13 +62,13 @@ rules:
 // value from the request.
 func FuzzHandler(f *testing.F) {
 	const uid = "705ab4f5-6393-11e8-b7cc-42010a800002"
-	old, fifty := ptr(int32(3)), ptr(int32(50))
+	old, fifty := ptr.To(int32(3)), ptr.To(int32(50))
 	policyDoc := map[string]string{policy.ConfigMapKey: fuzzPolicy}
 	for _, r := range []harness.Review{
 		harness.DeploymentReview(uid, "prod", "web", nil, fifty, map[string]string{"tier": "web"}),
-		harness.DeploymentReview(uid, "prod", "web", old, ptr(int32(0)), map[string]string{"tier": "web"}),
-		harness.DeploymentReview(uid, "strict-a", "big", nil, ptr(int32(7)), nil),
-		harness.DeploymentReview(uid, "loose", "chatty", old, ptr(int32(9)), nil),
+		harness.DeploymentReview(uid, "prod", "web", old, ptr.To(int32(0)), map[string]string{"tier": "web"}),
+		harness.DeploymentReview(uid, "strict-a", "big", nil, ptr.To(int32(7)), nil),
+		harness.DeploymentReview(uid, "loose", "chatty", old, ptr.To(int32(9)), nil),
 		harness.DeploymentReview(uid, "free-1", "any", nil, nil, nil),
 		harness.DeploymentReview(uid, "other", "same", old, old, nil),
 		harness.ScaleReview(uid, "prod", "web", 3, 0),
@@ -76,7 +77,7 @@ func FuzzHandler(f *testing.F) {
 		harness.ScaleReview(uid, "strict-b", "db", 3, 8),
 		harness.AutoscalerReview(uid, nil, harness.HPA{Namespace: "prod", Name: "web", TargetKind: "Deployment", TargetName: "web", Max: 40}),
 		harness.AutoscalerReview(uid, &harness.HPA{Namespace: "strict-a", Name: "big", TargetKind: "Deployment", TargetName: "big", Max: 4},
-			harness.HPA{Namespace: "strict-a", Name: "big", TargetKind: "Deployment", TargetName: "big", Min: ptr(int32(0)), Max: 40}),
+			harness.HPA{Namespace: "strict-a", Name: "big", TargetKind: "Deployment", TargetName: "big", Min: ptr.To(int32(0)), Max: 40}),
 		configMapReview(uid, admissionv1.Create, policyDoc),
 		configMapReview(uid, admissionv1.Update, map[string]string{policy.ConfigMapKey: "rules: [{name: a, maxReplica: 1}]"}),
 		configMapReview(uid, admissionv1.Create, nil),

@@ -80,8 +80,6 @@ func mustStore(t testing.TB, doc string) *policystore.Store {
 
 const ownNamespace = policy.DefaultNamespace
 
-func ptr[T any](v T) *T { return &v }
-
 // policyConfigMap is the policy ConfigMap holding doc under policy.yaml.
 func policyConfigMap(doc string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{

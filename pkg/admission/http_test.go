@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -157,7 +158,7 @@ func applyPatch(t *testing.T, ans *admissionv1.AdmissionResponse, obj []byte, wa
 
 func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
-	r := harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d10", "prod", "web", nil, ptr(int32(50)), map[string]string{"app": "web"})
+	r := harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d10", "prod", "web", nil, ptr.To(int32(50)), map[string]string{"app": "web"})
 	ans := typed(t, srv.URL+MutatePath, r)
 	if !ans.Allowed {
 		t.Fatalf("denied: %+v", ans.Result)
@@ -177,7 +178,7 @@ func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	}
 
 	// In bounds: allowed, no patch, no warning, no audit annotation.
-	r = harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d11", "prod", "web", nil, ptr(int32(5)), nil)
+	r = harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d11", "prod", "web", nil, ptr.To(int32(5)), nil)
 	ans = typed(t, srv.URL+MutatePath, r)
 	if !ans.Allowed || ans.Patch != nil || ans.PatchType != nil || len(ans.Warnings) > 0 || len(ans.AuditAnnotations) > 0 {
 		t.Errorf("in bounds: want a bare allow, got %+v", ans)
@@ -207,7 +208,7 @@ func TestHTTPScaleToZeroClampedUp(t *testing.T) {
 
 func TestHTTPDenyAndWarn(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
-	r := harness.DeploymentReview("d1", "strict", "big", nil, ptr(int32(7)), nil)
+	r := harness.DeploymentReview("d1", "strict", "big", nil, ptr.To(int32(7)), nil)
 	for _, path := range []string{MutatePath, ValidatePath} {
 		ans := typed(t, srv.URL+path, r)
 		if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusUnprocessableEntity || ans.Result.Reason != metav1.StatusReasonInvalid {
@@ -222,7 +223,7 @@ func TestHTTPDenyAndWarn(t *testing.T) {
 			t.Errorf("%s: a denial carries a patch", path)
 		}
 	}
-	r = harness.DeploymentReview("w1", "loose", "chatty", nil, ptr(int32(9)), nil)
+	r = harness.DeploymentReview("w1", "loose", "chatty", nil, ptr.To(int32(9)), nil)
 	// One call decides: the warning comes from /mutate, and /validate does not repeat it.
 	if ans := typed(t, srv.URL+MutatePath, r); !ans.Allowed || len(ans.Warnings) != 1 || ans.Patch != nil || !strings.Contains(ans.Warnings[0], `replica policy rule "loose", action warn`) {
 		t.Errorf("warn at /mutate: want allowed with one warning, got %+v", ans)
@@ -235,7 +236,7 @@ func TestHTTPDenyAndWarn(t *testing.T) {
 func TestHTTPBadRequests(t *testing.T) {
 	lookup := newLookup()
 	srv := server(t, httpPolicy, lookup)
-	good := harness.DeploymentReview("b1", "prod", "web", nil, ptr(int32(50)), nil).JSON()
+	good := harness.DeploymentReview("b1", "prod", "web", nil, ptr.To(int32(50)), nil).JSON()
 	for _, tc := range []struct {
 		name        string
 		contentType string
@@ -310,7 +311,7 @@ func TestHTTPOversizedBody(t *testing.T) {
 	wh := Webhook(NewHandler(Mutate, workload.Builtin(), store, lookup, PolicyRef{}))
 
 	// A well-formed review followed by whitespace: it would decode if it were read whole.
-	body := &countingReader{prefix: harness.DeploymentReview("big", "prod", "web", nil, ptr(int32(50)), nil).JSON(), n: 64 << 20}
+	body := &countingReader{prefix: harness.DeploymentReview("big", "prod", "web", nil, ptr.To(int32(50)), nil).JSON(), n: 64 << 20}
 	req := httptest.NewRequest(http.MethodPost, MutatePath, body)
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -350,7 +351,7 @@ func TestHTTPNotOurs(t *testing.T) {
 			Object: []byte(`{"kind":"DaemonSet","apiVersion":"apps/v1","metadata":{"name":"logs","namespace":"prod"},"spec":{}}`)},
 			`replica-policy does not handle daemonsets (group "apps")`},
 		{harness.Review{UID: "d1", Operation: admissionv1.Delete, Namespace: "prod", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments",
-			OldObject: harness.DeploymentJSON("prod", "web", ptr(int32(50)), nil)},
+			OldObject: harness.DeploymentJSON("prod", "web", ptr.To(int32(50)), nil)},
 			`replica-policy does not handle DELETE of deployments (group "apps")`},
 	} {
 		for _, path := range []string{MutatePath, ValidatePath} {
@@ -364,7 +365,7 @@ func TestHTTPNotOurs(t *testing.T) {
 
 func TestHTTPPanicRecovered(t *testing.T) {
 	srv := server(t, httpPolicy, panicLookup{})
-	r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000001", "boom", "web", nil, ptr(int32(50)), nil)
+	r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000001", "boom", "web", nil, ptr.To(int32(50)), nil)
 	ans := typed(t, srv.URL+MutatePath, r)
 	if ans.Allowed || ans.Result == nil || ans.Result.Code != http.StatusInternalServerError || !strings.Contains(ans.Result.Message, "lookup exploded") {
 		t.Fatalf("want a 500 error answer naming the panic, got allowed=%t %+v", ans.Allowed, ans.Result)
@@ -372,7 +373,7 @@ func TestHTTPPanicRecovered(t *testing.T) {
 	// The server keeps serving, on the same path and the other one: /validate of the request
 	// /mutate just answered (same UID) sees the clamp undone and rejects it.
 	for i, path := range []string{MutatePath, ValidatePath, MutatePath} {
-		r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000010", "prod", "web", nil, ptr(int32(50)), nil)
+		r := harness.DeploymentReview("c0ffee00-0000-4000-8000-000000000010", "prod", "web", nil, ptr.To(int32(50)), nil)
 		ans := typed(t, srv.URL+path, r)
 		if path == MutatePath && (!ans.Allowed || ans.Patch == nil) {
 			t.Errorf("request %d after the panic: want clamped, got allowed=%t %+v", i, ans.Allowed, ans.Result)

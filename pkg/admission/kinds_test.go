@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/workload"
@@ -31,7 +32,7 @@ func kindsSet(t *testing.T) *workload.Set {
 }
 
 func deploymentOwner(name string) *metav1.OwnerReference {
-	return &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: "d-uid", Controller: ptr(true), BlockOwnerDeletion: ptr(true)}
+	return &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: "d-uid", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
 }
 
 func TestWorkloadKinds(t *testing.T) {
@@ -56,27 +57,27 @@ func TestWorkloadKinds(t *testing.T) {
 		outcome  Outcome
 		kind     string
 	}{
-		{"StatefulSet create denied", harness.WorkloadReview("a1", "apps", "StatefulSet", "statefulsets", "prod", "db", nil, ptr(int32(12)), nil, nil),
+		{"StatefulSet create denied", harness.WorkloadReview("a1", "apps", "StatefulSet", "statefulsets", "prod", "db", nil, ptr.To(int32(12)), nil, nil),
 			false, nil, nil, OutcomeDenied, "StatefulSet"},
 		{"statefulsets/scale denied, named StatefulSet", harness.ScaleReviewOf("a2", "apps", "statefulsets", "prod", "db", 3, 9),
 			false, nil, nil, OutcomeDenied, "StatefulSet"},
-		{"ReplicaSet of its own clamped", harness.WorkloadReview("a3", "apps", "ReplicaSet", "replicasets", "prod", "solo", ptr(int32(3)), ptr(int32(0)), nil, nil),
-			true, ptr(int32(2)), []string{`spec.replicas 0 clamped to 2 by replica policy rule "rs-min"`}, OutcomeClamped, "ReplicaSet"},
-		{"ReplicaSet of a Deployment is owned", harness.WorkloadReview("a4", "apps", "ReplicaSet", "replicasets", "prod", "web-1", ptr(int32(3)), ptr(int32(0)), nil, deploymentOwner("web")),
+		{"ReplicaSet of its own clamped", harness.WorkloadReview("a3", "apps", "ReplicaSet", "replicasets", "prod", "solo", ptr.To(int32(3)), ptr.To(int32(0)), nil, nil),
+			true, ptr.To(int32(2)), []string{`spec.replicas 0 clamped to 2 by replica policy rule "rs-min"`}, OutcomeClamped, "ReplicaSet"},
+		{"ReplicaSet of a Deployment is owned", harness.WorkloadReview("a4", "apps", "ReplicaSet", "replicasets", "prod", "web-1", ptr.To(int32(3)), ptr.To(int32(0)), nil, deploymentOwner("web")),
 			true, nil, nil, OutcomeOwned, "ReplicaSet"},
 		{"replicasets/scale of a Deployment's ReplicaSet is owned", harness.ScaleReviewOf("a5", "apps", "replicasets", "prod", "web-1", 3, 0),
 			true, nil, nil, OutcomeOwned, "ReplicaSet"},
 		{"replicasets/scale of a ReplicaSet of its own clamped", harness.ScaleReviewOf("a6", "apps", "replicasets", "prod", "solo", 3, 0),
-			true, ptr(int32(2)), []string{`spec.replicas 0 clamped to 2 by replica policy rule "rs-min"`}, OutcomeClamped, "ReplicaSet"},
-		{"custom resource warned", harness.WorkloadReview("a7", "example.com", "Widget", "widgets", "prod", "w", nil, ptr(int32(6)), nil, nil),
+			true, ptr.To(int32(2)), []string{`spec.replicas 0 clamped to 2 by replica policy rule "rs-min"`}, OutcomeClamped, "ReplicaSet"},
+		{"custom resource warned", harness.WorkloadReview("a7", "example.com", "Widget", "widgets", "prod", "w", nil, ptr.To(int32(6)), nil, nil),
 			true, nil, []string{`spec.replicas: Invalid value: 6: must be within [0, 4] for Widget "w" (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
 		{"custom resource /scale warned, named Widget", harness.ScaleReviewOf("a8", "example.com", "widgets", "prod", "w", 1, 6),
 			true, nil, []string{`spec.replicas: Invalid value: 6: must be within [0, 4] for Widget "w" (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
 		{"custom resource at .spec.scale.count, selector from its labels", harness.Review{UID: "a9", Operation: "CREATE", Namespace: "prod", Name: "g", Kind: "Gadget", Group: "example.com", Resource: "gadgets",
 			KindGroup: "example.com", KindVersion: "v1", Object: gadgetJSON(8)},
-			true, ptr(int32(5)), []string{`spec.replicas 8 clamped to 5 by replica policy rule "web"`}, OutcomeClamped, "Gadget"},
-		{"StatefulSet kinds do not match a Deployment", harness.DeploymentReview("a10", "prod", "other", nil, ptr(int32(12)), nil),
-			true, ptr(int32(10)), []string{`spec.replicas 12 clamped to 10 by replica policy rule "rest"`}, OutcomeClamped, "Deployment"},
+			true, ptr.To(int32(5)), []string{`spec.replicas 8 clamped to 5 by replica policy rule "web"`}, OutcomeClamped, "Gadget"},
+		{"StatefulSet kinds do not match a Deployment", harness.DeploymentReview("a10", "prod", "other", nil, ptr.To(int32(12)), nil),
+			true, ptr.To(int32(10)), []string{`spec.replicas 12 clamped to 10 by replica policy rule "rest"`}, OutcomeClamped, "Deployment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := newLookup()

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -61,14 +62,14 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 		{"empty request", Mutate, admission.Request{}, "", OutcomeBadRequest},
 		{"broken workload", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", Object: []byte(`{"spec":{"replicas":"x"}}`)}.Request(t), "Deployment", OutcomeBadRequest},
 		{"other resource", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "p", Kind: "Pod", Resource: "pods", Object: []byte(`{}`)}.Request(t), "other", OutcomeNotHandled},
-		{"DELETE of a workload", Validate, harness.Review{UID: "u", Operation: admissionv1.Delete, Namespace: "apps", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", OldObject: harness.DeploymentJSON("apps", "web", ptr(int32(1)), nil)}.Request(t), "Deployment", OutcomeNotHandled},
+		{"DELETE of a workload", Validate, harness.Review{UID: "u", Operation: admissionv1.Delete, Namespace: "apps", Name: "web", Kind: "Deployment", Group: "apps", Resource: "deployments", OldObject: harness.DeploymentJSON("apps", "web", ptr.To(int32(1)), nil)}.Request(t), "Deployment", OutcomeNotHandled},
 		{"another ConfigMap", Validate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "settings", Kind: "ConfigMap", Resource: "configmaps", Object: cm(doc)}.Request(t), "ConfigMap", OutcomeNotHandled},
 		{"valid policy", Validate, policyWrite(doc).Request(t), "ConfigMap", OutcomeAllowed},
 		{"invalid policy", Validate, policyWrite(header + "rules: [{name: x}]\n").Request(t), "ConfigMap", OutcomeDenied},
-		{"clamped", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeClamped},
-		{"denied", Mutate, harness.DeploymentReview("u", "strict", "web", nil, ptr(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
-		{"in bounds", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
-		{"unchanged", Validate, harness.DeploymentReview("u", "apps", "web", ptr(int32(9)), ptr(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
+		{"clamped", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr.To(int32(9)), nil).Request(t), "Deployment", OutcomeClamped},
+		{"denied", Mutate, harness.DeploymentReview("u", "strict", "web", nil, ptr.To(int32(9)), nil).Request(t), "Deployment", OutcomeDenied},
+		{"in bounds", Mutate, harness.DeploymentReview("u", "apps", "web", nil, ptr.To(int32(2)), nil).Request(t), "Deployment", OutcomeAllowed},
+		{"unchanged", Validate, harness.DeploymentReview("u", "apps", "web", ptr.To(int32(9)), ptr.To(int32(9)), nil).Request(t), "Deployment", OutcomeUnchanged},
 		{"no rule", Mutate, harness.ScaleReview("u", "elsewhere", "web", 1, 9).Request(t), "Deployment", OutcomeNoRule},
 		{"HPA clamped", Mutate, harness.AutoscalerReview("u", nil, harness.HPA{Namespace: "apps", Name: "h", TargetKind: "Deployment", TargetName: "web", Max: 9}).Request(t), "HorizontalPodAutoscaler", OutcomeClamped},
 		{"broken HPA", Mutate, harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: "apps", Name: "h", Kind: "HorizontalPodAutoscaler", Group: "autoscaling", Resource: "horizontalpodautoscalers", Object: []byte(`[]`)}.Request(t), "HorizontalPodAutoscaler", OutcomeBadRequest},

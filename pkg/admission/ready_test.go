@@ -11,6 +11,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/workload"
+	"k8s.io/utils/ptr"
 )
 
 // TestUntilPolicyRead: before the policy is read, a request gets HTTP 503 with no
@@ -20,7 +21,7 @@ func TestUntilPolicyRead(t *testing.T) {
 	var read atomic.Bool
 	store := mustStore(t, header+"rules:\n- {name: cap, maxReplicas: 5}\n")
 	h := UntilPolicyRead(Mutate, read.Load, Webhook(NewHandler(Mutate, workload.Builtin(), store, newLookup(), PolicyRef{})))
-	body := harness.DeploymentReview("u1", "apps", "web", nil, ptr(int32(9)), nil).JSON()
+	body := harness.DeploymentReview("u1", "apps", "web", nil, ptr.To(int32(9)), nil).JSON()
 	post := func() (int, string) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, MutatePath, bytes.NewReader(body))

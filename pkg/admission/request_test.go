@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -100,44 +101,44 @@ func TestNewRequest(t *testing.T) {
 	}{
 		{
 			name:   "Deployment CREATE: labels from the object",
-			review: harness.DeploymentReview("u", "prod", "web", nil, ptr(int32(50)), labels),
+			review: harness.DeploymentReview("u", "prod", "web", nil, ptr.To(int32(50)), labels),
 			want: Request{Operation: admissionv1.Create, Replicas: 50,
 				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment UPDATE",
-			review: harness.DeploymentReview("u", "prod", "web", ptr(int32(3)), ptr(int32(7)), labels),
-			want: Request{Operation: admissionv1.Update, Replicas: 7, OldReplicas: ptr(int32(3)),
+			review: harness.DeploymentReview("u", "prod", "web", ptr.To(int32(3)), ptr.To(int32(7)), labels),
+			want: Request{Operation: admissionv1.Update, Replicas: 7, OldReplicas: ptr.To(int32(3)),
 				Subject: wl("Deployment", "web", "prod", labels, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment without spec.replicas is 1, old and new",
-			review: harness.DeploymentReview("u", "prod", "web", ptr(int32(0)), nil, nil),
-			want: Request{Operation: admissionv1.Update, Replicas: 1, OldReplicas: ptr(int32(0)),
+			review: harness.DeploymentReview("u", "prod", "web", ptr.To(int32(0)), nil, nil),
+			want: Request{Operation: admissionv1.Update, Replicas: 1, OldReplicas: ptr.To(int32(0)),
 				Subject: wl("Deployment", "web", "prod", nil, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Deployment in a namespace the cache has not seen",
-			review: harness.DeploymentReview("u", "fresh", "web", nil, ptr(int32(2)), labels),
+			review: harness.DeploymentReview("u", "fresh", "web", nil, ptr.To(int32(2)), labels),
 			want: Request{Operation: admissionv1.Create, Replicas: 2,
 				Subject: wl("Deployment", "web", "fresh", labels, false, nil, true)},
 		},
 		{
 			name:   "Scale UPDATE: labels from the lookup",
 			review: harness.ScaleReview("u", "prod", "web", 2, 9),
-			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr.To(int32(2)),
 				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale from 0: old replicas omitted",
 			review: harness.ScaleReview("u", "prod", "web", 0, 4),
-			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 4, OldReplicas: ptr(int32(0)),
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 4, OldReplicas: ptr.To(int32(0)),
 				Subject: wl("Deployment", "web", "prod", map[string]string{"from": "cache", "tier": "web"}, false, map[string]string{"env": "prod"}, false)},
 		},
 		{
 			name:   "Scale whose parent is not in the cache",
 			review: harness.ScaleReview("u", "prod", "api", 2, 9),
-			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr(int32(2)),
+			want: Request{Operation: admissionv1.Update, Scale: true, Replicas: 9, OldReplicas: ptr.To(int32(2)),
 				Subject: wl("Deployment", "api", "prod", nil, true, map[string]string{"env": "prod"}, false)},
 		},
 	} {
@@ -174,7 +175,7 @@ func dump(r Request) string {
 // TestNotWorkload: requests for what the webhook does not bound are dispatched to no
 // adapter, or refused by the workload adapter, and allowed with a warning that says so.
 func TestNotWorkload(t *testing.T) {
-	dep := harness.DeploymentJSON("prod", "web", ptr(int32(3)), nil)
+	dep := harness.DeploymentJSON("prod", "web", ptr.To(int32(3)), nil)
 	for _, tc := range []struct {
 		name   string
 		review harness.Review
@@ -203,7 +204,7 @@ func TestNotWorkload(t *testing.T) {
 }
 
 func TestNewRequestBroken(t *testing.T) {
-	dep := harness.DeploymentJSON("prod", "web", ptr(int32(3)), nil)
+	dep := harness.DeploymentJSON("prod", "web", ptr.To(int32(3)), nil)
 	for _, tc := range []struct {
 		name   string
 		review harness.Review

@@ -263,25 +263,32 @@ func paren(s string) string {
 	return "(" + s + ")"
 }
 
-// kindsTerm is true when the rule's kinds include the request's kind; "false" when none of
-// them is a compiled kind, "" (no term) when the rule names every compiled kind or none.
+// kindsTerm is true when the rule's kinds include the request's kind, named by kindVar;
+// "false" when none of them is a compiled kind, "" (no term) when the rule names every
+// compiled kind or none.
 func (c *compiler) kindsTerm(r rule, kindVar string) string {
+	return c.kindsTermBy(r, policy.WorkloadKind.Name, func(in []string) string { return kindIn(kindVar, in) })
+}
+
+// kindsTermBy is kindsTerm with each compiled kind of the rule named by name, and the term
+// written by in.
+func (c *compiler) kindsTermBy(r rule, name func(policy.WorkloadKind) string, in func([]string) string) string {
 	if r.kinds == nil {
 		return ""
 	}
-	var in []string
+	var names []string
 	for _, k := range c.kinds {
 		if slices.Contains(r.kinds, k.Name()) {
-			in = append(in, k.Name())
+			names = append(names, name(k))
 		}
 	}
-	switch len(in) {
+	switch len(names) {
 	case 0:
 		return "false"
 	case len(c.kinds):
 		return ""
 	}
-	return kindIn(kindVar, in)
+	return in(names)
 }
 
 // candidate is the rule's CEL: true when it matches, and for a Scale when every matcher but

@@ -52,22 +52,7 @@ func (c *compiler) webhookCondition() string {
 
 // kindKeysTerm is kindsTerm for a webhook's matchConditions, which have no variables.
 func (c *compiler) kindKeysTerm(r rule) string {
-	if r.kinds == nil {
-		return ""
-	}
-	var in []string
-	for _, k := range c.kinds {
-		if slices.Contains(r.kinds, k.Name()) {
-			in = append(in, key(k))
-		}
-	}
-	switch len(in) {
-	case 0:
-		return "false"
-	case len(c.kinds):
-		return ""
-	}
-	return requestKey + " in " + quoteList(in)
+	return c.kindsTermBy(r, key, func(in []string) string { return requestKey + " in " + quoteList(in) })
 }
 
 // webhookLines is Result.Webhook.

@@ -2,11 +2,13 @@ package policy
 
 import (
 	"testing"
+
+	"k8s.io/utils/ptr"
 )
 
 func TestNearestRange(t *testing.T) {
-	b := Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}
-	zero := Bounds{Min: ptr[int32](2), Max: ptr[int32](10), AllowZero: true}
+	b := Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}
+	zero := Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10), AllowZero: true}
 	tests := []struct {
 		name string
 		b    Bounds
@@ -23,8 +25,8 @@ func TestNearestRange(t *testing.T) {
 		{"min 0 without allowZero", b, Range{0, 5}, Range{2, 5}},
 		{"min 0 with allowZero", zero, Range{0, 5}, Range{0, 5}},
 		{"min 0 with allowZero, max above", zero, Range{0, 50}, Range{0, 10}},
-		{"max only bound", Bounds{Max: ptr[int32](4)}, Range{1, 9}, Range{1, 4}},
-		{"min only bound", Bounds{Min: ptr[int32](3)}, Range{1, 9}, Range{3, 9}},
+		{"max only bound", Bounds{Max: ptr.To[int32](4)}, Range{1, 9}, Range{1, 4}},
+		{"min only bound", Bounds{Min: ptr.To[int32](3)}, Range{1, 9}, Range{3, 9}},
 		{"invalid range left to the API server", b, Range{30, 20}, Range{30, 20}},
 	}
 	for _, tt := range tests {

@@ -92,5 +92,3 @@ func mustLoad(t testing.TB, doc string, opts Options) *Snapshot {
 	}
 	return s
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 )
 
 // TestMatchManyLiteralRules: 10,000 rules that each name one namespace, as a policy near
@@ -18,9 +19,9 @@ import (
 // the middle that competes with the indexed rules after it.
 func TestMatchManyLiteralRules(t *testing.T) {
 	const n = 10000
-	p := &ReplicaPolicy{APIVersion: APIVersion, Kind: Kind, Default: &BoundsSpec{MaxReplicas: ptr[int32](1)}}
+	p := &ReplicaPolicy{APIVersion: APIVersion, Kind: Kind, Default: &BoundsSpec{MaxReplicas: ptr.To[int32](1)}}
 	for i := range n {
-		r := Rule{Name: fmt.Sprintf("r%d", i), Namespaces: []string{fmt.Sprintf("ns-%d", i)}, BoundsSpec: BoundsSpec{MaxReplicas: ptr(int32(i))}}
+		r := Rule{Name: fmt.Sprintf("r%d", i), Namespaces: []string{fmt.Sprintf("ns-%d", i)}, BoundsSpec: BoundsSpec{MaxReplicas: ptr.To(int32(i))}}
 		if i%1000 == 999 {
 			r.Namespaces = append(r.Namespaces, "shared") // r999 is the first of these
 		}
@@ -142,13 +143,13 @@ func randomPolicy(rng *rand.Rand) (*ReplicaPolicy, []string) {
 	}
 	p := &ReplicaPolicy{APIVersion: APIVersion, Kind: Kind}
 	if rng.IntN(2) == 0 {
-		p.Default = &BoundsSpec{MaxReplicas: ptr[int32](100)}
+		p.Default = &BoundsSpec{MaxReplicas: ptr.To[int32](100)}
 	}
 	if rng.IntN(4) == 0 {
 		p.ExemptNamespaces = []string{pick(append(literals, globs...))}
 	}
 	for i := range 1 + rng.IntN(12) {
-		r := Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: BoundsSpec{MaxReplicas: ptr(int32(i))}}
+		r := Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: BoundsSpec{MaxReplicas: ptr.To(int32(i))}}
 		for range rng.IntN(4) {
 			if rng.IntN(4) == 0 {
 				r.Namespaces = append(r.Namespaces, pick(globs))
@@ -249,7 +250,7 @@ func TestMatchAgainstReference(t *testing.T) {
 func benchPolicy(b *testing.B, kind string, n int) (*Snapshot, Subject) {
 	p := &ReplicaPolicy{APIVersion: APIVersion, Kind: Kind}
 	for i := range n {
-		r := Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: BoundsSpec{MaxReplicas: ptr[int32](10)}}
+		r := Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: BoundsSpec{MaxReplicas: ptr.To[int32](10)}}
 		switch kind {
 		case "names":
 			r.Namespaces = []string{fmt.Sprintf("ns-%d", i)}

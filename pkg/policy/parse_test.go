@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 )
 
 // designExample is the example policy of docs/design.md ("The policy"), verbatim.
@@ -44,7 +45,7 @@ func TestParseDesignExample(t *testing.T) {
 		APIVersion:       APIVersion,
 		Kind:             Kind,
 		ExemptNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
-		Default:          &BoundsSpec{MinReplicas: ptr[int32](1), MaxReplicas: ptr[int32](50), Action: ActionClamp},
+		Default:          &BoundsSpec{MinReplicas: ptr.To[int32](1), MaxReplicas: ptr.To[int32](50), Action: ActionClamp},
 		Rules: []Rule{{
 			Name:       "prod-web",
 			Namespaces: []string{"prod", "team-*"},
@@ -54,7 +55,7 @@ func TestParseDesignExample(t *testing.T) {
 			Selector: &metav1.LabelSelector{
 				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "In", Values: []string{"web", "api"}}},
 			},
-			BoundsSpec: BoundsSpec{MinReplicas: ptr[int32](2), MaxReplicas: ptr[int32](10), Action: ActionClamp},
+			BoundsSpec: BoundsSpec{MinReplicas: ptr.To[int32](2), MaxReplicas: ptr.To[int32](10), Action: ActionClamp},
 		}},
 	}
 	if !reflect.DeepEqual(want, p) {

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"testing"
+
+	"k8s.io/utils/ptr"
 )
 
 // matchPolicy exercises every kind of matcher; each rule's maxReplicas is its position + 1,
@@ -287,22 +289,22 @@ func TestBounds(t *testing.T) {
 		nearest int32
 		str     string
 	}{
-		{"below min", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 1, 2, "[2, 10]"},
-		{"above max", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 50, 10, "[2, 10]"},
-		{"inside", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 5, 5, "[2, 10]"},
-		{"at min", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 2, 2, "[2, 10]"},
-		{"at max", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 10, 10, "[2, 10]"},
-		{"min only, below", Bounds{Min: ptr[int32](3)}, 1, 3, "[3, ∞)"},
-		{"min only, far above", Bounds{Min: ptr[int32](3)}, 1 << 30, 1 << 30, "[3, ∞)"},
-		{"max only, above", Bounds{Max: ptr[int32](4)}, 9, 4, "[0, 4]"},
-		{"max only, zero", Bounds{Max: ptr[int32](4)}, 0, 0, "[0, 4]"},
-		{"allowZero with 0", Bounds{Min: ptr[int32](2), Max: ptr[int32](10), AllowZero: true}, 0, 0, "[2, 10] or 0"},
-		{"allowZero with 1", Bounds{Min: ptr[int32](2), Max: ptr[int32](10), AllowZero: true}, 1, 2, "[2, 10] or 0"},
-		{"allowZero false with 0", Bounds{Min: ptr[int32](2), Max: ptr[int32](10)}, 0, 2, "[2, 10]"},
-		{"allowZero, min only", Bounds{Min: ptr[int32](2), AllowZero: true}, 0, 0, "[2, ∞) or 0"},
-		{"min 0 with 0", Bounds{Min: ptr[int32](0), Max: ptr[int32](3)}, 0, 0, "[0, 3]"},
-		{"min 0, allowZero says nothing more", Bounds{Min: ptr[int32](0), AllowZero: true}, 0, 0, "[0, ∞)"},
-		{"max 0", Bounds{Max: ptr[int32](0)}, 5, 0, "[0, 0]"},
+		{"below min", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 1, 2, "[2, 10]"},
+		{"above max", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 50, 10, "[2, 10]"},
+		{"inside", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 5, 5, "[2, 10]"},
+		{"at min", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 2, 2, "[2, 10]"},
+		{"at max", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 10, 10, "[2, 10]"},
+		{"min only, below", Bounds{Min: ptr.To[int32](3)}, 1, 3, "[3, ∞)"},
+		{"min only, far above", Bounds{Min: ptr.To[int32](3)}, 1 << 30, 1 << 30, "[3, ∞)"},
+		{"max only, above", Bounds{Max: ptr.To[int32](4)}, 9, 4, "[0, 4]"},
+		{"max only, zero", Bounds{Max: ptr.To[int32](4)}, 0, 0, "[0, 4]"},
+		{"allowZero with 0", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10), AllowZero: true}, 0, 0, "[2, 10] or 0"},
+		{"allowZero with 1", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10), AllowZero: true}, 1, 2, "[2, 10] or 0"},
+		{"allowZero false with 0", Bounds{Min: ptr.To[int32](2), Max: ptr.To[int32](10)}, 0, 2, "[2, 10]"},
+		{"allowZero, min only", Bounds{Min: ptr.To[int32](2), AllowZero: true}, 0, 0, "[2, ∞) or 0"},
+		{"min 0 with 0", Bounds{Min: ptr.To[int32](0), Max: ptr.To[int32](3)}, 0, 0, "[0, 3]"},
+		{"min 0, allowZero says nothing more", Bounds{Min: ptr.To[int32](0), AllowZero: true}, 0, 0, "[0, ∞)"},
+		{"max 0", Bounds{Max: ptr.To[int32](0)}, 5, 0, "[0, 0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

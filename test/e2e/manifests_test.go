@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -417,7 +418,7 @@ func rule(group string, resources ...string) admissionregistrationv1.Rule {
 
 // ruleAt is rule at another API version.
 func ruleAt(group, version string, resources ...string) admissionregistrationv1.Rule {
-	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: ptrTo(admissionregistrationv1.NamespacedScope)}
+	return admissionregistrationv1.Rule{APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: ptr.To(admissionregistrationv1.NamespacedScope)}
 }
 
 // checkRules compares RBAC rules as sets (order of rules and of the values in each ignored).
@@ -450,5 +451,3 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -174,7 +175,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs.Spec.Replicas = ptr(int32(0))
+		rs.Spec.Replicas = ptr.To(int32(0))
 		if rs, err = rss.Update(ctx, rs, metav1.UpdateOptions{}); err != nil || *rs.Spec.Replicas != 0 {
 			t.Fatalf("update to 0: replicas %v (%v), want 0", rs.Spec.Replicas, err)
 		}
@@ -251,10 +252,10 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 
 		keda := &autoscalingv2.HorizontalPodAutoscaler{
 			ObjectMeta: metav1.ObjectMeta{Name: "keda-hpa-db", Namespace: "data", OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "db", UID: "6b4c0a52-0f0e-4d43-9b35-2f4a4b9c1d11", Controller: ptr(true)}}},
+				APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "db", UID: "6b4c0a52-0f0e-4d43-9b35-2f4a4b9c1d11", Controller: ptr.To(true)}}},
 			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"},
-				MinReplicas:    ptr(int32(3)), MaxReplicas: 12,
+				MinReplicas:    ptr.To(int32(3)), MaxReplicas: 12,
 			},
 		}
 		if h, err = hpas.Create(ctx, keda, metav1.CreateOptions{}); err != nil {

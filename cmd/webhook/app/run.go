@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -241,7 +242,7 @@ func managerOptions(o *Options, scheme *runtime.Scheme, webhookServer webhook.Se
 		LeaderElectionNamespace:       o.PolicyNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		// Leaves room within the Pod's 30 s terminationGracePeriod for the shutdown delay.
-		GracefulShutdownTimeout: ptr(20 * time.Second),
+		GracefulShutdownTimeout: ptr.To(20 * time.Second),
 		// One cache serves the webhook's label lookups and the scaler: workloads keep only
 		// metadata and spec.replicas (workload.Cached), Namespaces only their labels (pod templates and
 		// managedFields are most of the bytes).
@@ -330,5 +331,3 @@ func readyWhen(ok func() bool, notYet string) healthz.Checker {
 		return nil
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -179,7 +180,7 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Spec.Replicas = ptr(int32(1))
+		d.Spec.Replicas = ptr.To(int32(1))
 		d, err = deps.Update(ctx, d, metav1.UpdateOptions{})
 		if err != nil {
 			t.Fatal(err)
