@@ -39,6 +39,16 @@ func newAnswered() *answered {
 	return &answered{now: time.Now, cur: map[types.UID]struct{}{}, window: answeredWindow, maxPerWindow: maxAnsweredPerWindow}
 }
 
+// record notes at Mutate that /mutate answered uid, and reports at Validate whether it did
+// (in this process); at Mutate it reports true.
+func (a *answered) record(stage Stage, uid types.UID) bool {
+	if stage == Mutate {
+		a.add(uid)
+		return true
+	}
+	return a.has(uid)
+}
+
 func (a *answered) add(uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -1,9 +1,12 @@
 package admission
 
 import (
+	"fmt"
+
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/policystore"
 )
 
 // Stage is the webhook a decision is made for.
@@ -36,27 +39,6 @@ const (
 	OutcomeBadRequest Outcome = "bad_request" // not a well-formed AdmissionReview of a workload
 )
 
-// Request is what the decision reads of an admission request for a workload.
-type Request struct {
-	Operation admissionv1.Operation
-	// Subject is the workload being written: its kind, namespace, name and the labels rules
-	// match against.
-	Subject policy.Subject
-	// Scale is set for a write to the workload's scale subresource.
-	Scale bool
-	// Replicas is the requested spec.replicas: a nil workload value defaults to 1 as the
-	// API server does; a Scale that omits it means 0.
-	Replicas int32
-	// OldReplicas is the stored value on UPDATE, nil on CREATE.
-	OldReplicas *int32
-}
-
-// kindName is the kind being written, as messages and metrics name it: the workload's
-// kind, also for a write to its scale subresource (`for StatefulSet "db"`).
-func (r Request) kindName() string {
-	return r.Subject.Kind
-}
-
 // policyStage is where the policy is asked at this stage.
 func (s Stage) policyStage() policy.Stage {
 	if s == Validate {
@@ -81,6 +63,8 @@ type Decision struct {
 	Rule    string
 	Action  policy.Action
 	Outcome Outcome
+	// bounds are the deciding rule's, for the texts of a clamp revisited at Validate.
+	bounds policy.Bounds
 }
 
 // decisionOf turns the policy's effect into the webhook's answer: the one place where an
@@ -89,7 +73,7 @@ type Decision struct {
 func decisionOf(e policy.Effect, patch func(*Decision)) Decision {
 	d := Decision{Allowed: true, Outcome: outcomeOf(e)}
 	if e.Decided() {
-		d.Rule, d.Action = e.Rule.Name, e.Rule.Action
+		d.Rule, d.Action, d.bounds = e.Rule.Name, e.Rule.Action, e.Rule.Bounds
 	}
 	switch e.Kind {
 	case policy.Patch:
@@ -150,4 +134,48 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 	}
 	v := snap.Decide(req.Subject, &req.Replicas)
 	return decisionOf(v.Effect(stage.policyStage(), req.Subject), func(d *Decision) { d.Replicas = &v.Want })
+}
+
+// decide is Decide for a request this process admits with the policy in store. At
+// Validate, a clamp rule's rejection is revisited: mutated says whether /mutate answered the
+// request here.
+func decide(store *policystore.Store, r Request, stage Stage, mutated bool) Decision {
+	d := Decide(store.Snapshot(), r, stage)
+	switch {
+	case d.Allowed || d.Action != policy.ActionClamp || stage != Validate:
+		return d
+	case !mutated:
+		return notClamped(r, d)
+	}
+	return clampedUnderReplacedPolicy(store, r, d)
+}
+
+// notClamped answers /validate for a workload outside the bounds of a clamp rule whose
+// request /mutate did not answer in this process: /mutate failed, timed out or ran on another
+// replica. Under failurePolicy Ignore the write would have passed unclamped had /validate
+// failed too, so rejecting it here would turn a skipped /mutate into a failed write: it is
+// allowed with a warning, and the scaler brings the workload inside the bounds.
+func notClamped(r Request, d Decision) Decision {
+	return Decision{Allowed: true, Rule: d.Rule, Action: d.Action, Outcome: OutcomeWarned, Warnings: []string{fmt.Sprintf(
+		"spec.replicas %d is outside the bounds %s of replica policy rule %q and was not clamped: the mutating webhook did not decide this request; the scaler will correct it",
+		r.Replicas, d.bounds, d.Rule)}}
+}
+
+// clampedUnderReplacedPolicy revisits a clamp rule's rejection at Validate. /mutate and
+// /validate are two calls, and the policy can change between them: /mutate then clamped to
+// the bounds of the policy of a moment ago, and the new bounds would reject the write as
+// if the clamp had never been applied, failing a write that the clamp action promises to
+// let through. When a policy replaced within the last moments (policystore.ReplacedWindow)
+// allows the final object, the write is allowed with a warning, and the scaler brings the
+// workload inside the new bounds.
+func clampedUnderReplacedPolicy(store *policystore.Store, r Request, d Decision) Decision {
+	for _, prev := range store.Replaced() {
+		if !Decide(prev, r, Validate).Allowed {
+			continue
+		}
+		return Decision{Allowed: true, Rule: d.Rule, Action: d.Action, Outcome: OutcomeWarned, Warnings: []string{fmt.Sprintf(
+			"spec.replicas %d is outside the bounds %s of replica policy rule %q, which the policy changed while this request was admitted; the scaler will correct it",
+			r.Replicas, d.bounds, d.Rule)}}
+	}
+	return d
 }

@@ -4,9 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // Fast extraction of the replica fields (metadata.labels, spec.replicas) from an object's
@@ -351,4 +360,107 @@ func (s *scanner) digits() int {
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// decodeRequest reads the replica fields of req's object, a workload of kind or its Scale,
+// and sets r's replicas and, for an update, the stored ones. A Scale always has
+// spec.replicas; a custom resource's object may keep its count elsewhere (its CRD's
+// specReplicasPath).
+func decodeRequest(req admission.Request, kind workload.Kind, r *Request) (*replicaFields, error) {
+	path := []string(nil)
+	if !r.Scale && !kind.SpecReplicas() {
+		path = kind.ReplicasPath
+	}
+	obj, err := decodeReplicaFields(req.Object.Raw, "object", path)
+	if err != nil {
+		return nil, err
+	}
+	r.Replicas = replicasOf(obj, r.Scale)
+	if req.Operation == admissionv1.Update {
+		old, err := decodeReplicaFields(req.OldObject.Raw, "oldObject", path)
+		if err != nil {
+			return nil, err
+		}
+		v := replicasOf(old, r.Scale)
+		r.OldReplicas = &v
+	}
+	return obj, nil
+}
+
+// replicaFields is all a decision reads of a workload or a Scale: decoding just these
+// fields skips the pod template, which is most of a Deployment's bytes.
+type replicaFields struct {
+	Metadata struct {
+		Labels          map[string]string       `json:"labels"`
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
+	} `json:"metadata"`
+	Spec struct {
+		Replicas *int32 `json:"replicas"`
+	} `json:"spec"`
+}
+
+// decodeReplicaFields reads the labels, owners and replicas of raw; replicasPath, when not
+// nil, is where the replica count is instead of spec.replicas (a custom resource).
+func decodeReplicaFields(raw []byte, what string, replicasPath []string) (*replicaFields, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("the request carries no %s", what)
+	}
+	if replicasPath != nil {
+		return decodeAtPath(raw, what, replicasPath)
+	}
+	// The fast path reads the object once; anything it does not fully understand is
+	// decoded by encoding/json, which stays the reference (fields.go).
+	if f, err := scanReplicaFields(raw); err == nil {
+		return f, nil
+	}
+	f := &replicaFields{}
+	if err := json.Unmarshal(raw, f); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	return f, nil
+}
+
+// decodeAtPath decodes an object whose replica count is at path (a custom resource's
+// specReplicasPath other than .spec.replicas): with encoding/json, as a whole.
+func decodeAtPath(raw []byte, what string, path []string) (*replicaFields, error) {
+	f := &replicaFields{}
+	if err := json.Unmarshal(raw, &struct {
+		Metadata *struct {
+			Labels          map[string]string       `json:"labels"`
+			OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
+		} `json:"metadata"`
+	}{Metadata: &f.Metadata}); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	var obj map[string]any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", what, err)
+	}
+	v, found, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !found || v == nil {
+		return f, nil
+	}
+	n, ok := v.(json.Number)
+	i, err := n.Int64()
+	if !ok || err != nil || i < math.MinInt32 || i > math.MaxInt32 {
+		return nil, fmt.Errorf("decoding the %s: .%s is not a 32-bit integer: %v", what, strings.Join(path, "."), v)
+	}
+	r := int32(i)
+	f.Spec.Replicas = &r
+	return f, nil
+}
+
+// replicasOf reads the requested replicas. A Scale (autoscaling/v1) omits replicas when it
+// is 0; a workload's nil replicas is
+// policy.DefaultReplicas.
+func replicasOf(f *replicaFields, isScale bool) int32 {
+	if f.Spec.Replicas == nil && isScale {
+		return 0
+	}
+	if f.Spec.Replicas == nil {
+		return policy.DefaultReplicas
+	}
+	return *f.Spec.Replicas
 }

@@ -159,3 +159,17 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 	}
 	return e
 }
+
+// ClampMessage is the warning that says a clamp happened, e.g.
+// `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`.
+func (v Verdict) ClampMessage() string {
+	return fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, v.Rule.Name)
+}
+
+// OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload
+// (or Scale) kind/name: it names the field, the value, the bounds and the rule, e.g.
+// `spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`.
+func (v Verdict) OutOfBoundsMessage(kind, name string) string {
+	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
+		v.Replicas, v.Rule.Bounds, kind, name, v.Rule.Name, v.Rule.Action)
+}

@@ -75,3 +75,15 @@ func KindName(group, kind string) string {
 	}
 	return kind + "." + group
 }
+
+// DefaultReplicas is the spec.replicas the API server gives every built-in workload kind
+// that omits it.
+const DefaultReplicas int32 = 1
+
+// Replicas is the value of a workload's spec.replicas: nil means DefaultReplicas.
+func Replicas(replicas *int32) int32 {
+	if replicas == nil {
+		return DefaultReplicas
+	}
+	return *replicas
+}

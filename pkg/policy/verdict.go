@@ -1,7 +1,5 @@
 package policy
 
-import "fmt"
-
 // Missing names what a rule needed to be evaluated and the caller could not provide.
 type Missing uint8
 
@@ -81,7 +79,10 @@ type Verdict struct {
 // built-in workload kind. It is a pure function of the snapshot and its arguments: the
 // admission webhook, the scaler and the command-line tool all call it, so they agree.
 func (s *Snapshot) Decide(subj Subject, replicas *int32) Verdict {
-	v := Verdict{Replicas: Replicas(replicas)}
+	v := Verdict{Replicas: DefaultReplicas}
+	if replicas != nil {
+		v.Replicas = *replicas
+	}
 	v.Want = v.Replicas
 	if subj.Owner != nil && !s.Exempt(subj.Namespace) {
 		v.Outcome = OutcomeOwned
@@ -104,27 +105,4 @@ func (s *Snapshot) Decide(subj Subject, replicas *int32) Verdict {
 		}
 	}
 	return v
-}
-
-// ClampMessage is the warning that says a clamp happened, e.g.
-// `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`.
-func (v Verdict) ClampMessage() string {
-	return fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, v.Rule.Name)
-}
-
-// OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload
-// (or Scale) kind/name: it names the field, the value, the bounds and the rule, e.g.
-// `spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`.
-func (v Verdict) OutOfBoundsMessage(kind, name string) string {
-	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-		v.Replicas, v.Rule.Bounds, kind, name, v.Rule.Name, v.Rule.Action)
-}
-
-// Replicas is the value of a workload's spec.replicas: nil means 1, the default the API
-// server gives every built-in workload kind.
-func Replicas(replicas *int32) int32 {
-	if replicas == nil {
-		return 1
-	}
-	return *replicas
 }
