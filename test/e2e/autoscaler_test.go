@@ -44,6 +44,15 @@ rules:
   namespaces: [hpa-deny]
   maxReplicas: 10
   action: deny
+- name: hpa-zero
+  namespaces: [hpa-zero]
+  minReplicas: 2
+  maxReplicas: 10
+  allowZero: true
+- name: hpa-nozero
+  namespaces: [hpa-nozero]
+  minReplicas: 2
+  maxReplicas: 10
 - name: hpa-cap
   namespaces: ["hpa-*"]
   maxReplicas: 10
@@ -199,6 +208,10 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 		}
 	})
 
+	t.Run("scale to zero: allowZero decides an HPA's minReplicas 0 and a workload at 0", func(t *testing.T) {
+		checkScaleToZero(t, c, admin)
+	})
+
 	if rest := hpaWindow - time.Since(start); rest > 0 {
 		time.Sleep(rest)
 	}
@@ -239,9 +252,9 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 	}
 	// The controller's status writes (every sync of three HPAs) never called the webhook:
 	// they go to horizontalpodautoscalers/status, which the configuration does not name.
-	// Only the two kubectl applies of the subtests did; the metrics patch was skipped by the
+	// Only the four kubectl applies of the subtests did; the metrics patch was skipped by the
 	// matchCondition.
-	if after, err := w.Metric("replicapolicy_admission_decisions_total", `kind="HorizontalPodAutoscaler"`); err != nil || after-decisionsBefore != 2 {
-		t.Errorf("HPA admission decisions during the window: %v (%v), want 2 (the deny and the StatefulSet's HPA)", after-decisionsBefore, err)
+	if after, err := w.Metric("replicapolicy_admission_decisions_total", `kind="HorizontalPodAutoscaler"`); err != nil || after-decisionsBefore != 4 {
+		t.Errorf("HPA admission decisions during the window: %v (%v), want 4 (the deny, the StatefulSet's HPA and the two scale-to-zero HPAs)", after-decisionsBefore, err)
 	}
 }
