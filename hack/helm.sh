@@ -6,7 +6,8 @@
 # Go module: `go build helm.sh/helm/v4/cmd/helm` in a scratch module builds exactly the
 # release's code, with the version stamped as helm's own Makefile stamps it. The cache is
 # keyed by version, so a fresh clone (or CI) reuses a binary an earlier run built: only the
-# first run takes minutes (about 2-3 on 2 cores with a cold module and build cache).
+# first run takes minutes (8 on 2 busy cores with cold module and build caches, 16 seconds
+# with warm ones).
 #
 # Usage: hack/helm.sh        builds helm if it is missing and prints its path
 # Env:   HELM_VERSION (v4.3.2), REPLICA_POLICY_CACHE (~/.cache/replica-policy)
@@ -26,7 +27,7 @@ exec 9>"$DIR/.lock"
 flock 9
 
 if [ ! -x "$BIN" ]; then
-  log "building helm $HELM_VERSION from the Go module proxy (first run only, about 2-3 minutes)..."
+  log "building helm $HELM_VERSION from the Go module proxy (first run only: up to about 8 minutes with cold Go caches)..."
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (
