@@ -42,22 +42,26 @@ func Helm() (string, error) {
 // Chart is the folder of the repository's Helm chart.
 func Chart() string { return filepath.Join(RepoRoot(), "charts", "replica-policy") }
 
-// HelmCmd runs helm with args and returns its combined output. Its configuration, cache and
+// HelmCmd runs helm with args and returns its standard output. Its configuration, cache and
 // data folders are under dir, so that nothing of the user's ~/.config/helm is read or
 // written; a Cluster's helm also gets its admin kubeconfig (see Cluster.Helm).
 func HelmCmd(ctx context.Context, dir string, args ...string) (string, error) {
-	return helmCmd(ctx, dir, "", args...)
+	stdout, _, err := helmCmd(ctx, dir, "", args...)
+	return stdout, err
 }
 
-// Helm runs helm as the cluster admin (its kubeconfig), with its folders under c.Dir.
+// Helm runs helm as the cluster admin (its kubeconfig), with its folders under c.Dir, and
+// returns what it printed on stdout and stderr (where helm prints the API server's warnings).
 func (c *Cluster) Helm(ctx context.Context, args ...string) (string, error) {
-	return helmCmd(ctx, c.Dir, c.AdminKubeconfig, args...)
+	stdout, stderr, err := helmCmd(ctx, c.Dir, c.AdminKubeconfig, args...)
+	return stdout + stderr, err
 }
 
-func helmCmd(ctx context.Context, dir, kubeconfig string, args ...string) (string, error) {
+// helmCmd runs helm and returns its stdout and stderr; the error holds stderr too.
+func helmCmd(ctx context.Context, dir, kubeconfig string, args ...string) (string, string, error) {
 	bin, err := Helm()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	home := filepath.Join(dir, "helm")
@@ -70,9 +74,8 @@ func helmCmd(ctx context.Context, dir, kubeconfig string, args ...string) (strin
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	if err != nil {
-		return stdout.String() + stderr.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), stderr.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return stdout.String(), nil
+	return stdout.String(), stderr.String(), nil
 }
