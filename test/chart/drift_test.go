@@ -344,6 +344,11 @@ func diffValues(path string, a, b any) []string {
 	}
 	al, aok := a.([]any)
 	bl, bok := b.([]any)
+	if an, bn, ok := byName(al), byName(bl), aok && bok; ok && an != nil && bn != nil {
+		// Entries with names (webhooks, containers, ports, matchConditions): by name, so that
+		// an entry added on one side is named, not the whole list printed.
+		return diffValues(path, an, bn)
+	}
 	if aok && bok && len(al) == len(bl) {
 		var out []string
 		for i := range al {
@@ -352,6 +357,27 @@ func diffValues(path string, a, b any) []string {
 		return out
 	}
 	return []string{fmt.Sprintf("%s: chart %s, manifests %s", strings.TrimPrefix(path, "."), show(a), show(b))}
+}
+
+// byName returns the list as a map by each entry's name ("name=<name>"), or nil when an
+// entry has no name or two share one.
+func byName(l []any) map[string]any {
+	m := map[string]any{}
+	for _, e := range l {
+		em, ok := e.(map[string]any)
+		if !ok {
+			return nil
+		}
+		n, ok := em["name"].(string)
+		if _, dup := m["name="+n]; !ok || dup {
+			return nil
+		}
+		m["name="+n] = e
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func show(v any) string {
