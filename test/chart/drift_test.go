@@ -259,6 +259,9 @@ func setAside(o object, chartSide bool) object {
 		for _, l := range chartLabels {
 			delete(labels, l)
 		}
+		if len(labels) == 0 {
+			delete(meta, "labels")
+		}
 	}
 	if o["kind"] == "Secret" {
 		if meta["name"] == tlsSecret {
@@ -269,20 +272,31 @@ func setAside(o object, chartSide bool) object {
 		if cc, ok := h["clientConfig"].(map[string]any); ok {
 			delete(cc, "caBundle")
 		}
-		// CEL ignores whitespace between tokens, and kustomize changes it: kyaml reads the
-		// folded (>-) expression of manifests/base/webhooks.yaml with an extra line break
-		// before each more-indented line that follows a less-indented one ("?\n\n  (has(...").
-		// The API server compiles both to the same program, so runs of whitespace count as one.
-		conds, _ := h["matchConditions"].([]any)
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok {
-				if e, ok := m["expression"].(string); ok {
-					m["expression"] = strings.Join(strings.Fields(e), " ")
-				}
+	}
+	normalizeCEL(map[string]any(o))
+	return o
+}
+
+// normalizeCEL makes runs of whitespace one space in every CEL expression (the values of
+// "expression" keys: matchConditions, validations, mutations). CEL ignores whitespace between
+// tokens, and kustomize changes it: kyaml reads the folded (>-) expression of
+// manifests/base/webhooks.yaml with an extra line break before each more-indented line that
+// follows a less-indented one ("?\n\n  (has(..."). The API server compiles both alike.
+func normalizeCEL(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok && k == "expression" {
+				v[k] = strings.Join(strings.Fields(s), " ")
+				continue
 			}
+			normalizeCEL(e)
+		}
+	case []any:
+		for _, e := range v {
+			normalizeCEL(e)
 		}
 	}
-	return o
 }
 
 // compare returns one line per difference: objects only on one side (except onlyInChart) and
