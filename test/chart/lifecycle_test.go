@@ -356,15 +356,29 @@ func TestHelmNativePolicies(t *testing.T) {
 		harness.Eventually(t, 20*time.Second, 200*time.Millisecond, "the native policies applied and the webhook narrowed", narrowed)
 		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "a scale to 100 clamped to 10", f.clampsTo(10))
 	})
-	t.Run("upgrade over the fields the binary owns: none fails, the new policy in force", func(t *testing.T) {
+	// The binary owns fields of the workload webhook that the chart renders too (server-side
+	// apply, field manager replica-policy: its rules once it narrows them), so helm 4's
+	// server-side apply stops with "conflict with \"replica-policy\"" unless told to take
+	// them back: --force-conflicts, as docs/install.md says. Taking them back widens the
+	// webhook (safe: it decides whatever it is sent), and the binary narrows it again.
+	t.Run("upgrade --force-conflicts over the fields the binary owns: none fails, the new policy in force", func(t *testing.T) {
 		stop := f.writes()
-		f.helm(t, "upgrade", release, harness.Chart(), "-f", f.base, "-f", native, "-f", f.max8)
+		f.helm(t, "upgrade", release, harness.Chart(), "--force-conflicts", "-f", f.base, "-f", native, "-f", f.max8)
 		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the upgraded policy (max 8) in force", f.clampsTo(8))
 		harness.Eventually(t, 20*time.Second, 200*time.Millisecond, "the webhook narrowed again", narrowed)
 		r := stop()
 		t.Logf("%d scale writes during the upgrade, %d failed", r.sent, r.failed)
 		if r.failed > 0 {
 			t.Errorf("%d of %d writes failed during helm upgrade (first: %v)", r.failed, r.sent, r.firstErr)
+		}
+	})
+	t.Run("rollback --force-conflicts: none fails, the first policy in force", func(t *testing.T) {
+		stop := f.writes()
+		f.helm(t, "rollback", release, "1", "--force-conflicts")
+		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the first revision's policy (max 10) in force", f.clampsTo(10))
+		harness.Eventually(t, 20*time.Second, 200*time.Millisecond, "the webhook narrowed again", narrowed)
+		if r := stop(); r.failed > 0 {
+			t.Errorf("%d of %d writes failed during helm rollback (first: %v)", r.failed, r.sent, r.firstErr)
 		}
 	})
 	t.Run("uninstall, then the compiled objects by docs/install.md's command", func(t *testing.T) {
