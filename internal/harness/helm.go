@@ -21,21 +21,7 @@ var (
 // hack/helm.sh builds from the Go module proxy into the cache outside the checkout (building
 // it on the first call on a cold cache, with progress on stderr).
 func Helm() (string, error) {
-	helmOnce.Do(func() {
-		if p := os.Getenv("HELM"); p != "" {
-			helmBin = p
-			return
-		}
-		cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "helm.sh"))
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		cmd.Stderr = os.Stderr // progress: the first build takes minutes
-		if err := cmd.Run(); err != nil {
-			helmErr = fmt.Errorf("building helm with hack/helm.sh: %w", err)
-			return
-		}
-		helmBin = strings.TrimSpace(out.String())
-	})
+	helmOnce.Do(func() { helmBin, helmErr = fromCache("HELM", "helm.sh", "helm") })
 	return helmBin, helmErr
 }
 

@@ -420,9 +420,5 @@ func deepCopy(o object) object {
 // kustomize`, as a user builds them.
 func needKubectl(t *testing.T) string {
 	t.Helper()
-	k, err := harness.FindKubectl()
-	if err != nil {
-		t.Fatalf("the chart is compared with `kubectl kustomize manifests/`, and no kubectl was found: %v", err)
-	}
-	return k
+	return harness.NeedKubectl(t, "the chart is compared with `kubectl kustomize manifests/`")
 }
