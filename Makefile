@@ -35,8 +35,20 @@ lint: ## go vet, and fail on files gofmt would change.
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+CHART := charts/replica-policy
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart with its default values and each ci/*-values.yaml (helm from hack/helm.sh).
+	@helm=$$(hack/helm.sh) && \
+	for values in "" $(CHART)/ci/*-values.yaml; do \
+	  if ! out=$$($$helm lint --strict $(CHART) --namespace replica-policy-system $${values:+--values $$values} 2>&1); then \
+	    echo "helm lint --strict $(CHART) $${values:+--values $$values}:"; echo "$$out"; exit 1; \
+	  fi; \
+	  echo "chart-lint: $${values:-default values} ok"; \
+	done
+
 .PHONY: test
-test: lint ## Run every test against a real kube-apiserver (builds it the first time).
+test: lint chart-lint ## Run every test against a real kube-apiserver (builds it the first time).
 	@assets=$$(hack/controlplane.sh) && echo "control plane: $$assets" && \
 	KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)

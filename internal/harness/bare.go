@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"testing"
 )
 
 // StartBare starts a control plane, copies manifests/ to o.Dir/manifests and generates
@@ -64,3 +65,14 @@ func (c *Cluster) LocalOverlay() string { return filepath.Join(c.Dir, "overlay")
 // FindKubectl returns the kubectl the clusters use: the machine's, else the one
 // hack/controlplane.sh --with-kubectl builds; the error says how to get one.
 func FindKubectl() (string, error) { return findKubectl() }
+
+// NeedKubectl returns FindKubectl's kubectl, or fails t saying why the test needs one (e.g.
+// "this test runs kubectl as a user would") and how to get it.
+func NeedKubectl(t testing.TB, why string) string {
+	t.Helper()
+	k, err := findKubectl()
+	if err != nil {
+		t.Fatalf("%s, and none was found: %v", why, err)
+	}
+	return k
+}

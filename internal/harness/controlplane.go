@@ -33,21 +33,26 @@ var (
 // else the cache that hack/controlplane.sh fills (building the binaries if missing).
 func Assets() (string, error) {
 	assetsOnce.Do(func() {
-		if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-			assetsDir = dir
-			return
-		}
-		cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "controlplane.sh"))
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		cmd.Stderr = os.Stderr // progress: the first build takes minutes
-		if err := cmd.Run(); err != nil {
-			assetsErr = fmt.Errorf("building the test control plane with hack/controlplane.sh: %w", err)
-			return
-		}
-		assetsDir = strings.TrimSpace(out.String())
+		assetsDir, assetsErr = fromCache("KUBEBUILDER_ASSETS", "controlplane.sh", "the test control plane")
 	})
 	return assetsDir, assetsErr
+}
+
+// fromCache returns $env when set, else the path that hack/<script> prints once it has
+// built what is missing into the cache outside the checkout (its progress goes to stderr:
+// the first build takes minutes).
+func fromCache(env, script, what string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		return p, nil
+	}
+	cmd := exec.Command(filepath.Join(RepoRoot(), "hack", script))
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building %s with hack/%s: %w", what, script, err)
+	}
+	return strings.TrimSpace(out.String()), nil
 }
 
 // ControlPlane is a running kube-apiserver and etcd.

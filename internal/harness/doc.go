@@ -11,6 +11,8 @@
 //	build.go         the binary as the Dockerfile builds it (BuildWebhook), test logs,
 //	                 clients that collect warnings
 //	certs.go         certificates from certs/certgen, never a copy of it
+//	helm.go          helm from the cache hack/helm.sh fills (Helm), run as a user runs it
+//	                 (HelmCmd, Cluster.Helm), and the chart's folder (Chart)
 //	metrics.go       Prometheus text scraping and sums (ParseMetrics, ScrapeMetrics)
 //	review.go        AdmissionReviews as kube-apiserver sends them (Review)
 //	workload.go      Deployments (Deployment, TypicalDeployment) and the policy ConfigMap

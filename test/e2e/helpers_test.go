@@ -70,11 +70,7 @@ func webhookBinary(t *testing.T) string {
 // user does.
 func needKubectl(t *testing.T) string {
 	t.Helper()
-	k, err := harness.FindKubectl()
-	if err != nil {
-		t.Fatalf("this test runs kubectl as a user would, and none was found: %v", err)
-	}
-	return k
+	return harness.NeedKubectl(t, "this test runs kubectl as a user would")
 }
 
 // startCluster starts a control plane with the manifests' local overlay applied with kubectl.
