@@ -1,7 +1,9 @@
 package native
 
 import (
+	"maps"
 	"slices"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -115,53 +117,62 @@ func (c *compiler) namespacesOf(p purpose) (names, globs []string, all bool) {
 
 // idleNamespaces returns the namespaces that a rule names literally where the policy of
 // purpose p has nothing to do: no rule that may decide a request there, up to the first
-// that decides every request there, gives it anything to do. It reads each rule once and,
-// for each namespace, only the rules that name it and those that name none or a glob.
+// that decides every request there, gives it anything to do. Only the rules that act or
+// decide every request (decisive) matter: in a namespace, the first of them that may match
+// there settles it, idle unless it acts. It reads each rule once, and for each namespace
+// the rules that name it, the first decisive rule that names no namespace, and the decisive
+// rules with a glob whose literal prefix begins the namespace's name: linear in the rules
+// however many name a namespace and a glob.
 func (c *compiler) idleNamespaces(p purpose) map[string]bool {
-	type facts struct{ never, acts, whole bool }
-	of := make([]facts, len(c.rules))
-	byName := map[string][]int{} // the rules that name a namespace literally, in order
-	var wide []int               // the rules that may match namespaces they do not name
+	acts := make([]bool, len(c.rules))
+	byName := map[string][]int{} // the decisive rules that name a namespace literally, in order
+	byPrefix := map[string][]int{} // the decisive rules with a glob, by the glob's literal prefix
+	everywhere := -1               // the first decisive rule that names no namespace
 	for i, r := range c.rules {
 		kinds := c.kindKeysTerm(r)
-		of[i] = facts{
-			never: kinds == "false", // none of its kinds is compiled: it never matches
-			acts:  c.leaf(r, p) != "false",
-			// it matches every request in the namespaces it names
-			whole: kinds == "" && r.Selector() == nil && (r.NamespaceSelector() == nil || r.NamespaceSelector().Empty()),
+		acts[i] = c.leaf(r, p) != "false"
+		// it matches every request in the namespaces it names
+		whole := kinds == "" && r.Selector() == nil && (r.NamespaceSelector() == nil || r.NamespaceSelector().Empty())
+		if kinds == "false" || (!acts[i] && !whole) {
+			continue // it never matches a compiled kind, or never settles anything
 		}
 		for _, ns := range r.names {
 			byName[ns] = append(byName[ns], i)
 		}
-		if len(r.names) == 0 || len(r.globs) > 0 {
-			wide = append(wide, i)
+		for _, g := range r.globs {
+			prefix := g[:strings.IndexAny(g+"*", `*?[\`)]
+			if n := len(byPrefix[prefix]); n == 0 || byPrefix[prefix][n-1] != i {
+				byPrefix[prefix] = append(byPrefix[prefix], i)
+			}
+		}
+		if len(r.names)+len(r.globs) == 0 && everywhere < 0 {
+			everywhere = i
 		}
 	}
 	idle := map[string]bool{}
-	for ns, named := range byName {
-		rules := slices.Clone(named)
-		for _, i := range wide {
-			if c.rules[i].MatchesNamespace(ns) {
-				rules = append(rules, i)
-			}
-		}
-		slices.Sort(rules)
-		idle[ns] = true // no rule decides there
-		for _, i := range slices.Compact(rules) {
-			if of[i].never {
+	for _, r := range c.rules {
+		for _, ns := range r.names {
+			if _, seen := idle[ns]; seen {
 				continue
 			}
-			if of[i].acts {
-				idle[ns] = false
-				break
+			first := everywhere
+			if named := byName[ns]; len(named) > 0 && (first < 0 || named[0] < first) {
+				first = named[0]
 			}
-			if of[i].whole {
-				break // no rule after it decides there
+			for l := 0; l <= len(ns); l++ {
+				for _, i := range byPrefix[ns[:l]] {
+					if first >= 0 && i >= first {
+						break
+					}
+					if c.rules[i].MatchesNamespace(ns) {
+						first = i
+						break
+					}
+				}
 			}
-		}
-		if !idle[ns] {
-			delete(idle, ns)
+			idle[ns] = first < 0 || !acts[first]
 		}
 	}
+	maps.DeleteFunc(idle, func(_ string, isIdle bool) bool { return !isIdle })
 	return idle
 }
