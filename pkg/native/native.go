@@ -18,7 +18,9 @@
 package native
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,6 +104,9 @@ type Result struct {
 	Webhook []string
 	// Notes are other things an operator should know about the compiled form.
 	Notes []string
+	// Rules describe the policy's rules, one line each, by the index the policies'
+	// variables use (variables.rule): for a reviewer of the compiled objects.
+	Rules []string
 	// Size is the largest compiled policy's size in bytes, as JSON.
 	Size int
 	// Cost is the largest runtime cost bound of one request's evaluation (see Limits).
@@ -174,11 +179,15 @@ func (c *compiler) readRules() {
 	c.hasAction = map[policy.Action]bool{}
 	for i, cr := range c.snap.Rules() {
 		r := rule{CompiledRule: cr, index: i}
-		c.hasAction[cr.Action] = true
 		if i < len(c.snap.Policy.Rules) {
 			pr := &c.snap.Policy.Rules[i]
 			r.names, r.globs = policy.SplitNamespaces(pr.Namespaces)
 			r.kinds = pr.Kinds
+		}
+		// A rule none of whose kinds is compiled never matches here: it asks for no policy
+		// (the webhook decides its kinds), so none is emitted that could never act.
+		if c.kindKeysTerm(r) != "false" {
+			c.hasAction[cr.Action] = true
 		}
 		c.rules = append(c.rules, r)
 	}
@@ -193,6 +202,7 @@ func (c *compiler) compile() (*Result, error) {
 	res := &Result{}
 	res.WebhookMatchCondition = c.webhookCondition()
 	res.Webhook = c.webhookLines()
+	res.Rules = c.ruleLines()
 	res.Notes = append(res.Notes, "HorizontalPodAutoscalers are not compiled: the webhook bounds them")
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
@@ -222,4 +232,33 @@ func (c *compiler) compile() (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// ruleLines are Result.Rules: each rule's index, name, matchers, action and bounds.
+func (c *compiler) ruleLines() []string {
+	lines := make([]string, len(c.rules))
+	for i, r := range c.rules {
+		var m []string
+		if ns := append(slices.Clone(r.names), r.globs...); len(ns) > 0 {
+			m = append(m, "namespaces "+strings.Join(ns, ", "))
+		}
+		if sel := r.NamespaceSelector(); sel != nil && !sel.Empty() {
+			m = append(m, "namespaceSelector "+sel.String())
+		}
+		if sel := r.Selector(); sel != nil {
+			m = append(m, "selector "+sel.String())
+		}
+		if r.kinds != nil {
+			m = append(m, "kinds "+strings.Join(r.kinds, ", "))
+		}
+		if len(m) == 0 {
+			m = append(m, "every workload")
+		}
+		zero := ""
+		if r.Bounds.AllowZero {
+			zero = ", allowZero"
+		}
+		lines[i] = fmt.Sprintf("%d %s: %s: %s %s%s", r.index, r.Name, strings.Join(m, "; "), r.Action, r.Bounds, zero)
+	}
+	return lines
 }

@@ -337,11 +337,23 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 	if res.Clamp != nil || res.Warn != nil || res.Deny == nil || res.Deny.Name != "x-deny" {
 		t.Errorf("a deny-only policy: clamp %v, warn %v, deny %v", res.Clamp != nil, res.Warn != nil, res.Deny != nil)
 	}
-	if got := variableOf(res.Deny.Spec.Variables, "rule"); got != "variables.first" {
+	if got := variableOf(res.Deny.Spec.Variables, "rule"); got != "variables.rules0.indexOf(true)" || variableOf(res.Deny.Spec.Variables, "first") != "" {
 		t.Errorf("rule without a default: %s", got)
 	}
 	if got := variableOf(res.Deny.Spec.Variables, "unknown"); got != "false" {
 		t.Errorf("unknown without selector rules: %s", got)
+	}
+	if len(res.Rules) != 1 || res.Rules[0] != "0 a: every workload: deny [0, 3]" {
+		t.Errorf("the rules for a reviewer: %q", res.Rules)
+	}
+	for _, unused := range []string{"labels", "nsLabels", "allowZero"} {
+		if got := variableOf(res.Deny.Spec.Variables, unused); got != "" {
+			t.Errorf("a policy that reads no %s has the variable: %s", unused, got)
+		}
+	}
+	custom := compileYAML(t, header+"rules:\n- {name: w, kinds: [Widget.example.com], maxReplicas: 3}\n", policy.BuiltinWorkloadKinds, Options{})
+	if n := len(custom.Objects()); n != 0 {
+		t.Errorf("a policy whose only rule names a kind that is not compiled emits %d objects, want none", n)
 	}
 	empty := compileYAML(t, header, policy.BuiltinWorkloadKinds, Options{})
 	if len(empty.Objects()) != 0 {

@@ -59,10 +59,14 @@ func (c *compiler) requestVariables() (vars []admissionregistrationv1.Variable, 
 		vars = append(vars, variable("kindName", mapLiteral(kindNames)+resource))
 		kindName = "variables.kindName"
 	}
-	return append(vars,
-		variable("labels", "!variables.scale && has(object.metadata.labels) ? object.metadata.labels : {}"),
-		variable("nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}"),
-	), kindName
+	// The labels only where a rule reads them: no variable a reviewer must trace to nothing.
+	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.Selector() != nil }) {
+		vars = append(vars, variable("labels", "!variables.scale && has(object.metadata.labels) ? object.metadata.labels : {}"))
+	}
+	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.NamespaceSelector() != nil }) {
+		vars = append(vars, variable("nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}"))
+	}
+	return vars, kindName
 }
 
 // ruleVariables find the rule that decides: rule is the index of the first rule that
@@ -86,12 +90,14 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 			return nil, err
 		}
 		vars = first
-		ruleExpr = "variables.first"
-		if deflt >= 0 {
-			ruleExpr = fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)
+		if deflt < 0 { // the first rule that matches is the rule: one variable, not an alias
+			vars[len(vars)-1].Name = "rule"
+		} else {
+			vars = append(vars, variable("rule", fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)))
 		}
+	} else {
+		vars = append(vars, variable("rule", ruleExpr))
 	}
-	vars = append(vars, variable("rule", ruleExpr))
 	var selectorRules []int64
 	for _, r := range rules {
 		if r.Selector() != nil {
@@ -173,18 +179,23 @@ func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
 		}
 		zeros[i], actions[i] = r.Bounds.AllowZero, string(r.Action)
 	}
-	return []admissionregistrationv1.Variable{
+	// policy.Bounds.Nearest; allowZero only where a rule has it.
+	want := "(variables.min >= 0 && variables.replicas < variables.min ? variables.min : " +
+		"(variables.max >= 0 && variables.replicas > variables.max ? variables.max : variables.replicas))"
+	vars := []admissionregistrationv1.Variable{
 		variable("min", atRule(intList(mins), "-1")),
 		variable("max", atRule(intList(maxs), "-1")),
-		variable("allowZero", atRule(boolList(zeros), "false")),
+	}
+	if slices.Contains(zeros, true) {
+		vars = append(vars, variable("allowZero", atRule(boolList(zeros), "false")))
+		want = "variables.replicas == 0 && variables.allowZero ? 0 : " + want
+	}
+	return append(vars,
 		variable("action", atRule(quoteList(actions), "''")),
-		// policy.Bounds.Nearest.
-		variable("want", "variables.replicas == 0 && variables.allowZero ? 0 : "+
-			"(variables.min >= 0 && variables.replicas < variables.min ? variables.min : "+
-			"(variables.max >= 0 && variables.replicas > variables.max ? variables.max : variables.replicas))"),
+		variable("want", want),
 		// A negative count is left to the API server's validation, as the webhook leaves it.
 		variable("out", "variables.rule >= 0 && !variables.unknown && variables.replicas >= 0 && variables.want != variables.replicas"),
-	}
+	)
 }
 
 // messageVariables are the texts of the validating policies, which name the kind by the

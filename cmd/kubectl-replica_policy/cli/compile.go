@@ -96,6 +96,12 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
+	if o.Output != outputJSON && len(res.Objects()) > 0 {
+		fmt.Fprintf(o.Out, "# Compiled by kubectl replica-policy compile from %s. The policies' variables name\n# the deciding rule by its index (variables.rule; -1: none):\n", o.PolicyFile)
+		for _, l := range res.Rules {
+			fmt.Fprintf(o.Out, "#   %s\n", l)
+		}
+	}
 	if err := writeObjects(o.Out, o.Output, res.Objects()); err != nil {
 		return err
 	}
