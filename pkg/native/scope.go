@@ -125,7 +125,7 @@ func (c *compiler) namespacesOf(p purpose) (names, globs []string, all bool) {
 // however many name a namespace and a glob.
 func (c *compiler) idleNamespaces(p purpose) map[string]bool {
 	acts := make([]bool, len(c.rules))
-	byName := map[string][]int{} // the decisive rules that name a namespace literally, in order
+	byName := map[string][]int{}   // the decisive rules that name a namespace literally, in order
 	byPrefix := map[string][]int{} // the decisive rules with a glob, by the glob's literal prefix
 	everywhere := -1               // the first decisive rule that names no namespace
 	for i, r := range c.rules {
