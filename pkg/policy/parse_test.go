@@ -293,3 +293,32 @@ func TestEveryErrorAtOnce(t *testing.T) {
 	// A document that cannot be decoded at all stops there: nothing else to validate.
 	checkErrs(t, loadErrs(t, header+"rules: 3\n"), []wantErr{{"rules", field.ErrorTypeTypeInvalid, `rules: Invalid value: 3: must be a list, not a number`}})
 }
+
+// TestEveryErrorAtOnceWithTypeErrors: a value of the wrong type hides nothing else: the
+// issue's policy with a quoted maxReplicas, a duplicate rule name, min above max and a
+// misspelt field gets all four, and the values of the wrong type cause no error of their
+// own beyond their type (a rule that is a string has no name; a minReplicas that is a
+// word does not leave the rule without bounds).
+func TestEveryErrorAtOnceWithTypeErrors(t *testing.T) {
+	doc := header + `rules:
+- {name: a, maxReplicas: "3"}
+- {name: a, minReplicas: 5, maxReplicas: 2}
+- {name: c, maxReplica: 4, minReplicas: 1}
+- just-a-string
+- {name: e, minReplicas: two}
+`
+	checkErrs(t, loadErrs(t, doc), []wantErr{
+		{"rules[0].maxReplicas", field.ErrorTypeTypeInvalid, `rules[0].maxReplicas: Invalid value: "3": must be a whole number that fits in 32 bits, not a string`},
+		{"rules[3]", field.ErrorTypeTypeInvalid, `rules[3]: Invalid value: "just-a-string": must be a mapping, not a string`},
+		{"rules[4].minReplicas", field.ErrorTypeTypeInvalid, `rules[4].minReplicas: Invalid value: "two": must be a whole number that fits in 32 bits, not a string`},
+		{"rules[2].maxReplica", field.ErrorTypeForbidden, `rules[2].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`},
+		{"rules[1].name", field.ErrorTypeDuplicate, `rules[1].name: Duplicate value: "a"`},
+		{"rules[1].maxReplicas", field.ErrorTypeInvalid, `rules[1].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)`},
+	})
+	// A duplicate key does not hide the rest either: the last value is validated.
+	checkErrs(t, loadErrs(t, header+"rules:\n- {name: a, maxReplicas: 1, maxReplicas: 2, minReplicas: 3, kinds: [Deploymnet]}\n"), []wantErr{
+		{"rules[0].maxReplicas", field.ErrorTypeDuplicate, `rules[0].maxReplicas: Duplicate value: given on line 4 and again on line 4`},
+		{"rules[0].kinds[0]", field.ErrorTypeInvalid, `rules[0].kinds[0]: Invalid value: "Deploymnet": must be one of Deployment, StatefulSet, ReplicaSet, or "Kind.group" for a custom resource (did you mean "Deployment"?)`},
+		{"rules[0].maxReplicas", field.ErrorTypeInvalid, `rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (3)`},
+	})
+}
