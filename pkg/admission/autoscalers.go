@@ -116,8 +116,8 @@ func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string,
 	switch {
 	case v.Outcome == policy.OutcomeUnknown:
 		d.Outcome = OutcomeUnknown
-		d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
-			r.Name, policy.AutoscalerKind, name, v.Missing, target.Kind, target.Name, r.Bounds)}
+		d.Warnings = []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
+			policy.AutoscalerKind, name, r.Name, v.Missing, target.Kind, target.Name, r.Bounds)}
 	case v.Outcome == policy.OutcomeInBounds:
 	case r.Action == policy.ActionClamp:
 		if ctl := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}); ctl != nil {
@@ -127,7 +127,7 @@ func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string,
 		}
 		d.Range = &v.Want
 		d.Outcome = OutcomeClamped
-		d.Warnings = v.ClampMessages()
+		d.Warnings = v.ClampMessages(name)
 	case r.Action == policy.ActionWarn:
 		d.Outcome = OutcomeWarned
 		d.Warnings = []string{v.OutOfBoundsMessage(name)}

@@ -131,15 +131,15 @@ func Decide(snap *policy.Snapshot, req Request, stage Stage) Decision {
 			if r.Action != policy.ActionClamp {
 				then = "report spec.replicas"
 			}
-			d.Warnings = []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
-				r.Name, req.kindName(), req.Subject.Name, v.Missing, then, r.Bounds)}
+			d.Warnings = []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
+				req.kindName(), req.Subject.Name, r.Name, v.Missing, then, r.Bounds)}
 		}
 		d.Outcome = OutcomeUnknown
 	case v.Outcome == policy.OutcomeInBounds:
 	case r.Action == policy.ActionClamp && stage == Mutate:
 		d.Replicas = &v.Want
 		d.Outcome = OutcomeClamped
-		d.Warnings = []string{v.ClampMessage()}
+		d.Warnings = []string{v.ClampMessage(req.kindName(), req.Subject.Name)}
 	case r.Action == policy.ActionWarn:
 		if stage == Mutate { // once per write: /validate would repeat it
 			d.Warnings = []string{v.OutOfBoundsMessage(req.kindName(), req.Subject.Name)}

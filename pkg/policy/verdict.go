@@ -135,10 +135,13 @@ func (s *Snapshot) Decide(subj Subject, replicas *int32) Verdict {
 	return v
 }
 
-// ClampMessage is the warning that says a clamp happened, e.g.
-// `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`.
-func (v Verdict) ClampMessage() string {
-	return fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, v.Rule.Name)
+// ClampMessage is the warning that says a clamp happened to the workload kind/name (also
+// for a write to its scale subresource), e.g.
+// `StatefulSet "db": spec.replicas 40 clamped to 10 by replica policy rule "databases"`. It
+// names the object because `kubectl apply -f dir/` and GitOps tools print warnings without
+// saying which object they came from.
+func (v Verdict) ClampMessage(kind, name string) string {
+	return fmt.Sprintf("%s %q: spec.replicas %d clamped to %d by replica policy rule %q", kind, name, v.Replicas, v.Want, v.Rule.Name)
 }
 
 // OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload

@@ -142,14 +142,14 @@ func TestAudit(t *testing.T) {
 			`Deployment kube-system/extra-dns: skip: namespace "kube-system" is exempt`,
 			`Deployment payments/checkout: warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`,
 			`Deployment prod/db: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
-			`Deployment prod/web: clamp: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
+			`Deployment prod/web: clamp: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
 			`StatefulSet prod/queue: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "queue" (replica policy rule "databases", action deny)`,
 			`ReplicaSet prod/web-1: skip: owned by Deployment "web", which the policy bounds instead`,
 			`HorizontalPodAutoscaler prod/db-hpa: deny: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db-hpa" (replica policy rule "databases", action deny)`,
 			`HorizontalPodAutoscaler prod/ghost-hpa: skip: replica policy rule "prod-web" needs the labels of its target Deployment "ghost", which is not in the cluster`,
-			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
-			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
 			`522 judged: 511 pass, 3 clamp, 3 deny, 1 warn, 4 skip; 6 at or above --fail-on=clamp`,
 		}
 		if code != ExitFound || !slices.Equal(lines, wantLines) {

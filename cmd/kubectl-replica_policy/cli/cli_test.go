@@ -211,10 +211,10 @@ func TestSARIF(t *testing.T) {
 		}
 	}
 	want := []row{
-		{"prod-web", "warning", "testdata/manifests/apps.yaml:3", `Deployment prod/web: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
+		{"prod-web", "warning", "testdata/manifests/apps.yaml:3", `Deployment prod/web: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
 		{"databases", "error", "testdata/manifests/apps.yaml:27", `Deployment prod/db: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler "web": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
 		{"databases", "error", "testdata/manifests/autoscalers.yaml:12", `HorizontalPodAutoscaler prod/db: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db" (replica policy rule "databases", action deny)`},
 		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:39", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
 		{"gold", "warning", "testdata/manifests/list.yaml:17", `Deployment payments/checkout: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`},

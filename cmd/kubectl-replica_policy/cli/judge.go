@@ -161,7 +161,7 @@ func Judge(snap *policy.Snapshot, t Target) []Finding {
 	case policy.OutcomeOutOfBounds:
 		switch v.Rule.Action {
 		case policy.ActionClamp:
-			f.Result, f.Message = Clamp, v.ClampMessage()
+			f.Result, f.Message = Clamp, v.ClampMessage(t.Subject.Kind, t.Subject.Name)
 		case policy.ActionDeny:
 			f.Result, f.Message = Deny, v.OutOfBoundsMessage(t.Subject.Kind, t.Subject.Name)
 		default:
@@ -219,7 +219,7 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		case v.Rule.Action == policy.ActionClamp && ctl != nil:
 			f.Result, f.Message = Warn, v.ControlledMessage(a.Name, ctl.Kind, ctl.Name)
 		case v.Rule.Action == policy.ActionClamp:
-			f.Result, f.Message = Clamp, one.ClampMessages()[0]
+			f.Result, f.Message = Clamp, one.ClampMessages(a.Name)[0]
 		case v.Rule.Action == policy.ActionDeny:
 			f.Result, f.Message = Deny, one.OutOfBoundsMessage(a.Name)
 		default:
