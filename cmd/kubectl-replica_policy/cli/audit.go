@@ -161,7 +161,7 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 			obj := &list.Items[i]
 			obj.SetAPIVersion(autoscalerResource.GroupVersion().String())
 			obj.SetKind(policy.AutoscalerKind)
-			t, err := newAutoscalerTarget(obj, Source{}, obj.GetNamespace(), namespaces)
+			t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
 			if err != nil {
 				return "", err
 			}

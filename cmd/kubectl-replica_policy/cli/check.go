@@ -3,11 +3,14 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -19,6 +22,9 @@ type ManifestOptions struct {
 	Filenames       []string
 	Namespace       string
 	PolicyNamespace string
+	// NamespaceLabels is a file with the labels of namespaces the input has no Namespace
+	// object for.
+	NamespaceLabels string
 }
 
 func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
@@ -26,6 +32,46 @@ func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&o.Filenames, "filename", "f", nil, "manifests: a file, a folder (read recursively for .yaml, .yml, .json) or - for stdin; repeatable")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "the namespace of objects that name none")
 	fs.StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+	fs.StringVar(&o.NamespaceLabels, "namespace-labels", "", "namespace labels for namespaceSelector rules: a file of Namespace objects (kubectl get namespaces -o yaml > FILE) or a mapping of namespace names to labels ({prod: {env: prod}}); Namespace objects in the input win")
+}
+
+// namespaceLabels reads --namespace-labels: Namespace objects, or a mapping of namespace
+// names to their labels.
+func (o *ManifestOptions) namespaceLabels() (Namespaces, error) {
+	n := Namespaces{}
+	if o.NamespaceLabels == "" {
+		return n, nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("--namespace-labels %s: %s; it must hold Namespace objects (kubectl get namespaces -o yaml) or a mapping of namespace names to labels ({prod: {env: prod}})", o.NamespaceLabels, why)
+	}
+	data, err := os.ReadFile(o.NamespaceLabels)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := decodeManifest(filepath.ToSlash(o.NamespaceLabels), data)
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range objs {
+		if obj.GetAPIVersion() != "v1" || obj.GetKind() != "Namespace" {
+			return nil, bad(fmt.Sprintf("line %d holds a %s %s", obj.Line, obj.GetAPIVersion(), obj.GetKind()))
+		}
+		n.Add(obj.GetName(), obj.GetLabels())
+	}
+	if len(objs) == 0 {
+		var m map[string]map[string]string
+		if err := sigsyaml.UnmarshalStrict(data, &m); err != nil {
+			return nil, bad(oneLine(err.Error()))
+		}
+		for name, labels := range m {
+			n.Add(name, labels)
+		}
+	}
+	if len(n) == 0 {
+		return nil, bad("it names no namespace")
+	}
+	return n, nil
 }
 
 // Validate checks the flags.
@@ -43,35 +89,41 @@ func (o *ManifestOptions) Validate() error {
 
 // load reads the policy and the manifests and returns the bounded objects to judge, in the
 // order they were read: workloads, and HorizontalPodAutoscalers with the labels and
-// controller of their target workload when the input holds it.
+// controller of their target workload when the input holds it. Only the targets are kept
+// while the input is read, not the objects.
 func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, error) {
 	snap, err := loadPolicyFile(o.PolicyFile, stdin, policy.Options{AlwaysExempt: []string{o.PolicyNamespace}})
 	if err != nil {
 		return nil, nil, err
 	}
-	objs, err := readManifests(o.Filenames, stdin)
+	namespaces, err := o.namespaceLabels()
 	if err != nil {
 		return nil, nil, err
 	}
-	namespaces := Namespaces{}
-	for _, obj := range objs {
+	var targets []Target
+	err = readManifests(o.Filenames, stdin, func(obj Object) error {
 		if obj.GetAPIVersion() == "v1" && obj.GetKind() == "Namespace" {
 			namespaces.Add(obj.GetName(), obj.GetLabels())
 		}
-	}
-	var targets []Target
-	workloads := Workloads{}
-	for _, obj := range objs {
-		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, namespaces)
+		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %w", obj.File, obj.Line, err)
+			return fmt.Errorf("%s:%d: %w", obj.File, obj.Line, err)
 		}
 		if ok {
 			targets = append(targets, t)
-			workloads.Add(t)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	// An HPA's target workload may come before or after it, in any file of the input.
+	// A Namespace, and an HPA's target workload, may come before or after the objects that
+	// need them, in any file of the input.
+	workloads := Workloads{}
+	for i := range targets {
+		namespaces.fill(&targets[i].Subject)
+		workloads.Add(targets[i])
+	}
 	for i := range targets {
 		workloads.Resolve(&targets[i])
 	}

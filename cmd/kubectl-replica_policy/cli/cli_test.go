@@ -147,7 +147,7 @@ func TestCheckJSON(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("results\n got %+v\nwant %+v", got, want)
 	}
-	wantSummary := map[string]int{"pass": 3, "clamp": 3, "deny": 2, "warn": 3, "skip": 5}
+	wantSummary := map[string]int{"pass": 3, "clamp": 3, "deny": 2, "warn": 3, "skip": 5, "error": 0}
 	if !mapsEqual(rep.Summary, wantSummary) {
 		t.Errorf("summary %v, want %v", rep.Summary, wantSummary)
 	}
@@ -334,7 +334,7 @@ spec: {replicas: 3}
 		{"check: invalid policy, the webhook's messages", "", []string{"check", "-p", "testdata/bad/invalid-policy.yaml", "-f", onlyPass}, ExitError,
 			`rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?); rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)`},
 		{"check: policy and manifests both from stdin", "", []string{"check", "-p", "-", "-f", "-"}, ExitError, "cannot both read stdin"},
-		{"check: wrong type of spec.replicas", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n", []string{"check", "-p", "testdata/policy.yaml", "-f", "-"}, ExitError, `stdin:1: Deployment "x"`},
+		{"check: wrong type of spec.replicas", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n", []string{"check", "-p", "testdata/policy.yaml", "-f", "-"}, ExitError, `1 object(s) that the API server would refuse`},
 		{"explain: always 0", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", "testdata/manifests"}, ExitOK, ""},
 		{"explain: bad input is 2", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", "testdata/bad/malformed.yaml"}, ExitError, "malformed.yaml:10"},
 		{"explain: bad -o", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", onlyPass, "-o", "sarif"}, ExitError, "must be text or json"},

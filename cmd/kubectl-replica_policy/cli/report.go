@@ -31,13 +31,15 @@ var reportFormats = []string{outputText, outputJSON, outputJUnit, outputSARIF}
 // ReportOptions are the flags check and audit share: the output format and the result at
 // which the command fails.
 type ReportOptions struct {
-	Output string
-	FailOn string
+	Output  string
+	FailOn  string
+	Verbose bool
 }
 
 func (o *ReportOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Output, "output", "o", outputText, "output format: "+strings.Join(reportFormats, ", "))
-	fs.StringVar(&o.FailOn, "fail-on", string(Clamp), "exit 1 when a result is at or above this one: warn < clamp < deny")
+	fs.StringVar(&o.FailOn, "fail-on", string(Clamp), "exit 1 when a result is at or above this one: skip < warn < clamp < deny (skip: nothing may be left unjudged)")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list pass results too")
 }
 
 // Validate checks the flags.
@@ -46,7 +48,7 @@ func (o *ReportOptions) Validate() error {
 		return fmt.Errorf("--output %q: must be one of %s", o.Output, strings.Join(reportFormats, ", "))
 	}
 	if !slices.Contains(failOnResults, Result(o.FailOn)) {
-		return fmt.Errorf("--fail-on %q: must be one of warn, clamp, deny", o.FailOn)
+		return fmt.Errorf("--fail-on %q: must be one of skip, warn, clamp, deny", o.FailOn)
 	}
 	return nil
 }
@@ -56,8 +58,9 @@ func (o *ReportOptions) fails(f Finding) bool {
 	return f.Result.severity() > 0 && f.Result.severity() >= Result(o.FailOn).severity()
 }
 
-// write renders the findings in the chosen format and returns the exit error: exit 1 when
-// any finding is at or above --fail-on.
+// write renders the findings in the chosen format and returns the exit error: exit 2 when
+// any finding is an error (an object the API server would refuse), else exit 1 when any
+// is at or above --fail-on.
 func (o *ReportOptions) write(w io.Writer, suite string, fs []Finding) error {
 	var err error
 	switch o.Output {
@@ -73,9 +76,12 @@ func (o *ReportOptions) write(w io.Writer, suite string, fs []Finding) error {
 	if err != nil {
 		return err
 	}
+	if n := summarize(fs).Error; n > 0 {
+		return &exitError{code: ExitError, err: fmt.Errorf("%d object(s) that the API server would refuse: see the error results", n)}
+	}
 	for _, f := range fs {
 		if o.fails(f) {
-			return exitCode(1)
+			return exitCode(ExitFound)
 		}
 	}
 	return nil
@@ -103,10 +109,11 @@ func (f Finding) testName() string {
 	return f.object()
 }
 
-// writeText prints a line for each result that is not pass, then a summary.
+// writeText prints a line for each result that is not pass (each result with -v), then a
+// summary.
 func writeText(w io.Writer, fs []Finding, o *ReportOptions) error {
 	for _, f := range fs {
-		if f.Result == Pass {
+		if f.Result == Pass && !o.Verbose {
 			continue
 		}
 		fmt.Fprintf(w, "%s%s: %s: %s\n", f.where(), f.object(), f.Result, f.Message)
@@ -118,8 +125,12 @@ func writeText(w io.Writer, fs []Finding, o *ReportOptions) error {
 			failing++
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d judged: %d pass, %d clamp, %d deny, %d warn, %d skip; %d at or above --fail-on=%s\n",
-		len(fs), s.Pass, s.Clamp, s.Deny, s.Warn, s.Skip, failing, o.FailOn)
+	errors := ""
+	if s.Error > 0 {
+		errors = fmt.Sprintf(", %d error", s.Error)
+	}
+	_, err := fmt.Fprintf(w, "%d judged: %d pass, %d clamp, %d deny, %d warn, %d skip%s; %d at or above --fail-on=%s\n",
+		len(fs), s.Pass, s.Clamp, s.Deny, s.Warn, s.Skip, errors, failing, o.FailOn)
 	return err
 }
 
