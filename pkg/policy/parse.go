@@ -93,6 +93,11 @@ func consequence(e *field.Error, wrong string) bool {
 // be decoded despite them: unknown or duplicate fields, values of the wrong type (left
 // out).
 func decode(data []byte) (*ReplicaPolicy, field.ErrorList) {
+	// Refused before any parsing: no ConfigMap can hold it, and its parsing would cost
+	// time and memory in proportion (a 50 MB policy took 39 s and 2.5 GB).
+	if size := len(ConfigMapKey) + len(data); size > MaxConfigMapData {
+		return nil, field.ErrorList{tooLarge(field.NewPath(ConfigMapKey), "the policy document, with its key "+ConfigMapKey+",", size)}
+	}
 	p, errs := parse(data)
 	for _, e := range errs {
 		e.Field = printable(e.Field)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,5 +234,32 @@ func TestExplainNothing(t *testing.T) {
 	code, out, stderr := run(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "explain", "-p", "testdata/policy.yaml", "-f", "-")
 	if want := "note: the input holds no Deployment, StatefulSet, ReplicaSet or HorizontalPodAutoscaler: nothing to explain\n"; code != ExitOK || out != "" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 0, nothing, %q", code, out, stderr, want)
+	}
+}
+
+// TestValidateTooLarge: a policy that no ConfigMap can hold is invalid with that reason,
+// as a policy document and as a ConfigMap manifest, and is refused before it is parsed.
+func TestValidateTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	var rules strings.Builder
+	for i := 0; rules.Len() < 2<<20; i++ {
+		fmt.Fprintf(&rules, "- {name: r%d, namespaces: [ns-%d], maxReplicas: 3}\n", i, i)
+	}
+	doc := "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n" + rules.String()
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: replica-policy, namespace: replica-policy-system}\ndata:\n  policy.yaml: |\n    " +
+		strings.ReplaceAll(strings.TrimSuffix(doc, "\n"), "\n", "\n    ") + "\n"
+	for name, data := range map[string]string{"policy.yaml": doc, "configmap.yaml": cm} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := run(t, "", "validate", path)
+		if code != ExitFound || strings.Count(out, "\n") != 1 || !strings.Contains(out, "a ConfigMap holds at most 1 MiB (1048576 bytes) of data") {
+			t.Errorf("%s: exit %d, output %q; want 1 and one line naming the 1 MiB limit", name, code, out)
+		}
+		code, _, stderr := run(t, "", "check", "-p", path, "-f", "testdata/manifests")
+		if code != ExitError || !strings.Contains(stderr, "1 MiB") {
+			t.Errorf("check -p %s: exit %d, stderr %q; want 2 naming the limit", name, code, stderr)
+		}
 	}
 }
