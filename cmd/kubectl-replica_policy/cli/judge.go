@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,16 +61,19 @@ var failOnResults = []Result{Skip, Warn, Clamp, Deny}
 type Source struct {
 	File string
 	Line int
-	// FieldLines are the lines of the object's replica fields that it sets, by field path
-	// ("spec.replicas", "spec.maxReplicas").
-	FieldLines map[string]int
+	// FieldLines are the lines of the object's replica fields that it sets, in the order
+	// of replicaFields (spec.replicas, spec.minReplicas, spec.maxReplicas); 0 for one it
+	// does not set.
+	FieldLines [3]int
 }
 
-// FieldLine is the line of field in the file, or the object's first line when the object
-// does not set it.
+// FieldLine is the line of field ("spec.replicas", "spec.maxReplicas") in the file, or
+// the object's first line when the object does not set it.
 func (s Source) FieldLine(field string) int {
-	if l, ok := s.FieldLines[field]; ok {
-		return l
+	for i, f := range replicaFields {
+		if "spec."+f == field && s.FieldLines[i] > 0 {
+			return s.FieldLines[i]
+		}
 	}
 	return s.Line
 }
@@ -137,6 +141,8 @@ type Finding struct {
 	Verdict policy.Verdict
 	Result  Result
 	Message string
+	// Elapsed is the time its judgement took (JUnit's time).
+	Elapsed time.Duration
 }
 
 // Rule is the deciding rule, nil when none decides.
@@ -166,6 +172,15 @@ func (f Finding) Want() *int32 {
 // autoscaler). A workload has one finding; an autoscaler has one for each end of its range
 // outside the bounds, else one.
 func Judge(snap *policy.Snapshot, t Target) []Finding {
+	start := time.Now()
+	fs := judge(snap, t)
+	for i := range fs {
+		fs[i].Elapsed = time.Since(start) / time.Duration(len(fs))
+	}
+	return fs
+}
+
+func judge(snap *policy.Snapshot, t Target) []Finding {
 	switch {
 	case t.Invalid != "":
 		return []Finding{{Target: t, Result: Error, Message: t.Invalid}}

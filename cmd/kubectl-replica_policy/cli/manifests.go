@@ -269,17 +269,13 @@ func listItems(root *yaml3.Node) []*yaml3.Node {
 var replicaFields = []string{"replicas", "minReplicas", "maxReplicas"}
 
 // fieldLines returns the line in the file of each of the object's spec.replicas,
-// spec.minReplicas and spec.maxReplicas that it sets, by field path; docLine is the
+// spec.minReplicas and spec.maxReplicas that it sets (0 for the others); docLine is the
 // file's line of the document's first line.
-func fieldLines(obj *yaml3.Node, docLine int) map[string]int {
+func fieldLines(obj *yaml3.Node, docLine int) (lines [3]int) {
 	spec := child(obj, "spec")
-	if spec == nil {
-		return nil
-	}
-	lines := map[string]int{}
-	for _, f := range replicaFields {
+	for i, f := range replicaFields {
 		if v := child(spec, f); v != nil {
-			lines["spec."+f] = docLine + v.Line - 1
+			lines[i] = docLine + v.Line - 1
 		}
 	}
 	return lines
