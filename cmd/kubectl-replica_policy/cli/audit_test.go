@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,6 +155,21 @@ func TestAudit(t *testing.T) {
 		}
 		if code != ExitFound || !slices.Equal(lines, wantLines) {
 			t.Errorf("exit %d, text\n%s\nwant\n%s", code, out, strings.Join(wantLines, "\n"))
+		}
+	})
+
+	t.Run("kubectl's connection flags: -n, -l, --request-timeout", func(t *testing.T) {
+		code, out, errOut := run(t, "", "audit", "--kubeconfig", full, "-n", "prod", "-l", "app in (web, api)", "--request-timeout", "20s", "-o", "json")
+		if code != ExitFound || errOut != "" {
+			t.Fatalf("exit %d, stderr %q; want 1 (prod/web's clamp)", code, errOut)
+		}
+		got := auditResults(t, out)
+		want := map[string]string{"prod/web": "clamp:prod-web:10", "prod/api": "pass:prod-web:5", "prod/web-1": "skip::"} // web-1: the ReplicaSet of web, labelled app=web
+		if !maps.Equal(got, want) {
+			t.Errorf("results %v, want only the workloads of prod labelled app=web or api: %v", got, want)
+		}
+		if code, _, errOut := run(t, "", "audit", "--kubeconfig", full, "-l", "app in ("); code != ExitError || !strings.Contains(errOut, "-l") {
+			t.Errorf("a bad -l: exit %d, stderr %q", code, errOut)
 		}
 	})
 

@@ -439,7 +439,7 @@ spec: {replicas: 3}
 		{"explain: bad -o", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", onlyPass, "-o", "sarif"}, ExitError, "must be text or json"},
 		{"validate: valid", "", []string{"validate", "testdata/policy.yaml", "testdata/policy-configmap.yaml"}, ExitOK, ""},
 		{"validate: invalid", "", []string{"validate", "testdata/policy.yaml", "testdata/bad/invalid-policy.yaml"}, ExitFound, ""},
-		{"validate: no file", "", []string{"validate"}, ExitError, "requires at least 1 arg"},
+		{"validate: no file", "", []string{"validate"}, ExitError, "validate needs at least one file"},
 		{"validate: missing file", "", []string{"validate", filepath.Join(dir, "nope")}, ExitError, "no such file or directory"},
 		{"audit: bad --fail-on before any cluster", "", []string{"audit", "--kubeconfig", onlyPass, "--fail-on", "x"}, ExitError, ""},
 		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},

@@ -263,3 +263,35 @@ func TestValidateTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateFlags: validate takes -f as kubectl does, and -o json lists every error with
+// its field, type and detail.
+func TestValidateFlags(t *testing.T) {
+	code, out, _ := run(t, "", "validate", "-f", "testdata/bad/invalid-policy.yaml", "-f", "testdata/policy.yaml", "-o", "json")
+	var doc struct {
+		Files []struct {
+			File   string
+			Valid  bool
+			Errors []struct{ Field, Type, Detail, Message string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if code != ExitFound || len(doc.Files) != 2 || doc.Files[0].Valid || !doc.Files[1].Valid || len(doc.Files[1].Errors) != 0 {
+		t.Fatalf("exit %d, %+v; want 1, the first file invalid, the second valid", code, doc)
+	}
+	e := doc.Files[0].Errors
+	if len(e) != 2 || e[0].Field != "rules[0].maxReplica" || e[0].Type != "FieldValueForbidden" ||
+		e[1].Message != "rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)" {
+		t.Errorf("errors %+v", e)
+	}
+	// -f and arguments together, stdin by -f -.
+	code, out, _ = run(t, readTestdata(t, "policy.yaml"), "validate", "testdata/policy-configmap.yaml", "-f", "-")
+	if code != ExitOK || out != "stdin: valid\ntestdata/policy-configmap.yaml: valid\n" {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+	if code, _, stderr := run(t, "", "validate", "-f", "testdata/policy.yaml", "-o", "yaml"); code != ExitError || !strings.Contains(stderr, `--output "yaml"`) {
+		t.Errorf("-o yaml: exit %d, stderr %q", code, stderr)
+	}
+}
