@@ -279,7 +279,7 @@ func typeErrors(js []byte) (field.ErrorList, []byte) {
 		return nil, nil
 	}
 	if _, ok := doc.(map[string]any); !ok {
-		return field.ErrorList{documentError(fmt.Sprintf("must be a mapping (apiVersion, kind, rules, ...), not %s", jsonKind(doc)))}, nil
+		return field.ErrorList{documentError(fmt.Sprintf("must be a mapping (apiVersion, kind, rules, ...), not %s", JSONKind(doc)))}, nil
 	}
 	var errs field.ErrorList
 	checkType(nil, doc, reflect.TypeFor[ReplicaPolicy](), &errs)
@@ -363,12 +363,13 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) (wr
 	case string, bool, json.Number:
 		bad = v
 	}
-	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, jsonKind(v))))
+	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, JSONKind(v))))
 	return true
 }
 
-// jsonKind names the kind of a decoded JSON value for messages.
-func jsonKind(v any) string {
+// JSONKind names the kind of a decoded JSON value for messages: "a mapping", "a list",
+// "a string", "a boolean", "a number" or "null".
+func JSONKind(v any) string {
 	switch v.(type) {
 	case map[string]any:
 		return "a mapping"
@@ -378,7 +379,7 @@ func jsonKind(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case json.Number:
+	case json.Number, float64, int64:
 		return "a number"
 	}
 	return "null"

@@ -88,7 +88,7 @@ func replicaCount(obj map[string]any, path ...string) (*int32, *field.Error) {
 		if s, ok := v.(string); ok {
 			bad = s
 		}
-		return nil, field.TypeInvalid(fp, bad, fmt.Sprintf("must be a whole number, not %s", jsonKindOf(v)))
+		return nil, field.TypeInvalid(fp, bad, fmt.Sprintf("must be a whole number, not %s", policy.JSONKind(v)))
 	}
 	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		v = int64(f) // shown as 99999999999, not 9.9999999999e+10
@@ -103,21 +103,6 @@ func replicaCount(obj map[string]any, path ...string) (*int32, *field.Error) {
 	}
 	r := int32(f)
 	return &r, nil
-}
-
-// jsonKindOf names the kind of a decoded JSON value for messages.
-func jsonKindOf(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "a mapping"
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	}
-	return "null"
 }
 
 // refused is the message of an error result: what the API server would refuse.
