@@ -152,19 +152,9 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 		}
 		namespaces.Add(ns.Name, ns.Labels)
 	}
-	err = o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-		if o.namespace != "" {
-			return "", nil
-		}
-		list, err := core.Namespaces().List(ctx, opts)
-		if err != nil {
-			return "", err
-		}
-		for _, ns := range list.Items {
-			namespaces.Add(ns.Name, ns.Labels)
-		}
-		return list.Continue, nil
-	})
+	if o.namespace == "" {
+		err = addNamespaces(ctx, core, namespaces) // every one: -l selects workloads, not Namespaces
+	}
 	if err != nil {
 		return o.apiError(err, "list", nsResource, "")
 	}

@@ -171,6 +171,27 @@ func TestAudit(t *testing.T) {
 		if code, _, errOut := run(t, "", "audit", "--kubeconfig", full, "-l", "app in ("); code != ExitError || !strings.Contains(errOut, "-l") {
 			t.Errorf("a bad -l: exit %d, stderr %q", code, errOut)
 		}
+		// -l selects workloads, never the Namespaces whose labels rules read.
+		code, out, _ = run(t, "", "audit", "--kubeconfig", full, "-n", "payments", "-o", "json")
+		if got := auditResults(t, out); got["payments/checkout"] != "warn:gold:4" || code != ExitOK {
+			t.Errorf("-n payments: exit %d, %v; want the gold rule's warn", code, got)
+		}
+		code, out, _ = run(t, "", "audit", "--kubeconfig", full, "-l", "!tier", "-o", "json")
+		if got := auditResults(t, out); got["payments/checkout"] != "warn:gold:4" {
+			t.Errorf("-l !tier: %v; want the gold rule's warn, from the labels of namespace payments", got)
+		}
+	})
+
+	t.Run("check --namespaces-from-cluster", func(t *testing.T) {
+		const checkout = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: checkout, namespace: payments}\nspec: {replicas: 6}\n"
+		code, out, errOut := run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", full)
+		if code != ExitOK || errOut != "" || !strings.Contains(out, `warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`) {
+			t.Errorf("exit %d, stderr %q, output\n%s\nwant the gold rule's warn, from the cluster's labels of payments", code, errOut, out)
+		}
+		code, _, errOut = run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", ""))
+		if code != ExitError || !strings.Contains(errOut, "--namespaces-from-cluster: cannot list namespaces at https://127.0.0.1:1") {
+			t.Errorf("an unreachable cluster: exit %d, stderr %q", code, errOut)
+		}
 	})
 
 	t.Run("a proposed policy", func(t *testing.T) {

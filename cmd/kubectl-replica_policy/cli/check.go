@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,10 +10,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/version"
 )
 
 // ManifestOptions are the flags check and explain share: the policy, the manifests and the
@@ -25,6 +30,10 @@ type ManifestOptions struct {
 	// NamespaceLabels is a file with the labels of namespaces the input has no Namespace
 	// object for.
 	NamespaceLabels string
+	// NamespacesFromCluster reads the labels of every Namespace of the cluster that
+	// Cluster's --kubeconfig and --context name.
+	NamespacesFromCluster bool
+	Cluster               *genericclioptions.ConfigFlags
 }
 
 func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
@@ -32,13 +41,22 @@ func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&o.Filenames, "filename", "f", nil, "manifests: a file, a folder (read recursively for .yaml, .yml, .json) or - for stdin; repeatable")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "the namespace of objects that name none")
 	fs.StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+	o.Cluster = genericclioptions.NewConfigFlags(false)
+	fs.BoolVar(&o.NamespacesFromCluster, "namespaces-from-cluster", false, "read namespace labels from the cluster's Namespaces (--kubeconfig, --context; needs list on namespaces); --namespace-labels and Namespace objects in the input win")
+	fs.StringVar(o.Cluster.KubeConfig, "kubeconfig", "", "with --namespaces-from-cluster: the kubeconfig file (else $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.StringVar(o.Cluster.Context, "context", "", "with --namespaces-from-cluster: the kubeconfig context")
 	fs.StringVar(&o.NamespaceLabels, "namespace-labels", "", "namespace labels for namespaceSelector rules: a file of Namespace objects (kubectl get namespaces -o yaml > FILE) or a mapping of namespace names to labels ({prod: {env: prod}}); Namespace objects in the input win")
 }
 
 // namespaceLabels reads --namespace-labels: Namespace objects, or a mapping of namespace
 // names to their labels.
-func (o *ManifestOptions) namespaceLabels() (Namespaces, error) {
+func (o *ManifestOptions) namespaceLabels(ctx context.Context) (Namespaces, error) {
 	n := Namespaces{}
+	if o.NamespacesFromCluster {
+		if err := o.clusterNamespaces(ctx, n); err != nil {
+			return nil, err
+		}
+	}
 	if o.NamespaceLabels == "" {
 		return n, nil
 	}
@@ -74,6 +92,42 @@ func (o *ManifestOptions) namespaceLabels() (Namespaces, error) {
 	return n, nil
 }
 
+// clusterNamespaces adds the labels of every Namespace of the cluster to n.
+func (o *ManifestOptions) clusterNamespaces(ctx context.Context, n Namespaces) error {
+	cfg, err := o.Cluster.ToRESTConfig()
+	if err != nil {
+		return fmt.Errorf("--namespaces-from-cluster: cannot load the cluster configuration: %w", err)
+	}
+	cfg.Timeout = auditTimeout
+	cfg.UserAgent = toolName + "/" + version.Version
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := addNamespaces(ctx, core, n); err != nil {
+		return fmt.Errorf("--namespaces-from-cluster: cannot list namespaces at %s: %v", cfg.Host, err)
+	}
+	return nil
+}
+
+// addNamespaces adds the labels of every Namespace of the cluster to n, a page at a time.
+func addNamespaces(ctx context.Context, core corev1client.CoreV1Interface, n Namespaces) error {
+	opts := metav1.ListOptions{Limit: auditPageSize}
+	for {
+		list, err := core.Namespaces().List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, ns := range list.Items {
+			n.Add(ns.Name, ns.Labels)
+		}
+		if list.Continue == "" {
+			return nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
 // Validate checks the flags.
 func (o *ManifestOptions) Validate() error {
 	switch {
@@ -96,7 +150,7 @@ func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, err
 	if err != nil {
 		return nil, nil, err
 	}
-	namespaces, err := o.namespaceLabels()
+	namespaces, err := o.namespaceLabels(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}

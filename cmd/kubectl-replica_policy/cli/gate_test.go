@@ -139,7 +139,7 @@ func TestNamespaceLabels(t *testing.T) {
 	dir := t.TempDir()
 	gold := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: pay, namespace: payments}\nspec: {replicas: 6}\n"
 	_, results, _ := checkJSON(t, gold, "-f", "-")
-	if want := `replica policy rule "gold" needs the labels of namespace "payments", which the input lacks: add its Namespace object to the input, or give its labels with --namespace-labels FILE`; len(results) != 1 || results[0].Message != want {
+	if want := `replica policy rule "gold" needs the labels of namespace "payments", which the input lacks: add its Namespace object to the input, give its labels with --namespace-labels FILE, or read them with --namespaces-from-cluster`; len(results) != 1 || results[0].Message != want {
 		t.Errorf("results %+v, want a skip saying %q", results, want)
 	}
 	for name, data := range map[string]string{

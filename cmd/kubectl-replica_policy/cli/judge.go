@@ -315,7 +315,7 @@ func skipMessage(t Target, v policy.Verdict) string {
 	}
 	// OutcomeUnknown.
 	if v.Missing == policy.MissingNamespaceLabels {
-		return fmt.Sprintf("replica policy rule %q needs the labels of namespace %q, which the input lacks: add its Namespace object to the input, or give its labels with --namespace-labels FILE", v.Rule.Name, s.Namespace)
+		return fmt.Sprintf("replica policy rule %q needs the labels of namespace %q, which the input lacks: add its Namespace object to the input, give its labels with --namespace-labels FILE, or read them with --namespaces-from-cluster", v.Rule.Name, s.Namespace)
 	}
 	if target == "" {
 		return fmt.Sprintf("replica policy rule %q needs the %s of %s %q, which the input lacks", v.Rule.Name, v.Missing, s.Kind, s.Name)
