@@ -115,7 +115,7 @@ func checkContract(t *testing.T, name string, d Decision, req Request, stage Sta
 	}
 	switch {
 	case action == policy.ActionClamp && stage == Mutate:
-		want := fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v, nearest, rule)
+		want := fmt.Sprintf("%s %q: spec.replicas %d clamped to %d by replica policy rule %q", req.Subject.Kind, req.Subject.Name, v, nearest, rule)
 		if !d.Allowed || d.Replicas == nil || *d.Replicas != nearest || !slices.Equal(d.Warnings, []string{want}) || d.Outcome != OutcomeClamped {
 			fail("want clamped to %d with warning %q", nearest, want)
 		}
@@ -172,10 +172,10 @@ func TestDecideClampTexts(t *testing.T) {
 		replicas, want int32
 		warning        string
 	}{
-		{50, 10, `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`},
-		{11, 10, `spec.replicas 11 clamped to 10 by replica policy rule "prod-web"`},
-		{1, 2, `spec.replicas 1 clamped to 2 by replica policy rule "prod-web"`},
-		{0, 2, `spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`},
+		{50, 10, `Deployment "web": spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`},
+		{11, 10, `Deployment "web": spec.replicas 11 clamped to 10 by replica policy rule "prod-web"`},
+		{1, 2, `Deployment "web": spec.replicas 1 clamped to 2 by replica policy rule "prod-web"`},
+		{0, 2, `Deployment "web": spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`},
 	} {
 		d := Decide(snap, deployment("prod", tc.replicas), Mutate)
 		if !d.Allowed || d.Replicas == nil || *d.Replicas != tc.want {
@@ -333,7 +333,7 @@ rules:
 					t.Errorf("%s: rule %q, want %q", stage, d.Rule, tc.wantRule)
 				}
 				if stage == Mutate {
-					want := fmt.Sprintf("spec.replicas 100 clamped to %d by replica policy rule %q", tc.wantMax, tc.wantRule)
+					want := fmt.Sprintf("Deployment \"web\": spec.replicas 100 clamped to %d by replica policy rule %q", tc.wantMax, tc.wantRule)
 					if d.Replicas == nil || *d.Replicas != tc.wantMax || !slices.Equal(d.Warnings, []string{want}) {
 						t.Errorf("mutate: want clamped to %d with %q, got %+v", tc.wantMax, want, d)
 					}
@@ -386,7 +386,7 @@ func TestDecideAllowZero(t *testing.T) {
 		}
 	}
 	d := Decide(without, toZero, Mutate)
-	if d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`spec.replicas 0 clamped to 2 by replica policy rule "batch"`}) {
+	if d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`Deployment "job": spec.replicas 0 clamped to 2 by replica policy rule "batch"`}) {
 		t.Errorf("scale to 0 without allowZero: want raised to 2, got %+v", d)
 	}
 	// allowZero lets 0 through, not 1.
@@ -444,7 +444,7 @@ func TestDecideUnknownLabels(t *testing.T) {
 	if !d.Allowed || d.Replicas != nil || d.Outcome != OutcomeUnknown || d.Rule != "web-tier" || len(d.Warnings) != 1 {
 		t.Fatalf("unknown labels at mutate: want allowed, unpatched, one warning, outcome unknown by web-tier; got %+v", d)
 	}
-	const want = `replica policy rule "web-tier" could not be checked for Deployment "web": its workload labels are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside [3, 6]`
+	const want = `Deployment "web": replica policy rule "web-tier" could not be checked: its workload labels are not in the webhook's cache yet; the scaler will correct spec.replicas if it is outside [3, 6]`
 	if d.Warnings[0] != want {
 		t.Errorf("warning\n %q\nwant\n %q", d.Warnings[0], want)
 	}
@@ -498,7 +498,7 @@ func TestDecideThroughRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := Decide(snap, r, Mutate)
-	if r.Replicas != 1 || d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`spec.replicas 1 clamped to 2 by replica policy rule "floor"`}) {
+	if r.Replicas != 1 || d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`Deployment "web": spec.replicas 1 clamped to 2 by replica policy rule "floor"`}) {
 		t.Errorf("Deployment without replicas: want 1 raised to 2, got request %+v decision %+v", r, d)
 	}
 
@@ -509,7 +509,7 @@ func TestDecideThroughRequest(t *testing.T) {
 	if r.Replicas != 0 || r.OldReplicas == nil || *r.OldReplicas != 3 {
 		t.Fatalf("Scale without replicas: want 0 (old 3), got %+v", r)
 	}
-	if d := Decide(snap, r, Mutate); d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`spec.replicas 0 clamped to 2 by replica policy rule "floor"`}) {
+	if d := Decide(snap, r, Mutate); d.Replicas == nil || *d.Replicas != 2 || !slices.Equal(d.Warnings, []string{`Deployment "job": spec.replicas 0 clamped to 2 by replica policy rule "floor"`}) {
 		t.Errorf("Scale to 0 under floor: want raised to 2, got %+v", d)
 	}
 	if d := Decide(swapped, r, Mutate); !d.Allowed || d.Replicas != nil || d.Rule != "zero-ok" {

@@ -166,7 +166,7 @@ func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	if got := applyPatch(t, ans, r.Object, "add"); got != 10 {
 		t.Errorf("patched replicas %d, want 10", got)
 	}
-	if want := []string{`spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
+	if want := []string{`Deployment "web": spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
 		t.Errorf("warnings %q, want %q", ans.Warnings, want)
 	}
 	var audit map[string]any
@@ -196,7 +196,7 @@ func TestHTTPScaleToZeroClampedUp(t *testing.T) {
 	if got := applyPatch(t, ans, r.Object, "add"); got != 2 {
 		t.Errorf("patched replicas %d, want 2", got)
 	}
-	if want := []string{`spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
+	if want := []string{`Deployment "web": spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
 		t.Errorf("warnings %q, want %q", ans.Warnings, want)
 	}
 	// /validate sees the final object, with the patch applied: allowed.

@@ -101,7 +101,7 @@ func TestEveryExitRecordsOneOutcome(t *testing.T) {
 // the parsing and the validation errors together.
 func TestPolicyConfigMapListsEveryError(t *testing.T) {
 	ref := PolicyRef{Namespace: ownNamespace, Name: policy.DefaultConfigMapName}
-	b, _ := json.Marshal(policyConfigMap(header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n"))
+	b, _ := json.Marshal(policyConfigMap(header + "rules:\n- {name: a, minReplicas: 3, maxReplicas: 2, maxReplica: 5}\n- {name: a, maxReplicas: \"3\"}\n"))
 	req := harness.Review{UID: "u", Operation: admissionv1.Create, Namespace: ownNamespace, Name: policy.DefaultConfigMapName, Kind: "ConfigMap", Resource: "configmaps", Object: b}.Request(t)
 	resp := NewHandler(Validate, workload.Builtin(), mustStore(t, header), newLookup(), ref).Handle(t.Context(), req)
 	if resp.Allowed {
@@ -110,6 +110,9 @@ func TestPolicyConfigMapListsEveryError(t *testing.T) {
 	for _, line := range []string{
 		`rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`,
 		`rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (3)`,
+		// A value of the wrong type hides nothing else.
+		`rules[1].maxReplicas: Invalid value: "3": must be a whole number that fits in 32 bits, not a string`,
+		`rules[1].name: Duplicate value: "a"`,
 	} {
 		if !strings.Contains(resp.Result.Message, "\n"+line) {
 			t.Errorf("the rejection does not list %q:\n%s", line, resp.Result.Message)

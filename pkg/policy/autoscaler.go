@@ -81,12 +81,13 @@ func (v RangeVerdict) Fields() []RangeField {
 	return fs
 }
 
-// ClampMessages are the warnings that say a clamp happened, one per field, e.g.
-// `HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`.
-func (v RangeVerdict) ClampMessages() []string {
+// ClampMessages are the warnings that say a clamp happened to the autoscaler name, one per
+// field, in the shape of a workload's (Verdict.ClampMessage), e.g.
+// `HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`.
+func (v RangeVerdict) ClampMessages(name string) []string {
 	var ms []string
 	for _, f := range v.Fields() {
-		ms = append(ms, fmt.Sprintf("%s %s %d clamped to %d by replica policy rule %q", AutoscalerKind, f.Path, f.Value, f.Want, v.Rule.Name))
+		ms = append(ms, fmt.Sprintf("%s %q: %s %d clamped to %d by replica policy rule %q", AutoscalerKind, name, f.Path, f.Value, f.Want, v.Rule.Name))
 	}
 	return ms
 }

@@ -77,12 +77,12 @@ func TestDecideRange(t *testing.T) {
 	}{
 		{name: "inside", target: deploy, r: Range{2, 10}, outcome: OutcomeInBounds, rule: "prod", want: Range{2, 10}},
 		{name: "max above", target: deploy, r: Range{2, 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{2, 10},
-			clamp:    []string{`HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`},
+			clamp:    []string{`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`},
 			outOfMsg: `spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
 		{name: "both outside", target: deploy, r: Range{1, 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{2, 10},
 			clamp: []string{
-				`HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod"`,
-				`HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`,
+				`HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod"`,
+				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`,
 			},
 			outOfMsg: `spec.minReplicas: Invalid value: 1: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp); ` +
 				`spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
@@ -114,7 +114,7 @@ func TestDecideRange(t *testing.T) {
 				return
 			}
 			if tt.clamp != nil {
-				got := v.ClampMessages()
+				got := v.ClampMessages("web-hpa")
 				if len(got) != len(tt.clamp) {
 					t.Fatalf("clamp messages %q, want %q", got, tt.clamp)
 				}

@@ -104,11 +104,11 @@ func (v Verdict) Effect(at Stage, subj Subject) Effect {
 		if r.Action != ActionClamp {
 			then = "report spec.replicas"
 		}
-		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
-			r.Name, subj.Kind, subj.Name, v.Missing, then, r.Bounds)}
+		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: its %s are not in the webhook's cache yet; the scaler will %s if it is outside %s",
+			subj.Kind, subj.Name, r.Name, v.Missing, then, r.Bounds)}
 	case v.Outcome != OutcomeOutOfBounds:
 	case at == AtScaler && r.Action == ActionClamp:
-		e.Kind, e.Messages = Patch, []string{v.ClampMessage()}
+		e.Kind, e.Messages = Patch, []string{v.ClampMessage(subj.Kind, subj.Name)}
 	case at == AtScaler:
 		e.Kind, e.Messages = Report, []string{fmt.Sprintf("spec.replicas %d is outside the bounds %s of replica policy rule %q (action %s); the scaler does not change it",
 			v.Replicas, r.Bounds, r.Name, r.Action)}
@@ -116,7 +116,7 @@ func (v Verdict) Effect(at Stage, subj Subject) Effect {
 		e.Kind, e.Messages = Deny, []string{v.OutOfBoundsMessage(subj.Kind, subj.Name) +
 			" (the clamp was not applied: the mutating webhook did not run, or a later mutation changed spec.replicas)"}
 	case r.Action == ActionClamp:
-		e.Kind, e.Messages = Patch, []string{v.ClampMessage()}
+		e.Kind, e.Messages = Patch, []string{v.ClampMessage(subj.Kind, subj.Name)}
 	case r.Action == ActionWarn && at == AtValidate:
 	case r.Action == ActionWarn:
 		e.Kind, e.Messages = Warn, []string{v.OutOfBoundsMessage(subj.Kind, subj.Name)}
@@ -142,8 +142,8 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 	r := v.Rule
 	switch {
 	case v.Outcome == OutcomeUnknown && at == AtMutate:
-		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("replica policy rule %q could not be checked for %s %q: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
-			r.Name, AutoscalerKind, name, v.Missing, target.Kind, target.Name, r.Bounds)}
+		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
+			AutoscalerKind, name, r.Name, v.Missing, target.Kind, target.Name, r.Bounds)}
 	case v.Outcome != OutcomeOutOfBounds:
 	case at == AtScaler:
 		e.Kind, e.Messages = Report, []string{v.OutOfBoundsMessage(name) +
@@ -151,7 +151,7 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 	case r.Action == ActionClamp && controller != nil:
 		e.Kind, e.Messages = Warn, []string{v.ControlledMessage(name, controller.Kind, controller.Name)}
 	case r.Action == ActionClamp:
-		e.Kind, e.Messages = Patch, v.ClampMessages()
+		e.Kind, e.Messages = Patch, v.ClampMessages(name)
 	case r.Action == ActionWarn:
 		e.Kind, e.Messages = Warn, []string{v.OutOfBoundsMessage(name)}
 	default:
@@ -160,10 +160,13 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 	return e
 }
 
-// ClampMessage is the warning that says a clamp happened, e.g.
-// `spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`.
-func (v Verdict) ClampMessage() string {
-	return fmt.Sprintf("spec.replicas %d clamped to %d by replica policy rule %q", v.Replicas, v.Want, v.Rule.Name)
+// ClampMessage is the warning that says a clamp happened to the workload kind/name (also
+// for a write to its scale subresource), e.g.
+// `StatefulSet "db": spec.replicas 40 clamped to 10 by replica policy rule "databases"`. It
+// names the object because `kubectl apply -f dir/` and GitOps tools print warnings without
+// saying which object they came from.
+func (v Verdict) ClampMessage(kind, name string) string {
+	return fmt.Sprintf("%s %q: spec.replicas %d clamped to %d by replica policy rule %q", kind, name, v.Replicas, v.Want, v.Rule.Name)
 }
 
 // OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload

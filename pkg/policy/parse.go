@@ -44,12 +44,13 @@ func Parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
 
 // ParseAndValidate returns every problem of a policy document at once: what parsing finds
 // (unknown or duplicate fields, wrong types, not YAML) and, whenever the document could be
-// decoded despite it (unknown and duplicate fields do not stop decoding), what validation
-// finds in it. The policy is returned only when there is no error at all.
+// decoded despite it (unknown and duplicate fields and values of the wrong type do not
+// stop decoding), what validation finds in it. The policy is returned only when there is
+// no error at all.
 func ParseAndValidate(data []byte) (*ReplicaPolicy, field.ErrorList) {
 	p, errs := decode(data)
 	if p != nil {
-		errs = append(errs, p.Validate()...)
+		errs = append(errs, withoutConsequences(p.Validate(), errs)...)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -57,9 +58,46 @@ func ParseAndValidate(data []byte) (*ReplicaPolicy, field.ErrorList) {
 	return p, nil
 }
 
-// decode is Parse, but returns the decoded document along with the errors when only
-// unknown or duplicate fields were found.
+// withoutConsequences drops the validation errors that only repeat a value of the wrong
+// type, which decoding left out: those at or under its path (a rule given as a string has
+// no name either), and the "at least one of minReplicas or maxReplicas" beside a bound of
+// the wrong type.
+func withoutConsequences(valErrs, parseErrs field.ErrorList) field.ErrorList {
+	var wrong []string
+	for _, e := range parseErrs {
+		if e.Type == field.ErrorTypeTypeInvalid {
+			wrong = append(wrong, e.Field)
+		}
+	}
+	if len(wrong) == 0 {
+		return valErrs
+	}
+	var out field.ErrorList
+	for _, e := range valErrs {
+		if !slices.ContainsFunc(wrong, func(w string) bool { return consequence(e, w) }) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func consequence(e *field.Error, wrong string) bool {
+	if e.Field == wrong || strings.HasPrefix(e.Field, wrong+".") || strings.HasPrefix(e.Field, wrong+"[") {
+		return true
+	}
+	parent, ok := strings.CutSuffix(wrong, "minReplicas")
+	return ok && e.Type == field.ErrorTypeRequired && e.Field == parent+"maxReplicas"
+}
+
+// decode is Parse, but returns the decoded document along with the errors when it could
+// be decoded despite them: unknown or duplicate fields, values of the wrong type (left
+// out).
 func decode(data []byte) (*ReplicaPolicy, field.ErrorList) {
+	// Refused before any parsing: no ConfigMap can hold it, and its parsing would cost
+	// time and memory in proportion (a 50 MB policy took 39 s and 2.5 GB).
+	if size := len(ConfigMapKey) + len(data); size > MaxConfigMapData {
+		return nil, field.ErrorList{tooLarge(field.NewPath(ConfigMapKey), "the policy document, with its key "+ConfigMapKey+",", size)}
+	}
 	p, errs := parse(data)
 	for _, e := range errs {
 		e.Field = printable(e.Field)
@@ -86,29 +124,42 @@ func parse(data []byte) (*ReplicaPolicy, field.ErrorList) {
 		return nil, field.ErrorList{documentError(fmt.Sprintf("holds %d YAML documents: the whole policy must be one document", n))}
 	}
 	// YAMLToJSONStrict rejects duplicate keys, which YAML decoders otherwise resolve silently.
+	var errs field.ErrorList
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		// Its error names a line, not a field: find the duplicates ourselves if that is what
-		// it was.
-		if errs := duplicateKeys(data); len(errs) > 0 {
+		// it was, and read on (the last value wins) to find every other mistake as well.
+		errs = duplicateKeys(data)
+		if len(errs) == 0 {
+			return nil, field.ErrorList{documentError("not valid YAML: " + oneLine(err.Error()))}
+		}
+		if js, err = yaml.YAMLToJSON(data); err != nil {
 			return nil, errs
 		}
-		return nil, field.ErrorList{documentError("not valid YAML: " + oneLine(err.Error()))}
 	}
 	if string(bytes.TrimSpace(js)) == "null" {
-		return nil, field.ErrorList{documentError("must be a mapping (apiVersion, kind, rules, ...), not null")}
+		return nil, append(errs, documentError("must be a mapping (apiVersion, kind, rules, ...), not null"))
 	}
 	p := &ReplicaPolicy{}
 	strict, err := sigsjson.UnmarshalStrict(js, p)
 	if err != nil {
 		// encoding/json stops at the first value of the wrong type and names it without
-		// list indexes ("rules.minReplicas"); walk the document to name all of them.
-		if errs := typeErrors(js); len(errs) > 0 {
+		// list indexes ("rules.minReplicas"); walk the document to name all of them, then
+		// decode what is left without them, so that the rest of the document is still
+		// checked (unknown fields here, validation in ParseAndValidate).
+		typeErrs, pruned := typeErrors(js)
+		if len(typeErrs) == 0 {
+			return nil, append(errs, documentError(oneLine(err.Error())))
+		}
+		errs = append(errs, typeErrs...)
+		if pruned == nil {
 			return nil, errs
 		}
-		return nil, field.ErrorList{documentError(oneLine(err.Error()))}
+		p = &ReplicaPolicy{}
+		if strict, err = sigsjson.UnmarshalStrict(pruned, p); err != nil {
+			return nil, append(errs, documentError(oneLine(err.Error())))
+		}
 	}
-	var errs field.ErrorList
 	for _, se := range strict {
 		var fe sigsjson.FieldError
 		if errors.As(se, &fe) {
@@ -217,25 +268,33 @@ func walkDuplicates(fp *field.Path, n *yaml3.Node, t reflect.Type, errs *field.E
 }
 
 // typeErrors walks the JSON form of the document alongside the ReplicaPolicy type and
-// returns every value of the wrong type with its full path.
-func typeErrors(js []byte) field.ErrorList {
+// returns every value of the wrong type with its full path, and the document without
+// those values (nil when the document itself is not a mapping): a wrong value in a
+// mapping is dropped, one in a list is null.
+func typeErrors(js []byte) (field.ErrorList, []byte) {
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
-		return nil
+		return nil, nil
 	}
 	if _, ok := doc.(map[string]any); !ok {
-		return field.ErrorList{documentError(fmt.Sprintf("must be a mapping (apiVersion, kind, rules, ...), not %s", jsonKind(doc)))}
+		return field.ErrorList{documentError(fmt.Sprintf("must be a mapping (apiVersion, kind, rules, ...), not %s", JSONKind(doc)))}, nil
 	}
 	var errs field.ErrorList
 	checkType(nil, doc, reflect.TypeFor[ReplicaPolicy](), &errs)
-	return errs
+	pruned, err := json.Marshal(doc)
+	if err != nil {
+		return errs, nil
+	}
+	return errs, pruned
 }
 
-func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) {
+// checkType appends an error for every value under v that is not of type t, and removes
+// it from its parent; it reports whether v itself is of the wrong type.
+func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) (wrong bool) {
 	if v == nil {
-		return // null leaves the zero value, whatever the type
+		return false // null leaves the zero value, whatever the type
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -250,11 +309,11 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) {
 		}
 		fields := jsonFields(t)
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if ft, ok := fields[k]; ok { // unknown fields are reported by the strict decoder
-				checkType(childPath(fp, k), m[k], ft, errs)
+			if ft, ok := fields[k]; ok && checkType(childPath(fp, k), m[k], ft, errs) { // unknown fields are reported by the strict decoder
+				delete(m, k)
 			}
 		}
-		return
+		return false
 	case reflect.Map:
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -262,9 +321,11 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) {
 			break
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			checkType(fp.Key(k), m[k], t.Elem(), errs)
+			if checkType(fp.Key(k), m[k], t.Elem(), errs) {
+				delete(m, k)
+			}
 		}
-		return
+		return false
 	case reflect.Slice:
 		l, ok := v.([]any)
 		if !ok {
@@ -272,39 +333,43 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) {
 			break
 		}
 		for i, e := range l {
-			checkType(fp.Index(i), e, t.Elem(), errs)
+			if checkType(fp.Index(i), e, t.Elem(), errs) {
+				l[i] = nil
+			}
 		}
-		return
+		return false
 	case reflect.String:
 		if _, ok := v.(string); ok {
-			return
+			return false
 		}
 		want = "a string"
 	case reflect.Bool:
 		if _, ok := v.(bool); ok {
-			return
+			return false
 		}
 		want = "true or false"
 	case reflect.Int32:
 		if n, ok := v.(json.Number); ok {
 			if _, err := strconv.ParseInt(n.String(), 10, 32); err == nil {
-				return
+				return false
 			}
 		}
 		want = "a whole number that fits in 32 bits"
 	default:
-		return
+		return false
 	}
 	var bad any = field.OmitValueType{}
 	switch v.(type) {
 	case string, bool, json.Number:
 		bad = v
 	}
-	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, jsonKind(v))))
+	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, JSONKind(v))))
+	return true
 }
 
-// jsonKind names the kind of a decoded JSON value for messages.
-func jsonKind(v any) string {
+// JSONKind names the kind of a decoded JSON value for messages: "a mapping", "a list",
+// "a string", "a boolean", "a number" or "null".
+func JSONKind(v any) string {
 	switch v.(type) {
 	case map[string]any:
 		return "a mapping"
@@ -314,7 +379,7 @@ func jsonKind(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case json.Number:
+	case json.Number, float64, int64:
 		return "a number"
 	}
 	return "null"

@@ -3,10 +3,13 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -293,4 +296,69 @@ func TestEveryErrorAtOnce(t *testing.T) {
 	})
 	// A document that cannot be decoded at all stops there: nothing else to validate.
 	checkErrs(t, loadErrs(t, header+"rules: 3\n"), []wantErr{{"rules", field.ErrorTypeTypeInvalid, `rules: Invalid value: 3: must be a list, not a number`}})
+}
+
+// TestEveryErrorAtOnceWithTypeErrors: a value of the wrong type hides nothing else: the
+// issue's policy with a quoted maxReplicas, a duplicate rule name, min above max and a
+// misspelt field gets all four, and the values of the wrong type cause no error of their
+// own beyond their type (a rule that is a string has no name; a minReplicas that is a
+// word does not leave the rule without bounds).
+func TestEveryErrorAtOnceWithTypeErrors(t *testing.T) {
+	doc := header + `rules:
+- {name: a, maxReplicas: "3"}
+- {name: a, minReplicas: 5, maxReplicas: 2}
+- {name: c, maxReplica: 4, minReplicas: 1}
+- just-a-string
+- {name: e, minReplicas: two}
+`
+	checkErrs(t, loadErrs(t, doc), []wantErr{
+		{"rules[0].maxReplicas", field.ErrorTypeTypeInvalid, `rules[0].maxReplicas: Invalid value: "3": must be a whole number that fits in 32 bits, not a string`},
+		{"rules[3]", field.ErrorTypeTypeInvalid, `rules[3]: Invalid value: "just-a-string": must be a mapping, not a string`},
+		{"rules[4].minReplicas", field.ErrorTypeTypeInvalid, `rules[4].minReplicas: Invalid value: "two": must be a whole number that fits in 32 bits, not a string`},
+		{"rules[2].maxReplica", field.ErrorTypeForbidden, `rules[2].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?)`},
+		{"rules[1].name", field.ErrorTypeDuplicate, `rules[1].name: Duplicate value: "a"`},
+		{"rules[1].maxReplicas", field.ErrorTypeInvalid, `rules[1].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)`},
+	})
+	// A duplicate key does not hide the rest either: the last value is validated.
+	checkErrs(t, loadErrs(t, header+"rules:\n- {name: a, maxReplicas: 1, maxReplicas: 2, minReplicas: 3, kinds: [Deploymnet]}\n"), []wantErr{
+		{"rules[0].maxReplicas", field.ErrorTypeDuplicate, `rules[0].maxReplicas: Duplicate value: given on line 4 and again on line 4`},
+		{"rules[0].kinds[0]", field.ErrorTypeInvalid, `rules[0].kinds[0]: Invalid value: "Deploymnet": must be one of Deployment, StatefulSet, ReplicaSet, or "Kind.group" for a custom resource (did you mean "Deployment"?)`},
+		{"rules[0].maxReplicas", field.ErrorTypeInvalid, `rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (3)`},
+	})
+}
+
+// TestTooLargeForAConfigMap: a policy that no ConfigMap can hold (1 MiB of data, keys
+// included) is invalid with that reason, before it is parsed; one that fits is read.
+func TestTooLargeForAConfigMap(t *testing.T) {
+	rule := "- {name: r%06d, namespaces: [ns-%06d], maxReplicas: 3}\n"
+	var b strings.Builder
+	b.WriteString(header + "rules:\n")
+	for i := 0; b.Len() < MaxConfigMapData-len(ConfigMapKey)-len(rule)-8; i++ {
+		fmt.Fprintf(&b, rule, i, i)
+	}
+	fits := b.String()
+	if _, err := Load([]byte(fits), Options{}); err != nil {
+		t.Fatalf("a policy of %d bytes: %v", len(fits), err)
+	}
+	over := fits + strings.Repeat("# padding\n", 1+(MaxConfigMapData-len(fits))/10)
+	start := time.Now()
+	over += strings.Repeat("# and more\n", 5_000_000)
+	_, err := Load([]byte(over), Options{})
+	var invalid *InvalidError
+	if !errors.As(err, &invalid) || len(invalid.Errs) != 1 {
+		t.Fatalf("Load of a 56 MB policy: %v, want one error", err)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("refused after %v: it must be refused before parsing", elapsed)
+	}
+	want := fmt.Sprintf("policy.yaml: Too long: the policy document, with its key policy.yaml, is %d bytes: a ConfigMap holds at most 1 MiB (1048576 bytes) of data, keys included, so the API server would refuse it", len(over)+len(ConfigMapKey))
+	if got := invalid.Errs[0].Error(); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+	// The ConfigMap's whole data counts, as the API server counts it.
+	cm := &corev1.ConfigMap{Data: map[string]string{ConfigMapKey: fits, "notes": strings.Repeat("x", 100)}}
+	_, err = LoadConfigMap(cm, Options{})
+	if !errors.As(err, &invalid) || !strings.HasPrefix(invalid.Errs[0].Error(), "data: Too long: the ConfigMap's data is ") {
+		t.Errorf("LoadConfigMap of a ConfigMap over 1 MiB: %v", err)
+	}
 }

@@ -149,8 +149,8 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 	// With the HPA handling: clamped at creation, with the warning kubectl prints.
 	out := kubectlStdin(t, c, hpaManifest("autoscaling/v2", "hpa-peace", "web", "Deployment", "web", 20, 30), "apply", "-f", "-")
 	for _, want := range []string{
-		`Warning: HorizontalPodAutoscaler spec.minReplicas 20 clamped to 10 by replica policy rule "hpa-cap"`,
-		`Warning: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "hpa-cap"`,
+		`Warning: HorizontalPodAutoscaler "web": spec.minReplicas 20 clamped to 10 by replica policy rule "hpa-cap"`,
+		`Warning: HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "hpa-cap"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl apply output lacks %q:\n%s", want, out)
@@ -179,8 +179,8 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 		}
 		out := kubectlStdin(t, c, hpaManifest("autoscaling/v1", "hpa-peace", "db", "StatefulSet", "db", 1, 9), "apply", "-f", "-")
 		for _, want := range []string{
-			`Warning: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 3 by replica policy rule "databases"`,
-			`Warning: HorizontalPodAutoscaler spec.maxReplicas 9 clamped to 5 by replica policy rule "databases"`,
+			`Warning: HorizontalPodAutoscaler "db": spec.minReplicas 1 clamped to 3 by replica policy rule "databases"`,
+			`Warning: HorizontalPodAutoscaler "db": spec.maxReplicas 9 clamped to 5 by replica policy rule "databases"`,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl apply output lacks %q:\n%s", want, out)

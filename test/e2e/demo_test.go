@@ -33,7 +33,7 @@ func TestDemoFlow(t *testing.T) {
 		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
 		waitClampReady(t, c, "prod", "web", 40)
 		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-		for _, want := range []string{`Warning: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`, "deployment.apps/web scaled"} {
+		for _, want := range []string{`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`, "deployment.apps/web scaled"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
 			}
@@ -184,7 +184,7 @@ func TestDemoCommand(t *testing.T) {
 		t.Fatalf("go run ./hack/demo --no-wait: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		`Warning: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
+		`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 		`(replica policy rule "databases", action deny)`,
 		"corrected within",
 		"ReplicasCorrected",

@@ -57,7 +57,7 @@ func TestLeastPrivilege(t *testing.T) {
 		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3") // labelled app=web
 		waitClampReady(t, c, "prod", "web", 40)
 		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-		if want := `Warning: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
+		if want := `Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
 			t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
 		}
 		if got, err := replicasOf(ctx, admin, "prod", "web"); err != nil || got != 10 {

@@ -12,12 +12,13 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/version"
@@ -37,16 +38,18 @@ const auditTimeout = 30 * time.Second
 
 // AuditOptions are audit's.
 type AuditOptions struct {
-	Kubeconfig      string
-	Context         string
-	RequestTimeout  time.Duration
+	// ConfigFlags are kubectl's connection flags: --kubeconfig, --context, --as,
+	// --request-timeout, -n (audit one namespace) and the others.
+	ConfigFlags     *genericclioptions.ConfigFlags
+	LabelSelector   string
 	PolicyFile      string
 	PolicyNamespace string
 	PolicyConfigMap string
 	ReportOptions
 	genericiooptions.IOStreams
 
-	config *rest.Config
+	config    *rest.Config
+	namespace string // "" for every namespace
 }
 
 func newAuditCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -80,12 +83,12 @@ is missing, naming the resource and the verb.`,
   kubectl replica-policy audit --kubeconfig ~/.kube/prod --context prod --fail-on clamp`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSteps(o.Complete, o.Validate, func() error { return o.Run(cmd.Context()) })
+			return runSteps(func() error { return o.Complete(cmd) }, o.Validate, func() error { return o.Run(cmd.Context()) })
 		},
 	}
-	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "the kubeconfig file (else $KUBECONFIG, in-cluster, ~/.kube/config)")
-	cmd.Flags().StringVar(&o.Context, "context", "", "the kubeconfig context (else its current context)")
-	cmd.Flags().DurationVar(&o.RequestTimeout, "request-timeout", auditTimeout, "the time limit of each request to the API server")
+	o.ConfigFlags = genericclioptions.NewConfigFlags(true)
+	o.ConfigFlags.AddFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&o.LabelSelector, "selector", "l", "", "judge only the workloads and HPAs with these labels (a label selector, as kubectl's -l)")
 	cmd.Flags().StringVarP(&o.PolicyFile, "policy", "p", "", "judge against this proposed policy (a ReplicaPolicy document or its ConfigMap manifest) instead of the cluster's")
 	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the policy ConfigMap's namespace, the webhook's own (always exempt)")
 	cmd.Flags().StringVar(&o.PolicyConfigMap, "policy-configmap", policy.DefaultConfigMapName, "the policy ConfigMap's name")
@@ -93,17 +96,21 @@ is missing, naming the resource and the verb.`,
 	return cmd
 }
 
-// Complete builds the client configuration from the kubeconfig flags.
-func (o *AuditOptions) Complete() error {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
+// Complete builds the client configuration from kubectl's connection flags; -n limits
+// audit to one namespace.
+func (o *AuditOptions) Complete(cmd *cobra.Command) error {
+	cfg, err := o.ConfigFlags.ToRESTConfig()
 	if err != nil {
 		return fmt.Errorf("cannot load the cluster configuration: %w", err)
 	}
-	cfg.Timeout = o.RequestTimeout
+	if !cmd.Flags().Changed("request-timeout") {
+		cfg.Timeout = auditTimeout
+	}
 	cfg.UserAgent = toolName + "/" + version.Version
 	o.config = cfg
+	if cmd.Flags().Changed("namespace") {
+		o.namespace = *o.ConfigFlags.Namespace
+	}
 	return nil
 }
 
@@ -111,6 +118,9 @@ func (o *AuditOptions) Complete() error {
 func (o *AuditOptions) Validate() error {
 	if o.PolicyNamespace == "" || o.PolicyConfigMap == "" {
 		return fmt.Errorf("--policy-namespace and --policy-configmap must not be empty")
+	}
+	if _, err := labels.Parse(o.LabelSelector); err != nil {
+		return fmt.Errorf("-l %q: %w", o.LabelSelector, err)
 	}
 	return o.ReportOptions.Validate()
 }
@@ -135,16 +145,16 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	}
 	namespaces := Namespaces{}
 	nsResource := schema.GroupResource{Resource: "namespaces"}
-	err = listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-		list, err := core.Namespaces().List(ctx, opts)
+	if o.namespace != "" {
+		ns, err := core.Namespaces().Get(ctx, o.namespace, metav1.GetOptions{})
 		if err != nil {
-			return "", err
+			return o.apiError(err, "get", nsResource, o.namespace)
 		}
-		for _, ns := range list.Items {
-			namespaces.Add(ns.Name, ns.Labels)
-		}
-		return list.Continue, nil
-	})
+		namespaces.Add(ns.Name, ns.Labels)
+	}
+	if o.namespace == "" {
+		err = addNamespaces(ctx, core, namespaces) // every one: -l selects workloads, not Namespaces
+	}
 	if err != nil {
 		return o.apiError(err, "list", nsResource, "")
 	}
@@ -152,8 +162,8 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	// are read (a cluster may hold 100,000 of those); they are judged after them.
 	var autoscalers []Target
 	targeted := map[workloadKey]bool{}
-	err = listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-		list, err := dyn.Resource(autoscalerResource).List(ctx, opts)
+	err = o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+		list, err := dyn.Resource(autoscalerResource).Namespace(o.namespace).List(ctx, opts)
 		if err != nil {
 			return "", err
 		}
@@ -161,7 +171,7 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 			obj := &list.Items[i]
 			obj.SetAPIVersion(autoscalerResource.GroupVersion().String())
 			obj.SetKind(policy.AutoscalerKind)
-			t, err := newAutoscalerTarget(obj, Source{}, obj.GetNamespace(), namespaces)
+			t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
 			if err != nil {
 				return "", err
 			}
@@ -177,8 +187,8 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	workloads := Workloads{}
 	for _, k := range workload.Kinds {
 		gvr := k.GroupVersionKind().GroupVersion().WithResource(k.Resource)
-		err := listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-			list, err := dyn.Resource(gvr).List(ctx, opts)
+		err := o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+			list, err := dyn.Resource(gvr).Namespace(o.namespace).List(ctx, opts)
 			if err != nil {
 				return "", err
 			}
@@ -236,8 +246,8 @@ func (o *AuditOptions) policy(ctx context.Context, core corev1client.CoreV1Inter
 }
 
 // listPages calls list with a page size and the continue token until the last page.
-func listPages(ctx context.Context, list func(metav1.ListOptions) (string, error)) error {
-	opts := metav1.ListOptions{Limit: auditPageSize}
+func (o *AuditOptions) listPages(ctx context.Context, list func(metav1.ListOptions) (string, error)) error {
+	opts := metav1.ListOptions{Limit: auditPageSize, LabelSelector: o.LabelSelector}
 	for {
 		next, err := list(opts)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,18 +143,54 @@ func TestAudit(t *testing.T) {
 			`Deployment kube-system/extra-dns: skip: namespace "kube-system" is exempt`,
 			`Deployment payments/checkout: warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`,
 			`Deployment prod/db: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
-			`Deployment prod/web: clamp: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
+			`Deployment prod/web: clamp: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
 			`StatefulSet prod/queue: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "queue" (replica policy rule "databases", action deny)`,
 			`ReplicaSet prod/web-1: skip: owned by Deployment "web", which the policy bounds instead`,
 			`HorizontalPodAutoscaler prod/db-hpa: deny: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db-hpa" (replica policy rule "databases", action deny)`,
 			`HorizontalPodAutoscaler prod/ghost-hpa: skip: replica policy rule "prod-web" needs the labels of its target Deployment "ghost", which is not in the cluster`,
-			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
-			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
+			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
 			`522 judged: 511 pass, 3 clamp, 3 deny, 1 warn, 4 skip; 6 at or above --fail-on=clamp`,
 		}
 		if code != ExitFound || !slices.Equal(lines, wantLines) {
 			t.Errorf("exit %d, text\n%s\nwant\n%s", code, out, strings.Join(wantLines, "\n"))
+		}
+	})
+
+	t.Run("kubectl's connection flags: -n, -l, --request-timeout", func(t *testing.T) {
+		code, out, errOut := run(t, "", "audit", "--kubeconfig", full, "-n", "prod", "-l", "app in (web, api)", "--request-timeout", "20s", "-o", "json")
+		if code != ExitFound || errOut != "" {
+			t.Fatalf("exit %d, stderr %q; want 1 (prod/web's clamp)", code, errOut)
+		}
+		got := auditResults(t, out)
+		want := map[string]string{"prod/web": "clamp:prod-web:10", "prod/api": "pass:prod-web:5", "prod/web-1": "skip::"} // web-1: the ReplicaSet of web, labelled app=web
+		if !maps.Equal(got, want) {
+			t.Errorf("results %v, want only the workloads of prod labelled app=web or api: %v", got, want)
+		}
+		if code, _, errOut := run(t, "", "audit", "--kubeconfig", full, "-l", "app in ("); code != ExitError || !strings.Contains(errOut, "-l") {
+			t.Errorf("a bad -l: exit %d, stderr %q", code, errOut)
+		}
+		// -l selects workloads, never the Namespaces whose labels rules read.
+		code, out, _ = run(t, "", "audit", "--kubeconfig", full, "-n", "payments", "-o", "json")
+		if got := auditResults(t, out); got["payments/checkout"] != "warn:gold:4" || code != ExitOK {
+			t.Errorf("-n payments: exit %d, %v; want the gold rule's warn", code, got)
+		}
+		code, out, _ = run(t, "", "audit", "--kubeconfig", full, "-l", "!tier", "-o", "json")
+		if got := auditResults(t, out); got["payments/checkout"] != "warn:gold:4" {
+			t.Errorf("-l !tier: %v; want the gold rule's warn, from the labels of namespace payments", got)
+		}
+	})
+
+	t.Run("check --namespaces-from-cluster", func(t *testing.T) {
+		const checkout = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: checkout, namespace: payments}\nspec: {replicas: 6}\n"
+		code, out, errOut := run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", full)
+		if code != ExitOK || errOut != "" || !strings.Contains(out, `warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`) {
+			t.Errorf("exit %d, stderr %q, output\n%s\nwant the gold rule's warn, from the cluster's labels of payments", code, errOut, out)
+		}
+		code, _, errOut = run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", ""))
+		if code != ExitError || !strings.Contains(errOut, "--namespaces-from-cluster: cannot list namespaces at https://127.0.0.1:1") {
+			t.Errorf("an unreachable cluster: exit %d, stderr %q", code, errOut)
 		}
 	})
 

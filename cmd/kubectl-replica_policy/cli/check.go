@@ -1,15 +1,23 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/version"
 )
 
 // ManifestOptions are the flags check and explain share: the policy, the manifests and the
@@ -19,6 +27,13 @@ type ManifestOptions struct {
 	Filenames       []string
 	Namespace       string
 	PolicyNamespace string
+	// NamespaceLabels is a file with the labels of namespaces the input has no Namespace
+	// object for.
+	NamespaceLabels string
+	// NamespacesFromCluster reads the labels of every Namespace of the cluster that
+	// Cluster's --kubeconfig and --context name.
+	NamespacesFromCluster bool
+	Cluster               *genericclioptions.ConfigFlags
 }
 
 func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
@@ -26,6 +41,91 @@ func (o *ManifestOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&o.Filenames, "filename", "f", nil, "manifests: a file, a folder (read recursively for .yaml, .yml, .json) or - for stdin; repeatable")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "the namespace of objects that name none")
 	fs.StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+	o.Cluster = genericclioptions.NewConfigFlags(false)
+	fs.BoolVar(&o.NamespacesFromCluster, "namespaces-from-cluster", false, "read namespace labels from the cluster's Namespaces (--kubeconfig, --context; needs list on namespaces); --namespace-labels and Namespace objects in the input win")
+	fs.StringVar(o.Cluster.KubeConfig, "kubeconfig", "", "with --namespaces-from-cluster: the kubeconfig file (else $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.StringVar(o.Cluster.Context, "context", "", "with --namespaces-from-cluster: the kubeconfig context")
+	fs.StringVar(&o.NamespaceLabels, "namespace-labels", "", "namespace labels for namespaceSelector rules: a file of Namespace objects (kubectl get namespaces -o yaml > FILE) or a mapping of namespace names to labels ({prod: {env: prod}}); Namespace objects in the input win")
+}
+
+// namespaceLabels reads --namespace-labels: Namespace objects, or a mapping of namespace
+// names to their labels.
+func (o *ManifestOptions) namespaceLabels(ctx context.Context) (Namespaces, error) {
+	n := Namespaces{}
+	if o.NamespacesFromCluster {
+		if err := o.clusterNamespaces(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if o.NamespaceLabels == "" {
+		return n, nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("--namespace-labels %s: %s; it must hold Namespace objects (kubectl get namespaces -o yaml) or a mapping of namespace names to labels ({prod: {env: prod}})", o.NamespaceLabels, why)
+	}
+	data, err := os.ReadFile(o.NamespaceLabels)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := decodeManifest(filepath.ToSlash(o.NamespaceLabels), data)
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range objs {
+		if obj.GetAPIVersion() != "v1" || obj.GetKind() != "Namespace" {
+			return nil, bad(fmt.Sprintf("line %d holds a %s %s", obj.Line, obj.GetAPIVersion(), obj.GetKind()))
+		}
+		n.Add(obj.GetName(), obj.GetLabels())
+	}
+	if len(objs) == 0 {
+		var m map[string]map[string]string
+		if err := sigsyaml.UnmarshalStrict(data, &m); err != nil {
+			return nil, bad(oneLine(err.Error()))
+		}
+		for name, labels := range m {
+			n.Add(name, labels)
+		}
+	}
+	if len(n) == 0 {
+		return nil, bad("it names no namespace")
+	}
+	return n, nil
+}
+
+// clusterNamespaces adds the labels of every Namespace of the cluster to n.
+func (o *ManifestOptions) clusterNamespaces(ctx context.Context, n Namespaces) error {
+	cfg, err := o.Cluster.ToRESTConfig()
+	if err != nil {
+		return fmt.Errorf("--namespaces-from-cluster: cannot load the cluster configuration: %w", err)
+	}
+	cfg.Timeout = auditTimeout
+	cfg.UserAgent = toolName + "/" + version.Version
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := addNamespaces(ctx, core, n); err != nil {
+		return fmt.Errorf("--namespaces-from-cluster: cannot list namespaces at %s: %v", cfg.Host, err)
+	}
+	return nil
+}
+
+// addNamespaces adds the labels of every Namespace of the cluster to n, a page at a time.
+func addNamespaces(ctx context.Context, core corev1client.CoreV1Interface, n Namespaces) error {
+	opts := metav1.ListOptions{Limit: auditPageSize}
+	for {
+		list, err := core.Namespaces().List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, ns := range list.Items {
+			n.Add(ns.Name, ns.Labels)
+		}
+		if list.Continue == "" {
+			return nil
+		}
+		opts.Continue = list.Continue
+	}
 }
 
 // Validate checks the flags.
@@ -43,35 +143,41 @@ func (o *ManifestOptions) Validate() error {
 
 // load reads the policy and the manifests and returns the bounded objects to judge, in the
 // order they were read: workloads, and HorizontalPodAutoscalers with the labels and
-// controller of their target workload when the input holds it.
+// controller of their target workload when the input holds it. Only the targets are kept
+// while the input is read, not the objects.
 func (o *ManifestOptions) load(stdin io.Reader) (*policy.Snapshot, []Target, error) {
 	snap, err := loadPolicyFile(o.PolicyFile, stdin, policy.Options{AlwaysExempt: []string{o.PolicyNamespace}})
 	if err != nil {
 		return nil, nil, err
 	}
-	objs, err := readManifests(o.Filenames, stdin)
+	namespaces, err := o.namespaceLabels(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}
-	namespaces := Namespaces{}
-	for _, obj := range objs {
+	var targets []Target
+	err = readManifests(o.Filenames, stdin, func(obj Object) error {
 		if obj.GetAPIVersion() == "v1" && obj.GetKind() == "Namespace" {
 			namespaces.Add(obj.GetName(), obj.GetLabels())
 		}
-	}
-	var targets []Target
-	workloads := Workloads{}
-	for _, obj := range objs {
-		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, namespaces)
+		t, ok, err := NewTarget(obj.Unstructured, obj.Source, o.Namespace, nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %w", obj.File, obj.Line, err)
+			return fmt.Errorf("%s:%d: %w", obj.File, obj.Line, err)
 		}
 		if ok {
 			targets = append(targets, t)
-			workloads.Add(t)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	// An HPA's target workload may come before or after it, in any file of the input.
+	// A Namespace, and an HPA's target workload, may come before or after the objects that
+	// need them, in any file of the input.
+	workloads := Workloads{}
+	for i := range targets {
+		namespaces.fill(&targets[i].Subject)
+		workloads.Add(targets[i])
+	}
 	for i := range targets {
 		workloads.Resolve(&targets[i])
 	}

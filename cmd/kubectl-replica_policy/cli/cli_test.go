@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +56,18 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+// stable replaces what changes from run to run and machine to machine in an output: JUnit
+// times, and the working directory in SARIF's base URI.
+func stable(t *testing.T, out string) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = regexp.MustCompile(`time="[0-9.]+"`).ReplaceAllString(out, `time="T"`)
+	return strings.ReplaceAll(out, "file://"+filepath.ToSlash(wd)+"/", "file:///WORKDIR/")
+}
+
 // The fixture: testdata/manifests (a multi-document file with comments and a Service, a
 // List, a JSON Deployment without namespace in a subfolder, Namespace objects, a README
 // and a Helm values file that are not manifests) and a kustomize build on stdin, against
@@ -70,7 +83,7 @@ func TestCheckGolden(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit 1 (a clamp and a deny), nothing on stderr", code, errOut)
 			}
 			ext := map[string]string{"text": "txt", "json": "json", "junit": "xml", "sarif": "sarif"}[format]
-			golden(t, "check."+ext, out)
+			golden(t, "check."+ext, stable(t, out))
 		})
 	}
 }
@@ -147,7 +160,7 @@ func TestCheckJSON(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("results\n got %+v\nwant %+v", got, want)
 	}
-	wantSummary := map[string]int{"pass": 3, "clamp": 3, "deny": 2, "warn": 3, "skip": 5}
+	wantSummary := map[string]int{"pass": 3, "clamp": 3, "deny": 2, "warn": 3, "skip": 5, "error": 0}
 	if !mapsEqual(rep.Summary, wantSummary) {
 		t.Errorf("summary %v, want %v", rep.Summary, wantSummary)
 	}
@@ -170,6 +183,73 @@ func mapsEqual(a, b map[string]int) bool {
 // TestSARIF checks the fields SARIF 2.1.0 requires, and those code scanning reads.
 func TestSARIF(t *testing.T) {
 	_, out, _ := run(t, readTestdata(t, "kustomized.yaml"), append(slices.Clone(checkArgs), "-o", "sarif", "--fail-on", "deny")...)
+	got, rules := sarifResults(t, out)
+	want := []sarifRow{
+		{"prod-web", "warning", "testdata/manifests/apps.yaml:10", `Deployment prod/web: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
+		{"databases", "error", "testdata/manifests/apps.yaml:34", `Deployment prod/db: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`},
+		// An HPA's two ends are one result, at its fields' lines.
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3-8", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler "web": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"; HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
+		{"databases", "error", "testdata/manifests/autoscalers.yaml:18", `HorizontalPodAutoscaler prod/db: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db" (replica policy rule "databases", action deny)`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:48", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
+		{"gold", "warning", "testdata/manifests/list.yaml:23", `Deployment payments/checkout: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`},
+		// stdin is no file: a logical location.
+		{"gold", "warning", "stdin:24 shop/Deployment/cart", `Deployment shop/cart: spec.replicas: Invalid value: 9: must be within [0, 4] for Deployment "cart" (replica policy rule "gold", action warn)`},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("results\n got %q\nwant %q", got, want)
+	}
+	for id, help := range rules {
+		if !strings.Contains(help, "Set the value inside the bounds") {
+			t.Errorf("rule %s: help %q", id, help)
+		}
+	}
+}
+
+// TestSARIFLocations: artifact URIs are relative to the working directory, or --base-dir,
+// also for an absolute -f path, and percent-encoded ("#" would start a fragment).
+func TestSARIFLocations(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deploy", "my app#1.yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(deployment("web", "40")+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: prod}\nspec: {replicas: 1.5}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "", "check", "-p", "testdata/policy.yaml", "-f", path, "-o", "sarif", "--base-dir", dir)
+	got, _ := sarifResults(t, out)
+	want := []sarifRow{
+		{"prod-web", "error", "deploy/my%20app%231.yaml:7", `Deployment prod/web: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
+		{refusedRule, "error", "deploy/my%20app%231.yaml:12", `Deployment prod/bad: spec.replicas: Invalid value: 1.5: must be a whole number (the API server refuses the object, so it is not judged)`},
+	}
+	if code != ExitError || !slices.Equal(got, want) {
+		t.Errorf("exit %d, results\n got %q\nwant %q", code, got, want)
+	}
+	if !strings.Contains(out, `"uri": "file://`+filepath.ToSlash(dir)+`/"`) {
+		t.Errorf("no originalUriBaseIds for %s:\n%s", dir, out)
+	}
+	// Without --base-dir: relative to the working directory.
+	_, out, _ = run(t, "", "check", "-p", "testdata/policy.yaml", "-f", filepath.Join(mustGetwd(t), "testdata", "manifests", "apps.yaml"), "-o", "sarif")
+	if got, _ := sarifResults(t, out); len(got) == 0 || got[0].location != "testdata/manifests/apps.yaml:10" {
+		t.Errorf("an absolute -f path: %q, want testdata/manifests/apps.yaml:10", got)
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+type sarifRow struct{ ruleID, level, location, text string }
+
+// sarifResults reads a SARIF log's results, each located at "uri:startLine[-endLine]" or
+// its logical location, and its rules' help texts by id; results of undefined rules fail.
+func sarifResults(t *testing.T, out string) ([]sarifRow, map[string]string) {
+	t.Helper()
 	var log map[string]any
 	if err := json.Unmarshal([]byte(out), &log); err != nil {
 		t.Fatal(err)
@@ -189,40 +269,37 @@ func TestSARIF(t *testing.T) {
 	if driver["name"] != toolName {
 		t.Errorf("tool.driver.name %v", driver["name"])
 	}
-	var ruleIDs []string
+	rules := map[string]string{}
 	for _, r := range driver["rules"].([]any) {
-		ruleIDs = append(ruleIDs, r.(map[string]any)["id"].(string))
+		rule := r.(map[string]any)
+		help, _ := dig(rule, "help", "text").(string)
+		rules[rule["id"].(string)] = help
 	}
-	results := run["results"].([]any)
-	type row struct{ ruleID, level, uri, text string }
-	var got []row
+	var got []sarifRow
+	results, _ := run["results"].([]any)
 	for _, r := range results {
 		res := r.(map[string]any)
 		loc := res["locations"].([]any)[0].(map[string]any)
-		line := dig(loc, "physicalLocation", "region", "startLine").(float64)
-		got = append(got, row{
-			ruleID: res["ruleId"].(string),
-			level:  res["level"].(string),
-			uri:    dig(loc, "physicalLocation", "artifactLocation", "uri").(string) + ":" + itoa(int(line)),
-			text:   dig(res, "message", "text").(string),
-		})
-		if !slices.Contains(ruleIDs, res["ruleId"].(string)) {
+		where := ""
+		if pl, ok := loc["physicalLocation"]; ok {
+			if base := dig(pl.(map[string]any), "artifactLocation", "uriBaseId"); base != sarifBase {
+				t.Errorf("uriBaseId %v, want %s", base, sarifBase)
+			}
+			start := dig(pl.(map[string]any), "region", "startLine").(float64)
+			end := dig(pl.(map[string]any), "region", "endLine").(float64)
+			where = dig(pl.(map[string]any), "artifactLocation", "uri").(string) + ":" + itoa(int(start))
+			if end != start {
+				where += "-" + itoa(int(end))
+			}
+		} else {
+			where = loc["logicalLocations"].([]any)[0].(map[string]any)["fullyQualifiedName"].(string)
+		}
+		got = append(got, sarifRow{res["ruleId"].(string), res["level"].(string), where, dig(res, "message", "text").(string)})
+		if _, ok := rules[res["ruleId"].(string)]; !ok {
 			t.Errorf("result of rule %v, which tool.driver.rules does not define", res["ruleId"])
 		}
 	}
-	want := []row{
-		{"prod-web", "warning", "testdata/manifests/apps.yaml:3", `Deployment prod/web: spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
-		{"databases", "error", "testdata/manifests/apps.yaml:27", `Deployment prod/db: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
-		{"databases", "error", "testdata/manifests/autoscalers.yaml:12", `HorizontalPodAutoscaler prod/db: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db" (replica policy rule "databases", action deny)`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:39", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
-		{"gold", "warning", "testdata/manifests/list.yaml:17", `Deployment payments/checkout: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`},
-		{"gold", "warning", "stdin:16", `Deployment shop/cart: spec.replicas: Invalid value: 9: must be within [0, 4] for Deployment "cart" (replica policy rule "gold", action warn)`},
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("results\n got %q\nwant %q", got, want)
-	}
+	return got, rules
 }
 
 func dig(m map[string]any, keys ...string) any {
@@ -237,65 +314,87 @@ func dig(m map[string]any, keys ...string) any {
 	return v
 }
 
-// TestJUnit: one testcase per result (an HPA's ends outside the bounds are a case each,
-// named with the field); failures for results at or above --fail-on, skipped for skips.
+// TestJUnit: a testsuite per file, a testcase per object (an HPA's two ends outside the
+// bounds are one case) named without the dots CI tools split classnames at, with times;
+// failures for results at or above --fail-on, skipped for skips, errors for objects the
+// API server would refuse.
 func TestJUnit(t *testing.T) {
-	stdin := readTestdata(t, "kustomized.yaml")
-	const (
-		hpaWebMin = "HorizontalPodAutoscaler prod/web spec.minReplicas"
-		hpaWebMax = "HorizontalPodAutoscaler prod/web spec.maxReplicas"
-		hpaDBMax  = "HorizontalPodAutoscaler prod/db spec.maxReplicas"
-	)
+	stdin := readTestdata(t, "kustomized.yaml") + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: v1.2, namespace: shop}\nspec: {replicas: 1.5}\n"
 	for _, tc := range []struct {
-		failOn        string
-		failures      []string
-		code, skipped int
+		failOn   string
+		failures []string
 	}{
-		{"warn", []string{"prod/web", "prod/db", hpaWebMin, hpaWebMax, hpaDBMax, "HorizontalPodAutoscaler prod/keda-hpa-web spec.maxReplicas", "payments/checkout", "shop/cart"}, ExitFound, 5},
-		{"clamp", []string{"prod/web", "prod/db", hpaWebMin, hpaWebMax, hpaDBMax}, ExitFound, 5},
-		{"deny", []string{"prod/db", hpaDBMax}, ExitFound, 5},
+		{"warn", []string{"Deployment prod/web", "Deployment prod/db", "HorizontalPodAutoscaler prod/web", "HorizontalPodAutoscaler prod/db", "HorizontalPodAutoscaler prod/keda-hpa-web", "Deployment payments/checkout", "Deployment shop/cart"}},
+		{"clamp", []string{"Deployment prod/web", "Deployment prod/db", "HorizontalPodAutoscaler prod/web", "HorizontalPodAutoscaler prod/db"}},
+		{"deny", []string{"Deployment prod/db", "HorizontalPodAutoscaler prod/db"}},
 	} {
 		t.Run(tc.failOn, func(t *testing.T) {
 			code, out, _ := run(t, stdin, append(slices.Clone(checkArgs), "-o", "junit", "--fail-on", tc.failOn)...)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d", code, tc.code)
+			if code != ExitError {
+				t.Errorf("exit %d, want 2 (an error result)", code)
+			}
+			type junitCounts struct {
+				Tests    int    `xml:"tests,attr"`
+				Failures int    `xml:"failures,attr"`
+				Errors   int    `xml:"errors,attr"`
+				Skipped  int    `xml:"skipped,attr"`
+				Time     string `xml:"time,attr"`
 			}
 			var doc struct {
+				junitCounts
 				Suites []struct {
-					Tests    int `xml:"tests,attr"`
-					Failures int `xml:"failures,attr"`
-					Skipped  int `xml:"skipped,attr"`
-					Cases    []struct {
-						Name    string `xml:"name,attr"`
-						Failure *struct {
-							Type string `xml:"type,attr"`
-						} `xml:"failure"`
-						Skipped *struct{} `xml:"skipped"`
+					Name string `xml:"name,attr"`
+					junitCounts
+					Cases []struct {
+						Name      string    `xml:"name,attr"`
+						Classname string    `xml:"classname,attr"`
+						Time      string    `xml:"time,attr"`
+						Failure   *struct{} `xml:"failure"`
+						Error     *struct{} `xml:"error"`
+						Skipped   *struct{} `xml:"skipped"`
 					} `xml:"testcase"`
 				} `xml:"testsuite"`
 			}
 			if err := xml.Unmarshal([]byte(out), &doc); err != nil {
 				t.Fatal(err)
 			}
-			s := doc.Suites[0]
-			if s.Tests != 16 || len(s.Cases) != 16 {
-				t.Errorf("tests=%d, %d testcases; want 16 results", s.Tests, len(s.Cases))
-			}
-			var failures []string
-			skipped := 0
-			for _, c := range s.Cases {
-				if c.Failure != nil {
-					failures = append(failures, strings.TrimPrefix(c.Name, "Deployment "))
+			var suites, failures, errors []string
+			cases, skipped := 0, 0
+			for _, s := range doc.Suites {
+				suites = append(suites, s.Name)
+				if s.Tests != len(s.Cases) || s.Time == "" {
+					t.Errorf("suite %s: tests=%d for %d testcases, time %q", s.Name, s.Tests, len(s.Cases), s.Time)
 				}
-				if c.Skipped != nil {
-					skipped++
+				for _, c := range s.Cases {
+					cases++
+					if strings.Contains(c.Classname, ".") || strings.Contains(c.Name, ".") || c.Time == "" {
+						t.Errorf("testcase %q classname %q time %q: no dots, and a time", c.Name, c.Classname, c.Time)
+					}
+					switch {
+					case c.Failure != nil:
+						failures = append(failures, c.Classname+" "+c.Name)
+					case c.Error != nil:
+						errors = append(errors, c.Classname+" "+c.Name)
+					case c.Skipped != nil:
+						skipped++
+					}
 				}
 			}
-			if !slices.Equal(failures, tc.failures) || s.Failures != len(tc.failures) {
-				t.Errorf("failures %q (attribute %d), want %q", failures, s.Failures, tc.failures)
+			wantSuites := []string{"testdata/manifests/apps.yaml", "testdata/manifests/autoscalers.yaml", "testdata/manifests/list.yaml", "testdata/manifests/nested/worker.json", "stdin"}
+			if !slices.Equal(suites, wantSuites) {
+				t.Errorf("suites %q, want %q", suites, wantSuites)
 			}
-			if skipped != tc.skipped || s.Skipped != tc.skipped {
-				t.Errorf("skipped %d (attribute %d), want %d", skipped, s.Skipped, tc.skipped)
+			if cases != 16 || doc.Tests != 16 {
+				t.Errorf("%d testcases (tests=%d), want 16 objects", cases, doc.Tests)
+			}
+			if !slices.Equal(failures, tc.failures) || doc.Failures != len(tc.failures) {
+				t.Errorf("failures %q (attribute %d), want %q", failures, doc.Failures, tc.failures)
+			}
+			if want := []string{"Deployment shop/v1_2"}; !slices.Equal(errors, want) || doc.Errors != 1 {
+				t.Errorf("errors %q (attribute %d), want %q", errors, doc.Errors, want)
+			}
+			if skipped != 5 || doc.Skipped != 5 {
+				t.Errorf("skipped %d (attribute %d), want 5", skipped, doc.Skipped)
 			}
 		})
 	}
@@ -334,13 +433,13 @@ spec: {replicas: 3}
 		{"check: invalid policy, the webhook's messages", "", []string{"check", "-p", "testdata/bad/invalid-policy.yaml", "-f", onlyPass}, ExitError,
 			`rules[0].maxReplica: Forbidden: unknown field (did you mean "maxReplicas"?); rules[0].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)`},
 		{"check: policy and manifests both from stdin", "", []string{"check", "-p", "-", "-f", "-"}, ExitError, "cannot both read stdin"},
-		{"check: wrong type of spec.replicas", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n", []string{"check", "-p", "testdata/policy.yaml", "-f", "-"}, ExitError, `stdin:1: Deployment "x"`},
+		{"check: wrong type of spec.replicas", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: many}\n", []string{"check", "-p", "testdata/policy.yaml", "-f", "-"}, ExitError, `1 object(s) that the API server would refuse`},
 		{"explain: always 0", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", "testdata/manifests"}, ExitOK, ""},
 		{"explain: bad input is 2", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", "testdata/bad/malformed.yaml"}, ExitError, "malformed.yaml:10"},
 		{"explain: bad -o", "", []string{"explain", "-p", "testdata/policy.yaml", "-f", onlyPass, "-o", "sarif"}, ExitError, "must be text or json"},
 		{"validate: valid", "", []string{"validate", "testdata/policy.yaml", "testdata/policy-configmap.yaml"}, ExitOK, ""},
 		{"validate: invalid", "", []string{"validate", "testdata/policy.yaml", "testdata/bad/invalid-policy.yaml"}, ExitFound, ""},
-		{"validate: no file", "", []string{"validate"}, ExitError, "requires at least 1 arg"},
+		{"validate: no file", "", []string{"validate"}, ExitError, "validate needs at least one file"},
 		{"validate: missing file", "", []string{"validate", filepath.Join(dir, "nope")}, ExitError, "no such file or directory"},
 		{"audit: bad --fail-on before any cluster", "", []string{"audit", "--kubeconfig", onlyPass, "--fail-on", "x"}, ExitError, ""},
 		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},

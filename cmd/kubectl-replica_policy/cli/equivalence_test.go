@@ -76,7 +76,9 @@ func TestCheckAgreesWithWebhook(t *testing.T) {
 			}
 			var r *int32
 			if rng.IntN(8) != 0 {
-				v := []int32{-1, 0, 1, 2, 3, 4, 5, 7, 10, 11, 50}[rng.IntN(11)]
+				// Not negative: the API server refuses that before the webhook's answer
+				// matters, and check says so with an error result (TestRefusedObjects).
+				v := []int32{0, 1, 2, 3, 4, 5, 7, 10, 11, 50}[rng.IntN(10)]
 				r = &v
 			}
 			name := fmt.Sprintf("w%d", i)
@@ -132,11 +134,14 @@ func TestCheckAgreesWithWebhook(t *testing.T) {
 			validate := admission.Decide(snap, req, admission.Validate)
 			want, msg := webhookResult(mutate, validate)
 			counts[want]++
-			failing = failing || want.severity() > 0
+			failing = failing || want.severity() >= Warn.severity()
 			ctx := fmt.Sprintf("policy %d, %s/%s replicas %v", p, subj.Namespace, subj.Name, replicas[i])
 			if got.Name != subj.Name || got.Result != want {
 				t.Errorf("%s: check says %s (%s), the webhook %s (mutate %+v, validate %+v)", ctx, got.Result, got.Message, want, mutate, validate)
 				continue
+			}
+			if replicas[i] == nil {
+				got.Message = strings.TrimSuffix(got.Message, omittedReplicas)
 			}
 			if msg != "" && got.Message != msg {
 				t.Errorf("%s: check's message\n%s\nthe webhook's\n%s", ctx, got.Message, msg)

@@ -72,22 +72,38 @@ func (o *ExplainOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	if o.Output == outputJSON {
-		return writeExplainJSON(o.Out, snap, targets)
+	if len(targets) == 0 {
+		// Exit 0 (it explains), but never silently: the input holds objects, none of them
+		// a workload or an HPA that the policy bounds.
+		fmt.Fprintln(o.ErrOut, "note: the input holds no Deployment, StatefulSet, ReplicaSet or HorizontalPodAutoscaler: nothing to explain")
 	}
-	for i, t := range targets {
-		if i > 0 {
-			fmt.Fprintln(o.Out)
+	if o.Output == outputJSON {
+		err = writeExplainJSON(o.Out, snap, targets)
+	} else {
+		for i, t := range targets {
+			if i > 0 {
+				fmt.Fprintln(o.Out)
+			}
+			writeExplanation(o.Out, t, trace(snap, t), Judge(snap, t))
 		}
-		writeExplanation(o.Out, t, trace(snap, t), Judge(snap, t))
+	}
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if t.Invalid != "" {
+			return &exitError{code: ExitError, err: fmt.Errorf("%s:%d: %s %q: the API server would refuse it: see its result", t.File, t.Line, t.Kind(), t.Name())}
+		}
 	}
 	return nil
 }
 
 // trace is the rule-by-rule evaluation for t's subject (an autoscaler's target workload);
-// empty for an autoscaler whose target is of no bounded kind, for which no rule is evaluated.
+// empty for an autoscaler whose target is of no bounded kind, and for an object that is
+// not judged (refused by the API server, or of an apiVersion it does not serve), for
+// which no rule is evaluated.
 func trace(snap *policy.Snapshot, t Target) policy.Trace {
-	if t.Autoscaler != nil && !t.Autoscaler.TargetBounded {
+	if (t.Autoscaler != nil && !t.Autoscaler.TargetBounded) || t.Invalid != "" || t.Unserved != "" {
 		return policy.Trace{}
 	}
 	return snap.Explain(t.Subject)
@@ -95,6 +111,10 @@ func trace(snap *policy.Snapshot, t Target) policy.Trace {
 
 func writeExplanation(w io.Writer, t Target, tr policy.Trace, fs []Finding) {
 	f := fs[0]
+	if t.Invalid != "" || t.Unserved != "" {
+		fmt.Fprintf(w, "%s%s: not judged: no rule is evaluated\n  result: %s: %s\n", f.where(), f.object(), f.Result, f.Message)
+		return
+	}
 	if a := t.Autoscaler; a != nil {
 		if !a.TargetBounded {
 			fmt.Fprintf(w, "%s%s: range %s, target %s %q\n", f.where(), f.object(), a.Range, t.Subject.Kind, t.Subject.Name)
@@ -109,6 +129,8 @@ func writeExplanation(w io.Writer, t Target, tr policy.Trace, fs []Finding) {
 			}
 			fmt.Fprintf(w, "%s%s: range %s, decided by the rules for its target %s %q (%s)\n", f.where(), f.object(), a.Range, t.Subject.Kind, t.Subject.Name, labels)
 		}
+	} else if t.Replicas == nil {
+		fmt.Fprintf(w, "%s%s: %s omitted: 1, the API server's default\n", f.where(), f.object(), t.Field)
 	} else {
 		fmt.Fprintf(w, "%s%s: %s %d\n", f.where(), f.object(), t.Field, f.Value)
 	}

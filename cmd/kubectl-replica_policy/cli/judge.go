@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,32 +28,54 @@ const (
 	Deny Result = "deny"
 	// Warn: the webhook would admit it with a warning.
 	Warn Result = "warn"
-	// Skip: nothing to judge (exempt, owned by a bounded workload, no rule), or the deciding rule needs what the input
-	// lacks; the message says which.
+	// Skip: nothing to judge (exempt, owned by a bounded workload, no rule, an apiVersion
+	// the API server does not serve), or the deciding rule needs what the input lacks; the
+	// message says which.
 	Skip Result = "skip"
+	// Error: the API server would refuse the object (replicas not a whole number, beyond
+	// int32, negative; no name): not judged, and the command exits 2.
+	Error Result = "error"
 )
 
-// severity orders the results for --fail-on: warn < clamp < deny; pass and skip never fail.
+// severity orders the results for --fail-on: skip < warn < clamp < deny; pass never fails,
+// and skip only with --fail-on skip. An error always fails, with exit 2 (see write).
 func (r Result) severity() int {
 	switch r {
-	case Warn:
+	case Skip:
 		return 1
-	case Clamp:
+	case Warn:
 		return 2
-	case Deny:
+	case Clamp:
 		return 3
+	case Deny:
+		return 4
 	}
 	return 0
 }
 
 // failOnResults are the values --fail-on accepts, lowest first.
-var failOnResults = []Result{Warn, Clamp, Deny}
+var failOnResults = []Result{Skip, Warn, Clamp, Deny}
 
 // Source says where a judged object was read: a file and the object's first line in it,
 // or nothing for an object read from a cluster.
 type Source struct {
 	File string
 	Line int
+	// FieldLines are the lines of the object's replica fields that it sets, in the order
+	// of replicaFields (spec.replicas, spec.minReplicas, spec.maxReplicas); 0 for one it
+	// does not set.
+	FieldLines [3]int
+}
+
+// FieldLine is the line of field ("spec.replicas", "spec.maxReplicas") in the file, or
+// the object's first line when the object does not set it.
+func (s Source) FieldLine(field string) int {
+	for i, f := range replicaFields {
+		if "spec."+f == field && s.FieldLines[i] > 0 {
+			return s.FieldLines[i]
+		}
+	}
+	return s.Line
 }
 
 // Target is one bounded object to judge: who it is and the value of the field the policy
@@ -72,6 +95,10 @@ type Target struct {
 	Replicas *int32
 	// Autoscaler is set when the target is a HorizontalPodAutoscaler.
 	Autoscaler *Autoscaler
+	// Invalid, when set, says what the API server would refuse in the object: it is an
+	// error result, not judged. Unserved says that the API server does not serve its
+	// apiVersion: a skip.
+	Invalid, Unserved string
 }
 
 // Autoscaler is what a HorizontalPodAutoscaler adds to its target.
@@ -114,6 +141,8 @@ type Finding struct {
 	Verdict policy.Verdict
 	Result  Result
 	Message string
+	// Elapsed is the time its judgement took (JUnit's time).
+	Elapsed time.Duration
 }
 
 // Rule is the deciding rule, nil when none decides.
@@ -143,15 +172,41 @@ func (f Finding) Want() *int32 {
 // autoscaler). A workload has one finding; an autoscaler has one for each end of its range
 // outside the bounds, else one.
 func Judge(snap *policy.Snapshot, t Target) []Finding {
-	if t.Autoscaler != nil {
+	start := time.Now()
+	fs := judge(snap, t)
+	for i := range fs {
+		fs[i].Elapsed = time.Since(start) / time.Duration(len(fs))
+	}
+	return fs
+}
+
+func judge(snap *policy.Snapshot, t Target) []Finding {
+	switch {
+	case t.Invalid != "":
+		return []Finding{{Target: t, Result: Error, Message: t.Invalid}}
+	case t.Unserved != "":
+		return []Finding{{Target: t, Result: Skip, Message: t.Unserved}}
+	case t.Autoscaler != nil:
 		return judgeAutoscaler(snap, t)
 	}
+	f := judgeWorkload(snap, t)
+	if t.Replicas == nil {
+		f.Message += omittedReplicas
+	}
+	return []Finding{f}
+}
+
+// omittedReplicas ends the message of a workload that omits spec.replicas.
+const omittedReplicas = " (spec.replicas is omitted: 1 is the API server's default)"
+
+// judgeWorkload is Judge for a workload.
+func judgeWorkload(snap *policy.Snapshot, t Target) Finding {
 	f := Finding{Target: t, Value: policy.Replicas(t.Replicas)}
 	if f.Value < 0 {
 		// The webhook leaves a negative count to the API server's validation.
 		f.Result = Skip
 		f.Message = fmt.Sprintf("%s %d is negative: the API server rejects it, the webhook does not judge it", t.Field, f.Value)
-		return []Finding{f}
+		return f
 	}
 	v := snap.Decide(t.Subject, t.Replicas)
 	f.Verdict = v
@@ -161,7 +216,7 @@ func Judge(snap *policy.Snapshot, t Target) []Finding {
 	case policy.OutcomeOutOfBounds:
 		switch v.Rule.Action {
 		case policy.ActionClamp:
-			f.Result, f.Message = Clamp, v.ClampMessage()
+			f.Result, f.Message = Clamp, v.ClampMessage(t.Subject.Kind, t.Subject.Name)
 		case policy.ActionDeny:
 			f.Result, f.Message = Deny, v.OutOfBoundsMessage(t.Subject.Kind, t.Subject.Name)
 		default:
@@ -170,7 +225,7 @@ func Judge(snap *policy.Snapshot, t Target) []Finding {
 	default:
 		f.Result, f.Message = Skip, skipMessage(t, v)
 	}
-	return []Finding{f}
+	return f
 }
 
 // judgeAutoscaler judges an autoscaler's range by the rule of its target (DecideRange),
@@ -219,7 +274,7 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		case v.Rule.Action == policy.ActionClamp && ctl != nil:
 			f.Result, f.Message = Warn, v.ControlledMessage(a.Name, ctl.Kind, ctl.Name)
 		case v.Rule.Action == policy.ActionClamp:
-			f.Result, f.Message = Clamp, one.ClampMessages()[0]
+			f.Result, f.Message = Clamp, one.ClampMessages(a.Name)[0]
 		case v.Rule.Action == policy.ActionDeny:
 			f.Result, f.Message = Deny, one.OutOfBoundsMessage(a.Name)
 		default:
@@ -260,7 +315,7 @@ func skipMessage(t Target, v policy.Verdict) string {
 	}
 	// OutcomeUnknown.
 	if v.Missing == policy.MissingNamespaceLabels {
-		return fmt.Sprintf("replica policy rule %q needs the labels of namespace %q, which the input lacks: add its Namespace object to the input", v.Rule.Name, s.Namespace)
+		return fmt.Sprintf("replica policy rule %q needs the labels of namespace %q, which the input lacks: add its Namespace object to the input, give its labels with --namespace-labels FILE, or read them with --namespaces-from-cluster", v.Rule.Name, s.Namespace)
 	}
 	if target == "" {
 		return fmt.Sprintf("replica policy rule %q needs the %s of %s %q, which the input lacks", v.Rule.Name, v.Missing, s.Kind, s.Name)
@@ -289,108 +344,114 @@ func (n Namespaces) Add(name string, labels map[string]string) {
 }
 
 // NewTarget turns an object of a bounded kind into a target; ok is false for any other
-// object. namespace is the namespace of an object that names none.
+// object. namespace is the namespace of an object that names none. An object whose
+// apiVersion the API server does not serve is a target that is skipped (Unserved); one the
+// API server would refuse is a target that is an error result (Invalid). err is not nil
+// only for what no API server request could hold.
 func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, namespaces Namespaces) (t Target, ok bool, err error) {
+	if !judged(obj) {
+		return Target{}, false, nil
+	}
 	gvk := obj.GroupVersionKind()
+	ns := obj.GetNamespace()
+	if ns == "" {
+		ns = namespace
+	}
+	name, named := objectName(obj)
+	t = Target{
+		Source:     src,
+		APIVersion: obj.GetAPIVersion(),
+		Subject:    policy.Subject{Group: gvk.Group, Kind: gvk.Kind, Namespace: ns, Name: name},
+		Field:      "spec.replicas",
+	}
 	if gvk.GroupKind() == autoscalerGroupKind {
-		t, err := newAutoscalerTarget(obj, src, namespace, namespaces)
-		return t, err == nil, err
+		t.Field = fieldMaxReplicas
 	}
-	for _, k := range workload.Kinds {
-		if k.Group != gvk.Group || k.Kind != gvk.Kind {
-			continue
-		}
-		typed := k.New()
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, typed); err != nil {
-			return Target{}, false, fmt.Errorf("%s %q: %w", gvk.Kind, obj.GetName(), err)
-		}
-		ns := obj.GetNamespace()
-		if ns == "" {
-			ns = namespace
-		}
-		nsLabels, known := namespaces[ns]
-		return Target{
-			Source:     src,
-			APIVersion: obj.GetAPIVersion(),
-			Subject: policy.Subject{
-				Group:                  gvk.Group,
-				Kind:                   gvk.Kind,
-				Owner:                  boundedOwner(obj),
-				Namespace:              ns,
-				Name:                   obj.GetName(),
-				Labels:                 obj.GetLabels(),
-				NamespaceLabels:        nsLabels,
-				NamespaceLabelsUnknown: !known,
-			},
-			Field:    "spec.replicas",
-			Replicas: k.Replicas(typed),
-		}, true, nil
+	namespaces.fill(&t.Subject)
+	switch {
+	case notServed(obj) != "":
+		t.Unserved = notServed(obj)
+		return t, true, nil
+	case !named:
+		t.Field, t.Invalid = "metadata.name", refused(field.Required(field.NewPath("metadata", "name"), "every object needs a name or a generateName"))
+		return t, true, nil
+	case gvk.GroupKind() == autoscalerGroupKind:
+		return newAutoscalerTarget(obj, t, namespaces), true, nil
 	}
-	return Target{}, false, nil
+	k, _ := workload.Builtin().ForGroupKind(gvk.Group, gvk.Kind)
+	replicas, ferr := replicaCount(obj.Object, "spec", "replicas")
+	if ferr != nil {
+		t.Invalid = refused(ferr)
+		return t, true, nil
+	}
+	typed := k.New()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, typed); err != nil {
+		t.Field, t.Invalid = "", oneLine(err.Error())+" (the API server refuses the object, so it is not judged)"
+		return t, true, nil
+	}
+	t.Subject.Owner = boundedOwner(obj)
+	t.Subject.Labels = obj.GetLabels()
+	t.Replicas = replicas
+	return t, true, nil
 }
 
 // autoscalerGroupKind is HorizontalPodAutoscalers', in autoscaling/v1 and v2 alike.
 var autoscalerGroupKind = schema.GroupKind{Group: "autoscaling", Kind: policy.AutoscalerKind}
 
-// newAutoscalerTarget reads a HorizontalPodAutoscaler (autoscaling/v1 or v2: the fields
-// read are the same) into a target whose subject is its scaleTargetRef workload, with the
-// labels of its namespace. The workload's labels and controller are unknown until
+// newAutoscalerTarget completes t, a HorizontalPodAutoscaler (autoscaling/v1 or v2: the
+// fields read are the same), into a target whose subject is its scaleTargetRef workload,
+// with the labels of its namespace. The workload's labels and controller are unknown until
 // Workloads.Resolve finds it. An HPA without the fields the API server requires
-// (spec.scaleTargetRef.kind and .name, spec.maxReplicas) is an error, as it is there.
-func newAutoscalerTarget(obj *unstructured.Unstructured, src Source, namespace string, namespaces Namespaces) (Target, error) {
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, hpa); err != nil {
-		return Target{}, fmt.Errorf("%s %q: %w", policy.AutoscalerKind, obj.GetName(), err)
-	}
+// (spec.scaleTargetRef.kind and .name, spec.maxReplicas), or with a range it refuses, is an
+// error result, as it is there.
+func newAutoscalerTarget(obj *unstructured.Unstructured, t Target, namespaces Namespaces) Target {
 	spec := field.NewPath("spec")
-	ref := hpa.Spec.ScaleTargetRef
 	var errs field.ErrorList
 	if _, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "scaleTargetRef"); !found {
 		errs = append(errs, field.Required(spec.Child("scaleTargetRef"), "the workload it scales"))
 	} else {
-		if ref.Kind == "" {
-			errs = append(errs, field.Required(spec.Child("scaleTargetRef", "kind"), ""))
-		}
-		if ref.Name == "" {
-			errs = append(errs, field.Required(spec.Child("scaleTargetRef", "name"), ""))
+		for _, f := range []string{"kind", "name"} {
+			if v, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", f); v == "" {
+				errs = append(errs, field.Required(spec.Child("scaleTargetRef", f), ""))
+			}
 		}
 	}
-	if _, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "maxReplicas"); !found {
+	minReplicas, ferr := replicaCount(obj.Object, "spec", "minReplicas")
+	if ferr != nil {
+		errs = append(errs, ferr)
+	}
+	maxReplicas, ferr := replicaCount(obj.Object, "spec", "maxReplicas")
+	switch {
+	case ferr != nil:
+		errs = append(errs, ferr)
+	case maxReplicas == nil:
 		errs = append(errs, field.Required(spec.Child("maxReplicas"), ""))
 	}
 	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
-		}
-		return Target{}, fmt.Errorf("%s %q: %s", policy.AutoscalerKind, obj.GetName(), strings.Join(msgs, "; "))
+		t.Field, t.Invalid = errs[0].Field, refused(errs...)
+		return t
 	}
-	ns := obj.GetNamespace()
-	if ns == "" {
-		ns = namespace
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, hpa); err != nil {
+		t.Field, t.Invalid = "", oneLine(err.Error())+" (the API server refuses the object, so it is not judged)"
+		return t
 	}
-	nsLabels, known := namespaces[ns]
+	ref := hpa.Spec.ScaleTargetRef
 	a := &Autoscaler{
-		Name:             obj.GetName(),
-		Range:            policy.Range{Min: policy.Replicas(hpa.Spec.MinReplicas), Max: hpa.Spec.MaxReplicas},
+		Name:             t.Subject.Name,
+		Range:            policy.Range{Min: policy.Replicas(minReplicas), Max: *maxReplicas},
 		TargetAPIVersion: ref.APIVersion,
 		Controller:       metav1.GetControllerOfNoCopy(obj),
 	}
 	// The target's group and kind as the webhook resolves them: a bounded kind, or none.
-	subj := policy.Subject{Kind: ref.Kind, Namespace: ns, Name: ref.Name, LabelsUnknown: true,
-		NamespaceLabels: nsLabels, NamespaceLabelsUnknown: !known}
+	subj := policy.Subject{Kind: ref.Kind, Namespace: t.Subject.Namespace, Name: ref.Name, LabelsUnknown: true}
+	namespaces.fill(&subj)
 	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil {
 		subj.Group = gv.Group
 		_, a.TargetBounded = workload.Builtin().ForGroupKind(gv.Group, ref.Kind)
 	}
-	return Target{
-		Source:     src,
-		APIVersion: obj.GetAPIVersion(),
-		Subject:    subj,
-		Field:      fieldMaxReplicas,
-		Replicas:   &a.Range.Max,
-		Autoscaler: a,
-	}, nil
+	t.Subject, t.Replicas, t.Autoscaler = subj, &a.Range.Max, a
+	return t
 }
 
 // Workloads are the bounded workloads known to the caller, by kind, namespace and name: an
@@ -405,7 +466,7 @@ func keyOf(s policy.Subject) workloadKey {
 
 // Add records a workload target's subject.
 func (w Workloads) Add(t Target) {
-	if t.Autoscaler == nil {
+	if t.Autoscaler == nil && t.Invalid == "" && t.Unserved == "" {
 		w[keyOf(t.Subject)] = t.Subject
 	}
 }
@@ -414,7 +475,7 @@ func (w Workloads) Add(t Target) {
 // when w holds it; otherwise they stay unknown, as for a Scale whose workload the webhook
 // has not cached: rules that need them cannot decide.
 func (w Workloads) Resolve(t *Target) {
-	if t.Autoscaler == nil || !t.Autoscaler.TargetBounded {
+	if t.Autoscaler == nil || !t.Autoscaler.TargetBounded || t.Invalid != "" {
 		return
 	}
 	s, ok := w[keyOf(t.Subject)]
@@ -452,6 +513,7 @@ type Summary struct {
 	Deny  int `json:"deny"`
 	Warn  int `json:"warn"`
 	Skip  int `json:"skip"`
+	Error int `json:"error"`
 }
 
 func summarize(fs []Finding) Summary {
@@ -468,6 +530,8 @@ func summarize(fs []Finding) Summary {
 			s.Warn++
 		case Skip:
 			s.Skip++
+		case Error:
+			s.Error++
 		}
 	}
 	return s

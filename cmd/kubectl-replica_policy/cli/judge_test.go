@@ -81,11 +81,11 @@ func TestJudgeAutoscaler(t *testing.T) {
 		{"inside: one pass on maxReplicas", hpa("prod", "Deployment", "web", "  minReplicas: 2\n  maxReplicas: 10\n"),
 			[]result{{"spec.maxReplicas", 10, Pass, `HorizontalPodAutoscaler range [2, 10] is within [2, 10] (replica policy rule "prod-web")`}}},
 		{"max above: one clamp", hpa("prod", "Deployment", "web", "  minReplicas: 3\n  maxReplicas: 30\n"),
-			[]result{{"spec.maxReplicas", 30, Clamp, `HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`}}},
+			[]result{{"spec.maxReplicas", 30, Clamp, `HorizontalPodAutoscaler "h": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`}}},
 		{"minReplicas omitted is 1, both ends outside: a clamp each", hpa("prod", "Deployment", "web", "  maxReplicas: 30\n"),
 			[]result{
-				{"spec.minReplicas", 1, Clamp, `HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
-				{"spec.maxReplicas", 30, Clamp, `HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
+				{"spec.minReplicas", 1, Clamp, `HorizontalPodAutoscaler "h": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`},
+				{"spec.maxReplicas", 30, Clamp, `HorizontalPodAutoscaler "h": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
 			}},
 		{"the target's labels decide: another app, no rule", hpa("prod", "Deployment", "other", "  maxReplicas: 30\n"),
 			[]result{{"spec.maxReplicas", 30, Skip, `no rule matches its target Deployment "other" and the policy has no default`}}},
@@ -144,27 +144,36 @@ func TestJudgeAutoscaler(t *testing.T) {
 	}
 }
 
-// TestAutoscalerInputErrors: an HPA without what the API server requires is bad input
-// (exit 2), named by file, line and field, as malformed YAML is.
+// TestAutoscalerInputErrors: an HPA without what the API server requires is an error
+// result named by file, line and field (exit 2, the other objects still judged); malformed
+// YAML is bad input (exit 2, one line on stderr).
 func TestAutoscalerInputErrors(t *testing.T) {
-	for _, tc := range []struct{ name, doc, stderr string }{
+	const other = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod, labels: {app: web}}\nspec: {replicas: 40}\n"
+	for _, tc := range []struct{ name, doc, result string }{
 		{"no scaleTargetRef", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {maxReplicas: 3}\n",
-			`error: stdin:1: HorizontalPodAutoscaler "h": spec.scaleTargetRef: Required value: the workload it scales`},
+			`stdin:1: HorizontalPodAutoscaler default/h: error: spec.scaleTargetRef: Required value: the workload it scales (the API server refuses the object, so it is not judged)`},
 		{"no maxReplicas, no target name", "# an HPA\napiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment}\n",
-			`error: stdin:2: HorizontalPodAutoscaler "h": spec.scaleTargetRef.name: Required value; spec.maxReplicas: Required value`},
+			`stdin:2: HorizontalPodAutoscaler default/h: error: spec.scaleTargetRef.name: Required value; spec.maxReplicas: Required value (the API server refuses the object, so it is not judged)`},
 		{"maxReplicas of the wrong type", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: many}\n",
-			`error: stdin:1: HorizontalPodAutoscaler "h": `},
-		{"malformed YAML", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  maxReplicas: 3\n   minReplicas: 1\n",
-			`error: stdin:6: not valid YAML: mapping values are not allowed in this context`},
+			`stdin:1: HorizontalPodAutoscaler default/h: error: spec.maxReplicas: Invalid value: "many": must be a whole number, not a string (the API server refuses the object, so it is not judged)`},
+		{"minReplicas negative", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, minReplicas: -1, maxReplicas: 3}\n",
+			`stdin:1: HorizontalPodAutoscaler default/h: error: spec.minReplicas: Invalid value: -1: must be greater than or equal to 0 (the API server refuses the object, so it is not judged)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, sub := range []string{"check", "explain"} {
-				code, out, stderr := run(t, tc.doc, sub, "-p", "testdata/policy.yaml", "-f", "-")
-				if code != ExitError || out != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, tc.stderr) {
-					t.Errorf("%s: exit %d, stdout %q, stderr %q; want 2, nothing, and one line starting %q", sub, code, out, stderr, tc.stderr)
-				}
+			code, out, stderr := run(t, tc.doc+other, "check", "-p", "testdata/policy.yaml", "-f", "-")
+			if code != ExitError || !strings.Contains(out, tc.result+"\n") || !strings.Contains(out, "Deployment prod/web: clamp:") ||
+				stderr != "error: 1 object(s) that the API server would refuse: see the error results\n" {
+				t.Errorf("check: exit %d, stdout %q, stderr %q; want 2, a line %q and the Deployment's clamp", code, out, stderr, tc.result)
+			}
+			code, out, stderr = run(t, tc.doc, "explain", "-p", "testdata/policy.yaml", "-f", "-")
+			if code != ExitError || !strings.Contains(out, "  result: error: ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "the API server would refuse it") {
+				t.Errorf("explain: exit %d, stdout %q, stderr %q; want 2, the error result, one line on stderr", code, out, stderr)
 			}
 		})
+	}
+	code, out, stderr := run(t, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  maxReplicas: 3\n   minReplicas: 1\n", "check", "-p", "testdata/policy.yaml", "-f", "-")
+	if want := "error: stdin:6: not valid YAML: mapping values are not allowed in this context"; code != ExitError || out != "" || !strings.HasPrefix(stderr, want) {
+		t.Errorf("malformed YAML: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, stderr, want)
 	}
 }
 
@@ -201,8 +210,8 @@ metadata: {name: web, namespace: prod, labels: {app: web}}
 		`    3. gold       cannot tell: namespaceSelector tier=gold needs the labels of namespace "prod", which the input lacks`,
 		`    4. default    matches everything (not used: an earlier rule decides)`,
 		`  decided by "prod-web": bounds [2, 10], action clamp`,
-		`  result: clamp: HorizontalPodAutoscaler spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
-		`  result: clamp: HorizontalPodAutoscaler spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
+		`  result: clamp: HorizontalPodAutoscaler "web": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
+		`  result: clamp: HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
 	}, {
 		`stdin:8: HorizontalPodAutoscaler prod/ghost: range [1, 30], decided by the rules for its target Deployment "ghost" (not in the input: its labels are unknown)`,
 		` →  1. prod-web   cannot tell: selector app in (api,web) needs the labels of its target Deployment "ghost", which the input lacks`,

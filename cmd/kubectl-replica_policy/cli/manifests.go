@@ -32,11 +32,16 @@ type Object struct {
 // read whatever its name.
 var manifestExtensions = []string{".yaml", ".yml", ".json"}
 
-// readManifests reads every object of paths: files, folders (recursively, in lexical
-// order) and "-" for stdin. Multi-document YAML and JSON are split with the API machinery's
-// YAML reader, and the items of a List are objects of their own.
-func readManifests(paths []string, stdin io.Reader) ([]Object, error) {
-	var objs []Object
+// errNoObject is the reason an input holds nothing to check: a CI gate must never pass on
+// it, as when `kustomize build | check -f -` runs without pipefail and the build fails.
+var errNoObject = errors.New("holds no Kubernetes object: nothing to check (an empty file, or a failed kustomize build?)")
+
+// readManifests reads every object of paths, in order, and hands each to visit: files,
+// folders (recursively, in lexical order) and "-" for stdin. Multi-document YAML and JSON
+// are split with the API machinery's YAML reader, and the items of a List are objects of
+// their own. Objects are not kept: memory stays about the size of the largest file. A path
+// that holds no object at all is an error.
+func readManifests(paths []string, stdin io.Reader, visit func(Object) error) error {
 	readStdin := false
 	for _, p := range paths {
 		if p == "-" {
@@ -46,40 +51,48 @@ func readManifests(paths []string, stdin io.Reader) ([]Object, error) {
 			readStdin = true
 			data, err := io.ReadAll(stdin)
 			if err != nil {
-				return nil, fmt.Errorf("reading stdin: %w", err)
+				return fmt.Errorf("reading stdin: %w", err)
 			}
-			o, err := decodeManifest(stdinName, data)
+			n, err := visitManifest(stdinName, data, visit)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			objs = append(objs, o...)
+			if n == 0 {
+				return fmt.Errorf("-f -: stdin %w", errNoObject)
+			}
 			continue
 		}
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !info.IsDir() {
-			o, err := readManifestFile(p)
+			n, err := readManifestFile(p, visit)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			objs = append(objs, o...)
+			if n == 0 {
+				return fmt.Errorf("-f %s: the file %w", p, errNoObject)
+			}
 			continue
 		}
+		total := 0
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !hasManifestExtension(path) {
 				return err
 			}
-			o, err := readManifestFile(path)
-			objs = append(objs, o...)
+			n, err := readManifestFile(path, visit)
+			total += n
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return err
+		}
+		if total == 0 {
+			return fmt.Errorf("-f %s: the folder (its %s files) %w", p, strings.Join(manifestExtensions, ", "), errNoObject)
 		}
 	}
-	return objs, nil
+	return nil
 }
 
 func hasManifestExtension(path string) bool {
@@ -92,12 +105,12 @@ func hasManifestExtension(path string) bool {
 	return false
 }
 
-func readManifestFile(path string) ([]Object, error) {
+func readManifestFile(path string, visit func(Object) error) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	return decodeManifest(filepath.ToSlash(path), data)
+	return visitManifest(filepath.ToSlash(path), data, visit)
 }
 
 // document is one YAML document of a file and the line it starts on.
@@ -110,77 +123,108 @@ type document struct {
 // which returns each document's lines verbatim (only "---" separators are dropped): each is
 // found again in data to learn its first line.
 func splitDocuments(file string, data []byte) ([]document, error) {
-	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var docs []document
+	err := eachDocument(file, data, func(d document) error {
+		docs = append(docs, d)
+		return nil
+	})
+	return docs, err
+}
+
+// eachDocument is splitDocuments, handing each document to visit as it is read.
+func eachDocument(file string, data []byte, visit func(document) error) error {
+	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	pos, line := 0, 1
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return docs, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", file, line, oneLine(err.Error()))
+			return fmt.Errorf("%s:%d: %v", file, line, oneLine(err.Error()))
 		}
 		start := pos
 		if i := bytes.Index(data[pos:], doc); i >= 0 {
 			start = pos + i
 		}
 		line += bytes.Count(data[pos:start], []byte("\n"))
-		docs = append(docs, document{data: doc, line: line})
+		if err := visit(document{data: doc, line: line}); err != nil {
+			return err
+		}
 		line += bytes.Count(doc, []byte("\n"))
 		pos = start + len(doc)
 	}
 }
 
-// decodeManifest returns the objects of a file: every document that is a mapping with a
-// kind, and the items of those that are Lists. Documents that are empty, comments only, or
-// not objects (a Helm values file, a list) are not Kubernetes objects and are ignored.
+// decodeManifest returns the objects of a file (see visitManifest).
 func decodeManifest(file string, data []byte) ([]Object, error) {
-	docs, err := splitDocuments(file, data)
-	if err != nil {
-		return nil, err
-	}
 	var objs []Object
-	for _, d := range docs {
+	_, err := visitManifest(file, data, func(o Object) error {
+		objs = append(objs, o)
+		return nil
+	})
+	return objs, err
+}
+
+// visitManifest hands visit the objects of a file and returns how many there were: every
+// document that is a mapping with a kind, and the items of those that are Lists. Documents
+// that are empty, comments only, or not objects (a Helm values file, a list) are not
+// Kubernetes objects and are ignored. An object of a kind that is judged carries the lines
+// of its replica fields.
+func visitManifest(file string, data []byte, visit func(Object) error) (int, error) {
+	n := 0
+	err := eachDocument(file, data, func(d document) error {
 		first := d.line + leadingLines(d.data)
 		js, err := yaml.ToJSON(d.data)
 		if err != nil {
-			return nil, yamlError(file, d.line, err)
+			return yamlError(file, d.line, err)
 		}
 		var m map[string]any
 		if err := json.Unmarshal(js, &m); err != nil || m == nil {
-			continue // null, a scalar or a sequence: not an object
+			return nil // null, a scalar or a sequence: not an object
 		}
 		u := &unstructured.Unstructured{Object: m}
 		if u.GetKind() == "" {
-			continue
+			return nil
 		}
 		if !u.IsList() {
-			objs = append(objs, Object{Source: Source{File: file, Line: first}, Unstructured: u})
-			continue
+			n++
+			src := Source{File: file, Line: first}
+			if judged(u) {
+				src.FieldLines = fieldLines(rootNode(d.data), d.line)
+			}
+			return visit(Object{Source: src, Unstructured: u})
 		}
 		list, err := u.ToList()
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %s: %v", file, first, u.GetKind(), err)
+			return fmt.Errorf("%s:%d: %s: %v", file, first, u.GetKind(), err)
 		}
-		lines := itemLines(d.data)
+		items := listItems(rootNode(d.data))
 		for i := range list.Items {
-			line := first
-			if i < len(lines) {
-				line = d.line + lines[i] - 1
+			n++
+			src := Source{File: file, Line: first}
+			if i < len(items) {
+				src.Line = d.line + items[i].Line - 1
+				if judged(&list.Items[i]) {
+					src.FieldLines = fieldLines(items[i], d.line)
+				}
 			}
-			objs = append(objs, Object{Source: Source{File: file, Line: line}, Unstructured: &list.Items[i]})
+			if err := visit(Object{Source: src, Unstructured: &list.Items[i]}); err != nil {
+				return err
+			}
 		}
-	}
-	return objs, nil
+		return nil
+	})
+	return n, err
 }
 
-// leadingLines counts the blank and comment lines before a document's content.
+// leadingLines counts the blank and comment lines before a document's content, and the
+// "---" that the YAML reader leaves at the start of a file's first document.
 func leadingLines(doc []byte) int {
 	n := 0
 	for _, l := range strings.SplitAfter(string(doc), "\n") {
 		t := strings.TrimSpace(l)
-		if t != "" && !strings.HasPrefix(t, "#") {
+		if t != "" && !strings.HasPrefix(t, "#") && !(n == 0 && (t == "---" || strings.HasPrefix(t, "--- #"))) {
 			break
 		}
 		n++
@@ -188,28 +232,53 @@ func leadingLines(doc []byte) int {
 	return n
 }
 
-// itemLines returns the line, within doc, of each item of a List's items. It returns nil
-// when doc cannot be read that way; the items are then located at the List's first line.
-func itemLines(doc []byte) []int {
+// rootNode parses doc for the lines of its fields; nil when it cannot be read that way
+// (the object is then located at its first line).
+func rootNode(doc []byte) *yaml3.Node {
 	var root yaml3.Node
 	if err := yaml3.Unmarshal(doc, &root); err != nil || len(root.Content) == 0 {
 		return nil
 	}
-	m := root.Content[0]
-	if m.Kind != yaml3.MappingNode {
+	return root.Content[0]
+}
+
+// child returns the value of key in the mapping n, nil when there is none.
+func child(n *yaml3.Node, key string) *yaml3.Node {
+	if n == nil || n.Kind != yaml3.MappingNode {
 		return nil
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value != "items" || m.Content[i+1].Kind != yaml3.SequenceNode {
-			continue
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
 		}
-		var lines []int
-		for _, item := range m.Content[i+1].Content {
-			lines = append(lines, item.Line)
-		}
-		return lines
 	}
 	return nil
+}
+
+// listItems returns the nodes of a List's items, nil when the document cannot be read that
+// way.
+func listItems(root *yaml3.Node) []*yaml3.Node {
+	items := child(root, "items")
+	if items == nil || items.Kind != yaml3.SequenceNode {
+		return nil
+	}
+	return items.Content
+}
+
+// replicaFields are the fields whose lines a judged object's results point at.
+var replicaFields = []string{"replicas", "minReplicas", "maxReplicas"}
+
+// fieldLines returns the line in the file of each of the object's spec.replicas,
+// spec.minReplicas and spec.maxReplicas that it sets (0 for the others); docLine is the
+// file's line of the document's first line.
+func fieldLines(obj *yaml3.Node, docLine int) (lines [3]int) {
+	spec := child(obj, "spec")
+	for i, f := range replicaFields {
+		if v := child(spec, f); v != nil {
+			lines[i] = docLine + v.Line - 1
+		}
+	}
+	return lines
 }
 
 // yamlLine finds the line a YAML parser error names: "yaml: line 3: ...".

@@ -49,11 +49,25 @@ func policyConfigMap(data []byte) *corev1.ConfigMap {
 	var configMaps, withPolicy []*corev1.ConfigMap
 	objects := 0
 	for _, d := range docs {
+		// Only a ConfigMap is decoded whole: a document whose kind is plainly something
+		// else (a ReplicaPolicy of 50 MB) is not parsed twice, and one too large for a
+		// ConfigMap is refused by policy.Load before it is parsed at all.
+		if kind, found := topLevelKind(d.data); found {
+			if kind == "" {
+				continue
+			}
+			objects++
+			if kind != "ConfigMap" {
+				continue
+			}
+		}
 		cm := &corev1.ConfigMap{}
 		if err := sigsyaml.Unmarshal(d.data, cm); err != nil || cm.Kind == "" {
 			continue
 		}
-		objects++
+		if _, found := topLevelKind(d.data); !found {
+			objects++
+		}
 		if cm.Kind != "ConfigMap" {
 			continue
 		}
@@ -69,6 +83,28 @@ func policyConfigMap(data []byte) *corev1.ConfigMap {
 		return withPolicy[0]
 	}
 	return nil
+}
+
+// topLevelKind finds a block-style document's kind without parsing it: the value of its
+// `kind:` line at the first column ("" when it has none). found is false for a document
+// that may be in flow style (JSON), which must be parsed to be known.
+func topLevelKind(doc []byte) (kind string, found bool) {
+	seen := false
+	for line := range strings.Lines(string(doc)) {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") || t == "---" {
+			continue
+		}
+		if !seen && strings.HasPrefix(t, "{") {
+			return "", false
+		}
+		seen = true
+		if rest, ok := strings.CutPrefix(line, "kind:"); ok {
+			rest, _, _ = strings.Cut(rest, "#")
+			return strings.Trim(strings.TrimSpace(rest), `"'`), true
+		}
+	}
+	return "", true
 }
 
 // policyErrors returns the field errors of an invalid policy, nil for any other error.

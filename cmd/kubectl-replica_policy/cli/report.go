@@ -5,8 +5,11 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/owenrumney/go-sarif/v2/sarif"
 	"github.com/spf13/pflag"
@@ -31,13 +34,17 @@ var reportFormats = []string{outputText, outputJSON, outputJUnit, outputSARIF}
 // ReportOptions are the flags check and audit share: the output format and the result at
 // which the command fails.
 type ReportOptions struct {
-	Output string
-	FailOn string
+	Output  string
+	FailOn  string
+	Verbose bool
+	BaseDir string
 }
 
 func (o *ReportOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Output, "output", "o", outputText, "output format: "+strings.Join(reportFormats, ", "))
-	fs.StringVar(&o.FailOn, "fail-on", string(Clamp), "exit 1 when a result is at or above this one: warn < clamp < deny")
+	fs.StringVar(&o.FailOn, "fail-on", string(Clamp), "exit 1 when a result is at or above this one: skip < warn < clamp < deny (skip: nothing may be left unjudged)")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list pass results too")
+	fs.StringVar(&o.BaseDir, "base-dir", ".", "sarif output: the folder artifact URIs are relative to (the repository's root for GitHub code scanning)")
 }
 
 // Validate checks the flags.
@@ -46,7 +53,7 @@ func (o *ReportOptions) Validate() error {
 		return fmt.Errorf("--output %q: must be one of %s", o.Output, strings.Join(reportFormats, ", "))
 	}
 	if !slices.Contains(failOnResults, Result(o.FailOn)) {
-		return fmt.Errorf("--fail-on %q: must be one of warn, clamp, deny", o.FailOn)
+		return fmt.Errorf("--fail-on %q: must be one of skip, warn, clamp, deny", o.FailOn)
 	}
 	return nil
 }
@@ -56,8 +63,9 @@ func (o *ReportOptions) fails(f Finding) bool {
 	return f.Result.severity() > 0 && f.Result.severity() >= Result(o.FailOn).severity()
 }
 
-// write renders the findings in the chosen format and returns the exit error: exit 1 when
-// any finding is at or above --fail-on.
+// write renders the findings in the chosen format and returns the exit error: exit 2 when
+// any finding is an error (an object the API server would refuse), else exit 1 when any
+// is at or above --fail-on.
 func (o *ReportOptions) write(w io.Writer, suite string, fs []Finding) error {
 	var err error
 	switch o.Output {
@@ -66,16 +74,19 @@ func (o *ReportOptions) write(w io.Writer, suite string, fs []Finding) error {
 	case outputJUnit:
 		err = writeJUnit(w, suite, fs, o.fails)
 	case outputSARIF:
-		err = writeSARIF(w, fs, o.fails)
+		err = writeSARIF(w, fs, o.fails, o.BaseDir)
 	default:
 		err = writeText(w, fs, o)
 	}
 	if err != nil {
 		return err
 	}
+	if n := summarize(fs).Error; n > 0 {
+		return &exitError{code: ExitError, err: fmt.Errorf("%d object(s) that the API server would refuse: see the error results", n)}
+	}
 	for _, f := range fs {
 		if o.fails(f) {
-			return exitCode(1)
+			return exitCode(ExitFound)
 		}
 	}
 	return nil
@@ -94,19 +105,11 @@ func (f Finding) object() string {
 	return fmt.Sprintf("%s %s/%s", f.Kind(), f.Subject.Namespace, f.Name())
 }
 
-// testName names the finding's JUnit test case: its object, and for an autoscaler's end
-// outside the bounds, the field, so that the two ends of one HPA are two distinct cases.
-func (f Finding) testName() string {
-	if f.Autoscaler != nil && f.Result != Pass && f.Result != Skip {
-		return f.object() + " " + f.Field
-	}
-	return f.object()
-}
-
-// writeText prints a line for each result that is not pass, then a summary.
+// writeText prints a line for each result that is not pass (each result with -v), then a
+// summary.
 func writeText(w io.Writer, fs []Finding, o *ReportOptions) error {
 	for _, f := range fs {
-		if f.Result == Pass {
+		if f.Result == Pass && !o.Verbose {
 			continue
 		}
 		fmt.Fprintf(w, "%s%s: %s: %s\n", f.where(), f.object(), f.Result, f.Message)
@@ -118,8 +121,12 @@ func writeText(w io.Writer, fs []Finding, o *ReportOptions) error {
 			failing++
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d judged: %d pass, %d clamp, %d deny, %d warn, %d skip; %d at or above --fail-on=%s\n",
-		len(fs), s.Pass, s.Clamp, s.Deny, s.Warn, s.Skip, failing, o.FailOn)
+	errors := ""
+	if s.Error > 0 {
+		errors = fmt.Sprintf(", %d error", s.Error)
+	}
+	_, err := fmt.Fprintf(w, "%d judged: %d pass, %d clamp, %d deny, %d warn, %d skip%s; %d at or above --fail-on=%s\n",
+		len(fs), s.Pass, s.Clamp, s.Deny, s.Warn, s.Skip, errors, failing, o.FailOn)
 	return err
 }
 
@@ -178,24 +185,79 @@ func writeJSON(w io.Writer, fs []Finding) error {
 	return enc.Encode(rep)
 }
 
-// JUnit XML, as CI systems read it: one testcase per result.
+// objectFindings groups the findings of one object: an autoscaler's two ends outside its
+// bounds are two findings and one object, in SARIF and JUnit.
+func objectFindings(fs []Finding) [][]Finding {
+	var groups [][]Finding
+	for _, f := range fs {
+		if n := len(groups); n > 0 {
+			last := groups[n-1][0]
+			if last.Autoscaler != nil && f.Autoscaler == last.Autoscaler {
+				groups[n-1] = append(groups[n-1], f)
+				continue
+			}
+		}
+		groups = append(groups, []Finding{f})
+	}
+	return groups
+}
+
+// worst is the finding of a group that decides its result: an error, else the most
+// severe.
+func worst(group []Finding) Finding {
+	w := group[0]
+	for _, f := range group[1:] {
+		if w.Result != Error && (f.Result == Error || f.Result.severity() > w.Result.severity()) {
+			w = f
+		}
+	}
+	return w
+}
+
+// messages joins the messages of a group, as the webhook joins a denial's.
+func messages(group []Finding) string {
+	ms := make([]string, len(group))
+	for i, f := range group {
+		ms[i] = f.Message
+	}
+	return strings.Join(ms, "; ")
+}
+
+// JUnit XML, as CI systems read it: a testsuite per file, a testcase per object. CI tools
+// (Jenkins, GitLab) split a classname at its dots into package and class, so the classname
+// is the object's kind, and the name its namespace/name with any dot as "_".
 type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
+	XMLName xml.Name `xml:"testsuites"`
+	Name    string   `xml:"name,attr"`
+	junitCounts
+	Suites []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Cases    []junitCase `xml:"testcase"`
+	Name string `xml:"name,attr"`
+	junitCounts
+	Cases []junitCase `xml:"testcase"`
+
+	elapsed time.Duration
+}
+
+// junitCounts are the attributes of testsuites and of each testsuite.
+type junitCounts struct {
+	Tests    int    `xml:"tests,attr"`
+	Failures int    `xml:"failures,attr"`
+	Errors   int    `xml:"errors,attr"`
+	Skipped  int    `xml:"skipped,attr"`
+	Time     string `xml:"time,attr"`
 }
 
 type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
+	File      string        `xml:"file,attr,omitempty"`
+	Line      int           `xml:"line,attr,omitempty"`
+	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
@@ -206,72 +268,154 @@ type junitMessage struct {
 	Text    string `xml:",chardata"`
 }
 
+// seconds is a JUnit time attribute.
+func seconds(d time.Duration) string { return fmt.Sprintf("%.6f", d.Seconds()) }
+
+// noDots replaces the dots that CI tools split names at.
+var noDots = strings.NewReplacer(".", "_")
+
 func writeJUnit(w io.Writer, suite string, fs []Finding, fails func(Finding) bool) error {
-	s := junitSuite{Name: suite, Tests: len(fs), Cases: []junitCase{}}
-	for _, f := range fs {
-		c := junitCase{Name: f.testName(), Classname: suite}
-		if f.File != "" {
-			c.Classname = fmt.Sprintf("%s:%d", f.File, f.Line)
+	doc := junitSuites{Name: suite}
+	var suites []*junitSuite
+	byFile := map[string]*junitSuite{}
+	for _, group := range objectFindings(fs) {
+		f := worst(group)
+		name := f.File
+		if name == "" {
+			name = suite // a cluster's objects have no file
 		}
+		s := byFile[name]
+		if s == nil {
+			s = &junitSuite{Name: name, Cases: []junitCase{}}
+			byFile[name] = s
+			suites = append(suites, s)
+		}
+		var elapsed time.Duration
+		for _, g := range group {
+			elapsed += g.Elapsed
+		}
+		c := junitCase{Name: noDots.Replace(f.Subject.Namespace + "/" + f.Name()), Classname: f.Kind(), File: f.File, Line: f.FieldLine(f.Field), Time: seconds(elapsed)}
+		text := f.where() + f.object() + ": " + string(f.Result) + ": " + messages(group)
 		switch {
+		case f.Result == Error:
+			s.Errors++
+			c.Error = &junitMessage{Message: messages(group), Type: string(f.Result), Text: text}
 		case fails(f):
 			s.Failures++
-			c.Failure = &junitMessage{Message: f.Message, Type: string(f.Result), Text: f.where() + f.object() + ": " + string(f.Result) + ": " + f.Message}
+			c.Failure = &junitMessage{Message: messages(group), Type: string(f.Result), Text: text}
 		case f.Result == Skip:
 			s.Skipped++
-			c.Skipped = &junitMessage{Message: f.Message}
+			c.Skipped = &junitMessage{Message: messages(group)}
 		default:
-			c.SystemOut = string(f.Result) + ": " + f.Message
+			c.SystemOut = string(f.Result) + ": " + messages(group)
 		}
+		s.Tests++
+		s.elapsed += elapsed
 		s.Cases = append(s.Cases, c)
 	}
+	var total time.Duration
+	for _, s := range suites {
+		s.Time = seconds(s.elapsed)
+		total += s.elapsed
+		doc.Tests, doc.Failures, doc.Errors, doc.Skipped = doc.Tests+s.Tests, doc.Failures+s.Failures, doc.Errors+s.Errors, doc.Skipped+s.Skipped
+		doc.Suites = append(doc.Suites, *s)
+	}
+	doc.Time = seconds(total)
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")
-	if err := enc.Encode(junitSuites{Suites: []junitSuite{s}}); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return err
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
 }
 
-// writeSARIF writes a SARIF 2.1.0 log: one result for each clamp, deny and warn finding,
-// its ruleId the policy rule's name, located at the object's first line (or, for a cluster
-// object, at a logical location namespace/Kind/name). Findings at or above --fail-on are
-// errors, the others warnings.
-func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool) error {
+// refusedRule is the SARIF rule of error results: objects the API server would refuse.
+const refusedRule = "refused-by-api-server"
+
+// sarifBase is the uriBaseId of artifact URIs: the folder they are relative to.
+const sarifBase = "SRCROOT"
+
+// artifactURI is the SARIF URI of file: relative to base, with forward slashes, and
+// percent-encoded (a space is %20, a "#" %23, which a URI would read as a fragment).
+func artifactURI(file, base string) (string, error) {
+	abs, err := filepath.Abs(filepath.FromSlash(file))
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(base, abs)
+	if err != nil {
+		return "", err
+	}
+	return (&url.URL{Path: filepath.ToSlash(rel)}).EscapedPath(), nil
+}
+
+// writeSARIF writes a SARIF 2.1.0 log: one result for each object that is clamped,
+// denied, warned about or refused (an HPA with both ends outside its bounds is one
+// result), its ruleId the policy rule's name, located at the line of the field judged
+// (spec.replicas; an HPA's ends), in a URI relative to base (the working directory, or
+// --base-dir). An object from stdin or a cluster has a logical location instead
+// (namespace/Kind/name). Findings at or above --fail-on, and errors, are errors; the
+// others warnings.
+func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool, base string) error {
 	report, err := sarif.New(sarif.Version210)
+	if err != nil {
+		return err
+	}
+	base, err = filepath.Abs(base)
 	if err != nil {
 		return err
 	}
 	run := sarif.NewRun(*sarif.NewTool(sarif.NewVersionedDriver(toolName, version.Version).
 		WithInformationURI("https://github.com/replica-policy/replica-policy")))
-	for _, f := range fs {
+	run.OriginalUriBaseIDs = map[string]*sarif.ArtifactLocation{
+		sarifBase: sarif.NewArtifactLocation().WithUri((&url.URL{Scheme: "file", Path: filepath.ToSlash(base) + "/"}).String()),
+	}
+	for _, group := range objectFindings(fs) {
+		f := worst(group)
 		if f.Result == Pass || f.Result == Skip {
 			continue
 		}
-		rule := f.Rule()
-		run.AddRule(rule.Name).
-			WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas, and the range of an HPA of its workloads, within %s, action %s", rule.Name, rule.Bounds, rule.Action)))
+		ruleID := refusedRule
+		if f.Result == Error {
+			run.AddRule(refusedRule).
+				WithShortDescription(sarif.NewMultiformatMessageString("The API server would refuse the object")).
+				WithTextHelp("The object's replica fields (spec.replicas; an HPA's minReplicas and maxReplicas) must be whole numbers from 0 to 2147483647, and it needs a name: the API server refuses it as it is, so replica-policy does not judge it. Fix the field the message names.")
+		} else {
+			rule := f.Rule()
+			ruleID = rule.Name
+			run.AddRule(rule.Name).
+				WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas, and the range of an HPA of its workloads, within %s, action %s", rule.Name, rule.Bounds, rule.Action))).
+				WithTextHelp(fmt.Sprintf("The workloads that replica policy rule %q selects must keep spec.replicas, and their HorizontalPodAutoscalers minReplicas and maxReplicas, within %s. Under action %s the webhook %s. Set the value inside the bounds in the manifest, or change the rule in the policy.",
+					rule.Name, rule.Bounds, rule.Action, actionEffect(rule.Action)))
+		}
 		level := "warning"
-		if fails(f) {
+		if f.Result == Error || slices.ContainsFunc(group, fails) {
 			level = "error"
 		}
 		loc := sarif.NewLocation()
-		if f.File != "" {
+		if f.File != "" && f.File != stdinName {
+			uri, err := artifactURI(f.File, base)
+			if err != nil {
+				return err
+			}
+			start, end := f.FieldLine(group[0].Field), f.FieldLine(group[len(group)-1].Field)
 			loc.WithPhysicalLocation(sarif.NewPhysicalLocation().
-				WithArtifactLocation(sarif.NewSimpleArtifactLocation(f.File)).
-				WithRegion(sarif.NewSimpleRegion(f.Line, f.Line)))
+				WithArtifactLocation(sarif.NewSimpleArtifactLocation(uri).WithUriBaseId(sarifBase)).
+				WithRegion(sarif.NewSimpleRegion(min(start, end), max(start, end))))
 		} else {
-			loc.AddLogicalLocations(sarif.NewLogicalLocation().
-				WithFullyQualifiedName(fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Kind(), f.Name())).
-				WithKind("resource"))
+			name := fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Kind(), f.Name())
+			if f.File == stdinName {
+				name = fmt.Sprintf("%s:%d %s", stdinName, f.FieldLine(group[0].Field), name)
+			}
+			loc.AddLogicalLocations(sarif.NewLogicalLocation().WithFullyQualifiedName(name).WithKind("resource"))
 		}
-		res := sarif.NewRuleResult(rule.Name).
+		res := sarif.NewRuleResult(ruleID).
 			WithLevel(level).
-			WithMessage(sarif.NewTextMessage(f.object() + ": " + f.Message)).
+			WithMessage(sarif.NewTextMessage(f.object() + ": " + messages(group))).
 			WithLocations([]*sarif.Location{loc})
 		res.Properties = sarif.Properties{"result": string(f.Result)}
 		run.AddResult(res)
@@ -280,4 +424,15 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(report)
+}
+
+// actionEffect says what the webhook does under an action, for SARIF help texts.
+func actionEffect(a policy.Action) string {
+	switch a {
+	case policy.ActionDeny:
+		return "rejects a create, or an update that changes replicas, outside them"
+	case policy.ActionWarn:
+		return "admits it with a warning"
+	}
+	return "moves the value to the nearest bound, so Git and the cluster disagree"
 }

@@ -103,7 +103,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 
 	t.Run("kubectl scale statefulset prints the clamp warning", func(t *testing.T) {
 		out := kubectl(t, "-n", "data", "scale", "statefulset", "db", "--replicas=1")
-		for _, want := range []string{`Warning: spec.replicas 1 clamped to 3 by replica policy rule "db"`, "statefulset.apps/db scaled"} {
+		for _, want := range []string{`Warning: StatefulSet "db": spec.replicas 1 clamped to 3 by replica policy rule "db"`, "statefulset.apps/db scaled"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl printed\n%s\nwant a line %q", out, want)
 			}
@@ -226,7 +226,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		}
 		assertWarning(t, f.warns.Take(), `spec.replicas 9 clamped to 4 by replica policy rule "widgets"`)
 		out := kubectl(t, "-n", "data", "scale", "widget", "w", "--replicas=8")
-		for _, want := range []string{`Warning: spec.replicas 8 clamped to 4 by replica policy rule "widgets"`, "widget.example.com/w scaled"} {
+		for _, want := range []string{`Warning: Widget "w": spec.replicas 8 clamped to 4 by replica policy rule "widgets"`, "widget.example.com/w scaled"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl printed\n%s\nwant a line %q", out, want)
 			}
@@ -248,7 +248,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		if *h.Spec.MinReplicas != 1 || h.Spec.MaxReplicas != 4 {
 			t.Errorf("stored range [%d, %d], want [1, 4]", *h.Spec.MinReplicas, h.Spec.MaxReplicas)
 		}
-		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler spec.maxReplicas 9 clamped to 4 by replica policy rule "widgets"`)
+		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler "w": spec.maxReplicas 9 clamped to 4 by replica policy rule "widgets"`)
 
 		keda := &autoscalingv2.HorizontalPodAutoscaler{
 			ObjectMeta: metav1.ObjectMeta{Name: "keda-hpa-db", Namespace: "data", OwnerReferences: []metav1.OwnerReference{{
