@@ -49,7 +49,7 @@ func servedKind(obj *unstructured.Unstructured) (served string, ok bool) {
 		}
 		for _, g := range workloadGroups {
 			if gvk.Group == g {
-				return k.GroupVersion().String(), true
+				return k.GroupVersionKind().GroupVersion().String(), true
 			}
 		}
 	}
@@ -132,8 +132,6 @@ func objectName(obj *unstructured.Unstructured) (name string, ok bool) {
 
 // fill sets the labels of subj's namespace, or says they are unknown.
 func (n Namespaces) fill(subj *policy.Subject) {
-	subj.NamespaceLabels, subj.NamespaceLabelsUnknown = nil, true
-	if l, ok := n[subj.Namespace]; ok {
-		subj.NamespaceLabels, subj.NamespaceLabelsUnknown = l, false
-	}
+	l, ok := n[subj.Namespace]
+	subj.SetNamespaceLabels(l, ok)
 }

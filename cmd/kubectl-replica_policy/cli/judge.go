@@ -210,22 +210,34 @@ func judgeWorkload(snap *policy.Snapshot, t Target) Finding {
 	}
 	v := snap.Decide(t.Subject, t.Replicas)
 	f.Verdict = v
-	switch v.Outcome {
-	case policy.OutcomeInBounds:
-		f.Result, f.Message = Pass, fmt.Sprintf("%s %d is within %s (replica policy rule %q)", t.Field, v.Replicas, v.Rule.Bounds, v.Rule.Name)
-	case policy.OutcomeOutOfBounds:
-		switch v.Rule.Action {
-		case policy.ActionClamp:
-			f.Result, f.Message = Clamp, v.ClampMessage(t.Subject.Kind, t.Subject.Name)
-		case policy.ActionDeny:
-			f.Result, f.Message = Deny, v.OutOfBoundsMessage(t.Subject.Kind, t.Subject.Name)
-		default:
-			f.Result, f.Message = Warn, v.OutOfBoundsMessage(t.Subject.Kind, t.Subject.Name)
-		}
+	e := v.Effect(policy.AtCheck, t.Subject)
+	switch f.Result = resultOf(e); f.Result {
+	case Pass:
+		f.Message = fmt.Sprintf("%s %d is within %s (replica policy rule %q)", t.Field, v.Replicas, v.Rule.Bounds, v.Rule.Name)
+	case Skip:
+		f.Message = skipMessage(t, v)
 	default:
-		f.Result, f.Message = Skip, skipMessage(t, v)
+		f.Message = strings.Join(e.Messages, "; ")
 	}
 	return f
+}
+
+// resultOf is the result of the policy's Effect at AtCheck, what /mutate would do with a
+// CREATE: a patch is a clamp, a denial a deny, a warning a warn; an allow passes inside the
+// bounds and is a skip otherwise (exempt, owned, no rule, or labels the input lacks).
+func resultOf(e policy.Effect) Result {
+	switch e.Kind {
+	case policy.Patch:
+		return Clamp
+	case policy.Deny:
+		return Deny
+	case policy.Warn:
+		return Warn
+	}
+	if e.Outcome == policy.OutcomeInBounds {
+		return Pass
+	}
+	return Skip
 }
 
 // judgeAutoscaler judges an autoscaler's range by the rule of its target (DecideRange),
@@ -270,16 +282,8 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		} else {
 			one.Want.Max = field.Want
 		}
-		switch ctl := a.Controller; {
-		case v.Rule.Action == policy.ActionClamp && ctl != nil:
-			f.Result, f.Message = Warn, v.ControlledMessage(a.Name, ctl.Kind, ctl.Name)
-		case v.Rule.Action == policy.ActionClamp:
-			f.Result, f.Message = Clamp, one.ClampMessages(a.Name)[0]
-		case v.Rule.Action == policy.ActionDeny:
-			f.Result, f.Message = Deny, one.OutOfBoundsMessage(a.Name)
-		default:
-			f.Result, f.Message = Warn, one.OutOfBoundsMessage(a.Name)
-		}
+		e := one.Effect(policy.AtCheck, a.Name, t.Subject, policy.OwnerOf(a.Controller))
+		f.Result, f.Message = resultOf(e), strings.Join(e.Messages, "; ")
 		fs = append(fs, f)
 	}
 	return fs
@@ -361,7 +365,7 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 	t = Target{
 		Source:     src,
 		APIVersion: obj.GetAPIVersion(),
-		Subject:    policy.Subject{Group: gvk.Group, Kind: gvk.Kind, Namespace: ns, Name: name},
+		Subject:    policy.NewSubject(gvk.Group, gvk.Kind, ns, name),
 		Field:      "spec.replicas",
 	}
 	if gvk.GroupKind() == autoscalerGroupKind {
@@ -389,8 +393,7 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 		t.Field, t.Invalid = "", oneLine(err.Error())+" (the API server refuses the object, so it is not judged)"
 		return t, true, nil
 	}
-	t.Subject.Owner = boundedOwner(obj)
-	t.Subject.Labels = obj.GetLabels()
+	t.Subject.SetWorkload(obj.GetLabels(), workload.Builtin().Controller(obj.GetOwnerReferences()))
 	t.Replicas = replicas
 	return t, true, nil
 }
@@ -444,12 +447,13 @@ func newAutoscalerTarget(obj *unstructured.Unstructured, t Target, namespaces Na
 		Controller:       metav1.GetControllerOfNoCopy(obj),
 	}
 	// The target's group and kind as the webhook resolves them: a bounded kind, or none.
-	subj := policy.Subject{Kind: ref.Kind, Namespace: t.Subject.Namespace, Name: ref.Name, LabelsUnknown: true}
-	namespaces.fill(&subj)
+	group := ""
 	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil {
-		subj.Group = gv.Group
+		group = gv.Group
 		_, a.TargetBounded = workload.Builtin().ForGroupKind(gv.Group, ref.Kind)
 	}
+	subj := policy.NewSubject(group, ref.Kind, t.Subject.Namespace, ref.Name)
+	namespaces.fill(&subj)
 	t.Subject, t.Replicas, t.Autoscaler = subj, &a.Range.Max, a
 	return t
 }
@@ -482,28 +486,7 @@ func (w Workloads) Resolve(t *Target) {
 	if !ok {
 		return
 	}
-	t.Subject.Labels, t.Subject.LabelsUnknown, t.Subject.Owner = s.Labels, false, s.Owner
-}
-
-// boundedOwner is the object's controller when it is itself a bounded workload (a
-// ReplicaSet that a Deployment manages, once ReplicaSets are bounded): the policy bounds
-// the owner, not the object, as in the webhook.
-func boundedOwner(obj *unstructured.Unstructured) *policy.Owner {
-	for _, ref := range obj.GetOwnerReferences() {
-		if ref.Controller == nil || !*ref.Controller {
-			continue
-		}
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil {
-			return nil
-		}
-		for _, k := range workload.Kinds {
-			if k.Group == gv.Group && k.Kind == ref.Kind {
-				return &policy.Owner{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
-			}
-		}
-	}
-	return nil
+	t.Subject.Labels, t.Subject.LabelsUnknown, t.Subject.Owner = s.Labels, s.LabelsUnknown, s.Owner
 }
 
 // Summary counts the findings by result.
