@@ -18,17 +18,35 @@ import (
 // the bounds of their target workload's rule.
 var AutoscalerResource = schema.GroupResource{Group: "autoscaling", Resource: "horizontalpodautoscalers"}
 
-// autoscalers admits writes of HorizontalPodAutoscalers at /mutate. An HPA whose range
-// leaves its target's bounds would fight the clamp of its own scale writes forever (a
-// clamped write every sync period, a SuccessfulRescale Event for a size that never happens):
-// its range is decided by the rule of its scaleTargetRef, as the policy's DecideRange says.
+// ScaledObjectResource is the resource of KEDA's ScaledObjects (keda.sh/v1alpha1), which own
+// the HPA they create: /mutate keeps their range inside the bounds as an HPA's, so that KEDA
+// writes its HPA inside them.
+var ScaledObjectResource = schema.GroupResource{Group: "keda.sh", Resource: "scaledobjects"}
+
+// autoscalers admits writes of HorizontalPodAutoscalers (or, with of ScaledObjectFields, of
+// KEDA's ScaledObjects) at /mutate. An HPA whose range leaves its target's bounds would
+// fight the clamp of its own scale writes forever (a clamped write every sync period, a
+// SuccessfulRescale Event for a size that never happens): its range is decided by the rule
+// of its scaleTargetRef, as the policy's DecideRange says. A ScaledObject writes its range
+// into the HPA it owns, so the fight ends only there.
 type autoscalers struct {
 	kinds  *workload.Set
 	store  *policystore.Store
 	lookup Lookup
+	// of names the autoscaler's kind and fields: policy.HPAFields when zero.
+	of policy.RangeFields
 }
 
-// autoscalerFields is all a decision reads of an HPA, the same in autoscaling/v1 and v2.
+// fields are a.of, policy.HPAFields when unset.
+func (a autoscalers) fields() policy.RangeFields {
+	if a.of.Kind == "" {
+		return policy.HPAFields
+	}
+	return a.of
+}
+
+// autoscalerFields is all a decision reads of an HPA, the same in autoscaling/v1 and v2, or
+// of a ScaledObject.
 type autoscalerFields struct {
 	Metadata struct {
 		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
@@ -41,16 +59,39 @@ type autoscalerFields struct {
 		} `json:"scaleTargetRef"`
 		MinReplicas *int32 `json:"minReplicas"`
 		MaxReplicas int32  `json:"maxReplicas"`
+		// A ScaledObject's.
+		MinReplicaCount *int32 `json:"minReplicaCount"`
+		MaxReplicaCount *int32 `json:"maxReplicaCount"`
 	} `json:"spec"`
 }
 
-// autoscalerRange is an HPA's range, with the API's default minReplicas of 1.
-func (f *autoscalerFields) autoscalerRange() policy.Range {
-	return policy.Range{Min: policy.Replicas(f.Spec.MinReplicas), Max: f.Spec.MaxReplicas}
+// KEDA's defaults for a ScaledObject that omits its range or its target's kind.
+const (
+	scaledObjectMinReplicas   int32 = 0
+	scaledObjectMaxReplicas   int32 = 100
+	scaledObjectTargetKind          = "Deployment"
+	scaledObjectTargetVersion       = "apps/v1"
+)
+
+// autoscalerRange is the autoscaler's range: an HPA's with the API's default minReplicas of
+// 1, a ScaledObject's with KEDA's defaults, 0 and 100.
+func (f *autoscalerFields) autoscalerRange(of policy.RangeFields) policy.Range {
+	if of.Kind != policy.ScaledObjectKind {
+		return policy.Range{Min: policy.Replicas(f.Spec.MinReplicas), Max: f.Spec.MaxReplicas}
+	}
+	r := policy.Range{Min: scaledObjectMinReplicas, Max: scaledObjectMaxReplicas}
+	if f.Spec.MinReplicaCount != nil {
+		r.Min = *f.Spec.MinReplicaCount
+	}
+	if f.Spec.MaxReplicaCount != nil {
+		r.Max = *f.Spec.MaxReplicaCount
+	}
+	return r
 }
 
 func (a autoscalers) admit(req admission.Request) answer {
-	kind := policy.AutoscalerKind
+	of := a.fields()
+	kind := of.Kind
 	if req.SubResource != "" || (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return answer{resp: notHandled(fmt.Sprintf("%s of %s", req.Operation, resourceName(req))), kind: kind, outcome: OutcomeNotHandled}
 	}
@@ -65,7 +106,7 @@ func (a autoscalers) admit(req admission.Request) answer {
 		}
 		// Neither the range nor the target changed (a metrics or behavior edit): never
 		// denied, as an update that leaves a workload's replicas alone; the scaler reports it.
-		if old.autoscalerRange() == obj.autoscalerRange() && old.Spec.ScaleTargetRef == obj.Spec.ScaleTargetRef {
+		if old.autoscalerRange(of) == obj.autoscalerRange(of) && old.Spec.ScaleTargetRef == obj.Spec.ScaleTargetRef {
 			return answer{resp: allowed(), kind: kind, outcome: OutcomeUnchanged}
 		}
 	}
@@ -74,8 +115,8 @@ func (a autoscalers) admit(req admission.Request) answer {
 		// Its target is of a kind the policy does not bound.
 		return answer{resp: allowed(), kind: kind, outcome: OutcomeNoRule}
 	}
-	d := decideAutoscaler(a.store.Snapshot(), target, req.Name, obj)
-	asked := fmt.Sprintf(`"minReplicas":%d,"maxReplicas":%d`, obj.autoscalerRange().Min, obj.autoscalerRange().Max)
+	d := decideAutoscaler(a.store.Snapshot(), of, target, req.Name, obj)
+	asked := fmt.Sprintf(`"minReplicas":%d,"maxReplicas":%d`, obj.autoscalerRange(of).Min, obj.autoscalerRange(of).Max)
 	return answer{resp: decisionResponse(d, asked), kind: kind, rule: d.Rule, action: d.Action, outcome: d.Outcome}
 }
 
@@ -83,6 +124,10 @@ func (a autoscalers) admit(req admission.Request) answer {
 // labels and controller from the cache (unknown when it is not cached yet, as for a Scale).
 func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Subject, bool) {
 	ref := obj.Spec.ScaleTargetRef
+	if a.fields().Kind == policy.ScaledObjectKind && ref.Kind == "" {
+		// KEDA scales a Deployment unless told otherwise.
+		ref.Kind, ref.APIVersion = scaledObjectTargetKind, scaledObjectTargetVersion
+	}
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
 		return policy.Subject{}, false
@@ -102,10 +147,10 @@ func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Sub
 // decideAutoscaler is the answer for the HPA name whose target is target, at /mutate: the
 // policy's effect (policy.RangeVerdict.Effect), whose Patch moves the range inside the
 // bounds. An HPA with a controller of its own (KEDA's ScaledObject) is never patched.
-func decideAutoscaler(snap *policy.Snapshot, target policy.Subject, name string, obj *autoscalerFields) Decision {
-	v := snap.DecideRange(target, obj.autoscalerRange())
+func decideAutoscaler(snap *policy.Snapshot, of policy.RangeFields, target policy.Subject, name string, obj *autoscalerFields) Decision {
+	v := snap.DecideRangeOf(of, target, obj.autoscalerRange(of))
 	controller := policy.OwnerOf(metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}))
-	return decisionOf(v.Effect(policy.AtMutate, name, target, controller), func(d *Decision) { d.Range = &v.Want })
+	return decisionOf(v.Effect(policy.AtMutate, name, target, controller), func(d *Decision) { d.Range, d.rangeOf = &v.Want, of })
 }
 
 // decodeAutoscaler reads the fields of an HPA that a decision needs.

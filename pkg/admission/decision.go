@@ -65,6 +65,8 @@ type Decision struct {
 	Outcome Outcome
 	// bounds are the deciding rule's, for the texts of a clamp revisited at Validate.
 	bounds policy.Bounds
+	// rangeOf names the fields Range patches (policy.HPAFields when zero).
+	rangeOf policy.RangeFields
 }
 
 // decisionOf turns the policy's effect into the webhook's answer: the one place where an

@@ -82,6 +82,8 @@ func newHandler(stage Stage, kinds *workload.Set, store *policystore.Store, look
 		// An HPA's range is patched or rejected when it is written; nothing later can move
 		// it outside the bounds again but another write, which /mutate decides in turn.
 		h.byGroups[AutoscalerResource] = autoscalers{kinds: kinds, store: store, lookup: lookup}
+		// KEDA's ScaledObjects, where the keda component's webhook rule sends them.
+		h.byGroups[ScaledObjectResource] = autoscalers{kinds: kinds, store: store, lookup: lookup, of: policy.ScaledObjectFields}
 	}
 	return h
 }

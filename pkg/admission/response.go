@@ -3,6 +3,7 @@ package admission
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -30,12 +31,17 @@ func patchedReplicas(replicas int32) admission.Response {
 	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/replicas", Value: replicas})
 }
 
-// patchedRange sets a HorizontalPodAutoscaler's spec.minReplicas and spec.maxReplicas, and
-// nothing else (add creates a minReplicas that was omitted).
-func patchedRange(r policy.Range) admission.Response {
+// patchedRange sets an autoscaler's two ends, the fields of of (a HorizontalPodAutoscaler's
+// spec.minReplicas and spec.maxReplicas when zero), and nothing else (add creates an end
+// that was omitted).
+func patchedRange(r policy.Range, of policy.RangeFields) admission.Response {
+	if of.Kind == "" {
+		of = policy.HPAFields
+	}
+	pointer := func(path string) string { return "/" + strings.ReplaceAll(path, ".", "/") }
 	return admission.Patched("",
-		jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/minReplicas", Value: r.Min},
-		jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/maxReplicas", Value: r.Max})
+		jsonpatch.JsonPatchOperation{Operation: "add", Path: pointer(of.Min), Value: r.Min},
+		jsonpatch.JsonPatchOperation{Operation: "add", Path: pointer(of.Max), Value: r.Max})
 }
 
 // badRequest answers a request the webhook cannot read.
@@ -66,7 +72,7 @@ func decisionResponse(d Decision, asked string) admission.Response {
 	case d.Replicas != nil:
 		resp = patchedReplicas(*d.Replicas)
 	case d.Range != nil:
-		resp = patchedRange(*d.Range)
+		resp = patchedRange(*d.Range, d.rangeOf)
 	default:
 		resp = allowed()
 	}

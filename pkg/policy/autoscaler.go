@@ -8,6 +8,24 @@ import (
 // AutoscalerKind is the kind messages name for a HorizontalPodAutoscaler.
 const AutoscalerKind = "HorizontalPodAutoscaler"
 
+// ScaledObjectKind is the kind messages name for a KEDA ScaledObject (keda.sh/v1alpha1),
+// which owns the HPA it creates: its range is decided as an HPA's.
+const ScaledObjectKind = "ScaledObject"
+
+// RangeFields names an autoscaler's kind and the fields of its range, for messages.
+type RangeFields struct {
+	Kind, Min, Max string
+}
+
+var (
+	// HPAFields are a HorizontalPodAutoscaler's: spec.minReplicas (1 when omitted) and
+	// spec.maxReplicas.
+	HPAFields = RangeFields{Kind: AutoscalerKind, Min: "spec.minReplicas", Max: "spec.maxReplicas"}
+	// ScaledObjectFields are a ScaledObject's: spec.minReplicaCount (0 when omitted, KEDA's
+	// default) and spec.maxReplicaCount (100 when omitted).
+	ScaledObjectFields = RangeFields{Kind: ScaledObjectKind, Min: "spec.minReplicaCount", Max: "spec.maxReplicaCount"}
+)
+
 // Range is a HorizontalPodAutoscaler's replica range: spec.minReplicas (1 when omitted, the
 // API's default) and spec.maxReplicas.
 type Range struct {
@@ -32,6 +50,8 @@ func (b Bounds) NearestRange(r Range) Range {
 // RangeVerdict is the policy's answer for an autoscaler's range. The autoscaler is decided
 // by the rule that decides for its target workload.
 type RangeVerdict struct {
+	// Of names the autoscaler's kind and fields (HPAFields when zero).
+	Of RangeFields
 	// Outcome is as for a workload: exempt, owned, no rule, unknown, or whether the range
 	// is inside the deciding rule's bounds.
 	Outcome Outcome
@@ -44,12 +64,18 @@ type RangeVerdict struct {
 	Missing Missing
 }
 
-// DecideRange is the verdict for an autoscaler of target whose range is r: the rule that
-// Decide finds for the target workload, and the range moved inside its bounds. The
-// admission webhook, the scaler and the command-line tool all call it.
+// DecideRange is the verdict for a HorizontalPodAutoscaler of target whose range is r: the
+// rule that Decide finds for the target workload, and the range moved inside its bounds.
+// The admission webhook, the scaler and the command-line tool all call it.
 func (s *Snapshot) DecideRange(target Subject, r Range) RangeVerdict {
+	return s.DecideRangeOf(HPAFields, target, r)
+}
+
+// DecideRangeOf is DecideRange for an autoscaler whose range has the fields of (a
+// ScaledObject's: ScaledObjectFields).
+func (s *Snapshot) DecideRangeOf(of RangeFields, target Subject, r Range) RangeVerdict {
 	v := s.Decide(target, nil)
-	rv := RangeVerdict{Outcome: v.Outcome, Rule: v.Rule, Range: r, Want: r, Missing: v.Missing}
+	rv := RangeVerdict{Of: of, Outcome: v.Outcome, Rule: v.Rule, Range: r, Want: r, Missing: v.Missing}
 	if v.Outcome != OutcomeInBounds && v.Outcome != OutcomeOutOfBounds {
 		return rv
 	}
@@ -73,10 +99,10 @@ type RangeField struct {
 func (v RangeVerdict) Fields() []RangeField {
 	var fs []RangeField
 	if v.Want.Min != v.Range.Min {
-		fs = append(fs, RangeField{Path: "spec.minReplicas", Value: v.Range.Min, Want: v.Want.Min})
+		fs = append(fs, RangeField{Path: v.fields().Min, Value: v.Range.Min, Want: v.Want.Min})
 	}
 	if v.Want.Max != v.Range.Max {
-		fs = append(fs, RangeField{Path: "spec.maxReplicas", Value: v.Range.Max, Want: v.Want.Max})
+		fs = append(fs, RangeField{Path: v.fields().Max, Value: v.Range.Max, Want: v.Want.Max})
 	}
 	return fs
 }
@@ -87,7 +113,7 @@ func (v RangeVerdict) Fields() []RangeField {
 func (v RangeVerdict) ClampMessages(name string) []string {
 	var ms []string
 	for _, f := range v.Fields() {
-		ms = append(ms, fmt.Sprintf("%s %q: %s %d clamped to %d by replica policy rule %q", AutoscalerKind, name, f.Path, f.Value, f.Want, v.Rule.Name))
+		ms = append(ms, fmt.Sprintf("%s %q: %s %d clamped to %d by replica policy rule %q", v.fields().Kind, name, f.Path, f.Value, f.Want, v.Rule.Name))
 	}
 	return ms
 }
@@ -100,7 +126,7 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 	var ms []string
 	for _, f := range v.Fields() {
 		ms = append(ms, fmt.Sprintf("%s: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-			f.Path, f.Value, v.Rule.Bounds, AutoscalerKind, name, v.Rule.Name, v.Rule.Action))
+			f.Path, f.Value, v.Rule.Bounds, v.fields().Kind, name, v.Rule.Name, v.Rule.Action))
 	}
 	return strings.Join(ms, "; ")
 }
@@ -113,5 +139,16 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 // outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`.
 func (v RangeVerdict) ControlledMessage(name, controllerKind, controllerName string) string {
 	return fmt.Sprintf("%s %q is controlled by %s %q, which would write its range back, so it is not clamped: its range %s is outside the bounds %s of replica policy rule %q; its scale writes are clamped",
-		AutoscalerKind, name, controllerKind, controllerName, v.Range, v.Rule.Bounds, v.Rule.Name)
+		v.fields().Kind, name, controllerKind, controllerName, v.Range, v.Rule.Bounds, v.Rule.Name)
 }
+
+// fields are v.Of, HPAFields when unset.
+func (v RangeVerdict) fields() RangeFields {
+	if v.Of.Kind == "" {
+		return HPAFields
+	}
+	return v.Of
+}
+
+// Kind is the autoscaler's kind as messages name it.
+func (v RangeVerdict) Kind() string { return v.fields().Kind }

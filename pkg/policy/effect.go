@@ -143,7 +143,7 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 	switch {
 	case v.Outcome == OutcomeUnknown && at == AtMutate:
 		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
-			AutoscalerKind, name, r.Name, v.Missing, target.Kind, target.Name, r.Bounds)}
+			v.Kind(), name, r.Name, v.Missing, target.Kind, target.Name, r.Bounds)}
 	case v.Outcome != OutcomeOutOfBounds:
 	case at == AtScaler:
 		e.Kind, e.Messages = Report, []string{v.OutOfBoundsMessage(name) +
