@@ -494,7 +494,7 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 					t.Errorf("%s: the webhook patches it to %s with warnings %q; check says %v: %s", where, stored, ws, results(), messages())
 				}
 				for _, g := range got {
-					if w := map[string]int32{fieldMinReplicas: stored.Min, fieldMaxReplicas: stored.Max}[g.field]; g.want == nil || *g.want != w {
+					if w := map[string]int32{policy.HPAFields.Min: stored.Min, policy.HPAFields.Max: stored.Max}[g.field]; g.want == nil || *g.want != w {
 						t.Errorf("%s: check wants %s %v, the webhook patches it to %d", where, g.field, g.want, w)
 					}
 				}

@@ -35,6 +35,9 @@ func judged(obj *unstructured.Unstructured) bool {
 // serves that kind as, and whether obj is of such a kind at all.
 func servedKind(obj *unstructured.Unstructured) (served string, ok bool) {
 	gvk := obj.GroupVersionKind()
+	if gvk.GroupKind() == scaledObjectGroupKind {
+		return "keda.sh/v1alpha1", true
+	}
 	if gvk.GroupKind() == autoscalerGroupKind {
 		for _, v := range autoscalerVersions {
 			if gvk.Version == v {

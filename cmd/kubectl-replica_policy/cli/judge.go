@@ -114,12 +114,23 @@ type Autoscaler struct {
 	// Controller is the HPA's own controller (an ownerReference with controller: true, such
 	// as KEDA's ScaledObject): the webhook never patches such an HPA, it warns.
 	Controller *metav1.OwnerReference
+	// Of names its kind and the fields of its range: policy.HPAFields when zero,
+	// policy.ScaledObjectFields for a KEDA ScaledObject.
+	Of policy.RangeFields
+}
+
+// fields are a.Of, policy.HPAFields when unset.
+func (a *Autoscaler) fields() policy.RangeFields {
+	if a.Of.Kind == "" {
+		return policy.HPAFields
+	}
+	return a.Of
 }
 
 // Kind is the judged object's kind: the workload's, or HorizontalPodAutoscaler.
 func (t Target) Kind() string {
 	if t.Autoscaler != nil {
-		return policy.AutoscalerKind
+		return t.Autoscaler.fields().Kind
 	}
 	return t.Subject.Kind
 }
@@ -255,14 +266,14 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		return []Finding{whole}
 	case a.Range.Min > a.Range.Max:
 		// The webhook finds nothing to move in an invalid range; the API server rejects it.
-		whole.Result, whole.Message = Skip, fmt.Sprintf("spec.minReplicas %d is greater than spec.maxReplicas %d: the API server rejects it, the webhook does not judge it", a.Range.Min, a.Range.Max)
+		whole.Result, whole.Message = Skip, fmt.Sprintf("%s %d is greater than %s %d: the API server rejects it, the webhook does not judge it", a.fields().Min, a.Range.Min, a.fields().Max, a.Range.Max)
 		return []Finding{whole}
 	}
-	v := snap.DecideRange(t.Subject, a.Range)
+	v := snap.DecideRangeOf(a.fields(), t.Subject, a.Range)
 	whole.Verdict = policy.Verdict{Outcome: v.Outcome, Rule: v.Rule, Replicas: a.Range.Max, Want: v.Want.Max, Missing: v.Missing}
 	switch v.Outcome {
 	case policy.OutcomeInBounds:
-		whole.Result, whole.Message = Pass, fmt.Sprintf("%s range %s is within %s (replica policy rule %q)", policy.AutoscalerKind, v.Range, v.Rule.Bounds, v.Rule.Name)
+		whole.Result, whole.Message = Pass, fmt.Sprintf("%s range %s is within %s (replica policy rule %q)", v.Kind(), v.Range, v.Rule.Bounds, v.Rule.Name)
 		return []Finding{whole}
 	case policy.OutcomeOutOfBounds:
 	default:
@@ -277,7 +288,7 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		// The verdict for this end alone: its messages are the webhook's for this field.
 		one := v
 		one.Want = v.Range
-		if field.Path == fieldMinReplicas {
+		if field.Path == a.fields().Min {
 			one.Want.Min = field.Want
 		} else {
 			one.Want.Max = field.Want
@@ -289,11 +300,6 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 	return fs
 }
 
-// The fields of an autoscaler's range, as policy.RangeField names them.
-const (
-	fieldMinReplicas = "spec.minReplicas"
-	fieldMaxReplicas = "spec.maxReplicas"
-)
 
 // skipMessage says why t is skipped: an exempt namespace, an owner that is bounded
 // instead, no rule, or what the deciding rule needs that the input lacks.
@@ -368,8 +374,11 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 		Subject:    policy.NewSubject(gvk.Group, gvk.Kind, ns, name),
 		Field:      "spec.replicas",
 	}
-	if gvk.GroupKind() == autoscalerGroupKind {
-		t.Field = fieldMaxReplicas
+	switch gvk.GroupKind() {
+	case autoscalerGroupKind:
+		t.Field = policy.HPAFields.Max
+	case scaledObjectGroupKind:
+		t.Field = policy.ScaledObjectFields.Max
 	}
 	namespaces.fill(&t.Subject)
 	switch {
@@ -381,6 +390,8 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 		return t, true, nil
 	case gvk.GroupKind() == autoscalerGroupKind:
 		return newAutoscalerTarget(obj, t, namespaces), true, nil
+	case gvk.GroupKind() == scaledObjectGroupKind:
+		return newScaledObjectTarget(obj, t, namespaces), true, nil
 	}
 	k, _ := workload.Builtin().ForGroupKind(gvk.Group, gvk.Kind)
 	replicas, ferr := replicaCount(obj.Object, "spec", "replicas")
@@ -398,8 +409,12 @@ func NewTarget(obj *unstructured.Unstructured, src Source, namespace string, nam
 	return t, true, nil
 }
 
-// autoscalerGroupKind is HorizontalPodAutoscalers', in autoscaling/v1 and v2 alike.
-var autoscalerGroupKind = schema.GroupKind{Group: "autoscaling", Kind: policy.AutoscalerKind}
+// autoscalerGroupKind is HorizontalPodAutoscalers', in autoscaling/v1 and v2 alike;
+// scaledObjectGroupKind KEDA's ScaledObjects'.
+var (
+	autoscalerGroupKind   = schema.GroupKind{Group: "autoscaling", Kind: policy.AutoscalerKind}
+	scaledObjectGroupKind = schema.GroupKind{Group: "keda.sh", Kind: policy.ScaledObjectKind}
+)
 
 // newAutoscalerTarget completes t, a HorizontalPodAutoscaler (autoscaling/v1 or v2: the
 // fields read are the same), into a target whose subject is its scaleTargetRef workload,
@@ -441,21 +456,62 @@ func newAutoscalerTarget(obj *unstructured.Unstructured, t Target, namespaces Na
 	}
 	ref := hpa.Spec.ScaleTargetRef
 	a := &Autoscaler{
-		Name:             t.Subject.Name,
-		Range:            policy.Range{Min: policy.Replicas(minReplicas), Max: *maxReplicas},
-		TargetAPIVersion: ref.APIVersion,
-		Controller:       metav1.GetControllerOfNoCopy(obj),
+		Name:       t.Subject.Name,
+		Range:      policy.Range{Min: policy.Replicas(minReplicas), Max: *maxReplicas},
+		Controller: metav1.GetControllerOfNoCopy(obj),
 	}
-	// The target's group and kind as the webhook resolves them: a bounded kind, or none.
+	return a.target(t, ref.APIVersion, ref.Kind, ref.Name, namespaces)
+}
+
+// target completes t, the autoscaler a, with its target workload apiVersion/kind name: the
+// subject the rule is found for, a bounded kind or none (as the webhook resolves it), with
+// the labels of its namespace.
+func (a *Autoscaler) target(t Target, apiVersion, kind, name string, namespaces Namespaces) Target {
+	a.TargetAPIVersion = apiVersion
 	group := ""
-	if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil {
+	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil {
 		group = gv.Group
-		_, a.TargetBounded = workload.Builtin().ForGroupKind(gv.Group, ref.Kind)
+		_, a.TargetBounded = workload.Builtin().ForGroupKind(gv.Group, kind)
 	}
-	subj := policy.NewSubject(group, ref.Kind, t.Subject.Namespace, ref.Name)
+	subj := policy.NewSubject(group, kind, t.Subject.Namespace, name)
 	namespaces.fill(&subj)
 	t.Subject, t.Replicas, t.Autoscaler = subj, &a.Range.Max, a
 	return t
+}
+
+// newScaledObjectTarget completes t, a KEDA ScaledObject, into a target whose subject is its
+// scaleTargetRef (kind default Deployment), with KEDA's defaults for its range:
+// spec.minReplicaCount 0, spec.maxReplicaCount 100. A ScaledObject without
+// spec.scaleTargetRef.name, or with a count the API server refuses, is an error result.
+func newScaledObjectTarget(obj *unstructured.Unstructured, t Target, namespaces Namespaces) Target {
+	var errs field.ErrorList
+	name, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "name")
+	if name == "" {
+		errs = append(errs, field.Required(field.NewPath("spec", "scaleTargetRef", "name"), "the workload it scales"))
+	}
+	a := &Autoscaler{Name: t.Subject.Name, Range: policy.Range{Min: 0, Max: 100}, Of: policy.ScaledObjectFields,
+		Controller: metav1.GetControllerOfNoCopy(obj)}
+	for _, end := range []struct {
+		field string
+		to    *int32
+	}{{"minReplicaCount", &a.Range.Min}, {"maxReplicaCount", &a.Range.Max}} {
+		switch v, ferr := replicaCount(obj.Object, "spec", end.field); {
+		case ferr != nil:
+			errs = append(errs, ferr)
+		case v != nil:
+			*end.to = *v
+		}
+	}
+	if len(errs) > 0 {
+		t.Field, t.Invalid = errs[0].Field, refused(errs...)
+		return t
+	}
+	apiVersion, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "apiVersion")
+	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "kind")
+	if kind == "" { // KEDA scales a Deployment unless told otherwise
+		apiVersion, kind = "apps/v1", "Deployment"
+	}
+	return a.target(t, apiVersion, kind, name, namespaces)
 }
 
 // Workloads are the bounded workloads known to the caller, by kind, namespace and name: an
