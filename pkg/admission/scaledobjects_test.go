@@ -57,7 +57,7 @@ func TestScaledObjects(t *testing.T) {
 		{name: "inside the bounds", namespace: "prod", spec: `{"scaleTargetRef":{"name":"web"},"minReplicaCount":3,"maxReplicaCount":10}`,
 			allowed: true, outcome: OutcomeAllowed},
 		{name: "0 under allowZero, by the target's labels from the cache", namespace: "prod",
-			spec: `{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"worker"},"minReplicaCount":0,"maxReplicaCount":20}`,
+			spec:    `{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"worker"},"minReplicaCount":0,"maxReplicaCount":20}`,
 			allowed: true, outcome: OutcomeAllowed},
 		{name: "a StatefulSet target's deny rule", namespace: "prod",
 			spec:    `{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"q"},"minReplicaCount":1,"maxReplicaCount":30}`,
@@ -69,7 +69,7 @@ func TestScaledObjects(t *testing.T) {
 			spec: `{"scaleTargetRef":{"name":"web"},"pollingInterval":5}`, old: `{"scaleTargetRef":{"name":"web"}}`,
 			allowed: true, outcome: OutcomeUnchanged},
 		{name: "a target of a kind that is not bounded", namespace: "prod",
-			spec: `{"scaleTargetRef":{"apiVersion":"example.com/v1","kind":"Widget","name":"w"},"maxReplicaCount":50}`,
+			spec:    `{"scaleTargetRef":{"apiVersion":"example.com/v1","kind":"Widget","name":"w"},"maxReplicaCount":50}`,
 			allowed: true, outcome: OutcomeNoRule},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -300,7 +300,6 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 	return fs
 }
 
-
 // skipMessage says why t is skipped: an exempt namespace, an owner that is bounded
 // instead, no rule, or what the deciding rule needs that the input lacks.
 func skipMessage(t Target, v policy.Verdict) string {
