@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/replica-policy/replica-policy/certs/certgen"
 )
@@ -14,8 +15,15 @@ import (
 // issues a new serving certificate, each file replaced by a rename, as the manifests'
 // rotation procedure does.
 func GenerateCerts(outDir string, extraSANs ...string) (string, error) {
+	return GenerateCertsValidFor(outDir, certgen.DefaultValidity, extraSANs...)
+}
+
+// GenerateCertsValidFor is GenerateCerts with a serving certificate valid for validity
+// (the tool's --validity), e.g. one near its end for the expiry alert's test.
+func GenerateCertsValidFor(outDir string, validity time.Duration, extraSANs ...string) (string, error) {
 	o := certgen.NewOptions()
 	o.OutDir = outDir
+	o.Validity = validity
 	o.ExtraSANs = extraSANs
 	if err := o.Validate(); err != nil {
 		return "", err

@@ -30,6 +30,7 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
+	"github.com/replica-policy/replica-policy/pkg/servingcert"
 	"github.com/replica-policy/replica-policy/pkg/version"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -79,7 +80,12 @@ func Run(ctx context.Context, o *Options) error {
 		log.Info("bounding workload kind", "kind", k.GroupVersionKind.String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
 	}
 
-	webhookServer := newWebhookServer(o)
+	// The serving certificate, reloaded on rotation, its expiry exported (pkg/servingcert).
+	cert, err := servingcert.New(o.CertDir)
+	if err != nil {
+		return err
+	}
+	webhookServer := newWebhookServer(o, cert.TLSConfig)
 	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, webhookServer, kinds))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -132,18 +138,19 @@ func Run(ctx context.Context, o *Options) error {
 		}
 	}
 
+	if err := mgr.Add(cert); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	for name, check := range map[string]healthz.Checker{
+	if err := addReadyChecks(mgr, map[string]healthz.Checker{
 		"webhook":  webhookServer.StartedChecker(),
 		"caches":   readyWhen(lookup.Synced, "informer caches have not synced"),
 		"policy":   readyWhen(watcher.Ready, "the policy ConfigMap has not been read"),
 		"shutdown": readyWhen(func() bool { return !shuttingDown.Load() }, "shutting down"),
-	} {
-		if err := mgr.AddReadyzCheck(name, check); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
 	}
 
 	// On SIGTERM, readiness turns false at once while the webhook keeps answering for
@@ -179,12 +186,13 @@ func nativeKinds(kinds *workload.Set) []native.Kind {
 	return out
 }
 
-// newWebhookServer is the HTTPS server of the admission webhooks.
-func newWebhookServer(o *Options) webhook.Server {
+// newWebhookServer is the HTTPS server of the admission webhooks; certificate sets where its
+// certificate comes from (servingcert.Watcher.TLSConfig).
+func newWebhookServer(o *Options, certificate func(*tls.Config)) webhook.Server {
 	return webhook.NewServer(webhook.Options{
 		Port:    o.Port,
 		CertDir: o.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+		TLSOpts: []func(*tls.Config){certificate, func(c *tls.Config) {
 			c.MinVersion = tls.VersionTLS12
 			// HTTP/2 off: its stream handling was open to the HTTP/2 Rapid Reset attack
 			// (CVE-2023-44487) and stream-cancellation floods (CVE-2023-39325). The API
