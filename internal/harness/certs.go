@@ -1,7 +1,10 @@
 package harness
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -33,4 +36,21 @@ func GenerateCertsValidFor(outDir string, validity time.Duration, extraSANs ...s
 		return out.String(), fmt.Errorf("certs tool: %w", err)
 	}
 	return out.String(), nil
+}
+
+// CertNotAfter is the NotAfter of the first certificate of a PEM file (tls.crt).
+func CertNotAfter(path string) (time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return time.Time{}, fmt.Errorf("%s holds no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c.NotAfter, nil
 }

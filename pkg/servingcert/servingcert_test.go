@@ -2,9 +2,6 @@ package servingcert
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,19 +14,11 @@ import (
 // notAfter reads the NotAfter of dir/tls.crt as the certs tool wrote it.
 func notAfter(t *testing.T, dir string) time.Time {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, CertFile))
+	na, err := harness.CertNotAfter(filepath.Join(dir, CertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", CertFile)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.NotAfter
+	return na
 }
 
 // TestExpiryFollowsRotation loads a certificate valid for 2 days, then rotates it the way

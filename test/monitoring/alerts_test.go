@@ -3,15 +3,12 @@ package monitoring
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 // The alerts of prometheusrule.yaml.
 const (
 	webhookDown         = "ReplicaPolicyWebhookDown"
+	replicaDown         = "ReplicaPolicyReplicaDown"
 	webhookNotReady     = "ReplicaPolicyWebhookNotReady"
 	policyInvalid       = "ReplicaPolicyPolicyInvalid"
 	admissionErrors     = "ReplicaPolicyAdmissionErrors"
@@ -47,37 +45,14 @@ const (
 	databaseLabel = "replicapolicy.io/class"
 )
 
-var (
-	buildDir  string
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
+// build is the webhook binary, built once with the Makefile target the Dockerfile runs.
+var build harness.WebhookBuild
 
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
-	dir, err := os.MkdirTemp("", "replica-policy-monitoring-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	build.Remove()
 	os.Exit(code)
-}
-
-// webhookBinary builds the binary once, with the Makefile target the Dockerfile runs.
-func webhookBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binary = filepath.Join(buildDir, "webhook")
-		buildErr = harness.BuildWebhook(context.Background(), binary)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
 }
 
 // situation is one cluster with the manifests' local overlay and the built binary, and a
@@ -109,7 +84,7 @@ func newCluster(t *testing.T) *situation {
 // run starts the binary (with o's options) and a Prometheus that scrapes it.
 func (s *situation) run(o harness.WebhookOptions) {
 	s.t.Helper()
-	o.Binary = webhookBinary(s.t)
+	o.Binary = build.Binary(s.t)
 	w, err := s.c.RunWebhook(context.Background(), o)
 	if err != nil {
 		s.t.Fatal(err)
@@ -155,32 +130,30 @@ func (s *situation) replicas(name string) int32 {
 func (s *situation) withoutRule(kind, resource string) {
 	s.t.Helper()
 	ctx := context.Background()
-	rbac := s.c.Client.RbacV1()
+	drop := func(rules []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+		kept := slices.DeleteFunc(slices.Clone(rules), func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, resource) })
+		if len(kept) == len(rules) {
+			s.t.Fatalf("%s replica-policy has no rule for %s", kind, resource)
+		}
+		return kept
+	}
+	var err error
 	if kind == "ClusterRole" {
-		cr, err := rbac.ClusterRoles().Get(ctx, "replica-policy", metav1.GetOptions{})
-		if err != nil {
-			s.t.Fatal(err)
+		roles := s.c.Client.RbacV1().ClusterRoles()
+		var cr *rbacv1.ClusterRole
+		if cr, err = roles.Get(ctx, "replica-policy", metav1.GetOptions{}); err == nil {
+			cr.Rules = drop(cr.Rules)
+			_, err = roles.Update(ctx, cr, metav1.UpdateOptions{})
 		}
-		n := len(cr.Rules)
-		cr.Rules = slices.DeleteFunc(cr.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, resource) })
-		if len(cr.Rules) == n {
-			s.t.Fatalf("ClusterRole replica-policy has no rule for %s", resource)
+	} else {
+		roles := s.c.Client.RbacV1().Roles(policy.DefaultNamespace)
+		var r *rbacv1.Role
+		if r, err = roles.Get(ctx, "replica-policy", metav1.GetOptions{}); err == nil {
+			r.Rules = drop(r.Rules)
+			_, err = roles.Update(ctx, r, metav1.UpdateOptions{})
 		}
-		if _, err := rbac.ClusterRoles().Update(ctx, cr, metav1.UpdateOptions{}); err != nil {
-			s.t.Fatal(err)
-		}
-		return
 	}
-	r, err := rbac.Roles(policy.DefaultNamespace).Get(ctx, "replica-policy", metav1.GetOptions{})
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	n := len(r.Rules)
-	r.Rules = slices.DeleteFunc(r.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, resource) })
-	if len(r.Rules) == n {
-		s.t.Fatalf("Role replica-policy has no rule for %s", resource)
-	}
-	if _, err := rbac.Roles(policy.DefaultNamespace).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -188,7 +161,8 @@ func (s *situation) withoutRule(kind, resource string) {
 // TestHealthyRunIsSilent: the example policy, a Deployment inside its bounds, one clamped at
 // create and one the scaler corrects, admission traffic through the API server, for 40
 // scrapes (20 minutes of compressed time, longer than every alert's `for:` and window): no
-// alert fires. Then the process is killed and ReplicaPolicyWebhookDown fires (up == 0).
+// alert fires. Then the process, the only replica, is killed: ReplicaPolicyWebhookDown and
+// ReplicaPolicyReplicaDown fire (up == 0).
 func TestHealthyRunIsSilent(t *testing.T) {
 	s := newCluster(t)
 	// Created before the binary runs (failurePolicy Ignore lets it through unclamped): the
@@ -212,7 +186,10 @@ func TestHealthyRunIsSilent(t *testing.T) {
 	s.p.onlyFired()
 
 	// The certificate metric is the NotAfter of the certificate on disk.
-	notAfter := certNotAfter(t, filepath.Join(s.c.CertDir, "tls.crt"))
+	notAfter, err := harness.CertNotAfter(filepath.Join(s.c.CertDir, "tls.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if v := s.p.query(`replicapolicy_serving_certificate_expiry_timestamp_seconds`); len(v) != 1 || v[0].F != float64(notAfter.Unix()) {
 		t.Errorf("replicapolicy_serving_certificate_expiry_timestamp_seconds = %v, want %d (%v)", v, notAfter.Unix(), notAfter)
 	}
@@ -221,8 +198,8 @@ func TestHealthyRunIsSilent(t *testing.T) {
 	}
 
 	s.w.Kill()
-	s.p.scrapeUntilFiring(10, webhookDown)
-	s.p.onlyFired(webhookDown)
+	s.p.scrapeUntilFiring(10, webhookDown, replicaDown)
+	s.p.onlyFired(webhookDown, replicaDown)
 }
 
 // TestPolicyInvalid: with the validating webhook out of the way (deleted, as during an
@@ -361,21 +338,4 @@ func TestScalerContested(t *testing.T) {
 		t.Errorf("fought has %d replicas, want %d: the scaler should have backed off", got, defaultMax+20)
 	}
 	s.p.onlyFired(scalerContested)
-}
-
-func certNotAfter(t *testing.T, path string) time.Time {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		t.Fatalf("%s holds no PEM block", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.NotAfter
 }

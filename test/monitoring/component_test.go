@@ -31,6 +31,7 @@ import (
 // binary's metrics. An alert added without a test fails TestRuleFile.
 var firedBy = map[string]string{
 	webhookDown:         "TestHealthyRunIsSilent",
+	replicaDown:         "TestHealthyRunIsSilent",
 	webhookNotReady:     "TestNotReady",
 	policyInvalid:       "TestPolicyInvalid",
 	admissionErrors:     "TestPolicyInvalid, TestNotReady",
@@ -191,7 +192,7 @@ func TestComponent(t *testing.T) {
 	if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port && p.Port == 8080 }) {
 		t.Errorf("the ServiceMonitor scrapes port %q, which is not the Service's metrics port 8080", ep.Port)
 	}
-	if ep.Interval != monitoringv1.Duration(scrapeInterval.String()) && string(ep.Interval) != "30s" {
+	if ep.Interval != monitoringv1.Duration(scrapeInterval.String()) {
 		t.Errorf("scrape interval %s, the alerts are written for %s", ep.Interval, scrapeInterval)
 	}
 
