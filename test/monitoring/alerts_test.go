@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -267,17 +268,48 @@ func TestNativeSyncFailing(t *testing.T) {
 
 // TestViolatorLeftAlone: a Deployment created outside the deny rule's bounds while the
 // webhook was not running stays outside (the scaler never changes deny violators):
-// ReplicaPolicyViolators fires, and nothing else.
+// ReplicaPolicyViolators fires, and nothing else. Its HPA's range, 2..20, leaves the rule's
+// 3..7 too: the scaler reports it (no alert; the dashboard shows it).
 func TestViolatorLeftAlone(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("db", 10, map[string]string{databaseLabel: "database"})
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "db"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "db"},
+			MinReplicas:    ptr(int32(2)),
+			MaxReplicas:    20,
+		},
+	}
+	if _, err := s.c.Client.AutoscalingV2().HorizontalPodAutoscalers(appNamespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	s.run(harness.WebhookOptions{Name: "violator"})
 	s.p.scrapeUntilFiring(30, violators)
 	if got := s.replicas("db"); got != 10 {
 		t.Fatalf("db has %d replicas, want 10 (a deny violator is left alone)", got)
 	}
+	if v := s.p.query(`replicapolicy_scaler_autoscalers_out_of_bounds{rule="databases"}`); len(v) != 1 || v[0].F != 1 {
+		t.Errorf("replicapolicy_scaler_autoscalers_out_of_bounds{rule=\"databases\"} = %v, want 1", v)
+	}
 	s.p.onlyFired(violators)
 }
+
+// TestScalerDryRun: with --scaler-dry-run the scaler reports a clamp violator and leaves it:
+// ReplicaPolicyWorkloadsOutOfBounds fires (the runbook says to silence it for a dry run),
+// ReplicaPolicyScalerFailing does not.
+func TestScalerDryRun(t *testing.T) {
+	s := newCluster(t)
+	s.deployment("drifted", defaultMax+10, nil)
+	s.run(harness.WebhookOptions{Name: "dry-run", Args: []string{"--scaler-dry-run"}})
+	s.p.scrapeUntilFiring(30, workloadsOutside)
+	if got := s.replicas("drifted"); got != defaultMax+10 {
+		t.Fatalf("drifted has %d replicas: a dry run changes nothing", got)
+	}
+	s.p.onlyFired(workloadsOutside)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // TestCertificateNearItsEnd: the serving certificate is reissued (same CA) for 7 days
 // before the binary starts: ReplicaPolicyCertificateExpiring fires.
