@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
@@ -43,4 +46,38 @@ func WarningClient(cfg *rest.Config) (kubernetes.Interface, *Warnings, error) {
 	cfg.WarningHandler = warns
 	cs, err := kubernetes.NewForConfig(cfg)
 	return cs, warns, err
+}
+
+// A WebhookBuild builds the webhook binary once for a test process (BuildWebhook) into a
+// folder of its own, which Remove deletes (from TestMain, after m.Run).
+type WebhookBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// Binary builds the binary the first time and returns its path; a failed build fails t.
+func (b *WebhookBuild) Binary(t testing.TB) string {
+	t.Helper()
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "replica-policy-build-"); b.err != nil {
+			return
+		}
+		out := filepath.Join(b.dir, "webhook")
+		if b.err = BuildWebhook(context.Background(), out); b.err == nil {
+			b.bin = out
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.bin
+}
+
+// Remove deletes the folder of the build, if there was one.
+func (b *WebhookBuild) Remove() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
 }

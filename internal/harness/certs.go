@@ -1,8 +1,12 @@
 package harness
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/replica-policy/replica-policy/certs/certgen"
 )
@@ -14,8 +18,15 @@ import (
 // issues a new serving certificate, each file replaced by a rename, as the manifests'
 // rotation procedure does.
 func GenerateCerts(outDir string, extraSANs ...string) (string, error) {
+	return GenerateCertsValidFor(outDir, certgen.DefaultValidity, extraSANs...)
+}
+
+// GenerateCertsValidFor is GenerateCerts with a serving certificate valid for validity
+// (the tool's --validity), e.g. one near its end for the expiry alert's test.
+func GenerateCertsValidFor(outDir string, validity time.Duration, extraSANs ...string) (string, error) {
 	o := certgen.NewOptions()
 	o.OutDir = outDir
+	o.Validity = validity
 	o.ExtraSANs = extraSANs
 	if err := o.Validate(); err != nil {
 		return "", err
@@ -25,4 +36,21 @@ func GenerateCerts(outDir string, extraSANs ...string) (string, error) {
 		return out.String(), fmt.Errorf("certs tool: %w", err)
 	}
 	return out.String(), nil
+}
+
+// CertNotAfter is the NotAfter of the first certificate of a PEM file (tls.crt).
+func CertNotAfter(path string) (time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return time.Time{}, fmt.Errorf("%s holds no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c.NotAfter, nil
 }

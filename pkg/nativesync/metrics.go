@@ -1,6 +1,8 @@
 package nativesync
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -16,6 +18,11 @@ var (
 	})
 )
 
-func init() {
-	metrics.Registry.MustRegister(inSync, syncFailures)
+var registerOnce sync.Once
+
+// registerMetrics exports the metrics once a Syncer exists (New): a process without
+// --native-policies exports no replicapolicy_native_policies_in_sync at all, rather than a 0
+// that would read as "out of sync" to an alert.
+func registerMetrics() {
+	registerOnce.Do(func() { metrics.Registry.MustRegister(inSync, syncFailures) })
 }

@@ -78,6 +78,7 @@ type Syncer struct {
 // New returns a Syncer of the policy in store; ready reports when the store holds the
 // policy read from its ConfigMap (policystore.Watcher.Ready), before which nothing is applied.
 func New(client kubernetes.Interface, store *policystore.Store, ready func() bool, opts Options, log logr.Logger) *Syncer {
+	registerMetrics()
 	s := &Syncer{client: client, store: store, ready: ready, opts: opts, log: log,
 		changed: make(chan struct{}, 1)}
 	store.Subscribe(func(*policy.Snapshot) { s.poke() })

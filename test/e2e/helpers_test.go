@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,41 +27,22 @@ const leaseName = "replica-policy-leader"
 // poll is how often the tests here poll (most conditions run kubectl or list objects).
 const poll = 100 * time.Millisecond
 
-var (
-	buildDir  string
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
+// build is the webhook binary, built once per test run with exactly the Makefile target the
+// Dockerfile runs (static, trimmed, version stamped).
+var build harness.WebhookBuild
 
 func TestMain(m *testing.M) {
 	// envtest logs through controller-runtime's logger; localcluster reports progress itself.
 	ctrllog.SetLogger(logr.Discard())
-	dir, err := os.MkdirTemp("", "replica-policy-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	build.Remove()
 	os.Exit(code)
 }
 
-// webhookBinary builds the webhook once per test run, with exactly the Makefile target the
-// Dockerfile runs (static, trimmed, version stamped).
+// webhookBinary is the built binary.
 func webhookBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		out := filepath.Join(buildDir, "webhook")
-		if buildErr = harness.BuildWebhook(context.Background(), out); buildErr == nil {
-			buildBin = out
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
+	return build.Binary(t)
 }
 
 // needKubectl fails the test, saying why, where kubectl is missing: these tests use it as a

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/tls"
 	"flag"
 	"net/http"
 	"os"
@@ -75,7 +76,7 @@ func TestMetricsCanBeDisabled(t *testing.T) {
 		if err := o.Validate(); err != nil {
 			t.Fatalf("--metrics-bind-address=%s: %v", addr, err)
 		}
-		mo := managerOptions(o, runtime.NewScheme(), newWebhookServer(o), workload.Builtin())
+		mo := managerOptions(o, runtime.NewScheme(), newWebhookServer(o, func(*tls.Config) {}), workload.Builtin())
 		srv, err := metricsserver.NewServer(mo.Metrics, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
 		if err != nil {
 			t.Fatalf("--metrics-bind-address=%s: metrics server: %v", addr, err)

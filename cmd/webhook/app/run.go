@@ -32,6 +32,7 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
+	"github.com/replica-policy/replica-policy/pkg/servingcert"
 	"github.com/replica-policy/replica-policy/pkg/version"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -75,6 +76,7 @@ type process struct {
 	log           logr.Logger
 	mgr           manager.Manager
 	server        webhook.Server
+	cert          *servingcert.Watcher
 	clientset     kubernetes.Interface
 	kinds         *workload.Set
 	policyOptions policy.Options
@@ -109,7 +111,11 @@ func newProcess(ctx context.Context, o *Options) (*process, error) {
 	for _, k := range p.kinds.Kinds() {
 		p.log.Info("bounding workload kind", "kind", k.GroupVersionKind().String(), "resource", k.GroupResource().String(), "replicas", "."+strings.Join(k.ReplicasPath, "."))
 	}
-	p.server = newWebhookServer(o)
+	// The serving certificate, reloaded on rotation, its expiry exported (pkg/servingcert).
+	if p.cert, err = servingcert.New(o.CertDir); err != nil {
+		return nil, err
+	}
+	p.server = newWebhookServer(o, p.cert.TLSConfig)
 	if p.mgr, err = ctrl.NewManager(cfg, managerOptions(o, scheme, p.server, p.kinds)); err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
@@ -177,20 +183,18 @@ func (p *process) addScaler(ctx context.Context) error {
 // addHealth adds the probes: ready once the server runs, the caches have synced and the
 // policy has been read, and not while shutting down.
 func (p *process) addHealth(ctx context.Context) error {
+	if err := p.mgr.Add(p.cert); err != nil {
+		return err
+	}
 	if err := p.mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	for name, check := range map[string]healthz.Checker{
+	return addReadyChecks(p.mgr, map[string]healthz.Checker{
 		"webhook":  p.server.StartedChecker(),
 		"caches":   readyWhen(p.lookup.Synced, "informer caches have not synced"),
 		"policy":   readyWhen(p.watcher.Ready, "the policy ConfigMap has not been read"),
 		"shutdown": readyWhen(func() bool { return !p.shuttingDown.Load() }, "shutting down"),
-	} {
-		if err := p.mgr.AddReadyzCheck(name, check); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // runUntilDrained runs the manager until ctx ends. On SIGTERM, readiness turns false at
@@ -214,12 +218,13 @@ func (p *process) runUntilDrained(ctx context.Context) error {
 	return nil
 }
 
-// newWebhookServer is the HTTPS server of the admission webhooks.
-func newWebhookServer(o *Options) webhook.Server {
+// newWebhookServer is the HTTPS server of the admission webhooks; certificate sets where its
+// certificate comes from (servingcert.Watcher.TLSConfig).
+func newWebhookServer(o *Options, certificate func(*tls.Config)) webhook.Server {
 	return webhook.NewServer(webhook.Options{
 		Port:    o.Port,
 		CertDir: o.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+		TLSOpts: []func(*tls.Config){certificate, func(c *tls.Config) {
 			c.MinVersion = tls.VersionTLS12
 			// HTTP/2 off: its stream handling was open to the HTTP/2 Rapid Reset attack
 			// (CVE-2023-44487) and stream-cancellation floods (CVE-2023-39325). The API
