@@ -295,3 +295,26 @@ func TestValidateFlags(t *testing.T) {
 		t.Errorf("-o yaml: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestFieldLines: the line of each replica field, read from a block-style document's lines
+// or, for any other, from its parse: the two agree.
+func TestFieldLines(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want [3]int
+	}{
+		{"apiVersion: apps/v1\nkind: Deployment\nspec:\n  selector: {}\n  replicas: 3 # three\n  template:\n    spec:\n      replicas: 9\nstatus:\n  replicas: 1\n", [3]int{5, 0, 0}},
+		{"# c\nkind: HorizontalPodAutoscaler\nspec:\n\n    minReplicas: 1\n    # maxReplicas: 2\n    maxReplicas: 3\n", [3]int{0, 5, 7}},
+		{"kind: Deployment\nspec: {replicas: 3}\n", [3]int{2, 0, 0}},
+		{"{\"kind\": \"Deployment\",\n \"spec\": {\n  \"replicas\": 3}}\n", [3]int{3, 0, 0}},
+		{"kind: Deployment\nspec:\n  \"replicas\": 4\n", [3]int{3, 0, 0}},
+		{"kind: Deployment\nmetadata: {name: x}\n", [3]int{}},
+	} {
+		if got := docFieldLines([]byte(tc.doc), 1); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.doc, got, tc.want)
+		}
+		if lines, ok := scanFieldLines([]byte(tc.doc), 1); ok && lines != fieldLines(rootNode([]byte(tc.doc)), 1) {
+			t.Errorf("%q: the line scan says %v, the parse %v", tc.doc, lines, fieldLines(rootNode([]byte(tc.doc)), 1))
+		}
+	}
+}
