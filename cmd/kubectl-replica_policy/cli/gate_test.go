@@ -318,3 +318,23 @@ func TestFieldLines(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateEveryMistake: a value of the wrong type hides no other mistake in validate's
+// output either: the issue's policy gets its four errors at once.
+func TestValidateEveryMistake(t *testing.T) {
+	doc := `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: web, maxReplicas: "3"}
+- {name: web, minReplicas: 5, maxReplicas: 2, selecter: {}}
+`
+	code, out, _ := run(t, doc, "validate", "-")
+	want := `stdin: rules[0].maxReplicas: Invalid value: "3": must be a whole number that fits in 32 bits, not a string
+stdin: rules[1].selecter: Forbidden: unknown field (did you mean "selector"?)
+stdin: rules[1].name: Duplicate value: "web"
+stdin: rules[1].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)
+`
+	if code != ExitFound || out != want {
+		t.Errorf("exit %d, output\n%s\nwant exit 1 and\n%s", code, out, want)
+	}
+}
