@@ -333,13 +333,6 @@ func TestJUnit(t *testing.T) {
 			if code != ExitError {
 				t.Errorf("exit %d, want 2 (an error result)", code)
 			}
-			type junitCounts struct {
-				Tests    int    `xml:"tests,attr"`
-				Failures int    `xml:"failures,attr"`
-				Errors   int    `xml:"errors,attr"`
-				Skipped  int    `xml:"skipped,attr"`
-				Time     string `xml:"time,attr"`
-			}
 			var doc struct {
 				junitCounts
 				Suites []struct {

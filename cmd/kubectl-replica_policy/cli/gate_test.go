@@ -295,3 +295,46 @@ func TestValidateFlags(t *testing.T) {
 		t.Errorf("-o yaml: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestFieldLines: the line of each replica field, read from a block-style document's lines
+// or, for any other, from its parse: the two agree.
+func TestFieldLines(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want [3]int
+	}{
+		{"apiVersion: apps/v1\nkind: Deployment\nspec:\n  selector: {}\n  replicas: 3 # three\n  template:\n    spec:\n      replicas: 9\nstatus:\n  replicas: 1\n", [3]int{5, 0, 0}},
+		{"# c\nkind: HorizontalPodAutoscaler\nspec:\n\n    minReplicas: 1\n    # maxReplicas: 2\n    maxReplicas: 3\n", [3]int{0, 5, 7}},
+		{"kind: Deployment\nspec: {replicas: 3}\n", [3]int{2, 0, 0}},
+		{"{\"kind\": \"Deployment\",\n \"spec\": {\n  \"replicas\": 3}}\n", [3]int{3, 0, 0}},
+		{"kind: Deployment\nspec:\n  \"replicas\": 4\n", [3]int{3, 0, 0}},
+		{"kind: Deployment\nmetadata: {name: x}\n", [3]int{}},
+	} {
+		if got := docFieldLines([]byte(tc.doc), 1); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.doc, got, tc.want)
+		}
+		if lines, ok := scanFieldLines([]byte(tc.doc), 1); ok && lines != fieldLines(rootNode([]byte(tc.doc)), 1) {
+			t.Errorf("%q: the line scan says %v, the parse %v", tc.doc, lines, fieldLines(rootNode([]byte(tc.doc)), 1))
+		}
+	}
+}
+
+// TestValidateEveryMistake: a value of the wrong type hides no other mistake in validate's
+// output either: the issue's policy gets its four errors at once.
+func TestValidateEveryMistake(t *testing.T) {
+	doc := `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: web, maxReplicas: "3"}
+- {name: web, minReplicas: 5, maxReplicas: 2, selecter: {}}
+`
+	code, out, _ := run(t, doc, "validate", "-")
+	want := `stdin: rules[0].maxReplicas: Invalid value: "3": must be a whole number that fits in 32 bits, not a string
+stdin: rules[1].selecter: Forbidden: unknown field (did you mean "selector"?)
+stdin: rules[1].name: Duplicate value: "web"
+stdin: rules[1].maxReplicas: Invalid value: 2: must be greater than or equal to minReplicas (5)
+`
+	if code != ExitFound || out != want {
+		t.Errorf("exit %d, output\n%s\nwant exit 1 and\n%s", code, out, want)
+	}
+}

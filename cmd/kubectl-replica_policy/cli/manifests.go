@@ -191,7 +191,7 @@ func visitManifest(file string, data []byte, visit func(Object) error) (int, err
 			n++
 			src := Source{File: file, Line: first}
 			if judged(u) {
-				src.FieldLines = fieldLines(rootNode(d.data), d.line)
+				src.FieldLines = docFieldLines(d.data, d.line)
 			}
 			return visit(Object{Source: src, Unstructured: u})
 		}
@@ -267,6 +267,70 @@ func listItems(root *yaml3.Node) []*yaml3.Node {
 
 // replicaFields are the fields whose lines a judged object's results point at.
 var replicaFields = []string{"replicas", "minReplicas", "maxReplicas"}
+
+// docFieldLines is fieldLines of a document, found by reading its lines where it is in
+// block style (as good as every manifest: no second YAML parse of each object), by
+// parsing it otherwise.
+func docFieldLines(doc []byte, docLine int) [3]int {
+	if lines, ok := scanFieldLines(doc, docLine); ok {
+		return lines
+	}
+	return fieldLines(rootNode(doc), docLine)
+}
+
+// scanFieldLines finds the lines of spec.replicas, spec.minReplicas and spec.maxReplicas
+// in a block-style document: the keys one level under a top-level "spec:". ok is false
+// for a document it cannot read that way (JSON, flow style, a quoted or complex key).
+func scanFieldLines(doc []byte, docLine int) (lines [3]int, ok bool) {
+	inSpec, indent := false, 0
+	n := 0
+	for line := range strings.Lines(string(doc)) {
+		n++
+		text := strings.TrimRight(line, "\r\n")
+		t := strings.TrimSpace(text)
+		if t == "" || strings.HasPrefix(t, "#") || t == "---" {
+			continue
+		}
+		depth := len(text) - len(strings.TrimLeft(text, " "))
+		if depth == 0 {
+			if strings.HasPrefix(t, "{") || strings.HasPrefix(t, "\"") || strings.HasPrefix(t, "'") || strings.HasPrefix(t, "?") {
+				return lines, false
+			}
+			if inSpec {
+				return lines, true
+			}
+			rest, isSpec := strings.CutPrefix(t, "spec:")
+			if isSpec {
+				if rest, _, _ = strings.Cut(rest, "#"); strings.TrimSpace(rest) != "" {
+					return lines, false // spec: {replicas: 3}
+				}
+				inSpec = true
+			}
+			continue
+		}
+		if !inSpec {
+			continue
+		}
+		if indent == 0 {
+			indent = depth
+		}
+		if depth != indent {
+			continue
+		}
+		key, _, found := strings.Cut(t, ":")
+		if !found {
+			continue
+		}
+		for i, f := range replicaFields {
+			if key == f {
+				lines[i] = docLine + n - 1
+			} else if strings.Trim(key, `"'`) == f {
+				return lines, false
+			}
+		}
+	}
+	return lines, true
+}
 
 // fieldLines returns the line in the file of each of the object's spec.replicas,
 // spec.minReplicas and spec.maxReplicas that it sets (0 for the others); docLine is the
