@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -111,6 +112,17 @@ func TestLaterMutationIsDecidedAgain(t *testing.T) {
 		})
 		return stored
 	}
+	// A new webhook configuration reaches the API server's dispatcher a moment after it is
+	// created: wait until a dry run calls the setter, so the create below is decided with it.
+	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, "the API server calls the setter webhook", func() error {
+		if _, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", "probe", 3, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			return err
+		}
+		if s.calls.Load() == 0 {
+			return errors.New("not called yet")
+		}
+		return nil
+	})
 	if got := create("web"); got != 10 {
 		t.Errorf("created with 3, set to 50 by a later webhook: stored %d, want 10 (clamped on reinvocation)", got)
 	}
