@@ -114,7 +114,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 		for _, r := range []string{"mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
 			can("create", r, "") // RBAC cannot pin create to a name
 			for _, name := range native.Names(nativeOptions) {
-				for _, v := range []string{"get", "patch", "update", "delete"} {
+				for _, v := range []string{"get", "list", "watch", "patch", "update", "delete"} {
 					can(v, r, name)
 				}
 			}
@@ -125,9 +125,10 @@ func TestNativePoliciesComponent(t *testing.T) {
 			cannot("watch", r, "")
 			cannot("deletecollection", r, "")
 		}
-		can("get", "mutatingwebhookconfigurations", "replica-policy")
-		can("update", "mutatingwebhookconfigurations", "replica-policy")
-		cannot("patch", "mutatingwebhookconfigurations", "replica-policy")
+		for _, v := range []string{"get", "list", "watch", "patch"} {
+			can(v, "mutatingwebhookconfigurations", "replica-policy")
+		}
+		cannot("update", "mutatingwebhookconfigurations", "replica-policy")
 		cannot("delete", "mutatingwebhookconfigurations", "replica-policy")
 		cannot("update", "mutatingwebhookconfigurations", "someone-elses-webhook")
 		cannot("create", "mutatingwebhookconfigurations", "")

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -115,10 +117,11 @@ func Run(ctx context.Context, o *Options) error {
 	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
 
 	if o.NativePolicies {
-		syncer := nativesync.New(clientset, store, watcher.Ready, nativesync.Options{
-			Kinds:                nativeKinds(kinds),
-			WebhookConfiguration: o.WebhookConfiguration,
-		}, ctrl.Log.WithName("native-policies"))
+		prober, err := nativesync.NewDryRunProber(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		syncer := nativesync.New(clientset, store, watcher.Ready, nativeSyncOptions(o, kinds, prober), ctrl.Log.WithName("native-policies"))
 		if err := mgr.Add(syncer); err != nil {
 			return err
 		}
@@ -177,6 +180,24 @@ func nativeKinds(kinds *workload.Set) []native.Kind {
 		out = append(out, native.Kind{Group: k.Group, Version: k.Version, Kind: k.Kind, Resource: k.Resource})
 	}
 	return out
+}
+
+// nativeSyncOptions: the webhook entries the syncer narrows register every kind of kinds,
+// in every namespace but kube-system and the webhook's own (the manifests' namespaceSelector).
+func nativeSyncOptions(o *Options, kinds *workload.Set, prober nativesync.Prober) nativesync.Options {
+	var all []native.Kind
+	for _, k := range kinds.Kinds() {
+		all = append(all, native.Kind{Group: k.Group, Version: k.Version, Kind: k.Kind, Resource: k.Resource})
+	}
+	return nativesync.Options{
+		Kinds:        nativeKinds(kinds),
+		WebhookKinds: all,
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem, o.PolicyNamespace},
+		}}},
+		WebhookConfiguration: o.WebhookConfiguration,
+		Prober:               prober,
+	}
 }
 
 // newWebhookServer is the HTTPS server of the admission webhooks.

@@ -1,0 +1,266 @@
+package nativesync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/native"
+)
+
+// The compiled objects: four resources, each under the names native.Names gives. A live
+// object is as the Syncer wants it when the fields its field manager applied (managedFields)
+// hold exactly the compiled object: an edit by anyone else moves the fields it changes to
+// its own manager, a deletion leaves nothing, and both are drift.
+
+// resource is one of the four admission policy resources.
+type resource struct {
+	kind string
+	get  func(ctx context.Context, c *Syncer, name string) (runtime.Object, error)
+	// applied extracts the fields FieldManager applied to a live object.
+	applied func(live runtime.Object) (any, error)
+	patch   func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error
+	del     func(ctx context.Context, c *Syncer, name string) error
+}
+
+// resources, bindings first: a binding is deleted before its policy (a binding without its
+// policy is an error the API server reports); for apply, Objects gives policies first.
+var resources = []resource{
+	{
+		kind: "MutatingAdmissionPolicyBinding",
+		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+		},
+		applied: func(live runtime.Object) (any, error) {
+			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicyBinding(live.(*admissionregistrationv1.MutatingAdmissionPolicyBinding), FieldManager)
+		},
+		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
+			return err
+		},
+		del: func(ctx context.Context, c *Syncer, name string) error {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	},
+	{
+		kind: "MutatingAdmissionPolicy",
+		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+		},
+		applied: func(live runtime.Object) (any, error) {
+			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicy(live.(*admissionregistrationv1.MutatingAdmissionPolicy), FieldManager)
+		},
+		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
+			return err
+		},
+		del: func(ctx context.Context, c *Syncer, name string) error {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	},
+	{
+		kind: "ValidatingAdmissionPolicyBinding",
+		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+		},
+		applied: func(live runtime.Object) (any, error) {
+			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicyBinding(live.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding), FieldManager)
+		},
+		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
+			return err
+		},
+		del: func(ctx context.Context, c *Syncer, name string) error {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	},
+	{
+		kind: "ValidatingAdmissionPolicy",
+		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+		},
+		applied: func(live runtime.Object) (any, error) {
+			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicy(live.(*admissionregistrationv1.ValidatingAdmissionPolicy), FieldManager)
+		},
+		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
+			return err
+		},
+		del: func(ctx context.Context, c *Syncer, name string) error {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		},
+	},
+}
+
+func resourceOf(kind string) *resource {
+	for i := range resources {
+		if resources[i].kind == kind {
+			return &resources[i]
+		}
+	}
+	return nil
+}
+
+// compiled is one object Compile returned, as the Syncer applies it.
+type compiled struct {
+	res  *resource
+	name string
+	data []byte // the apply patch
+	want any    // data decoded, without empty fields: what the live object's applied fields must be
+}
+
+func compiledOf(obj runtime.Object) (compiled, error) {
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	res := resourceOf(kind)
+	m, ok := obj.(metav1.Object)
+	if res == nil || !ok {
+		return compiled{}, fmt.Errorf("cannot apply %T", obj)
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return compiled{}, err
+	}
+	want, err := pruned(data)
+	if err != nil {
+		return compiled{}, err
+	}
+	return compiled{res: res, name: m.GetName(), data: data, want: want}, nil
+}
+
+func (c compiled) String() string { return c.res.kind + " " + c.name }
+
+// upToDate reports whether the live object exists and holds, as applied by FieldManager,
+// exactly the compiled object, and nothing in its spec that another field manager set.
+// foreign is set when another manager owns fields of its spec: an apply cannot take away
+// list elements or fields that only someone else set (a matchCondition added by hand), so
+// the object is deleted and applied again.
+func (c compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, err error) {
+	live, err := c.res.get(ctx, s, c.name)
+	if apierrors.IsNotFound(err) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("reading %s: %w", c, err)
+	}
+	m, _ := live.(metav1.Object)
+	for _, mf := range m.GetManagedFields() {
+		if mf.Manager != FieldManager && mf.FieldsV1 != nil && bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:spec"`)) {
+			return false, true, nil
+		}
+	}
+	ok, err = c.sameApplied(live)
+	return ok, false, err
+}
+
+func (c compiled) sameApplied(live runtime.Object) (bool, error) {
+	ac, err := c.res.applied(live)
+	if err != nil {
+		return false, fmt.Errorf("reading the fields applied to %s: %w", c, err)
+	}
+	data, err := json.Marshal(ac)
+	if err != nil {
+		return false, err
+	}
+	got, err := pruned(data)
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(got, c.want), nil
+}
+
+func (c compiled) apply(ctx context.Context, s *Syncer) error {
+	if err := c.res.patch(ctx, s, c.name, c.data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}); err != nil {
+		return fmt.Errorf("applying %s: %w", c, err)
+	}
+	return nil
+}
+
+// pruned decodes JSON, leaving out nulls, empty objects and empty lists (a typed object
+// marshals "creationTimestamp": null and "status": {}, which no apply sets) and
+// metadata.managedFields.
+func pruned(data []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return prune(v), nil
+}
+
+func prune(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range t {
+			if k == "managedFields" || k == "status" {
+				continue
+			}
+			if e = prune(e); e != nil {
+				out[k] = e
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case []any:
+		var out []any
+		for _, e := range t {
+			if e = prune(e); e != nil {
+				out = append(out, e)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	}
+	return v
+}
+
+// liveExtra lists the compiled objects that exist but are not in want: those a policy no
+// longer needs.
+func (s *Syncer) liveExtra(ctx context.Context, want []compiled) ([]compiled, error) {
+	var extra []compiled
+	for i := range resources {
+		r := &resources[i]
+		for _, name := range native.Names(s.opts.Compile) {
+			if containsObject(want, r, name) {
+				continue
+			}
+			_, err := r.get(ctx, s, name)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading %s %s: %w", r.kind, name, err)
+			}
+			extra = append(extra, compiled{res: r, name: name})
+		}
+	}
+	return extra, nil
+}
+
+func containsObject(objs []compiled, r *resource, name string) bool {
+	for _, o := range objs {
+		if o.res == r && o.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c compiled) delete(ctx context.Context, s *Syncer) error {
+	if err := c.res.del(ctx, s, c.name); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting %s: %w", c, err)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package nativesync
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// Prober tells when the API server enforces the native policies that were just applied: the
+// Syncer narrows the webhook only then. An admission policy has no status that says so (a
+// ValidatingAdmissionPolicy's status.typeChecking comes from kube-controller-manager's type
+// checker, not from the admission plugin, and a MutatingAdmissionPolicy has none); each API
+// server loads policies from its own informers a moment after they are written.
+type Prober interface {
+	// Enforced reports whether the API server enforces res, the compiled form of snap; when
+	// not, why (the Syncer asks again shortly).
+	Enforced(ctx context.Context, snap *policy.Snapshot, res *native.Result) (bool, string, error)
+	// WebhookExclusion is a CEL term of a webhook matchCondition, true for the probes'
+	// requests: the Syncer keeps them from the webhook, so that their answers are the native
+	// policies' alone. "" when the probes need no exclusion.
+	WebhookExclusion() string
+}
+
+// DryRunProber proves enforcement with dry-run writes (dryRun=All: admission runs in full,
+// nothing is stored) of the /scale of an existing Deployment, one per action the compiled
+// policies take, each outside the bounds of the rule that decides it: a clamp must come back
+// at the bound, a deny must be refused by the deny policy by name, a warn must carry the
+// warn policy's warning. The probes need no right beyond the scaler's (update of
+// deployments/scale) and the webhook never sees them (WebhookExclusion), so a positive
+// answer is the native policies'. Only Deployments are probed: their /scale is compiled
+// (nothing owns a Deployment) and every cluster the policy bounds has some. Where no
+// Deployment outside an exempt namespace is decided by a rule of an action, that action
+// cannot be proven and the webhook stays wide.
+type DryRunProber struct {
+	client   kubernetes.Interface
+	warnings *warningLog
+	username string
+}
+
+// NewDryRunProber returns a prober that writes with cfg (the binary's own identity, which
+// WebhookExclusion names).
+func NewDryRunProber(ctx context.Context, cfg *rest.Config) (*DryRunProber, error) {
+	w := &warningLog{}
+	c := rest.CopyConfig(cfg)
+	c.WarningHandlerWithContext = w
+	client, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	// Who am I: every authenticated user may ask (SelfSubjectReview, GA since 1.28).
+	review, err := client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("asking the API server who the binary is (SelfSubjectReview): %w", err)
+	}
+	if review.Status.UserInfo.Username == "" {
+		return nil, fmt.Errorf("the API server gives the binary no username")
+	}
+	return &DryRunProber{client: client, warnings: w, username: review.Status.UserInfo.Username}, nil
+}
+
+// WebhookExclusion: dry-run requests of the binary's own user.
+func (p *DryRunProber) WebhookExclusion() string {
+	return "request.dryRun && request.userInfo.username == " + strconv.Quote(p.username)
+}
+
+// probeReplicas are the probe's counts to try, outside most bounds: above any max, below any
+// min, zero (below a min without allowZero).
+func probeReplicas(b policy.Bounds) []int32 {
+	var out []int32
+	if b.Max != nil && *b.Max < 1<<30 {
+		out = append(out, *b.Max+1)
+	}
+	if b.Min != nil && *b.Min > 1 {
+		out = append(out, *b.Min-1)
+	}
+	return append(out, 0)
+}
+
+// Enforced probes each action res compiles.
+func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res *native.Result) (bool, string, error) {
+	actions := map[policy.Action]string{}
+	if res.Clamp != nil {
+		actions[policy.ActionClamp] = res.Clamp.Name
+	}
+	if res.Deny != nil {
+		actions[policy.ActionDeny] = res.Deny.Name
+	}
+	if res.Warn != nil {
+		actions[policy.ActionWarn] = res.Warn.Name
+	}
+	if len(actions) == 0 {
+		return true, "", nil
+	}
+	nss, err := p.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		return false, "", fmt.Errorf("listing namespaces for a probe: %w", err)
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	// One page of Deployments is enough to find a probe for each action.
+	deploys, err := p.client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		return false, "", fmt.Errorf("listing Deployments for a probe: %w", err)
+	}
+	for action, name := range actions {
+		found := false
+		for _, d := range deploys.Items {
+			labels, known := nsLabels[d.Namespace]
+			subj := policy.Subject{Group: "apps", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name,
+				LabelsUnknown: true, NamespaceLabels: labels, NamespaceLabelsUnknown: !known}
+			v := snap.Decide(subj, ptr(int32(1)))
+			if v.Outcome == policy.OutcomeUnknown || v.Rule == nil || v.Rule.Action != action {
+				continue
+			}
+			for _, n := range probeReplicas(v.Rule.Bounds) {
+				v := snap.Decide(subj, &n)
+				if v.Outcome != policy.OutcomeOutOfBounds {
+					continue
+				}
+				found = true
+				ok, why, err := p.probe(ctx, d.Namespace, d.Name, v, name)
+				if err != nil || !ok {
+					return false, why, err
+				}
+				break
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return false, fmt.Sprintf("no Deployment in a namespace where a rule with action %s decides /scale writes, to prove that the API server enforces %s", action, name), nil
+		}
+	}
+	return true, "", nil
+}
+
+// probe writes v.Replicas to the /scale of namespace/name with dryRun=All and checks the
+// answer of the native policy policyName.
+func (p *DryRunProber) probe(ctx context.Context, namespace, name string, v policy.Verdict, policyName string) (bool, string, error) {
+	p.warnings.take()
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: v.Replicas}}
+	got, err := p.client.AppsV1().Deployments(namespace).UpdateScale(ctx, name, scale, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	warnings := p.warnings.take()
+	where := fmt.Sprintf("a dry-run scale of Deployment %s/%s to %d", namespace, name, v.Replicas)
+	switch v.Rule.Action {
+	case policy.ActionDeny:
+		if err != nil && strings.Contains(err.Error(), "'"+policyName+"'") {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%s was not refused by %s yet (%v)", where, policyName, err), nil
+	case policy.ActionWarn:
+		if err == nil && strings.Contains(warnings, "'"+policyName+"'") {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%s got no warning from %s yet (%v)", where, policyName, err), nil
+	default:
+		if err == nil && got.Spec.Replicas == v.Want {
+			return true, "", nil
+		}
+		var replicas int32
+		if got != nil {
+			replicas = got.Spec.Replicas
+		}
+		return false, fmt.Sprintf("%s came back with %d replicas, not clamped to %d by %s yet (%v)", where, replicas, v.Want, policyName, err), nil
+	}
+}
+
+// warningLog collects the warnings of the prober's requests (one request at a time).
+type warningLog struct {
+	mu   sync.Mutex
+	text []string
+}
+
+func (w *warningLog) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.text = append(w.text, text)
+}
+
+func (w *warningLog) take() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := strings.Join(w.text, "\n")
+	w.text = nil
+	return s
+}
