@@ -219,14 +219,10 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		return err
 	}
 	key := snap.Source
-	if len(stale) > 0 || len(extra) > 0 || res == nil || !s.proven || s.provenFor != key {
+	if len(stale) > 0 || len(extra) > 0 || res == nil {
 		s.proven = false
-		widened, err := s.setWebhook(ctx, s.wideState())
-		if err != nil {
+		if err := s.widen(ctx, stale, extra); err != nil {
 			return err
-		}
-		if widened {
-			s.log.Info("Webhook widened: it decides every write of the bounded kinds", "missingOrChanged", names(stale), "unneeded", names(extra))
 		}
 		for _, c := range foreign {
 			if err := c.delete(ctx, s); err != nil {
@@ -246,11 +242,19 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		if res == nil {
 			return nil
 		}
+	}
+	if !s.proven || s.provenFor != key {
+		// Nothing to write, but not proven either (a new leader, a policy whose objects were
+		// already in place): probe before widening, which a leader taking over from another
+		// then never needs.
 		ok, why, err := s.opts.Prober.Enforced(ctx, snap, res)
 		if err != nil {
 			return err
 		}
 		if !ok {
+			if err := s.widen(ctx, nil, nil); err != nil {
+				return err
+			}
 			return &notEnforcedError{why}
 		}
 		s.proven, s.provenFor = true, key
@@ -263,6 +267,15 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		s.log.Info("Native admission policies in force; webhook narrowed", "applied", names(stale), "deleted", names(extra), "webhookFor", res.Webhook)
 	}
 	return nil
+}
+
+// widen makes the webhook decide every write of the bounded kinds.
+func (s *Syncer) widen(ctx context.Context, stale, extra []compiled) error {
+	widened, err := s.setWebhook(ctx, s.wideState())
+	if widened {
+		s.log.Info("Webhook widened: it decides every write of the bounded kinds", "missingOrChanged", names(stale), "unneeded", names(extra))
+	}
+	return err
 }
 
 // notEnforcedError: the API server does not enforce the applied policies yet.

@@ -319,3 +319,28 @@ func TestSyncNeedsTheConfiguration(t *testing.T) {
 		t.Errorf("a configuration was created: %v", err)
 	}
 }
+
+// TestSyncTakeover: a new leader over objects its predecessor left in force probes them and
+// writes nothing: no widening, no gap.
+func TestSyncTakeover(t *testing.T) {
+	e := newEnv(t)
+	snap := load(t, clampAndDeny)
+	e.mustSync(snap)
+	next := &fakeProber{enforced: true}
+	e.s = New(e.client, e.store, func() bool { return true }, Options{
+		Kinds: native.BuiltinKinds, WebhookConfiguration: "replica-policy", Prober: next,
+		NamespaceSelector: e.s.opts.NamespaceSelector,
+	}, logr.Discard())
+	equal(t, "the new leader's first sync", e.mustSync(snap))
+	if next.calls != 1 {
+		t.Errorf("the new leader probed %d times, want once", next.calls)
+	}
+	next.enforced = false
+	e.s.proven = false
+	writes, err := e.sync(snap)
+	var notYet *notEnforcedError
+	if !errors.As(err, &notYet) {
+		t.Fatalf("Sync: %v, want a notEnforcedError", err)
+	}
+	equal(t, "a leader that cannot prove what is in force", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
+}

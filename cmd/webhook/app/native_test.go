@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
@@ -48,6 +49,9 @@ func TestNativePolicies(t *testing.T) {
 	for _, ns := range []string{"native", "sel", "strict", "other"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	// Deployments the syncer's dry-run probes can scale: a clamp rule decides in native, a
+	// deny rule in strict.
+	probeTargets(t, f.client, "native", "strict")
 	webhookCalls := func() float64 {
 		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
 		if err != nil {
@@ -114,8 +118,24 @@ func TestNativePolicies(t *testing.T) {
 		if _, err := ar.ValidatingAdmissionPolicies().Get(ctx, "replica-policy-warn", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("a warn policy for a policy without warn rules: %v", err)
 		}
-		if c := condition(); c == "" || !strings.Contains(c, "scale") {
-			t.Errorf("matchCondition %s: %q, want the /scale writes the native policies leave to the webhook", nativesync.ConditionName, c)
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the webhook narrowed", func() (bool, string) {
+			c := condition()
+			return strings.Contains(c, "scale"), c
+		})
+		t.Logf("webhook narrowed %v after the policy ConfigMap was written", time.Since(set).Round(time.Millisecond))
+		mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range mwc.Webhooks[0].Rules {
+			for _, res := range r.Resources {
+				if !strings.HasSuffix(res, "/scale") {
+					t.Errorf("narrowed workload webhook still has object rule %s %v", res, r.Operations)
+				}
+			}
+		}
+		if hpa := mwc.Webhooks[1]; len(hpa.Rules) != 1 || hpa.Rules[0].Resources[0] != "horizontalpodautoscalers" || len(hpa.MatchConditions) != 1 {
+			t.Errorf("the HPA webhook entry was touched: %+v", hpa)
 		}
 	})
 
@@ -322,8 +342,19 @@ func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(conds) != 1 || conds[0].Expression != empty.WebhookMatchCondition {
+	if len(conds) != 1 || !strings.HasSuffix(conds[0].Expression, ") && ("+empty.WebhookMatchCondition+")") {
 		t.Errorf("with no policy, the webhook's condition %+v, want that of an empty policy: %s", conds, empty.WebhookMatchCondition)
+	}
+}
+
+// probeTargets creates a Deployment of one replica in each namespace, for the syncer's
+// dry-run probes, which scale an existing Deployment.
+func probeTargets(t *testing.T, client kubernetes.Interface, namespaces ...string) {
+	t.Helper()
+	for _, ns := range namespaces {
+		if _, err := client.AppsV1().Deployments(ns).Create(context.Background(), harness.Deployment(ns, "probe-target", 1, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -349,18 +380,24 @@ func TestNativePoliciesSyncFailure(t *testing.T) {
 		}
 		return m.Sum(name)
 	}
+	for _, ns := range []string{"native", "strict"} {
+		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	probeTargets(t, f.client, "native", "strict")
 	if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(5)); err != nil {
 		t.Fatal(err)
 	}
-	// The objects are applied before the condition is set: they get there, the configuration
-	// the webhook was given does not exist, and the sync fails after them, again and again.
+	// The webhook is widened before any native object is applied: with the configuration
+	// the binary was given missing, the sync fails there, again and again, and applies nothing.
 	var failures float64
-	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "the objects applied, then a failed sync counted", func() (bool, string) {
-		_, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "a failed sync counted", func() (bool, string) {
 		in := metric("replicapolicy_native_policies_in_sync")
 		failures = metric("replicapolicy_native_policies_sync_failures_total")
-		return err == nil && failures >= 1 && in == 0, fmt.Sprintf("clamp policy %v, failures %v, in sync %v", err, failures, in)
+		return failures >= 1 && in == 0, fmt.Sprintf("failures %v, in sync %v", failures, in)
 	})
+	if _, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the clamp policy was applied without a webhook configuration to widen first: %v", err)
+	}
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "retried", func() (bool, string) {
 		n := metric("replicapolicy_native_policies_sync_failures_total")
 		return n > failures && metric("replicapolicy_native_policies_in_sync") == 0, fmt.Sprint("failures ", n)
