@@ -185,8 +185,9 @@ func (c compiled) apply(ctx context.Context, s *Syncer) error {
 }
 
 // pruned decodes JSON, leaving out nulls, empty objects and empty lists (a typed object
-// marshals "creationTimestamp": null and "status": {}, which no apply sets) and
-// metadata.managedFields.
+// marshals "creationTimestamp": null and "status": {}, which no apply sets),
+// metadata.managedFields, and a matchPolicy of Equivalent, the API server's default, which it
+// counts among the applier's fields of a matchResources it applied without one.
 func pruned(data []byte) (any, error) {
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -200,7 +201,7 @@ func prune(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, e := range t {
-			if k == "managedFields" || k == "status" {
+			if k == "managedFields" || k == "status" || k == "matchPolicy" && e == "Equivalent" {
 				continue
 			}
 			if e = prune(e); e != nil {
