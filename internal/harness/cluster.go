@@ -62,6 +62,8 @@ type ClusterOptions struct {
 	Port int
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// APIServerArgs are extra kube-apiserver flags, "name=value" (ControlPlaneOptions).
+	APIServerArgs []string
 }
 
 // StartCluster starts a control plane, generates certificates for 127.0.0.1 and applies the

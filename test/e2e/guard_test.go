@@ -23,14 +23,13 @@ import (
 // kube-apiserver itself) lets the binary's ServiceAccount, with its own token, write every
 // object `compile` emits, and refuses what a compromised pod would try with the same rights.
 func TestNativePoliciesGuard(t *testing.T) {
-	c := startCluster(t)
+	c := startGuardedCluster(t)
 	ctx := context.Background()
 	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	kubectlStdin(t, c, harness.ManifestOfKind(string(built), "ClusterRole"), "apply", "-f", "-")
-	kubectl(t, c, "apply", "-f", filepath.Join(harness.RepoRoot(), "manifests", "components", "native-policies", "guard.yaml"))
 
 	kc := filepath.Join(t.TempDir(), "sa.kubeconfig")
 	if err := c.ServiceAccountKubeconfig(ctx, kc); err != nil {
@@ -77,9 +76,15 @@ func TestNativePoliciesGuard(t *testing.T) {
 	// policy under another name is refused once it is in force.
 	otherName := res.Clamp.DeepCopy()
 	otherName.Name = "rewrite-everything"
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := c.KubectlCmd(ctx, "get", "validatingadmissionpolicies", "-o", "yaml")
+			t.Logf("the guards as stored:\n%s", out)
+		}
+	})
 	harness.Eventually(t, 15*time.Second, poll, "the guard in force", func() (bool, string) {
 		err := create(otherName)
-		return err != nil && strings.Contains(err.Error(), "replica-policy-native-guard"), errString(err)
+		return err != nil && strings.Contains(err.Error(), "replica-policy-native-guard.static.k8s.io"), errString(err)
 	})
 
 	t.Run("every object compile emits is allowed", func(t *testing.T) {
@@ -114,7 +119,7 @@ func TestNativePoliciesGuard(t *testing.T) {
 	for what, obj := range refused {
 		t.Run(what+" is refused", func(t *testing.T) {
 			err := create(obj)
-			if err == nil || !strings.Contains(err.Error(), "replica-policy-native-guard") {
+			if err == nil || !strings.Contains(err.Error(), "replica-policy-native-guard.static.k8s.io") {
 				t.Errorf("created: %v, want the guard's refusal", err)
 			}
 		})
@@ -134,7 +139,7 @@ func TestNativePoliciesGuard(t *testing.T) {
 			"rules on secrets": head + "  rules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [secrets], scope: Namespaced}]\n",
 			"another URL":      head + "  clientConfig: {url: 'https://attacker.example/mutate'}\n",
 		} {
-			if err := apply(patch); err == nil || !strings.Contains(err.Error(), "replica-policy-webhook-guard") {
+			if err := apply(patch); err == nil || !strings.Contains(err.Error(), "replica-policy-webhook-guard.static.k8s.io") {
 				t.Errorf("%s: %v, want the guard's refusal", what, err)
 			}
 		}
@@ -148,3 +153,37 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// startGuardedCluster is startCluster with the native-policies guard loaded by kube-apiserver
+// from disk (static manifests), as a cluster's control plane would from
+// /etc/kubernetes/admission.
+func startGuardedCluster(t *testing.T) *harness.Cluster {
+	t.Helper()
+	needKubectl(t)
+	dir := t.TempDir()
+	static := filepath.Join(dir, "validating-policies")
+	if err := os.MkdirAll(static, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	guard, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "components", "native-policies", "static-guard", "guard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(static, "guard.yaml"), guard, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admissionConfig, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "components", "native-policies", "static-guard", "admission-configuration.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	configFile := filepath.Join(dir, "admission-configuration.yaml")
+	if err := os.WriteFile(configFile, []byte(strings.Replace(string(admissionConfig), "/etc/kubernetes/admission/validating-policies", static, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := harness.StartCluster(context.Background(), harness.ClusterOptions{Dir: filepath.Join(dir, "cluster"), Log: harness.LogWriter(t),
+		APIServerArgs: []string{"admission-control-config-file=" + configFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -37,7 +36,8 @@ import (
 // (failurePolicy Ignore), and each drift must be repaired within 2 seconds.
 func TestNativePoliciesHealThemselves(t *testing.T) {
 	bin := webhookBinary(t)
-	c := startCluster(t)
+	// The guard too: the binary does all of its work within what it allows.
+	c := startGuardedCluster(t)
 	ctx := context.Background()
 	admin, _ := adminClient(t, c)
 	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
@@ -45,7 +45,6 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		t.Fatal(err)
 	}
 	kubectlStdin(t, c, harness.ManifestOfKind(string(built), "ClusterRole"), "apply", "-f", "-")
-	kubectl(t, c, "apply", "-f", filepath.Join(harness.RepoRoot(), "manifests", "components", "native-policies", "guard.yaml"))
 	for _, ns := range []string{"prod", "strict"} {
 		kubectl(t, c, "create", "namespace", ns)
 		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "app", 2, nil), metav1.CreateOptions{}); err != nil {

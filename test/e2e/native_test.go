@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,8 @@ import (
 // more.
 func TestNativePoliciesComponent(t *testing.T) {
 	bin := webhookBinary(t)
-	c := startCluster(t)
+	// The guard too: the binary does all of its work within what it allows.
+	c := startGuardedCluster(t)
 	ctx := context.Background()
 	admin, _ := adminClient(t, c)
 
@@ -37,8 +37,6 @@ func TestNativePoliciesComponent(t *testing.T) {
 		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
 	}
 	kubectlStdin(t, c, role, "apply", "-f", "-")
-	// The guard too: the binary does all of its work within what it allows.
-	kubectl(t, c, "apply", "-f", filepath.Join(harness.RepoRoot(), "manifests", "components", "native-policies", "guard.yaml"))
 	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, namespaces: [prod, sel], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
 		t.Fatal(err)
 	}
