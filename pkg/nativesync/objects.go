@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 
@@ -29,7 +30,7 @@ type resource struct {
 	// applied extracts the fields FieldManager applied to a live object.
 	applied func(live runtime.Object) (any, error)
 	patch   func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error
-	del     func(ctx context.Context, c *Syncer, name string) error
+	del     func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error
 }
 
 // resources, bindings first: a binding is deleted before its policy (a binding without its
@@ -47,8 +48,8 @@ var resources = []resource{
 			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
 			return err
 		},
-		del: func(ctx context.Context, c *Syncer, name string) error {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Delete(ctx, name, opts)
 		},
 	},
 	{
@@ -63,8 +64,8 @@ var resources = []resource{
 			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
 			return err
 		},
-		del: func(ctx context.Context, c *Syncer, name string) error {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Delete(ctx, name, opts)
 		},
 	},
 	{
@@ -79,8 +80,8 @@ var resources = []resource{
 			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
 			return err
 		},
-		del: func(ctx context.Context, c *Syncer, name string) error {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, opts)
 		},
 	},
 	{
@@ -95,8 +96,8 @@ var resources = []resource{
 			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
 			return err
 		},
-		del: func(ctx context.Context, c *Syncer, name string) error {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, opts)
 		},
 	},
 }
@@ -114,8 +115,9 @@ func resourceOf(kind string) *resource {
 type compiled struct {
 	res  *resource
 	name string
-	data []byte // the apply patch
-	want any    // data decoded, without empty fields: what the live object's applied fields must be
+	data []byte    // the apply patch
+	want any       // data decoded, without empty fields: what the live object's applied fields must be
+	uid  types.UID // of the live object to delete: only the one observed is deleted
 }
 
 func compiledOf(obj runtime.Object) (compiled, error) {
@@ -143,8 +145,8 @@ func (c compiled) String() string { return c.res.kind + " " + c.name }
 // foreign is set when another manager owns fields of its spec: an apply cannot take away
 // list elements or fields that only someone else set (a matchCondition added by hand), so
 // the object is deleted and applied again.
-func (c compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, err error) {
-	live, err := c.res.get(ctx, s, c.name)
+func (c *compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, err error) {
+	live, err := s.read(ctx, c.res, c.name)
 	if apierrors.IsNotFound(err) {
 		return false, false, nil
 	}
@@ -154,6 +156,7 @@ func (c compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, er
 	m, _ := live.(metav1.Object)
 	for _, mf := range m.GetManagedFields() {
 		if mf.Manager != FieldManager && mf.FieldsV1 != nil && bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:spec"`)) {
+			c.uid = m.GetUID()
 			return false, true, nil
 		}
 	}
@@ -237,14 +240,14 @@ func (s *Syncer) liveExtra(ctx context.Context, want []compiled) ([]compiled, er
 			if containsObject(want, r, name) {
 				continue
 			}
-			_, err := r.get(ctx, s, name)
+			live, err := s.read(ctx, r, name)
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			if err != nil {
 				return nil, fmt.Errorf("reading %s %s: %w", r.kind, name, err)
 			}
-			extra = append(extra, compiled{res: r, name: name})
+			extra = append(extra, compiled{res: r, name: name, uid: live.(metav1.Object).GetUID()})
 		}
 	}
 	return extra, nil
@@ -259,9 +262,33 @@ func containsObject(objs []compiled, r *resource, name string) bool {
 	return false
 }
 
+// delete deletes the object observed (its UID): a watch cache a moment behind never makes the
+// Syncer delete a newer object of the same name. Another object under that name (Conflict)
+// is left to the sync its event brings.
 func (c compiled) delete(ctx context.Context, s *Syncer) error {
-	if err := c.res.del(ctx, s, c.name); err != nil && !apierrors.IsNotFound(err) {
+	opts := metav1.DeleteOptions{}
+	if c.uid != "" {
+		opts.Preconditions = &metav1.Preconditions{UID: &c.uid}
+	}
+	err := c.res.del(ctx, s, c.name, opts)
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("deleting %s: %w", c, err)
 	}
 	return nil
+}
+
+// read returns the live object kind/name: from the Syncer's watch when it runs (no request),
+// else from the API server.
+func (s *Syncer) read(ctx context.Context, r *resource, name string) (runtime.Object, error) {
+	if st := s.stores[r.kind+"/"+name]; st != nil {
+		obj, ok, err := st.GetByKey(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: admissionregistrationv1.GroupName, Resource: r.kind}, name)
+		}
+		return obj.(runtime.Object), nil
+	}
+	return r.get(ctx, s, name)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -84,6 +85,9 @@ type Syncer struct {
 	proven      bool
 	provenFor   string
 	limitLogged bool
+	// stores are the watch's caches of the compiled objects and the webhook configuration,
+	// by "Kind/name"; nil until Start (Sync then reads from the API server).
+	stores map[string]cache.Store
 	// compile is native.Compile; tests replace it.
 	compile func(*policy.Snapshot, []native.Kind, native.Options) (*native.Result, error)
 }
@@ -202,16 +206,17 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		}
 	}
 	var stale, foreign []compiled
-	for _, c := range want {
+	for i := range want {
+		c := &want[i]
 		ok, other, err := c.upToDate(ctx, s)
 		if err != nil {
 			return err
 		}
 		if other {
-			foreign = append(foreign, c)
+			foreign = append(foreign, *c)
 		}
 		if !ok {
-			stale = append(stale, c)
+			stale = append(stale, *c)
 		}
 	}
 	extra, err := s.liveExtra(ctx, want)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
@@ -343,4 +345,41 @@ func TestSyncTakeover(t *testing.T) {
 		t.Fatalf("Sync: %v, want a notEnforcedError", err)
 	}
 	equal(t, "a leader that cannot prove what is in force", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
+}
+
+// TestStartRepairsDrift: the running Syncer (its watch on the fake clientset) puts back a
+// deleted policy and narrows the webhook again, with no call but the event.
+func TestStartRepairsDrift(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.Apply(harness.PolicyConfigMap(header + clampAndDeny)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.s.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	ar := e.client.AdmissionregistrationV1()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	narrowed := func() bool {
+		m, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		return err == nil && len(m.Webhooks[0].Rules) == 1
+	}
+	waitFor("the first sync", narrowed)
+	if err := ar.MutatingAdmissionPolicies().Delete(ctx, "replica-policy-clamp", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the clamp policy back", func() bool {
+		_, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+		return err == nil
+	})
+	waitFor("narrowed again", narrowed)
 }

@@ -27,6 +27,7 @@ func (s *Syncer) watch(ctx context.Context) error {
 		watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	}
 	var sources []lw
+	kinds := []string{"MutatingWebhookConfiguration"}
 	sources = append(sources, lw{&admissionregistrationv1.MutatingWebhookConfiguration{},
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return ar.MutatingWebhookConfigurations().List(ctx, o)
@@ -48,6 +49,7 @@ func (s *Syncer) watch(ctx context.Context) error {
 			}, ar.ValidatingAdmissionPolicyBindings().Watch},
 		)
 		names = append(names, name, name, name, name)
+		kinds = append(kinds, "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 	}
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.poke() },
@@ -55,10 +57,11 @@ func (s *Syncer) watch(ctx context.Context) error {
 		DeleteFunc: func(any) { s.poke() },
 	}
 	var synced []cache.InformerSynced
+	stores := map[string]cache.Store{}
 	for i, src := range sources {
 		selector := fields.OneTermEqualSelector("metadata.name", names[i]).String()
 		withName := func(o *metav1.ListOptions) { o.FieldSelector = selector }
-		_, inf := cache.NewInformerWithOptions(cache.InformerOptions{
+		store, inf := cache.NewInformerWithOptions(cache.InformerOptions{
 			ListerWatcher: &cache.ListWatch{
 				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 					withName(&o)
@@ -76,6 +79,7 @@ func (s *Syncer) watch(ctx context.Context) error {
 		})
 		go inf.RunWithContext(ctx)
 		synced = append(synced, inf.HasSynced)
+		stores[kinds[i]+"/"+names[i]] = store
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		if ctx.Err() != nil {
@@ -83,5 +87,6 @@ func (s *Syncer) watch(ctx context.Context) error {
 		}
 		return fmt.Errorf("watching the native policies and webhook configuration %s: caches did not sync", s.opts.WebhookConfiguration)
 	}
+	s.stores = stores
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -126,7 +127,7 @@ func (s *Syncer) inState(mwc *admissionregistrationv1.MutatingWebhookConfigurati
 // otherwise create one without a clientConfig.
 func (s *Syncer) setWebhook(ctx context.Context, want webhookState) (bool, error) {
 	mwcs := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	mwc, err := mwcs.Get(ctx, s.opts.WebhookConfiguration, metav1.GetOptions{})
+	mwc, err := s.webhookConfiguration(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", s.opts.WebhookConfiguration, err)
 	}
@@ -167,4 +168,21 @@ func labelSelector(ls *metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfigu
 		out.WithMatchExpressions(metav1ac.LabelSelectorRequirement().WithKey(e.Key).WithOperator(e.Operator).WithValues(e.Values...))
 	}
 	return out
+}
+
+// webhookConfiguration is the live configuration: from the watch when it runs, else from the
+// API server.
+func (s *Syncer) webhookConfiguration(ctx context.Context) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	name := s.opts.WebhookConfiguration
+	if st := s.stores["MutatingWebhookConfiguration/"+name]; st != nil {
+		obj, ok, err := st.GetByKey(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apierrors.NewNotFound(admissionregistrationv1.Resource("mutatingwebhookconfigurations"), name)
+		}
+		return obj.(*admissionregistrationv1.MutatingWebhookConfiguration), nil
+	}
+	return s.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 }

@@ -184,6 +184,12 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the leader has started its sync
 		a.Kill()
+		killed := time.Now()
+		defer func() {
+			t.Logf("killed at %s; log of the killed leader:\n%s", killed.Format("15:04:05.000"), harness.TailLines(a.Log(), 15))
+			out, _ := c.KubectlCmd(ctx, "get", "mutatingadmissionpolicies,mutatingadmissionpolicybindings,validatingadmissionpolicies,validatingadmissionpolicybindings", "-o", "custom-columns=KIND:.kind,NAME:.metadata.name,GEN:.metadata.generation,RV:.metadata.resourceVersion,CREATED:.metadata.creationTimestamp")
+			t.Logf("after the takeover:\n%s\nlog of the new leader:\n%s", out, harness.TailLines(b.Log(), 15))
+		}()
 		h.waitNarrowedWith(what, start, 6)
 		l, err := admin.CoordinationV1().Leases(policy.DefaultNamespace).Get(ctx, leaseName, metav1.GetOptions{})
 		if err != nil {
@@ -201,8 +207,18 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		t.Logf("repair: %-95s %v", r.what, r.took.Round(time.Millisecond))
 	}
 	t.Logf("%d writes throughout: %d decided by nobody, %d failed", total, len(nobody), len(failed))
+	byPhase := map[string][]string{}
+	var phases []string
 	for _, s := range nobody {
-		t.Errorf("decided by nobody: %s", s)
+		p := s[strings.Index(s, "(")+1 : strings.Index(s, ")")]
+		if byPhase[p] == nil {
+			phases = append(phases, p)
+		}
+		byPhase[p] = append(byPhase[p], s)
+	}
+	for _, p := range phases {
+		l := byPhase[p]
+		t.Errorf("%d writes decided by nobody while %s, from %s to %s; the first: %s", len(l), p, l[0][:12], l[len(l)-1][:12], strings.Join(l[:min(3, len(l))], "; "))
 	}
 	for _, s := range failed {
 		t.Errorf("failed: %s", s)
@@ -297,7 +313,8 @@ func (h *healing) waitNarrowed(what string, start time.Time, limit time.Duration
 func (h *healing) waitNarrowedWith(what string, start time.Time, want int32) {
 	h.t.Helper()
 	h.until(what+": the new bound in force, narrowed", start, func() bool {
-		if !h.narrowed() {
+		// The clamp policy must exist: the API server enforces a deleted one a moment longer.
+		if _, err := h.ar.MutatingAdmissionPolicies().Get(h.ctx, "replica-policy-clamp", metav1.GetOptions{}); err != nil || !h.narrowed() {
 			return false
 		}
 		s, err := h.admin.AppsV1().Deployments("prod").UpdateScale(h.ctx, "app", &autoscalingv1.Scale{
