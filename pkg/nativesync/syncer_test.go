@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -354,6 +355,7 @@ func TestStartRepairsDrift(t *testing.T) {
 	if _, err := e.store.Apply(harness.PolicyConfigMap(header + clampAndDeny)); err != nil {
 		t.Fatal(err)
 	}
+	e.s.log = testr.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.s.Start(ctx) }()

@@ -62,7 +62,8 @@ func (s *Syncer) watch(ctx context.Context) error {
 		selector := fields.OneTermEqualSelector("metadata.name", names[i]).String()
 		withName := func(o *metav1.ListOptions) { o.FieldSelector = selector }
 		store, inf := cache.NewInformerWithOptions(cache.InformerOptions{
-			ListerWatcher: &cache.ListWatch{
+			// The client says whether it serves watch-list streams (client-go's fake does not).
+			ListerWatcher: cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 					withName(&o)
 					return src.list(ctx, o)
@@ -71,7 +72,7 @@ func (s *Syncer) watch(ctx context.Context) error {
 					withName(&o)
 					return src.watch(ctx, o)
 				},
-			},
+			}, s.client),
 			ObjectType: src.obj,
 			Handler:    handler,
 			// A resync re-runs the sync: a safety net for a missed event, at no write.
