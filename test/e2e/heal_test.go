@@ -168,7 +168,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		w.enforce.Store(true)
 	})
 
-	t.Run("the leader killed in the middle of a sync; the other replica takes over", func(t *testing.T) {
+	t.Run("the leader killed as the policy changes; the other replica takes over", func(t *testing.T) {
 		port := harness.MustFreePort(t)
 		b := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-b", Args: []string{"--native-policies", "--port", fmt.Sprint(port)}})
 		// Not the leader, it still serves admission requests: ready, and its webhook port answers.
@@ -182,7 +182,10 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		if err := harness.SetPolicy(ctx, admin, policyWith(6)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond) // the leader has started its sync
+		// SIGKILL 20 ms after the write: the leader has the change, or is syncing it. The
+		// Lease it held expires after controller-runtime's 15 s; until then what it left
+		// stays in force, and the next leader finishes the sync.
+		time.Sleep(20 * time.Millisecond)
 		a.Kill()
 		killed := time.Now()
 		defer func() {
