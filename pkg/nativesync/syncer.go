@@ -137,6 +137,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 	s.poke()
 	var retryC <-chan time.Time
 	wait := probeDelay
+	lastWhy := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,8 +152,13 @@ func (s *Syncer) Start(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.As(err, &notYet):
-			// Not a failure: the API server loads what was just applied.
-			s.log.V(1).Info("Waiting for the API server to enforce the native policies", "reason", notYet.why)
+			// Not a failure: the API server loads what was just applied. Each new reason once
+			// at the default level (no Deployment to probe may last), repeats at -v=1.
+			log := s.log.V(1)
+			if notYet.why != lastWhy {
+				log, lastWhy = s.log, notYet.why
+			}
+			log.Info("Waiting for the API server to enforce the native policies; the webhook decides every write meanwhile", "reason", notYet.why)
 			inSync.Set(0)
 			retryC = time.After(wait)
 			// A probe lists Namespaces and Deployments: back off while none proves anything.
@@ -166,7 +172,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 		default:
 			inSync.Set(1)
 		}
-		wait = probeDelay
+		wait, lastWhy = probeDelay, ""
 	}
 }
 
