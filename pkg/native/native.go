@@ -158,6 +158,10 @@ type rule struct {
 // kinds (BuiltinKinds, plus the custom resources the webhook bounds). It fails with a
 // *LimitError when the policy is larger than the API server holds or evaluates (Limits).
 func Compile(snap *policy.Snapshot, kinds []Kind, opts Options) (*Result, error) {
+	return compilerFor(snap, kinds, opts).compile()
+}
+
+func compilerFor(snap *policy.Snapshot, kinds []Kind, opts Options) *compiler {
 	if opts.Name == "" {
 		opts.Name = DefaultName
 	}
@@ -166,7 +170,7 @@ func Compile(snap *policy.Snapshot, kinds []Kind, opts Options) (*Result, error)
 	}
 	c := &compiler{snap: snap, kinds: kinds, opts: opts}
 	c.readRules()
-	return c.compile()
+	return c
 }
 
 type compiler struct {

@@ -270,7 +270,7 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		}
 		s.proven, s.provenFor = true, key
 	}
-	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition))
+	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition, native.WebhookScaleKinds(snap, s.opts.Kinds, s.opts.Compile)))
 	if err != nil {
 		return err
 	}

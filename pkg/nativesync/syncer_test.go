@@ -171,8 +171,8 @@ func TestSyncOrderAndIdempotence(t *testing.T) {
 
 	mwc := e.webhook()
 	workload, hpa := mwc.Webhooks[0], mwc.Webhooks[1]
-	if len(workload.Rules) != 1 || strings.Join(workload.Rules[0].Resources, ",") != "deployments/scale,statefulsets/scale,replicasets/scale" {
-		t.Errorf("narrowed rules %+v, want the /scale rule only (object writes of compiled kinds leave the webhook)", workload.Rules)
+	if len(workload.Rules) != 1 || strings.Join(workload.Rules[0].Resources, ",") != "replicasets/scale" {
+		t.Errorf("narrowed rules %+v, want the /scale of ReplicaSets only (object writes of compiled kinds leave the webhook, and no selector rule may decide a /scale write)", workload.Rules)
 	}
 	res, err := native.Compile(snap, native.BuiltinKinds, native.Options{})
 	if err != nil {
@@ -255,6 +255,17 @@ func TestSyncNarrowsOnlyOnceEnforced(t *testing.T) {
 	equal(t, "the next sync, still not enforced", writes)
 	e.prober.enforced = true
 	equal(t, "once enforced", e.mustSync(snap), "apply mutatingwebhookconfigurations/replica-policy (narrow)")
+}
+
+// TestSyncNarrowsScaleToWhatSelectorsMayDecide: a selector rule keeps the /scale writes of
+// the kinds it names in the webhook's rules (its condition then says which).
+func TestSyncNarrowsScaleToWhatSelectorsMayDecide(t *testing.T) {
+	e := newEnv(t)
+	e.mustSync(load(t, "rules:\n- {name: web, kinds: [StatefulSet], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, maxReplicas: 5}\n"))
+	rules := e.webhook().Webhooks[0].Rules
+	if len(rules) != 1 || strings.Join(rules[0].Resources, ",") != "statefulsets/scale,replicasets/scale" {
+		t.Errorf("narrowed rules %+v, want the /scale of StatefulSets (a selector rule names them) and ReplicaSets (owned)", rules)
+	}
 }
 
 func TestSyncPolicyChange(t *testing.T) {

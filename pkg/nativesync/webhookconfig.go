@@ -33,15 +33,22 @@ type webhookState struct {
 // The condition keeps the Syncer's own dry-run probes away from the webhook, so that their
 // answers show what the native policies alone decide.
 func (s *Syncer) wideState() webhookState {
-	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil), condition: s.withoutProbes("true")}
+	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: s.withoutProbes("true")}
 }
 
 // narrowState leaves the webhook what the compiled policies cannot decide: object writes of
-// compiled kinds leave its rules; their /scale writes stay in the rules, and cond (the
-// compiler's WebhookMatchCondition) lets through only those a selector rule or an owned
-// workload's rule may decide.
-func (s *Syncer) narrowState(cond string) webhookState {
-	return webhookState{rules: workloadRules(s.opts.WebhookKinds, s.opts.Kinds), condition: s.withoutProbes(cond)}
+// compiled kinds leave its rules, and so do /scale writes of compiled kinds that neither a
+// selector rule nor an owned workload's rule may decide (scale: native.WebhookScaleKinds);
+// cond (the compiler's WebhookMatchCondition) lets through only those of the rest that such a
+// rule may decide.
+func (s *Syncer) narrowState(cond string, scale []native.Kind) webhookState {
+	rules := workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale)
+	if len(rules) == 0 {
+		// An apply cannot say "no rules" (the field is omitted when empty, and the
+		// manifests' would stay): keep the /scale rules, which cond closes.
+		rules = workloadRules(s.opts.WebhookKinds, s.opts.Kinds, s.opts.Kinds)
+	}
+	return webhookState{rules: rules, condition: s.withoutProbes(cond)}
 }
 
 func (s *Syncer) withoutProbes(cond string) string {
@@ -57,20 +64,22 @@ func (s *Syncer) withoutProbes(cond string) string {
 
 // workloadRules are the webhook rules of kinds: CREATE and UPDATE of the objects, UPDATE of
 // their /scale, except for the objects of the compiled kinds, whose writes the native
-// policies decide.
-func workloadRules(kinds, compiled []native.Kind) []admissionregistrationv1.RuleWithOperations {
+// policies decide, and the /scale of compiled kinds not in scale.
+func workloadRules(kinds, compiled, scale []native.Kind) []admissionregistrationv1.RuleWithOperations {
 	type gv struct{ group, version string }
 	objects, scales := map[gv][]string{}, map[gv][]string{}
 	var order []gv
 	for _, k := range kinds {
 		g := gv{k.Group, k.Version}
-		if _, ok := scales[g]; !ok {
+		if !slices.Contains(order, g) {
 			order = append(order, g)
 		}
 		if !slices.Contains(compiled, k) {
 			objects[g] = append(objects[g], k.Resource)
 		}
-		scales[g] = append(scales[g], k.Resource+"/scale")
+		if !slices.Contains(compiled, k) || slices.Contains(scale, k) {
+			scales[g] = append(scales[g], k.Resource+"/scale")
+		}
 	}
 	scope := admissionregistrationv1.NamespacedScope
 	rule := func(g gv, resources []string, ops ...admissionregistrationv1.OperationType) admissionregistrationv1.RuleWithOperations {
@@ -82,7 +91,9 @@ func workloadRules(kinds, compiled []native.Kind) []admissionregistrationv1.Rule
 		if len(objects[g]) > 0 {
 			rules = append(rules, rule(g, objects[g], admissionregistrationv1.Create, admissionregistrationv1.Update))
 		}
-		rules = append(rules, rule(g, scales[g], admissionregistrationv1.Update))
+		if len(scales[g]) > 0 {
+			rules = append(rules, rule(g, scales[g], admissionregistrationv1.Update))
+		}
 	}
 	return rules
 }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -171,10 +174,29 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	t.Run("the leader killed as the policy changes; the other replica takes over", func(t *testing.T) {
 		port := harness.MustFreePort(t)
 		b := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-b", Args: []string{"--native-policies", "--port", fmt.Sprint(port)}})
-		// Not the leader, it still serves admission requests: ready, and its webhook port answers.
+		// Not the leader, it still serves admission requests: ready, and it decides a review
+		// sent to its port (a scale of prod/app to 50: clamped to the policy's 7).
 		if resp, err := http.Get("http://" + b.Health + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("the second replica is not ready: %v %v", resp, err)
 		}
+		tlsConfig, err := c.WebhookTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}, Timeout: 5 * time.Second}
+		harness.Eventually(t, 10*time.Second, poll, "the non-leader clamps a review", func() (bool, string) {
+			resp, err := hc.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), "application/json",
+				bytes.NewReader(harness.ScaleReview("non-leader", "prod", "app", 2, 50).JSON()))
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			var ar admissionv1.AdmissionReview
+			if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil || ar.Response == nil {
+				return false, fmt.Sprint(resp.StatusCode, err)
+			}
+			return ar.Response.Allowed && strings.Contains(string(ar.Response.Patch), `"value":7`), fmt.Sprintf("%+v %s", ar.Response.Result, ar.Response.Patch)
+		})
 		const what = "the policy's max changed from 7 to 6 and the leader killed"
 		w.phase(what)
 		w.max.Store(7)
