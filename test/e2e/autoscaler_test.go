@@ -131,7 +131,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 		t.Fatalf("baseline HPA stored as %s, want [20, 30] (unclamped)", got)
 	}
 	kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p",
-		`[{"op":"add","path":"/webhooks/1/rules/0","value":{"apiGroups":["autoscaling"],"apiVersions":["v2"],"operations":["CREATE","UPDATE"],"resources":["horizontalpodautoscalers"],"scope":"Namespaced"}}]`)
+		`[{"op":"add","path":"/webhooks/1/rules","value":[{"apiGroups":["autoscaling"],"apiVersions":["v2"],"operations":["CREATE","UPDATE"],"resources":["horizontalpodautoscalers"],"scope":"Namespaced"}]}]`)
 	harness.Eventually(t, 10*time.Second, poll, "the API server sends HPAs to the webhook again", func() (bool, string) {
 		out := dryRunHPA("hpa-peace")
 		return strings.Contains(out, "clamped"), out
