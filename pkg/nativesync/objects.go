@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
@@ -26,7 +27,11 @@ import (
 // resource is one of the four admission policy resources.
 type resource struct {
 	kind string
+	obj  runtime.Object // an empty object of the kind, for the watch
 	get  func(ctx context.Context, c *Syncer, name string) (runtime.Object, error)
+	// list and watch serve the Syncer's watch.
+	list  func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error)
+	watch func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error)
 	// applied extracts the fields FieldManager applied to a live object.
 	applied func(live runtime.Object) (any, error)
 	patch   func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error
@@ -38,6 +43,13 @@ type resource struct {
 var resources = []resource{
 	{
 		kind: "MutatingAdmissionPolicyBinding",
+		obj:  &admissionregistrationv1.MutatingAdmissionPolicyBinding{},
+		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().List(ctx, opts)
+		},
+		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Watch(ctx, opts)
+		},
 		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
 			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
 		},
@@ -54,6 +66,13 @@ var resources = []resource{
 	},
 	{
 		kind: "MutatingAdmissionPolicy",
+		obj:  &admissionregistrationv1.MutatingAdmissionPolicy{},
+		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().List(ctx, opts)
+		},
+		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Watch(ctx, opts)
+		},
 		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
 			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
 		},
@@ -70,6 +89,13 @@ var resources = []resource{
 	},
 	{
 		kind: "ValidatingAdmissionPolicyBinding",
+		obj:  &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
+		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().List(ctx, opts)
+		},
+		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Watch(ctx, opts)
+		},
 		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
 			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
 		},
@@ -86,6 +112,13 @@ var resources = []resource{
 	},
 	{
 		kind: "ValidatingAdmissionPolicy",
+		obj:  &admissionregistrationv1.ValidatingAdmissionPolicy{},
+		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, opts)
+		},
+		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
+			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Watch(ctx, opts)
+		},
 		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
 			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
 		},

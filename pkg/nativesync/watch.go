@@ -22,34 +22,21 @@ import (
 func (s *Syncer) watch(ctx context.Context) error {
 	ar := s.client.AdmissionregistrationV1()
 	type lw struct {
-		obj   runtime.Object
-		list  func(context.Context, metav1.ListOptions) (runtime.Object, error)
-		watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
+		kind, name string
+		obj        runtime.Object
+		list       func(context.Context, metav1.ListOptions) (runtime.Object, error)
+		watch      func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	}
-	var sources []lw
-	kinds := []string{"MutatingWebhookConfiguration"}
-	sources = append(sources, lw{&admissionregistrationv1.MutatingWebhookConfiguration{},
+	sources := []lw{{"MutatingWebhookConfiguration", s.opts.WebhookConfiguration, &admissionregistrationv1.MutatingWebhookConfiguration{},
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return ar.MutatingWebhookConfigurations().List(ctx, o)
-		}, ar.MutatingWebhookConfigurations().Watch})
-	names := []string{s.opts.WebhookConfiguration}
+		}, ar.MutatingWebhookConfigurations().Watch}}
 	for _, name := range native.Names(s.opts.Compile) {
-		sources = append(sources,
-			lw{&admissionregistrationv1.MutatingAdmissionPolicy{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return ar.MutatingAdmissionPolicies().List(ctx, o)
-			}, ar.MutatingAdmissionPolicies().Watch},
-			lw{&admissionregistrationv1.MutatingAdmissionPolicyBinding{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return ar.MutatingAdmissionPolicyBindings().List(ctx, o)
-			}, ar.MutatingAdmissionPolicyBindings().Watch},
-			lw{&admissionregistrationv1.ValidatingAdmissionPolicy{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return ar.ValidatingAdmissionPolicies().List(ctx, o)
-			}, ar.ValidatingAdmissionPolicies().Watch},
-			lw{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return ar.ValidatingAdmissionPolicyBindings().List(ctx, o)
-			}, ar.ValidatingAdmissionPolicyBindings().Watch},
-		)
-		names = append(names, name, name, name, name)
-		kinds = append(kinds, "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+		for _, r := range resources {
+			sources = append(sources, lw{r.kind, name, r.obj,
+				func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return r.list(ctx, s, o) },
+				func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return r.watch(ctx, s, o) }})
+		}
 	}
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.poke() },
@@ -58,8 +45,8 @@ func (s *Syncer) watch(ctx context.Context) error {
 	}
 	var synced []cache.InformerSynced
 	stores := map[string]cache.Store{}
-	for i, src := range sources {
-		selector := fields.OneTermEqualSelector("metadata.name", names[i]).String()
+	for _, src := range sources {
+		selector := fields.OneTermEqualSelector("metadata.name", src.name).String()
 		withName := func(o *metav1.ListOptions) { o.FieldSelector = selector }
 		store, inf := cache.NewInformerWithOptions(cache.InformerOptions{
 			// The client says whether it serves watch-list streams (client-go's fake does not).
@@ -80,7 +67,7 @@ func (s *Syncer) watch(ctx context.Context) error {
 		})
 		go inf.RunWithContext(ctx)
 		synced = append(synced, inf.HasSynced)
-		stores[kinds[i]+"/"+names[i]] = store
+		stores[src.kind+"/"+src.name] = store
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		if ctx.Err() != nil {

