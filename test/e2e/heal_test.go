@@ -218,6 +218,18 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		// decide is still decided; the rest follows failurePolicy Ignore.
 		w.phase("after the takeover")
 		time.Sleep(2 * time.Second)
+
+		// A graceful stop hands over at once: the leader releases its Lease on SIGTERM, and
+		// the next one, started now, takes the objects over as the policy changes again.
+		runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-c", Args: []string{"--native-policies", "--port", fmt.Sprint(harness.MustFreePort(t))}})
+		const graceful = "the leader stopped (SIGTERM) as the policy's max changes from 6 to 5"
+		w.phase(graceful)
+		start = time.Now()
+		if err := harness.SetPolicy(ctx, admin, policyWith(5)); err != nil {
+			t.Fatal(err)
+		}
+		stopWebhook(t, b)
+		h.waitNarrowedWith(graceful, start, 5)
 	})
 
 	total, nobody, failed := w.stop()
