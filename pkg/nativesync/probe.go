@@ -33,15 +33,14 @@ type Prober interface {
 }
 
 // DryRunProber proves enforcement with dry-run writes (dryRun=All: admission runs in full,
-// nothing is stored) of the /scale of an existing Deployment, one per action the compiled
+// nothing is stored) of the /scale of an existing Deployment or StatefulSet, one per action the compiled
 // policies take, each outside the bounds of the rule that decides it: a clamp must come back
 // at the bound, a deny must be refused by the deny policy by name, a warn must carry the
-// warn policy's warning. The probes need no right beyond the scaler's (update of
-// deployments/scale) and the webhook never sees them (WebhookExclusion), so a positive
-// answer is the native policies'. Only Deployments are probed: their /scale is compiled
-// (nothing owns a Deployment) and every cluster the policy bounds has some. Where no
-// Deployment outside an exempt namespace is decided by a rule of an action, that action
-// cannot be proven and the webhook stays wide.
+// warn policy's warning. The probes need no right beyond the scaler's (update of their
+// /scale) and the webhook never sees them (WebhookExclusion), so a positive answer is the
+// native policies'. Only Deployments and StatefulSets are probed: their /scale is compiled
+// (nothing owns them). Where none outside an exempt namespace is decided by a rule of an
+// action, that action cannot be proven and the webhook stays wide.
 type DryRunProber struct {
 	client   kubernetes.Interface
 	warnings *warningLog
@@ -110,16 +109,15 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 	for _, ns := range nss.Items {
 		nsLabels[ns.Name] = ns.Labels
 	}
-	// One page of Deployments is enough to find a probe for each action.
-	deploys, err := p.client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{Limit: 500})
+	targets, err := p.targets(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("listing Deployments for a probe: %w", err)
+		return false, "", err
 	}
 	for action, name := range actions {
 		found := false
-		for _, d := range deploys.Items {
-			labels, known := nsLabels[d.Namespace]
-			subj := policy.Subject{Group: "apps", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name,
+		for _, tg := range targets {
+			labels, known := nsLabels[tg.namespace]
+			subj := policy.Subject{Group: "apps", Kind: tg.kind, Namespace: tg.namespace, Name: tg.name,
 				LabelsUnknown: true, NamespaceLabels: labels, NamespaceLabelsUnknown: !known}
 			v := snap.Decide(subj, ptr(int32(1)))
 			if v.Outcome == policy.OutcomeUnknown || v.Rule == nil || v.Rule.Action != action {
@@ -131,7 +129,7 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 					continue
 				}
 				found = true
-				ok, why, err := p.probe(ctx, d.Namespace, d.Name, v, name)
+				ok, why, err := p.probe(ctx, tg, v, name)
 				if err != nil || !ok {
 					return false, why, err
 				}
@@ -142,20 +140,52 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 			}
 		}
 		if !found {
-			return false, fmt.Sprintf("no Deployment in a namespace where a rule with action %s decides /scale writes, to prove that the API server enforces %s", action, name), nil
+			return false, fmt.Sprintf("no Deployment or StatefulSet in a namespace where a rule with action %s decides /scale writes, to prove that the API server enforces %s", action, name), nil
 		}
 	}
 	return true, "", nil
 }
 
-// probe writes v.Replicas to the /scale of namespace/name with dryRun=All and checks the
-// answer of the native policy policyName.
-func (p *DryRunProber) probe(ctx context.Context, namespace, name string, v policy.Verdict, policyName string) (bool, string, error) {
+// target is a workload whose /scale a probe writes (dry run).
+type target struct{ kind, namespace, name string }
+
+// targets are the Deployments and StatefulSets of one page of each list (enough to find a
+// probe for each action): kinds the compiled policies decide /scale writes of (nothing owns
+// them), and which the binary may scale.
+func (p *DryRunProber) targets(ctx context.Context) ([]target, error) {
+	var out []target
+	deploys, err := p.client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		return nil, fmt.Errorf("listing Deployments for a probe: %w", err)
+	}
+	for _, d := range deploys.Items {
+		out = append(out, target{"Deployment", d.Namespace, d.Name})
+	}
+	sets, err := p.client.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		return nil, fmt.Errorf("listing StatefulSets for a probe: %w", err)
+	}
+	for _, d := range sets.Items {
+		out = append(out, target{"StatefulSet", d.Namespace, d.Name})
+	}
+	return out, nil
+}
+
+// probe writes v.Replicas to the /scale of tg with dryRun=All and checks the answer of the
+// native policy policyName.
+func (p *DryRunProber) probe(ctx context.Context, tg target, v policy.Verdict, policyName string) (bool, string, error) {
 	p.warnings.take()
-	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: v.Replicas}}
-	got, err := p.client.AppsV1().Deployments(namespace).UpdateScale(ctx, name, scale, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: tg.name, Namespace: tg.namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: v.Replicas}}
+	dry := metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}
+	var got *autoscalingv1.Scale
+	var err error
+	if tg.kind == "StatefulSet" {
+		got, err = p.client.AppsV1().StatefulSets(tg.namespace).UpdateScale(ctx, tg.name, scale, dry)
+	} else {
+		got, err = p.client.AppsV1().Deployments(tg.namespace).UpdateScale(ctx, tg.name, scale, dry)
+	}
 	warnings := p.warnings.take()
-	where := fmt.Sprintf("a dry-run scale of Deployment %s/%s to %d", namespace, name, v.Replicas)
+	where := fmt.Sprintf("a dry-run scale of %s %s/%s to %d", tg.kind, tg.namespace, tg.name, v.Replicas)
 	switch v.Rule.Action {
 	case policy.ActionDeny:
 		if err != nil && strings.Contains(err.Error(), "'"+policyName+"'") {

@@ -49,9 +49,12 @@ func TestNativePolicies(t *testing.T) {
 	for _, ns := range []string{"native", "sel", "strict", "other"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
-	// Deployments the syncer's dry-run probes can scale: a clamp rule decides in native, a
-	// deny rule in strict.
-	probeTargets(t, f.client, "native", "strict")
+	// Workloads the syncer's dry-run probes can scale: a Deployment where a clamp rule
+	// decides (native), a StatefulSet where a deny rule does (strict).
+	probeTargets(t, f.client, "native")
+	if _, err := f.client.AppsV1().StatefulSets("strict").Create(ctx, harness.StatefulSet("strict", "probe-target", 1, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	webhookCalls := func() float64 {
 		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
 		if err != nil {
