@@ -10,6 +10,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -45,11 +46,19 @@ type DryRunProber struct {
 	client   kubernetes.Interface
 	warnings *warningLog
 	username string
+	scope    labels.Selector // the namespaces native mode is confined to (Options.Scope)
 }
 
 // NewDryRunProber returns a prober that writes with cfg (the binary's own identity, which
-// WebhookExclusion names).
-func NewDryRunProber(ctx context.Context, cfg *rest.Config) (*DryRunProber, error) {
+// WebhookExclusion names) in the namespaces scope selects (Options.Scope; nil: all).
+func NewDryRunProber(ctx context.Context, cfg *rest.Config, scope *metav1.LabelSelector) (*DryRunProber, error) {
+	sel := labels.Everything()
+	if scope != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(scope); err != nil {
+			return nil, fmt.Errorf("the namespace selector of native mode: %w", err)
+		}
+	}
 	w := &warningLog{}
 	c := rest.CopyConfig(cfg)
 	c.WarningHandlerWithContext = w
@@ -65,7 +74,7 @@ func NewDryRunProber(ctx context.Context, cfg *rest.Config) (*DryRunProber, erro
 	if review.Status.UserInfo.Username == "" {
 		return nil, fmt.Errorf("the API server gives the binary no username")
 	}
-	return &DryRunProber{client: client, warnings: w, username: review.Status.UserInfo.Username}, nil
+	return &DryRunProber{client: client, warnings: w, username: review.Status.UserInfo.Username, scope: sel}, nil
 }
 
 // WebhookExclusion: dry-run requests of the binary's own user.
@@ -107,7 +116,9 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 	}
 	nsLabels := map[string]map[string]string{}
 	for _, ns := range nss.Items {
-		nsLabels[ns.Name] = ns.Labels
+		if p.scope.Matches(labels.Set(ns.Labels)) {
+			nsLabels[ns.Name] = ns.Labels
+		}
 	}
 	targets, err := p.targets(ctx)
 	if err != nil {
@@ -116,9 +127,12 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 	for action, name := range actions {
 		found := false
 		for _, tg := range targets {
-			labels, known := nsLabels[tg.namespace]
+			nsl, known := nsLabels[tg.namespace]
+			if !known {
+				continue // outside the scope, or past the first page of namespaces
+			}
 			subj := policy.Subject{Group: "apps", Kind: tg.kind, Namespace: tg.namespace, Name: tg.name,
-				LabelsUnknown: true, NamespaceLabels: labels, NamespaceLabelsUnknown: !known}
+				LabelsUnknown: true, NamespaceLabels: nsl}
 			v := snap.Decide(subj, ptr(int32(1)))
 			if v.Outcome == policy.OutcomeUnknown || v.Rule == nil || v.Rule.Action != action {
 				continue

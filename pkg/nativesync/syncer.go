@@ -69,6 +69,9 @@ type Options struct {
 	WebhookConfiguration string
 	// Prober proves that the API server enforces what was applied.
 	Prober Prober
+	// Scope, when set, confines native mode to the namespaces it selects: the compiled
+	// bindings and the workload webhook entries select only those.
+	Scope *metav1.LabelSelector
 }
 
 // Syncer applies the compiled native policies. It is a manager Runnable that runs on the
@@ -100,6 +103,9 @@ func New(client kubernetes.Interface, store *policystore.Store, ready func() boo
 	}
 	if opts.NamespaceSelector == nil {
 		opts.NamespaceSelector = &metav1.LabelSelector{}
+	}
+	if opts.Scope != nil {
+		opts.NamespaceSelector = andSelectors(opts.NamespaceSelector, opts.Scope)
 	}
 	s := &Syncer{client: client, store: store, ready: ready, opts: opts, log: log,
 		changed: make(chan struct{}, 1), compile: native.Compile}
@@ -203,6 +209,7 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 		return fmt.Errorf("compiling the policy: %w", err)
 	default:
 		s.limitLogged = false
+		s.scope(res)
 		for _, o := range res.Objects() {
 			c, err := compiledOf(o)
 			if err != nil {

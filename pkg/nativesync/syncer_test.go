@@ -11,13 +11,13 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
-	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
@@ -363,7 +363,10 @@ func TestSyncTakeover(t *testing.T) {
 // deleted policy and narrows the webhook again, with no call but the event.
 func TestStartRepairsDrift(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.store.Apply(harness.PolicyConfigMap(header + clampAndDeny)); err != nil {
+	// (internal/harness imports this package: the ConfigMap is built here.)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: policy.DefaultNamespace, Name: policy.DefaultConfigMapName},
+		Data: map[string]string{policy.ConfigMapKey: header + clampAndDeny}}
+	if _, err := e.store.Apply(cm); err != nil {
 		t.Fatal(err)
 	}
 	e.s.log = testr.New(t)
@@ -395,4 +398,29 @@ func TestStartRepairsDrift(t *testing.T) {
 		return err == nil
 	})
 	waitFor("narrowed again", narrowed)
+}
+
+// TestSyncScope: Options.Scope narrows every compiled binding and the workload webhook to
+// the namespaces it selects, keeping their own requirements.
+func TestSyncScope(t *testing.T) {
+	scope := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"prod", "strict"}}}}
+	e := newEnv(t)
+	e.s = New(e.client, e.store, func() bool { return true }, Options{
+		Kinds: native.BuiltinKinds, WebhookConfiguration: "replica-policy", Prober: e.prober, Scope: scope,
+		NamespaceSelector: e.s.opts.NamespaceSelector,
+	}, logr.Discard())
+	e.mustSync(load(t, clampAndDeny))
+	ctx := context.Background()
+	b, err := e.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel := b.Spec.MatchResources.NamespaceSelector; len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Operator != metav1.LabelSelectorOpIn {
+		t.Errorf("the clamp binding's namespaceSelector %+v, want its own requirement and the scope's", sel)
+	}
+	if sel := e.webhook().Webhooks[0].NamespaceSelector; len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Values[0] != "prod" {
+		t.Errorf("the workload webhook's namespaceSelector %+v, want NotIn kube-system and the scope", sel)
+	}
+	equal(t, "a second sync", e.mustSync(load(t, clampAndDeny)))
 }

@@ -117,11 +117,11 @@ func Run(ctx context.Context, o *Options) error {
 	hooks.Register(admission.ValidatePath, drainOnShutdown(&shuttingDown, admission.UntilPolicyRead(admission.Validate, watcher.Ready, admission.Webhook(validate))))
 
 	if o.NativePolicies {
-		prober, err := nativesync.NewDryRunProber(ctx, cfg)
-		if err != nil {
+		syncOpts := nativeSyncOptions(o, kinds)
+		if syncOpts.Prober, err = nativesync.NewDryRunProber(ctx, cfg, syncOpts.Scope); err != nil {
 			return err
 		}
-		syncer := nativesync.New(clientset, store, watcher.Ready, nativeSyncOptions(o, kinds, prober), ctrl.Log.WithName("native-policies"))
+		syncer := nativesync.New(clientset, store, watcher.Ready, syncOpts, ctrl.Log.WithName("native-policies"))
 		if err := mgr.Add(syncer); err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func nativeKinds(kinds *workload.Set) []native.Kind {
 
 // nativeSyncOptions: the webhook entries the syncer narrows register every kind of kinds,
 // in every namespace but kube-system and the webhook's own (the manifests' namespaceSelector).
-func nativeSyncOptions(o *Options, kinds *workload.Set, prober nativesync.Prober) nativesync.Options {
+func nativeSyncOptions(o *Options, kinds *workload.Set) nativesync.Options {
 	var all []native.Kind
 	for _, k := range kinds.Kinds() {
 		all = append(all, native.Kind{Group: k.Group, Version: k.Version, Kind: k.Kind, Resource: k.Resource})
@@ -196,8 +196,17 @@ func nativeSyncOptions(o *Options, kinds *workload.Set, prober nativesync.Prober
 			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem, o.PolicyNamespace},
 		}}},
 		WebhookConfiguration: o.WebhookConfiguration,
-		Prober:               prober,
+		// Validate parsed it.
+		Scope: scopeOf(o.NativeNamespaceSelector),
 	}
+}
+
+func scopeOf(selector string) *metav1.LabelSelector {
+	if selector == "" {
+		return nil
+	}
+	ls, _ := metav1.ParseToLabelSelector(selector)
+	return ls
 }
 
 // newWebhookServer is the HTTPS server of the admission webhooks.
