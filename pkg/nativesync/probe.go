@@ -153,11 +153,27 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 				break
 			}
 		}
-		if !found {
+		if !found && decidesIn(snap, action, nsLabels) {
 			return false, fmt.Sprintf("no Deployment or StatefulSet in a namespace where a rule with action %s decides /scale writes, to prove that the API server enforces %s", action, name), nil
 		}
+		// No namespace where a rule of that action decides: the policy has nothing for it
+		// to enforce yet, so there is nothing to prove.
 	}
 	return true, "", nil
+}
+
+// decidesIn reports whether a rule with action decides /scale writes of a Deployment or a
+// StatefulSet in one of the namespaces (name: labels).
+func decidesIn(snap *policy.Snapshot, action policy.Action, namespaces map[string]map[string]string) bool {
+	for ns, nsl := range namespaces {
+		for _, kind := range []string{"Deployment", "StatefulSet"} {
+			v := snap.Decide(policy.Subject{Group: "apps", Kind: kind, Namespace: ns, LabelsUnknown: true, NamespaceLabels: nsl}, ptr(int32(1)))
+			if v.Outcome != policy.OutcomeUnknown && v.Rule != nil && v.Rule.Action == action {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // target is a workload whose /scale a probe writes (dry run).
