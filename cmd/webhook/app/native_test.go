@@ -248,9 +248,11 @@ func TestNativePolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		cm := harness.PolicyConfigMap("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules: [{name: x, maxReplica: 1}]\n")
-		if _, err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		// The API server drops the deleted configuration a moment later (its informer).
+		harness.Eventually(t, 10*time.Second, 50*time.Millisecond, "the invalid policy written", func() (bool, string) {
+			_, err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Update(ctx, cm, metav1.UpdateOptions{})
+			return err == nil, fmt.Sprint(err)
+		})
 		// The policy reload contract is 2 s; a sync that happened would have happened by then.
 		time.Sleep(3 * time.Second)
 		if now, err := clampMax(); err != nil || now != rv {
