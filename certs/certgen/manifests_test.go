@@ -273,8 +273,8 @@ func TestKustomizeDefault(t *testing.T) {
 			t.Errorf("%s webhook %s: clientConfig %+v, want Service %s/%s port 443", config, name, cc, namespace, serviceName)
 		}
 	})
-	if n != 2 {
-		t.Errorf("%d webhooks, want 2 (mutate for workloads, policy for the ConfigMap)", n)
+	if n != 3 {
+		t.Errorf("%d webhooks, want 3 (mutate for workloads, hpa for HPAs, policy for the ConfigMap)", n)
 	}
 	verifyAgainstBundle(t, caPEM, certPEM, serviceName+"."+namespace+".svc")
 
@@ -328,8 +328,8 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 			t.Errorf("%s webhook %s: caBundle does not decode to ca.crt", config, name)
 		}
 	})
-	if n != 2 {
-		t.Errorf("%d webhooks, want 2", n)
+	if n != 3 {
+		t.Errorf("%d webhooks, want 3 (workloads, HPAs, the policy)", n)
 	}
 	verifyAgainstBundle(t, caPEM, readFile(t, filepath.Join(dir, "certs", TLSCertFile)), "127.0.0.1")
 	checkRBAC(t, objs)
@@ -617,12 +617,16 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 		resources: append([]string{
 			"apps/deployments:[CREATE UPDATE]", "apps/statefulsets:[CREATE UPDATE]", "apps/replicasets:[CREATE UPDATE]",
 			"apps/deployments/scale:[UPDATE]", "apps/statefulsets/scale:[UPDATE]", "apps/replicasets/scale:[UPDATE]",
-			"autoscaling/horizontalpodautoscalers:[CREATE UPDATE]",
 		}, extraResources...),
 	}
+	// HPAs have an entry of their own, which --native-policies never touches.
+	hpas := workloads
+	hpas.conditionNames = []string{"range-changed"}
+	hpas.resources = []string{"autoscaling/horizontalpodautoscalers:[CREATE UPDATE]"}
 	// Workloads go to /mutate only: one call per write.
 	want := map[string]common{
 		"mutate.replicapolicy.io": workloads,
+		"hpa.replicapolicy.io":    hpas,
 		"policy.replicapolicy.io": {
 			failurePolicy: admissionregistrationv1.Ignore, sideEffects: admissionregistrationv1.SideEffectClassNone,
 			versions: []string{"v1"}, timeout: 10, conditionNames: []string{"is-policy-configmap"},
@@ -653,7 +657,7 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("webhooks =\n%+v\nwant\n%+v", got, want)
 	}
-	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "policy.replicapolicy.io": "/validate"}
+	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "hpa.replicapolicy.io": "/mutate", "policy.replicapolicy.io": "/validate"}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("webhook paths = %v, want %v", paths, wantPaths)
 	}

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -58,8 +56,6 @@ const (
 	oursName       = "bench-rp"
 	referenceName  = "bench-reference"
 	bandName       = "bench-band"
-	// benchManager is the field manager of what the benchmark changes in the native objects.
-	benchManager   = "replica-policy-bench"
 	scaleStartMax  = 10 // the scaler benchmark's rule before the policy change
 	webhookTimeout = 60 * time.Second
 )
@@ -159,11 +155,8 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	if err := e.copyWorkloadWebhook(ctx, oursName, "mutate.rp.bench", nsOurs, nil); err != nil {
 		return nil, err
 	}
-	e.progress("granting the rights of manifests/components/native-policies; scoping the installed webhook configuration to namespaces %s, %s", nsNative, nsNativeSelector)
+	e.progress("granting the rights of manifests/components/native-policies")
 	if err := e.grantNative(ctx, o.Dir); err != nil {
-		return nil, err
-	}
-	if err := e.scopeInstalled(ctx); err != nil {
 		return nil, err
 	}
 	e.progress("installing the built-in MutatingAdmissionPolicy and ValidatingAdmissionPolicy for namespace %s", nsBuiltin)
@@ -192,7 +185,14 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	}
 	// The scaler's cap on corrections per second would decide the scaler benchmark on its
 	// own (10/s by default); it is lifted so the benchmark measures the scaler itself.
-	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--native-policies"}
+	// --native-policies-namespace-selector confines the compiled bindings and the installed
+	// webhook configuration to the native namespaces: the other configurations share the API
+	// server. The syncer's dry-run probes scale a Deployment of the native namespace.
+	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--native-policies",
+		fmt.Sprintf("--native-policies-namespace-selector=%s in (%s,%s)", corev1.LabelMetadataName, nsNative, nsNativeSelector)}
+	if _, err := e.Client.AppsV1().Deployments(nsNative).Create(ctx, harness.Deployment(nsNative, "probe-target", ClampMin, nil), metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
 	if err := e.StartWebhook(ctx); err != nil {
 		return nil, err
 	}
@@ -256,24 +256,6 @@ func namespaceIn(ns ...string) *metav1.LabelSelector {
 // ourWebhooks are the webhooks of the manifests that bound Deployments (the other one, for
 // the policy ConfigMap, stays as installed).
 var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true}
-
-// scopeInstalled narrows the namespaceSelector of the installed workload webhook to the
-// native namespaces; everything else stays as the manifests register it, and the binary's
-// --native-policies adds its matchCondition.
-func (e *Env) scopeInstalled(ctx context.Context) error {
-	mwcs := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	m, err := mwcs.Get(ctx, webhookConfigs, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for i := range m.Webhooks {
-		if ourWebhooks[m.Webhooks[i].Name] {
-			m.Webhooks[i].NamespaceSelector = namespaceIn(nsNative, nsNativeSelector)
-		}
-	}
-	_, err = mwcs.Update(ctx, m, metav1.UpdateOptions{})
-	return err
-}
 
 // copyWorkloadWebhook registers a copy of the installed mutating workload webhook (same
 // rules, matchConditions, failure policy and timeout) as configuration name, its webhook
@@ -393,15 +375,11 @@ func (e *Env) grantNative(ctx context.Context, dir string) error {
 }
 
 // scopeNative waits until the binary has applied the policy's native admission policies
-// and narrowed the installed webhook configuration with their matchCondition, then limits
-// their bindings to the native namespaces. The compiled bindings select every namespace
-// but those where the policy's rules leave them nothing to do; the clamp policy and its
-// notice, for one, would act in the other clamping configurations' namespaces too, and the
-// API server would evaluate them for those writes. The bindings are patched, not the policy:
-// a merge patch of spec.matchResources.namespaceSelector (the compiled requirements and the
-// native namespaces) under a field manager of the benchmark's own. The binary's forced
-// server-side apply takes the selector back at the next policy change: the scaler's
-// benchmark, which changes the policy, runs after the end-to-end one.
+// and narrowed the installed webhook configuration: the syncer narrows only once its probes
+// show the API server enforcing them. --native-policies-namespace-selector confines the
+// bindings to the native namespaces: the compiled bindings select every namespace but those
+// where the policy's rules leave them nothing to do, and the clamp policy and its notice
+// would otherwise act in the other clamping configurations' namespaces too.
 func (e *Env) scopeNative(ctx context.Context) error {
 	snap, err := policy.Load([]byte(PolicyDoc(benchPolicy, scaleStartMax)), policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 	if err != nil {
@@ -437,8 +415,10 @@ func (e *Env) scopeNative(ctx context.Context) error {
 			if i < 0 {
 				return false, "the installed webhook has no matchCondition " + nativesync.ConditionName + " yet"
 			}
-			if w.MatchConditions[i].Expression != e.Native.WebhookMatchCondition {
-				e.progress("the binary's matchCondition differs from the benchmark's compilation: %s", w.MatchConditions[i].Expression)
+			// Narrowed: the binary's condition ends with the compiled one (it keeps its own
+			// dry-run probes away from the webhook in front of it).
+			if !strings.HasSuffix(w.MatchConditions[i].Expression, "("+e.Native.WebhookMatchCondition+")") {
+				return false, "the installed webhook is not narrowed yet: " + w.MatchConditions[i].Expression
 			}
 		}
 		return true, ""
@@ -453,30 +433,6 @@ func (e *Env) scopeNative(ctx context.Context) error {
 			return fmt.Errorf("--native-policies: %s\nwebhook log:\n%s", why, harness.TailLines(e.Webhook.Log(), 20))
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	// The compiled namespaceSelector keeps its own requirements; the patch gives the whole
-	// selector, since a merge patch replaces a list.
-	scope := func(m *admissionregistrationv1.MatchResources) ([]byte, error) {
-		sel := harness.ScopeBinding(m, namespaceIn(nsNative, nsNativeSelector)).NamespaceSelector
-		return json.Marshal(map[string]any{"spec": map[string]any{"matchResources": map[string]any{"namespaceSelector": sel}}})
-	}
-	opts := metav1.PatchOptions{FieldManager: benchManager}
-	for _, o := range e.Native.Objects() {
-		var patch []byte
-		var err error
-		switch o := o.(type) {
-		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
-			if patch, err = scope(o.Spec.MatchResources); err == nil {
-				_, err = ar.MutatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
-			}
-		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-			if patch, err = scope(o.Spec.MatchResources); err == nil {
-				_, err = ar.ValidatingAdmissionPolicyBindings().Patch(ctx, o.Name, types.MergePatchType, patch, opts)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("scoping the native bindings: %w", err)
-		}
 	}
 	return nil
 }

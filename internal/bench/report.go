@@ -422,7 +422,7 @@ func (r *Report) e2e(b *bytes.Buffer) {
 		}
 	}
 	if len(r.NativeWebhook) > 0 {
-		p("*%s* and *%s*: the binary with `--native-policies`, under the ClusterRole of `manifests/components/native-policies`, applies the compiled admission policies and narrows the installed webhook configuration (scoped by the benchmark to their two namespaces, as it scopes the bindings of the compiled policies); for the benchmark's policy it leaves to the webhook: %s.\n\n",
+		p("*%s* and *%s*: the binary with `--native-policies`, under the ClusterRole of `manifests/components/native-policies`, applies the compiled admission policies and narrows the installed webhook configuration (both, and the bindings of the compiled policies, confined to their two namespaces by `--native-policies-namespace-selector`); for the benchmark's policy it leaves to the webhook: %s.\n\n",
 			ConfigNative, ConfigNativeSelector, strings.Join(r.NativeWebhook, "; "))
 	}
 	p("Connections kube-apiserver held open to the webhooks (most seen after a round; recently closed in TIME_WAIT): replica-policy %d open, %d closed; reference %d open, %d closed.\n\n",

@@ -26,7 +26,7 @@ func StartBare(ctx context.Context, o ClusterOptions, extraSANs ...string) (*Clu
 	}
 	c := &Cluster{Dir: o.Dir, Port: o.Port, Kubectl: kubectl, log: o.Log}
 	c.progress("starting kube-apiserver and etcd")
-	env, err := NewControlPlane(ControlPlaneOptions{})
+	env, err := NewControlPlane(ControlPlaneOptions{APIServerArgs: o.APIServerArgs})
 	if err != nil {
 		return nil, err
 	}

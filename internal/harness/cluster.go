@@ -63,6 +63,8 @@ type ClusterOptions struct {
 	Port int
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// APIServerArgs are extra kube-apiserver flags, "name=value" (ControlPlaneOptions).
+	APIServerArgs []string
 }
 
 // StartCluster starts a control plane, generates certificates for 127.0.0.1 and applies the
@@ -98,10 +100,16 @@ func (c *Cluster) applyLocalOverlay(ctx context.Context) error {
 		return err
 	}
 	var patches strings.Builder
-	// Each configuration has one webhook: /mutate for workloads, /validate for the policy.
-	for _, p := range []struct{ kind, path string }{{"MutatingWebhookConfiguration", "mutate"}, {"ValidatingWebhookConfiguration", "validate"}} {
+	// The mutating configuration has two webhooks on /mutate (workloads, HPAs), the
+	// validating one one on /validate (the policy).
+	for _, p := range []struct {
+		kind, path string
+		entries    int
+	}{{"MutatingWebhookConfiguration", "mutate", 2}, {"ValidatingWebhookConfiguration", "validate", 1}} {
 		fmt.Fprintf(&patches, "- target: {kind: %s, name: replica-policy}\n  patch: |-\n", p.kind)
-		fmt.Fprintf(&patches, "    - {op: replace, path: /webhooks/0/clientConfig/url, value: \"https://127.0.0.1:%d/%s\"}\n", c.Port, p.path)
+		for i := range p.entries {
+			fmt.Fprintf(&patches, "    - {op: replace, path: /webhooks/%d/clientConfig/url, value: \"https://127.0.0.1:%d/%s\"}\n", i, c.Port, p.path)
+		}
 	}
 	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../manifests/overlays/local\npatches:\n%s", patches.String())
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {

@@ -145,6 +145,10 @@ type rule struct {
 // configuration's matchCondition then sends every request of it. It fails with a
 // *LimitError when the policy is larger than the API server holds or evaluates (Limits).
 func Compile(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) (*Result, error) {
+	return compilerFor(snap, kinds, opts).compile()
+}
+
+func compilerFor(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) *compiler {
 	if opts.Name == "" {
 		opts.Name = DefaultName
 	}
@@ -159,7 +163,7 @@ func Compile(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) (
 	}
 	c := &compiler{snap: snap, kinds: atSpec, opts: opts}
 	c.readRules()
-	return c.compile()
+	return c
 }
 
 type compiler struct {

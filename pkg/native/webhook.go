@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // What the native policies leave to the webhook: /scale writes a selector rule may decide,
@@ -48,6 +50,34 @@ func (c *compiler) webhookCondition() string {
 		cond += " || (" + isScale + " && " + or(scale...) + ")"
 	}
 	return cond
+}
+
+// WebhookScaleKinds are the kinds of kinds whose /scale writes the native policies may leave
+// to the webhook: those whose objects may be owned, and those a selector rule may decide a
+// /scale write of (WebhookMatchCondition then says which). A webhook configuration need not
+// register the /scale of the others: the native policies decide every write of it.
+func WebhookScaleKinds(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) []policy.WorkloadKind {
+	c := compilerFor(snap, kinds, opts)
+	bySelector := c.firstMatch(
+		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
+		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
+	var out []policy.WorkloadKind
+	for _, k := range c.kinds {
+		if c.mayBeOwned(k) || bySelector != "false" && c.selectorMayDecide(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// selectorMayDecide reports whether a rule with a selector names kind k (or every kind).
+func (c *compiler) selectorMayDecide(k policy.WorkloadKind) bool {
+	for _, r := range c.rules {
+		if r.Selector() != nil && (r.kinds == nil || slices.Contains(r.kinds, k.Name())) {
+			return true
+		}
+	}
+	return false
 }
 
 // kindKeysTerm is kindsTerm for a webhook's matchConditions, which have no variables.

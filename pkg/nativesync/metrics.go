@@ -10,11 +10,11 @@ import (
 var (
 	inSync = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "replicapolicy_native_policies_in_sync",
-		Help: "1 when the native admission policies and the webhook configuration's matchCondition are those of the policy in force (the last sync succeeded), 0 before the first sync and while the last one failed (the Syncer retries every 2 seconds).",
+		Help: "1 when the native admission policies are those of the policy in force, the API server enforces them and the webhook is narrowed to the rest; 0 before, while a sync fails (retried every 2 seconds) and while the probes cannot yet show the API server enforcing them (the webhook then decides everything).",
 	})
 	syncFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "replicapolicy_native_policies_sync_failures_total",
-		Help: "Failed attempts to apply the native admission policies or to set the webhook configuration's matchCondition (API errors: missing rights, a missing webhook configuration).",
+		Help: "Failed attempts to apply the native admission policies or the webhook configuration's fields (API errors: missing rights, a missing webhook configuration).",
 	})
 )
 

@@ -2,39 +2,30 @@
 // with the policy in force (--native-policies): the API server then enforces, in process,
 // every request CEL can decide, and calls the webhook only for the rest.
 //
-// On every policy the store swaps in (and once the policy has first been read), the Syncer
-// compiles it and, in this order, so that no request is left to nobody in between:
-//
-//  1. server-side applies the compiled MutatingAdmissionPolicy, ValidatingAdmissionPolicies
-//     and their bindings (field manager "replica-policy");
-//  2. sets the matchCondition "native-policies" on every webhook of the mutating webhook
-//     configuration, so that the API server calls the webhook only for what the native
-//     policies leave to it;
-//  3. deletes the compiled objects the policy no longer needs (a policy without deny rules
-//     needs no deny policy; no policy at all needs none).
+// The Syncer owns the compiled objects (server-side apply, field manager "replica-policy")
+// and three fields of the workload webhooks of the MutatingWebhookConfiguration it is given
+// (rules, namespaceSelector and the matchCondition "native-policies"). It is
+// level-triggered: it watches the policy, each compiled object and the configuration, and
+// whatever drifts from what it wants (an object deleted or edited by hand, the manifests
+// re-applied) is restored at once, the webhook widened first while a native policy is
+// missing, so that no write is decided by nobody. It narrows the webhook only once the API
+// server is seen to enforce the native policies (Prober).
 //
 // An invalid policy never reaches the store, so the objects stay as they were. A policy the
-// API server cannot hold as native policies (native.LimitError) widens the webhook's
-// condition to every request first and then deletes the native objects: the webhook alone
-// enforces it, as without --native-policies.
+// API server cannot hold as native policies (native.LimitError) widens the webhook and then
+// deletes the native objects: the webhook alone enforces it, as without --native-policies.
 package nativesync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -47,20 +38,41 @@ const FieldManager = "replica-policy"
 // ConditionName is the matchCondition the Syncer sets on the webhook configuration.
 const ConditionName = "native-policies"
 
-// retryDelay is how long the Syncer waits before trying again after an API error; a new
-// policy does not wait for it.
+// retryDelay is how long the Syncer waits before trying again after an API error; a change
+// does not wait for it.
 const retryDelay = 2 * time.Second
+
+// probeDelay is how long it waits before probing again while the API server does not enforce
+// the policies just applied: each API server loads them from its informers within about a
+// second of the write.
+const probeDelay = 100 * time.Millisecond
+
+// maxProbeDelay bounds the back-off of the probes while they prove nothing (no Deployment
+// to probe yet): the webhook stays wide meanwhile, which is safe.
+const maxProbeDelay = 10 * time.Second
 
 // Options configure a Syncer.
 type Options struct {
-	// Kinds are the workload kinds the native policies bound (policy.BuiltinWorkloadKinds and the
-	// --workload-resource kinds).
+	// Kinds are the workload kinds the native policies bound (policy.BuiltinWorkloadKinds and
+	// the --workload-resource kinds; native.Compile leaves those whose replicas are not at
+	// spec.replicas to the webhook).
 	Kinds []policy.WorkloadKind
+	// WebhookKinds are every bounded workload kind, Kinds and those the native policies
+	// leave to the webhook: the rules of the webhook's workload entries.
+	WebhookKinds []policy.WorkloadKind
+	// NamespaceSelector is the workload entries' namespaceSelector (the manifests': not
+	// kube-system, not the webhook's own namespace).
+	NamespaceSelector *metav1.LabelSelector
 	// Compile names the objects and the kinds whose objects may be owned.
 	Compile native.Options
-	// WebhookConfiguration names the MutatingWebhookConfiguration whose webhooks the Syncer
-	// narrows.
+	// WebhookConfiguration names the MutatingWebhookConfiguration whose workload webhooks
+	// the Syncer narrows.
 	WebhookConfiguration string
+	// Prober proves that the API server enforces what was applied.
+	Prober Prober
+	// Scope, when set, confines native mode to the namespaces it selects: the compiled
+	// bindings and the workload webhook entries select only those.
+	Scope *metav1.LabelSelector
 }
 
 // Syncer applies the compiled native policies. It is a manager Runnable that runs on the
@@ -73,14 +85,32 @@ type Syncer struct {
 	log    logr.Logger
 
 	changed chan struct{}
+	// proven: the Prober saw the API server enforce the objects of the policy provenFor.
+	proven      bool
+	provenFor   string
+	limitLogged bool
+	// stores are the watch's caches of the compiled objects and the webhook configuration,
+	// by "Kind/name"; nil until Start (Sync then reads from the API server).
+	stores map[string]cache.Store
+	// compile is native.Compile; tests replace it.
+	compile func(*policy.Snapshot, []policy.WorkloadKind, native.Options) (*native.Result, error)
 }
 
 // New returns a Syncer of the policy in store; ready reports when the store holds the
 // policy read from its ConfigMap (policystore.Watcher.Ready), before which nothing is applied.
 func New(client kubernetes.Interface, store *policystore.Store, ready func() bool, opts Options, log logr.Logger) *Syncer {
 	registerMetrics()
+	if opts.WebhookKinds == nil {
+		opts.WebhookKinds = opts.Kinds
+	}
+	if opts.NamespaceSelector == nil {
+		opts.NamespaceSelector = &metav1.LabelSelector{}
+	}
+	if opts.Scope != nil {
+		opts.NamespaceSelector = andSelectors(opts.NamespaceSelector, opts.Scope)
+	}
 	s := &Syncer{client: client, store: store, ready: ready, opts: opts, log: log,
-		changed: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), compile: native.Compile}
 	store.Subscribe(func(*policy.Snapshot) { s.poke() })
 	return s
 }
@@ -92,12 +122,17 @@ func (s *Syncer) poke() {
 	}
 }
 
-// NeedLeaderElection is true: one replica writes the cluster's admission policies.
+// NeedLeaderElection is true: one replica writes the cluster's admission policies. The
+// others keep serving admission requests, which need none of this.
 func (s *Syncer) NeedLeaderElection() bool { return true }
 
-// Start syncs once the policy has been read, then after every policy change, retrying
-// failures every retryDelay, until ctx ends.
+// Start watches the compiled objects and the webhook configuration, and syncs once the
+// policy has been read, then after every change of the policy or of what it watches,
+// retrying failures every retryDelay, until ctx ends.
 func (s *Syncer) Start(ctx context.Context) error {
+	if err := s.watch(ctx); err != nil {
+		return err
+	}
 	tick := time.NewTicker(100 * time.Millisecond) // only until the policy has been read
 	defer tick.Stop()
 	for !s.ready() {
@@ -109,6 +144,8 @@ func (s *Syncer) Start(ctx context.Context) error {
 	}
 	s.poke()
 	var retryC <-chan time.Time
+	wait := probeDelay
+	lastWhy := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,161 +154,163 @@ func (s *Syncer) Start(ctx context.Context) error {
 		case <-retryC:
 		}
 		retryC = nil
-		if err := s.Sync(ctx, s.store.Snapshot()); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		err := s.Sync(ctx, s.store.Snapshot())
+		var notYet *notEnforcedError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &notYet):
+			// Not a failure: the API server loads what was just applied. Each new reason once
+			// at the default level (no Deployment to probe may last), repeats at -v=1.
+			log := s.log.V(1)
+			if notYet.why != lastWhy {
+				log, lastWhy = s.log, notYet.why
 			}
+			log.Info("Waiting for the API server to enforce the native policies; the webhook decides every write meanwhile", "reason", notYet.why)
+			inSync.Set(0)
+			retryC = time.After(wait)
+			// A probe lists Namespaces and Deployments: back off while none proves anything.
+			wait = min(2*wait, maxProbeDelay)
+			continue
+		case err != nil:
 			inSync.Set(0)
 			syncFailures.Inc()
 			s.log.Error(err, "Applying the native admission policies; retrying", "in", retryDelay)
 			retryC = time.After(retryDelay)
-			continue
+		default:
+			inSync.Set(1)
 		}
-		inSync.Set(1)
+		wait, lastWhy = probeDelay, ""
 	}
 }
 
-// Sync makes the cluster's native policies and the webhook's condition those of snap.
+// Sync makes the cluster's native policies and the webhook's fields those of snap, from
+// what it observes (level-triggered: it is called on every change of the policy, of a
+// compiled object and of the webhook configuration), writing only what differs:
+//
+//  1. when a compiled object is missing, differs from what it should be, or is no longer
+//     needed, or when the API server has not yet been seen to enforce the objects, the
+//     webhook's entries are widened first (every write of every bounded kind);
+//  2. the compiled objects that differ are applied, those no longer needed deleted;
+//  3. once the Prober sees the API server enforce them, the entries are narrowed.
+//
+// A policy CEL cannot hold (native.LimitError) leaves the webhook wide and no native object.
+// Sync returns errNotEnforced while the API server does not enforce them yet.
 func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
-	res, err := native.Compile(snap, s.opts.Kinds, s.opts.Compile)
+	res, err := s.compile(snap, s.opts.Kinds, s.opts.Compile)
 	var limit *native.LimitError
+	var want []compiled
 	switch {
 	case errors.As(err, &limit):
-		// The webhook decides everything again before the native policies go.
-		s.log.Info("The policy cannot be enforced by native admission policies; the webhook enforces all of it", "reason", err.Error())
-		if err := s.setCondition(ctx, "true"); err != nil {
-			return err
+		if !s.limitLogged {
+			s.log.Info("The policy cannot be enforced by native admission policies; the webhook enforces all of it", "reason", err.Error())
+			s.limitLogged = true
 		}
-		if err := s.deleteExcept(ctx, nil); err != nil {
-			return err
-		}
+		res = nil
 	case err != nil:
 		return fmt.Errorf("compiling the policy: %w", err)
 	default:
-		objs := res.Objects()
-		for _, o := range objs {
-			if err := s.apply(ctx, o); err != nil {
+		s.limitLogged = false
+		s.scope(res)
+		for _, o := range res.Objects() {
+			c, err := compiledOf(o)
+			if err != nil {
+				return err
+			}
+			want = append(want, c)
+		}
+	}
+	var stale, foreign []compiled
+	for i := range want {
+		c := &want[i]
+		ok, other, err := c.upToDate(ctx, s)
+		if err != nil {
+			return err
+		}
+		if other {
+			foreign = append(foreign, *c)
+		}
+		if !ok {
+			stale = append(stale, *c)
+		}
+	}
+	extra, err := s.liveExtra(ctx, want)
+	if err != nil {
+		return err
+	}
+	key := snap.Source
+	if len(stale) > 0 || len(extra) > 0 || res == nil {
+		s.proven = false
+		if err := s.widen(ctx, stale, extra); err != nil {
+			return err
+		}
+		for _, c := range foreign {
+			if err := c.delete(ctx, s); err != nil {
 				return err
 			}
 		}
-		if err := s.setCondition(ctx, res.WebhookMatchCondition); err != nil {
+		for _, c := range stale {
+			if err := c.apply(ctx, s); err != nil {
+				return err
+			}
+		}
+		for _, c := range extra {
+			if err := c.delete(ctx, s); err != nil {
+				return err
+			}
+		}
+		if res == nil {
+			return nil
+		}
+	}
+	if !s.proven || s.provenFor != key {
+		// Nothing to write, but not proven either (a new leader, a policy whose objects were
+		// already in place): probe before widening, which a leader taking over from another
+		// then never needs.
+		ok, why, err := s.opts.Prober.Enforced(ctx, snap, res)
+		if err != nil {
 			return err
 		}
-		if err := s.deleteExcept(ctx, objs); err != nil {
-			return err
+		if !ok {
+			if err := s.widen(ctx, nil, nil); err != nil {
+				return err
+			}
+			return &notEnforcedError{why}
 		}
-		s.log.Info("Native admission policies applied", "objects", len(objs), "webhookFor", res.Webhook)
+		s.proven, s.provenFor = true, key
+	}
+	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition, native.WebhookScaleKinds(snap, s.opts.Kinds, s.opts.Compile)))
+	if err != nil {
+		return err
+	}
+	if narrowed || len(stale) > 0 || len(extra) > 0 {
+		s.log.Info("Native admission policies in force; webhook narrowed", "applied", names(stale), "deleted", names(extra), "webhookFor", res.Webhook)
 	}
 	return nil
 }
 
-// apply server-side applies one compiled object (Compile sets their apiVersion and kind).
-func (s *Syncer) apply(ctx context.Context, obj runtime.Object) error {
-	ar := s.client.AdmissionregistrationV1()
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}
-	var err error
-	switch o := obj.(type) {
-	case *admissionregistrationv1.MutatingAdmissionPolicy:
-		err = patch(ctx, o, o.Name, opts, ar.MutatingAdmissionPolicies().Patch)
-	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
-		err = patch(ctx, o, o.Name, opts, ar.MutatingAdmissionPolicyBindings().Patch)
-	case *admissionregistrationv1.ValidatingAdmissionPolicy:
-		err = patch(ctx, o, o.Name, opts, ar.ValidatingAdmissionPolicies().Patch)
-	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-		err = patch(ctx, o, o.Name, opts, ar.ValidatingAdmissionPolicyBindings().Patch)
-	default:
-		return fmt.Errorf("cannot apply %T", obj)
+// widen makes the webhook decide every write of the bounded kinds.
+func (s *Syncer) widen(ctx context.Context, stale, extra []compiled) error {
+	widened, err := s.setWebhook(ctx, s.wideState())
+	if widened {
+		s.log.Info("Webhook widened: it decides every write of the bounded kinds", "missingOrChanged", names(stale), "unneeded", names(extra))
 	}
 	return err
 }
 
-// patch sends obj as an apply patch through a typed client's Patch.
-func patch[T any](ctx context.Context, obj any, name string, opts metav1.PatchOptions,
-	fn func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (T, error)) error {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return err
-	}
-	if _, err := fn(ctx, name, types.ApplyPatchType, data, opts); err != nil {
-		return fmt.Errorf("applying %s: %w", name, err)
-	}
-	return nil
+// notEnforcedError: the API server does not enforce the applied policies yet.
+type notEnforcedError struct{ why string }
+
+func (e *notEnforcedError) Error() string {
+	return "the API server does not enforce the native policies yet: " + e.why
 }
 
-// deleteExcept deletes the compiled objects that are not in keep.
-func (s *Syncer) deleteExcept(ctx context.Context, keep []runtime.Object) error {
-	kept := map[string]bool{}
-	for _, o := range keep {
-		m, err := metaOf(o)
-		if err != nil {
-			return err
-		}
-		kept[fmt.Sprintf("%T/%s", o, m.GetName())] = true
+func names(cs []compiled) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.String())
 	}
-	ar := s.client.AdmissionregistrationV1()
-	for _, name := range native.Names(s.opts.Compile) {
-		for _, d := range []struct {
-			typ string
-			del func(context.Context, string, metav1.DeleteOptions) error
-		}{
-			// Bindings first: a binding without its policy is an error the API server reports.
-			{fmt.Sprintf("%T", &admissionregistrationv1.MutatingAdmissionPolicyBinding{}), ar.MutatingAdmissionPolicyBindings().Delete},
-			{fmt.Sprintf("%T", &admissionregistrationv1.MutatingAdmissionPolicy{}), ar.MutatingAdmissionPolicies().Delete},
-			{fmt.Sprintf("%T", &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}), ar.ValidatingAdmissionPolicyBindings().Delete},
-			{fmt.Sprintf("%T", &admissionregistrationv1.ValidatingAdmissionPolicy{}), ar.ValidatingAdmissionPolicies().Delete},
-		} {
-			if kept[d.typ+"/"+name] {
-				continue
-			}
-			// The names are fixed: a GET of each would cost as much as the DELETE, and
-			// NotFound is the common answer.
-			if err := d.del(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting %s %s: %w", d.typ, name, err)
-			}
-		}
-	}
-	return nil
-}
-
-// setCondition sets the matchCondition ConditionName to expr on every webhook of the
-// mutating webhook configuration (a read and an update, retried on conflict: the
-// configuration's other fields belong to whoever installed it).
-func (s *Syncer) setCondition(ctx context.Context, expr string) error {
-	mwcs := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		mwc, err := mwcs.Get(ctx, s.opts.WebhookConfiguration, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", s.opts.WebhookConfiguration, err)
-		}
-		changed := false
-		for i := range mwc.Webhooks {
-			w := &mwc.Webhooks[i]
-			want := admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: expr}
-			j := slices.IndexFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == ConditionName })
-			switch {
-			case j < 0:
-				w.MatchConditions = append(w.MatchConditions, want)
-			case w.MatchConditions[j] == want:
-				continue
-			default:
-				w.MatchConditions[j] = want
-			}
-			changed = true
-		}
-		if !changed {
-			return nil
-		}
-		_, err = mwcs.Update(ctx, mwc, metav1.UpdateOptions{FieldManager: FieldManager})
-		return err
-	})
-}
-
-func metaOf(o runtime.Object) (metav1.Object, error) {
-	m, ok := o.(metav1.Object)
-	if !ok {
-		return nil, fmt.Errorf("%T has no metadata", o)
-	}
-	return m, nil
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -221,6 +221,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	workloadRules := []admissionregistrationv1.RuleWithOperations{
 		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("apps", "deployments", "statefulsets", "replicasets")},
 		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale", "statefulsets/scale", "replicasets/scale")},
+	}
+	hpaRules := []admissionregistrationv1.RuleWithOperations{
 		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: ruleAt("autoscaling", "v2", "horizontalpodautoscalers")},
 	}
 	notSystem := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
@@ -260,6 +262,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 	}{
 		// Workloads: /mutate only, one call per write.
 		"mutate.replicapolicy.io": {workloadRules, 5, notSystem, "replicas-changed"},
+		// HPAs: an entry of their own, which --native-policies never touches.
+		"hpa.replicapolicy.io": {hpaRules, 5, notSystem, "range-changed"},
 		"policy.replicapolicy.io": {[]admissionregistrationv1.RuleWithOperations{
 			{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("", "configmaps")}}, 10, onlyOwn, "is-policy-configmap"},
 	}

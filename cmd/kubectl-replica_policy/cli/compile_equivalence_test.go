@@ -30,6 +30,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/workload"
@@ -745,7 +746,7 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 			var o admissionregistrationv1.MutatingAdmissionPolicyBinding
 			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
 				count(o.Spec.MatchResources)
-				o.Spec.MatchResources = harness.ScopeBinding(o.Spec.MatchResources, scope)
+				o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
 				_, err = ar.MutatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
 			}
 		case "ValidatingAdmissionPolicy":
@@ -757,7 +758,7 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 			var o admissionregistrationv1.ValidatingAdmissionPolicyBinding
 			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
 				count(o.Spec.MatchResources)
-				o.Spec.MatchResources = harness.ScopeBinding(o.Spec.MatchResources, scope)
+				o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
 				_, err = ar.ValidatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
 			}
 		default:

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
@@ -47,6 +48,12 @@ func TestNativePolicies(t *testing.T) {
 	ar := f.client.AdmissionregistrationV1()
 	for _, ns := range []string{"native", "sel", "strict", "other"} {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	// Workloads the syncer's dry-run probes can scale: a Deployment where a clamp rule
+	// decides (native), a StatefulSet where a deny rule does (strict).
+	probeTargets(t, f.client, "native")
+	if _, err := f.client.AppsV1().StatefulSets("strict").Create(ctx, harness.StatefulSet("strict", "probe-target", 1, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	webhookCalls := func() float64 {
 		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
@@ -114,8 +121,24 @@ func TestNativePolicies(t *testing.T) {
 		if _, err := ar.ValidatingAdmissionPolicies().Get(ctx, "replica-policy-warn", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("a warn policy for a policy without warn rules: %v", err)
 		}
-		if c := condition(); c == "" || !strings.Contains(c, "scale") {
-			t.Errorf("matchCondition %s: %q, want the /scale writes the native policies leave to the webhook", nativesync.ConditionName, c)
+		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the webhook narrowed", func() (bool, string) {
+			c := condition()
+			return strings.Contains(c, "scale"), c
+		})
+		t.Logf("webhook narrowed %v after the policy ConfigMap was written", time.Since(set).Round(time.Millisecond))
+		mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range mwc.Webhooks[0].Rules {
+			for _, res := range r.Resources {
+				if !strings.HasSuffix(res, "/scale") {
+					t.Errorf("narrowed workload webhook still has object rule %s %v", res, r.Operations)
+				}
+			}
+		}
+		if hpa := mwc.Webhooks[1]; len(hpa.Rules) != 1 || hpa.Rules[0].Resources[0] != "horizontalpodautoscalers" || len(hpa.MatchConditions) != 1 {
+			t.Errorf("the HPA webhook entry was touched: %+v", hpa)
 		}
 	})
 
@@ -161,14 +184,15 @@ func TestNativePolicies(t *testing.T) {
 		}
 	})
 
-	// webhookClampsScale waits until a dry-run /scale write of ns/name to 9 replicas comes
-	// back clamped to want with the webhook's warning naming rule: the webhook decided it,
-	// through the workload's cached labels.
+	// webhookClampsScale waits until a /scale write of ns/name to 9 replicas comes back
+	// clamped to want with the webhook's warning naming rule: the webhook decided it, through
+	// the workload's cached labels. Not a dry run: the syncer's probes are dry runs of the
+	// binary's own user, which is this test's too, and the webhook never sees them.
 	webhookClampsScale := func(t *testing.T, ns, name string, want int32, rule string) {
 		t.Helper()
 		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, ns+"/"+name+" clamped by the webhook through its cached labels", func() (bool, string) {
 			f.warns.Take()
-			s, err := f.client.AppsV1().Deployments(ns).UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			s, err := f.client.AppsV1().Deployments(ns).UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{})
 			if err != nil {
 				return false, err.Error()
 			}
@@ -224,9 +248,11 @@ func TestNativePolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		cm := harness.PolicyConfigMap("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules: [{name: x, maxReplica: 1}]\n")
-		if _, err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		// The API server drops the deleted configuration a moment later (its informer).
+		harness.Eventually(t, 10*time.Second, 50*time.Millisecond, "the invalid policy written", func() (bool, string) {
+			_, err := f.client.CoreV1().ConfigMaps(policy.DefaultNamespace).Update(ctx, cm, metav1.UpdateOptions{})
+			return err == nil, fmt.Sprint(err)
+		})
 		// The policy reload contract is 2 s; a sync that happened would have happened by then.
 		time.Sleep(3 * time.Second)
 		if now, err := clampMax(); err != nil || now != rv {
@@ -308,22 +334,33 @@ func TestNativePoliciesRemovedWithThePolicy(t *testing.T) {
 		}
 		return len(left) == 0, strings.Join(left, ", ")
 	})
-	mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conds []admissionregistrationv1.MatchCondition
-	for _, c := range mwc.Webhooks[0].MatchConditions {
-		if c.Name == nativesync.ConditionName {
-			conds = append(conds, c)
-		}
-	}
 	empty, err := native.Compile(policy.Empty(policy.Options{}), policy.BuiltinWorkloadKinds, nativeOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(conds) != 1 || conds[0].Expression != empty.WebhookMatchCondition {
-		t.Errorf("with no policy, the webhook's condition %+v, want that of an empty policy: %s", conds, empty.WebhookMatchCondition)
+	harness.Eventually(t, 5*time.Second, 50*time.Millisecond, "the webhook's condition that of an empty policy", func() (bool, string) {
+		mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var conds []admissionregistrationv1.MatchCondition
+		for _, c := range mwc.Webhooks[0].MatchConditions {
+			if c.Name == nativesync.ConditionName {
+				conds = append(conds, c)
+			}
+		}
+		return len(conds) == 1 && strings.HasSuffix(conds[0].Expression, ") && ("+empty.WebhookMatchCondition+")"), fmt.Sprintf("%+v", conds)
+	})
+}
+
+// probeTargets creates a Deployment of one replica in each namespace, for the syncer's
+// dry-run probes, which scale an existing Deployment.
+func probeTargets(t *testing.T, client kubernetes.Interface, namespaces ...string) {
+	t.Helper()
+	for _, ns := range namespaces {
+		if _, err := client.AppsV1().Deployments(ns).Create(context.Background(), harness.Deployment(ns, "probe-target", 1, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -349,18 +386,24 @@ func TestNativePoliciesSyncFailure(t *testing.T) {
 		}
 		return m.Sum(name)
 	}
+	for _, ns := range []string{"native", "strict"} {
+		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	probeTargets(t, f.client, "native", "strict")
 	if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(5)); err != nil {
 		t.Fatal(err)
 	}
-	// The objects are applied before the condition is set: they get there, the configuration
-	// the webhook was given does not exist, and the sync fails after them, again and again.
+	// The webhook is widened before any native object is applied: with the configuration
+	// the binary was given missing, the sync fails there, again and again, and applies nothing.
 	var failures float64
-	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "the objects applied, then a failed sync counted", func() (bool, string) {
-		_, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "a failed sync counted", func() (bool, string) {
 		in := metric("replicapolicy_native_policies_in_sync")
 		failures = metric("replicapolicy_native_policies_sync_failures_total")
-		return err == nil && failures >= 1 && in == 0, fmt.Sprintf("clamp policy %v, failures %v, in sync %v", err, failures, in)
+		return failures >= 1 && in == 0, fmt.Sprintf("failures %v, in sync %v", failures, in)
 	})
+	if _, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the clamp policy was applied without a webhook configuration to widen first: %v", err)
+	}
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "retried", func() (bool, string) {
 		n := metric("replicapolicy_native_policies_sync_failures_total")
 		return n > failures && metric("replicapolicy_native_policies_in_sync") == 0, fmt.Sprint("failures ", n)
@@ -374,6 +417,11 @@ func TestNativePoliciesSyncFailure(t *testing.T) {
 		renamed.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "none"}}
 	}
 	if _, err := ar.MutatingWebhookConfigurations().Create(ctx, renamed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Renamed: the configuration under the old name goes (it would send the syncer's
+	// probes to the webhook, which the renamed one keeps away from it).
+	if err := ar.MutatingWebhookConfigurations().Delete(ctx, "replica-policy", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "in sync once the configuration exists", func() (bool, string) {

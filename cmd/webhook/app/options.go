@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,6 +39,9 @@ type Options struct {
 	NativePolicies bool
 	// WebhookConfiguration is the MutatingWebhookConfiguration that registers /mutate.
 	WebhookConfiguration string
+	// NativeNamespaceSelector, a label selector, confines --native-policies to the namespaces
+	// it selects ("" for all).
+	NativeNamespaceSelector string
 	// Scaler holds the --scaler-* flags.
 	Scaler scaler.Options
 	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
@@ -83,6 +87,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.Scaler.AddFlags(fs)
 	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
 	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
+	fs.StringVar(&o.NativeNamespaceSelector, "native-policies-namespace-selector", o.NativeNamespaceSelector, "A label selector of namespaces (e.g. \"kubernetes.io/metadata.name in (prod,staging)\") to which --native-policies confines the compiled policies and the webhook configuration it narrows: a gradual rollout, or several installations side by side. Default: every namespace.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
 	o.Zap.BindFlags(fs)
@@ -127,6 +132,9 @@ func (o *Options) Validate() error {
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(o.WebhookConfiguration) {
 		errs = append(errs, fmt.Errorf("--webhook-configuration %q: %s", o.WebhookConfiguration, msg))
+	}
+	if _, err := metav1.ParseToLabelSelector(o.NativeNamespaceSelector); o.NativeNamespaceSelector != "" && err != nil {
+		errs = append(errs, fmt.Errorf("--native-policies-namespace-selector %q: %w", o.NativeNamespaceSelector, err))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %s: must not be negative", o.ShutdownDelay))

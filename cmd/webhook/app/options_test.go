@@ -52,6 +52,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	err := fs.Parse([]string{
 		"--port=70000", "--metrics-bind-address=nope", "--policy-namespace=Not_A_Namespace",
 		"--policy-configmap=", "--cert-dir=", "--shutdown-delay=-1s", "--scaler-max-corrections-per-second=0",
+		"--native-policies-namespace-selector=name in (a",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid options were accepted")
 	}
-	for _, part := range []string{"--port 70000", "--metrics-bind-address", "--policy-namespace", "--policy-configmap", "--cert-dir", "--shutdown-delay", "--scaler-max-corrections-per-second"} {
+	for _, part := range []string{"--port 70000", "--metrics-bind-address", "--policy-namespace", "--policy-configmap", "--cert-dir", "--shutdown-delay", "--scaler-max-corrections-per-second", "--native-policies-namespace-selector"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error does not name %s:\n%v", part, err)
 		}

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -78,6 +81,7 @@ type process struct {
 	server        webhook.Server
 	cert          *servingcert.Watcher
 	clientset     kubernetes.Interface
+	cfg           *rest.Config
 	kinds         *workload.Set
 	policyOptions policy.Options
 	store         *policystore.Store
@@ -122,6 +126,7 @@ func newProcess(ctx context.Context, o *Options) (*process, error) {
 	if p.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
+	p.cfg = cfg
 	return p, nil
 }
 
@@ -155,16 +160,48 @@ func (p *process) addAdmission(ctx context.Context) error {
 	return nil
 }
 
-// addNative adds, with --native-policies, the syncer of the native admission policies.
+// addNative adds, with --native-policies, the syncer of the native admission policies,
+// which proves the API server enforces them with dry-run writes before it narrows the
+// webhook configuration.
 func (p *process) addNative(ctx context.Context) error {
 	if !p.o.NativePolicies {
 		return nil
 	}
-	syncer := nativesync.New(p.clientset, p.store, p.watcher.Ready, nativesync.Options{
-		Kinds:                p.kinds.WorkloadKinds(),
-		WebhookConfiguration: p.o.WebhookConfiguration,
-	}, ctrl.Log.WithName("native-policies"))
-	return p.mgr.Add(syncer)
+	opts := nativeSyncOptions(p.o, p.kinds)
+	var err error
+	if opts.Prober, err = nativesync.NewDryRunProber(ctx, p.cfg, opts.Scope); err != nil {
+		return err
+	}
+	return p.mgr.Add(nativesync.New(p.clientset, p.store, p.watcher.Ready, opts, ctrl.Log.WithName("native-policies")))
+}
+
+// nativeSyncOptions are the syncer's options: the kinds it compiles and the webhook's
+// workload entries it owns, their namespaceSelector as the manifests have it, the
+// configuration's name and the scope of --native-policies-namespace-selector.
+func nativeSyncOptions(o *Options, kinds *workload.Set) nativesync.Options {
+	all := kinds.WorkloadKinds()
+	// The native policies patch spec.replicas: a kind whose count is elsewhere stays the
+	// webhook's (native.Compile leaves it out too).
+	compiled := slices.DeleteFunc(slices.Clone(all), func(k policy.WorkloadKind) bool { return !k.SpecReplicas() })
+	return nativesync.Options{
+		Kinds:        compiled,
+		WebhookKinds: all,
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{metav1.NamespaceSystem, o.PolicyNamespace},
+		}}},
+		WebhookConfiguration: o.WebhookConfiguration,
+		// Validate parsed it.
+		Scope: scopeOf(o.NativeNamespaceSelector),
+	}
+}
+
+// scopeOf is --native-policies-namespace-selector as a label selector, nil when unset.
+func scopeOf(selector string) *metav1.LabelSelector {
+	if selector == "" {
+		return nil
+	}
+	ls, _ := metav1.ParseToLabelSelector(selector)
+	return ls
 }
 
 // addScaler adds the scaler, unless --enable-scaler=false.

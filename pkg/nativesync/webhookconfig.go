@@ -1,0 +1,204 @@
+package nativesync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+// The binary owns three fields of its workload webhook entries in the MutatingWebhookConfiguration
+// (every entry whose rules name a bounded workload resource or its /scale): rules,
+// namespaceSelector and the matchCondition ConditionName. It server-side applies them with
+// force, so that a re-application of the manifests (kubectl apply, a GitOps sync) takes them
+// back only until the Syncer sees it; the entry's other fields, the other entries (HPAs) and
+// the manifests' own matchConditions stay whoever installed them.
+
+// webhookState is what the Syncer wants those fields to be.
+type webhookState struct {
+	rules     []admissionregistrationv1.RuleWithOperations
+	condition string
+}
+
+// wideState sends the webhook every write of every bounded kind: the state while the native
+// policies cannot decide (none applied yet, one missing or edited, a policy CEL cannot hold).
+// The condition keeps the Syncer's own dry-run probes away from the webhook, so that their
+// answers show what the native policies alone decide.
+func (s *Syncer) wideState() webhookState {
+	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: s.withoutProbes("true")}
+}
+
+// narrowState leaves the webhook what the compiled policies cannot decide: object writes of
+// compiled kinds leave its rules, and so do /scale writes of compiled kinds that neither a
+// selector rule nor an owned workload's rule may decide (scale: native.WebhookScaleKinds);
+// cond (the compiler's WebhookMatchCondition) lets through only those of the rest that such a
+// rule may decide.
+func (s *Syncer) narrowState(cond string, scale []policy.WorkloadKind) webhookState {
+	rules := workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale)
+	if len(rules) == 0 {
+		// An apply cannot say "no rules" (the field is omitted when empty, and the
+		// manifests' would stay): keep the /scale rules, which cond closes.
+		rules = workloadRules(s.opts.WebhookKinds, s.opts.Kinds, s.opts.Kinds)
+	}
+	return webhookState{rules: rules, condition: s.withoutProbes(cond)}
+}
+
+func (s *Syncer) withoutProbes(cond string) string {
+	ex := s.opts.Prober.WebhookExclusion()
+	if ex == "" {
+		return cond
+	}
+	if cond == "true" {
+		return "!(" + ex + ")"
+	}
+	return "!(" + ex + ") && (" + cond + ")"
+}
+
+// workloadRules are the webhook rules of kinds: CREATE and UPDATE of the objects, UPDATE of
+// their /scale, except for the objects of the compiled kinds, whose writes the native
+// policies decide, and the /scale of compiled kinds not in scale.
+func workloadRules(kinds, compiled, scale []policy.WorkloadKind) []admissionregistrationv1.RuleWithOperations {
+	type gv struct{ group, version string }
+	objects, scales := map[gv][]string{}, map[gv][]string{}
+	var order []gv
+	for _, k := range kinds {
+		g := gv{k.Group, k.Version}
+		if !slices.Contains(order, g) {
+			order = append(order, g)
+		}
+		if !containsKind(compiled, k) {
+			objects[g] = append(objects[g], k.Resource)
+		}
+		if !containsKind(compiled, k) || containsKind(scale, k) {
+			scales[g] = append(scales[g], k.Resource+"/scale")
+		}
+	}
+	scope := admissionregistrationv1.NamespacedScope
+	rule := func(g gv, resources []string, ops ...admissionregistrationv1.OperationType) admissionregistrationv1.RuleWithOperations {
+		return admissionregistrationv1.RuleWithOperations{Operations: ops,
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{g.group}, APIVersions: []string{g.version}, Resources: resources, Scope: &scope}}
+	}
+	var rules []admissionregistrationv1.RuleWithOperations
+	for _, g := range order {
+		if len(objects[g]) > 0 {
+			rules = append(rules, rule(g, objects[g], admissionregistrationv1.Create, admissionregistrationv1.Update))
+		}
+		if len(scales[g]) > 0 {
+			rules = append(rules, rule(g, scales[g], admissionregistrationv1.Update))
+		}
+	}
+	return rules
+}
+
+// workloadEntries are the names of the entries of mwc whose rules name a resource (or its
+// /scale) of one of kinds, in any version.
+func workloadEntries(mwc *admissionregistrationv1.MutatingWebhookConfiguration, kinds []policy.WorkloadKind) []string {
+	var names []string
+	for _, w := range mwc.Webhooks {
+		if slices.ContainsFunc(w.Rules, func(r admissionregistrationv1.RuleWithOperations) bool {
+			for _, k := range kinds {
+				if (slices.Contains(r.APIGroups, k.Group) || slices.Contains(r.APIGroups, "*")) &&
+					(slices.Contains(r.Resources, k.Resource) || slices.Contains(r.Resources, k.Resource+"/scale")) {
+					return true
+				}
+			}
+			return false
+		}) {
+			names = append(names, w.Name)
+		}
+	}
+	return names
+}
+
+// inState reports whether every workload entry of mwc has the fields of want.
+func (s *Syncer) inState(mwc *admissionregistrationv1.MutatingWebhookConfiguration, entries []string, want webhookState) bool {
+	for _, w := range mwc.Webhooks {
+		if !slices.Contains(entries, w.Name) {
+			continue
+		}
+		if !apiequality.Semantic.DeepEqual(w.Rules, want.rules) ||
+			!apiequality.Semantic.DeepEqual(w.NamespaceSelector, s.opts.NamespaceSelector) ||
+			!slices.Contains(w.MatchConditions, admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: want.condition}) {
+			return false
+		}
+	}
+	return true
+}
+
+// setWebhook makes the workload entries of the webhook configuration want, applying them only
+// when they differ; it reports whether it wrote. The configuration must exist: an apply would
+// otherwise create one without a clientConfig.
+func (s *Syncer) setWebhook(ctx context.Context, want webhookState) (bool, error) {
+	mwcs := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	mwc, err := s.webhookConfiguration(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", s.opts.WebhookConfiguration, err)
+	}
+	entries := workloadEntries(mwc, s.opts.WebhookKinds)
+	if len(entries) == 0 {
+		return false, fmt.Errorf("MutatingWebhookConfiguration %s has no webhook whose rules name a bounded workload resource", s.opts.WebhookConfiguration)
+	}
+	if s.inState(mwc, entries, want) {
+		return false, nil
+	}
+	cfg := admissionregistrationv1ac.MutatingWebhookConfiguration(s.opts.WebhookConfiguration)
+	for _, name := range entries {
+		w := admissionregistrationv1ac.MutatingWebhook().WithName(name).
+			WithNamespaceSelector(labelSelector(s.opts.NamespaceSelector)).
+			WithMatchConditions(admissionregistrationv1ac.MatchCondition().WithName(ConditionName).WithExpression(want.condition))
+		for _, r := range want.rules {
+			w.WithRules(admissionregistrationv1ac.RuleWithOperations().
+				WithOperations(r.Operations...).WithAPIGroups(r.APIGroups...).WithAPIVersions(r.APIVersions...).
+				WithResources(r.Resources...).WithScope(*r.Scope))
+		}
+		cfg.WithWebhooks(w)
+	}
+	if _, err := mwcs.Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		return false, fmt.Errorf("applying the workload webhooks of MutatingWebhookConfiguration %s: %w", s.opts.WebhookConfiguration, err)
+	}
+	return true, nil
+}
+
+func labelSelector(ls *metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfiguration {
+	out := metav1ac.LabelSelector()
+	if ls == nil {
+		return out
+	}
+	if len(ls.MatchLabels) > 0 {
+		out.WithMatchLabels(ls.MatchLabels)
+	}
+	for _, e := range ls.MatchExpressions {
+		out.WithMatchExpressions(metav1ac.LabelSelectorRequirement().WithKey(e.Key).WithOperator(e.Operator).WithValues(e.Values...))
+	}
+	return out
+}
+
+// webhookConfiguration is the live configuration: from the watch when it runs, else from the
+// API server.
+func (s *Syncer) webhookConfiguration(ctx context.Context) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	name := s.opts.WebhookConfiguration
+	if st := s.stores["MutatingWebhookConfiguration/"+name]; st != nil {
+		obj, ok, err := st.GetByKey(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apierrors.NewNotFound(admissionregistrationv1.Resource("mutatingwebhookconfigurations"), name)
+		}
+		return obj.(*admissionregistrationv1.MutatingWebhookConfiguration), nil
+	}
+	return s.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+}
+
+// containsKind reports whether kinds holds k's resource.
+func containsKind(kinds []policy.WorkloadKind, k policy.WorkloadKind) bool {
+	return slices.ContainsFunc(kinds, func(o policy.WorkloadKind) bool { return o.GroupResource() == k.GroupResource() })
+}
