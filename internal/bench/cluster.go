@@ -191,8 +191,9 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 		return nil, err
 	}
 	// The scaler's cap on corrections per second would decide the scaler benchmark on its
-	// own (10/s by default); it is lifted so the benchmark measures the scaler itself.
-	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--native-policies"}
+	// own (50/s by default), and so would the client limits (--kube-api-qps, 100/s): both are
+	// lifted so the benchmark measures the scaler itself.
+	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--kube-api-qps=100000", "--kube-api-burst=100000", "--native-policies"}
 	if err := e.StartWebhook(ctx); err != nil {
 		return nil, err
 	}

@@ -461,7 +461,7 @@ func (r *Report) scaler(b *bytes.Buffer) {
 		return
 	}
 	if len(r.Scaler) > 0 {
-		p("### 4. The scaler\n\nTime from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale UPDATEs, scale GETs, Event creates and patches); against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor). The scaler's cap on corrections per second (default 10/s) is lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
+		p("### 4. The scaler\n\nTime from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale UPDATEs, scale GETs, Event creates and patches); against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor). The scaler's cap on corrections per second (default 50/s) and the client limits (`--kube-api-qps`) are lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
 		p("| violators | scaler s | corrections/s | scale writes | scale GETs | Event writes | left out of bounds | raw UpdateScale s | raw writes/s | scaler/raw | raw GET+UpdateScale s | scaler/raw GET+Update |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Scaler {
 			p("| %d | %.2f | %.0f | %d | %d | %d | %d | %.2f | %.0f | %.2f | %.2f | %.2f |\n", s.Deployments, s.ScalerTime.Seconds(), float64(s.Deployments)/s.ScalerTime.Seconds(), s.ScalerWrites, s.ScalerGets, s.ScalerEvents, s.OutOfBounds,
