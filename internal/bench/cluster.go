@@ -184,11 +184,12 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 		return nil, err
 	}
 	// The scaler's cap on corrections per second would decide the scaler benchmark on its
-	// own (10/s by default); it is lifted so the benchmark measures the scaler itself.
+	// own (50/s by default), and so would the client limits (--kube-api-qps, 100/s): both are
+	// lifted so the benchmark measures the scaler itself.
 	// --native-policies-namespace-selector confines the compiled bindings and the installed
 	// webhook configuration to the native namespaces: the other configurations share the API
 	// server. The syncer's dry-run probes scale a Deployment of the native namespace.
-	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--native-policies",
+	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--kube-api-qps=100000", "--kube-api-burst=100000", "--native-policies",
 		fmt.Sprintf("--native-policies-namespace-selector=%s in (%s,%s)", corev1.LabelMetadataName, nsNative, nsNativeSelector)}
 	if _, err := e.Client.AppsV1().Deployments(nsNative).Create(ctx, harness.Deployment(nsNative, "probe-target", ClampMin, nil), metav1.CreateOptions{}); err != nil {
 		return nil, err

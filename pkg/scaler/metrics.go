@@ -12,11 +12,15 @@ var (
 	}, []string{"rule", "kind"})
 	correctionFailuresTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "replicapolicy_scaler_correction_failures_total",
-		Help: "Corrections that failed, by the API server's reason (Conflict once retries are exhausted, Forbidden, Invalid, ...; Unknown for errors without one).",
+		Help: "Corrections that failed, by the API server's reason (Forbidden, Invalid, InternalError, ...; Unknown for errors without one).",
 	}, []string{"reason"})
 	scaleWritesTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "replicapolicy_scaler_scale_writes_total",
-		Help: "UPDATE requests the scaler sent to scale subresources, whatever their outcome.",
+		Help: "Conditional writes (PATCH) the scaler sent to scale subresources, whatever their outcome.",
+	})
+	movedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_moved_total",
+		Help: "Conditional scale writes refused because the workload's replicas had changed since the cache saw them; the workload is evaluated again from the cache, never raised from a value the scaler did not see.",
 	})
 	outOfBounds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "replicapolicy_scaler_out_of_bounds",
@@ -41,6 +45,6 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal,
+	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal, movedTotal,
 		outOfBounds, autoscalersOutOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
 }

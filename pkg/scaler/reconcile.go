@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -133,9 +129,13 @@ func (r *Reconciler) namespaceLabels(ctx context.Context, subj *policy.Subject) 
 	return true, nil
 }
 
-// correct moves the workload's replicas to the nearest bound with a GET and an UPDATE of
-// its scale subresource, unless another writer is contesting it.
-func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v policy.Verdict) (reconcile.Result, error) {
+// correct moves the workload's replicas to the nearest bound with one conditional write of
+// its scale subresource, unless another writer is contesting it: a JSON patch that tests the
+// replicas the cache saw and sets the bound (scalePatch). There is no read first; a workload
+// that moved since the cache saw it fails the test (the API server answers 422) and is
+// evaluated again from the cache, which its watch event updates: the scaler never raises
+// (or lowers) a workload from a value it did not see.
+func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj *workload.Cached, v policy.Verdict) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	rule := v.Rule
 	adm := r.tracker.admit(req, [2]string{rule.Name, kind.Kind}, r.now())
@@ -151,40 +151,11 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		return reconcile.Result{RequeueAfter: adm.wait}, nil
 	}
 
-	ref := kind.New() // only namespace and name: the cached object is never sent back
-	ref.SetNamespace(req.Namespace)
-	ref.SetName(req.Name)
-	var from, to int32
-	wrote := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		body := newScale(kind)
-		r.scaleGets.Add(1)
-		if err := r.ScaleClient.Get(ctx, ref, body); err != nil {
-			return err
-		}
-		scale, err := asScale(body)
-		if err != nil {
-			return err
-		}
-		from, to = scale.Spec.Replicas, rule.Bounds.Nearest(scale.Spec.Replicas)
-		if from == to {
-			return nil // the cache was behind: already in bounds
-		}
-		if err := r.limiter.Wait(ctx); err != nil {
-			return err
-		}
-		scale.Spec.Replicas = to
-		if err := fromScale(scale, body); err != nil {
-			return err
-		}
-		r.scaleWrites.Add(1)
-		scaleWritesTotal.Inc()
-		if err := r.ScaleClient.Update(ctx, ref, client.WithSubResourceBody(body), client.FieldOwner(FieldManager)); err != nil {
-			return err
-		}
-		wrote = true
-		return nil
-	})
+	from, to := v.Replicas, v.Want
+	err := r.limiter.Wait(ctx)
+	if err == nil {
+		err = r.patchScale(ctx, req, kind, obj.Replicas(), to)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		logger.V(1).Info("Workload deleted while being corrected")
@@ -192,14 +163,17 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		return reconcile.Result{}, nil
 	case err != nil && ctx.Err() != nil:
 		return reconcile.Result{}, err // shutting down or lost leadership: not a failure
+	case movedSinceSeen(err):
+		r.moved.Add(1)
+		movedTotal.Inc()
+		logger.V(1).Info("Replicas changed since the cache saw them; evaluating again from the cache", "seen", from)
+		return reconcile.Result{RequeueAfter: movedRequeue}, nil
 	case err != nil:
 		r.failures.Add(1)
 		correctionFailuresTotal.WithLabelValues(failureReason(err)).Inc()
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
-			"could not set spec.replicas %d to %d for replica policy rule %q: %v", v.Replicas, v.Want, rule.Name, err)
+			"could not set spec.replicas %d to %d for replica policy rule %q: %v", from, to, rule.Name, err)
 		return reconcile.Result{}, fmt.Errorf("updating the scale of %s: %w", req, err)
-	case !wrote:
-		return reconcile.Result{}, nil
 	}
 	r.tracker.corrected(req, r.now())
 	r.corrections.Add(1)
@@ -208,48 +182,6 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		"spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule.Name, rule.Bounds)
 	logger.Info("Corrected replicas", "rule", rule.Name, "from", from, "to", to)
 	return reconcile.Result{}, nil
-}
-
-// newScale is the body of a scale subresource request for kind: a typed Scale for the
-// built-in kinds; for a custom resource, whose object is unstructured, controller-runtime's
-// client wants an unstructured body too.
-func newScale(kind workload.Kind) client.Object {
-	if !kind.Unstructured() {
-		return &autoscalingv1.Scale{}
-	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
-	return u
-}
-
-// asScale reads body (from newScale) as a typed Scale.
-func asScale(body client.Object) (*autoscalingv1.Scale, error) {
-	switch b := body.(type) {
-	case *autoscalingv1.Scale:
-		return b, nil
-	case *unstructured.Unstructured:
-		s := &autoscalingv1.Scale{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(b.Object, s); err != nil {
-			return nil, fmt.Errorf("reading the scale subresource: %w", err)
-		}
-		return s, nil
-	}
-	return nil, fmt.Errorf("scale body %T", body)
-}
-
-// fromScale writes s back into body (from newScale), when body is not s itself.
-func fromScale(s *autoscalingv1.Scale, body client.Object) error {
-	u, ok := body.(*unstructured.Unstructured)
-	if !ok {
-		return nil
-	}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
-	if err != nil {
-		return err
-	}
-	u.Object = m
-	u.SetGroupVersionKind(autoscalingv1.SchemeGroupVersion.WithKind("Scale"))
-	return nil
 }
 
 // report records, once per what (the value judged) and rule, the Report effect e of req (a workload outside

@@ -1,9 +1,10 @@
 // Package scaler brings existing workloads back inside the bounds of the replica policy.
 //
 // For each workload under a clamp rule whose spec.replicas is outside its bounds, the
-// Reconciler reads the workload's scale subresource and writes the corrected replicas back
-// through it (GET, then UPDATE with the resourceVersion, retried on conflict); it never
-// updates the workload object itself. Workloads under deny and warn rules are reported
+// Reconciler writes the corrected replicas through the workload's scale subresource with one
+// conditional write and no read (a JSON patch that tests the replicas the cache saw: a
+// workload that moved meanwhile is evaluated again, never raised from a value the scaler
+// did not see); it never updates the workload object itself. Workloads under deny and warn rules are reported
 // (Event, metric), never changed. Reads of workloads and Namespaces come from the
 // manager's cache; a compliant workload costs no API request at all.
 //
@@ -59,7 +60,7 @@ const (
 	FieldManager = "replica-policy-scaler"
 )
 
-// Failure back-off per workload, for errors other than conflicts (retried at once): from
+// Failure back-off per workload: from
 // half a second, doubling, up to the resync-scale of 5 minutes, so that a persistent
 // error (Forbidden, a webhook rejecting the write) costs a request every 5 minutes.
 const (
@@ -80,8 +81,12 @@ func (r Request) String() string { return r.Kind.String() + " " + r.NamespacedNa
 type Counts struct {
 	// Reconciles is the number of reconciles that finished.
 	Reconciles int64
-	// ScaleGets and ScaleWrites are the GET and UPDATE requests sent to scale subresources.
-	ScaleGets, ScaleWrites int64
+	// ScaleWrites is the conditional writes (PATCH) sent to scale subresources; the scaler
+	// reads no scale.
+	ScaleWrites int64
+	// Moved is the conditional writes that found the workload moved since the cache saw it
+	// (neither a correction nor a failure: it is evaluated again from the cache).
+	Moved int64
 	// Corrections is the number of workloads moved inside their bounds.
 	Corrections int64
 	// Failures is the number of corrections that failed (NotFound is not a failure).
@@ -94,7 +99,7 @@ type Counts struct {
 // Create it with New, optionally set ScaleClient, Recorder or Kinds, then call
 // SetupWithManager.
 type Reconciler struct {
-	// ScaleClient reads and writes the scale subresource; default
+	// ScaleClient writes (PATCH) the scale subresource; default
 	// mgr.GetClient().SubResource("scale"). Tests wrap it to inject faults.
 	ScaleClient client.SubResourceClient
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).
@@ -114,7 +119,7 @@ type Reconciler struct {
 	// policyChanged has room for one pending full pass: policy changes coalesce.
 	policyChanged chan struct{}
 
-	reconciles, scaleGets, scaleWrites, corrections, failures, contests atomic.Int64
+	reconciles, scaleWrites, moved, corrections, failures, contests atomic.Int64
 }
 
 // New returns a scaler that enforces the policy in store.
@@ -125,7 +130,7 @@ func New(store *policystore.Store, opts Options) *Reconciler {
 // Counts returns this Reconciler's totals so far.
 func (r *Reconciler) Counts() Counts {
 	return Counts{
-		Reconciles: r.reconciles.Load(), ScaleGets: r.scaleGets.Load(), ScaleWrites: r.scaleWrites.Load(),
+		Reconciles: r.reconciles.Load(), ScaleWrites: r.scaleWrites.Load(), Moved: r.moved.Load(),
 		Corrections: r.corrections.Load(), Failures: r.failures.Load(), Contests: r.contests.Load(),
 	}
 }

@@ -41,7 +41,7 @@ func TestScaler(t *testing.T) {
 		{"NamespaceSelector", testNamespaceSelector},
 		{"DenyAndWarnReportOnly", testDenyAndWarn},
 		{"DryRunWritesNothing", testDryRun},
-		{"ConflictIsRetried", testConflict},
+		{"MovedIsNeverRaised", testMovedIsNeverRaised},
 		{"DeletedMidReconcile", testDeletedMidReconcile},
 		{"APIErrorsAreReportedAndRetried", testAPIErrors},
 		{"BacksOffFromAnotherWriter", testFight},
@@ -76,8 +76,8 @@ func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	before := r.Counts().Reconciles
 	applyPolicy(t, store, loose+fmt.Sprintf("- {name: other-%s, namespaces: [nowhere], maxReplicas: 1}\n", rule))
 	waitPass(t, cs, r, before)
-	if c := r.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 {
-		t.Fatalf("a policy change that affects nothing: %d scale GETs, %d writes; want none", c.ScaleGets, c.ScaleWrites)
+	if c := r.Counts(); c.ScaleWrites != 0 {
+		t.Fatalf("a policy change that affects nothing: %d scale writes; want none", c.ScaleWrites)
 	}
 
 	rvs := map[string]string{}
@@ -238,7 +238,7 @@ func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			t.Errorf("%s was changed to %d", name, *d.Spec.Replicas)
 		}
 	}
-	if c := run.R.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 {
+	if c := run.R.Counts(); c.ScaleWrites != 0 {
 		t.Errorf("counts = %+v, want no scale request", c)
 	}
 	setScale(t, cs, ns, "d", 4)
@@ -283,7 +283,7 @@ func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			t.Errorf("%s written in dry run: resourceVersion %s → %s", name, rv, got)
 		}
 	}
-	if c := run.R.Counts(); c.ScaleGets != 0 || c.ScaleWrites != 0 || c.Corrections != 0 {
+	if c := run.R.Counts(); c.ScaleWrites != 0 || c.Corrections != 0 {
 		t.Errorf("counts = %+v, want no scale request", c)
 	}
 	if evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds); len(evs) != 3 || len(evs["ok"]) != 0 {
@@ -297,87 +297,103 @@ func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	}
 }
 
-// hookedScale wraps the scale subresource client with hooks run before its requests.
+// hookedScale wraps the scale subresource client with hooks run around its PATCH (the
+// scaler sends nothing else to it).
 type hookedScale struct {
 	client.SubResourceClient
-	beforeGet    func(obj client.Object)
-	beforeUpdate func(obj client.Object)
-	afterUpdate  func(err error)
-	// failUpdate, when it returns an error, answers the UPDATE with it instead of the API.
-	failUpdate func() error
+	beforePatch func(obj client.Object)
+	afterPatch  func(err error)
+	// failPatch, when it returns an error, answers the PATCH with it instead of the API.
+	failPatch func() error
 }
 
-func (h *hookedScale) Get(ctx context.Context, obj, sub client.Object, opts ...client.SubResourceGetOption) error {
-	if h.beforeGet != nil {
-		h.beforeGet(obj)
-	}
-	return h.SubResourceClient.Get(ctx, obj, sub, opts...)
-}
-
-func (h *hookedScale) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	if h.beforeUpdate != nil {
-		h.beforeUpdate(obj)
+func (h *hookedScale) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	if h.beforePatch != nil {
+		h.beforePatch(obj)
 	}
 	var err error
-	if h.failUpdate != nil {
-		err = h.failUpdate()
+	if h.failPatch != nil {
+		err = h.failPatch()
 	}
 	if err == nil {
-		err = h.SubResourceClient.Update(ctx, obj, opts...)
+		err = h.SubResourceClient.Patch(ctx, obj, patch, opts...)
 	}
-	if h.afterUpdate != nil {
-		h.afterUpdate(err)
+	if h.afterPatch != nil {
+		h.afterPatch(err)
 	}
 	return err
 }
 
-// Another writer changes the Deployment between the scaler's GET and UPDATE of the scale:
-// the API server answers 409 Conflict and the scaler retries at once, successfully.
-func testConflict(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
-	ns := newNamespace(t, cs, nil)
-	createDeployment(t, cs, ns, "web", 20, nil)
-	store := newStore()
-	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: conflict-%s, namespaces: [%s], maxReplicas: 5}\n", suffix(), ns))
-	var bumped atomic.Bool
-	var mu sync.Mutex
-	var updateErrs []error
-	run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
-		r.ScaleClient = &hookedScale{
-			SubResourceClient: mgr.GetClient().SubResource("scale"),
-			beforeUpdate: func(obj client.Object) {
-				if bumped.Swap(true) {
-					return
+// The race the conditional write closes: another writer scales the Deployment down between
+// the cache's view and the scaler's write. A blind write of the bound would raise it; the
+// scaler's PATCH tests the replicas the cache saw, the API server refuses it (422), and the
+// scaler evaluates the workload again from the cache: in bounds now, left alone. Driven
+// deterministically: the other writer writes from the hook, just before the PATCH leaves.
+// Also the zero case: autoscaling/v1 Scale omits replicas 0, which the PATCH tests as absent.
+func testMovedIsNeverRaised(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	for _, tc := range []struct {
+		name           string
+		initial, other int32 // the cache's view, and what the other writer sets before the PATCH (-1: nobody)
+		want           int32
+		moved          int64
+	}{
+		{"scaled down meanwhile: not raised", 50, 2, 2, 1},
+		{"scaled from 0 into bounds meanwhile: left there", 0, 7, 7, 1},
+		{"scaled up meanwhile: not lowered from a value never seen, corrected once seen", 50, 60, 10, 1},
+		{"0 under a minimum: corrected, the absent replicas tested as 0", 0, -1, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t, cs, nil)
+			createDeployment(t, cs, ns, "web", tc.initial, nil)
+			store := newStore()
+			applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: moved-%s, namespaces: [%s], minReplicas: 2, maxReplicas: 10}\n", suffix(), ns))
+			var once atomic.Bool
+			var mu sync.Mutex
+			var patchErrs []error
+			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
+				r.ScaleClient = &hookedScale{
+					SubResourceClient: mgr.GetClient().SubResource("scale"),
+					beforePatch: func(obj client.Object) {
+						if tc.other >= 0 && !once.Swap(true) {
+							setScale(t, cs, ns, obj.GetName(), tc.other)
+						}
+					},
+					afterPatch: func(err error) { mu.Lock(); patchErrs = append(patchErrs, err); mu.Unlock() },
 				}
-				// Bump the resourceVersion the scaler read, as a concurrent writer would.
-				d := getDeployment(t, cs, ns, obj.GetName())
-				d.Annotations = map[string]string{"bumped": "true"}
-				if _, err := cs.AppsV1().Deployments(ns).Update(context.Background(), d, metav1.UpdateOptions{}); err != nil {
-					t.Errorf("bumping: %v", err)
+			}, nil)
+			waitReplicas(t, cs, ns, "web", tc.want, 10*time.Second)
+			wantCorrections := int64(1)
+			if tc.want == tc.other {
+				wantCorrections = 0
+			}
+			harness.Eventually(t, 10*time.Second, poll, "the scaler's counts", func() (bool, string) {
+				c := run.R.Counts()
+				return c.Moved == tc.moved && c.Corrections == wantCorrections, fmt.Sprintf("counts = %+v, want %d moved, %d corrections", c, tc.moved, wantCorrections)
+			})
+			time.Sleep(300 * time.Millisecond) // a wrong write would have landed by now
+			waitReplicas(t, cs, ns, "web", tc.want, time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.moved > 0 {
+				if len(patchErrs) == 0 || !apierrors.IsInvalid(patchErrs[0]) {
+					t.Fatalf("scale PATCHes returned %v, want 422 Invalid first", patchErrs)
 				}
-			},
-			afterUpdate: func(err error) { mu.Lock(); updateErrs = append(updateErrs, err); mu.Unlock() },
-		}
-	}, nil)
-	waitReplicas(t, cs, ns, "web", 5, 10*time.Second)
-	// The stored value can show before the reconcile that wrote it has recorded its write.
-	harness.Eventually(t, 10*time.Second, poll, "the correction is counted", func() bool { return run.R.Counts().Corrections >= 1 })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(updateErrs) != 2 || !apierrors.IsConflict(updateErrs[0]) || updateErrs[1] != nil {
-		t.Errorf("scale updates returned %v, want a Conflict then success", updateErrs)
-	}
-	if c := run.R.Counts(); c.ScaleWrites != 2 || c.Corrections != 1 || c.Failures != 0 {
-		t.Errorf("counts = %+v, want 2 writes, 1 correction, no failure", c)
-	}
-	if d := getDeployment(t, cs, ns, "web"); d.Annotations["bumped"] != "true" {
-		t.Errorf("the other writer's change was lost: annotations %v", d.Annotations)
+				t.Logf("the API server's answer to a failed test: %v", patchErrs[0])
+			}
+			if c := run.R.Counts(); c.Failures != 0 || c.ScaleWrites != tc.moved+wantCorrections {
+				t.Errorf("counts = %+v, want no failure and %d writes", c, tc.moved+wantCorrections)
+			}
+			if evs := events(t, cs, ns, scaler.ReasonCorrectionFailed); len(evs) != 0 {
+				t.Errorf("CorrectionFailed events: %v", evs)
+			}
+		})
 	}
 }
 
-// A Deployment deleted while the scaler corrects it (before its scale GET, or between the
-// GET and the UPDATE) is not an error: no failure, no CorrectionFailed Event, no retry.
+// A Deployment deleted while the scaler corrects it (between the cache's view and the scale
+// PATCH) is not an error: no failure, no CorrectionFailed Event, no retry.
 func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
-	for _, when := range []string{"BeforeGet", "BeforeUpdate"} {
+	for _, when := range []string{"BeforePatch"} {
 		t.Run(when, func(t *testing.T) {
 			ns := newNamespace(t, cs, nil)
 			createDeployment(t, cs, ns, "doomed", 20, nil)
@@ -398,13 +414,7 @@ func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Inter
 			}
 			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
 				rec = r
-				h := &hookedScale{SubResourceClient: mgr.GetClient().SubResource("scale")}
-				if when == "BeforeGet" {
-					h.beforeGet = del
-				} else {
-					h.beforeUpdate = del
-				}
-				r.ScaleClient = h
+				r.ScaleClient = &hookedScale{SubResourceClient: mgr.GetClient().SubResource("scale"), beforePatch: del}
 			}, nil)
 			harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 				if !deleted.Load() {
@@ -603,7 +613,7 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 		waitReplicas(t, cs, ns, fmt.Sprintf("v-%d", i), 5, 10*time.Second)
 	}
 	time.Sleep(time.Second)
-	if ca, cb := a.R.Counts(), b.R.Counts(); ca.Corrections != 5 || cb.ScaleGets != 0 || cb.ScaleWrites != 0 || cb.Reconciles != 0 {
+	if ca, cb := a.R.Counts(), b.R.Counts(); ca.Corrections != 5 || cb.ScaleWrites != 0 || cb.Reconciles != 0 {
 		t.Fatalf("leader %+v, follower %+v: want the leader to make all 5 corrections and the follower nothing", ca, cb)
 	}
 	select {
@@ -627,7 +637,7 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 	t.Logf("second instance elected %s after the first stopped", time.Since(start).Round(time.Millisecond))
 	createDeployment(t, cs, ns, "v-late", 30, nil)
 	waitReplicas(t, cs, ns, "v-late", 5, 10*time.Second)
-	// The write is stored before the reconciler counts it as a correction (its UPDATE has
+	// The write is stored before the reconciler counts it as a correction (its PATCH has
 	// to return first): wait for the count rather than read it at once.
 	harness.Eventually(t, 5*time.Second, 20*time.Millisecond, "the second instance counts its correction", func() (bool, string) {
 		ca, cb := a.R.Counts(), b.R.Counts()
@@ -635,7 +645,7 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 	})
 }
 
-// A scale UPDATE refused by the API server (403 Forbidden: RBAC was changed; 500: the API
+// A scale PATCH refused by the API server (403 Forbidden: RBAC was changed; 500: the API
 // server failed) is a failure: counted by reason, reported with a CorrectionFailed Event,
 // and retried with back-off until it succeeds; nothing is lost.
 func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
@@ -657,8 +667,8 @@ func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
 				r.ScaleClient = &hookedScale{
 					SubResourceClient: mgr.GetClient().SubResource("scale"),
-					// The first two UPDATEs fail; the API answers the rest.
-					failUpdate: func() error {
+					// The first two PATCHes fail; the API answers the rest.
+					failPatch: func() error {
 						if calls.Add(1) <= 2 {
 							return tc.err
 						}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -183,30 +184,34 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// A custom resource's scale subresource is read and written as an unstructured Scale
-// (controller-runtime's client wants the body unstructured like the object), converted to
-// and from the typed one the correction reads.
+// A custom resource's scale subresource is written with an unstructured Scale body
+// (controller-runtime's client wants the body unstructured like the object).
 func TestUnstructuredScaleBody(t *testing.T) {
 	k := workload.Custom(schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}, "widgets", []string{"spec", "replicas"})
-	body := newScale(k)
-	u, ok := body.(*unstructured.Unstructured)
+	u, ok := newScale(k).(*unstructured.Unstructured)
 	if !ok || u.GetKind() != "Scale" || u.GetAPIVersion() != "autoscaling/v1" {
-		t.Fatalf("newScale(Widget) = %#v", body)
-	}
-	u.Object["metadata"] = map[string]any{"name": "w", "namespace": "prod", "resourceVersion": "5"}
-	u.Object["spec"] = map[string]any{"replicas": int64(9)}
-	s, err := asScale(u)
-	if err != nil || s.Spec.Replicas != 9 || s.ResourceVersion != "5" {
-		t.Fatalf("asScale = %+v, %v", s, err)
-	}
-	s.Spec.Replicas = 4
-	if err := fromScale(s, u); err != nil {
-		t.Fatal(err)
-	}
-	if r, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); r != 4 || u.GetResourceVersion() != "5" || u.GetKind() != "Scale" {
-		t.Errorf("after fromScale: %v", u.Object)
+		t.Fatalf("newScale(Widget) = %#v", u)
 	}
 	if _, ok := newScale(workload.StatefulSet).(*autoscalingv1.Scale); !ok {
 		t.Error("a built-in kind's scale body is typed")
+	}
+}
+
+// The conditional write tests the replicas the cache saw; 0 and unset, which the Scale's
+// JSON omits, as absent.
+func TestScalePatch(t *testing.T) {
+	for _, tc := range []struct {
+		seen *int32
+		want int32
+		out  string
+	}{
+		{ptr.To[int32](50), 10, `[{"op":"test","path":"/spec/replicas","value":50},{"op":"add","path":"/spec/replicas","value":10}]`},
+		{ptr.To[int32](0), 2, `[{"op":"test","path":"/spec/replicas","value":null},{"op":"add","path":"/spec/replicas","value":2}]`},
+		{nil, 3, `[{"op":"test","path":"/spec/replicas","value":null},{"op":"add","path":"/spec/replicas","value":3}]`},
+		{ptr.To[int32](1), 0, `[{"op":"test","path":"/spec/replicas","value":1},{"op":"add","path":"/spec/replicas","value":0}]`},
+	} {
+		if got := string(scalePatch(tc.seen, tc.want)); got != tc.out {
+			t.Errorf("scalePatch(%v, %d) = %s, want %s", ptr.Deref(tc.seen, -1), tc.want, got, tc.out)
+		}
 	}
 }

@@ -44,6 +44,10 @@ type Options struct {
 	NativeNamespaceSelector string
 	// Scaler holds the --scaler-* flags.
 	Scaler scaler.Options
+	// KubeAPIQPS and KubeAPIBurst are the client-side limits of each of the process's API
+	// clients (as kube-controller-manager's flags of the same names).
+	KubeAPIQPS   float64
+	KubeAPIBurst int
 	// ShutdownDelay is how long the process keeps serving after SIGTERM, with readiness
 	// already false, so that endpoints stop sending it new requests first.
 	ShutdownDelay time.Duration
@@ -63,8 +67,19 @@ func NewOptions() *Options {
 		EnableScaler:           true,
 		WebhookConfiguration:   "replica-policy", // manifests/base/webhooks.yaml
 		Scaler:                 scaler.DefaultOptions(),
-		ShutdownDelay:          5 * time.Second,
-		Zap:                    zap.Options{Development: false},
+		// A correction storm is the heaviest thing the process sends: per correction one
+		// conditional scale write and one Event (each through its own client). The contract
+		// is 10,000 violators corrected within 5 minutes, at least 34 corrections a second;
+		// the scaler's own cap (--scaler-max-corrections-per-second, 50) does 10,000 in
+		// 3m20s, and 100 requests a second keeps that cap the limit even if the write and the
+		// Event shared one client, with the burst for the informers' relists and the start-up
+		// pass on top. The API server's priority and fairness (the ServiceAccount's requests
+		// share a priority level with other workload controllers, queued fairly) keeps such a
+		// storm polite; client-go's default of 5/s would take 17 minutes and more.
+		KubeAPIQPS:    100,
+		KubeAPIBurst:  200,
+		ShutdownDelay: 5 * time.Second,
+		Zap:           zap.Options{Development: false},
 	}
 }
 
@@ -85,6 +100,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 			return nil
 		})
 	o.Scaler.AddFlags(fs)
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second each of the process's API clients may send (client-side limit); the scaler's corrections, one scale write and one Event each, stay within it at the default --scaler-max-corrections-per-second.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests each API client may send in a burst above --kube-api-qps.")
 	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
 	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
 	fs.StringVar(&o.NativeNamespaceSelector, "native-policies-namespace-selector", o.NativeNamespaceSelector, "A label selector of namespaces (e.g. \"kubernetes.io/metadata.name in (prod,staging)\") to which --native-policies confines the compiled policies and the webhook configuration it narrows: a gradual rollout, or several installations side by side. Default: every namespace.")
@@ -129,6 +146,12 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Scaler.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if !(o.KubeAPIQPS > 0) { // also rejects NaN
+		errs = append(errs, fmt.Errorf("--kube-api-qps %v: must be greater than 0", o.KubeAPIQPS))
+	}
+	if o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-burst %d: must be at least 1", o.KubeAPIBurst))
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(o.WebhookConfiguration) {
 		errs = append(errs, fmt.Errorf("--webhook-configuration %q: %s", o.WebhookConfiguration, msg))

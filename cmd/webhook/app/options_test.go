@@ -45,6 +45,22 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+// The defaults of the client limits and of the scaler's cap correct a storm of 10,000
+// violators within 5 minutes (the design's "Scale"): a correction is one scale write and one
+// Event, and the slower of the two limits decides.
+func TestDefaultsCorrect10000ViolatorsIn5Minutes(t *testing.T) {
+	o := NewOptions()
+	perSecond := min(o.Scaler.MaxCorrectionsPerSecond, o.KubeAPIQPS/2)
+	if took := 10000 / perSecond; took > 300 {
+		t.Errorf("--scaler-max-corrections-per-second %v and --kube-api-qps %v correct 10,000 violators in %.0fs, want at most 300s",
+			o.Scaler.MaxCorrectionsPerSecond, o.KubeAPIQPS, took)
+	}
+	if o.KubeAPIBurst < int(o.KubeAPIQPS) || o.KubeAPIBurst < 2*o.Scaler.CorrectionBurst {
+		t.Errorf("--kube-api-burst %d is below --kube-api-qps %v or two requests per correction of --scaler-correction-burst %d",
+			o.KubeAPIBurst, o.KubeAPIQPS, o.Scaler.CorrectionBurst)
+	}
+}
+
 func TestValidateListsEveryProblem(t *testing.T) {
 	o := NewOptions()
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
@@ -53,6 +69,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		"--port=70000", "--metrics-bind-address=nope", "--policy-namespace=Not_A_Namespace",
 		"--policy-configmap=", "--cert-dir=", "--shutdown-delay=-1s", "--scaler-max-corrections-per-second=0",
 		"--native-policies-namespace-selector=name in (a",
+		"--kube-api-qps=0", "--kube-api-burst=0",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +78,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid options were accepted")
 	}
-	for _, part := range []string{"--port 70000", "--metrics-bind-address", "--policy-namespace", "--policy-configmap", "--cert-dir", "--shutdown-delay", "--scaler-max-corrections-per-second", "--native-policies-namespace-selector"} {
+	for _, part := range []string{"--port 70000", "--metrics-bind-address", "--policy-namespace", "--policy-configmap", "--cert-dir", "--shutdown-delay", "--scaler-max-corrections-per-second", "--native-policies-namespace-selector", "--kube-api-qps 0", "--kube-api-burst 0"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error does not name %s:\n%v", part, err)
 		}

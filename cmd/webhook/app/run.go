@@ -99,10 +99,8 @@ func newProcess(ctx context.Context, o *Options) (*process, error) {
 		return nil, err
 	}
 	p.log.Info("API server configuration", "from", source, "host", cfg.Host)
-	// A correction is a GET and an UPDATE of the scale subresource: leave room above the
-	// scaler's cap for them, Events and the informers' relists (client-go's default is 5/s).
-	cfg.QPS = float32(max(20, 2*o.Scaler.MaxCorrectionsPerSecond+10))
-	cfg.Burst = max(30, 2*o.Scaler.CorrectionBurst+10)
+	// --kube-api-qps and --kube-api-burst (why the defaults: NewOptions).
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
