@@ -91,6 +91,8 @@ func TestChartMatchesManifests(t *testing.T) {
 			kustomize: withComponents("native", "native-policies")},
 		{name: "workloadResources = components/workload-resource", helmArgs: []string{"--set", "workloadResources={rollouts.argoproj.io}"},
 			kustomize: withComponents("workload", "workload-resource")},
+		{name: "keda = components/keda", helmArgs: []string{"-f", ci("keda-values.yaml")},
+			kustomize: withComponents("keda", "keda")},
 		{name: "both switches = both components", helmArgs: []string{"-f", ci("native-policies-values.yaml"), "--set", "workloadResources={rollouts.argoproj.io}"},
 			kustomize: withComponents("both", "native-policies", "workload-resource")},
 		{name: "certificates.mode=certManager = overlays/cert-manager", helmArgs: []string{"-f", ci("cert-manager-values.yaml")},
