@@ -91,6 +91,8 @@ func TestChartMatchesManifests(t *testing.T) {
 			kustomize: withComponents("native", "native-policies")},
 		{name: "workloadResources = components/workload-resource", helmArgs: []string{"--set", "workloadResources={rollouts.argoproj.io}"},
 			kustomize: withComponents("workload", "workload-resource")},
+		{name: "monitoring = components/monitoring", helmArgs: []string{"-f", ci("monitoring-values.yaml")},
+			kustomize: withComponents("monitoring", "monitoring")},
 		{name: "keda = components/keda", helmArgs: []string{"-f", ci("keda-values.yaml")},
 			kustomize: withComponents("keda", "keda")},
 		{name: "both switches = both components", helmArgs: []string{"-f", ci("native-policies-values.yaml"), "--set", "workloadResources={rollouts.argoproj.io}"},

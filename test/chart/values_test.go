@@ -146,7 +146,6 @@ func TestChartRejectsWrongValues(t *testing.T) {
 		{"nativePolicies.enabled=yes", "at '/nativePolicies/enabled': got string, want boolean"},
 		{"replica=3", "additional properties 'replica' not allowed"},
 		{"policy.content=kind: Foo", `policy.content: want a YAML document with apiVersion replicapolicy.io/v1alpha1 and kind ReplicaPolicy, got apiVersion "", kind "Foo"`},
-		{"monitoring.enabled=true", "monitoring.enabled: the monitoring component (ServiceMonitor, PrometheusRule, dashboard) is not in this chart yet"},
 		{"reports.enabled=true", "reports.enabled: the policy reports component is not in this chart yet"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {

@@ -38,9 +38,7 @@ The switches for components manifests/ does not have yet fail with a clear messa
 installing nothing.
 */}}
 {{- define "replica-policy.notYet" -}}
-{{- if .Values.monitoring.enabled -}}
-{{- fail "monitoring.enabled: the monitoring component (ServiceMonitor, PrometheusRule, dashboard) is not in this chart yet" -}}
-{{- end -}}
+
 {{- if .Values.reports.enabled -}}
 {{- fail "reports.enabled: the policy reports component is not in this chart yet" -}}
 {{- end -}}
