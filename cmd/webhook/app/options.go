@@ -53,6 +53,10 @@ type Options struct {
 	ShutdownDelay time.Duration
 	ShowVersion   bool
 	Zap           zap.Options
+
+	// inProcessTest is set by this package's tests, which call Run more than once in one
+	// process.
+	inProcessTest bool
 }
 
 // NewOptions returns the defaults.

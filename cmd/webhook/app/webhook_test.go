@@ -78,6 +78,7 @@ func launchWebhookOn(t *testing.T, cp harness.ControlPlaneOptions, configure fun
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
+	o.inProcessTest = true
 	configure(env, o)
 	stop := harness.RunInBackground(t, "webhook", 40*time.Second, func(ctx context.Context) error { return Run(ctx, o) })
 
