@@ -11,6 +11,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -205,14 +206,20 @@ func (p *DryRunProber) targets(ctx context.Context) ([]target, error) {
 // native policy policyName.
 func (p *DryRunProber) probe(ctx context.Context, tg target, v policy.Verdict, policyName string) (bool, string, error) {
 	p.warnings.take()
-	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: tg.name, Namespace: tg.namespace}, Spec: autoscalingv1.ScaleSpec{Replicas: v.Replicas}}
-	dry := metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}
-	var got *autoscalingv1.Scale
-	var err error
+	// A merge patch of the /scale subresource, as the scaler writes it (its ServiceAccount
+	// may patch /scale, not update it); the API server admits it as an UPDATE of the Scale.
+	resource := "deployments"
 	if tg.kind == "StatefulSet" {
-		got, err = p.client.AppsV1().StatefulSets(tg.namespace).UpdateScale(ctx, tg.name, scale, dry)
-	} else {
-		got, err = p.client.AppsV1().Deployments(tg.namespace).UpdateScale(ctx, tg.name, scale, dry)
+		resource = "statefulsets"
+	}
+	got := &autoscalingv1.Scale{}
+	err := p.client.AppsV1().RESTClient().Patch(types.MergePatchType).
+		Namespace(tg.namespace).Resource(resource).Name(tg.name).SubResource("scale").
+		Param("dryRun", metav1.DryRunAll).
+		Body([]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, v.Replicas))).
+		Do(ctx).Into(got)
+	if err != nil {
+		got = nil
 	}
 	warnings := p.warnings.take()
 	where := fmt.Sprintf("a dry-run scale of %s %s/%s to %d", tg.kind, tg.namespace, tg.name, v.Replicas)
