@@ -36,6 +36,8 @@ type Options struct {
 	// NativePolicies compiles the policy into native admission policies that the API server
 	// enforces in process, and narrows WebhookConfiguration to what they cannot decide.
 	NativePolicies bool
+	// Reports keeps an OpenReports policy report per namespace (pkg/reports).
+	Reports bool
 	// WebhookConfiguration is the MutatingWebhookConfiguration that registers /mutate.
 	WebhookConfiguration string
 	// Scaler holds the --scaler-* flags.
@@ -82,6 +84,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		})
 	o.Scaler.AddFlags(fs)
 	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
+	fs.BoolVar(&o.Reports, "reports", o.Reports, "On the leader, keep one OpenReports policy report (openreports.io/v1alpha1 Report, named replica-policy) per namespace listing the bounded workloads and HPAs outside their bounds, for Policy Reporter and Headlamp. Needs the OpenReports CRD and the rights of manifests/components/reports.")
 	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")
