@@ -127,6 +127,8 @@ func (r *Reporter) Start(ctx context.Context) error {
 	if !r.waitForCRD(ctx) {
 		return nil
 	}
+	active.Set(1)
+	defer active.Set(0)
 	r.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "replica-policy-reports"})
