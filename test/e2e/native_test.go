@@ -143,10 +143,14 @@ var nativeOptions = native.Options{}
 
 // accessTableWithNative is the base's access table without its admission-configuration
 // rows, which the component changes (and the test above states instead).
-func accessTableWithNative() []access {
+func accessTableWithNative() []access { return accessTableWithout("admissionregistration.k8s.io") }
+
+// accessTableWithout is the base's access table without its rows of API group, which a
+// component changes (and its test states instead).
+func accessTableWithout(group string) []access {
 	var rows []access
 	for _, a := range accessTable() {
-		if a.group != "admissionregistration.k8s.io" {
+		if a.group != group {
 			rows = append(rows, a)
 		}
 	}
