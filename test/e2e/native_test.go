@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,16 +25,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 	ctx := context.Background()
 	admin, _ := adminClient(t, c)
 
-	// The component's ClusterRole, as `kubectl apply -k` of base + component would leave it.
-	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := harness.ManifestOfKind(string(built), "ClusterRole")
-	if !strings.Contains(role, "mutatingadmissionpolicies") {
-		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
-	}
-	kubectlStdin(t, c, role, "apply", "-f", "-")
+	applyComponentRole(t, c, "native-policies", "mutatingadmissionpolicies")
 	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, namespaces: [prod, sel], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -29,18 +28,10 @@ func TestReportsComponent(t *testing.T) {
 	kubectl(t, c, "apply", "-f", crd)
 	kubectl(t, c, "wait", "--for=condition=Established", "crd/reports.openreports.io", "--timeout=30s")
 
-	built, err := os.ReadFile(harness.ComponentManifests(t, "reports", "reports.yaml", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(harness.ManifestOfKind(string(built), "Deployment"), "--reports") {
+	built := applyComponentRole(t, c, "reports", "openreports.io")
+	if !strings.Contains(harness.ManifestOfKind(built, "Deployment"), "--reports") {
 		t.Errorf("the component's Deployment lacks --reports")
 	}
-	role := harness.ManifestOfKind(string(built), "ClusterRole")
-	if !strings.Contains(role, "openreports.io") {
-		t.Fatalf("the component's ClusterRole lacks the reports rules:\n%s", role)
-	}
-	kubectlStdin(t, c, role, "apply", "-f", "-")
 
 	// A deny violator, created before the policy so that the webhook lets it in.
 	kubectl(t, c, "create", "namespace", "prod")
