@@ -12,11 +12,13 @@ import (
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -100,7 +102,11 @@ func TestReports(t *testing.T) {
 	if err := reports.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.NewWithWatch(f.env.Config, client.Options{Scheme: scheme})
+	// Polling 11 reports every 100 ms: without client-go's default 5 requests a second, which
+	// would make the times measured the test's own throttling.
+	cfg := rest.CopyConfig(f.env.Config)
+	cfg.QPS, cfg.Burst = 1000, 1000
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +139,19 @@ func TestReports(t *testing.T) {
 		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("team-%d", i)}})
 	}
 	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "free"}})
+	// Namespace team-hpa: a compliant workload whose HPA's range [1, 20] leaves its bounds.
+	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-hpa"}})
+	wls = append(wls, wl{"team-hpa", "app", "web", 2})
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-hpa", Name: "app"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "app"},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 20,
+		},
+	}
+	if _, err := f.client.AutoscalingV2().HorizontalPodAutoscalers("team-hpa").Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(wls))
 	for i := range 8 {
@@ -214,6 +233,10 @@ func TestReports(t *testing.T) {
 		took := harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "the 10 reports", allRight(nil))
 		t.Logf("10 reports right %v after the policy was set", time.Since(set).Round(time.Millisecond))
 		_ = took
+		hpaWant := "source replica-policy pass 1 fail 1 warn 0; replica-policy fail web HorizontalPodAutoscaler/app [1, 20] [1, 5]"
+		if got, err := results("team-hpa"); err != nil || got != hpaWant {
+			t.Errorf("team-hpa: %v %q, want %q", err, got, hpaWant)
+		}
 		if _, err := get("free"); !apierrors.IsNotFound(err) {
 			t.Errorf("namespace free, with nothing bounded, has a report: %v", err)
 		}
@@ -250,8 +273,9 @@ func TestReports(t *testing.T) {
 			ns := fmt.Sprintf("team-%d", i)
 			before[ns] = writes.count(ns)
 		}
-		// 100 changes: 20 replica changes of the warn violator in each odd namespace, each a
-		// new message; and 50 changes that change no report (a label of a compliant workload).
+		// 100 changes: 20 replica changes of the warn violator in each odd namespace over 3 s,
+		// each a new message; and 50 changes that change no report (a label of a compliant
+		// workload).
 		start := time.Now()
 		var wg sync.WaitGroup
 		for i := 1; i < reportNamespaces; i += 2 {
@@ -262,6 +286,7 @@ func TestReports(t *testing.T) {
 					if _, err := f.client.AppsV1().Deployments(ns).Patch(ctx, "batch-0", "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
 						t.Error(err)
 					}
+					time.Sleep(150 * time.Millisecond) // 20 changes over 3 s: the cap, not the burst, decides
 				}
 			})
 		}
