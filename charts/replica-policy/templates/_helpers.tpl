@@ -41,9 +41,6 @@ installing nothing.
 {{- if .Values.monitoring.enabled -}}
 {{- fail "monitoring.enabled: the monitoring component (ServiceMonitor, PrometheusRule, dashboard) is not in this chart yet" -}}
 {{- end -}}
-{{- if .Values.reports.enabled -}}
-{{- fail "reports.enabled: the policy reports component is not in this chart yet" -}}
-{{- end -}}
 {{- end }}
 
 {{/*
