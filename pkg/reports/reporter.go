@@ -235,7 +235,8 @@ func (r *Reporter) watch(ctx context.Context) error {
 	return nil
 }
 
-// enqueueAll queues every namespace in the cache and every one with a known report.
+// enqueueAll queues every namespace in the cache. A namespace with a report is in the
+// cache, or deleted, its report with it (its Namespace's delete event queues it).
 func (r *Reporter) enqueueAll(ctx context.Context) {
 	list := &corev1.NamespaceList{}
 	if err := r.cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
@@ -244,8 +245,6 @@ func (r *Reporter) enqueueAll(ctx context.Context) {
 	for i := range list.Items {
 		r.queue.Add(list.Items[i].Name)
 	}
-	// known belongs to the worker; its namespaces are also in the cache, or deleted with
-	// their reports.
 }
 
 func (r *Reporter) processNext(ctx context.Context) bool {
