@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,18 @@ func TestSummarize(t *testing.T) {
 	}
 	if got := Summarize(nil); got != (Latencies{}) {
 		t.Errorf("Summarize(nil) = %v", got)
+	}
+}
+
+// TestOpenReportsCRD: the OpenReports Report CRD that the reports tests install is where
+// the harness looks for it in the module github.com/openreports/reports-api.
+func TestOpenReportsCRD(t *testing.T) {
+	path, err := OpenReportsReportCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), "kind: CustomResourceDefinition") || !strings.Contains(string(b), "name: reports.openreports.io") {
+		t.Errorf("%s is not the Report CRD (%v)", path, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 // ReasonAutoscalerOutOfBounds (Warning): a HorizontalPodAutoscaler's range leaves the
@@ -38,23 +39,13 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reco
 		r.tracker.forget(req)
 		return reconcile.Result{}, nil
 	}
-	subj, ok, err := r.autoscalerTarget(ctx, hpa)
+	v, subj, ok, err := workload.DecideAutoscaler(ctx, r.reader, r.workloads, r.Kinds, r.store.Snapshot(), hpa)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if !ok { // a target of a kind that is not bounded
 		r.tracker.inBounds(req, r.now())
 		return reconcile.Result{}, nil
-	}
-	snap := r.store.Snapshot()
-	rng := policy.Range{Min: policy.Replicas(hpa.Spec.MinReplicas), Max: hpa.Spec.MaxReplicas}
-	v := snap.DecideRange(subj, rng)
-	if v.Missing == policy.MissingNamespaceLabels {
-		if ok, err := r.namespaceLabels(ctx, &subj); err != nil {
-			return reconcile.Result{}, err
-		} else if ok {
-			v = snap.DecideRange(subj, rng)
-		}
 	}
 	// A target or Namespace not in the cache yet: the resync, a policy change or the HPA's
 	// next change evaluates it again.
@@ -66,30 +57,6 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reco
 	r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
 	r.report(ctx, req, hpa, ReasonAutoscalerOutOfBounds, v.Range.String(), e)
 	return reconcile.Result{}, nil
-}
-
-// autoscalerTarget is the policy's subject for hpa's scaleTargetRef, with its labels and
-// controller from the cache (unknown when it is not cached). ok is false for a target of a
-// kind the scaler does not bound.
-func (r *Reconciler) autoscalerTarget(ctx context.Context, hpa *autoscalingv2.HorizontalPodAutoscaler) (subj policy.Subject, ok bool, err error) {
-	ref := hpa.Spec.ScaleTargetRef
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
-	if err != nil {
-		return subj, false, nil
-	}
-	kind, ok := r.Kinds.ForGroupKind(gv.Group, ref.Kind)
-	if !ok {
-		return subj, false, nil
-	}
-	subj = policy.NewSubject(kind.Group, kind.Kind, hpa.Namespace, ref.Name)
-	switch target, err := r.workloads.Get(ctx, kind, hpa.Namespace, ref.Name); {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return subj, false, err
-	default:
-		subj.SetWorkload(target.GetLabels(), target.Controller())
-	}
-	return subj, true, nil
 }
 
 // autoscalerChanged lets through updates that can change an HPA's verdict: its range, its

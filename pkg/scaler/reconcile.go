@@ -63,7 +63,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		r.tracker.forget(req)
 		return reconcile.Result{}, nil
 	}
-	v, err := r.decide(ctx, r.store.Snapshot(), kind, obj)
+	v, _, err := workload.Decide(ctx, r.reader, r.store.Snapshot(), kind, obj)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -97,36 +97,6 @@ func (r *Reconciler) settled(ctx context.Context, req Request, e policy.Effect) 
 	default:
 		r.tracker.inBounds(req, r.now())
 	}
-}
-
-// decide asks the policy for its verdict on obj, reading the Namespace's labels from the
-// cache only when a rule needs them.
-func (r *Reconciler) decide(ctx context.Context, snap *policy.Snapshot, kind workload.Kind, obj *workload.Cached) (policy.Verdict, error) {
-	subj := policy.NewSubject(kind.Group, kind.Kind, obj.GetNamespace(), obj.GetName())
-	subj.SetWorkload(obj.GetLabels(), obj.Controller())
-	v := snap.Decide(subj, obj.Replicas())
-	if v.Missing != policy.MissingNamespaceLabels {
-		return v, nil
-	}
-	if ok, err := r.namespaceLabels(ctx, &subj); !ok || err != nil {
-		return v, err
-	}
-	return snap.Decide(subj, obj.Replicas()), nil
-}
-
-// namespaceLabels sets subj's Namespace labels from the cache, for a rule with a
-// namespaceSelector; ok is false when the Namespace is not in the cache (its create event
-// queues the namespace's workloads again).
-func (r *Reconciler) namespaceLabels(ctx context.Context, subj *policy.Subject) (ok bool, err error) {
-	ns := &corev1.Namespace{}
-	switch err := r.reader.Get(ctx, client.ObjectKey{Name: subj.Namespace}, ns); {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	subj.SetNamespaceLabels(ns.Labels, true)
-	return true, nil
 }
 
 // correct moves the workload's replicas to the nearest bound with one conditional write of

@@ -89,6 +89,8 @@ func TestChartMatchesManifests(t *testing.T) {
 		{name: "default values = manifests/", kustomize: manifests},
 		{name: "nativePolicies = components/native-policies", helmArgs: []string{"-f", ci("native-policies-values.yaml")},
 			kustomize: withComponents("native", "native-policies")},
+		{name: "reports = components/reports", helmArgs: []string{"-f", ci("reports-values.yaml")},
+			kustomize: withComponents("reports", "reports")},
 		{name: "workloadResources = components/workload-resource", helmArgs: []string{"--set", "workloadResources={rollouts.argoproj.io}"},
 			kustomize: withComponents("workload", "workload-resource")},
 		{name: "monitoring = components/monitoring", helmArgs: []string{"-f", ci("monitoring-values.yaml")},

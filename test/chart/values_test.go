@@ -146,7 +146,7 @@ func TestChartRejectsWrongValues(t *testing.T) {
 		{"nativePolicies.enabled=yes", "at '/nativePolicies/enabled': got string, want boolean"},
 		{"replica=3", "additional properties 'replica' not allowed"},
 		{"policy.content=kind: Foo", `policy.content: want a YAML document with apiVersion replicapolicy.io/v1alpha1 and kind ReplicaPolicy, got apiVersion "", kind "Foo"`},
-		{"reports.enabled=true", "reports.enabled: the policy reports component is not in this chart yet"},
+		{"reports.enabled=on", "at '/reports/enabled': got string, want boolean"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			out, err := harness.HelmCmd(context.Background(), t.TempDir(), "template", release, harness.Chart(), "--namespace", policy.DefaultNamespace, "--set", tc.set)

@@ -91,6 +91,23 @@ func stopWebhook(t *testing.T, w *harness.Webhook) time.Duration {
 	return time.Since(start)
 }
 
+// applyComponentRole builds manifests/base with the component manifests/components/name
+// and applies its ClusterRole, as `kubectl apply -k` of base + component would leave it; it
+// fails t when that role does not mention want, and returns the built manifests.
+func applyComponentRole(t *testing.T, c *harness.Cluster, name, want string) string {
+	t.Helper()
+	built, err := os.ReadFile(harness.ComponentManifests(t, name, name+".yaml", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := harness.ManifestOfKind(string(built), "ClusterRole")
+	if !strings.Contains(role, want) {
+		t.Fatalf("the ClusterRole of component %s lacks %s:\n%s", name, want, role)
+	}
+	kubectlStdin(t, c, role, "apply", "-f", "-")
+	return string(built)
+}
+
 func kubectl(t *testing.T, c *harness.Cluster, args ...string) string {
 	t.Helper()
 	return kubectlStdin(t, c, "", args...)

@@ -306,6 +306,10 @@ func accessTable() []access {
 	}
 	cannot("update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "replica-policy")
 	cannot("get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", "", "replica-policy")
+	// Policy reports: nothing without manifests/components/reports.
+	for _, v := range []string{"create", "list", "get", "update", "delete"} {
+		cannot(v, "openreports.io", "reports", "", other, "")
+	}
 	// HPAs are reported, never changed.
 	for _, v := range []string{"update", "patch", "create", "delete"} {
 		cannot(v, "autoscaling", "horizontalpodautoscalers", "", other, "web")

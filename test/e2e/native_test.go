@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -134,15 +133,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 func startNativeCluster(t *testing.T) *harness.Cluster {
 	t.Helper()
 	c := startGuardedCluster(t)
-	built, err := os.ReadFile(harness.ComponentManifests(t, "native-policies", "native.yaml", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := harness.ManifestOfKind(string(built), "ClusterRole")
-	if !strings.Contains(role, "mutatingadmissionpolicies") {
-		t.Fatalf("the component's ClusterRole lacks the admission policy rules:\n%s", role)
-	}
-	kubectlStdin(t, c, role, "apply", "-f", "-")
+	applyComponentRole(t, c, "native-policies", "mutatingadmissionpolicies")
 	return c
 }
 
@@ -151,10 +142,14 @@ var nativeOptions = native.Options{}
 
 // accessTableWithNative is the base's access table without its admission-configuration
 // rows, which the component changes (and the test above states instead).
-func accessTableWithNative() []access {
+func accessTableWithNative() []access { return accessTableWithout("admissionregistration.k8s.io") }
+
+// accessTableWithout is the base's access table without its rows of API group, which a
+// component changes (and its test states instead).
+func accessTableWithout(group string) []access {
 	var rows []access
 	for _, a := range accessTable() {
-		if a.group != "admissionregistration.k8s.io" {
+		if a.group != group {
 			rows = append(rows, a)
 		}
 	}

@@ -34,17 +34,6 @@ app.kubernetes.io/component: webhook
 {{- end }}
 
 {{/*
-The switches for components manifests/ does not have yet fail with a clear message instead of
-installing nothing.
-*/}}
-{{- define "replica-policy.notYet" -}}
-
-{{- if .Values.reports.enabled -}}
-{{- fail "reports.enabled: the policy reports component is not in this chart yet" -}}
-{{- end -}}
-{{- end }}
-
-{{/*
 The serving certificate's DNS names, in-cluster names first (the certs tool's order).
 */}}
 {{- define "replica-policy.dnsNames" -}}

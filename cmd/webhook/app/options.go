@@ -37,6 +37,8 @@ type Options struct {
 	// NativePolicies compiles the policy into native admission policies that the API server
 	// enforces in process, and narrows WebhookConfiguration to what they cannot decide.
 	NativePolicies bool
+	// Reports keeps an OpenReports policy report per namespace (pkg/reports).
+	Reports bool
 	// WebhookConfiguration is the MutatingWebhookConfiguration that registers /mutate.
 	WebhookConfiguration string
 	// NativeNamespaceSelector, a label selector, confines --native-policies to the namespaces
@@ -107,6 +109,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second each of the process's API clients may send (client-side limit); the scaler's corrections, one scale write and one Event each, stay within it at the default --scaler-max-corrections-per-second.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests each API client may send in a burst above --kube-api-qps.")
 	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
+	fs.BoolVar(&o.Reports, "reports", o.Reports, "On the leader, keep one OpenReports policy report (openreports.io/v1alpha1 Report, named replica-policy) per namespace listing the bounded workloads and HPAs outside their bounds, for Policy Reporter and Headlamp. Needs the OpenReports CRD and the rights of manifests/components/reports.")
 	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
 	fs.StringVar(&o.NativeNamespaceSelector, "native-policies-namespace-selector", o.NativeNamespaceSelector, "A label selector of namespaces (e.g. \"kubernetes.io/metadata.name in (prod,staging)\") to which --native-policies confines the compiled policies and the webhook configuration it narrows: a gradual rollout, or several installations side by side. Default: every namespace.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")

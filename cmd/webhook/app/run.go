@@ -35,6 +35,7 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
+	"github.com/replica-policy/replica-policy/pkg/reports"
 	"github.com/replica-policy/replica-policy/pkg/scaler"
 	"github.com/replica-policy/replica-policy/pkg/servingcert"
 	"github.com/replica-policy/replica-policy/pkg/version"
@@ -65,7 +66,7 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	for _, add := range []func(context.Context) error{p.addPolicy, p.addAdmission, p.addNative, p.addScaler, p.addHealth} {
+	for _, add := range []func(context.Context) error{p.addPolicy, p.addAdmission, p.addNative, p.addScaler, p.addReports, p.addHealth} {
 		if err := add(ctx); err != nil {
 			return err
 		}
@@ -104,6 +105,9 @@ func newProcess(ctx context.Context, o *Options) (*process, error) {
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := reports.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
 	// The kinds in force: the built-in ones and each --workload-resource, learned from
@@ -212,6 +216,17 @@ func (p *process) addScaler(ctx context.Context) error {
 	s.Kinds = p.kinds
 	if err := s.SetupWithManager(p.mgr); err != nil {
 		return fmt.Errorf("setting up the scaler: %w", err)
+	}
+	return nil
+}
+
+// addReports adds, with --reports, the leader's OpenReports policy reports.
+func (p *process) addReports(ctx context.Context) error {
+	if !p.o.Reports {
+		return nil
+	}
+	if err := reports.New(p.store, p.kinds, p.watcher.Ready, reports.Options{}).SetupWithManager(p.mgr); err != nil {
+		return fmt.Errorf("setting up the policy reports: %w", err)
 	}
 	return nil
 }

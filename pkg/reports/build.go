@@ -1,0 +1,161 @@
+// Package reports keeps, on the leader, one OpenReports Report (openreports.io/v1alpha1)
+// per namespace, named replica-policy, that lists the bounded workloads and
+// HorizontalPodAutoscalers outside their bounds: what Kyverno and Kubewarden write, so that
+// Policy Reporter and Headlamp show replica-policy's violations beside theirs.
+//
+// Build is the pure part: the report of one namespace from the effects of its bounded
+// objects. Reporter is the controller: it recomputes a namespace's report from the
+// manager's cache on every change there, and writes it only when its content changed, at
+// most once a second per namespace.
+package reports
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/replica-policy/replica-policy/pkg/policy"
+)
+
+const (
+	// Name is the name of the Report in each namespace.
+	Name = "replica-policy"
+	// Source is the report's and each result's source, which Policy Reporter shows and
+	// filters by.
+	Source = "replica-policy"
+	// Policy is each result's policy: the one replica policy of the cluster.
+	Policy = "replica-policy"
+	// ManagedByLabel marks the reports this controller owns; its value is Source.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// MaxResults caps the results of one report. etcd refuses objects over 1.5 MiB
+	// (--max-request-bytes); a result is about 450 bytes (its message, the object
+	// reference and properties: TestBuildCapped measures 1,000 results with 40-character
+	// names at 440 KiB), so the cap keeps a report well under it even with names of the
+	// full 253 characters. The summary still counts every object.
+	MaxResults = 1000
+)
+
+// Item is one bounded object of a namespace and what its verdict comes to at
+// policy.AtScaler.
+type Item struct {
+	// Object is the workload or HorizontalPodAutoscaler.
+	Object corev1.ObjectReference
+	// Effect is its verdict's effect at policy.AtScaler (RangeVerdict.Effect for an HPA).
+	Effect policy.Effect
+	// Replicas is what was judged: spec.replicas ("12"), or an HPA's range ("[1, 20]").
+	Replicas string
+}
+
+// Result is the OpenReports result of an item outside its bounds: fail under clamp and
+// deny rules, warn under warn rules.
+func (it Item) result() openreportsv1alpha1.Result {
+	if it.Effect.Rule.Action == policy.ActionWarn {
+		return "warn"
+	}
+	return "fail"
+}
+
+// Build is the Report of namespace ns from its items, nil when none is bounded (no item
+// decided by a rule, in or out of its bounds). The summary counts every bounded item: pass
+// for those inside their bounds, fail or warn for those outside, skip for those whose
+// verdict is unknown (a Namespace or target not in the cache yet). Results list those
+// outside, fail first, then by kind and name, at most MaxResults of them. A result also in
+// prev (same object, rule and message) keeps its timestamp; a new one is stamped now, so
+// that an unchanged namespace builds a report equal to prev.
+func Build(ns string, items []Item, prev *openreportsv1alpha1.Report, now time.Time) *openreportsv1alpha1.Report {
+	rep := &openreportsv1alpha1.Report{
+		TypeMeta: metav1.TypeMeta{APIVersion: openreportsv1alpha1.SchemeGroupVersion.String(), Kind: "Report"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: Name, Namespace: ns,
+			Labels: map[string]string{ManagedByLabel: Source},
+		},
+		Source: Source,
+	}
+	bounded := false
+	var out []Item
+	for _, it := range items {
+		if !it.Effect.Decided() {
+			continue
+		}
+		bounded = true
+		switch it.Effect.Outcome {
+		case policy.OutcomeInBounds:
+			rep.Summary.Pass++
+		case policy.OutcomeUnknown:
+			rep.Summary.Skip++
+		default:
+			if it.result() == "warn" {
+				rep.Summary.Warn++
+			} else {
+				rep.Summary.Fail++
+			}
+			out = append(out, it)
+		}
+	}
+	if !bounded {
+		return nil
+	}
+	slices.SortFunc(out, func(a, b Item) int {
+		return cmp.Or(cmp.Compare(a.result(), b.result()), // fail before warn
+			cmp.Compare(a.Object.Kind, b.Object.Kind), cmp.Compare(a.Object.Name, b.Object.Name),
+			cmp.Compare(a.Object.APIVersion, b.Object.APIVersion))
+	})
+	if len(out) > MaxResults {
+		out = out[:MaxResults]
+	}
+	stamps := map[string]metav1.Timestamp{}
+	if prev != nil {
+		for _, r := range prev.Results {
+			if len(r.Subjects) == 1 {
+				stamps[resultKey(r.Subjects[0], r.Rule, r.Description)] = r.Timestamp
+			}
+		}
+	}
+	rep.Results = make([]openreportsv1alpha1.ReportResult, 0, len(out))
+	for _, it := range out {
+		rule := it.Effect.Rule
+		msg := ""
+		if len(it.Effect.Messages) > 0 {
+			msg = it.Effect.Messages[0]
+		}
+		ts, ok := stamps[resultKey(it.Object, rule.Name, msg)]
+		if !ok {
+			ts = metav1.Timestamp{Seconds: now.Unix()}
+		}
+		rep.Results = append(rep.Results, openreportsv1alpha1.ReportResult{
+			Source:      Source,
+			Policy:      Policy,
+			Rule:        rule.Name,
+			Result:      it.result(),
+			Timestamp:   ts,
+			Subjects:    []corev1.ObjectReference{it.Object},
+			Description: msg,
+			Properties: map[string]string{
+				"replicas": it.Replicas,
+				"bounds":   rule.Bounds.String(),
+				"action":   string(rule.Action),
+			},
+		})
+	}
+	return rep
+}
+
+func resultKey(o corev1.ObjectReference, rule, msg string) string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s", o.APIVersion, o.Kind, o.Name, rule, msg)
+}
+
+// SameContent reports whether a and b hold the same source, labels, summary and results:
+// whether writing b over a would change anything a reader sees.
+func SameContent(a, b *openreportsv1alpha1.Report) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Source == b.Source && equality.Semantic.DeepEqual(a.Labels, b.Labels) &&
+		a.Summary == b.Summary && equality.Semantic.DeepEqual(a.Results, b.Results)
+}
