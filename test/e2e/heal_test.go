@@ -59,8 +59,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	h := &healing{t: t, ctx: ctx, ar: ar, admin: admin}
 	h.waitNarrowed("the first sync", time.Now(), 30*time.Second)
 
-	w := startWriter(t, c)
-	w.max.Store(5)
+	w := startWriter(t, c, 5)
 	defer w.stop()
 
 	t.Run("each compiled object deleted", func(t *testing.T) {
@@ -372,7 +371,9 @@ type writer struct {
 	once    sync.Once
 }
 
-func startWriter(t *testing.T, c *harness.Cluster) *writer {
+// startWriter starts the writes with prod's max, set before the first write (a write that
+// read the zero max once counted an in-bounds scale to 1 as decided by nobody).
+func startWriter(t *testing.T, c *harness.Cluster, max int32) *writer {
 	cfg := rest.CopyConfig(c.Config)
 	cfg.QPS, cfg.Burst = 1000, 1000
 	client, err := kubernetes.NewForConfig(cfg)
@@ -381,6 +382,7 @@ func startWriter(t *testing.T, c *harness.Cluster) *writer {
 	}
 	w := &writer{client: client, done: make(chan struct{}), name: "start"}
 	w.enforce.Store(true)
+	w.max.Store(max)
 	w.wg.Add(1)
 	go w.run()
 	return w
