@@ -13,8 +13,12 @@ import (
 // Policies that deny, warn and stand in for the clamp's warning, each with a binding of its
 // own name. They share the match constraints and the variables.
 
-// objectLabelsOfCompile are those of every object Compile emits.
-var objectLabelsOfCompile = map[string]string{ManagedByLabel: ManagedBy}
+// objectMeta is the type and name of an object Compile emits of kind, with its own copy of
+// the labels every one of them carries.
+func objectMeta(kind, name string) (metav1.TypeMeta, metav1.ObjectMeta) {
+	return metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: kind},
+		metav1.ObjectMeta{Name: name, Labels: map[string]string{ManagedByLabel: ManagedBy}}
+}
 
 // clampPatch is the clamp's mutation: the rule's nearest bound into spec.replicas. Fixed
 // text, which the native-policies component's guard compares exactly.
@@ -31,14 +35,12 @@ func outOfBounds(action policy.Action) string {
 }
 
 // clampPolicy is the MutatingAdmissionPolicy that clamps, and its binding.
-func (c *compiler) clampPolicy(vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
+func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResources, vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
 	name := c.opts.Name + "-" + clampSuffix
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.MutatingAdmissionPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
-			MatchConstraints: c.matchConstraints(),
+			MatchConstraints: constraints,
 			MatchConditions:  c.matchConditions(purposeClamp),
 			Variables:        withoutMessage(vars),
 			Mutations: []admissionregistrationv1.Mutation{{
@@ -50,24 +52,22 @@ func (c *compiler) clampPolicy(vars []admissionregistrationv1.Variable) (*admiss
 		},
 	}
 	b := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingAdmissionPolicyBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
-		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: c.scope(purposeClamp).matchResources()},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: c.scope(purposeClamp).matchResources()},
 	}
+	p.TypeMeta, p.ObjectMeta = objectMeta("MutatingAdmissionPolicy", name)
+	b.TypeMeta, b.ObjectMeta = objectMeta("MutatingAdmissionPolicyBinding", name)
 	return p, b
 }
 
 // validating is the ValidatingAdmissionPolicy NAME-suffix for purpose pur, which holds when
 // expr does and otherwise says message, and its binding with the validation actions va.
-func (c *compiler) validating(suffix string, pur purpose, expr, message string, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+func (c *compiler) validating(suffix string, pur purpose, expr, message string, constraints *admissionregistrationv1.MatchResources, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	name := c.opts.Name + "-" + suffix
 	reason := metav1.StatusReasonInvalid
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			MatchConstraints: c.matchConstraints(),
+			MatchConstraints: constraints,
 			MatchConditions:  c.matchConditions(pur),
 			Variables:        vars,
 			Validations:      []admissionregistrationv1.Validation{{Expression: expr, MessageExpression: message, Reason: &reason}},
@@ -75,9 +75,9 @@ func (c *compiler) validating(suffix string, pur purpose, expr, message string, 
 		},
 	}
 	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabelsOfCompile},
-		Spec:       admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: va, MatchResources: c.scope(pur).matchResources()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: va, MatchResources: c.scope(pur).matchResources()},
 	}
+	p.TypeMeta, p.ObjectMeta = objectMeta("ValidatingAdmissionPolicy", name)
+	b.TypeMeta, b.ObjectMeta = objectMeta("ValidatingAdmissionPolicyBinding", name)
 	return p, b
 }

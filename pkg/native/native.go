@@ -219,18 +219,20 @@ func (c *compiler) compile() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One set of match constraints, shared by every policy, as the API server reads them.
+	constraints := c.matchConstraints()
 	if c.hasAction[policy.ActionClamp] {
-		res.Clamp, res.ClampBinding = c.clampPolicy(vars)
+		res.Clamp, res.ClampBinding = c.clampPolicy(constraints, vars)
 		res.ClampNotice, res.ClampNoticeBinding = c.validating(clampNoticeSuffix, purposeNotice, clampNoticeExpression,
-			"variables.clampNotice", vars, admissionregistrationv1.Warn, admissionregistrationv1.Audit)
+			"variables.clampNotice", constraints, vars, admissionregistrationv1.Warn, admissionregistrationv1.Audit)
 	}
 	if c.hasAction[policy.ActionDeny] {
 		res.Deny, res.DenyBinding = c.validating(string(policy.ActionDeny), purposeDeny, outOfBounds(policy.ActionDeny),
-			"variables.message", vars, admissionregistrationv1.Deny)
+			"variables.message", constraints, vars, admissionregistrationv1.Deny)
 	}
 	if c.hasAction[policy.ActionWarn] {
 		res.Warn, res.WarnBinding = c.validating(string(policy.ActionWarn), purposeWarn, outOfBounds(policy.ActionWarn),
-			"variables.message", vars, admissionregistrationv1.Warn)
+			"variables.message", constraints, vars, admissionregistrationv1.Warn)
 	}
 	if err := c.checkLimits(res); err != nil && !c.skipLimits {
 		return nil, err
