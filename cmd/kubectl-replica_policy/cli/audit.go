@@ -143,71 +143,29 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	namespaces := Namespaces{}
-	nsResource := schema.GroupResource{Resource: "namespaces"}
-	if o.namespace != "" {
-		ns, err := core.Namespaces().Get(ctx, o.namespace, metav1.GetOptions{})
-		if err != nil {
-			return o.apiError(err, "get", nsResource, o.namespace)
-		}
-		namespaces.Add(ns.Name, ns.Labels)
-	}
-	if o.namespace == "" {
-		err = addNamespaces(ctx, core, namespaces) // every one: -l selects workloads, not Namespaces
-	}
+	namespaces, err := o.namespaces(ctx, core)
 	if err != nil {
-		return o.apiError(err, "list", nsResource, "")
+		return err
 	}
 	// HPAs first, so that only their target workloads' labels are kept while the workloads
 	// are read (a cluster may hold 100,000 of those); they are judged after them.
 	var autoscalers []Target
 	targeted := map[workloadKey]bool{}
-	err = o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-		list, err := dyn.Resource(autoscalerResource).Namespace(o.namespace).List(ctx, opts)
-		if err != nil {
-			return "", err
-		}
-		for i := range list.Items {
-			obj := &list.Items[i]
-			obj.SetAPIVersion(autoscalerResource.GroupVersion().String())
-			obj.SetKind(policy.AutoscalerKind)
-			t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
-			if err != nil {
-				return "", err
-			}
-			autoscalers = append(autoscalers, t)
-			targeted[keyOf(t.Subject)] = true
-		}
-		return list.GetContinue(), nil
-	})
-	if err != nil {
+	if err := o.eachTarget(ctx, dyn, autoscalerResource, policy.AutoscalerKind, namespaces, func(t Target) {
+		autoscalers = append(autoscalers, t)
+		targeted[keyOf(t.Subject)] = true
+	}); err != nil {
 		return o.apiError(err, "list", autoscalerResource.GroupResource(), "")
 	}
 	var findings []Finding
 	workloads := Workloads{}
 	for _, k := range workload.Kinds {
-		gvr := k.GroupVersionKind().GroupVersion().WithResource(k.Resource)
-		err := o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
-			list, err := dyn.Resource(gvr).Namespace(o.namespace).List(ctx, opts)
-			if err != nil {
-				return "", err
+		if err := o.eachTarget(ctx, dyn, k.GroupVersionKind().GroupVersion().WithResource(k.Resource), k.Kind, namespaces, func(t Target) {
+			if targeted[keyOf(t.Subject)] {
+				workloads.Add(t)
 			}
-			for i := range list.Items {
-				obj := &list.Items[i]
-				obj.SetAPIVersion(k.GroupVersionKind().GroupVersion().String())
-				obj.SetKind(k.Kind)
-				t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
-				if err != nil {
-					return "", err
-				}
-				if targeted[keyOf(t.Subject)] {
-					workloads.Add(t)
-				}
-				findings = append(findings, Judge(snap, t)...)
-			}
-			return list.GetContinue(), nil
-		})
-		if err != nil {
+			findings = append(findings, Judge(snap, t)...)
+		}); err != nil {
 			return o.apiError(err, "list", k.GroupResource(), "")
 		}
 	}
@@ -216,6 +174,47 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 		findings = append(findings, Judge(snap, t)...)
 	}
 	return o.write(o.Out, "replica-policy audit", findings)
+}
+
+// namespaces are the labels of the audited Namespace (-n), else of every Namespace: -l
+// selects workloads, not Namespaces.
+func (o *AuditOptions) namespaces(ctx context.Context, core corev1client.CoreV1Interface) (Namespaces, error) {
+	namespaces := Namespaces{}
+	nsResource := schema.GroupResource{Resource: "namespaces"}
+	if o.namespace != "" {
+		ns, err := core.Namespaces().Get(ctx, o.namespace, metav1.GetOptions{})
+		if err != nil {
+			return nil, o.apiError(err, "get", nsResource, o.namespace)
+		}
+		namespaces.Add(ns.Name, ns.Labels)
+		return namespaces, nil
+	}
+	if err := addNamespaces(ctx, core, namespaces); err != nil {
+		return nil, o.apiError(err, "list", nsResource, "")
+	}
+	return namespaces, nil
+}
+
+// eachTarget lists gvr in the audited namespace (every one without -n), page by page, and
+// hands visit the target of each object, as kind.
+func (o *AuditOptions) eachTarget(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind string, namespaces Namespaces, visit func(Target)) error {
+	return o.listPages(ctx, func(opts metav1.ListOptions) (string, error) {
+		list, err := dyn.Resource(gvr).Namespace(o.namespace).List(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			obj.SetAPIVersion(gvr.GroupVersion().String())
+			obj.SetKind(kind)
+			t, _, err := NewTarget(obj, Source{}, obj.GetNamespace(), namespaces)
+			if err != nil {
+				return "", err
+			}
+			visit(t)
+		}
+		return list.GetContinue(), nil
+	})
 }
 
 // policy is the proposed policy of --policy, else the cluster's: no ConfigMap means no
