@@ -197,87 +197,29 @@ func (s *Syncer) Start(ctx context.Context) error {
 // A policy CEL cannot hold (native.LimitError) leaves the webhook wide and no native object.
 // Sync returns errNotEnforced while the API server does not enforce them yet.
 func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
-	res, err := s.compile(snap, s.opts.Kinds, s.opts.Compile)
-	var limit *native.LimitError
-	var want []compiled
-	switch {
-	case errors.As(err, &limit):
-		if !s.limitLogged {
-			s.log.Info("The policy cannot be enforced by native admission policies; the webhook enforces all of it", "reason", err.Error())
-			s.limitLogged = true
-		}
-		res = nil
-	case err != nil:
-		return fmt.Errorf("compiling the policy: %w", err)
-	default:
-		s.limitLogged = false
-		s.scope(res)
-		for _, o := range res.Objects() {
-			c, err := compiledOf(o)
-			if err != nil {
-				return err
-			}
-			want = append(want, c)
-		}
+	res, want, err := s.wanted(snap)
+	if err != nil {
+		return err
 	}
-	var stale, foreign []compiled
-	for i := range want {
-		c := &want[i]
-		ok, other, err := c.upToDate(ctx, s)
-		if err != nil {
-			return err
-		}
-		if other {
-			foreign = append(foreign, *c)
-		}
-		if !ok {
-			stale = append(stale, *c)
-		}
+	stale, foreign, err := s.outOfDate(ctx, want)
+	if err != nil {
+		return err
 	}
 	extra, err := s.liveExtra(ctx, want)
 	if err != nil {
 		return err
 	}
-	key := snap.Source
 	if len(stale) > 0 || len(extra) > 0 || res == nil {
 		s.proven = false
-		if err := s.widen(ctx, stale, extra); err != nil {
+		if err := s.repair(ctx, stale, foreign, extra); err != nil {
 			return err
-		}
-		for _, c := range foreign {
-			if err := c.delete(ctx, s); err != nil {
-				return err
-			}
-		}
-		for _, c := range stale {
-			if err := c.apply(ctx, s); err != nil {
-				return err
-			}
-		}
-		for _, c := range extra {
-			if err := c.delete(ctx, s); err != nil {
-				return err
-			}
 		}
 		if res == nil {
 			return nil
 		}
 	}
-	if !s.proven || s.provenFor != key {
-		// Nothing to write, but not proven either (a new leader, a policy whose objects were
-		// already in place): probe before widening, which a leader taking over from another
-		// then never needs.
-		ok, why, err := s.opts.Prober.Enforced(ctx, snap, res)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if err := s.widen(ctx, nil, nil); err != nil {
-				return err
-			}
-			return &notEnforcedError{why}
-		}
-		s.proven, s.provenFor = true, key
+	if err := s.prove(ctx, snap, res); err != nil {
+		return err
 	}
 	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition, native.WebhookScaleKinds(snap, s.opts.Kinds, s.opts.Compile)))
 	if err != nil {
@@ -286,6 +228,99 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 	if narrowed || len(stale) > 0 || len(extra) > 0 {
 		s.log.Info("Native admission policies in force; webhook narrowed", "applied", names(stale), "deleted", names(extra), "webhookFor", res.Webhook)
 	}
+	return nil
+}
+
+// wanted compiles snap into the objects the native policies need; res is nil (and want
+// empty) for a policy CEL cannot hold, which the webhook enforces alone.
+func (s *Syncer) wanted(snap *policy.Snapshot) (res *native.Result, want []compiled, err error) {
+	res, err = s.compile(snap, s.opts.Kinds, s.opts.Compile)
+	var limit *native.LimitError
+	switch {
+	case errors.As(err, &limit):
+		if !s.limitLogged {
+			s.log.Info("The policy cannot be enforced by native admission policies; the webhook enforces all of it", "reason", err.Error())
+			s.limitLogged = true
+		}
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("compiling the policy: %w", err)
+	}
+	s.limitLogged = false
+	s.scope(res)
+	for _, o := range res.Objects() {
+		c, err := compiledOf(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		want = append(want, c)
+	}
+	return res, want, nil
+}
+
+// outOfDate are the wanted objects that are missing or differ from what is live (stale),
+// and among them those another field manager changed (foreign), which are replaced whole.
+func (s *Syncer) outOfDate(ctx context.Context, want []compiled) (stale, foreign []compiled, err error) {
+	for i := range want {
+		c := &want[i]
+		ok, other, err := c.upToDate(ctx, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if other {
+			foreign = append(foreign, *c)
+		}
+		if !ok {
+			stale = append(stale, *c)
+		}
+	}
+	return stale, foreign, nil
+}
+
+// repair widens the webhook first, then deletes the objects others changed, applies the
+// stale ones and deletes those no longer wanted.
+func (s *Syncer) repair(ctx context.Context, stale, foreign, extra []compiled) error {
+	if err := s.widen(ctx, stale, extra); err != nil {
+		return err
+	}
+	for _, c := range foreign {
+		if err := c.delete(ctx, s); err != nil {
+			return err
+		}
+	}
+	for _, c := range stale {
+		if err := c.apply(ctx, s); err != nil {
+			return err
+		}
+	}
+	for _, c := range extra {
+		if err := c.delete(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prove probes, once per policy and leader, that the API server enforces res before the
+// webhook is narrowed (a new leader, or a policy whose objects were already in place, has
+// nothing to write but is not proven either); until then the webhook stays wide and Sync
+// returns errNotEnforced.
+func (s *Syncer) prove(ctx context.Context, snap *policy.Snapshot, res *native.Result) error {
+	key := snap.Source
+	if s.proven && s.provenFor == key {
+		return nil
+	}
+	ok, why, err := s.opts.Prober.Enforced(ctx, snap, res)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := s.widen(ctx, nil, nil); err != nil {
+			return err
+		}
+		return &notEnforcedError{why}
+	}
+	s.proven, s.provenFor = true, key
 	return nil
 }
 
