@@ -13,20 +13,16 @@
 # Env:   K8S_VERSION (v1.37.2), ETCD_VERSION (v3.6.16), REPLICA_POLICY_CACHE (~/.cache/replica-policy)
 set -euo pipefail
 
+TOOL=controlplane
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-CACHE=${REPLICA_POLICY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replica-policy}
 ASSETS="$CACHE/k8s-$K8S_VERSION"
 # Staging repositories are published as k8s.io/<repo> v0.<minor>.<patch> for v1.<minor>.<patch>.
 STAGING_VERSION="v0${K8S_VERSION#v1}"
-
-log() { printf '[controlplane] %s\n' "$*" >&2; }
-
-mkdir -p "$ASSETS"
-# One build at a time: `go test ./...` runs test packages in parallel, and each may call this
-# script on a cold cache; the others wait here and then find the binaries built.
-exec 9>"$ASSETS/.lock"
-flock 9
+cache_lock "$ASSETS"
 
 build_etcd() {
   if [ -x "$ASSETS/etcd" ]; then return; fi

@@ -13,18 +13,14 @@
 # Env:   HELM_VERSION (v4.3.2), REPLICA_POLICY_CACHE (~/.cache/replica-policy)
 set -euo pipefail
 
+TOOL=helm
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
-CACHE=${REPLICA_POLICY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/replica-policy}
 DIR="$CACHE/helm-$HELM_VERSION"
 BIN="$DIR/helm"
-
-log() { printf '[helm] %s\n' "$*" >&2; }
-
-mkdir -p "$DIR"
-# One build at a time: test packages run in parallel and each may call this script on a cold
-# cache; the others wait here and then find the binary built.
-exec 9>"$DIR/.lock"
-flock 9
+cache_lock "$DIR"
 
 if [ ! -x "$BIN" ]; then
   log "building helm $HELM_VERSION from the Go module proxy (first run only: up to about 8 minutes with cold Go caches)..."
