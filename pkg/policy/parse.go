@@ -299,63 +299,8 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) (wr
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	var want string
-	switch t.Kind() {
-	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			want = "a mapping"
-			break
-		}
-		fields := jsonFields(t)
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if ft, ok := fields[k]; ok && checkType(childPath(fp, k), m[k], ft, errs) { // unknown fields are reported by the strict decoder
-				delete(m, k)
-			}
-		}
-		return false
-	case reflect.Map:
-		m, ok := v.(map[string]any)
-		if !ok {
-			want = "a mapping"
-			break
-		}
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			if checkType(fp.Key(k), m[k], t.Elem(), errs) {
-				delete(m, k)
-			}
-		}
-		return false
-	case reflect.Slice:
-		l, ok := v.([]any)
-		if !ok {
-			want = "a list"
-			break
-		}
-		for i, e := range l {
-			if checkType(fp.Index(i), e, t.Elem(), errs) {
-				l[i] = nil
-			}
-		}
-		return false
-	case reflect.String:
-		if _, ok := v.(string); ok {
-			return false
-		}
-		want = "a string"
-	case reflect.Bool:
-		if _, ok := v.(bool); ok {
-			return false
-		}
-		want = "true or false"
-	case reflect.Int32:
-		if n, ok := v.(json.Number); ok {
-			if _, err := strconv.ParseInt(n.String(), 10, 32); err == nil {
-				return false
-			}
-		}
-		want = "a whole number that fits in 32 bits"
-	default:
+	want := wantedShape(fp, v, t, errs)
+	if want == "" {
 		return false
 	}
 	var bad any = field.OmitValueType{}
@@ -365,6 +310,71 @@ func checkType(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) (wr
 	}
 	*errs = append(*errs, field.TypeInvalid(fp, bad, fmt.Sprintf("must be %s, not %s", want, JSONKind(v))))
 	return true
+}
+
+// wantedShape is "" when v has the shape of t (the entries of a mapping and the elements of
+// a list are checked in turn, each wrong one reported and dropped), else what t wants, for
+// the message: "a mapping", "a list", "a string", "true or false" or "a whole number that
+// fits in 32 bits". Kinds the policy does not use are not checked.
+func wantedShape(fp *field.Path, v any, t reflect.Type, errs *field.ErrorList) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "a mapping"
+		}
+		checkEntries(fp, m, t, errs)
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			return "a list"
+		}
+		for i, e := range l {
+			if checkType(fp.Index(i), e, t.Elem(), errs) {
+				l[i] = nil
+			}
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return "a string"
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return "true or false"
+		}
+	case reflect.Int32:
+		if n, ok := v.(json.Number); !ok || !fitsInt32(n) {
+			return "a whole number that fits in 32 bits"
+		}
+	}
+	return ""
+}
+
+// checkEntries checks each entry of the mapping m at fp against t, a struct (each known JSON
+// field against its type; unknown fields are reported by the strict decoder) or a map (each
+// value against its element type), and drops the entries of the wrong type.
+func checkEntries(fp *field.Path, m map[string]any, t reflect.Type, errs *field.ErrorList) {
+	keys := slices.Sorted(maps.Keys(m))
+	if t.Kind() == reflect.Map {
+		for _, k := range keys {
+			if checkType(fp.Key(k), m[k], t.Elem(), errs) {
+				delete(m, k)
+			}
+		}
+		return
+	}
+	fields := jsonFields(t)
+	for _, k := range keys {
+		if ft, ok := fields[k]; ok && checkType(childPath(fp, k), m[k], ft, errs) {
+			delete(m, k)
+		}
+	}
+}
+
+// fitsInt32 says whether n is a whole number that fits in 32 bits.
+func fitsInt32(n json.Number) bool {
+	_, err := strconv.ParseInt(n.String(), 10, 32)
+	return err == nil
 }
 
 // JSONKind names the kind of a decoded JSON value for messages: "a mapping", "a list",
