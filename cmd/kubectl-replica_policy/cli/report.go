@@ -379,41 +379,15 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool, base string
 		if f.Result == Pass || f.Result == Skip {
 			continue
 		}
-		ruleID := refusedRule
-		if f.Result == Error {
-			run.AddRule(refusedRule).
-				WithShortDescription(sarif.NewMultiformatMessageString("The API server would refuse the object")).
-				WithTextHelp("The object's replica fields (spec.replicas; an HPA's minReplicas and maxReplicas) must be whole numbers from 0 to 2147483647, and it needs a name: the API server refuses it as it is, so replica-policy does not judge it. Fix the field the message names.")
-		} else {
-			rule := f.Rule()
-			ruleID = rule.Name
-			run.AddRule(rule.Name).
-				WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas, and the range of an HPA of its workloads, within %s, action %s", rule.Name, rule.Bounds, rule.Action))).
-				WithTextHelp(fmt.Sprintf("The workloads that replica policy rule %q selects must keep spec.replicas, and their HorizontalPodAutoscalers minReplicas and maxReplicas, within %s. Under action %s the webhook %s. Set the value inside the bounds in the manifest, or change the rule in the policy.",
-					rule.Name, rule.Bounds, rule.Action, actionEffect(rule.Action)))
-		}
 		level := "warning"
 		if f.Result == Error || slices.ContainsFunc(group, fails) {
 			level = "error"
 		}
-		loc := sarif.NewLocation()
-		if f.File != "" && f.File != stdinName {
-			uri, err := artifactURI(f.File, base)
-			if err != nil {
-				return err
-			}
-			start, end := f.FieldLine(group[0].Field), f.FieldLine(group[len(group)-1].Field)
-			loc.WithPhysicalLocation(sarif.NewPhysicalLocation().
-				WithArtifactLocation(sarif.NewSimpleArtifactLocation(uri).WithUriBaseId(sarifBase)).
-				WithRegion(sarif.NewSimpleRegion(min(start, end), max(start, end))))
-		} else {
-			name := fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Kind(), f.Name())
-			if f.File == stdinName {
-				name = fmt.Sprintf("%s:%d %s", stdinName, f.FieldLine(group[0].Field), name)
-			}
-			loc.AddLogicalLocations(sarif.NewLogicalLocation().WithFullyQualifiedName(name).WithKind("resource"))
+		loc, err := sarifLocation(group, base)
+		if err != nil {
+			return err
 		}
-		res := sarif.NewRuleResult(ruleID).
+		res := sarif.NewRuleResult(sarifRule(run, f)).
 			WithLevel(level).
 			WithMessage(sarif.NewTextMessage(f.object() + ": " + messages(group))).
 			WithLocations([]*sarif.Location{loc})
@@ -424,6 +398,47 @@ func writeSARIF(w io.Writer, fs []Finding, fails func(Finding) bool, base string
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(report)
+}
+
+// sarifRule adds to run the rule that the object's worst finding f is a result of, with its
+// help text, and returns its ID: the policy rule's name, or refusedRule for an object the
+// API server would refuse.
+func sarifRule(run *sarif.Run, f Finding) string {
+	if f.Result == Error {
+		run.AddRule(refusedRule).
+			WithShortDescription(sarif.NewMultiformatMessageString("The API server would refuse the object")).
+			WithTextHelp("The object's replica fields (spec.replicas; an HPA's minReplicas and maxReplicas) must be whole numbers from 0 to 2147483647, and it needs a name: the API server refuses it as it is, so replica-policy does not judge it. Fix the field the message names.")
+		return refusedRule
+	}
+	rule := f.Rule()
+	run.AddRule(rule.Name).
+		WithShortDescription(sarif.NewMultiformatMessageString(fmt.Sprintf("replica policy rule %q: spec.replicas, and the range of an HPA of its workloads, within %s, action %s", rule.Name, rule.Bounds, rule.Action))).
+		WithTextHelp(fmt.Sprintf("The workloads that replica policy rule %q selects must keep spec.replicas, and their HorizontalPodAutoscalers minReplicas and maxReplicas, within %s. Under action %s the webhook %s. Set the value inside the bounds in the manifest, or change the rule in the policy.",
+			rule.Name, rule.Bounds, rule.Action, actionEffect(rule.Action)))
+	return rule.Name
+}
+
+// sarifLocation is where the findings of one object are: its file, relative to base, and the
+// lines of the fields they name; or, for stdin and live objects, a logical location that
+// names the object (and the line in stdin).
+func sarifLocation(group []Finding, base string) (*sarif.Location, error) {
+	f, loc := group[0], sarif.NewLocation()
+	if f.File == "" || f.File == stdinName {
+		name := fmt.Sprintf("%s/%s/%s", f.Subject.Namespace, f.Kind(), f.Name())
+		if f.File == stdinName {
+			name = fmt.Sprintf("%s:%d %s", stdinName, f.FieldLine(f.Field), name)
+		}
+		loc.AddLogicalLocations(sarif.NewLogicalLocation().WithFullyQualifiedName(name).WithKind("resource"))
+		return loc, nil
+	}
+	uri, err := artifactURI(f.File, base)
+	if err != nil {
+		return nil, err
+	}
+	start, end := f.FieldLine(f.Field), f.FieldLine(group[len(group)-1].Field)
+	return loc.WithPhysicalLocation(sarif.NewPhysicalLocation().
+		WithArtifactLocation(sarif.NewSimpleArtifactLocation(uri).WithUriBaseId(sarifBase)).
+		WithRegion(sarif.NewSimpleRegion(min(start, end), max(start, end)))), nil
 }
 
 // actionEffect says what the webhook does under an action, for SARIF help texts.
