@@ -53,43 +53,13 @@ func scanReplicaFields(raw []byte) (*replicaFields, error) {
 				return errNotCanonical
 			}
 			seenMeta = true
-			return s.fields(metadataFields,
-				func(v []byte) error { // labels
-					if v[0] != '{' {
-						return errNotCanonical // null or a wrong type: encoding/json decides
-					}
-					labels, ok := plainStringMap(v)
-					if !ok {
-						return json.Unmarshal(v, &f.Metadata.Labels)
-					}
-					f.Metadata.Labels = labels
-					return nil
-				},
-				// ownerReferences: rare and small (a ReplicaSet's Deployment), decoded by
-				// encoding/json.
-				func(v []byte) error {
-					if v[0] != '[' {
-						return errNotCanonical
-					}
-					return json.Unmarshal(v, &f.Metadata.OwnerReferences)
-				})
+			return s.fields(metadataFields, f.labels, f.ownerReferences)
 		case string(key) == "spec":
 			if seenSpec {
 				return errNotCanonical
 			}
 			seenSpec = true
-			return s.field("replicas", func(v []byte) error {
-				if string(v) == "null" {
-					return nil
-				}
-				n, err := strconv.ParseInt(string(v), 10, 32)
-				if err != nil {
-					return errNotCanonical // 3.0, 1e2, "3", out of range: encoding/json decides
-				}
-				r := int32(n)
-				f.Spec.Replicas = &r
-				return nil
-			})
+			return s.field("replicas", f.replicas)
 		case foldsTo(key, "metadata", "spec"):
 			return errNotCanonical
 		}
@@ -102,6 +72,42 @@ func scanReplicaFields(raw []byte) (*replicaFields, error) {
 		return nil, errNotCanonical
 	}
 	return f, nil
+}
+
+// labels takes metadata.labels from its JSON value v.
+func (f *replicaFields) labels(v []byte) error {
+	if v[0] != '{' {
+		return errNotCanonical // null or a wrong type: encoding/json decides
+	}
+	labels, ok := plainStringMap(v)
+	if !ok {
+		return json.Unmarshal(v, &f.Metadata.Labels)
+	}
+	f.Metadata.Labels = labels
+	return nil
+}
+
+// ownerReferences takes metadata.ownerReferences from its JSON value v: rare and small (a
+// ReplicaSet's Deployment), decoded by encoding/json.
+func (f *replicaFields) ownerReferences(v []byte) error {
+	if v[0] != '[' {
+		return errNotCanonical
+	}
+	return json.Unmarshal(v, &f.Metadata.OwnerReferences)
+}
+
+// replicas takes spec.replicas from its JSON value v.
+func (f *replicaFields) replicas(v []byte) error {
+	if string(v) == "null" {
+		return nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 32)
+	if err != nil {
+		return errNotCanonical // 3.0, 1e2, "3", out of range: encoding/json decides
+	}
+	r := int32(n)
+	f.Spec.Replicas = &r
+	return nil
 }
 
 // plainStringMap decodes a JSON object, already validated, whose keys and values are all
