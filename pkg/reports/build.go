@@ -34,10 +34,11 @@ const (
 	// ManagedByLabel marks the reports this controller owns; its value is Source.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// MaxResults caps the results of one report. etcd refuses objects over 1.5 MiB
-	// (--max-request-bytes); a result is about 450 bytes (its message, the object
-	// reference and properties: TestBuildCapped measures 1,000 results with 40-character
-	// names at 440 KiB), so the cap keeps a report well under it even with names of the
-	// full 253 characters. The summary still counts every object.
+	// (--max-request-bytes); a result is about 530 bytes with 40-character names (its
+	// message, the object reference and properties: TestBuildCapped, 1,000 results in 518
+	// KiB) and about 850 with the longest (253 characters): TestCleanup writes such a
+	// capped report through kube-apiserver into etcd, 829 KiB, 54% of the limit. The
+	// summary still counts every object.
 	MaxResults = 1000
 )
 
@@ -50,6 +51,53 @@ type Item struct {
 	Effect policy.Effect
 	// Replicas is what was judged: spec.replicas ("12"), or an HPA's range ("[1, 20]").
 	Replicas string
+	// Message is the result's message when the item is outside its bounds: the text of
+	// the Event the scaler records for it (Effect.Messages[0]), or for a workload under a
+	// clamp rule what becomes of it (clampMessage).
+	Message string
+}
+
+// ScalerMode is what the scaler does with a workload outside the bounds of a clamp rule,
+// which that workload's result says.
+type ScalerMode uint8
+
+const (
+	// ScalerCorrects: the scaler sets it to the nearest bound (the default).
+	ScalerCorrects ScalerMode = iota
+	// ScalerDryRun: --scaler-dry-run, the scaler only says what it would set.
+	ScalerDryRun
+	// ScalerOff: --enable-scaler=false.
+	ScalerOff
+)
+
+// workloadItem is the item of the workload obj judged v (its subject subj), its message
+// saying what the scaler in mode scaler does with it.
+func workloadItem(obj corev1.ObjectReference, v policy.Verdict, subj policy.Subject, scaler ScalerMode) Item {
+	it := Item{Object: obj, Effect: v.Effect(policy.AtScaler, subj), Replicas: fmt.Sprint(v.Replicas)}
+	switch {
+	case it.Effect.Kind == policy.Patch:
+		it.Message = clampMessage(v, scaler)
+	case len(it.Effect.Messages) > 0:
+		it.Message = it.Effect.Messages[0]
+	}
+	return it
+}
+
+// clampMessage is the message of a workload outside the bounds of a clamp rule. The
+// scaler's own text at this stage (Verdict.ClampMessage) says the clamp happened, which
+// is what a write's warning says; a stored workload in a report has not been clamped: it
+// is outside its bounds until the scaler corrects it, or, without the scaler, until its
+// next write, which the webhook clamps.
+func clampMessage(v policy.Verdict, scaler ScalerMode) string {
+	const next = "; the webhook clamps its next write into the bounds"
+	out := fmt.Sprintf("spec.replicas %d is outside the bounds %s of replica policy rule %q (action clamp)", v.Replicas, v.Rule.Bounds, v.Rule.Name)
+	switch scaler {
+	case ScalerOff:
+		return out + ": the scaler is off (--enable-scaler=false) and leaves it" + next
+	case ScalerDryRun:
+		return out + fmt.Sprintf(": the scaler runs in dry-run mode (--scaler-dry-run) and leaves it (it would set %d)", v.Want) + next
+	}
+	return out + fmt.Sprintf(" and not corrected yet: the scaler sets it to %d (if it stays here, the workload's Events say why: a failed or contested correction)", v.Want) + next
 }
 
 // Result is the OpenReports result of an item outside its bounds: fail under clamp and
@@ -119,11 +167,7 @@ func Build(ns string, items []Item, prev *openreportsv1alpha1.Report, now time.T
 	}
 	rep.Results = make([]openreportsv1alpha1.ReportResult, 0, len(out))
 	for _, it := range out {
-		rule := it.Effect.Rule
-		msg := ""
-		if len(it.Effect.Messages) > 0 {
-			msg = it.Effect.Messages[0]
-		}
+		rule, msg := it.Effect.Rule, it.Message
 		ts, ok := stamps[resultKey(it.Object, rule.Name, msg)]
 		if !ok {
 			ts = metav1.Timestamp{Seconds: now.Unix()}

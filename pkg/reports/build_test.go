@@ -3,6 +3,7 @@ package reports
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,11 +36,7 @@ func item(t *testing.T, snap *policy.Snapshot, name, app string, replicas int32)
 	subj := policy.NewSubject("apps", "Deployment", "team", name)
 	subj.SetWorkload(map[string]string{"app": app}, nil)
 	v := snap.Decide(subj, &replicas)
-	return Item{
-		Object:   corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "team", Name: name},
-		Effect:   v.Effect(policy.AtScaler, subj),
-		Replicas: fmt.Sprint(replicas),
-	}
+	return workloadItem(corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "team", Name: name}, v, subj, ScalerCorrects)
 }
 
 func TestBuild(t *testing.T) {
@@ -73,7 +70,7 @@ func TestBuild(t *testing.T) {
 		got[r.Subjects[0].Name] = fmt.Sprintf("%s %s %s %v", r.Result, r.Rule, r.Description, r.Properties)
 	}
 	want := map[string]string{
-		"big":  `fail web Deployment "big": spec.replicas 40 clamped to 10 by replica policy rule "web" map[action:clamp bounds:[2, 10] replicas:40]`,
+		"big":  `fail web spec.replicas 40 is outside the bounds [2, 10] of replica policy rule "web" (action clamp) and not corrected yet: the scaler sets it to 10 (if it stays here, the workload's Events say why: a failed or contested correction); the webhook clamps its next write into the bounds map[action:clamp bounds:[2, 10] replicas:40]`,
 		"db":   `fail db spec.replicas 4 is outside the bounds [0, 3] of replica policy rule "db" (action deny); the scaler does not change it map[action:deny bounds:[0, 3] replicas:4]`,
 		"jobs": `warn batch spec.replicas 9 is outside the bounds [0, 5] of replica policy rule "batch" (action warn); the scaler does not change it map[action:warn bounds:[0, 5] replicas:9]`,
 	}
@@ -148,5 +145,41 @@ func TestBuildCapped(t *testing.T) {
 	t.Logf("report with %d results: %d bytes", len(rep.Results), len(b))
 	if len(b) > 1024*1024 {
 		t.Errorf("report of %d bytes: too close to etcd's 1.5 MiB", len(b))
+	}
+}
+
+// TestClampMessage: the result of a workload outside the bounds of a clamp rule says it is
+// outside them, not that it was clamped, and what the scaler in each mode does with it.
+func TestClampMessage(t *testing.T) {
+	snap, err := policy.Load([]byte(testPolicy), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := policy.NewSubject("apps", "Deployment", "team", "big")
+	subj.SetWorkload(map[string]string{"app": "web"}, nil)
+	replicas := int32(40)
+	v := snap.Decide(subj, &replicas)
+	const head = `spec.replicas 40 is outside the bounds [2, 10] of replica policy rule "web" (action clamp)`
+	const next = "; the webhook clamps its next write into the bounds"
+	for mode, want := range map[ScalerMode]string{
+		ScalerCorrects: head + ` and not corrected yet: the scaler sets it to 10 (if it stays here, the workload's Events say why: a failed or contested correction)` + next,
+		ScalerDryRun:   head + `: the scaler runs in dry-run mode (--scaler-dry-run) and leaves it (it would set 10)` + next,
+		ScalerOff:      head + `: the scaler is off (--enable-scaler=false) and leaves it` + next,
+	} {
+		it := workloadItem(corev1.ObjectReference{Kind: "Deployment", Name: "big"}, v, subj, mode)
+		if it.Message != want {
+			t.Errorf("mode %d:\n got %s\nwant %s", mode, it.Message, want)
+		}
+		if strings.Contains(it.Message, "clamped to") {
+			t.Errorf("mode %d: %q says the workload was clamped", mode, it.Message)
+		}
+	}
+	// Deny and warn rules keep the scaler's Event text.
+	db := policy.NewSubject("apps", "Deployment", "team", "db")
+	db.SetWorkload(map[string]string{"app": "db"}, nil)
+	replicas = 4
+	dv := snap.Decide(db, &replicas)
+	if it := workloadItem(corev1.ObjectReference{Kind: "Deployment", Name: "db"}, dv, db, ScalerOff); it.Message != it.Effect.Messages[0] {
+		t.Errorf("deny violator: message %q, want the Event's %q", it.Message, it.Effect.Messages[0])
 	}
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// CRDPollInterval is how often, while the OpenReports CRD is not served, the Reporter
 	// looks for it again; default 30 seconds.
 	CRDPollInterval time.Duration
+	// Scaler is what the scaler does with workloads outside the bounds of clamp rules,
+	// which their results say; default ScalerCorrects.
+	Scaler ScalerMode
 }
 
 func (o *Options) defaults() {
@@ -354,11 +357,8 @@ func (r *Reporter) items(ctx context.Context, ns string) ([]Item, error) {
 			if err != nil {
 				return nil, err
 			}
-			items = append(items, Item{
-				Object:   corev1.ObjectReference{APIVersion: apiVersion, Kind: k.Kind, Namespace: ns, Name: name, UID: obj.GetUID()},
-				Effect:   v.Effect(policy.AtScaler, subj),
-				Replicas: fmt.Sprint(v.Replicas),
-			})
+			ref := corev1.ObjectReference{APIVersion: apiVersion, Kind: k.Kind, Namespace: ns, Name: name, UID: obj.GetUID()}
+			items = append(items, workloadItem(ref, v, subj, r.opts.Scaler))
 		}
 	}
 	hpas := &autoscalingv2.HorizontalPodAutoscalerList{}
@@ -377,11 +377,15 @@ func (r *Reporter) items(ctx context.Context, ns string) ([]Item, error) {
 		if !ok {
 			continue
 		}
-		items = append(items, Item{
+		it := Item{
 			Object:   corev1.ObjectReference{APIVersion: "autoscaling/v2", Kind: policy.AutoscalerKind, Namespace: ns, Name: hpa.Name, UID: hpa.UID},
 			Effect:   v.Effect(policy.AtScaler, hpa.Name, target, nil),
 			Replicas: v.Range.String(),
-		})
+		}
+		if len(it.Effect.Messages) > 0 {
+			it.Message = it.Effect.Messages[0]
+		}
+		items = append(items, it)
 	}
 	return items, nil
 }

@@ -220,12 +220,23 @@ func (p *process) addScaler(ctx context.Context) error {
 	return nil
 }
 
-// addReports adds, with --reports, the leader's OpenReports policy reports.
+// addReports adds, with --reports, the leader's OpenReports policy reports; without, the
+// leader's one-off removal of the reports an earlier --reports left.
 func (p *process) addReports(ctx context.Context) error {
 	if !p.o.Reports {
+		if err := reports.NewCleanup().SetupWithManager(p.mgr); err != nil {
+			return fmt.Errorf("setting up the removal of the policy reports: %w", err)
+		}
 		return nil
 	}
-	if err := reports.New(p.store, p.kinds, p.watcher.Ready, reports.Options{}).SetupWithManager(p.mgr); err != nil {
+	opts := reports.Options{Scaler: reports.ScalerCorrects}
+	switch {
+	case !p.o.EnableScaler:
+		opts.Scaler = reports.ScalerOff
+	case p.o.Scaler.DryRun:
+		opts.Scaler = reports.ScalerDryRun
+	}
+	if err := reports.New(p.store, p.kinds, p.watcher.Ready, opts).SetupWithManager(p.mgr); err != nil {
 		return fmt.Errorf("setting up the policy reports: %w", err)
 	}
 	return nil
