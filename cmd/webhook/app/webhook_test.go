@@ -63,7 +63,13 @@ func launchWebhook(t *testing.T, configure func(*harness.ControlPlane, *Options)
 // launchWebhookOn is launchWebhook on a control plane started with cp.
 func launchWebhookOn(t *testing.T, cp harness.ControlPlaneOptions, configure func(*harness.ControlPlane, *Options)) *fixture {
 	t.Helper()
-	env := harness.StartControlPlane(t, cp)
+	return runWebhookOn(t, harness.StartControlPlane(t, cp), configure)
+}
+
+// runWebhookOn is launchWebhookOn on the running control plane env: a restart, once the
+// webhook that ran there before has stopped.
+func runWebhookOn(t *testing.T, env *harness.ControlPlane, configure func(*harness.ControlPlane, *Options)) *fixture {
+	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := env.AdminKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
