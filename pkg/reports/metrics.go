@@ -7,7 +7,7 @@ import (
 
 var writesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "replicapolicy_reports_writes_total",
-	Help: "Requests that created, updated or deleted a policy report (openreports.io Report), whatever their outcome, by operation; at most one a second per namespace.",
+	Help: "Requests that created, updated or deleted a policy report (openreports.io Report), whatever their outcome, by operation: with --reports at most one a second per namespace; without, the deletes of the reports an earlier --reports left.",
 }, []string{"operation"})
 
 var active = prometheus.NewGauge(prometheus.GaugeOpts{

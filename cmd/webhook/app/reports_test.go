@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -667,4 +669,61 @@ func replicasOf(d *appsv1.Deployment) int32 {
 		return -1
 	}
 	return ptr.Deref(d.Spec.Replicas, -1)
+}
+
+// TestReportsOffWithTheRights: the way docs/operations.md ("Turning it off") tells an operator
+// to turn reports off before removing their rights gives the webhook --reports=false and
+// keeps the component's rights to list and delete reports, with kustomize (a patch after
+// the component) and with Helm (extraArgs beside reports.enabled).
+func TestReportsOffWithTheRights(t *testing.T) {
+	dir := t.TempDir()
+	if err := harness.CopyManifests(filepath.Join(dir, "manifests")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "kustomization.yaml"), []byte(`resources: [manifests/base]
+components: [manifests/components/reports]
+patches:
+- target: {kind: Deployment, name: replica-policy-webhook}
+  patch: |-
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --reports=false
+`))
+	kubectl := harness.NeedKubectl(t, "kubectl kustomize")
+	kustomized, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	helmed, err := harness.HelmCmd(context.Background(), t.TempDir(), "template", "replica-policy", harness.Chart(),
+		"--namespace", policy.DefaultNamespace, "--set", "reports.enabled=true", "--set", "extraArgs={--reports=false}")
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	for tool, out := range map[string]string{"kustomize": string(kustomized), "helm": helmed} {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(out, "Deployment")), &d); err != nil {
+			t.Fatal(err)
+		}
+		o := NewOptions()
+		fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+		o.AddFlags(fs)
+		if err := fs.Parse(d.Spec.Template.Spec.Containers[0].Args); err != nil || o.Reports {
+			t.Errorf("%s: --reports %t (%v) from %q, want false", tool, o.Reports, err, d.Spec.Template.Spec.Containers[0].Args)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(out, "ClusterRole")), &role); err != nil {
+			t.Fatal(err)
+		}
+		may := map[string]bool{}
+		for _, r := range role.Rules {
+			if slices.Contains(r.APIGroups, openreportsv1alpha1.GroupName) {
+				for _, v := range r.Verbs {
+					may[v] = true
+				}
+			}
+		}
+		if !may["list"] || !may["delete"] {
+			t.Errorf("%s: the ClusterRole may %v on reports, want list and delete", tool, may)
+		}
+	}
 }
