@@ -26,7 +26,9 @@ var cleanupBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Steps: 5}
 // removes the reports as turning it on made them. It deletes only reports named Name that
 // carry ManagedByLabel=Source, each by its UID. Where the OpenReports CRD is not served it
 // does nothing, silently; where it may not list the reports (the rights of the reports
-// component are gone) it says so once, with DeleteCommand, and does nothing.
+// component are gone) it says so once, with DeleteCommand, and does nothing. That line
+// does not quote the API server's refusal: a log with "forbidden" in it means a right the
+// manifests should grant, and the base manifests grant none on reports on purpose.
 type Cleanup struct {
 	log     logr.Logger
 	client  client.Client // deletes
@@ -70,7 +72,7 @@ func (c *Cleanup) Start(ctx context.Context) error {
 		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 			// Gone already, or a report of the same name made since the list: not ours to judge.
 		case apierrors.IsForbidden(err):
-			c.log.Info("Policy reports are off (--reports=false), but the reports an earlier --reports left stay: no rights to delete reports.openreports.io", "deleteThemWith", DeleteCommand, "error", err.Error())
+			c.log.Info("Policy reports are off (--reports=false), but the reports an earlier --reports left stay: no rights to delete reports.openreports.io", "deleteThemWith", DeleteCommand)
 			return nil
 		default:
 			failed++
@@ -99,7 +101,7 @@ func (c *Cleanup) list(ctx context.Context) (*openreportsv1alpha1.ReportList, bo
 	case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
 		c.log.V(1).Info("Policy reports are off and the OpenReports CRD is not served: no reports to delete")
 	case apierrors.IsForbidden(err):
-		c.log.Info("Policy reports are off (--reports=false); reports an earlier --reports left, if any, stay: no rights to list reports.openreports.io", "deleteThemWith", DeleteCommand, "error", err.Error())
+		c.log.Info("Policy reports are off (--reports=false); reports an earlier --reports left, if any, stay: no rights to list reports.openreports.io", "deleteThemWith", DeleteCommand)
 	default:
 		c.log.Error(err, "Listing the policy reports an earlier --reports left; they stay", "deleteThemWith", DeleteCommand)
 	}
