@@ -300,6 +300,9 @@ func TestReports(t *testing.T) {
 		if err := e.rc.Get(ctx, client.ObjectKey{Namespace: teamNS(0), Name: reports.Name}, rep); err != nil {
 			t.Fatal(err)
 		}
+		if b, err := json.Marshal(rep); err == nil {
+			t.Logf("a report of 50 workloads, 5 results: %d bytes (the cap and the size of a full report: TestCleanup in pkg/reports)", len(b))
+		}
 		for _, r := range rep.Results {
 			if r.Policy != reports.Policy || r.Description == "" || r.Properties["action"] == "" || r.Subjects[0].Namespace != teamNS(0) || r.Subjects[0].UID == "" {
 				t.Errorf("result %+v", r)
