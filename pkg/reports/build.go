@@ -117,45 +117,9 @@ func (it Item) result() openreportsv1alpha1.Result {
 // prev (same object, rule and message) keeps its timestamp; a new one is stamped now, so
 // that an unchanged namespace builds a report equal to prev.
 func Build(ns string, items []Item, prev *openreportsv1alpha1.Report, now time.Time) *openreportsv1alpha1.Report {
-	rep := &openreportsv1alpha1.Report{
-		TypeMeta: metav1.TypeMeta{APIVersion: openreportsv1alpha1.SchemeGroupVersion.String(), Kind: "Report"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: Name, Namespace: ns,
-			Labels: map[string]string{ManagedByLabel: Source},
-		},
-		Source: Source,
-	}
-	bounded := false
-	var out []Item
-	for _, it := range items {
-		if !it.Effect.Decided() {
-			continue
-		}
-		bounded = true
-		switch it.Effect.Outcome {
-		case policy.OutcomeInBounds:
-			rep.Summary.Pass++
-		case policy.OutcomeUnknown:
-			rep.Summary.Skip++
-		default:
-			if it.result() == "warn" {
-				rep.Summary.Warn++
-			} else {
-				rep.Summary.Fail++
-			}
-			out = append(out, it)
-		}
-	}
+	summary, out, bounded := summarize(items)
 	if !bounded {
 		return nil
-	}
-	slices.SortFunc(out, func(a, b Item) int {
-		return cmp.Or(cmp.Compare(a.result(), b.result()), // fail before warn
-			cmp.Compare(a.Object.Kind, b.Object.Kind), cmp.Compare(a.Object.Name, b.Object.Name),
-			cmp.Compare(a.Object.APIVersion, b.Object.APIVersion))
-	})
-	if len(out) > MaxResults {
-		out = out[:MaxResults]
 	}
 	stamps := map[string]metav1.Timestamp{}
 	if prev != nil {
@@ -165,29 +129,77 @@ func Build(ns string, items []Item, prev *openreportsv1alpha1.Report, now time.T
 			}
 		}
 	}
-	rep.Results = make([]openreportsv1alpha1.ReportResult, 0, len(out))
+	rep := &openreportsv1alpha1.Report{
+		TypeMeta: metav1.TypeMeta{APIVersion: openreportsv1alpha1.SchemeGroupVersion.String(), Kind: "Report"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: Name, Namespace: ns,
+			Labels: map[string]string{ManagedByLabel: Source},
+		},
+		Source:  Source,
+		Summary: summary,
+		Results: make([]openreportsv1alpha1.ReportResult, 0, len(out)),
+	}
 	for _, it := range out {
-		rule, msg := it.Effect.Rule, it.Message
-		ts, ok := stamps[resultKey(it.Object, rule.Name, msg)]
+		ts, ok := stamps[resultKey(it.Object, it.Effect.Rule.Name, it.Message)]
 		if !ok {
 			ts = metav1.Timestamp{Seconds: now.Unix()}
 		}
-		rep.Results = append(rep.Results, openreportsv1alpha1.ReportResult{
-			Source:      Source,
-			Policy:      Policy,
-			Rule:        rule.Name,
-			Result:      it.result(),
-			Timestamp:   ts,
-			Subjects:    []corev1.ObjectReference{it.Object},
-			Description: msg,
-			Properties: map[string]string{
-				"replicas": it.Replicas,
-				"bounds":   rule.Bounds.String(),
-				"action":   string(rule.Action),
-			},
-		})
+		rep.Results = append(rep.Results, it.reportResult(ts))
 	}
 	return rep
+}
+
+// summarize counts the bounded items (decided by a rule) by result and returns those outside
+// their bounds in the report's order (fail first, then by kind and name), at most MaxResults;
+// bounded says whether any item was bounded at all.
+func summarize(items []Item) (summary openreportsv1alpha1.ReportSummary, out []Item, bounded bool) {
+	for _, it := range items {
+		if !it.Effect.Decided() {
+			continue
+		}
+		bounded = true
+		switch it.Effect.Outcome {
+		case policy.OutcomeInBounds:
+			summary.Pass++
+		case policy.OutcomeUnknown:
+			summary.Skip++
+		default:
+			if it.result() == "warn" {
+				summary.Warn++
+			} else {
+				summary.Fail++
+			}
+			out = append(out, it)
+		}
+	}
+	slices.SortFunc(out, func(a, b Item) int {
+		return cmp.Or(cmp.Compare(a.result(), b.result()), // fail before warn
+			cmp.Compare(a.Object.Kind, b.Object.Kind), cmp.Compare(a.Object.Name, b.Object.Name),
+			cmp.Compare(a.Object.APIVersion, b.Object.APIVersion))
+	})
+	if len(out) > MaxResults {
+		out = out[:MaxResults]
+	}
+	return summary, out, bounded
+}
+
+// reportResult is the item's result in a report, stamped ts.
+func (it Item) reportResult(ts metav1.Timestamp) openreportsv1alpha1.ReportResult {
+	rule := it.Effect.Rule
+	return openreportsv1alpha1.ReportResult{
+		Source:      Source,
+		Policy:      Policy,
+		Rule:        rule.Name,
+		Result:      it.result(),
+		Timestamp:   ts,
+		Subjects:    []corev1.ObjectReference{it.Object},
+		Description: it.Message,
+		Properties: map[string]string{
+			"replicas": it.Replicas,
+			"bounds":   rule.Bounds.String(),
+			"action":   string(rule.Action),
+		},
+	}
 }
 
 func resultKey(o corev1.ObjectReference, rule, msg string) string {
