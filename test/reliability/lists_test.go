@@ -96,10 +96,11 @@ func initialReads(t *testing.T, path string) map[string]map[string][]string {
 }
 
 // TestOneListPerResourcePerStart runs two replicas of the binary (with --leader-elect, as
-// the manifests run them), restarts both (one SIGTERM, one SIGKILL) while a stream of scale
-// writes runs through the API server, and counts, from the API server's audit log, the
-// requests each process made that read a resource's whole state (a LIST, or a WATCH with
-// sendInitialEvents): at most one per resource per process start (docs/design.md, Scale).
+// the manifests run them) with 200 Deployments [long: 2,000], restarts both once [3 times]
+// (one SIGTERM, one SIGKILL) while a stream of scale writes runs through the API server,
+// and counts, from the API server's audit log, the requests each process made that read a
+// resource's whole state (a LIST, or a WATCH with sendInitialEvents): at most one per
+// resource per process start (docs/design.md, Scale).
 // Informers list once and then watch from the resourceVersion they reached (with bookmarks,
 // which keep it recent); a second read would come from a relist after a watch error (410
 // Gone: a resourceVersion compacted away) or from a direct List call beside the cache.
@@ -112,8 +113,11 @@ func TestOneListPerResourcePerStart(t *testing.T) {
 	e := startCluster(t, "audit-policy-file="+auditPolicy, "audit-log-path="+auditLog)
 	const (
 		ns          = "lists"
-		deployments = 200
 		maxReplicas = 5
+	)
+	var (
+		deployments = pick(200, 2000)
+		restarts    = pick(1, 3)
 	)
 	e.mustSetPolicy(t, policyDoc("lists-cap", ns, 1, maxReplicas))
 	names := e.createDeployments(t, ns, deployments, 2)
@@ -134,27 +138,29 @@ func TestOneListPerResourcePerStart(t *testing.T) {
 		got, err := scale(ctx, e.admin, ns, names[i%len(names)], v, false)
 		return harness.Write{Target: names[i%len(names)], Sent: v, Got: got, Err: err}
 	})
-	time.Sleep(3 * time.Second)
-	if err := ws[0].Stop(30 * time.Second); err != nil {
-		t.Errorf("replica 0 on SIGTERM: %v", err)
-	}
-	ws[1].Kill()
-	_ = ws[1].Wait(10 * time.Second)
-	ws = start(1)
-	// A leader's start-up pass and its writes are part of what is counted: wait until one
-	// of the restarted replicas leads (the killed one's Lease expires first) and has passed
-	// over every Deployment.
-	harness.Eventually(t, 60*time.Second, poll, "a restarted replica's scaler passed over every Deployment", func() (bool, string) {
-		var got []string
-		for _, w := range ws {
-			v, _ := w.Metric("controller_runtime_reconcile_total", `controller="replica-policy-scaler"`)
-			if v >= deployments {
-				return true, ""
-			}
-			got = append(got, fmt.Sprint(v))
+	for round := 1; round <= restarts; round++ {
+		time.Sleep(3 * time.Second)
+		if err := ws[0].Stop(30 * time.Second); err != nil {
+			t.Errorf("replica 0 on SIGTERM: %v", err)
 		}
-		return false, strings.Join(got, ", ")
-	})
+		ws[1].Kill()
+		_ = ws[1].Wait(10 * time.Second)
+		ws = start(round)
+		// A leader's start-up pass and its writes are part of what is counted: wait until
+		// one of the restarted replicas leads (a killed leader's Lease expires first) and
+		// has passed over every Deployment.
+		harness.Eventually(t, 60*time.Second, poll, "a restarted replica's scaler passed over every Deployment", func() (bool, string) {
+			var got []string
+			for _, w := range ws {
+				v, _ := w.Metric("controller_runtime_reconcile_total", `controller="replica-policy-scaler"`)
+				if v >= float64(deployments) {
+					return true, ""
+				}
+				got = append(got, fmt.Sprint(v))
+			}
+			return false, strings.Join(got, ", ")
+		})
+	}
 	time.Sleep(2 * time.Second)
 	stop()
 	writes := load.Wait()
@@ -172,7 +178,7 @@ func TestOneListPerResourcePerStart(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d writes failed", failed, len(writes))
 	}
-	checkInitialReads(t, initialReads(t, auditLog), 4)
+	checkInitialReads(t, initialReads(t, auditLog), 2*(restarts+1))
 }
 
 // checkInitialReads checks that the reads come from processes processes, and that none
@@ -180,7 +186,7 @@ func TestOneListPerResourcePerStart(t *testing.T) {
 func checkInitialReads(t *testing.T, reads map[string]map[string][]string, processes int) {
 	t.Helper()
 	if len(reads) != processes {
-		t.Errorf("the audit log shows reads of %d processes, want %d (2 replicas, each started twice)", len(reads), processes)
+		t.Errorf("the audit log shows reads of %d processes, want %d (2 replicas, each start)", len(reads), processes)
 	}
 	for id, byResource := range reads {
 		var rows []string
