@@ -38,7 +38,7 @@ func TestScaleTargetsCompareTheLastSizeWithTheFirst(t *testing.T) {
 	got := b.String()
 	for _, want := range []string{
 		"ready 5.00 s, bare informer 2.00 s (x2.50) | **missed**", // medians of the last size
-		"420 µs against 400 µs (x1.05); control, a name rule: x1.00 | met",
+		"420 µs against 400 µs (x1.05); control, a name rule: x1.00; the selector rule's over the control's: x1.05 | met",
 		"peak RSS < 48 MiB with 10000 workloads, start-up included | 50.0 MiB | **missed**",
 		"peak RSS < 160 MiB with 100000 workloads, start-up included | 150.0 MiB | met",
 	} {

@@ -66,7 +66,7 @@ var (
 		handler: bench.HandlerOptions{Rounds: 5, Slice: time.Second},
 		e2e:     bench.E2EOptions{Rounds: 12, Sequential: 40, Concurrent: 160},
 		scaler:  []int{1000, 10000}, scalerLimit: 10 * time.Minute,
-		scale: bench.ScaleOptions{Sizes: []int{1000, 10000, 100000}, Rounds: 3, Reviews: 2000},
+		scale: bench.ScaleOptions{Sizes: []int{1000, 10000, 100000}, Rounds: 5, Reviews: 2000},
 	}
 	brief = sizes{
 		decideTime: 2 * time.Millisecond, cpuTime: 2 * time.Millisecond, cpuReps: 1,
