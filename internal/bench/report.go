@@ -41,6 +41,9 @@ type Report struct {
 	Scaler                     []ScalerResult
 	APIServerVersion           string
 	Errors                     []string
+
+	// Scale is the scale benchmark (RunScale).
+	Scale *ScaleResult
 }
 
 // Machine describes where the figures come from.
@@ -130,6 +133,7 @@ func (r *Report) Markdown() string {
 	r.handler(&b)
 	r.e2e(&b)
 	r.scaler(&b)
+	r.scale(&b)
 	return b.String()
 }
 
@@ -144,6 +148,7 @@ func pass(ok bool) string {
 func (r *Report) targets(b *bytes.Buffer) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("### Targets\n\n| target | measured | |\n|---|---|---|\n")
+	r.scaleTargets(b)
 	if c1, c2 := r.Decide[RuleNames+"/1"], r.Decide[RuleNames+"/10000"]; c1.N > 0 && c2.N > 0 {
 		p("| name-only rules do not cost linear time | %.0f ns/op at 1 rule, %.0f at 10,000 (x%.2f) | %s |\n", c1.NsPerOp, c2.NsPerOp, c2.NsPerOp/c1.NsPerOp, pass(c2.NsPerOp < 3*c1.NsPerOp))
 	}

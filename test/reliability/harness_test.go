@@ -78,9 +78,10 @@ type env struct {
 	admin kubernetes.Interface
 }
 
-func startCluster(t *testing.T) *env {
+// startCluster starts the control plane, kube-apiserver with apiServerArgs ("name=value").
+func startCluster(t *testing.T, apiServerArgs ...string) *env {
 	t.Helper()
-	c, err := harness.StartCluster(context.Background(), harness.ClusterOptions{Dir: t.TempDir(), Log: harness.LogWriter(t)})
+	c, err := harness.StartCluster(context.Background(), harness.ClusterOptions{Dir: t.TempDir(), Log: harness.LogWriter(t), APIServerArgs: apiServerArgs})
 	if err != nil {
 		t.Fatal(err)
 	}

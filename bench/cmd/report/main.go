@@ -44,6 +44,7 @@ type options struct {
 	only   string
 	rounds int
 	sizes  string
+	scale  string
 }
 
 // sizes of the suite: full for the figures of docs/benchmarks.md, brief so that make test
@@ -56,6 +57,7 @@ type sizes struct {
 	e2e         bench.E2EOptions
 	scaler      []int
 	scalerLimit time.Duration
+	scale       bench.ScaleOptions
 }
 
 var (
@@ -64,12 +66,14 @@ var (
 		handler: bench.HandlerOptions{Rounds: 5, Slice: time.Second},
 		e2e:     bench.E2EOptions{Rounds: 12, Sequential: 40, Concurrent: 160},
 		scaler:  []int{1000, 10000}, scalerLimit: 10 * time.Minute,
+		scale: bench.ScaleOptions{Sizes: []int{1000, 10000, 100000}, Rounds: 5, Reviews: 2000},
 	}
 	brief = sizes{
 		decideTime: 2 * time.Millisecond, cpuTime: 2 * time.Millisecond, cpuReps: 1,
 		handler: bench.HandlerOptions{Rounds: 1, Count: 16},
 		e2e:     bench.E2EOptions{Rounds: 1, Sequential: 3, Concurrent: 8},
 		scaler:  []int{20, 40}, scalerLimit: time.Minute,
+		scale: bench.ScaleOptions{Sizes: []int{100, 300}, Rounds: 1, Reviews: 20},
 	}
 )
 
@@ -80,9 +84,10 @@ func main() {
 	flag.StringVar(&o.binary, "binary", "", "The webhook binary to run; default: built with `make build` into the work folder.")
 	flag.StringVar(&o.dir, "dir", "", "Work folder (control plane files, logs); default: a temporary folder.")
 	flag.BoolVar(&o.keep, "keep", false, "Keep the work folder.")
-	flag.StringVar(&o.only, "only", "", "Comma-separated sections to run: decide, handler, e2e, scaler (default: all).")
+	flag.StringVar(&o.only, "only", "", "Comma-separated sections to run: decide, handler, e2e, scaler, scale (default: all).")
 	flag.IntVar(&o.rounds, "rounds", 0, "Rounds of the handler and end-to-end benchmarks (default: 5 and 12, or 1 with --brief).")
 	flag.StringVar(&o.sizes, "scaler-sizes", "", "Comma-separated numbers of Deployments for the scaler and memory benchmarks, at most two, growing (default: 1000,10000, or 20,40 with --brief).")
+	flag.StringVar(&o.scale, "scale-sizes", "", "Comma-separated numbers of Deployments for the scale benchmark, growing, at least 100 (default: 1000,10000,100000, or 100,300 with --brief).")
 	flag.Parse()
 	// The reference webhook's controller-runtime server logs nothing worth the noise.
 	crlog.SetLogger(logr.Discard())
@@ -100,14 +105,15 @@ func run(o options) error {
 	if o.rounds > 0 {
 		sz.handler.Rounds, sz.e2e.Rounds = o.rounds, o.rounds
 	}
+	var err error
 	if o.sizes != "" {
-		sz.scaler = nil
-		for _, f := range strings.Split(o.sizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				return fmt.Errorf("--scaler-sizes %q: %q is not a positive number", o.sizes, f)
-			}
-			sz.scaler = append(sz.scaler, n)
+		if sz.scaler, err = parseSizes("--scaler-sizes", o.sizes); err != nil {
+			return err
+		}
+	}
+	if o.scale != "" {
+		if sz.scale.Sizes, err = parseSizes("--scale-sizes", o.scale); err != nil {
+			return err
 		}
 	}
 	want := func(section string) bool {
@@ -198,6 +204,14 @@ func run(o options) error {
 		}
 	}
 
+	if want("scale") {
+		sz.scale.Dir, sz.scale.Binary, sz.scale.Log = filepath.Join(dir, "scale"), o.binary, os.Stderr
+		logf("scale: %v Deployments", sz.scale.Sizes)
+		if r.Scale, err = bench.RunScale(ctx, sz.scale); err != nil {
+			fail("scale", err)
+		}
+	}
+
 	stopSampler()
 	r.OtherCPU = other.Stop(r.Machine.Cores)
 	r.LoadAfter = bench.LoadAverage()
@@ -258,6 +272,19 @@ func clusterSections(ctx context.Context, o options, sz sizes, r *bench.Report, 
 		}
 	}
 	return nil
+}
+
+// parseSizes reads a flag's comma-separated list of positive numbers.
+func parseSizes(flagName, list string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s %q: %q is not a positive number", flagName, list, f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 // writeSection replaces the generated section of the Markdown file at path, or creates the
