@@ -263,7 +263,9 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		if last == nil {
 			t.Skip("no leader left to stop")
 		}
-		stopWebhook(t, last)
+		// Uninstalled: the pod is gone (runWebhook's cleanup may have killed it already).
+		last.Kill()
+		_ = last.Wait(10 * time.Second)
 		kinds := "mutatingadmissionpolicies,mutatingadmissionpolicybindings,validatingadmissionpolicies,validatingadmissionpolicybindings"
 		selector := native.ManagedByLabel + "=" + native.ManagedBy
 		kubectl(t, c, "delete", kinds, "-l", selector, "--wait=false")
