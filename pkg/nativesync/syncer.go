@@ -8,8 +8,10 @@
 // level-triggered: it watches the policy, each compiled object and the configuration, and
 // whatever drifts from what it wants (an object deleted or edited by hand, the manifests
 // re-applied) is restored at once, the webhook widened first while a native policy is
-// missing, so that no write is decided by nobody. It narrows the webhook only once the API
-// server is seen to enforce the native policies (Prober).
+// missing. Its Finalizer holds a deleted object, which the API server keeps enforcing, until
+// the API server is seen to call the widened webhook, so that no write is decided by nobody.
+// It narrows the webhook only once the API server is seen to enforce the native policies
+// (Prober).
 //
 // An invalid policy never reaches the store, so the objects stay as they were. A policy the
 // API server cannot hold as native policies (native.LimitError) widens the webhook and then
@@ -191,8 +193,12 @@ func (s *Syncer) Start(ctx context.Context) error {
 //  1. when a compiled object is missing, differs from what it should be, or is no longer
 //     needed, or when the API server has not yet been seen to enforce the objects, the
 //     webhook's entries are widened first (every write of every bounded kind);
-//  2. the compiled objects that differ are applied, those no longer needed deleted;
-//  3. once the Prober sees the API server enforce them, the entries are narrowed.
+//  2. before an object is removed (no longer needed, edited by another field manager, or
+//     deleted by someone and held by Finalizer), the Prober must see the API server call
+//     the widened webhook;
+//  3. the compiled objects that differ are applied (those to replace removed first), those
+//     no longer needed removed;
+//  4. once the Prober sees the API server enforce them, the entries are narrowed.
 //
 // A policy CEL cannot hold (native.LimitError) leaves the webhook wide and no native object.
 // Sync returns a notYetError while the API server does not enforce them yet, or does not yet
