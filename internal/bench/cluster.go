@@ -76,7 +76,7 @@ var Configs = []Config{{ConfigNone, nsNone}, {ConfigNoneAgain, nsNoneAgain}, {Co
 var configRules = map[string]string{ConfigOurs: RuleOurs, ConfigBand: RuleBand, ConfigNative: RuleNative, ConfigNativeSelector: RuleNativeSelector}
 
 // benchPolicy names the namespaces of the benchmark's policy.
-var benchPolicy = PolicyNamespaces{Ours: nsOurs, Band: nsBand, Native: nsNative, NativeSelector: nsNativeSelector, Scale: nsScale}
+var benchPolicy = PolicyNamespaces{Ours: nsOurs, Band: nsBand, Native: nsNative, NativeSelector: nsNativeSelector, Scale: nsScale, Exempt: []string{nsNone, nsNoneAgain}}
 
 // Env is the cluster of the end-to-end, scaler and memory benchmarks: a real kube-apiserver
 // and etcd with replica-policy installed from manifests/ by kubectl (internal/harness),

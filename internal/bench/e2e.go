@@ -22,10 +22,26 @@ const (
 	// OpImage is an update of the Deployment that changes only the image: most of a real
 	// cluster's writes to Deployments.
 	OpImage = "image update"
+	// OpScaleClamped and OpReplicasClamped are OpScale and OpReplicas with every other
+	// write above the bounds, which every configuration with a policy clamps to ClampMax:
+	// what admission is for, and the writes where a mutation is applied.
+	OpScaleClamped    = "scale patch, half clamped"
+	OpReplicasClamped = "replica update, half clamped"
 )
 
 // Ops in the order the report shows them.
-var Ops = []string{OpScale, OpReplicas, OpImage}
+var Ops = []string{OpScale, OpScaleClamped, OpReplicas, OpReplicasClamped, OpImage}
+
+// unclamped is the write op sends, whether its values stay in bounds or not.
+func unclamped(op string) string {
+	switch op {
+	case OpScaleClamped:
+		return OpScale
+	case OpReplicasClamped:
+		return OpReplicas
+	}
+	return op
+}
 
 // E2EConcurrency are the concurrencies of the end-to-end benchmark: sequential and 8.
 var E2EConcurrency = []int{1, 8}
@@ -74,7 +90,8 @@ type writer struct {
 }
 
 func deploymentName(op string, worker int) string {
-	return fmt.Sprintf("%s-%d", map[string]string{OpScale: "scale", OpReplicas: "replicas", OpImage: "image"}[op], worker)
+	return fmt.Sprintf("%s-%d", map[string]string{OpScale: "scale", OpReplicas: "replicas", OpImage: "image",
+		OpScaleClamped: "scale-clamped", OpReplicasClamped: "replicas-clamped"}[op], worker)
 }
 
 // RunE2E measures every configuration, write and concurrency in interleaved slices: for
@@ -231,12 +248,20 @@ func (e *Env) allCalls() ([]int64, error) {
 	return out, nil
 }
 
-// write sends one write of kind op for w and checks that the API server stored it.
+// write sends one write of kind op for w and checks that the API server stored it: the value
+// asked for, or ClampMax where the configuration clamps it.
 func (e *Env) write(ctx context.Context, op string, w *writer) error {
 	w.k++
 	replicas := int32(2 + w.k%8) // inside every configuration's bounds; differs from the last
+	if op != unclamped(op) && w.k%2 == 1 {
+		replicas = ClampMax + 1 + int32(w.k%8) // above them; differs from the last too
+	}
+	want := replicas
+	if replicas > ClampMax && w.ns != nsNone && w.ns != nsNoneAgain {
+		want = ClampMax
+	}
 	deps := e.Client.AppsV1().Deployments(w.ns)
-	switch op {
+	switch unclamped(op) {
 	case OpScale:
 		// As kubectl scale sends it; the answer is an autoscaling/v1 Scale.
 		s := &autoscalingv1.Scale{}
@@ -245,8 +270,8 @@ func (e *Env) write(ctx context.Context, op string, w *writer) error {
 		if err != nil {
 			return err
 		}
-		if s.Spec.Replicas != replicas {
-			return fmt.Errorf("%s/%s: scale to %d stored %d", w.ns, w.name, replicas, s.Spec.Replicas)
+		if s.Spec.Replicas != want {
+			return fmt.Errorf("%s/%s: scale to %d stored %d, want %d", w.ns, w.name, replicas, s.Spec.Replicas, want)
 		}
 		return nil
 	case OpReplicas:
@@ -261,8 +286,8 @@ func (e *Env) write(ctx context.Context, op string, w *writer) error {
 		}
 		return err
 	}
-	if op == OpReplicas && *d.Spec.Replicas != replicas {
-		return fmt.Errorf("%s/%s: update to %d stored %d", w.ns, w.name, replicas, *d.Spec.Replicas)
+	if unclamped(op) == OpReplicas && *d.Spec.Replicas != want {
+		return fmt.Errorf("%s/%s: update to %d stored %d, want %d", w.ns, w.name, replicas, *d.Spec.Replicas, want)
 	}
 	w.last = d
 	return nil

@@ -57,6 +57,9 @@ type PolicyNamespaces struct {
 	Native, NativeSelector string
 	// Scale gets a clamp to at most the scaler benchmark's bound (rule bench-scaler).
 	Scale string
+	// Exempt are exempt besides the system namespaces: those of the configurations without a
+	// policy, whose writes outside the bounds the scaler must not correct.
+	Exempt []string
 }
 
 // PolicyDoc returns the benchmark's policy: a rule for each namespace of ns (the scaler's at
@@ -64,7 +67,7 @@ type PolicyNamespaces struct {
 func PolicyDoc(ns PolicyNamespaces, scaleMax int32) string {
 	var b strings.Builder
 	b.WriteString("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n")
-	b.WriteString("exemptNamespaces: [kube-system, kube-public, kube-node-lease]\n")
+	fmt.Fprintf(&b, "exemptNamespaces: [%s]\n", strings.Join(append([]string{"kube-system", "kube-public", "kube-node-lease"}, ns.Exempt...), ", "))
 	fmt.Fprintf(&b, "default: {minReplicas: %d, maxReplicas: %d, action: clamp}\n", ClampMin, ClampMax)
 	b.WriteString("rules:\n")
 	clamp := func(rule, namespace, selector string) {

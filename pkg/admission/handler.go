@@ -105,6 +105,9 @@ func Serve(h admission.Handler) http.Handler {
 func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
 	a := h.admit(req)
 	observe(h.stage, h.kinds, a)
+	if h.stage == Mutate && isProbe(req) {
+		return a.resp.WithWarnings(ProbeWarning)
+	}
 	return a.resp
 }
 

@@ -34,7 +34,7 @@ type resource struct {
 	watch func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error)
 	// applied extracts the fields FieldManager applied to a live object.
 	applied func(live runtime.Object) (any, error)
-	patch   func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error
+	patch   func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error
 	del     func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error
 }
 
@@ -56,8 +56,8 @@ var resources = []resource{
 		applied: func(live runtime.Object) (any, error) {
 			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicyBinding(live.(*admissionregistrationv1.MutatingAdmissionPolicyBinding), FieldManager)
 		},
-		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
+		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Patch(ctx, name, pt, data, opts)
 			return err
 		},
 		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
@@ -79,8 +79,8 @@ var resources = []resource{
 		applied: func(live runtime.Object) (any, error) {
 			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicy(live.(*admissionregistrationv1.MutatingAdmissionPolicy), FieldManager)
 		},
-		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
+		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Patch(ctx, name, pt, data, opts)
 			return err
 		},
 		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
@@ -102,8 +102,8 @@ var resources = []resource{
 		applied: func(live runtime.Object) (any, error) {
 			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicyBinding(live.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding), FieldManager)
 		},
-		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Patch(ctx, name, types.ApplyPatchType, data, opts)
+		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Patch(ctx, name, pt, data, opts)
 			return err
 		},
 		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
@@ -125,8 +125,8 @@ var resources = []resource{
 		applied: func(live runtime.Object) (any, error) {
 			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicy(live.(*admissionregistrationv1.ValidatingAdmissionPolicy), FieldManager)
 		},
-		patch: func(ctx context.Context, c *Syncer, name string, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Patch(ctx, name, types.ApplyPatchType, data, opts)
+		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
+			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Patch(ctx, name, pt, data, opts)
 			return err
 		},
 		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
@@ -151,6 +151,8 @@ type compiled struct {
 	data []byte    // the apply patch
 	want any       // data decoded, without empty fields: what the live object's applied fields must be
 	uid  types.UID // of the live object to delete: only the one observed is deleted
+	// terminating: the live object has been deleted and waits for its finalizers (Finalizer).
+	terminating bool
 }
 
 func compiledOf(obj runtime.Object) (compiled, error) {
@@ -175,10 +177,11 @@ func (c compiled) String() string { return c.res.kind + " " + c.name }
 
 // upToDate reports whether the live object exists and holds, as applied by FieldManager,
 // exactly the compiled object, and nothing in its spec that another field manager set.
-// foreign is set when another manager owns fields of its spec: an apply cannot take away
-// list elements or fields that only someone else set (a matchCondition added by hand), so
-// the object is deleted and applied again.
-func (c *compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, err error) {
+// replace is set when the live object must go before the compiled one is applied: another
+// manager owns fields of its spec (an apply cannot take away list elements or fields that
+// only someone else set, a matchCondition added by hand), or it is being deleted (someone
+// deleted it; Finalizer holds it, still enforced, until the webhook is wide).
+func (c *compiled) upToDate(ctx context.Context, s *Syncer) (ok, replace bool, err error) {
 	live, err := s.read(ctx, c.res, c.name)
 	if apierrors.IsNotFound(err) {
 		return false, false, nil
@@ -187,6 +190,10 @@ func (c *compiled) upToDate(ctx context.Context, s *Syncer) (ok, foreign bool, e
 		return false, false, fmt.Errorf("reading %s: %w", c, err)
 	}
 	m, _ := live.(metav1.Object)
+	if m.GetDeletionTimestamp() != nil {
+		c.uid, c.terminating = m.GetUID(), true
+		return false, true, nil
+	}
 	for _, mf := range m.GetManagedFields() {
 		if mf.Manager != FieldManager && mf.FieldsV1 != nil && bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:spec"`)) {
 			c.uid = m.GetUID()
@@ -214,7 +221,7 @@ func (c compiled) sameApplied(live runtime.Object) (bool, error) {
 }
 
 func (c compiled) apply(ctx context.Context, s *Syncer) error {
-	if err := c.res.patch(ctx, s, c.name, c.data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}); err != nil {
+	if err := c.res.patch(ctx, s, c.name, types.ApplyPatchType, c.data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}); err != nil {
 		return fmt.Errorf("applying %s: %w", c, err)
 	}
 	return nil
@@ -280,7 +287,8 @@ func (s *Syncer) liveExtra(ctx context.Context, want []compiled) ([]compiled, er
 			if err != nil {
 				return nil, fmt.Errorf("reading %s %s: %w", r.kind, name, err)
 			}
-			extra = append(extra, compiled{res: r, name: name, uid: live.(metav1.Object).GetUID()})
+			m := live.(metav1.Object)
+			extra = append(extra, compiled{res: r, name: name, uid: m.GetUID(), terminating: m.GetDeletionTimestamp() != nil})
 		}
 	}
 	return extra, nil
@@ -295,19 +303,25 @@ func containsObject(objs []compiled, r *resource, name string) bool {
 	return false
 }
 
-// delete deletes the object observed (its UID): a watch cache a moment behind never makes the
-// Syncer delete a newer object of the same name. Another object under that name (Conflict)
-// is left to the sync its event brings.
-func (c compiled) delete(ctx context.Context, s *Syncer) error {
-	opts := metav1.DeleteOptions{}
-	if c.uid != "" {
-		opts.Preconditions = &metav1.Preconditions{UID: &c.uid}
+// remove deletes the object observed (its UID: a watch cache a moment behind never makes the
+// Syncer delete a newer object of the same name), unless it is being deleted already, and
+// then releases it (release). Another object under that name (Conflict) is left to the sync
+// its event brings. The caller has made sure the webhook decides what the object did.
+func (c compiled) remove(ctx context.Context, s *Syncer) error {
+	if !c.terminating {
+		opts := metav1.DeleteOptions{}
+		if c.uid != "" {
+			opts.Preconditions = &metav1.Preconditions{UID: &c.uid}
+		}
+		err := c.res.del(ctx, s, c.name, opts)
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("deleting %s: %w", c, err)
+		}
 	}
-	err := c.res.del(ctx, s, c.name, opts)
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("deleting %s: %w", c, err)
-	}
-	return nil
+	return c.release(ctx, s)
 }
 
 // read returns the live object kind/name: from the Syncer's watch when it runs (no request),

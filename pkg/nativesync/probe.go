@@ -32,6 +32,14 @@ type Prober interface {
 	// requests: the Syncer keeps them from the webhook, so that their answers are the native
 	// policies' alone. "" when the probes need no exclusion.
 	WebhookExclusion() string
+	// Widened reports whether the API server calls the webhook as the wide state says, for
+	// writes in the namespaces webhookNamespaces selects: the Syncer removes a native object
+	// only then.
+	Widened(ctx context.Context, webhookNamespaces *metav1.LabelSelector) (bool, string, error)
+	// WidenProbe is a CEL term true for the requests of Widened, which WebhookExclusion
+	// matches too: the wide state lets them through to the webhook, the narrow one does not,
+	// so that a webhook answer proves the wide state in force. "" when there are none.
+	WidenProbe() string
 }
 
 // DryRunProber proves enforcement with dry-run writes (dryRun=All: admission runs in full,
@@ -177,8 +185,11 @@ func decidesIn(snap *policy.Snapshot, action policy.Action, namespaces map[strin
 	return false
 }
 
-// target is a workload whose /scale a probe writes (dry run).
-type target struct{ kind, namespace, name string }
+// target is a workload whose /scale a probe writes (dry run), and its replicas.
+type target struct {
+	kind, namespace, name string
+	replicas              int32
+}
 
 // targets are the Deployments and StatefulSets of one page of each list (enough to find a
 // probe for each action): kinds the compiled policies decide /scale writes of (nothing owns
@@ -190,14 +201,14 @@ func (p *DryRunProber) targets(ctx context.Context) ([]target, error) {
 		return nil, fmt.Errorf("listing Deployments for a probe: %w", err)
 	}
 	for _, d := range deploys.Items {
-		out = append(out, target{"Deployment", d.Namespace, d.Name})
+		out = append(out, target{"Deployment", d.Namespace, d.Name, ptrValue(d.Spec.Replicas)})
 	}
 	sets, err := p.client.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{Limit: 500})
 	if err != nil {
 		return nil, fmt.Errorf("listing StatefulSets for a probe: %w", err)
 	}
 	for _, d := range sets.Items {
-		out = append(out, target{"StatefulSet", d.Namespace, d.Name})
+		out = append(out, target{"StatefulSet", d.Namespace, d.Name, ptrValue(d.Spec.Replicas)})
 	}
 	return out, nil
 }
@@ -205,23 +216,7 @@ func (p *DryRunProber) targets(ctx context.Context) ([]target, error) {
 // probe writes v.Replicas to the /scale of tg with dryRun=All and checks the answer of the
 // native policy policyName.
 func (p *DryRunProber) probe(ctx context.Context, tg target, v policy.Verdict, policyName string) (bool, string, error) {
-	p.warnings.take()
-	// A merge patch of the /scale subresource, as the scaler writes it (its ServiceAccount
-	// may patch /scale, not update it); the API server admits it as an UPDATE of the Scale.
-	resource := "deployments"
-	if tg.kind == "StatefulSet" {
-		resource = "statefulsets"
-	}
-	got := &autoscalingv1.Scale{}
-	err := p.client.AppsV1().RESTClient().Patch(types.MergePatchType).
-		Namespace(tg.namespace).Resource(resource).Name(tg.name).SubResource("scale").
-		Param("dryRun", metav1.DryRunAll).
-		Body([]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, v.Replicas))).
-		Do(ctx).Into(got)
-	if err != nil {
-		got = nil
-	}
-	warnings := p.warnings.take()
+	got, warnings, err := p.dryRunScale(ctx, tg, v.Replicas, "")
 	where := fmt.Sprintf("a dry-run scale of %s %s/%s to %d", tg.kind, tg.namespace, tg.name, v.Replicas)
 	switch v.Rule.Action {
 	case policy.ActionDeny:
@@ -244,6 +239,37 @@ func (p *DryRunProber) probe(ctx context.Context, tg target, v policy.Verdict, p
 		}
 		return false, fmt.Sprintf("%s came back with %d replicas, not clamped to %d by %s yet (%v)", where, replicas, v.Want, policyName, err), nil
 	}
+}
+
+// dryRunScale writes replicas to the /scale of tg with dryRun=All (and fieldManager, when
+// set), and returns the Scale the API server answered (nil on an error) and its warnings.
+func (p *DryRunProber) dryRunScale(ctx context.Context, tg target, replicas int32, fieldManager string) (*autoscalingv1.Scale, string, error) {
+	p.warnings.take()
+	// A merge patch of the /scale subresource, as the scaler writes it (its ServiceAccount
+	// may patch /scale, not update it); the API server admits it as an UPDATE of the Scale.
+	resource := "deployments"
+	if tg.kind == "StatefulSet" {
+		resource = "statefulsets"
+	}
+	req := p.client.AppsV1().RESTClient().Patch(types.MergePatchType).
+		Namespace(tg.namespace).Resource(resource).Name(tg.name).SubResource("scale").
+		Param("dryRun", metav1.DryRunAll)
+	if fieldManager != "" {
+		req = req.Param("fieldManager", fieldManager)
+	}
+	got := &autoscalingv1.Scale{}
+	err := req.Body([]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas))).Do(ctx).Into(got)
+	if err != nil {
+		got = nil
+	}
+	return got, p.warnings.take(), err
+}
+
+func ptrValue(p *int32) int32 {
+	if p == nil {
+		return 1 // the API server's default
+	}
+	return *p
 }
 
 // warningLog collects the warnings of the prober's requests (one request at a time).

@@ -8,8 +8,10 @@
 // level-triggered: it watches the policy, each compiled object and the configuration, and
 // whatever drifts from what it wants (an object deleted or edited by hand, the manifests
 // re-applied) is restored at once, the webhook widened first while a native policy is
-// missing, so that no write is decided by nobody. It narrows the webhook only once the API
-// server is seen to enforce the native policies (Prober).
+// missing. Its Finalizer holds a deleted object, which the API server keeps enforcing, until
+// the API server is seen to call the widened webhook, so that no write is decided by nobody.
+// It narrows the webhook only once the API server is seen to enforce the native policies
+// (Prober).
 //
 // An invalid policy never reaches the store, so the objects stay as they were. A policy the
 // API server cannot hold as native policies (native.LimitError) widens the webhook and then
@@ -155,7 +157,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 		}
 		retryC = nil
 		err := s.Sync(ctx, s.store.Snapshot())
-		var notYet *notEnforcedError
+		var notYet *notYetError
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -166,7 +168,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 			if notYet.why != lastWhy {
 				log, lastWhy = s.log, notYet.why
 			}
-			log.Info("Waiting for the API server to enforce the native policies; the webhook decides every write meanwhile", "reason", notYet.why)
+			log.Info("Waiting; the webhook decides every write meanwhile", "for", notYet.what, "reason", notYet.why)
 			inSync.Set(0)
 			retryC = time.After(wait)
 			// A probe lists Namespaces and Deployments: back off while none proves anything.
@@ -191,17 +193,22 @@ func (s *Syncer) Start(ctx context.Context) error {
 //  1. when a compiled object is missing, differs from what it should be, or is no longer
 //     needed, or when the API server has not yet been seen to enforce the objects, the
 //     webhook's entries are widened first (every write of every bounded kind);
-//  2. the compiled objects that differ are applied, those no longer needed deleted;
-//  3. once the Prober sees the API server enforce them, the entries are narrowed.
+//  2. before an object is removed (no longer needed, edited by another field manager, or
+//     deleted by someone and held by Finalizer), the Prober must see the API server call
+//     the widened webhook;
+//  3. the compiled objects that differ are applied (those to replace removed first), those
+//     no longer needed removed;
+//  4. once the Prober sees the API server enforce them, the entries are narrowed.
 //
 // A policy CEL cannot hold (native.LimitError) leaves the webhook wide and no native object.
-// Sync returns errNotEnforced while the API server does not enforce them yet.
+// Sync returns a notYetError while the API server does not enforce them yet, or does not yet
+// call the widened webhook before an object is removed.
 func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 	res, want, err := s.wanted(snap)
 	if err != nil {
 		return err
 	}
-	stale, foreign, err := s.outOfDate(ctx, want)
+	stale, replace, err := s.outOfDate(ctx, want)
 	if err != nil {
 		return err
 	}
@@ -211,7 +218,7 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 	}
 	if len(stale) > 0 || len(extra) > 0 || res == nil {
 		s.proven = false
-		if err := s.repair(ctx, stale, foreign, extra); err != nil {
+		if err := s.repair(ctx, stale, replace, extra); err != nil {
 			return err
 		}
 		if res == nil {
@@ -249,6 +256,7 @@ func (s *Syncer) wanted(snap *policy.Snapshot) (res *native.Result, want []compi
 	s.limitLogged = false
 	s.scope(res)
 	for _, o := range res.Objects() {
+		o.(metav1.Object).SetFinalizers([]string{Finalizer})
 		c, err := compiledOf(o)
 		if err != nil {
 			return nil, nil, err
@@ -259,8 +267,9 @@ func (s *Syncer) wanted(snap *policy.Snapshot) (res *native.Result, want []compi
 }
 
 // outOfDate are the wanted objects that are missing or differ from what is live (stale),
-// and among them those another field manager changed (foreign), which are replaced whole.
-func (s *Syncer) outOfDate(ctx context.Context, want []compiled) (stale, foreign []compiled, err error) {
+// and among them those that must go before they are applied again (replace: changed by
+// another field manager, or being deleted).
+func (s *Syncer) outOfDate(ctx context.Context, want []compiled) (stale, replace []compiled, err error) {
 	for i := range want {
 		c := &want[i]
 		ok, other, err := c.upToDate(ctx, s)
@@ -268,23 +277,34 @@ func (s *Syncer) outOfDate(ctx context.Context, want []compiled) (stale, foreign
 			return nil, nil, err
 		}
 		if other {
-			foreign = append(foreign, *c)
+			replace = append(replace, *c)
 		}
 		if !ok {
 			stale = append(stale, *c)
 		}
 	}
-	return stale, foreign, nil
+	return stale, replace, nil
 }
 
-// repair widens the webhook first, then deletes the objects others changed, applies the
-// stale ones and deletes those no longer wanted.
-func (s *Syncer) repair(ctx context.Context, stale, foreign, extra []compiled) error {
+// repair widens the webhook first; before it removes any object (replace, extra) it waits
+// until the API server calls the widened webhook (Prober.Widened), while Finalizer keeps the
+// objects someone deleted in force. Then it removes the objects to replace, applies the stale
+// ones and removes those no longer wanted.
+func (s *Syncer) repair(ctx context.Context, stale, replace, extra []compiled) error {
 	if err := s.widen(ctx, stale, extra); err != nil {
 		return err
 	}
-	for _, c := range foreign {
-		if err := c.delete(ctx, s); err != nil {
+	if len(replace) > 0 || len(extra) > 0 {
+		ok, why, err := s.opts.Prober.Widened(ctx, s.opts.NamespaceSelector)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &notYetError{"the API server does not call the widened webhook yet, so no native policy is removed", why}
+		}
+	}
+	for _, c := range replace {
+		if err := c.remove(ctx, s); err != nil {
 			return err
 		}
 	}
@@ -294,7 +314,7 @@ func (s *Syncer) repair(ctx context.Context, stale, foreign, extra []compiled) e
 		}
 	}
 	for _, c := range extra {
-		if err := c.delete(ctx, s); err != nil {
+		if err := c.remove(ctx, s); err != nil {
 			return err
 		}
 	}
@@ -304,7 +324,7 @@ func (s *Syncer) repair(ctx context.Context, stale, foreign, extra []compiled) e
 // prove probes, once per policy and leader, that the API server enforces res before the
 // webhook is narrowed (a new leader, or a policy whose objects were already in place, has
 // nothing to write but is not proven either); until then the webhook stays wide and Sync
-// returns errNotEnforced.
+// returns a notYetError.
 func (s *Syncer) prove(ctx context.Context, snap *policy.Snapshot, res *native.Result) error {
 	key := snap.Source
 	if s.proven && s.provenFor == key {
@@ -318,7 +338,7 @@ func (s *Syncer) prove(ctx context.Context, snap *policy.Snapshot, res *native.R
 		if err := s.widen(ctx, nil, nil); err != nil {
 			return err
 		}
-		return &notEnforcedError{why}
+		return &notYetError{"the API server does not enforce the native policies yet", why}
 	}
 	s.proven, s.provenFor = true, key
 	return nil
@@ -333,12 +353,12 @@ func (s *Syncer) widen(ctx context.Context, stale, extra []compiled) error {
 	return err
 }
 
-// notEnforcedError: the API server does not enforce the applied policies yet.
-type notEnforcedError struct{ why string }
+// notYetError: the API server is not yet where the next step needs it (it does not enforce
+// the applied policies, or does not call the widened webhook); the webhook decides every
+// write meanwhile.
+type notYetError struct{ what, why string }
 
-func (e *notEnforcedError) Error() string {
-	return "the API server does not enforce the native policies yet: " + e.why
-}
+func (e *notYetError) Error() string { return e.what + ": " + e.why }
 
 func names(cs []compiled) []string {
 	var out []string

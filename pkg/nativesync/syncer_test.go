@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -31,8 +33,10 @@ const header = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
 
 // fakeProber answers what the test says, and counts its calls.
 type fakeProber struct {
-	enforced bool
-	calls    int
+	enforced    bool
+	calls       int
+	notWidened  bool
+	widenedAsks int
 }
 
 func (p *fakeProber) Enforced(context.Context, *policy.Snapshot, *native.Result) (bool, string, error) {
@@ -41,6 +45,13 @@ func (p *fakeProber) Enforced(context.Context, *policy.Snapshot, *native.Result)
 }
 
 func (p *fakeProber) WebhookExclusion() string { return "request.dryRun" }
+
+func (p *fakeProber) Widened(context.Context, *metav1.LabelSelector) (bool, string, error) {
+	p.widenedAsks++
+	return !p.notWidened, "the test says not widened", nil
+}
+
+func (p *fakeProber) WidenProbe() string { return "request.options.fieldManager == 'probe'" }
 
 // installed is the manifests' webhook configuration: a workload entry and an HPA entry.
 func installed() *admissionregistrationv1.MutatingWebhookConfiguration {
@@ -108,6 +119,9 @@ func (e *env) sync(snap *policy.Snapshot) ([]string, error) {
 		switch a := a.(type) {
 		case clienttesting.PatchAction:
 			w := "apply " + a.GetResource().Resource + "/" + a.GetName()
+			if a.GetPatchType() == types.MergePatchType {
+				w = "release " + a.GetResource().Resource + "/" + a.GetName()
+			}
 			if a.GetResource().Resource == "mutatingwebhookconfigurations" {
 				w += " " + e.stateOf(a.GetPatch())
 			}
@@ -229,6 +243,43 @@ func TestSyncRepairsDrift(t *testing.T) {
 		}
 	})
 
+	t.Run("a policy someone deleted, held by the finalizer: released only once the widened webhook is called", func(t *testing.T) {
+		p, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.Finalizers, []string{Finalizer}) {
+			t.Fatalf("finalizers %v, want [%s]", p.Finalizers, Finalizer)
+		}
+		// What the API server does with a DELETE of an object with a finalizer (the fake
+		// tracker deletes at once).
+		p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+		if _, err := ar.MutatingAdmissionPolicies().Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.prober.notWidened = true
+		writes, err := e.sync(snap)
+		var notYet *notYetError
+		if !errors.As(err, &notYet) {
+			t.Fatalf("Sync: %v, want a notYetError", err)
+		}
+		equal(t, "while the widened webhook is not called yet", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
+		if p, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{}); err != nil || len(p.Finalizers) != 1 {
+			t.Fatalf("the deleted policy lost its finalizer before the widened webhook was called: %v %v", p, err)
+		}
+		// The release of a deleted object's last finalizer deletes it (the fake tracker
+		// would keep it).
+		e.client.PrependReactor("patch", "mutatingadmissionpolicies", func(a clienttesting.Action) (bool, runtime.Object, error) {
+			if a.(clienttesting.PatchAction).GetPatchType() != types.MergePatchType {
+				return false, nil, nil
+			}
+			return true, nil, e.client.Tracker().Delete(a.GetResource(), "", a.(clienttesting.PatchAction).GetName())
+		})
+		e.prober.notWidened = false
+		equal(t, "once it is", e.mustSync(snap), "release mutatingadmissionpolicies/replica-policy-clamp",
+			"apply mutatingadmissionpolicies/replica-policy-clamp", "apply mutatingwebhookconfigurations/replica-policy (narrow)")
+	})
+
 	t.Run("the configuration re-applied as installed: narrowed again, no policy rewritten", func(t *testing.T) {
 		if _, err := ar.MutatingWebhookConfigurations().Update(ctx, installed(), metav1.UpdateOptions{FieldManager: "kubectl-client-side-apply"}); err != nil {
 			t.Fatal(err)
@@ -242,15 +293,15 @@ func TestSyncNarrowsOnlyOnceEnforced(t *testing.T) {
 	snap := load(t, clampAndDeny)
 	e.prober.enforced = false
 	writes, err := e.sync(snap)
-	var notYet *notEnforcedError
+	var notYet *notYetError
 	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notEnforcedError", err)
+		t.Fatalf("Sync: %v, want a notYetError", err)
 	}
 	equal(t, "a sync the API server does not enforce yet", writes,
 		append([]string{"apply mutatingwebhookconfigurations/replica-policy (wide)"}, appliedClampAndDeny...)...)
 	writes, err = e.sync(snap)
 	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notEnforcedError", err)
+		t.Fatalf("Sync: %v, want a notYetError", err)
 	}
 	equal(t, "the next sync, still not enforced", writes)
 	e.prober.enforced = true
@@ -316,7 +367,7 @@ func TestSyncRetriesAfterAnError(t *testing.T) {
 	if _, err := e.sync(snap); err == nil || !strings.Contains(err.Error(), "etcd is away") {
 		t.Fatalf("Sync: %v, want the API error", err)
 	}
-	if cond := e.webhook().Webhooks[0].MatchConditions; len(cond) != 2 || cond[1].Expression != "!(request.dryRun)" {
+	if cond := e.webhook().Webhooks[0].MatchConditions; len(cond) != 2 || cond[1].Expression != "!(request.dryRun) || (request.options.fieldManager == 'probe')" {
 		t.Errorf("after the failure, matchConditions %+v: want the webhook left wide", cond)
 	}
 	writes := e.mustSync(snap)
@@ -352,9 +403,9 @@ func TestSyncTakeover(t *testing.T) {
 	next.enforced = false
 	e.s.proven = false
 	writes, err := e.sync(snap)
-	var notYet *notEnforcedError
+	var notYet *notYetError
 	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notEnforcedError", err)
+		t.Fatalf("Sync: %v, want a notYetError", err)
 	}
 	equal(t, "a leader that cannot prove what is in force", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
 }

@@ -31,9 +31,14 @@ type webhookState struct {
 // wideState sends the webhook every write of every bounded kind: the state while the native
 // policies cannot decide (none applied yet, one missing or edited, a policy CEL cannot hold).
 // The condition keeps the Syncer's own dry-run probes away from the webhook, so that their
-// answers show what the native policies alone decide.
+// answers show what the native policies alone decide, but for those that ask whether the
+// API server calls the widened webhook (Prober.WidenProbe), which only this state lets through.
 func (s *Syncer) wideState() webhookState {
-	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: s.withoutProbes("true")}
+	cond := s.withoutProbes("true")
+	if wp := s.opts.Prober.WidenProbe(); wp != "" && cond != "true" {
+		cond += " || (" + wp + ")"
+	}
+	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: cond}
 }
 
 // narrowState leaves the webhook what the compiled policies cannot decide: object writes of
