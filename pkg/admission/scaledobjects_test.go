@@ -94,8 +94,8 @@ func TestScaledObjects(t *testing.T) {
 				`spec.maxReplicaCount: Invalid value: 6: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
 				`spec.idleReplicaCount: Invalid value: 4: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn)`}},
 		{name: "an update that changes the idle size alone is decided", namespace: "prod",
-			spec: `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":1,"minReplicaCount":4,"maxReplicaCount":10}`,
-			old:  `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":2,"minReplicaCount":4,"maxReplicaCount":10}`,
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":1,"minReplicaCount":4,"maxReplicaCount":10}`,
+			old:     `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":2,"minReplicaCount":4,"maxReplicaCount":10}`,
 			allowed: true, outcome: OutcomeClamped, patch: map[string]int32{"/spec/minReplicaCount": 4, "/spec/maxReplicaCount": 10, "/spec/idleReplicaCount": 2},
 			warnings: []string{`ScaledObject "so": spec.idleReplicaCount 1 clamped to 2 by replica policy rule "prod-web"`}},
 		{name: "idle not below min is left to KEDA", namespace: "prod",
