@@ -66,31 +66,15 @@ type autoscalerFields struct {
 	} `json:"spec"`
 }
 
-// KEDA's defaults for a ScaledObject that omits its range or its target's kind.
-const (
-	scaledObjectMinReplicas   int32 = 0
-	scaledObjectMaxReplicas   int32 = 100
-	scaledObjectTargetKind          = "Deployment"
-	scaledObjectTargetVersion       = "apps/v1"
-)
-
 // autoscalerRange is the autoscaler's range: an HPA's with the API's default minReplicas of
-// 1, a ScaledObject's with KEDA's defaults, 0 and 100, and its idle size where set.
+// 1, a ScaledObject's as workload.ScaledObjectSpec reads it (KEDA's defaults, 0 and 100,
+// and its idle size where set).
 func (f *autoscalerFields) autoscalerRange(of policy.RangeFields) policy.Range {
 	if of.Kind != policy.ScaledObjectKind {
 		return policy.Range{Min: policy.Replicas(f.Spec.MinReplicas), Max: f.Spec.MaxReplicas}
 	}
-	r := policy.Range{Min: scaledObjectMinReplicas, Max: scaledObjectMaxReplicas}
-	if f.Spec.MinReplicaCount != nil {
-		r.Min = *f.Spec.MinReplicaCount
-	}
-	if f.Spec.MaxReplicaCount != nil {
-		r.Max = *f.Spec.MaxReplicaCount
-	}
-	if f.Spec.IdleReplicaCount != nil {
-		r.Idle, r.HasIdle = *f.Spec.IdleReplicaCount, true
-	}
-	return r
+	return workload.ScaledObjectSpec{MinReplicaCount: f.Spec.MinReplicaCount, MaxReplicaCount: f.Spec.MaxReplicaCount,
+		IdleReplicaCount: f.Spec.IdleReplicaCount}.Range()
 }
 
 func (a autoscalers) admit(req admission.Request) answer {
@@ -132,9 +116,10 @@ func (a autoscalers) admit(req admission.Request) answer {
 // labels and controller from the cache (unknown when it is not cached yet, as for a Scale).
 func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Subject, bool) {
 	ref := obj.Spec.ScaleTargetRef
-	if a.fields().Kind == policy.ScaledObjectKind && ref.Kind == "" {
+	if a.fields().Kind == policy.ScaledObjectKind {
 		// KEDA scales a Deployment unless told otherwise.
-		ref.Kind, ref.APIVersion = scaledObjectTargetKind, scaledObjectTargetVersion
+		t := workload.ScaledObjectTarget{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name}.Target()
+		ref.APIVersion, ref.Kind = t.APIVersion, t.Kind
 	}
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {

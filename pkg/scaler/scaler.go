@@ -118,6 +118,8 @@ type Reconciler struct {
 	now       func() time.Time
 	// policyChanged has room for one pending full pass: policy changes coalesce.
 	policyChanged chan struct{}
+	// scaledObjects is the watch of KEDA's ScaledObjects, started when they can be read.
+	scaledObjects scaledObjectWatch
 
 	reconciles, scaleWrites, moved, corrections, failures, contests atomic.Int64
 }
@@ -159,6 +161,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.workloads = workloads
 	r.kinds = map[schema.GroupKind]workload.Kind{}
+	workload.AddScaledObjectToScheme(mgr.GetScheme())
 
 	logger := mgr.GetLogger().WithValues("controller", ControllerName)
 	b := builder.TypedControllerManagedBy[Request](mgr).
@@ -210,7 +213,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		default: // a pass is already pending; it will read the newest snapshot
 		}
 	})
-	return b.Complete(r)
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	// KEDA's ScaledObjects, reported as HPAs are, when their CRD is served.
+	r.scaledObjects.controller, r.scaledObjects.cache, r.scaledObjects.apiReader = c, mgr.GetCache(), mgr.GetAPIReader()
+	r.watchScaledObjects(context.Background())
+	return nil
 }
 
 // enqueueWorkload maps events of one workload kind (or of HorizontalPodAutoscalers) to
@@ -309,6 +319,10 @@ func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimiti
 	for i := range hpas.Items {
 		add(AutoscalerGroupKind, hpas.Items[i].Namespace, hpas.Items[i].Name)
 	}
+	if ns == "" {
+		r.watchScaledObjects(ctx)
+	}
+	r.enqueueScaledObjects(ctx, ns, add)
 	logger.V(1).Info("Queued workloads for evaluation", "reason", why, "namespace", ns, "workloads", n)
 }
 
