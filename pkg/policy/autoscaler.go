@@ -179,13 +179,13 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 }
 
 // IdleRemovedMessage is the warning of a clamp that removes the idle size of the autoscaler
-// name (see NearestRange), e.g. `ScaledObject "so": spec.idleReplicaCount 0 removed by
+// name (see NearestRange); it names the minimum as the clamp moves it, e.g. `ScaledObject "so": spec.idleReplicaCount 0 removed by
 // replica policy rule "prod-web": its nearest bound 2 is not below spec.minReplicaCount 2,
 // as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`.
 func (v RangeVerdict) IdleRemovedMessage(name string) string {
 	f := v.fields()
 	return fmt.Sprintf("%s %q: %s %d removed by replica policy rule %q: its nearest bound %d is not below %s %d, as KEDA requires, so the %s idles at %s",
-		f.Kind, name, f.Idle, v.Range.Idle, v.Rule.Name, v.Rule.Bounds.Nearest(v.Range.Idle), f.Min, v.Want.Min, f.Kind, f.Min)
+		f.Kind, name, f.Idle, v.Range.Idle, v.Rule.Name, v.Rule.Bounds.Nearest(v.Range.Idle), f.Min, v.Rule.Bounds.Nearest(v.Range.Min), f.Kind, f.Min)
 }
 
 // clampWarnings are the warnings of a clamp of the autoscaler name: ClampMessages for the

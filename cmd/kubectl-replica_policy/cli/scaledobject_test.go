@@ -1,10 +1,20 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
 // check judges KEDA ScaledObjects as the webhook's /mutate does: their range, with KEDA's
@@ -19,6 +29,7 @@ kind: ReplicaPolicy
 rules:
 - {name: queues, namespaces: [prod], kinds: [StatefulSet], maxReplicas: 5, action: deny}
 - {name: prod-web, namespaces: [prod], minReplicas: 2, maxReplicas: 10, allowZero: true}
+- {name: batch, namespaces: [batch], minReplicas: 2, maxReplicas: 10}
 `,
 		manifests: `apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
@@ -46,6 +57,31 @@ spec:
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
+metadata: {name: idle-zero, namespace: prod}
+spec: {scaleTargetRef: {name: web}, idleReplicaCount: 0, minReplicaCount: 2, maxReplicaCount: 10}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: idle-moved, namespace: batch}
+spec: {scaleTargetRef: {name: web}, idleReplicaCount: 0, minReplicaCount: 4, maxReplicaCount: 10}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: idle-removed, namespace: batch}
+spec: {scaleTargetRef: {name: web}, idleReplicaCount: 0, minReplicaCount: 2, maxReplicaCount: 30}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: idle-not-below, namespace: batch}
+spec: {scaleTargetRef: {name: web}, idleReplicaCount: 3, minReplicaCount: 3, maxReplicaCount: 10}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: idle-refused, namespace: batch}
+spec: {scaleTargetRef: {name: web}, idleReplicaCount: -1, minReplicaCount: 3, maxReplicaCount: 10}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
 metadata: {name: broken, namespace: prod}
 spec:
   scaleTargetRef: {kind: Deployment}
@@ -67,6 +103,14 @@ spec:
 		`ScaledObject prod/queue: deny: spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] for ScaledObject "queue" (replica policy rule "queues", action deny)`,
 		`ScaledObject prod/broken: error`,
 		`spec.scaleTargetRef.name`,
+		// spec.idleReplicaCount: 0 under allowZero passes; without it, it is moved to the
+		// lower bound, or removed where that is not below the (moved) minReplicaCount.
+		`ScaledObject prod/idle-zero: pass: ScaledObject range [2, 10], idle 0 is within [2, 10] or 0 (replica policy rule "prod-web")`,
+		`ScaledObject batch/idle-moved: clamp: ScaledObject "idle-moved": spec.idleReplicaCount 0 clamped to 2 by replica policy rule "batch"`,
+		`ScaledObject batch/idle-removed: clamp: ScaledObject "idle-removed": spec.maxReplicaCount 30 clamped to 10 by replica policy rule "batch"`,
+		`ScaledObject batch/idle-removed: clamp: ScaledObject "idle-removed": spec.idleReplicaCount 0 removed by replica policy rule "batch": its nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`,
+		`ScaledObject batch/idle-not-below: skip: spec.idleReplicaCount 3 is not below spec.minReplicaCount 3: KEDA refuses it, the webhook does not judge it`,
+		`ScaledObject batch/idle-refused: error: spec.idleReplicaCount: Invalid value: -1: must be greater than or equal to 0`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -75,5 +119,128 @@ spec:
 	// allowZero keeps KEDA's default minReplicaCount 0: only the maximum is clamped.
 	if strings.Contains(out, "spec.minReplicaCount 0 clamped") {
 		t.Errorf("minReplicaCount 0 clamped under allowZero:\n%s", out)
+	}
+}
+
+// explain shows, for a ScaledObject, the rules of its target (with the target's labels from
+// the input), its range with its idleReplicaCount, and a result for each field outside.
+func TestExplainScaledObjects(t *testing.T) {
+	dir := t.TempDir()
+	policyFile, manifests := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "keda.yaml")
+	writeFile(t, policyFile, `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10, allowZero: true}
+- {name: batch, namespaces: [prod], minReplicas: 2, maxReplicas: 10}
+`)
+	writeFile(t, manifests, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker, namespace: prod, labels: {app: worker}}
+spec: {replicas: 3}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: worker, namespace: prod}
+spec: {scaleTargetRef: {name: worker}, idleReplicaCount: 0, minReplicaCount: 2, maxReplicaCount: 30}
+`)
+	code, out, errOut := run(t, "", "explain", "-p", policyFile, "-f", manifests)
+	if code != ExitOK || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	want := manifests + `:6: ScaledObject prod/worker: range [2, 30], idle 0, decided by the rules for its target Deployment "worker" (its labels from the input)
+    1. web    no: selector app=web does not match the labels of its target Deployment "worker" {app=worker}
+ →  2. batch  matches: namespaces prod
+  decided by "batch": bounds [2, 10], action clamp
+  result: clamp: ScaledObject "worker": spec.maxReplicaCount 30 clamped to 10 by replica policy rule "batch"
+  result: clamp: ScaledObject "worker": spec.idleReplicaCount 0 removed by replica policy rule "batch": its nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject idles at spec.minReplicaCount
+`
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("explain output\n%s\nwant it to end with\n%s", out, want)
+	}
+}
+
+// audit lists and judges ScaledObjects where KEDA's CRD (v2.21.1, from the module proxy)
+// is served, by their targets' stored labels; a user who may not list them is told so. (A
+// cluster without KEDA is TestAudit's: there audit lists no ScaledObject and needs no
+// right on them.)
+func TestAuditScaledObjects(t *testing.T) {
+	crd, err := harness.KEDAScaledObjectCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{CRDPaths: []string{crd}})
+	ctx := context.Background()
+	cs := cp.Client
+	for _, ns := range []string{policy.DefaultNamespace, "prod", "audit"} {
+		mustDo(t, func() error {
+			_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+			return err
+		})
+	}
+	mustDo(t, func() error {
+		return harness.SetPolicy(ctx, cs, `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10, allowZero: true}
+- {name: batch, namespaces: [prod], minReplicas: 2, maxReplicas: 10}
+`)
+	})
+	for name, app := range map[string]string{"web": "web", "worker": "worker"} {
+		mustDo(t, func() error {
+			_, err := cs.AppsV1().Deployments("prod").Create(ctx, harness.Deployment("prod", name, 3, map[string]string{"app": app}), metav1.CreateOptions{})
+			return err
+		})
+	}
+	sos := dynamic.NewForConfigOrDie(cp.Config).Resource(scaledObjectResource).Namespace("prod")
+	for name, spec := range map[string]map[string]any{
+		"web":    {"scaleTargetRef": map[string]any{"name": "web"}, "idleReplicaCount": int64(0), "minReplicaCount": int64(2), "maxReplicaCount": int64(10)},
+		"worker": {"scaleTargetRef": map[string]any{"name": "worker"}, "idleReplicaCount": int64(0), "minReplicaCount": int64(2), "maxReplicaCount": int64(30)},
+		"wide":   {"scaleTargetRef": map[string]any{"name": "worker"}},
+	} {
+		spec["triggers"] = []any{map[string]any{"type": "cron", "metadata": map[string]any{"timezone": "UTC", "start": "0 8 * * *", "end": "0 18 * * *", "desiredReplicas": "5"}}}
+		mustDo(t, func() error {
+			_, err := sos.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+				"metadata": map[string]any{"name": name, "namespace": "prod"}, "spec": spec}}, metav1.CreateOptions{})
+			return err
+		})
+	}
+	dir := t.TempDir()
+	admin := filepath.Join(dir, "admin")
+	if err := cp.AdminKubeconfig(admin); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "", "audit", "--kubeconfig", admin, "-o", "json")
+	if code != ExitFound || errOut != "" {
+		t.Fatalf("exit %d, stderr %q; want 1 (clamps)", code, errOut)
+	}
+	got := auditResults(t, out)
+	for k, w := range map[string]string{
+		// web's idle 0 is allowed by its rule's allowZero (the target's stored labels).
+		"ScaledObject prod/web spec.maxReplicaCount": "pass:web:10",
+		// worker's rule has no allowZero: idle 0 would be 2, not below minReplicaCount 2.
+		"ScaledObject prod/worker spec.maxReplicaCount":  "clamp:batch:10",
+		"ScaledObject prod/worker spec.idleReplicaCount": "clamp:batch:2",
+		// KEDA's defaults [0, 100].
+		"ScaledObject prod/wide spec.minReplicaCount": "clamp:batch:2",
+		"ScaledObject prod/wide spec.maxReplicaCount": "clamp:batch:10",
+	} {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q (all: %v)", k, got[k], w, got)
+		}
+	}
+
+	getList := []string{"get", "list"}
+	noKEDA := serviceAccountKubeconfig(t, cp, dir, "no-keda", getList, getList, true)
+	want := `error: cannot list scaledobjects.keda.sh at the cluster scope: forbidden for system:serviceaccount:audit:no-keda`
+	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "the refusal", func() (bool, string) {
+		code, _, errOut = run(t, "", "audit", "--kubeconfig", noKEDA)
+		return code == ExitError && strings.HasPrefix(errOut, want), errOut
+	})
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
