@@ -12,7 +12,9 @@
 // label change, every policy change and a periodic resync, each a pass over the cache.
 //
 // HorizontalPodAutoscalers whose range leaves their target's bounds are reported (Event
-// HPAOutOfBounds, a gauge), never changed: the scaler has no right to update them.
+// HPAOutOfBounds, a gauge), never changed: the scaler has no right to update them. So are
+// KEDA ScaledObjects (Event ScaledObjectOutOfBounds), where their CRD is served and the
+// scaler may list them.
 // Writes go through a global token bucket (Options.MaxCorrectionsPerSecond), failures back
 // off per workload, and a workload that another writer keeps setting outside its bounds
 // is left alone for a doubling back-off and reported as contested.
@@ -289,8 +291,9 @@ func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimit
 	return nil
 }
 
-// enqueueAll queues every workload in the cache, and every HorizontalPodAutoscaler, in
-// namespace ns ("" for all). Compliant workloads cost a cache read each and no API request.
+// enqueueAll queues every workload in the cache, and every HorizontalPodAutoscaler and
+// watched ScaledObject, in namespace ns ("" for all; a full pass first tries to start the
+// ScaledObjects' watch). Compliant workloads cost a cache read each and no API request.
 func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string) {
 	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
 	n := 0
