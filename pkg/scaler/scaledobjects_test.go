@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -22,7 +24,8 @@ var scaledObjectsResource = schema.GroupVersionResource{Group: "keda.sh", Versio
 // (no ScaledObject is listed or watched); once KEDA's own ScaledObject CRD (v2.21.1) is
 // installed, the next full pass starts the watch, and ScaledObjects whose range or
 // idleReplicaCount leaves their target's bounds are reported (Event ScaledObjectOutOfBounds
-// on the ScaledObject, the scaledobjects gauge), never written.
+// on the ScaledObject, the scaledobjects gauge), never written. A scaler that may not list
+// ScaledObjects (KEDA installed, the keda component not) runs as before and reports none.
 func TestScaledObjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
@@ -47,12 +50,13 @@ func TestScaledObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sos := dynamic.NewForConfigOrDie(cfg).Resource(scaledObjectsResource).Namespace(ns)
-	create := func(name string, spec map[string]any) *unstructured.Unstructured {
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	sos := dyn.Resource(scaledObjectsResource).Namespace(ns)
+	createIn := func(ns, name string, spec map[string]any) *unstructured.Unstructured {
 		spec["scaleTargetRef"] = map[string]any{"name": "web"}
 		spec["triggers"] = []any{map[string]any{"type": "cron", "metadata": map[string]any{
 			"timezone": "UTC", "start": "0 8 * * *", "end": "0 18 * * *", "desiredReplicas": "5"}}}
-		so, err := sos.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		so, err := dyn.Resource(scaledObjectsResource).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
 			"metadata": map[string]any{"name": name, "namespace": ns}, "spec": spec,
 		}}, metav1.CreateOptions{})
@@ -61,6 +65,7 @@ func TestScaledObjects(t *testing.T) {
 		}
 		return so
 	}
+	create := func(name string, spec map[string]any) *unstructured.Unstructured { return createIn(ns, name, spec) }
 	wide := create("wide", map[string]any{"minReplicaCount": int64(2), "maxReplicaCount": int64(30)})
 	idle := create("idle", map[string]any{"idleReplicaCount": int64(0), "minReplicaCount": int64(3), "maxReplicaCount": int64(10)})
 	create("inside", map[string]any{"minReplicaCount": int64(2), "maxReplicaCount": int64(10)})
@@ -116,5 +121,39 @@ func TestScaledObjects(t *testing.T) {
 	})
 	if c := run.R.Counts(); c.Corrections != 1 {
 		t.Errorf("counts %+v: want the one correction of the Deployment", c)
+	}
+
+	// KEDA installed, but not the keda component's read right: a scaler that may not list
+	// ScaledObjects starts, corrects workloads and reports no ScaledObject.
+	const user = "scaler-without-keda"
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"", "apps", "autoscaling", "events.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: user},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: user}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restricted := rest.CopyConfig(cfg)
+	restricted.Impersonate = rest.ImpersonationConfig{UserName: user}
+	ns2 := newNamespace(t, cs, nil)
+	store2 := newStore()
+	doc2 := fmt.Sprintf("rules:\n- {name: %s-2, namespaces: [%s], minReplicas: 2, maxReplicas: 10}\n", rule, ns2)
+	applyPolicy(t, store2, doc2)
+	createDeployment(t, cs, ns2, "web", 30, nil)
+	createIn(ns2, "wide", map[string]any{"maxReplicaCount": int64(30)})
+	// RBAC reaches the authorizer through an informer: the cache syncs once it has.
+	run2 := startScaler(t, restricted, store2, testOptions(), nil, nil)
+	waitReplicas(t, cs, ns2, "web", 10, 20*time.Second)
+	before := run2.R.Counts().Reconciles
+	applyPolicy(t, store2, doc2+fmt.Sprintf("- {name: other2-%s, namespaces: [nowhere], maxReplicas: 1}\n", rule))
+	harness.Eventually(t, 10*time.Second, poll, "a full pass", func() bool { return run2.R.Counts().Reconciles > before })
+	if got := events(t, cs, ns2, scaler.ReasonScaledObjectOutOfBounds); len(got) != 0 {
+		t.Errorf("a scaler that may not list ScaledObjects reported %v", got)
 	}
 }
