@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -243,4 +247,181 @@ func writeFile(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// check's verdict on a ScaledObject is the webhook's: for a grid of ranges and idle sizes
+// under a clamp, a deny and a warn rule (with and without allowZero), the result of check
+// matches what kube-apiserver, with the keda component and KEDA's CRD, does with the
+// ScaledObject's CREATE: stored as asked (pass, skip), patched to check's wants with its
+// warnings (clamp; a removed idleReplicaCount included), denied with its message (deny), or
+// warned (warn).
+func TestScaledObjectEquivalence(t *testing.T) {
+	crd, err := harness.KEDAScaledObjectCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := startWebhookOn(t, harness.ControlPlaneOptions{
+		WebhookPaths: []string{harness.ComponentManifests(t, "keda", "keda.yaml", nil)}, CRDPaths: []string{crd}})
+	ctx := context.Background()
+	const doc = `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+rules:
+- {name: zero, namespaces: [clamp], selector: {matchLabels: {app: zero}}, minReplicas: 2, maxReplicas: 10, allowZero: true}
+- {name: clamp, namespaces: [clamp], minReplicas: 2, maxReplicas: 10}
+- {name: deny, namespaces: [deny], minReplicas: 2, maxReplicas: 10, action: deny}
+- {name: warn, namespaces: [warn], minReplicas: 2, maxReplicas: 10, action: warn}
+`
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, policyFile, doc)
+	mustDo(t, func() error { return harness.SetPolicy(ctx, cp.Client, doc) })
+	var input strings.Builder
+	for _, ns := range []string{"clamp", "deny", "warn"} {
+		mustDo(t, func() error {
+			_, err := cp.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+			return err
+		})
+		for _, app := range []string{"zero", "plain"} {
+			mustDo(t, func() error {
+				_, err := cp.Client.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, app, 3, map[string]string{"app": app}), metav1.CreateOptions{})
+				return err
+			})
+			fmt.Fprintf(&input, "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: %s, labels: {app: %s}}\nspec: {replicas: 3}\n", app, ns, app)
+		}
+	}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandlerWithContext = harness.ContextWarnings{}
+	sos := dynamic.NewForConfigOrDie(cfg).Resource(scaledObjectResource)
+	type asked struct {
+		ns, name, target string
+		spec             map[string]any
+	}
+	var all []asked
+	for _, ns := range []string{"clamp", "deny", "warn"} {
+		for _, target := range []string{"zero", "plain"} {
+			for _, idle := range []int64{-1, 0, 1, 3} { // -1: unset
+				for _, lo := range []int64{-1, 1, 2, 4} { // -1: unset (KEDA's 0)
+					for _, hi := range []int64{5, 30} {
+						spec := map[string]any{"scaleTargetRef": map[string]any{"name": target}, "maxReplicaCount": hi,
+							"triggers": []any{map[string]any{"type": "cron", "metadata": map[string]any{"timezone": "UTC", "start": "0 8 * * *", "end": "0 18 * * *", "desiredReplicas": "5"}}}}
+						if idle >= 0 {
+							spec["idleReplicaCount"] = idle
+						}
+						if lo >= 0 {
+							spec["minReplicaCount"] = lo
+						}
+						name := fmt.Sprintf("%s-i%d-m%d-x%d", target, idle, lo, hi)
+						all = append(all, asked{ns, name, target, spec})
+						b, _ := json.Marshal(map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+							"metadata": map[string]any{"name": name, "namespace": ns}, "spec": spec})
+						fmt.Fprintf(&input, "---\n%s\n", b)
+					}
+				}
+			}
+		}
+	}
+	// The policy is in force once the webhook denies in namespace deny.
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "the policy in force", func() bool {
+		_, err := sos.Namespace("deny").Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+			"metadata": map[string]any{"name": "probe", "namespace": "deny"}, "spec": map[string]any{"scaleTargetRef": map[string]any{"name": "plain"}, "triggers": all[0].spec["triggers"]}}},
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), `"deny"`)
+	})
+
+	code, out, errOut := run(t, input.String(), "check", "-p", policyFile, "-f", "-", "-o", "json")
+	if code == ExitError {
+		t.Fatalf("check: exit 2: %s", errOut)
+	}
+	var rep struct {
+		Results []struct {
+			Kind, Namespace, Name, Field string
+			Want                         *int32
+			Result                       Result
+			Message                      string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	counts, removals := map[Result]int{}, 0
+	for _, a := range all {
+		var results []Result
+		var messages []string
+		wants := map[string]int32{}
+		for _, r := range rep.Results {
+			if r.Kind == policy.ScaledObjectKind && r.Namespace == a.ns && r.Name == a.name {
+				results, messages = append(results, r.Result), append(messages, r.Message)
+				if r.Want != nil {
+					wants[r.Field] = *r.Want
+				}
+			}
+		}
+		wctx, warnings := harness.WithWarnings(ctx)
+		stored, err := sos.Namespace(a.ns).Create(wctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+			"metadata": map[string]any{"name": a.name, "namespace": a.ns}, "spec": a.spec}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		ws := warnings.Take()
+		where := fmt.Sprintf("%s/%s %v", a.ns, a.name, a.spec)
+		if len(results) == 0 {
+			t.Errorf("%s: no result from check", where)
+			continue
+		}
+		result := results[0]
+		for _, r := range results[1:] {
+			if r != result {
+				t.Errorf("%s: check gives mixed results %v", where, results)
+			}
+		}
+		counts[result]++
+		switch {
+		case err != nil:
+			if result != Deny || !strings.HasSuffix(err.Error(), "denied the request: "+strings.Join(messages, "; ")) {
+				t.Errorf("%s: the API server refuses it (%v); check says %v: %q", where, err, results, messages)
+			}
+		case result == Clamp:
+			if !slices.Equal(ws, messages) {
+				t.Errorf("%s: warnings %q; check says %q", where, ws, messages)
+			}
+			for field, want := range wants {
+				path := strings.Split(field, ".")
+				got, found, _ := unstructured.NestedInt64(stored.Object, path...)
+				removed := slices.ContainsFunc(messages, func(m string) bool { return strings.Contains(m, ": "+field+" ") && strings.Contains(m, " removed by ") })
+				switch {
+				case removed:
+					removals++
+					if found {
+						t.Errorf("%s: stored %s %d; check says it is removed", where, field, got)
+					}
+				case !found || got != int64(want):
+					t.Errorf("%s: stored %s %d (set %t); check wants %d", where, field, got, found, want)
+				}
+			}
+		case result == Warn:
+			if len(ws) != 1 || ws[0] != strings.Join(messages, "; ") {
+				t.Errorf("%s: warnings %q; check says %q", where, ws, messages)
+			}
+		default:
+			if (result != Pass && result != Skip) || len(ws) != 0 || !equalSpecs(stored.Object["spec"], a.spec) {
+				t.Errorf("%s: stored %v with warnings %q; check says %v: %q", where, stored.Object["spec"], ws, results, messages)
+			}
+		}
+	}
+	for _, r := range []Result{Pass, Clamp, Deny, Warn, Skip} {
+		if counts[r] == 0 {
+			t.Errorf("no %s among %d ScaledObjects: the grid does not cover it", r, len(all))
+		}
+	}
+	if removals == 0 {
+		t.Error("no clamp removes idleReplicaCount: the grid does not cover it")
+	}
+	t.Logf("answers: %v, idleReplicaCount removed %d times", counts, removals)
+}
+
+// equalSpecs compares the range fields of a stored spec with the asked one.
+func equalSpecs(stored any, asked map[string]any) bool {
+	s, _ := stored.(map[string]any)
+	for _, f := range []string{"minReplicaCount", "maxReplicaCount", "idleReplicaCount"} {
+		if fmt.Sprint(s[f]) != fmt.Sprint(asked[f]) {
+			return false
+		}
+	}
+	return true
 }
