@@ -179,9 +179,10 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 }
 
 // IdleRemovedMessage is the warning of a clamp that removes the idle size of the autoscaler
-// name (see NearestRange); it names the minimum as the clamp moves it, e.g. `ScaledObject "so": spec.idleReplicaCount 0 removed by
-// replica policy rule "prod-web": its nearest bound 2 is not below spec.minReplicaCount 2,
-// as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`.
+// name (see NearestRange); it names the minimum as the clamp moves it, e.g.
+// `ScaledObject "so": spec.idleReplicaCount 0 removed by replica policy rule "prod-web": its
+// nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject
+// idles at spec.minReplicaCount`.
 func (v RangeVerdict) IdleRemovedMessage(name string) string {
 	f := v.fields()
 	return fmt.Sprintf("%s %q: %s %d removed by replica policy rule %q: its nearest bound %d is not below %s %d, as KEDA requires, so the %s idles at %s",
