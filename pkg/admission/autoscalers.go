@@ -60,33 +60,21 @@ type autoscalerFields struct {
 		MinReplicas *int32 `json:"minReplicas"`
 		MaxReplicas int32  `json:"maxReplicas"`
 		// A ScaledObject's.
-		MinReplicaCount *int32 `json:"minReplicaCount"`
-		MaxReplicaCount *int32 `json:"maxReplicaCount"`
+		MinReplicaCount  *int32 `json:"minReplicaCount"`
+		MaxReplicaCount  *int32 `json:"maxReplicaCount"`
+		IdleReplicaCount *int32 `json:"idleReplicaCount"`
 	} `json:"spec"`
 }
 
-// KEDA's defaults for a ScaledObject that omits its range or its target's kind.
-const (
-	scaledObjectMinReplicas   int32 = 0
-	scaledObjectMaxReplicas   int32 = 100
-	scaledObjectTargetKind          = "Deployment"
-	scaledObjectTargetVersion       = "apps/v1"
-)
-
 // autoscalerRange is the autoscaler's range: an HPA's with the API's default minReplicas of
-// 1, a ScaledObject's with KEDA's defaults, 0 and 100.
+// 1, a ScaledObject's as workload.ScaledObjectSpec reads it (KEDA's defaults, 0 and 100,
+// and its idle size where set).
 func (f *autoscalerFields) autoscalerRange(of policy.RangeFields) policy.Range {
 	if of.Kind != policy.ScaledObjectKind {
 		return policy.Range{Min: policy.Replicas(f.Spec.MinReplicas), Max: f.Spec.MaxReplicas}
 	}
-	r := policy.Range{Min: scaledObjectMinReplicas, Max: scaledObjectMaxReplicas}
-	if f.Spec.MinReplicaCount != nil {
-		r.Min = *f.Spec.MinReplicaCount
-	}
-	if f.Spec.MaxReplicaCount != nil {
-		r.Max = *f.Spec.MaxReplicaCount
-	}
-	return r
+	return workload.ScaledObjectSpec{MinReplicaCount: f.Spec.MinReplicaCount, MaxReplicaCount: f.Spec.MaxReplicaCount,
+		IdleReplicaCount: f.Spec.IdleReplicaCount}.Range()
 }
 
 func (a autoscalers) admit(req admission.Request) answer {
@@ -116,7 +104,11 @@ func (a autoscalers) admit(req admission.Request) answer {
 		return answer{resp: allowed(), kind: kind, outcome: OutcomeNoRule}
 	}
 	d := decideAutoscaler(a.store.Snapshot(), of, target, req.Name, obj)
-	asked := fmt.Sprintf(`"minReplicas":%d,"maxReplicas":%d`, obj.autoscalerRange(of).Min, obj.autoscalerRange(of).Max)
+	r := obj.autoscalerRange(of)
+	asked := fmt.Sprintf(`"minReplicas":%d,"maxReplicas":%d`, r.Min, r.Max)
+	if r.HasIdle {
+		asked += fmt.Sprintf(`,"idleReplicas":%d`, r.Idle)
+	}
 	return answer{resp: decisionResponse(d, asked), kind: kind, rule: d.Rule, action: d.Action, outcome: d.Outcome}
 }
 
@@ -124,9 +116,10 @@ func (a autoscalers) admit(req admission.Request) answer {
 // labels and controller from the cache (unknown when it is not cached yet, as for a Scale).
 func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Subject, bool) {
 	ref := obj.Spec.ScaleTargetRef
-	if a.fields().Kind == policy.ScaledObjectKind && ref.Kind == "" {
+	if a.fields().Kind == policy.ScaledObjectKind {
 		// KEDA scales a Deployment unless told otherwise.
-		ref.Kind, ref.APIVersion = scaledObjectTargetKind, scaledObjectTargetVersion
+		t := workload.ScaledObjectTarget{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name}.Target()
+		ref.APIVersion, ref.Kind = t.APIVersion, t.Kind
 	}
 	gv, err := schema.ParseGroupVersion(ref.APIVersion)
 	if err != nil {
@@ -150,7 +143,7 @@ func (a autoscalers) target(namespace string, obj *autoscalerFields) (policy.Sub
 func decideAutoscaler(snap *policy.Snapshot, of policy.RangeFields, target policy.Subject, name string, obj *autoscalerFields) Decision {
 	v := snap.DecideRangeOf(of, target, obj.autoscalerRange(of))
 	controller := policy.OwnerOf(metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: obj.Metadata.OwnerReferences}))
-	return decisionOf(v.Effect(policy.AtMutate, name, target, controller), func(d *Decision) { d.Range, d.rangeOf = &v.Want, of })
+	return decisionOf(v.Effect(policy.AtMutate, name, target, controller), func(d *Decision) { d.Range, d.rangeOf, d.rangeAsked = &v.Want, of, v.Range })
 }
 
 // decodeAutoscaler reads the fields of an HPA that a decision needs.

@@ -53,7 +53,8 @@ type Decision struct {
 	// Replicas, when not nil, is the value the mutating webhook sets spec.replicas to.
 	Replicas *int32
 	// Range, when not nil, is the range the mutating webhook sets a HorizontalPodAutoscaler's
-	// spec.minReplicas and spec.maxReplicas to.
+	// spec.minReplicas and spec.maxReplicas to (a ScaledObject's spec.minReplicaCount,
+	// spec.maxReplicaCount and spec.idleReplicaCount).
 	Range *policy.Range
 	// Message explains a denial.
 	Message string
@@ -65,8 +66,10 @@ type Decision struct {
 	Outcome Outcome
 	// bounds are the deciding rule's, for the texts of a clamp revisited at Validate.
 	bounds policy.Bounds
-	// rangeOf names the fields Range patches (policy.HPAFields when zero).
-	rangeOf policy.RangeFields
+	// rangeOf names the fields Range patches (policy.HPAFields when zero); rangeAsked is
+	// the range the request asked for (whether it sets an idle size to patch or remove).
+	rangeOf    policy.RangeFields
+	rangeAsked policy.Range
 }
 
 // decisionOf turns the policy's effect into the webhook's answer: the one place where an

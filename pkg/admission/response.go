@@ -31,17 +31,27 @@ func patchedReplicas(replicas int32) admission.Response {
 	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/spec/replicas", Value: replicas})
 }
 
-// patchedRange sets an autoscaler's two ends, the fields of of (a HorizontalPodAutoscaler's
-// spec.minReplicas and spec.maxReplicas when zero), and nothing else (add creates an end
-// that was omitted).
-func patchedRange(r policy.Range, of policy.RangeFields) admission.Response {
+// patchedRange sets an autoscaler's two ends to those of r, the fields of of (a
+// HorizontalPodAutoscaler's spec.minReplicas and spec.maxReplicas when zero), and nothing
+// else (add creates an end that was omitted). A ScaledObject's idle size, which asked sets,
+// is set to r's, or removed when r has none (policy.Bounds.NearestRange says when).
+func patchedRange(r, asked policy.Range, of policy.RangeFields) admission.Response {
 	if of.Kind == "" {
 		of = policy.HPAFields
 	}
 	pointer := func(path string) string { return "/" + strings.ReplaceAll(path, ".", "/") }
-	return admission.Patched("",
-		jsonpatch.JsonPatchOperation{Operation: "add", Path: pointer(of.Min), Value: r.Min},
-		jsonpatch.JsonPatchOperation{Operation: "add", Path: pointer(of.Max), Value: r.Max})
+	ops := []jsonpatch.JsonPatchOperation{
+		{Operation: "add", Path: pointer(of.Min), Value: r.Min},
+		{Operation: "add", Path: pointer(of.Max), Value: r.Max},
+	}
+	switch {
+	case of.Idle == "" || !asked.HasIdle:
+	case r.HasIdle:
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: pointer(of.Idle), Value: r.Idle})
+	default:
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: pointer(of.Idle)})
+	}
+	return admission.Patched("", ops...)
 }
 
 // badRequest answers a request the webhook cannot read.
@@ -72,7 +82,7 @@ func decisionResponse(d Decision, asked string) admission.Response {
 	case d.Replicas != nil:
 		resp = patchedReplicas(*d.Replicas)
 	case d.Range != nil:
-		resp = patchedRange(*d.Range, d.rangeOf)
+		resp = patchedRange(*d.Range, d.rangeAsked, d.rangeOf)
 	default:
 		resp = allowed()
 	}

@@ -22,6 +22,7 @@ const scaledObjectPolicy = header + `rules:
 - {name: workers, namespaces: [prod], selector: {matchLabels: {tier: worker}}, minReplicas: 2, maxReplicas: 20, allowZero: true}
 - {name: prod-web, namespaces: [prod], minReplicas: 2, maxReplicas: 10}
 - {name: dev, namespaces: [dev], maxReplicas: 3, action: warn}
+- {name: strict, namespaces: [strict], minReplicas: 2, maxReplicas: 10, action: deny}
 `
 
 // scaledObjectReview is the AdmissionReview of a ScaledObject's CREATE (or, with old, its
@@ -44,6 +45,7 @@ func TestScaledObjects(t *testing.T) {
 		name, namespace, spec, old string
 		allowed                    bool
 		patch                      map[string]int32
+		removed                    bool // the patch removes spec.idleReplicaCount
 		warnings                   []string
 		message                    string
 		outcome                    Outcome
@@ -68,6 +70,37 @@ func TestScaledObjects(t *testing.T) {
 		{name: "an update that leaves the range and the target alone", namespace: "prod",
 			spec: `{"scaleTargetRef":{"name":"web"},"pollingInterval":5}`, old: `{"scaleTargetRef":{"name":"web"}}`,
 			allowed: true, outcome: OutcomeUnchanged},
+		// spec.idleReplicaCount, where set, is decided as the two ends are.
+		{name: "idle 0 under allowZero", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"name":"worker"},"idleReplicaCount":0,"minReplicaCount":2,"maxReplicaCount":20}`,
+			allowed: true, outcome: OutcomeAllowed},
+		{name: "idle 0 without allowZero, min above the bound: set to the bound", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":0,"minReplicaCount":4,"maxReplicaCount":10}`,
+			allowed: true, outcome: OutcomeClamped, patch: map[string]int32{"/spec/minReplicaCount": 4, "/spec/maxReplicaCount": 10, "/spec/idleReplicaCount": 2},
+			warnings: []string{`ScaledObject "so": spec.idleReplicaCount 0 clamped to 2 by replica policy rule "prod-web"`}},
+		{name: "idle 0 without allowZero, min at the bound: removed", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":0,"minReplicaCount":2,"maxReplicaCount":10}`,
+			allowed: true, outcome: OutcomeClamped, patch: map[string]int32{"/spec/minReplicaCount": 2, "/spec/maxReplicaCount": 10}, removed: true,
+			warnings: []string{`ScaledObject "so": spec.idleReplicaCount 0 removed by replica policy rule "prod-web": its nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`}},
+		{name: "idle inside a deny rule's bounds", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"q"},"idleReplicaCount":0,"minReplicaCount":1,"maxReplicaCount":5}`,
+			allowed: true, outcome: OutcomeAllowed},
+		{name: "idle denied", namespace: "strict",
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":0,"minReplicaCount":3,"maxReplicaCount":10}`,
+			outcome: OutcomeDenied, message: `spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] for ScaledObject "so" (replica policy rule "strict", action deny)`},
+		{name: "idle warned", namespace: "dev", spec: `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":4,"minReplicaCount":5,"maxReplicaCount":6}`,
+			allowed: true, outcome: OutcomeWarned,
+			warnings: []string{`spec.minReplicaCount: Invalid value: 5: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
+				`spec.maxReplicaCount: Invalid value: 6: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
+				`spec.idleReplicaCount: Invalid value: 4: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn)`}},
+		{name: "an update that changes the idle size alone is decided", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":1,"minReplicaCount":4,"maxReplicaCount":10}`,
+			old:     `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":2,"minReplicaCount":4,"maxReplicaCount":10}`,
+			allowed: true, outcome: OutcomeClamped, patch: map[string]int32{"/spec/minReplicaCount": 4, "/spec/maxReplicaCount": 10, "/spec/idleReplicaCount": 2},
+			warnings: []string{`ScaledObject "so": spec.idleReplicaCount 1 clamped to 2 by replica policy rule "prod-web"`}},
+		{name: "idle not below min is left to KEDA", namespace: "prod",
+			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":3,"minReplicaCount":3,"maxReplicaCount":10}`,
+			allowed: true, outcome: OutcomeAllowed},
 		{name: "a target of a kind that is not bounded", namespace: "prod",
 			spec:    `{"scaleTargetRef":{"apiVersion":"example.com/v1","kind":"Widget","name":"w"},"maxReplicaCount":50}`,
 			allowed: true, outcome: OutcomeNoRule},
@@ -82,16 +115,20 @@ func TestScaledObjects(t *testing.T) {
 			if resp.Allowed != tc.allowed || a.outcome != tc.outcome || a.kind != policy.ScaledObjectKind {
 				t.Fatalf("allowed %t outcome %s kind %s (%v); want %t %s", resp.Allowed, a.outcome, a.kind, resp.Result, tc.allowed, tc.outcome)
 			}
-			got := map[string]int32{}
+			got, removed := map[string]int32{}, false
 			for _, p := range resp.Patches {
+				if p.Operation == "remove" && p.Path == "/spec/idleReplicaCount" {
+					removed = true
+					continue
+				}
 				v, ok := p.Value.(int32)
 				if !ok || p.Operation != "add" {
 					t.Fatalf("patch %+v: only adds of the two ends", p)
 				}
 				got[p.Path] = v
 			}
-			if len(got) != len(tc.patch) || (tc.patch != nil && fmt.Sprint(got) != fmt.Sprint(tc.patch)) {
-				t.Errorf("patches %v, want %v", got, tc.patch)
+			if len(got) != len(tc.patch) || (tc.patch != nil && fmt.Sprint(got) != fmt.Sprint(tc.patch)) || removed != tc.removed {
+				t.Errorf("patches %v (idle removed %t), want %v (%t)", got, removed, tc.patch, tc.removed)
 			}
 			if !slices.Equal(resp.Warnings, tc.warnings) {
 				t.Errorf("warnings\n got %q\nwant %q", resp.Warnings, tc.warnings)

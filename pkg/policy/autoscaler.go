@@ -15,6 +15,9 @@ const ScaledObjectKind = "ScaledObject"
 // RangeFields names an autoscaler's kind and the fields of its range, for messages.
 type RangeFields struct {
 	Kind, Min, Max string
+	// Idle is the field of the size the autoscaler scales to while idle (a ScaledObject's
+	// spec.idleReplicaCount); "" for an autoscaler without one.
+	Idle string
 }
 
 var (
@@ -22,29 +25,60 @@ var (
 	// spec.maxReplicas.
 	HPAFields = RangeFields{Kind: AutoscalerKind, Min: "spec.minReplicas", Max: "spec.maxReplicas"}
 	// ScaledObjectFields are a ScaledObject's: spec.minReplicaCount (0 when omitted, KEDA's
-	// default) and spec.maxReplicaCount (100 when omitted).
-	ScaledObjectFields = RangeFields{Kind: ScaledObjectKind, Min: "spec.minReplicaCount", Max: "spec.maxReplicaCount"}
+	// default), spec.maxReplicaCount (100 when omitted) and spec.idleReplicaCount (where set).
+	ScaledObjectFields = RangeFields{Kind: ScaledObjectKind, Min: "spec.minReplicaCount", Max: "spec.maxReplicaCount", Idle: "spec.idleReplicaCount"}
 )
 
 // Range is a HorizontalPodAutoscaler's replica range: spec.minReplicas (1 when omitted, the
-// API's default) and spec.maxReplicas.
+// API's default) and spec.maxReplicas; or a ScaledObject's, whose idle size may be set too.
 type Range struct {
 	Min, Max int32
+	// Idle, when HasIdle, is a ScaledObject's spec.idleReplicaCount: the size KEDA scales
+	// the target to while no trigger is active. KEDA requires it below Min.
+	Idle    int32
+	HasIdle bool
 }
 
-// String renders the range as the bounds are rendered: "[2, 30]".
-func (r Range) String() string { return fmt.Sprintf("[%d, %d]", r.Min, r.Max) }
+// String renders the range as the bounds are rendered: "[2, 30]", with the idle size when
+// set: "[2, 30], idle 0".
+func (r Range) String() string {
+	s := fmt.Sprintf("[%d, %d]", r.Min, r.Max)
+	if r.HasIdle {
+		s += fmt.Sprintf(", idle %d", r.Idle)
+	}
+	return s
+}
 
-// NearestRange moves each end of r to the nearest bound: the range an autoscaler may keep
-// without ever asking for a size the bounds forbid. A minReplicas of 0 stays when AllowZero
-// is set. The result never has Min above Max for a valid range (Nearest never decreases);
-// an invalid one (Min above Max) is returned as it is, for the API server's validation to
-// reject.
+// Valid reports whether the range is one its autoscaler accepts: Min not above Max, and an
+// idle size below Min (KEDA refuses a ScaledObject whose idleReplicaCount is not below its
+// minReplicaCount: its webhook rejects it, its operator creates no HPA for it).
+func (r Range) Valid() bool {
+	return r.Min <= r.Max && (!r.HasIdle || r.Idle < r.Min)
+}
+
+// NearestRange moves each end of r, and its idle size, to the nearest bound: the range an
+// autoscaler may keep without ever asking for a size the bounds forbid. A 0 stays when
+// AllowZero is set. The result never has Min above Max for a valid range (Nearest never
+// decreases); an invalid one is returned as it is, for the API server's (or KEDA's)
+// validation to reject.
+//
+// The idle size moves as the ends do, but it must stay below Min. Nearest never decreases,
+// so the moved idle size is at most the moved Min; when the two meet (both were below the
+// lower bound, or both above the upper one), the idle size is dropped (HasIdle false):
+// without spec.idleReplicaCount KEDA idles the target at minReplicaCount, which is then the
+// very size the moved idle size would have been, and the ScaledObject stays one KEDA accepts.
 func (b Bounds) NearestRange(r Range) Range {
-	if r.Min > r.Max {
+	if !r.Valid() {
 		return r
 	}
-	return Range{Min: b.Nearest(r.Min), Max: b.Nearest(r.Max)}
+	w := Range{Min: b.Nearest(r.Min), Max: b.Nearest(r.Max)}
+	if r.HasIdle {
+		w.Idle, w.HasIdle = b.Nearest(r.Idle), true
+		if w.Idle >= w.Min {
+			w.Idle, w.HasIdle = 0, false
+		}
+	}
+	return w
 }
 
 // RangeVerdict is the policy's answer for an autoscaler's range. The autoscaler is decided
@@ -87,15 +121,21 @@ func (s *Snapshot) DecideRangeOf(of RangeFields, target Subject, r Range) RangeV
 	return rv
 }
 
-// RangeField is one end of an autoscaler's range that lies outside the bounds.
+// RangeField is one end of an autoscaler's range (or its idle size) that lies outside the
+// bounds.
 type RangeField struct {
-	// Path is the field: "spec.minReplicas" or "spec.maxReplicas".
+	// Path is the field: "spec.minReplicas", "spec.maxReplicas", "spec.idleReplicaCount".
 	Path string
 	// Value is the autoscaler's; Want the nearest value the bounds allow.
 	Value, Want int32
+	// Removed is set for an idle size whose nearest bound is not below the moved minimum:
+	// a clamp removes the field, and the autoscaler idles at its minimum, Want (see
+	// NearestRange).
+	Removed bool
 }
 
-// Fields lists the ends of the range that are outside the bounds, minReplicas first.
+// Fields lists the ends of the range that are outside the bounds, minReplicas first, then
+// the idle size.
 func (v RangeVerdict) Fields() []RangeField {
 	var fs []RangeField
 	if v.Want.Min != v.Range.Min {
@@ -103,6 +143,13 @@ func (v RangeVerdict) Fields() []RangeField {
 	}
 	if v.Want.Max != v.Range.Max {
 		fs = append(fs, RangeField{Path: v.fields().Max, Value: v.Range.Max, Want: v.Want.Max})
+	}
+	if v.Range.HasIdle && (!v.Want.HasIdle || v.Want.Idle != v.Range.Idle) {
+		f := RangeField{Path: v.fields().Idle, Value: v.Range.Idle, Want: v.Want.Idle}
+		if !v.Want.HasIdle {
+			f.Want, f.Removed = v.Want.Min, true
+		}
+		fs = append(fs, f)
 	}
 	return fs
 }
@@ -129,6 +176,28 @@ func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 			f.Path, f.Value, v.Rule.Bounds, v.fields().Kind, name, v.Rule.Name, v.Rule.Action))
 	}
 	return strings.Join(ms, "; ")
+}
+
+// IdleRemovedMessage is the warning of a clamp that removes the idle size of the autoscaler
+// name (see NearestRange); it names the minimum as the clamp moves it, e.g.
+// `ScaledObject "so": spec.idleReplicaCount 0 removed by replica policy rule "prod-web": its
+// nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject
+// idles at spec.minReplicaCount`.
+func (v RangeVerdict) IdleRemovedMessage(name string) string {
+	f := v.fields()
+	return fmt.Sprintf("%s %q: %s %d removed by replica policy rule %q: its nearest bound %d is not below %s %d, as KEDA requires, so the %s idles at %s",
+		f.Kind, name, f.Idle, v.Range.Idle, v.Rule.Name, v.Rule.Bounds.Nearest(v.Range.Idle), f.Min, v.Rule.Bounds.Nearest(v.Range.Min), f.Kind, f.Min)
+}
+
+// clampWarnings are the warnings of a clamp of the autoscaler name: ClampMessages for the
+// fields it sets, and IdleRemovedMessage when it removes the idle size.
+func (v RangeVerdict) clampWarnings(name string) []string {
+	if v.Want.HasIdle || !v.Range.HasIdle {
+		return v.ClampMessages(name)
+	}
+	set := v
+	set.Want.Idle, set.Want.HasIdle = v.Range.Idle, true
+	return append(set.ClampMessages(name), v.IdleRemovedMessage(name))
 }
 
 // ControlledMessage is the warning for the autoscaler name whose range is outside the

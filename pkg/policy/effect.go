@@ -145,13 +145,16 @@ func (v RangeVerdict) Effect(at Stage, name string, target Subject, controller *
 		e.Kind, e.Messages = Warn, []string{fmt.Sprintf("%s %q: replica policy rule %q could not be checked: the %s of its target %s %q are not in the webhook's cache yet; the scaler will report it if its range is outside %s",
 			v.Kind(), name, r.Name, v.Missing, target.Kind, target.Name, r.Bounds)}
 	case v.Outcome != OutcomeOutOfBounds:
+	case at == AtScaler && v.Kind() == ScaledObjectKind:
+		e.Kind, e.Messages = Report, []string{v.OutOfBoundsMessage(name) +
+			": KEDA writes it into the HPA it owns, which then asks for sizes the bounds forbid; set it inside the bounds (the scaler never changes a ScaledObject)"}
 	case at == AtScaler:
 		e.Kind, e.Messages = Report, []string{v.OutOfBoundsMessage(name) +
 			": its scale writes are clamped to the bounds and it reports sizes it never reaches; set its range inside the bounds (the scaler never changes an HPA)"}
 	case r.Action == ActionClamp && controller != nil:
 		e.Kind, e.Messages = Warn, []string{v.ControlledMessage(name, controller.Kind, controller.Name)}
 	case r.Action == ActionClamp:
-		e.Kind, e.Messages = Patch, v.ClampMessages(name)
+		e.Kind, e.Messages = Patch, v.clampWarnings(name)
 	case r.Action == ActionWarn:
 		e.Kind, e.Messages = Warn, []string{v.OutOfBoundsMessage(name)}
 	default:

@@ -30,6 +30,10 @@ var (
 		Name: "replicapolicy_scaler_autoscalers_out_of_bounds",
 		Help: "HorizontalPodAutoscalers whose range [minReplicas, maxReplicas] leaves the bounds of their target workload's rule, by rule and action: their scale writes are clamped, and they report sizes they never reach. The scaler reports them (Event HPAOutOfBounds) and never changes them.",
 	}, []string{"rule", "action"})
+	scaledObjectsOutOfBounds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "replicapolicy_scaler_scaledobjects_out_of_bounds",
+		Help: "KEDA ScaledObjects whose range [minReplicaCount, maxReplicaCount] (or idleReplicaCount) leaves the bounds of their target workload's rule, by rule and action: the HPA KEDA writes from them asks for sizes the bounds forbid. The scaler reports them (Event ScaledObjectOutOfBounds) and never changes them; present only where KEDA's CRD is served.",
+	}, []string{"rule", "action"})
 	contestedGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "replicapolicy_scaler_contested",
 		Help: "Workloads the scaler has stopped correcting for a back-off, because another writer (an HPA, a GitOps tool) keeps setting their replicas outside the bounds, by rule and kind.",
@@ -46,5 +50,5 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal, movedTotal,
-		outOfBounds, autoscalersOutOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
+		outOfBounds, autoscalersOutOfBounds, scaledObjectsOutOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
 }

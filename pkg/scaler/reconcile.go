@@ -44,7 +44,7 @@ const (
 // clamp rule, corrects it through its scale subresource.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
 	defer r.reconciles.Add(1)
-	if req.Kind == AutoscalerGroupKind {
+	if req.Kind == AutoscalerGroupKind || req.Kind == ScaledObjectGroupKind {
 		return r.reconcileAutoscaler(ctx, req)
 	}
 	kind, ok := r.kinds[req.Kind]

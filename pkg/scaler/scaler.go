@@ -12,7 +12,9 @@
 // label change, every policy change and a periodic resync, each a pass over the cache.
 //
 // HorizontalPodAutoscalers whose range leaves their target's bounds are reported (Event
-// HPAOutOfBounds, a gauge), never changed: the scaler has no right to update them.
+// HPAOutOfBounds, a gauge), never changed: the scaler has no right to update them. So are
+// KEDA ScaledObjects (Event ScaledObjectOutOfBounds), where their CRD is served and the
+// scaler may list them.
 // Writes go through a global token bucket (Options.MaxCorrectionsPerSecond), failures back
 // off per workload, and a workload that another writer keeps setting outside its bounds
 // is left alone for a doubling back-off and reported as contested.
@@ -118,6 +120,8 @@ type Reconciler struct {
 	now       func() time.Time
 	// policyChanged has room for one pending full pass: policy changes coalesce.
 	policyChanged chan struct{}
+	// scaledObjects is the watch of KEDA's ScaledObjects, started when they can be read.
+	scaledObjects scaledObjectWatch
 
 	reconciles, scaleWrites, moved, corrections, failures, contests atomic.Int64
 }
@@ -159,6 +163,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.workloads = workloads
 	r.kinds = map[schema.GroupKind]workload.Kind{}
+	workload.AddScaledObjectToScheme(mgr.GetScheme())
 
 	logger := mgr.GetLogger().WithValues("controller", ControllerName)
 	b := builder.TypedControllerManagedBy[Request](mgr).
@@ -210,7 +215,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		default: // a pass is already pending; it will read the newest snapshot
 		}
 	})
-	return b.Complete(r)
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	// KEDA's ScaledObjects, reported as HPAs are, when their CRD is served.
+	r.scaledObjects.controller, r.scaledObjects.cache, r.scaledObjects.apiReader = c, mgr.GetCache(), mgr.GetAPIReader()
+	r.watchScaledObjects(context.Background())
+	return nil
 }
 
 // enqueueWorkload maps events of one workload kind (or of HorizontalPodAutoscalers) to
@@ -279,8 +291,9 @@ func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimit
 	return nil
 }
 
-// enqueueAll queues every workload in the cache, and every HorizontalPodAutoscaler, in
-// namespace ns ("" for all). Compliant workloads cost a cache read each and no API request.
+// enqueueAll queues every workload in the cache, and every HorizontalPodAutoscaler and
+// watched ScaledObject, in namespace ns ("" for all; a full pass first tries to start the
+// ScaledObjects' watch). Compliant workloads cost a cache read each and no API request.
 func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string) {
 	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
 	n := 0
@@ -309,6 +322,10 @@ func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimiti
 	for i := range hpas.Items {
 		add(AutoscalerGroupKind, hpas.Items[i].Namespace, hpas.Items[i].Name)
 	}
+	if ns == "" {
+		r.watchScaledObjects(ctx)
+	}
+	r.enqueueScaledObjects(ctx, ns, add)
 	logger.V(1).Info("Queued workloads for evaluation", "reason", why, "namespace", ns, "workloads", n)
 }
 

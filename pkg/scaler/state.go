@@ -18,6 +18,7 @@ type tracker struct {
 	items     map[Request]*itemState
 	oob       map[[2]string]int // {rule, action} -> workloads
 	hpaOOB    map[[2]string]int // {rule, action} -> HorizontalPodAutoscalers
+	soOOB     map[[2]string]int // {rule, action} -> KEDA ScaledObjects
 	contested map[[2]string]int // {rule, kind} -> workloads
 }
 
@@ -26,6 +27,8 @@ type itemState struct {
 	autoscaler bool
 	oob        [2]string // {rule, action} while out of bounds, zero otherwise
 	reported   string    // what the last ReplicasOutOfBounds Event said, in short
+	// scaledObject is set for a KEDA ScaledObject, counted in its own gauge.
+	scaledObject bool
 	// corrections made within the window, oldest first.
 	corrections []time.Time
 	// strikes counts contests since the workload was last left alone for a whole window;
@@ -42,6 +45,7 @@ func newTracker(o Options) *tracker {
 		items:     map[Request]*itemState{},
 		oob:       map[[2]string]int{},
 		hpaOOB:    map[[2]string]int{},
+		soOOB:     map[[2]string]int{},
 		contested: map[[2]string]int{},
 	}
 }
@@ -49,7 +53,7 @@ func newTracker(o Options) *tracker {
 func (t *tracker) state(req Request) *itemState {
 	s, ok := t.items[req]
 	if !ok {
-		s = &itemState{autoscaler: req.Kind == AutoscalerGroupKind}
+		s = &itemState{autoscaler: req.Kind == AutoscalerGroupKind, scaledObject: req.Kind == ScaledObjectGroupKind}
 		t.items[req] = s
 	}
 	return s
@@ -205,9 +209,12 @@ func (t *tracker) setOOB(s *itemState, to [2]string) {
 	if s.oob == to {
 		return
 	}
-	if s.autoscaler {
+	switch {
+	case s.autoscaler:
 		move(t.hpaOOB, s.oob, to, autoscalersOutOfBounds.WithLabelValues, autoscalersOutOfBounds.DeleteLabelValues)
-	} else {
+	case s.scaledObject:
+		move(t.soOOB, s.oob, to, scaledObjectsOutOfBounds.WithLabelValues, scaledObjectsOutOfBounds.DeleteLabelValues)
+	default:
 		move(t.oob, s.oob, to, outOfBounds.WithLabelValues, outOfBounds.DeleteLabelValues)
 	}
 	s.oob = to

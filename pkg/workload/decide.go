@@ -34,29 +34,44 @@ func Decide(ctx context.Context, reader client.Reader, snap *policy.Snapshot, ki
 // cached). ok is false for a target of a kind not in kinds, which is not bounded.
 func DecideAutoscaler(ctx context.Context, reader client.Reader, workloads *Cache, kinds *Set, snap *policy.Snapshot, hpa *autoscalingv2.HorizontalPodAutoscaler) (v policy.RangeVerdict, target policy.Subject, ok bool, err error) {
 	ref := hpa.Spec.ScaleTargetRef
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	rng := policy.Range{Min: policy.Replicas(hpa.Spec.MinReplicas), Max: hpa.Spec.MaxReplicas}
+	return decideRange(ctx, reader, workloads, kinds, snap, policy.HPAFields, hpa.Namespace, ref.APIVersion, ref.Kind, ref.Name, rng)
+}
+
+// DecideScaledObject is DecideAutoscaler for a KEDA ScaledObject: its range (KEDA's
+// defaults, its idleReplicaCount where set) by the rule of its scaleTargetRef (a
+// Deployment unless it names a kind).
+func DecideScaledObject(ctx context.Context, reader client.Reader, workloads *Cache, kinds *Set, snap *policy.Snapshot, so *ScaledObject) (v policy.RangeVerdict, target policy.Subject, ok bool, err error) {
+	ref := so.Spec.ScaleTargetRef.Target()
+	return decideRange(ctx, reader, workloads, kinds, snap, policy.ScaledObjectFields, so.Namespace, ref.APIVersion, ref.Kind, ref.Name, so.Spec.Range())
+}
+
+// decideRange is the verdict on the range rng of an autoscaler (whose fields are of) in
+// namespace, by the rule of its target apiVersion/kind name.
+func decideRange(ctx context.Context, reader client.Reader, workloads *Cache, kinds *Set, snap *policy.Snapshot,
+	of policy.RangeFields, namespace, apiVersion, kindName, name string, rng policy.Range) (v policy.RangeVerdict, target policy.Subject, ok bool, err error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return v, target, false, nil
 	}
-	kind, ok := kinds.ForGroupKind(gv.Group, ref.Kind)
+	kind, ok := kinds.ForGroupKind(gv.Group, kindName)
 	if !ok {
 		return v, target, false, nil
 	}
-	target = policy.NewSubject(kind.Group, kind.Kind, hpa.Namespace, ref.Name)
-	switch w, err := workloads.Get(ctx, kind, hpa.Namespace, ref.Name); {
+	target = policy.NewSubject(kind.Group, kind.Kind, namespace, name)
+	switch w, err := workloads.Get(ctx, kind, namespace, name); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return v, target, false, err
 	default:
 		target.SetWorkload(w.GetLabels(), w.Controller())
 	}
-	rng := policy.Range{Min: policy.Replicas(hpa.Spec.MinReplicas), Max: hpa.Spec.MaxReplicas}
-	v = snap.DecideRange(target, rng)
+	v = snap.DecideRangeOf(of, target, rng)
 	if v.Missing == policy.MissingNamespaceLabels {
 		if found, err := NamespaceLabels(ctx, reader, &target); err != nil {
 			return v, target, false, err
 		} else if found {
-			v = snap.DecideRange(target, rng)
+			v = snap.DecideRangeOf(of, target, rng)
 		}
 	}
 	return v, target, true, nil

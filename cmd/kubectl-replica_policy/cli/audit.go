@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -32,6 +33,9 @@ const auditPageSize = 500
 // autoscalerResource is what audit lists HorizontalPodAutoscalers as: autoscaling/v2, the
 // version the webhook is registered for (v1 objects are the same objects).
 var autoscalerResource = schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+
+// scaledObjectResource is KEDA's ScaledObjects, which audit lists where KEDA is installed.
+var scaledObjectResource = workload.ScaledObjectGroupVersion.WithResource("scaledobjects")
 
 // auditTimeout is --request-timeout's default.
 const auditTimeout = 30 * time.Second
@@ -59,15 +63,17 @@ func newAuditCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Judge the workloads of a live cluster against its policy, or a proposed one",
 		Long: `Audit judges every bounded workload stored in the cluster (Deployments, StatefulSets,
 ReplicaSets), with its stored spec.replicas and its Namespace's labels, and every
-HorizontalPodAutoscaler, by the rule of its target workload, as check judges a manifest:
-what the scaler would correct (clamp) or report, and what deny and warn rules report. An
-HPA under a clamp rule would have its range clamped by the webhook at its next write; the
-scaler reports it (it never writes an HPA). The policy is the cluster's ConfigMap
+HorizontalPodAutoscaler (and, where KEDA is installed, every KEDA ScaledObject), by the
+rule of its target workload, as check judges a manifest: what the scaler would correct
+(clamp) or report, and what deny and warn rules report. An HPA or ScaledObject under a
+clamp rule would have its range clamped by the webhook at its next write; the scaler
+reports it (it never writes one). The policy is the cluster's ConfigMap
 (--policy-namespace, --policy-configmap, the webhook's defaults); with --policy FILE, a
 proposed policy instead: what a change would clamp, deny or report before anyone applies it.
 
-Read-only: it needs get,list on namespaces, on each workload kind and on
-horizontalpodautoscalers.autoscaling at the cluster scope, and get on the policy ConfigMap
+Read-only: it needs get,list on namespaces, on each workload kind, on
+horizontalpodautoscalers.autoscaling and, where KEDA is installed, on scaledobjects.keda.sh
+at the cluster scope, and get on the policy ConfigMap
 (not needed with --policy). The cluster is found as kubectl finds it: --kubeconfig, else
 $KUBECONFIG, else in-cluster, else ~/.kube/config.
 
@@ -125,8 +131,9 @@ func (o *AuditOptions) Validate() error {
 	return o.ReportOptions.Validate()
 }
 
-// Run reads the policy, the Namespaces, every HorizontalPodAutoscaler and every bounded
-// workload, judges them and writes the report: the workloads, then the HPAs.
+// Run reads the policy, the Namespaces, every HorizontalPodAutoscaler (and ScaledObject)
+// and every bounded workload, judges them and writes the report: the workloads, then the
+// autoscalers.
 func (o *AuditOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -147,15 +154,15 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// HPAs first, so that only their target workloads' labels are kept while the workloads
-	// are read (a cluster may hold 100,000 of those); they are judged after them.
-	var autoscalers []Target
+	// Autoscalers first, so that only their target workloads' labels are kept while the
+	// workloads are read (a cluster may hold 100,000 of those); they are judged after them.
+	autoscalers, err := o.autoscalers(ctx, dyn, namespaces)
+	if err != nil {
+		return err
+	}
 	targeted := map[workloadKey]bool{}
-	if err := o.eachTarget(ctx, dyn, autoscalerResource, policy.AutoscalerKind, namespaces, func(t Target) {
-		autoscalers = append(autoscalers, t)
+	for _, t := range autoscalers {
 		targeted[keyOf(t.Subject)] = true
-	}); err != nil {
-		return o.apiError(err, "list", autoscalerResource.GroupResource(), "")
 	}
 	var findings []Finding
 	workloads := Workloads{}
@@ -174,6 +181,50 @@ func (o *AuditOptions) Run(ctx context.Context) error {
 		findings = append(findings, Judge(snap, t)...)
 	}
 	return o.write(o.Out, "replica-policy audit", findings)
+}
+
+// autoscalers are the targets of every HorizontalPodAutoscaler and, where discovery says
+// KEDA's CRD is served, every ScaledObject. (Discovery first: the API server answers a
+// list of a resource it does not serve with Forbidden, not NotFound, to a user who may not
+// list it.)
+func (o *AuditOptions) autoscalers(ctx context.Context, dyn dynamic.Interface, namespaces Namespaces) ([]Target, error) {
+	resources := []schema.GroupVersionResource{autoscalerResource}
+	kinds := []string{policy.AutoscalerKind}
+	served, err := o.serves(scaledObjectResource)
+	if err != nil {
+		return nil, o.apiError(err, "discover", scaledObjectResource.GroupResource(), "")
+	}
+	if served {
+		resources, kinds = append(resources, scaledObjectResource), append(kinds, policy.ScaledObjectKind)
+	}
+	var targets []Target
+	for i, gvr := range resources {
+		if err := o.eachTarget(ctx, dyn, gvr, kinds[i], namespaces, func(t Target) { targets = append(targets, t) }); err != nil {
+			return nil, o.apiError(err, "list", gvr.GroupResource(), "")
+		}
+	}
+	return targets, nil
+}
+
+// serves reports whether the cluster's discovery lists gvr.
+func (o *AuditOptions) serves(gvr schema.GroupVersionResource) (bool, error) {
+	disco, err := discovery.NewDiscoveryClientForConfig(o.config)
+	if err != nil {
+		return false, err
+	}
+	list, err := disco.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, r := range list.APIResources {
+		if r.Name == gvr.Resource {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // namespaces are the labels of the audited Namespace (-n), else of every Namespace: -l
@@ -299,7 +350,7 @@ func (o *AuditOptions) needs() string {
 		kinds = append(kinds, k.GroupResource().String())
 	}
 	kinds = append(kinds, autoscalerResource.GroupResource().String())
-	s := "get,list on " + strings.Join(kinds, ", ") + " at the cluster scope"
+	s := "get,list on " + strings.Join(kinds, ", ") + " at the cluster scope (and on " + scaledObjectResource.GroupResource().String() + " where KEDA is installed)"
 	if o.PolicyFile == "" {
 		s += fmt.Sprintf(", and get on configmap %q in namespace %q", o.PolicyConfigMap, o.PolicyNamespace)
 	}

@@ -223,11 +223,11 @@ func TestAudit(t *testing.T) {
 		name, kubeconfig, stderr string
 	}{
 		{"without list on deployments", noList,
-			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot list deployments.apps at the cluster scope: forbidden for system:serviceaccount:audit:no-list (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope (and on scaledobjects.keda.sh where KEDA is installed), and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 		{"without list on HPAs", noAutoscalers,
-			`error: cannot list horizontalpodautoscalers.autoscaling at the cluster scope: forbidden for system:serviceaccount:audit:no-hpa (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot list horizontalpodautoscalers.autoscaling at the cluster scope: forbidden for system:serviceaccount:audit:no-hpa (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope (and on scaledobjects.keda.sh where KEDA is installed), and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 		{"without get on the policy ConfigMap", noConfigMap,
-			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope, and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
+			`error: cannot get configmaps "replica-policy" in namespace "replica-policy-system": forbidden for system:serviceaccount:audit:no-configmap (audit needs get,list on namespaces, deployments.apps, statefulsets.apps, replicasets.apps, horizontalpodautoscalers.autoscaling at the cluster scope (and on scaledobjects.keda.sh where KEDA is installed), and get on configmap "replica-policy" in namespace "replica-policy-system")` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var code int
@@ -245,7 +245,7 @@ func TestAudit(t *testing.T) {
 }
 
 // auditResults maps namespace/name (for an HPA "HorizontalPodAutoscaler namespace/name
-// field") to "result:rule:want" from audit's JSON, and checks that cluster objects have no
+// field", for a ScaledObject "ScaledObject namespace/name field") to "result:rule:want" from audit's JSON, and checks that cluster objects have no
 // file and line.
 func auditResults(t *testing.T, out string) map[string]string {
 	t.Helper()
@@ -275,7 +275,7 @@ func auditResults(t *testing.T, out string) map[string]string {
 			want = fmt.Sprint(*r.Want)
 		}
 		key := r.Namespace + "/" + r.Name
-		if r.Kind == "HorizontalPodAutoscaler" {
+		if r.Kind == "HorizontalPodAutoscaler" || r.Kind == "ScaledObject" {
 			key = fmt.Sprintf("%s %s %s", r.Kind, key, r.Field)
 		}
 		got[key] = r.Result + ":" + rule + ":" + want

@@ -197,8 +197,8 @@ func newCheckCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Use:   "check --policy FILE -f PATH...",
 		Short: "Judge manifests as the webhook would judge their creation",
 		Long: `Check judges every bounded workload in the manifests (Deployments, StatefulSets,
-ReplicaSets) and every HorizontalPodAutoscaler (autoscaling/v1 or v2) as the webhook would
-judge its CREATE, with the webhook's own messages:
+ReplicaSets), every HorizontalPodAutoscaler (autoscaling/v1 or v2) and every KEDA
+ScaledObject as the webhook would judge its CREATE, with the webhook's own messages:
 
   pass   inside the bounds of the deciding rule
   clamp  the webhook would change spec.replicas, or an HPA's range: Git and the cluster
@@ -214,7 +214,10 @@ An HPA is decided by the rule of its scaleTargetRef workload, over its range [mi
 workload (in any file); when it does not, rules that need them cannot decide (skip) and
 rules that do not still decide. Each end of the range outside the bounds is a result of
 its own (field spec.minReplicas or spec.maxReplicas); an HPA inside its bounds, or
-skipped, is one result, reported on spec.maxReplicas.
+skipped, is one result, reported on spec.maxReplicas. A KEDA ScaledObject is judged the
+same way over spec.minReplicaCount (0 when omitted), spec.maxReplicaCount (100) and
+spec.idleReplicaCount where set, by the rule of its scaleTargetRef (a Deployment when it
+names no kind).
 
 Namespace objects in the input give the labels that namespaceSelector rules read (with
 kubernetes.io/metadata.name, which the API server adds). Other objects are ignored.

@@ -575,9 +575,15 @@ func createAutoscaler(ctx context.Context, cs kubernetes.Interface, h *autoscali
 // it is ready.
 func startWebhook(t *testing.T) *harness.ControlPlane {
 	t.Helper()
-	cp := harness.StartControlPlane(t, harness.ControlPlaneOptions{
+	return startWebhookOn(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{filepath.Join(harness.RepoRoot(), "manifests", "base", "webhooks.yaml")},
 	})
+}
+
+// startWebhookOn is startWebhook with the webhook configurations (and CRDs) of opts.
+func startWebhookOn(t *testing.T, opts harness.ControlPlaneOptions) *harness.ControlPlane {
+	t.Helper()
+	cp := harness.StartControlPlane(t, opts)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := cp.AdminKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)

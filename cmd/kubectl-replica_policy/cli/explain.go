@@ -31,9 +31,10 @@ order (the default last): whether it matched and, if not, which matchers did not
 deciding rule is marked with an arrow; rules after it are shown too. Then the deciding
 rule's bounds and the result, as check gives it.
 
-A HorizontalPodAutoscaler is decided by the rules for its scaleTargetRef workload: those
-rules are shown, evaluated with the target's kind and labels (unknown when the input does
-not hold the target), then a result line for each result check gives it.
+A HorizontalPodAutoscaler, or a KEDA ScaledObject, is decided by the rules for its
+scaleTargetRef workload: those rules are shown, evaluated with the target's kind and labels
+(unknown when the input does not hold the target), then a result line for each result check
+gives it (a ScaledObject's range shows its idleReplicaCount where set).
 
 Inputs and flags are check's; -o json has an object for each result of check. Exit 0: it
 explains, it does not judge (2 on bad input).`,
@@ -74,8 +75,8 @@ func (o *ExplainOptions) Run() error {
 	}
 	if len(targets) == 0 {
 		// Exit 0 (it explains), but never silently: the input holds objects, none of them
-		// a workload or an HPA that the policy bounds.
-		fmt.Fprintln(o.ErrOut, "note: the input holds no Deployment, StatefulSet, ReplicaSet or HorizontalPodAutoscaler: nothing to explain")
+		// a workload or an autoscaler that the policy bounds.
+		fmt.Fprintln(o.ErrOut, "note: the input holds no Deployment, StatefulSet, ReplicaSet, HorizontalPodAutoscaler or ScaledObject: nothing to explain")
 	}
 	if o.Output == outputJSON {
 		err = writeExplainJSON(o.Out, snap, targets)

@@ -232,7 +232,7 @@ func TestVerbose(t *testing.T) {
 // TestExplainNothing: explain on input without a bounded object exits 0 but says so.
 func TestExplainNothing(t *testing.T) {
 	code, out, stderr := run(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "explain", "-p", "testdata/policy.yaml", "-f", "-")
-	if want := "note: the input holds no Deployment, StatefulSet, ReplicaSet or HorizontalPodAutoscaler: nothing to explain\n"; code != ExitOK || out != "" || stderr != want {
+	if want := "note: the input holds no Deployment, StatefulSet, ReplicaSet, HorizontalPodAutoscaler or ScaledObject: nothing to explain\n"; code != ExitOK || out != "" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 0, nothing, %q", code, out, stderr, want)
 	}
 }

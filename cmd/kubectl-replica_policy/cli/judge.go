@@ -268,6 +268,10 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		// The webhook finds nothing to move in an invalid range; the API server rejects it.
 		whole.Result, whole.Message = Skip, fmt.Sprintf("%s %d is greater than %s %d: the API server rejects it, the webhook does not judge it", a.fields().Min, a.Range.Min, a.fields().Max, a.Range.Max)
 		return []Finding{whole}
+	case !a.Range.Valid():
+		// Nor in an idle size that is not below the minimum, which KEDA refuses.
+		whole.Result, whole.Message = Skip, fmt.Sprintf("%s %d is not below %s %d: KEDA refuses it, the webhook does not judge it", a.fields().Idle, a.Range.Idle, a.fields().Min, a.Range.Min)
+		return []Finding{whole}
 	}
 	v := snap.DecideRangeOf(a.fields(), t.Subject, a.Range)
 	whole.Verdict = policy.Verdict{Outcome: v.Outcome, Rule: v.Rule, Replicas: a.Range.Max, Want: v.Want.Max, Missing: v.Missing}
@@ -288,10 +292,16 @@ func judgeAutoscaler(snap *policy.Snapshot, t Target) []Finding {
 		// The verdict for this end alone: its messages are the webhook's for this field.
 		one := v
 		one.Want = v.Range
-		if field.Path == a.fields().Min {
+		switch field.Path {
+		case a.fields().Min:
 			one.Want.Min = field.Want
-		} else {
+		case a.fields().Max:
 			one.Want.Max = field.Want
+		default: // the idle size: moved, or removed
+			one.Want.Idle, one.Want.HasIdle = field.Want, !field.Removed
+			if field.Removed {
+				one.Want.Idle = 0
+			}
 		}
 		e := one.Effect(policy.AtCheck, a.Name, t.Subject, policy.OwnerOf(a.Controller))
 		f.Result, f.Message = resultOf(e), strings.Join(e.Messages, "; ")
@@ -479,38 +489,36 @@ func (a *Autoscaler) target(t Target, apiVersion, kind, name string, namespaces 
 }
 
 // newScaledObjectTarget completes t, a KEDA ScaledObject, into a target whose subject is its
-// scaleTargetRef (kind default Deployment), with KEDA's defaults for its range:
-// spec.minReplicaCount 0, spec.maxReplicaCount 100. A ScaledObject without
-// spec.scaleTargetRef.name, or with a count the API server refuses, is an error result.
+// scaleTargetRef (kind default Deployment), with its range as workload.ScaledObjectSpec
+// reads it: KEDA's defaults spec.minReplicaCount 0, spec.maxReplicaCount 100, and
+// spec.idleReplicaCount where set. A ScaledObject without spec.scaleTargetRef.name, or with
+// a count the API server refuses, is an error result.
 func newScaledObjectTarget(obj *unstructured.Unstructured, t Target, namespaces Namespaces) Target {
 	var errs field.ErrorList
-	name, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "name")
-	if name == "" {
+	var spec workload.ScaledObjectSpec
+	spec.ScaleTargetRef.Name, _, _ = unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "name")
+	if spec.ScaleTargetRef.Name == "" {
 		errs = append(errs, field.Required(field.NewPath("spec", "scaleTargetRef", "name"), "the workload it scales"))
 	}
-	a := &Autoscaler{Name: t.Subject.Name, Range: policy.Range{Min: 0, Max: 100}, Of: policy.ScaledObjectFields,
-		Controller: metav1.GetControllerOfNoCopy(obj)}
-	for _, end := range []struct {
+	for _, count := range []struct {
 		field string
-		to    *int32
-	}{{"minReplicaCount", &a.Range.Min}, {"maxReplicaCount", &a.Range.Max}} {
-		switch v, ferr := replicaCount(obj.Object, "spec", end.field); {
-		case ferr != nil:
+		to    **int32
+	}{{"minReplicaCount", &spec.MinReplicaCount}, {"maxReplicaCount", &spec.MaxReplicaCount}, {"idleReplicaCount", &spec.IdleReplicaCount}} {
+		v, ferr := replicaCount(obj.Object, "spec", count.field)
+		if ferr != nil {
 			errs = append(errs, ferr)
-		case v != nil:
-			*end.to = *v
 		}
+		*count.to = v
 	}
 	if len(errs) > 0 {
 		t.Field, t.Invalid = errs[0].Field, refused(errs...)
 		return t
 	}
-	apiVersion, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "apiVersion")
-	kind, _, _ := unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "kind")
-	if kind == "" { // KEDA scales a Deployment unless told otherwise
-		apiVersion, kind = "apps/v1", "Deployment"
-	}
-	return a.target(t, apiVersion, kind, name, namespaces)
+	spec.ScaleTargetRef.APIVersion, _, _ = unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "apiVersion")
+	spec.ScaleTargetRef.Kind, _, _ = unstructured.NestedString(obj.Object, "spec", "scaleTargetRef", "kind")
+	ref := spec.ScaleTargetRef.Target() // KEDA scales a Deployment unless told otherwise
+	a := &Autoscaler{Name: t.Subject.Name, Range: spec.Range(), Of: policy.ScaledObjectFields, Controller: metav1.GetControllerOfNoCopy(obj)}
+	return a.target(t, ref.APIVersion, ref.Kind, ref.Name, namespaces)
 }
 
 // Workloads are the bounded workloads known to the caller, by kind, namespace and name: an

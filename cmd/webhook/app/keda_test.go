@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,48 @@ func TestScaledObjectsAgainstAPIServer(t *testing.T) {
 	}
 	if got := storedMax(so); got != 10 {
 		t.Errorf("maxReplicaCount raised to 50 stored as %d, want 10", got)
+	}
+
+	// spec.idleReplicaCount is decided as the range is: 0 needs allowZero, so it is moved to
+	// the lower bound 1 while that stays below minReplicaCount, and removed when it would not
+	// (KEDA refuses an idleReplicaCount that is not below minReplicaCount).
+	f.warns.Take()
+	idle := func(so *unstructured.Unstructured) (int64, bool) {
+		v, found, _ := unstructured.NestedInt64(so.Object, "spec", "idleReplicaCount")
+		return v, found
+	}
+	moved := scaledObject("idle-moved", 10)
+	_ = unstructured.SetNestedField(moved.Object, int64(3), "spec", "minReplicaCount")
+	_ = unstructured.SetNestedField(moved.Object, int64(0), "spec", "idleReplicaCount")
+	if moved, err = sos.Create(ctx, moved, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := idle(moved); !found || v != 1 {
+		t.Errorf("idleReplicaCount 0 stored as %d (set %t), want 1", v, found)
+	}
+	want = `ScaledObject "idle-moved": spec.idleReplicaCount 0 clamped to 1 by replica policy rule "cap"`
+	if ws := f.warns.Take(); !slices.Contains(ws, want) {
+		t.Errorf("warnings %q lack %q", ws, want)
+	}
+	// An update of idleReplicaCount alone reaches the webhook (the range-changed condition
+	// reads it) and is clamped again.
+	_ = unstructured.SetNestedField(moved.Object, int64(0), "spec", "idleReplicaCount")
+	if moved, err = sos.Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := idle(moved); !found || v != 1 {
+		t.Errorf("idleReplicaCount lowered to 0 stored as %d (set %t), want 1", v, found)
+	}
+	removed := scaledObject("idle-removed", 10)
+	_ = unstructured.SetNestedField(removed.Object, int64(0), "spec", "idleReplicaCount")
+	if removed, err = sos.Create(ctx, removed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := idle(removed); found {
+		t.Errorf("idleReplicaCount 0 under minReplicaCount 1 stored as %d, want it removed", v)
+	}
+	want = `ScaledObject "idle-removed": spec.idleReplicaCount 0 removed by replica policy rule "cap": its nearest bound 1 is not below spec.minReplicaCount 1, as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`
+	if ws := f.warns.Take(); !slices.Contains(ws, want) {
+		t.Errorf("warnings %q lack %q", ws, want)
 	}
 }
