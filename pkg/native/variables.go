@@ -207,13 +207,16 @@ func (c *compiler) messageVariables(kindName string) []admissionregistrationv1.V
 		bounds[i], names[i] = r.Bounds.String(), r.Name
 	}
 	return []admissionregistrationv1.Variable{
+		// The object as every message names it first: `Deployment "db"`.
+		variable("object", kindName+" + ' \"' + request.name + '\"'"),
 		variable("bounds", atRule(quoteList(bounds), "''")),
 		variable("ruleName", atRule(quoteList(names), "''")),
-		// policy.Verdict.OutOfBoundsMessage.
-		variable("message", "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
-			"' for ' + "+kindName+" + ' \"' + request.name + '\" (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
-		// What stands in for the webhook's clamp warning (Result.ClampNotice).
-		variable("clampNotice", "'spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
+		// policy.Verdict.OutOfBoundsMessage: the object first, by its kind and name (a Scale's
+		// by the workload's kind, which kindName gives for its resource).
+		variable("message", "variables.object + ': spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
+			"' (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
+		// What stands in for the webhook's clamp warning (Result.ClampNotice), in its shape.
+		variable("clampNotice", "variables.object + ': spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
 			"' of replica policy rule \"' + variables.ruleName + '\", to which the API server clamps requests outside them'"),
 	}
 }
@@ -222,7 +225,7 @@ func (c *compiler) messageVariables(kindName string) []admissionregistrationv1.V
 func withoutMessage(vars []admissionregistrationv1.Variable) []admissionregistrationv1.Variable {
 	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool {
 		switch v.Name {
-		case "message", "clampNotice", "bounds", "ruleName":
+		case "message", "clampNotice", "object", "bounds", "ruleName":
 			return true
 		}
 		return false

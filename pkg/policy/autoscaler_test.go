@@ -78,16 +78,16 @@ func TestDecideRange(t *testing.T) {
 		{name: "inside", target: deploy, r: Range{2, 10}, outcome: OutcomeInBounds, rule: "prod", want: Range{2, 10}},
 		{name: "max above", target: deploy, r: Range{2, 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{2, 10},
 			clamp:    []string{`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`},
-			outOfMsg: `spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 30: must be within [2, 10] (replica policy rule "prod", action clamp)`},
 		{name: "both outside", target: deploy, r: Range{1, 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{2, 10},
 			clamp: []string{
 				`HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod"`,
 				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`,
 			},
-			outOfMsg: `spec.minReplicas: Invalid value: 1: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp); ` +
-				`spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.minReplicas: Invalid value: 1: must be within [2, 10] (replica policy rule "prod", action clamp); ` +
+				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 30: must be within [2, 10] (replica policy rule "prod", action clamp)`},
 		{name: "target's kind and labels decide", target: db, r: Range{3, 8}, outcome: OutcomeOutOfBounds, rule: "databases", want: Range{3, 5},
-			outOfMsg: `spec.maxReplicas: Invalid value: 8: must be within [3, 5] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "databases", action deny)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 8: must be within [3, 5] (replica policy rule "databases", action deny)`},
 		{name: "target's labels unknown", target: Subject{Group: "apps", Kind: "StatefulSet", Namespace: "prod", Name: "pg", LabelsUnknown: true},
 			r: Range{3, 8}, outcome: OutcomeUnknown, rule: "databases", want: Range{3, 8}},
 		{name: "no rule", target: Subject{Group: "apps", Kind: "Deployment", Namespace: "dev", Name: "web"}, r: Range{1, 99}, outcome: OutcomeNoRule, want: Range{1, 99}},
