@@ -78,6 +78,8 @@ const isScale = "(has(request.subResource) && request.subResource == 'scale')"
 type purpose struct {
 	// name of the matchCondition.
 	name string
+	// suffix of the policy's name: NAME-suffix.
+	suffix string
 	// action is the rules' action the policy acts for.
 	action policy.Action
 	// atBound: the clamp notice, which acts when replicas are at a bound of a clamp rule;
@@ -86,10 +88,10 @@ type purpose struct {
 }
 
 var (
-	purposeClamp  = purpose{name: "outside-clamp-bounds", action: policy.ActionClamp}
-	purposeDeny   = purpose{name: "outside-deny-bounds", action: policy.ActionDeny}
-	purposeWarn   = purpose{name: "outside-warn-bounds", action: policy.ActionWarn}
-	purposeNotice = purpose{name: "at-clamp-bound", action: policy.ActionClamp, atBound: true}
+	purposeClamp  = purpose{name: "outside-clamp-bounds", suffix: clampSuffix, action: policy.ActionClamp}
+	purposeDeny   = purpose{name: "outside-deny-bounds", suffix: string(policy.ActionDeny), action: policy.ActionDeny}
+	purposeWarn   = purpose{name: "outside-warn-bounds", suffix: string(policy.ActionWarn), action: policy.ActionWarn}
+	purposeNotice = purpose{name: "at-clamp-bound", suffix: clampNoticeSuffix, action: policy.ActionClamp, atBound: true}
 )
 
 // replicaVar is the name the conditions bind the requested replicas to: a matchCondition
