@@ -36,7 +36,7 @@ func newCompileCommand(streams genericiooptions.IOStreams) *cobra.Command {
 (admissionregistration.k8s.io/v1, Kubernetes 1.36 and later) enforce the policy on
 Deployments, StatefulSets and ReplicaSets itself, with the webhook's first-match order,
 globs, selectors, kinds, bounds, allowZero, exemptions and messages. Only the objects the
-policy's actions need are printed.
+policy's actions need, and that can act, are printed; stderr notes any left out.
 
 A write to /scale carries a Scale, which has neither the workload's labels nor its owner:
 such writes that a rule with a selector may decide, and those of ReplicaSets (which a
