@@ -47,13 +47,15 @@ func (c *compiler) matchConstraints() *admissionregistrationv1.MatchResources {
 
 // replicasOf is the replica count of the object expression o: a Scale omits replicas when
 // they are 0; a workload's absent replicas are 1, the API's default (policy.Replicas).
+// Absent fields are read with CEL's optional syntax (.? and orValue), which the API server
+// has offered since Kubernetes 1.28.
 func replicasOf(o string) string {
-	return fmt.Sprintf("(has(%[1]s.spec.replicas) ? %[1]s.spec.replicas : (%[2]s ? 0 : 1))", o, isScale)
+	return fmt.Sprintf("%s.spec.?replicas.orValue(%s ? 0 : 1)", o, isScale)
 }
 
 // isScale is true for a write to the /scale subresource. The request of a write to the
-// object itself has no subResource at all, so it is tested for first.
-const isScale = "(has(request.subResource) && request.subResource == 'scale')"
+// object itself has no subResource at all.
+const isScale = "(request.?subResource.orValue('') == 'scale')"
 
 // A policy's matchCondition decides whether the policy acts at all: the API server
 // evaluates a policy's variables and its mutation or validation only when it holds, and a
@@ -118,8 +120,7 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
 		owners = append(owners, and(fmt.Sprintf("o.apiVersion.startsWith(%s)", quote(g+"/")), kindIn("o.kind", byGroup[g])))
 	}
-	terms = append(terms, "(!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && "+
-		or(owners...)+"))")
+	terms = append(terms, "!object.metadata.?ownerReferences.orValue([]).exists(o, o.?controller.orValue(false) && "+or(owners...)+")")
 	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: and(terms...)}}
 }
 
@@ -323,4 +324,4 @@ func (r rule) namespacesTerm() string {
 }
 
 // objectLabels are the object's labels, an empty map when it has none.
-const objectLabels = "(has(object.metadata.labels) ? object.metadata.labels : {})"
+const objectLabels = "object.metadata.?labels.orValue({})"

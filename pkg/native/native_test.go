@@ -197,8 +197,8 @@ rules:
 			e := p.conds[0].Expression
 			for _, part := range []string{
 				`(!(request.namespace.startsWith('tmp-')) && `,
-				`].exists(r, ((request.operation != 'UPDATE' || r != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : ((has(request.subResource) && request.subResource == 'scale') ? 0 : 1))) && `,
-				"o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
+				`].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) && `,
+				"o.?controller.orValue(false) && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
 			} {
 				if !strings.Contains(e, part) {
 					t.Errorf("%s: %s\nlacks %s", p.name, e, part)
@@ -226,12 +226,12 @@ rules:
 - {name: c, namespaces: [z], minReplicas: 1, maxReplicas: 1, action: warn}
 `)
 		for p, want := range map[purpose]string{
-			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
-				`(!(has(request.subResource) && request.subResource == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
+			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? ` +
+				`(!(request.?subResource.orValue('') == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
 			purposeDeny: `((request.namespace == 'x') && (r > 3))`,
-			purposeNotice: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
-				`(!(has(request.subResource) && request.subResource == 'scale') && (r == 5 || r == 2)) : (request.namespace == 'z') ? (false) : (r == 10))`,
-			purposeWarn: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? (false) : ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))`,
+			purposeNotice: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? ` +
+				`(!(request.?subResource.orValue('') == 'scale') && (r == 5 || r == 2)) : (request.namespace == 'z') ? (false) : (r == 10))`,
+			purposeWarn: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? (false) : ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))`,
 		} {
 			if got := c.due(p); got != want {
 				t.Errorf("%s\ngot  %s\nwant %s", p.name, got, want)
@@ -300,7 +300,7 @@ rules:
 
 	t.Run("what the webhook still decides", func(t *testing.T) {
 		want := `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
-			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || (request.namespace == 'prod')))`
+			`((request.?subResource.orValue('') == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || (request.namespace == 'prod')))`
 		if res.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition\ngot  %s\nwant %s", res.WebhookMatchCondition, want)
 		}
@@ -313,7 +313,7 @@ rules:
 - {name: b, namespaces: [b], maxReplicas: 6}
 `, policy.BuiltinWorkloadKinds, Options{})
 		want = `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
-			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
+			`((request.?subResource.orValue('') == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
 			`((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) : (true))))`
 		if shadow.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition, a selector rule after a rule without\ngot  %s\nwant %s", shadow.WebhookMatchCondition, want)

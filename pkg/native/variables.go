@@ -62,10 +62,10 @@ func (c *compiler) requestVariables() (vars []admissionregistrationv1.Variable, 
 	}
 	// The labels only where a rule reads them: no variable a reviewer must trace to nothing.
 	if c.readsLabels() {
-		vars = append(vars, variable("labels", "!variables.scale && has(object.metadata.labels) ? object.metadata.labels : {}"))
+		vars = append(vars, variable("labels", "variables.scale ? {} : "+objectLabels))
 	}
 	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.NamespaceSelector() != nil }) {
-		vars = append(vars, variable("nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}"))
+		vars = append(vars, variable("nsLabels", "namespaceObject.metadata.?labels.orValue({})"))
 	}
 	return vars, kindName
 }
