@@ -203,13 +203,14 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 }
 
 func (c *compiler) compile() (*Result, error) {
-	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines(), Rules: c.ruleLines()}
+	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
 	res.Notes = append(res.Notes, "HorizontalPodAutoscalers are not compiled: the webhook bounds them")
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
 		return res, nil
 	}
 	conds := c.actingConditions(res)
+	res.Rules = c.ruleLines(conds)
 	if len(conds) == 0 {
 		res.Notes = append(res.Notes, "nothing is emitted: no rule can act on a write of a compiled kind")
 		return res, nil
@@ -264,8 +265,9 @@ func (c *compiler) actingConditions(res *Result) map[purpose][]admissionregistra
 	return conds
 }
 
-// ruleLines are Result.Rules: each rule's index, name, matchers, action and bounds.
-func (c *compiler) ruleLines() []string {
+// ruleLines are Result.Rules: each rule's index, name, matchers, action and bounds, and
+// which emitted policies enforce it (conds has those emitted), or why none does.
+func (c *compiler) ruleLines(conds map[purpose][]admissionregistrationv1.MatchCondition) []string {
 	lines := make([]string, len(c.rules))
 	for i, r := range c.rules {
 		var m []string
@@ -288,7 +290,28 @@ func (c *compiler) ruleLines() []string {
 		if r.Bounds.AllowZero {
 			zero = ", allowZero"
 		}
-		lines[i] = fmt.Sprintf("%d %s: %s: %s %s%s", r.index, r.Name, strings.Join(m, "; "), r.Action, r.Bounds, zero)
+		lines[i] = fmt.Sprintf("%d %s: %s: %s %s%s; %s", r.index, r.Name, strings.Join(m, "; "), r.Action, r.Bounds, zero, c.enforcedBy(r, conds))
 	}
 	return lines
+}
+
+// enforcedBy says which emitted policies enforce rule r, or why none does.
+func (c *compiler) enforcedBy(r rule, conds map[purpose][]admissionregistrationv1.MatchCondition) string {
+	if c.kindKeysTerm(r) == "false" {
+		return "not compiled: the webhook decides its kinds"
+	}
+	var names []string
+	for _, p := range []purpose{purposeClamp, purposeNotice, purposeDeny, purposeWarn} {
+		if _, ok := conds[p]; ok && p.action == r.Action {
+			names = append(names, c.opts.Name+"-"+p.suffix)
+		}
+	}
+	if len(names) == 0 {
+		return "not compiled: it can never act on a write the native policies see"
+	}
+	s := "enforced by " + strings.Join(names, " and ")
+	if r.Selector() != nil {
+		s += " (the /scale writes it decides: the webhook)"
+	}
+	return s
 }

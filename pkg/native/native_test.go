@@ -346,7 +346,7 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 	if got := variableOf(res.Deny.Spec.Variables, "out"); got != "variables.rule >= 0 && variables.replicas >= 0 && variables.want != variables.replicas" {
 		t.Errorf("out without selector rules: %s", got)
 	}
-	if len(res.Rules) != 1 || res.Rules[0] != "0 a: every workload: deny [0, 3]" {
+	if len(res.Rules) != 1 || res.Rules[0] != "0 a: every workload: deny [0, 3]; enforced by x-deny" {
 		t.Errorf("the rules for a reviewer: %q", res.Rules)
 	}
 	for _, unused := range []string{"labels", "nsLabels", "allowZero", "clampNotice"} {
