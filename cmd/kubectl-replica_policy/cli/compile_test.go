@@ -49,6 +49,40 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 		if errOut != wantErr {
 			t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)
 		}
+		// A comment line a rule, saying which objects enforce it.
+		for _, line := range []string{
+			"#   0 prod-web: namespaces prod, prod-*; selector app in (api,web): clamp [2, 10]; enforced by replica-policy-clamp and replica-policy-clamped (the /scale writes it decides: the webhook)\n",
+			"#   1 databases: selector tier=db: deny [3, 7]; enforced by replica-policy-deny (the /scale writes it decides: the webhook)\n",
+			"#   2 gold: namespaceSelector tier=gold: warn [0, 4]; enforced by replica-policy-warn\n",
+			"#   3 default: every workload: clamp [1, 50]; enforced by replica-policy-clamp and replica-policy-clamped\n",
+		} {
+			if !strings.Contains(out, line) {
+				t.Errorf("no comment line %q in\n%s", line, out[:min(len(out), 800)])
+			}
+		}
+	})
+
+	t.Run("policies that can never act are left out, and said so", func(t *testing.T) {
+		pol := `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+exemptNamespaces: [legacy]
+rules:
+- {name: rollouts, kinds: [Rollout.argoproj.io], maxReplicas: 10, action: warn}
+- {name: legacy, namespaces: [legacy], maxReplicas: 10, action: deny}
+`
+		code, out, errOut := run(t, pol, "compile", "-p", "-")
+		if code != ExitOK || out != "" {
+			t.Fatalf("exit %d, stdout %q (want nothing): %s", code, out, errOut)
+		}
+		for _, part := range []string{
+			`the webhook still decides: writes of Rollout.argoproj.io (named by rule "rollouts"): not a compiled kind`,
+			"note: no replica-policy-deny is emitted: no deny rule can act on a write the native policies see",
+			"note: nothing is emitted: no rule can act on a write of a compiled kind",
+		} {
+			if !strings.Contains(errOut, part) {
+				t.Errorf("stderr lacks %q:\n%s", part, errOut)
+			}
+		}
 	})
 
 	t.Run("json list, names, policy namespace, stdin", func(t *testing.T) {
