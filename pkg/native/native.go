@@ -204,7 +204,7 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 
 func (c *compiler) compile() (*Result, error) {
 	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
-	res.Notes = append(res.Notes, "HorizontalPodAutoscalers are not compiled: the webhook bounds them")
+	res.Notes = append(res.Notes, "HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them")
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
 		return res, nil

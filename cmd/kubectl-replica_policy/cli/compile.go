@@ -42,7 +42,7 @@ A write to /scale carries a Scale, which has neither the workload's labels nor i
 such writes that a rule with a selector may decide, and those of ReplicaSets (which a
 Deployment may own), are left to the webhook. Stderr says, a line each, which requests
 still need the webhook, and what else differs: a native clamp returns no warning, and
-HorizontalPodAutoscalers are not compiled.
+HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled.
 
 Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
 a policy larger than the API server holds (about 6,500 rules with two namespaces and a

@@ -43,7 +43,7 @@ func TestCompile(t *testing.T) {
 		wantErr := `the webhook still decides: /scale writes of replicasets: a ReplicaSet may be owned by a bounded workload, which is bounded instead, and a Scale does not name its owner
 the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
 the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
-note: HorizontalPodAutoscalers are not compiled: the webhook bounds them
+note: HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them
 note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, replica-policy-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule
 `
 		if errOut != wantErr {
