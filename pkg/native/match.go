@@ -106,7 +106,7 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", nil, globs)))
 	}
 	terms = append(terms, c.scope(p).cel)
-	inner := and(
+	inner := andLines(
 		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
 		c.due(p),
 	)
@@ -121,7 +121,7 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 		owners = append(owners, and(fmt.Sprintf("o.apiVersion.startsWith(%s)", quote(g+"/")), kindIn("o.kind", byGroup[g])))
 	}
 	terms = append(terms, "!object.metadata.?ownerReferences.orValue([]).exists(o, o.?controller.orValue(false) && "+or(owners...)+")")
-	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: and(terms...)}}
+	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: andLines(terms...)}}
 }
 
 // maxChain is the most rules a matchCondition's chain reads: each is one level of nesting
@@ -198,7 +198,7 @@ func (c *compiler) firstMatch(candidate, leafOf func(rule) string) string {
 		case expr == "false":
 			expr = "(" + cand + " && " + paren(l.leaf) + ")"
 		default:
-			rest = cand + " ? " + paren(l.leaf) + " : " + rest
+			rest = cand + " ? " + paren(l.leaf) + " :\n  " + rest // a rule a line, for a reviewer
 			expr = "(" + rest + ")"
 			continue
 		}

@@ -157,9 +157,9 @@ rules:
 
 	t.Run("rules in order, default last", func(t *testing.T) {
 		vars := res.Clamp.Spec.Variables
-		// The candidates of the rules, one list read where it is written.
-		want := `[((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))), ` +
-			`variables.kind == 'StatefulSet', ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')].indexOf(true)`
+		// The candidates of the rules, one list read where it is written, a rule a line.
+		want := "[\n  ((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))),\n  " +
+			"variables.kind == 'StatefulSet',\n  ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')].indexOf(true)"
 		for name, want := range map[string]string{
 			"first":     want,
 			"rule":      "variables.first >= 0 ? variables.first : 3",
@@ -196,8 +196,8 @@ rules:
 			}
 			e := p.conds[0].Expression
 			for _, part := range []string{
-				`(!(request.namespace.startsWith('tmp-')) && `,
-				`].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) && `,
+				"(!(request.namespace.startsWith('tmp-')) &&\n",
+				"].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) &&\n",
 				"o.?controller.orValue(false) && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
 			} {
 				if !strings.Contains(e, part) {
@@ -226,12 +226,12 @@ rules:
 - {name: c, namespaces: [z], minReplicas: 1, maxReplicas: 1, action: warn}
 `)
 		for p, want := range map[purpose]string{
-			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? ` +
-				`(!(request.?subResource.orValue('') == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
-			purposeDeny: `((request.namespace == 'x') && (r > 3))`,
-			purposeNotice: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? ` +
-				`(!(request.?subResource.orValue('') == 'scale') && (r == 5 || r == 2)) : (request.namespace == 'z') ? (false) : (r == 10))`,
-			purposeWarn: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? (false) : ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))`,
+			purposeClamp: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? " +
+				"(!(request.?subResource.orValue('') == 'scale') && ((r >= 1 && r < 2) || r > 5)) :\n  (request.namespace == 'z') ? (false) :\n  (r > 10))",
+			purposeDeny: "((request.namespace == 'x') && (r > 3))",
+			purposeNotice: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? " +
+				"(!(request.?subResource.orValue('') == 'scale') && (r == 5 || r == 2)) :\n  (request.namespace == 'z') ? (false) :\n  (r == 10))",
+			purposeWarn: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? (false) :\n  ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))",
 		} {
 			if got := c.due(p); got != want {
 				t.Errorf("%s\ngot  %s\nwant %s", p.name, got, want)
@@ -314,7 +314,7 @@ rules:
 `, policy.BuiltinWorkloadKinds, Options{})
 		want = `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
 			`((request.?subResource.orValue('') == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
-			`((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) : (true))))`
+			"((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) :\n  (true))))"
 		if shadow.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition, a selector rule after a rule without\ngot  %s\nwant %s", shadow.WebhookMatchCondition, want)
 		}
@@ -397,7 +397,7 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 func TestCompileCustomKinds(t *testing.T) {
 	kinds := append(policy.BuiltinWorkloadKinds, policy.WorkloadKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
 	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{})
-	if got := variableOf(res.Clamp.Spec.Variables, "rule"); got != "[variables.kind == 'Rollout.argoproj.io'].indexOf(true)" {
+	if got := variableOf(res.Clamp.Spec.Variables, "rule"); got != "[\n  variables.kind == 'Rollout.argoproj.io'].indexOf(true)" {
 		t.Errorf("rule: %s", got)
 	}
 	if got := variableOf(res.ClampNotice.Spec.Variables, "kindName"); !strings.Contains(got, "'argoproj.io/rollouts': 'Rollout'") {

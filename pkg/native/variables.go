@@ -136,7 +136,7 @@ func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Varia
 	size := 0
 	flush := func() {
 		if len(cur) > 0 {
-			chunks = append(chunks, "["+strings.Join(cur, ", ")+"]")
+			chunks = append(chunks, "[\n  "+strings.Join(cur, ",\n  ")+"]") // a rule a line, for a reviewer
 			cur, size = nil, 0
 		}
 	}
@@ -145,18 +145,18 @@ func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Varia
 		if len(cand) > maxExpression {
 			return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
 		}
-		if size+len(cand)+2 > maxChunk {
+		if size+len(cand)+4 > maxChunk {
 			flush()
 		}
 		cur = append(cur, cand)
-		size += len(cand) + 2
+		size += len(cand) + 4
 		if cand == "true" {
 			break // it matches every request: no rule after it is ever first
 		}
 	}
 	flush()
 	switch {
-	case chunks[0] == "[true]":
+	case chunks[0] == "[\n  true]":
 		return []admissionregistrationv1.Variable{variable("first", "0")}, nil
 	case len(chunks) == 1: // one list, read where it is written
 		return []admissionregistrationv1.Variable{variable("first", chunks[0]+".indexOf(true)")}, nil
