@@ -209,7 +209,7 @@ func TestDecideDenyAndWarnTexts(t *testing.T) {
 	req := deployment("prod", 50)
 	for _, stage := range []Stage{Mutate, Validate} {
 		d := Decide(deny, req, stage)
-		const want = `spec.replicas: Invalid value: 50: must be within [2, 10] for Deployment "web" (replica policy rule "prod-web", action deny)`
+		const want = `Deployment "web": spec.replicas: Invalid value: 50: must be within [2, 10] (replica policy rule "prod-web", action deny)`
 		if d.Allowed || d.Message != want || len(d.Warnings) != 0 {
 			t.Errorf("deny at %s: got %+v, want denied with %q", stage, d, want)
 		}

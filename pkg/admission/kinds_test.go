@@ -70,9 +70,9 @@ func TestWorkloadKinds(t *testing.T) {
 		{"replicasets/scale of a ReplicaSet of its own clamped", harness.ScaleReviewOf("a6", "apps", "replicasets", "prod", "solo", 3, 0),
 			true, ptr.To(int32(2)), []string{`ReplicaSet "solo": spec.replicas 0 clamped to 2 by replica policy rule "rs-min"`}, OutcomeClamped, "ReplicaSet"},
 		{"custom resource warned", harness.WorkloadReview("a7", "example.com", "Widget", "widgets", "prod", "w", nil, ptr.To(int32(6)), nil, nil),
-			true, nil, []string{`spec.replicas: Invalid value: 6: must be within [0, 4] for Widget "w" (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
+			true, nil, []string{`Widget "w": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
 		{"custom resource /scale warned, named Widget", harness.ScaleReviewOf("a8", "example.com", "widgets", "prod", "w", 1, 6),
-			true, nil, []string{`spec.replicas: Invalid value: 6: must be within [0, 4] for Widget "w" (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
+			true, nil, []string{`Widget "w": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "widgets", action warn)`}, OutcomeWarned, "Widget"},
 		{"custom resource at .spec.scale.count, selector from its labels", harness.Review{UID: "a9", Operation: "CREATE", Namespace: "prod", Name: "g", Kind: "Gadget", Group: "example.com", Resource: "gadgets",
 			KindGroup: "example.com", KindVersion: "v1", Object: gadgetJSON(8)},
 			true, ptr.To(int32(5)), []string{`Gadget "g": spec.replicas 8 clamped to 5 by replica policy rule "web"`}, OutcomeClamped, "Gadget"},
@@ -110,8 +110,8 @@ func TestWorkloadKinds(t *testing.T) {
 			}
 			if !tc.allowed {
 				want := map[string]string{
-					"StatefulSet create denied":                    `spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "db" (replica policy rule "db", action deny)`,
-					"statefulsets/scale denied, named StatefulSet": `spec.replicas: Invalid value: 9: must be within [3, 7] for StatefulSet "db" (replica policy rule "db", action deny)`,
+					"StatefulSet create denied":                    `StatefulSet "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "db", action deny)`,
+					"statefulsets/scale denied, named StatefulSet": `StatefulSet "db": spec.replicas: Invalid value: 9: must be within [3, 7] (replica policy rule "db", action deny)`,
 				}[tc.name]
 				if resp.Result == nil || resp.Result.Message != want {
 					t.Errorf("denial %v, want %q", resp.Result, want)

@@ -27,7 +27,7 @@ type Request struct {
 }
 
 // kindName is the kind being written, as messages and metrics name it: the workload's
-// kind, also for a write to its scale subresource (`for StatefulSet "db"`).
+// kind, also for a write to its scale subresource (`StatefulSet "db": ...`).
 func (r Request) kindName() string {
 	return r.Subject.Kind
 }

@@ -63,10 +63,10 @@ func TestScaledObjects(t *testing.T) {
 			allowed: true, outcome: OutcomeAllowed},
 		{name: "a StatefulSet target's deny rule", namespace: "prod",
 			spec:    `{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"q"},"minReplicaCount":1,"maxReplicaCount":30}`,
-			outcome: OutcomeDenied, message: `spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] for ScaledObject "so" (replica policy rule "queues", action deny)`},
+			outcome: OutcomeDenied, message: `ScaledObject "so": spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] (replica policy rule "queues", action deny)`},
 		{name: "warn", namespace: "dev", spec: `{"scaleTargetRef":{"name":"web"},"maxReplicaCount":8}`,
 			allowed: true, outcome: OutcomeWarned,
-			warnings: []string{`spec.maxReplicaCount: Invalid value: 8: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn)`}},
+			warnings: []string{`ScaledObject "so": spec.maxReplicaCount: Invalid value: 8: must be within [0, 3] (replica policy rule "dev", action warn)`}},
 		{name: "an update that leaves the range and the target alone", namespace: "prod",
 			spec: `{"scaleTargetRef":{"name":"web"},"pollingInterval":5}`, old: `{"scaleTargetRef":{"name":"web"}}`,
 			allowed: true, outcome: OutcomeUnchanged},
@@ -87,12 +87,12 @@ func TestScaledObjects(t *testing.T) {
 			allowed: true, outcome: OutcomeAllowed},
 		{name: "idle denied", namespace: "strict",
 			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":0,"minReplicaCount":3,"maxReplicaCount":10}`,
-			outcome: OutcomeDenied, message: `spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] for ScaledObject "so" (replica policy rule "strict", action deny)`},
+			outcome: OutcomeDenied, message: `ScaledObject "so": spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] (replica policy rule "strict", action deny)`},
 		{name: "idle warned", namespace: "dev", spec: `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":4,"minReplicaCount":5,"maxReplicaCount":6}`,
 			allowed: true, outcome: OutcomeWarned,
-			warnings: []string{`spec.minReplicaCount: Invalid value: 5: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
-				`spec.maxReplicaCount: Invalid value: 6: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
-				`spec.idleReplicaCount: Invalid value: 4: must be within [0, 3] for ScaledObject "so" (replica policy rule "dev", action warn)`}},
+			warnings: []string{`ScaledObject "so": spec.minReplicaCount: Invalid value: 5: must be within [0, 3] (replica policy rule "dev", action warn); ` +
+				`ScaledObject "so": spec.maxReplicaCount: Invalid value: 6: must be within [0, 3] (replica policy rule "dev", action warn); ` +
+				`ScaledObject "so": spec.idleReplicaCount: Invalid value: 4: must be within [0, 3] (replica policy rule "dev", action warn)`}},
 		{name: "an update that changes the idle size alone is decided", namespace: "prod",
 			spec:    `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":1,"minReplicaCount":4,"maxReplicaCount":10}`,
 			old:     `{"scaleTargetRef":{"name":"web"},"idleReplicaCount":2,"minReplicaCount":4,"maxReplicaCount":10}`,

@@ -26,23 +26,25 @@ const clampPatch = "variables.out && variables.action == 'clamp' ? " +
 	"[JSONPatch{op: 'add', path: '/spec/replicas', value: variables.want}] : []"
 
 // clampNoticeExpression holds unless a write leaves replicas at a bound of a clamp rule.
-const clampNoticeExpression = "!(variables.rule >= 0 && !variables.unknown && variables.action == 'clamp' && variables.replicas >= 0 && " +
-	"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))"
+func (c *compiler) clampNoticeExpression() string {
+	return "!(variables.rule >= 0 && " + c.known() + "variables.action == 'clamp' && variables.replicas >= 0 && " +
+		"((variables.max >= 0 && variables.replicas == variables.max) || (variables.min >= 0 && variables.replicas == variables.min)))"
+}
 
 // outOfBounds holds unless the deciding rule, of action, has replicas outside its bounds.
 func outOfBounds(action policy.Action) string {
 	return fmt.Sprintf("!(variables.out && variables.action == %s)", quote(string(action)))
 }
 
-// clampPolicy is the MutatingAdmissionPolicy that clamps, and its binding.
-func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResources, vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
+// clampPolicy is the MutatingAdmissionPolicy that clamps when conds hold, and its binding.
+func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
 	name := c.opts.Name + "-" + clampSuffix
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.MutatingAdmissionPolicy{
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 			MatchConstraints: constraints,
-			MatchConditions:  c.matchConditions(purposeClamp),
-			Variables:        withoutMessage(vars),
+			MatchConditions:  conds,
+			Variables:        used(vars, clampPatch),
 			Mutations: []admissionregistrationv1.Mutation{{
 				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
 				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: clampPatch},
@@ -59,17 +61,18 @@ func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResourc
 	return p, b
 }
 
-// validating is the ValidatingAdmissionPolicy NAME-suffix for purpose pur, which holds when
-// expr does and otherwise says message, and its binding with the validation actions va.
-func (c *compiler) validating(suffix string, pur purpose, expr, message string, constraints *admissionregistrationv1.MatchResources, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+// validating is the ValidatingAdmissionPolicy NAME-suffix for purpose pur, evaluated when
+// conds hold, which holds when expr does and otherwise says message, and its binding with the
+// validation actions va.
+func (c *compiler) validating(suffix string, pur purpose, expr, message string, constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	name := c.opts.Name + "-" + suffix
 	reason := metav1.StatusReasonInvalid
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			MatchConstraints: constraints,
-			MatchConditions:  c.matchConditions(pur),
-			Variables:        vars,
+			MatchConditions:  conds,
+			Variables:        used(vars, expr, message),
 			Validations:      []admissionregistrationv1.Validation{{Expression: expr, MessageExpression: message, Reason: &reason}},
 			FailurePolicy:    &ignore,
 		},

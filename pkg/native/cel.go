@@ -47,7 +47,13 @@ func quoteList(ss []string) string {
 }
 
 // and joins terms with &&; no term is true.
-func and(terms ...string) string {
+func and(terms ...string) string { return andJoin(" && ", terms) }
+
+// andLines is and with a term a line, for the terms of a condition a reviewer reads (CEL
+// reads a line break as a space).
+func andLines(terms ...string) string { return andJoin(" &&\n", terms) }
+
+func andJoin(sep string, terms []string) string {
 	if slices.Contains(terms, "false") {
 		return "false"
 	}
@@ -58,7 +64,7 @@ func and(terms ...string) string {
 	case 1:
 		return terms[0]
 	}
-	return "(" + strings.Join(terms, " && ") + ")"
+	return "(" + strings.Join(terms, sep) + ")"
 }
 
 // or joins terms with ||; no term is false.

@@ -47,13 +47,15 @@ func (c *compiler) matchConstraints() *admissionregistrationv1.MatchResources {
 
 // replicasOf is the replica count of the object expression o: a Scale omits replicas when
 // they are 0; a workload's absent replicas are 1, the API's default (policy.Replicas).
+// Absent fields are read with CEL's optional syntax (.? and orValue), which the API server
+// has offered since Kubernetes 1.28.
 func replicasOf(o string) string {
-	return fmt.Sprintf("(has(%[1]s.spec.replicas) ? %[1]s.spec.replicas : (%[2]s ? 0 : 1))", o, isScale)
+	return fmt.Sprintf("%s.spec.?replicas.orValue(%s ? 0 : 1)", o, isScale)
 }
 
 // isScale is true for a write to the /scale subresource. The request of a write to the
-// object itself has no subResource at all, so it is tested for first.
-const isScale = "(has(request.subResource) && request.subResource == 'scale')"
+// object itself has no subResource at all.
+const isScale = "(request.?subResource.orValue('') == 'scale')"
 
 // A policy's matchCondition decides whether the policy acts at all: the API server
 // evaluates a policy's variables and its mutation or validation only when it holds, and a
@@ -78,6 +80,8 @@ const isScale = "(has(request.subResource) && request.subResource == 'scale')"
 type purpose struct {
 	// name of the matchCondition.
 	name string
+	// suffix of the policy's name: NAME-suffix.
+	suffix string
 	// action is the rules' action the policy acts for.
 	action policy.Action
 	// atBound: the clamp notice, which acts when replicas are at a bound of a clamp rule;
@@ -86,10 +90,10 @@ type purpose struct {
 }
 
 var (
-	purposeClamp  = purpose{name: "outside-clamp-bounds", action: policy.ActionClamp}
-	purposeDeny   = purpose{name: "outside-deny-bounds", action: policy.ActionDeny}
-	purposeWarn   = purpose{name: "outside-warn-bounds", action: policy.ActionWarn}
-	purposeNotice = purpose{name: "at-clamp-bound", action: policy.ActionClamp, atBound: true}
+	purposeClamp  = purpose{name: "outside-clamp-bounds", suffix: clampSuffix, action: policy.ActionClamp}
+	purposeDeny   = purpose{name: "outside-deny-bounds", suffix: string(policy.ActionDeny), action: policy.ActionDeny}
+	purposeWarn   = purpose{name: "outside-warn-bounds", suffix: string(policy.ActionWarn), action: policy.ActionWarn}
+	purposeNotice = purpose{name: "at-clamp-bound", suffix: clampNoticeSuffix, action: policy.ActionClamp, atBound: true}
 )
 
 // replicaVar is the name the conditions bind the requested replicas to: a matchCondition
@@ -102,7 +106,7 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", nil, globs)))
 	}
 	terms = append(terms, c.scope(p).cel)
-	inner := and(
+	inner := andLines(
 		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
 		c.due(p),
 	)
@@ -116,9 +120,8 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
 		owners = append(owners, and(fmt.Sprintf("o.apiVersion.startsWith(%s)", quote(g+"/")), kindIn("o.kind", byGroup[g])))
 	}
-	terms = append(terms, "(!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(o, has(o.controller) && o.controller && "+
-		or(owners...)+"))")
-	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: and(terms...)}}
+	terms = append(terms, "!object.metadata.?ownerReferences.orValue([]).exists(o, o.?controller.orValue(false) && "+or(owners...)+")")
+	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: andLines(terms...)}}
 }
 
 // maxChain is the most rules a matchCondition's chain reads: each is one level of nesting
@@ -195,7 +198,7 @@ func (c *compiler) firstMatch(candidate, leafOf func(rule) string) string {
 		case expr == "false":
 			expr = "(" + cand + " && " + paren(l.leaf) + ")"
 		default:
-			rest = cand + " ? " + paren(l.leaf) + " : " + rest
+			rest = cand + " ? " + paren(l.leaf) + " :\n  " + rest // a rule a line, for a reviewer
 			expr = "(" + rest + ")"
 			continue
 		}
@@ -321,4 +324,4 @@ func (r rule) namespacesTerm() string {
 }
 
 // objectLabels are the object's labels, an empty map when it has none.
-const objectLabels = "(has(object.metadata.labels) ? object.metadata.labels : {})"
+const objectLabels = "object.metadata.?labels.orValue({})"

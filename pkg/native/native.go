@@ -203,17 +203,17 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 }
 
 func (c *compiler) compile() (*Result, error) {
-	res := &Result{}
-	res.WebhookMatchCondition = c.webhookCondition()
-	res.Webhook = c.webhookLines()
-	res.Rules = c.ruleLines()
-	res.Notes = append(res.Notes, "HorizontalPodAutoscalers are not compiled: the webhook bounds them")
+	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
+	res.Notes = append(res.Notes, "HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them")
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
 		return res, nil
 	}
-	if c.hasAction[policy.ActionClamp] {
-		res.Notes = append(res.Notes, "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, "+c.opts.Name+"-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule")
+	conds := c.actingConditions(res)
+	res.Rules = c.ruleLines(conds)
+	if len(conds) == 0 {
+		res.Notes = append(res.Notes, "nothing is emitted: no rule can act on a write of a compiled kind")
+		return res, nil
 	}
 	vars, err := c.variables()
 	if err != nil {
@@ -221,18 +221,21 @@ func (c *compiler) compile() (*Result, error) {
 	}
 	// One set of match constraints, shared by every policy, as the API server reads them.
 	constraints := c.matchConstraints()
-	if c.hasAction[policy.ActionClamp] {
-		res.Clamp, res.ClampBinding = c.clampPolicy(constraints, vars)
-		res.ClampNotice, res.ClampNoticeBinding = c.validating(clampNoticeSuffix, purposeNotice, clampNoticeExpression,
-			"variables.clampNotice", constraints, vars, admissionregistrationv1.Warn, admissionregistrationv1.Audit)
+	if cs, ok := conds[purposeClamp]; ok {
+		res.Notes = append(res.Notes, "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, "+c.opts.Name+"-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule")
+		res.Clamp, res.ClampBinding = c.clampPolicy(constraints, cs, vars)
 	}
-	if c.hasAction[policy.ActionDeny] {
+	if cs, ok := conds[purposeNotice]; ok {
+		res.ClampNotice, res.ClampNoticeBinding = c.validating(clampNoticeSuffix, purposeNotice, c.clampNoticeExpression(),
+			"variables.clampNotice", constraints, cs, vars, admissionregistrationv1.Warn, admissionregistrationv1.Audit)
+	}
+	if cs, ok := conds[purposeDeny]; ok {
 		res.Deny, res.DenyBinding = c.validating(string(policy.ActionDeny), purposeDeny, outOfBounds(policy.ActionDeny),
-			"variables.message", constraints, vars, admissionregistrationv1.Deny)
+			"variables.message", constraints, cs, vars, admissionregistrationv1.Deny)
 	}
-	if c.hasAction[policy.ActionWarn] {
+	if cs, ok := conds[purposeWarn]; ok {
 		res.Warn, res.WarnBinding = c.validating(string(policy.ActionWarn), purposeWarn, outOfBounds(policy.ActionWarn),
-			"variables.message", constraints, vars, admissionregistrationv1.Warn)
+			"variables.message", constraints, cs, vars, admissionregistrationv1.Warn)
 	}
 	if err := c.checkLimits(res); err != nil && !c.skipLimits {
 		return nil, err
@@ -240,8 +243,31 @@ func (c *compiler) compile() (*Result, error) {
 	return res, nil
 }
 
-// ruleLines are Result.Rules: each rule's index, name, matchers, action and bounds.
-func (c *compiler) ruleLines() []string {
+// actingConditions are the matchConditions of each policy the rules' actions ask for and
+// that can act at all: one whose condition is false (its rules name only kinds that are not
+// compiled, or namespaces that are exempt or that earlier rules decide) is not emitted, and
+// a note says so. The clamp notice goes with the clamp.
+func (c *compiler) actingConditions(res *Result) map[purpose][]admissionregistrationv1.MatchCondition {
+	conds := map[purpose][]admissionregistrationv1.MatchCondition{}
+	for _, p := range []purpose{purposeClamp, purposeNotice, purposeDeny, purposeWarn} {
+		_, clamps := conds[purposeClamp]
+		if !c.hasAction[p.action] || p == purposeNotice && !clamps {
+			continue
+		}
+		cs := c.matchConditions(p)
+		if cs[0].Expression != "false" {
+			conds[p] = cs
+		} else if p != purposeNotice {
+			res.Notes = append(res.Notes, fmt.Sprintf("no %s-%s is emitted: no %s rule can act on a write the native policies see (its kinds are not compiled, or its namespaces are exempt or decided by earlier rules)",
+				c.opts.Name, p.suffix, p.action))
+		}
+	}
+	return conds
+}
+
+// ruleLines are Result.Rules: each rule's index, name, matchers, action and bounds, and
+// which emitted policies enforce it (conds has those emitted), or why none does.
+func (c *compiler) ruleLines(conds map[purpose][]admissionregistrationv1.MatchCondition) []string {
 	lines := make([]string, len(c.rules))
 	for i, r := range c.rules {
 		var m []string
@@ -264,7 +290,28 @@ func (c *compiler) ruleLines() []string {
 		if r.Bounds.AllowZero {
 			zero = ", allowZero"
 		}
-		lines[i] = fmt.Sprintf("%d %s: %s: %s %s%s", r.index, r.Name, strings.Join(m, "; "), r.Action, r.Bounds, zero)
+		lines[i] = fmt.Sprintf("%d %s: %s: %s %s%s; %s", r.index, r.Name, strings.Join(m, "; "), r.Action, r.Bounds, zero, c.enforcedBy(r, conds))
 	}
 	return lines
+}
+
+// enforcedBy says which emitted policies enforce rule r, or why none does.
+func (c *compiler) enforcedBy(r rule, conds map[purpose][]admissionregistrationv1.MatchCondition) string {
+	if c.kindKeysTerm(r) == "false" {
+		return "not compiled: the webhook decides its kinds"
+	}
+	var names []string
+	for _, p := range []purpose{purposeClamp, purposeNotice, purposeDeny, purposeWarn} {
+		if _, ok := conds[p]; ok && p.action == r.Action {
+			names = append(names, c.opts.Name+"-"+p.suffix)
+		}
+	}
+	if len(names) == 0 {
+		return "not compiled: it can never act on a write the native policies see"
+	}
+	s := "enforced by " + strings.Join(names, " and ")
+	if r.Selector() != nil {
+		s += " (the /scale writes it decides: the webhook)"
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -156,13 +157,11 @@ rules:
 
 	t.Run("rules in order, default last", func(t *testing.T) {
 		vars := res.Clamp.Spec.Variables
-		want := `[((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))), ` +
-			`variables.kind == 'StatefulSet', ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')]`
-		if got := variableOf(vars, "rules0"); got != want {
-			t.Errorf("rules0\ngot  %s\nwant %s", got, want)
-		}
+		// The candidates of the rules, one list read where it is written, a rule a line.
+		want := "[\n  ((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))),\n  " +
+			"variables.kind == 'StatefulSet',\n  ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')].indexOf(true)"
 		for name, want := range map[string]string{
-			"first":     "variables.rules0.indexOf(true)",
+			"first":     want,
 			"rule":      "variables.first >= 0 ? variables.first : 3",
 			"unknown":   "variables.scale && variables.rule in [0]",
 			"min":       "(variables.rule >= 0 ? [2, 3, -1, -1][variables.rule] : -1)",
@@ -197,9 +196,9 @@ rules:
 			}
 			e := p.conds[0].Expression
 			for _, part := range []string{
-				`(!(request.namespace.startsWith('tmp-')) && `,
-				`].exists(r, ((request.operation != 'UPDATE' || r != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : ((has(request.subResource) && request.subResource == 'scale') ? 0 : 1))) && `,
-				"o.controller && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
+				"(!(request.namespace.startsWith('tmp-')) &&\n",
+				"].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) &&\n",
+				"o.?controller.orValue(false) && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
 			} {
 				if !strings.Contains(e, part) {
 					t.Errorf("%s: %s\nlacks %s", p.name, e, part)
@@ -227,12 +226,12 @@ rules:
 - {name: c, namespaces: [z], minReplicas: 1, maxReplicas: 1, action: warn}
 `)
 		for p, want := range map[purpose]string{
-			purposeClamp: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
-				`(!(has(request.subResource) && request.subResource == 'scale') && ((r >= 1 && r < 2) || r > 5)) : (request.namespace == 'z') ? (false) : (r > 10))`,
-			purposeDeny: `((request.namespace == 'x') && (r > 3))`,
-			purposeNotice: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? ` +
-				`(!(has(request.subResource) && request.subResource == 'scale') && (r == 5 || r == 2)) : (request.namespace == 'z') ? (false) : (r == 10))`,
-			purposeWarn: `((request.namespace == 'x') ? (false) : ((request.namespace.startsWith('y-')) && ((has(request.subResource) && request.subResource == 'scale') || ('app' in (has(object.metadata.labels) ? object.metadata.labels : {}) && (has(object.metadata.labels) ? object.metadata.labels : {})['app'] == 'web'))) ? (false) : ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))`,
+			purposeClamp: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? " +
+				"(!(request.?subResource.orValue('') == 'scale') && ((r >= 1 && r < 2) || r > 5)) :\n  (request.namespace == 'z') ? (false) :\n  (r > 10))",
+			purposeDeny: "((request.namespace == 'x') && (r > 3))",
+			purposeNotice: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? " +
+				"(!(request.?subResource.orValue('') == 'scale') && (r == 5 || r == 2)) :\n  (request.namespace == 'z') ? (false) :\n  (r == 10))",
+			purposeWarn: "((request.namespace == 'x') ? (false) :\n  ((request.namespace.startsWith('y-')) && ((request.?subResource.orValue('') == 'scale') || ('app' in object.metadata.?labels.orValue({}) && object.metadata.?labels.orValue({})['app'] == 'web'))) ? (false) :\n  ((request.namespace == 'z') && ((r >= 0 && r < 1) || r > 1)))",
 		} {
 			if got := c.due(p); got != want {
 				t.Errorf("%s\ngot  %s\nwant %s", p.name, got, want)
@@ -301,7 +300,7 @@ rules:
 
 	t.Run("what the webhook still decides", func(t *testing.T) {
 		want := `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
-			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || (request.namespace == 'prod')))`
+			`((request.?subResource.orValue('') == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || (request.namespace == 'prod')))`
 		if res.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition\ngot  %s\nwant %s", res.WebhookMatchCondition, want)
 		}
@@ -314,8 +313,8 @@ rules:
 - {name: b, namespaces: [b], maxReplicas: 6}
 `, policy.BuiltinWorkloadKinds, Options{})
 		want = `!((request.resource.group + '/' + request.resource.resource) in ['apps/deployments', 'apps/statefulsets', 'apps/replicasets']) || ` +
-			`((has(request.subResource) && request.subResource == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
-			`((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) : (true))))`
+			`((request.?subResource.orValue('') == 'scale') && ((request.resource.group + '/' + request.resource.resource) in ['apps/replicasets'] || ` +
+			"((request.namespace == 'a' || request.namespace.startsWith('a-')) ? (false) :\n  (true))))"
 		if shadow.WebhookMatchCondition != want {
 			t.Errorf("webhook match condition, a selector rule after a rule without\ngot  %s\nwant %s", shadow.WebhookMatchCondition, want)
 		}
@@ -337,23 +336,53 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 	if res.Clamp != nil || res.Warn != nil || res.Deny == nil || res.Deny.Name != "x-deny" {
 		t.Errorf("a deny-only policy: clamp %v, warn %v, deny %v", res.Clamp != nil, res.Warn != nil, res.Deny != nil)
 	}
-	if got := variableOf(res.Deny.Spec.Variables, "rule"); got != "variables.rules0.indexOf(true)" || variableOf(res.Deny.Spec.Variables, "first") != "" {
+	// A rule that matches every request is always the first that matches.
+	if got := variableOf(res.Deny.Spec.Variables, "rule"); got != "0" || variableOf(res.Deny.Spec.Variables, "first") != "" {
 		t.Errorf("rule without a default: %s", got)
 	}
-	if got := variableOf(res.Deny.Spec.Variables, "unknown"); got != "false" {
-		t.Errorf("unknown without selector rules: %s", got)
+	if got := variableOf(res.Deny.Spec.Variables, "unknown"); got != "" {
+		t.Errorf("unknown without selector rules: %s, want no variable", got)
 	}
-	if len(res.Rules) != 1 || res.Rules[0] != "0 a: every workload: deny [0, 3]" {
+	if got := variableOf(res.Deny.Spec.Variables, "out"); got != "variables.rule >= 0 && variables.replicas >= 0 && variables.want != variables.replicas" {
+		t.Errorf("out without selector rules: %s", got)
+	}
+	if len(res.Rules) != 1 || res.Rules[0] != "0 a: every workload: deny [0, 3]; enforced by x-deny" {
 		t.Errorf("the rules for a reviewer: %q", res.Rules)
 	}
-	for _, unused := range []string{"labels", "nsLabels", "allowZero"} {
+	for _, unused := range []string{"labels", "nsLabels", "allowZero", "clampNotice"} {
 		if got := variableOf(res.Deny.Spec.Variables, unused); got != "" {
 			t.Errorf("a policy that reads no %s has the variable: %s", unused, got)
 		}
 	}
 	custom := compileYAML(t, header+"rules:\n- {name: w, kinds: [Widget.example.com], maxReplicas: 3}\n", policy.BuiltinWorkloadKinds, Options{})
-	if n := len(custom.Objects()); n != 0 {
-		t.Errorf("a policy whose only rule names a kind that is not compiled emits %d objects, want none", n)
+	if n := len(custom.Objects()); n != 0 || !slices.Contains(custom.Notes, "nothing is emitted: no rule can act on a write of a compiled kind") {
+		t.Errorf("a policy whose only rule names a kind that is not compiled emits %d objects (want none), notes %q", n, custom.Notes)
+	}
+	// A deny rule only in an exempt namespace can never act: no deny policy whose condition
+	// is false, and a note says why.
+	exempt := compileYAML(t, header+"exemptNamespaces: [legacy]\nrules:\n- {name: old, namespaces: [legacy], maxReplicas: 3, action: deny}\n- {name: all, maxReplicas: 9}\n",
+		policy.BuiltinWorkloadKinds, Options{Name: "x"})
+	if exempt.Deny != nil || exempt.Clamp == nil || !slices.ContainsFunc(exempt.Notes, func(n string) bool { return strings.HasPrefix(n, "no x-deny is emitted: ") }) {
+		t.Errorf("a deny rule that can never act: deny emitted %t, clamp %t, notes %q", exempt.Deny != nil, exempt.Clamp != nil, exempt.Notes)
+	}
+	// Each policy carries only the variables its expressions read.
+	notice := exempt.ClampNotice.Spec.Validations[0]
+	for name, p := range map[string]struct {
+		vars []admissionregistrationv1.Variable
+		expr string
+	}{"clamp": {exempt.Clamp.Spec.Variables, clampPatch}, "notice": {exempt.ClampNotice.Spec.Variables, notice.Expression + " " + notice.MessageExpression}} {
+		for _, v := range p.vars {
+			readers := p.expr
+			for _, o := range p.vars {
+				readers += " " + o.Expression
+			}
+			if !regexp.MustCompile(`\bvariables\.` + v.Name + `\b`).MatchString(readers) {
+				t.Errorf("%s: variable %s is read by nothing", name, v.Name)
+			}
+		}
+	}
+	if variableOf(exempt.ClampNotice.Spec.Variables, "message") != "" || variableOf(exempt.ClampNotice.Spec.Variables, "want") != "" {
+		t.Errorf("the clamp notice carries the denial's variables: %+v", exempt.ClampNotice.Spec.Variables)
 	}
 	empty := compileYAML(t, header, policy.BuiltinWorkloadKinds, Options{})
 	if len(empty.Objects()) != 0 {
@@ -368,12 +397,11 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 func TestCompileCustomKinds(t *testing.T) {
 	kinds := append(policy.BuiltinWorkloadKinds, policy.WorkloadKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
 	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{})
-	vars := res.Clamp.Spec.Variables
-	if got := variableOf(vars, "rules0"); got != "[variables.kind == 'Rollout.argoproj.io']" {
-		t.Errorf("rules0: %s", got)
+	if got := variableOf(res.Clamp.Spec.Variables, "rule"); got != "[\n  variables.kind == 'Rollout.argoproj.io'].indexOf(true)" {
+		t.Errorf("rule: %s", got)
 	}
-	if !strings.Contains(variableOf(vars, "kindName"), "'argoproj.io/rollouts': 'Rollout'") {
-		t.Errorf("kindName (messages name the kind alone): %s", variableOf(vars, "kindName"))
+	if got := variableOf(res.ClampNotice.Spec.Variables, "kindName"); !strings.Contains(got, "'argoproj.io/rollouts': 'Rollout'") {
+		t.Errorf("kindName (messages name the kind alone): %s", got)
 	}
 	if !strings.Contains(res.Clamp.Spec.MatchConditions[0].Expression, "(o.apiVersion.startsWith('argoproj.io/') && o.kind == 'Rollout')") {
 		t.Errorf("a Rollout's ReplicaSets are owned: %s", res.Clamp.Spec.MatchConditions[0].Expression)

@@ -3,6 +3,7 @@ package native
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -60,18 +61,34 @@ func (c *compiler) requestVariables() (vars []admissionregistrationv1.Variable, 
 		kindName = "variables.kindName"
 	}
 	// The labels only where a rule reads them: no variable a reviewer must trace to nothing.
-	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.Selector() != nil }) {
-		vars = append(vars, variable("labels", "!variables.scale && has(object.metadata.labels) ? object.metadata.labels : {}"))
+	if c.readsLabels() {
+		vars = append(vars, variable("labels", "variables.scale ? {} : "+objectLabels))
 	}
 	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.NamespaceSelector() != nil }) {
-		vars = append(vars, variable("nsLabels", "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}"))
+		vars = append(vars, variable("nsLabels", "namespaceObject.metadata.?labels.orValue({})"))
 	}
 	return vars, kindName
 }
 
+// readsLabels reports whether a rule has a selector: only then do the policies read the
+// workload's labels, and a Scale (which has none) may be the webhook's to decide (unknown).
+func (c *compiler) readsLabels() bool {
+	return slices.ContainsFunc(c.rules, func(r rule) bool { return r.Selector() != nil })
+}
+
+// known is the term of an expression that holds unless the request is the webhook's to
+// decide (variables.unknown): none when no rule has a selector.
+func (c *compiler) known() string {
+	if c.readsLabels() {
+		return "!variables.unknown && "
+	}
+	return ""
+}
+
 // ruleVariables find the rule that decides: rule is the index of the first rule that
 // matches (the default's when none does, -1 without a default), unknown is set for a Scale
-// whose deciding rule has a selector (the webhook's to decide).
+// whose deciding rule has a selector (the webhook's to decide); without selector rules
+// there is no unknown.
 func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 	var rules []rule
 	deflt := -1
@@ -105,9 +122,9 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 		}
 	}
 	if len(selectorRules) > 0 {
-		return append(vars, variable("unknown", "variables.scale && variables.rule in "+intList(selectorRules))), nil
+		vars = append(vars, variable("unknown", "variables.scale && variables.rule in "+intList(selectorRules)))
 	}
-	return append(vars, variable("unknown", "false")), nil
+	return vars, nil
 }
 
 // firstVariables hold the candidates of rules as lists, one bool a rule, in chunks that
@@ -119,7 +136,7 @@ func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Varia
 	size := 0
 	flush := func() {
 		if len(cur) > 0 {
-			chunks = append(chunks, "["+strings.Join(cur, ", ")+"]")
+			chunks = append(chunks, "[\n  "+strings.Join(cur, ",\n  ")+"]") // a rule a line, for a reviewer
 			cur, size = nil, 0
 		}
 	}
@@ -128,13 +145,22 @@ func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Varia
 		if len(cand) > maxExpression {
 			return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
 		}
-		if size+len(cand)+2 > maxChunk {
+		if size+len(cand)+4 > maxChunk {
 			flush()
 		}
 		cur = append(cur, cand)
-		size += len(cand) + 2
+		size += len(cand) + 4
+		if cand == "true" {
+			break // it matches every request: no rule after it is ever first
+		}
 	}
 	flush()
+	switch {
+	case chunks[0] == "[\n  true]":
+		return []admissionregistrationv1.Variable{variable("first", "0")}, nil
+	case len(chunks) == 1: // one list, read where it is written
+		return []admissionregistrationv1.Variable{variable("first", chunks[0]+".indexOf(true)")}, nil
+	}
 	var vars []admissionregistrationv1.Variable
 	var refs []string
 	for i, ch := range chunks {
@@ -194,7 +220,7 @@ func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
 		variable("action", atRule(quoteList(actions), "''")),
 		variable("want", want),
 		// A negative count is left to the API server's validation, as the webhook leaves it.
-		variable("out", "variables.rule >= 0 && !variables.unknown && variables.replicas >= 0 && variables.want != variables.replicas"),
+		variable("out", "variables.rule >= 0 && "+c.known()+"variables.replicas >= 0 && variables.want != variables.replicas"),
 	)
 }
 
@@ -207,26 +233,42 @@ func (c *compiler) messageVariables(kindName string) []admissionregistrationv1.V
 		bounds[i], names[i] = r.Bounds.String(), r.Name
 	}
 	return []admissionregistrationv1.Variable{
+		// The object as every message names it first: `Deployment "db"`.
+		variable("object", kindName+" + ' \"' + request.name + '\"'"),
 		variable("bounds", atRule(quoteList(bounds), "''")),
 		variable("ruleName", atRule(quoteList(names), "''")),
-		// policy.Verdict.OutOfBoundsMessage.
-		variable("message", "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
-			"' for ' + "+kindName+" + ' \"' + request.name + '\" (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
-		// What stands in for the webhook's clamp warning (Result.ClampNotice).
-		variable("clampNotice", "'spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
+		// policy.Verdict.OutOfBoundsMessage: the object first, by its kind and name (a Scale's
+		// by the workload's kind, which kindName gives for its resource).
+		variable("message", "variables.object + ': spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within ' + variables.bounds + "+
+			"' (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"),
+		// What stands in for the webhook's clamp warning (Result.ClampNotice), in its shape.
+		variable("clampNotice", "variables.object + ': spec.replicas ' + string(variables.replicas) + ' is at a bound of ' + variables.bounds + "+
 			"' of replica policy rule \"' + variables.ruleName + '\", to which the API server clamps requests outside them'"),
 	}
 }
 
-// withoutMessage drops the variables of the messages, which only the validating policies use.
-func withoutMessage(vars []admissionregistrationv1.Variable) []admissionregistrationv1.Variable {
-	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool {
-		switch v.Name {
-		case "message", "clampNotice", "bounds", "ruleName":
-			return true
+// variableRef is a reference to a variable in an expression.
+var variableRef = regexp.MustCompile(`\bvariables\.(\w+)`)
+
+// used are the variables of vars that the expressions exprs read, directly or through other
+// variables, in their order: a policy carries no variable that nothing reads.
+func used(vars []admissionregistrationv1.Variable, exprs ...string) []admissionregistrationv1.Variable {
+	need := map[string]bool{}
+	mark := func(expr string) {
+		for _, m := range variableRef.FindAllStringSubmatch(expr, -1) {
+			need[m[1]] = true
 		}
-		return false
-	})
+	}
+	for _, e := range exprs {
+		mark(e)
+	}
+	// A variable reads only those before it: one pass from the last finds every one needed.
+	for i := len(vars) - 1; i >= 0; i-- {
+		if need[vars[i].Name] {
+			mark(vars[i].Expression)
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(vars), func(v admissionregistrationv1.Variable) bool { return !need[v.Name] })
 }
 
 func mapLiteral(m map[string]string) string {

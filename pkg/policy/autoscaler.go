@@ -166,14 +166,15 @@ func (v RangeVerdict) ClampMessages(name string) []string {
 }
 
 // OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the
-// autoscaler name: each field outside the bounds with its value, the bounds and the rule,
-// as for a workload, e.g. `spec.maxReplicas: Invalid value: 30: must be within [2, 10] for
-// HorizontalPodAutoscaler "web" (replica policy rule "prod-web", action deny)`.
+// autoscaler name: for each field outside the bounds, the autoscaler, the field, its value,
+// the bounds and the rule, in the shape of a workload's (Verdict.OutOfBoundsMessage), joined
+// by "; ", e.g. `HorizontalPodAutoscaler "web": spec.maxReplicas: Invalid value: 30: must be
+// within [2, 10] (replica policy rule "prod-web", action deny)`.
 func (v RangeVerdict) OutOfBoundsMessage(name string) string {
 	var ms []string
 	for _, f := range v.Fields() {
-		ms = append(ms, fmt.Sprintf("%s: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-			f.Path, f.Value, v.Rule.Bounds, v.fields().Kind, name, v.Rule.Name, v.Rule.Action))
+		ms = append(ms, fmt.Sprintf("%s %q: %s: Invalid value: %d: must be within %s (replica policy rule %q, action %s)",
+			v.fields().Kind, name, f.Path, f.Value, v.Rule.Bounds, v.Rule.Name, v.Rule.Action))
 	}
 	return strings.Join(ms, "; ")
 }
@@ -203,11 +204,11 @@ func (v RangeVerdict) clampWarnings(name string) []string {
 // ControlledMessage is the warning for the autoscaler name whose range is outside the
 // bounds under a clamp rule, but which has a controller of its own (controllerKind
 // controllerName, such as KEDA's ScaledObject) that would write its range back: it is not
-// clamped, only reported, e.g. `HorizontalPodAutoscaler "web" is controlled by ScaledObject
+// clamped, only reported, e.g. `HorizontalPodAutoscaler "web": controlled by ScaledObject
 // "web", which would write its range back, so it is not clamped: its range [1, 30] is
 // outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`.
 func (v RangeVerdict) ControlledMessage(name, controllerKind, controllerName string) string {
-	return fmt.Sprintf("%s %q is controlled by %s %q, which would write its range back, so it is not clamped: its range %s is outside the bounds %s of replica policy rule %q; its scale writes are clamped",
+	return fmt.Sprintf("%s %q: controlled by %s %q, which would write its range back, so it is not clamped: its range %s is outside the bounds %s of replica policy rule %q; its scale writes are clamped",
 		v.fields().Kind, name, controllerKind, controllerName, v.Range, v.Rule.Bounds, v.Rule.Name)
 }
 

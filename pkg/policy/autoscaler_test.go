@@ -95,16 +95,16 @@ func TestDecideRange(t *testing.T) {
 		{name: "inside", target: deploy, r: Range{Min: 2, Max: 10}, outcome: OutcomeInBounds, rule: "prod", want: Range{Min: 2, Max: 10}},
 		{name: "max above", target: deploy, r: Range{Min: 2, Max: 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{Min: 2, Max: 10},
 			clamp:    []string{`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`},
-			outOfMsg: `spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 30: must be within [2, 10] (replica policy rule "prod", action clamp)`},
 		{name: "both outside", target: deploy, r: Range{Min: 1, Max: 30}, outcome: OutcomeOutOfBounds, rule: "prod", want: Range{Min: 2, Max: 10},
 			clamp: []string{
 				`HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod"`,
 				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod"`,
 			},
-			outOfMsg: `spec.minReplicas: Invalid value: 1: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp); ` +
-				`spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "prod", action clamp)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.minReplicas: Invalid value: 1: must be within [2, 10] (replica policy rule "prod", action clamp); ` +
+				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 30: must be within [2, 10] (replica policy rule "prod", action clamp)`},
 		{name: "target's kind and labels decide", target: db, r: Range{Min: 3, Max: 8}, outcome: OutcomeOutOfBounds, rule: "databases", want: Range{Min: 3, Max: 5},
-			outOfMsg: `spec.maxReplicas: Invalid value: 8: must be within [3, 5] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "databases", action deny)`},
+			outOfMsg: `HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 8: must be within [3, 5] (replica policy rule "databases", action deny)`},
 		{name: "target's labels unknown", target: Subject{Group: "apps", Kind: "StatefulSet", Namespace: "prod", Name: "pg", LabelsUnknown: true},
 			r: Range{Min: 3, Max: 8}, outcome: OutcomeUnknown, rule: "databases", want: Range{Min: 3, Max: 8}},
 		{name: "no rule", target: Subject{Group: "apps", Kind: "Deployment", Namespace: "dev", Name: "web"}, r: Range{Min: 1, Max: 99}, outcome: OutcomeNoRule, want: Range{Min: 1, Max: 99}},
@@ -193,14 +193,14 @@ func TestScaledObjectIdle(t *testing.T) {
 			}},
 		{name: "deny names the idle size", target: queue, r: idle(3, 10, 0), at: AtMutate, kind: Deny, want: idle(3, 10, 2),
 			fields:   []RangeField{{Path: "spec.idleReplicaCount", Value: 0, Want: 2}},
-			messages: []string{`spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] for ScaledObject "so" (replica policy rule "queues", action deny)`}},
+			messages: []string{`ScaledObject "so": spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] (replica policy rule "queues", action deny)`}},
 		{name: "warn names each field", target: dev, r: idle(2, 5, 0), at: AtMutate, kind: Warn, want: Range{Min: 2, Max: 3},
 			fields: []RangeField{{Path: "spec.maxReplicaCount", Value: 5, Want: 3}, {Path: "spec.idleReplicaCount", Value: 0, Want: 2, Removed: true}},
-			messages: []string{`spec.maxReplicaCount: Invalid value: 5: must be within [2, 3] for ScaledObject "so" (replica policy rule "dev", action warn); ` +
-				`spec.idleReplicaCount: Invalid value: 0: must be within [2, 3] for ScaledObject "so" (replica policy rule "dev", action warn)`}},
+			messages: []string{`ScaledObject "so": spec.maxReplicaCount: Invalid value: 5: must be within [2, 3] (replica policy rule "dev", action warn); ` +
+				`ScaledObject "so": spec.idleReplicaCount: Invalid value: 0: must be within [2, 3] (replica policy rule "dev", action warn)`}},
 		{name: "the scaler reports, never patches", target: web, r: idle(4, 10, 0), at: AtScaler, kind: Report, want: idle(4, 10, 2),
 			fields: []RangeField{{Path: "spec.idleReplicaCount", Value: 0, Want: 2}},
-			messages: []string{`spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] for ScaledObject "so" (replica policy rule "web", action clamp)` +
+			messages: []string{`ScaledObject "so": spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] (replica policy rule "web", action clamp)` +
 				`: KEDA writes it into the HPA it owns, which then asks for sizes the bounds forbid; set it inside the bounds (the scaler never changes a ScaledObject)`}},
 	}
 	for _, tt := range tests {

@@ -173,9 +173,10 @@ func (v Verdict) ClampMessage(kind, name string) string {
 }
 
 // OutOfBoundsMessage is the text of a denial and of a warn rule's warning for the workload
-// (or Scale) kind/name: it names the field, the value, the bounds and the rule, e.g.
-// `spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`.
+// kind/name (also for a write to its scale subresource): the object first, as in
+// ClampMessage, then the field, the value, the bounds and the rule, e.g.
+// `Deployment "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`.
 func (v Verdict) OutOfBoundsMessage(kind, name string) string {
-	return fmt.Sprintf("spec.replicas: Invalid value: %d: must be within %s for %s %q (replica policy rule %q, action %s)",
-		v.Replicas, v.Rule.Bounds, kind, name, v.Rule.Name, v.Rule.Action)
+	return fmt.Sprintf("%s %q: spec.replicas: Invalid value: %d: must be within %s (replica policy rule %q, action %s)",
+		kind, name, v.Replicas, v.Rule.Bounds, v.Rule.Name, v.Rule.Action)
 }

@@ -58,13 +58,13 @@ func TestReconcileAutoscalers(t *testing.T) {
 		oob        map[string]int // rule -> HPAs counted out of bounds afterwards
 	}{
 		{name: "max above: reported once however often it is evaluated", objs: []client.Object{web, recHPA("web-hpa", "Deployment", recName, nil, 30)}, hpa: "web-hpa", runs: 3,
-			wantEvents: []recordedEvent{outOfBounds("web-hpa", `spec.minReplicas: Invalid value: 1: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "rt-hpa-web", action clamp); `+
-				`spec.maxReplicas: Invalid value: 30: must be within [2, 10] for HorizontalPodAutoscaler "web-hpa" (replica policy rule "rt-hpa-web", action clamp)`+suffix)},
+			wantEvents: []recordedEvent{outOfBounds("web-hpa", `HorizontalPodAutoscaler "web-hpa": spec.minReplicas: Invalid value: 1: must be within [2, 10] (replica policy rule "rt-hpa-web", action clamp); `+
+				`HorizontalPodAutoscaler "web-hpa": spec.maxReplicas: Invalid value: 30: must be within [2, 10] (replica policy rule "rt-hpa-web", action clamp)`+suffix)},
 			oob: map[string]int{"rt-hpa-web": 1}},
 		{name: "inside the bounds: quiet", objs: []client.Object{web, recHPA("web-hpa", "Deployment", recName, ptr.To[int32](2), 10)}, hpa: "web-hpa", runs: 1,
 			oob: map[string]int{"rt-hpa-web": 0}},
 		{name: "the target's kind and cached labels choose the rule", objs: []client.Object{db, recHPA("pg-hpa", "StatefulSet", "pg", ptr.To[int32](3), 9)}, hpa: "pg-hpa", runs: 1,
-			wantEvents: []recordedEvent{outOfBounds("pg-hpa", `spec.maxReplicas: Invalid value: 9: must be within [3, 5] for HorizontalPodAutoscaler "pg-hpa" (replica policy rule "rt-hpa-db", action deny)`+suffix)},
+			wantEvents: []recordedEvent{outOfBounds("pg-hpa", `HorizontalPodAutoscaler "pg-hpa": spec.maxReplicas: Invalid value: 9: must be within [3, 5] (replica policy rule "rt-hpa-db", action deny)`+suffix)},
 			oob:        map[string]int{"rt-hpa-db": 1}},
 		{name: "target not cached and a selector rule first: unknown, not reported", objs: []client.Object{recHPA("pg-hpa", "StatefulSet", "pg", ptr.To[int32](3), 9)}, hpa: "pg-hpa", runs: 1,
 			oob: map[string]int{"rt-hpa-db": 0, "rt-hpa-web": 0}},

@@ -74,8 +74,8 @@ func TestScaledObjects(t *testing.T) {
 	applyPolicy(t, store, doc+fmt.Sprintf("- {name: other-%s, namespaces: [nowhere], maxReplicas: 1}\n", rule))
 	const tail = ": KEDA writes it into the HPA it owns, which then asks for sizes the bounds forbid; set it inside the bounds (the scaler never changes a ScaledObject)"
 	want := map[string]string{
-		"wide": fmt.Sprintf(`spec.maxReplicaCount: Invalid value: 30: must be within [2, 10] for ScaledObject "wide" (replica policy rule %q, action clamp)`, rule) + tail,
-		"idle": fmt.Sprintf(`spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] for ScaledObject "idle" (replica policy rule %q, action clamp)`, rule) + tail,
+		"wide": fmt.Sprintf(`ScaledObject "wide": spec.maxReplicaCount: Invalid value: 30: must be within [2, 10] (replica policy rule %q, action clamp)`, rule) + tail,
+		"idle": fmt.Sprintf(`ScaledObject "idle": spec.idleReplicaCount: Invalid value: 0: must be within [2, 10] (replica policy rule %q, action clamp)`, rule) + tail,
 	}
 	harness.Eventually(t, 20*time.Second, poll, "ScaledObjectOutOfBounds Events", func() error {
 		got := events(t, cs, ns, scaler.ReasonScaledObjectOutOfBounds)

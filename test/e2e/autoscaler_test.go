@@ -164,7 +164,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 
 	t.Run("a deny rule rejects the HPA at kubectl apply", func(t *testing.T) {
 		out, err := c.KubectlStdin(ctx, hpaManifest("autoscaling/v2", "hpa-deny", "web", "Deployment", "web", 2, 30), "apply", "-f", "-")
-		want := `spec.maxReplicas: Invalid value: 30: must be within [0, 10] for HorizontalPodAutoscaler "web" (replica policy rule "hpa-deny", action deny)`
+		want := `HorizontalPodAutoscaler "web": spec.maxReplicas: Invalid value: 30: must be within [0, 10] (replica policy rule "hpa-deny", action deny)`
 		if err == nil || !strings.Contains(out, "denied the request") || !strings.Contains(out, want) {
 			t.Fatalf("kubectl apply: err %v, output lacks %q:\n%s", err, want, out)
 		}
@@ -199,7 +199,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 
 	t.Run("the scaler reports the HPA created without the handling", func(t *testing.T) {
 		e := waitEvent(t, admin, "hpa-fight", "HorizontalPodAutoscaler", "web", "HPAOutOfBounds", 15*time.Second)
-		want := `spec.minReplicas: Invalid value: 20: must be within [0, 10] for HorizontalPodAutoscaler "web" (replica policy rule "hpa-cap", action clamp)`
+		want := `HorizontalPodAutoscaler "web": spec.minReplicas: Invalid value: 20: must be within [0, 10] (replica policy rule "hpa-cap", action clamp)`
 		if !strings.Contains(e.Note, want) || e.Type != corev1.EventTypeWarning {
 			t.Errorf("HPAOutOfBounds Event %s %q lacks %q", e.Type, e.Note, want)
 		}

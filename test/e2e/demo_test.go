@@ -50,7 +50,7 @@ func TestDemoFlow(t *testing.T) {
 		}
 		for _, want := range []string{
 			"denied the request",
-			`spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
+			`Deployment "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("denial lacks %q:\n%s", want, out)

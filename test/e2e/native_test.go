@@ -53,7 +53,7 @@ func TestNativePoliciesComponent(t *testing.T) {
 			out, err := c.KubectlCmd(ctx, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=40", "--dry-run=server", "-o", "jsonpath={.spec.replicas}")
 			// kubectl prints the clamp notice that stands in for the webhook's clamp warning.
 			return err == nil && strings.HasSuffix(strings.TrimSpace(out), "\n5") &&
-				strings.Contains(out, `Warning: Validation failed for ValidatingAdmissionPolicy 'replica-policy-clamped' with binding 'replica-policy-clamped': spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap"`), out
+				strings.Contains(out, `Warning: Validation failed for ValidatingAdmissionPolicy 'replica-policy-clamped' with binding 'replica-policy-clamped': Deployment "web": spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap"`), out
 		})
 	})
 

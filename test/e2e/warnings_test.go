@@ -13,8 +13,10 @@ import (
 )
 
 // warningsFolder is a folder of manifests as `kubectl apply -f dir/` reads it, one object
-// per file, each outside the example policy's rule prod-web ([2, 10] for app in (web, api)
-// in namespace prod): the webhook warns about each of them.
+// per file, each outside a rule of the example policy: prod-web ([2, 10], clamp, for app in
+// (web, api) in namespace prod) or dev-large ([0, 5], warn, in namespaces dev-*). The
+// webhook warns about each of them, and a database StatefulSet (rule databases: [3, 7],
+// deny) inside its bounds is there for a /scale write to be denied.
 var warningsFolder = map[string]string{
 	"1-web.yaml": `apiVersion: apps/v1
 kind: Deployment
@@ -47,6 +49,38 @@ spec:
     metadata: {labels: {app: solo}}
     spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
 `,
+	"5-big.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big, namespace: dev-1, labels: {app: big}}
+spec:
+  replicas: 8
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
+`,
+	"6-cache.yaml": `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: cache, namespace: dev-1, labels: {app: cache}}
+spec:
+  replicas: 9
+  serviceName: cache
+  selector: {matchLabels: {app: cache}}
+  template:
+    metadata: {labels: {app: cache}}
+    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
+`,
+	"7-db.yaml": `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: prod, labels: {replicapolicy.io/class: database}}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
+`,
 	"4-web-hpa.yaml": `apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: web-hpa, namespace: prod}
@@ -57,6 +91,17 @@ spec:
 `,
 }
 
+// bigHPA is an HPA outside dev-large's bounds, applied once its target is in the webhook's
+// cache (before, its warning would say the rule could not be checked).
+const bigHPA = `apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: big-hpa, namespace: dev-1}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: big}
+  minReplicas: 1
+  maxReplicas: 9
+`
+
 // warningLine is a warning as kubectl prints it, in the contract's shape: the kind and the
 // name of the object first, `StatefulSet "db": spec.replicas 40 clamped to 10 by ...`.
 var warningLine = regexp.MustCompile(`^Warning: (\w+) "([^"]+)": `)
@@ -64,13 +109,16 @@ var warningLine = regexp.MustCompile(`^Warning: (\w+) "([^"]+)": `)
 // TestWarningsNameTheObject: `kubectl apply -f dir/` prints the webhook's warnings without
 // saying which object each came from, so every warning names its object itself: each line
 // kubectl prints for the folder names the kind and the name of one of the folder's objects,
-// and each object that the webhook clamps is named; a write to the /scale subresource of a
-// StatefulSet names the StatefulSet.
+// and each object that the webhook clamps or warns about is named, Deployments,
+// StatefulSets, ReplicaSets and HPAs alike, with the contract's text; a write to the /scale
+// subresource (kubectl scale) names the workload's real kind and name, in a clamp warning, a
+// warn rule's warning and a denial.
 func TestWarningsNameTheObject(t *testing.T) {
 	bin := webhookBinary(t)
 	c := startCluster(t)
 	runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "warnings"})
 	kubectl(t, c, "create", "namespace", "prod")
+	kubectl(t, c, "create", "namespace", "dev-1")
 
 	dir := t.TempDir()
 	for name, doc := range warningsFolder {
@@ -78,10 +126,12 @@ func TestWarningsNameTheObject(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The webhook configurations take a moment to reach the API server's informer.
-	harness.Eventually(t, 15*time.Second, poll, "the webhook clamps a dry-run apply of the folder", func() (bool, string) {
+	// The webhook configurations take a moment to reach the API server's informer, and the
+	// namespace dev-1 the webhook's cache (rule batch before dev-large reads its labels).
+	devWarning := `Warning: Deployment "big": spec.replicas: Invalid value: 8: must be within [0, 5] (replica policy rule "dev-large", action warn)`
+	harness.Eventually(t, 15*time.Second, poll, "the webhook clamps and warns in a dry-run apply of the folder", func() (bool, string) {
 		out, err := c.KubectlCmd(context.Background(), "apply", "--dry-run=server", "-f", dir)
-		return err == nil && strings.Contains(out, "clamped to"), out
+		return err == nil && strings.Contains(out, "clamped to") && strings.Contains(out, devWarning), out
 	})
 
 	out := kubectl(t, c, "apply", "-f", dir)
@@ -102,6 +152,8 @@ func TestWarningsNameTheObject(t *testing.T) {
 		`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 		`Warning: StatefulSet "api": spec.replicas 30 clamped to 10 by replica policy rule "prod-web"`,
 		`Warning: ReplicaSet "solo": spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`,
+		devWarning,
+		`Warning: StatefulSet "cache": spec.replicas: Invalid value: 9: must be within [0, 5] (replica policy rule "dev-large", action warn)`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kubectl apply -f %s printed no line %q:\n%s", dir, want, out)
@@ -109,7 +161,7 @@ func TestWarningsNameTheObject(t *testing.T) {
 	}
 	// The HPA's target may not be in the webhook's cache yet when the HPA arrives right
 	// after it: then the warning says its rule could not be checked, still naming the HPA.
-	for _, obj := range []string{"Deployment/web", "StatefulSet/api", "ReplicaSet/solo", "HorizontalPodAutoscaler/web-hpa"} {
+	for _, obj := range []string{"Deployment/web", "StatefulSet/api", "ReplicaSet/solo", "HorizontalPodAutoscaler/web-hpa", "Deployment/big", "StatefulSet/cache"} {
 		if !named[obj] {
 			t.Errorf("no warning names %s:\n%s", obj, out)
 		}
@@ -119,5 +171,39 @@ func TestWarningsNameTheObject(t *testing.T) {
 	out = kubectl(t, c, "-n", "prod", "scale", "statefulset", "api", "--replicas=50")
 	if want := `Warning: StatefulSet "api": spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
 		t.Errorf("kubectl scale statefulset printed no line %q:\n%s", want, out)
+	}
+
+	// An HPA whose target is cached: a warn rule's warning names the HPA and its field.
+	hpaDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(hpaDir, "big-hpa.yaml"), []byte(bigHPA), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hpaWarning := `Warning: HorizontalPodAutoscaler "big-hpa": spec.maxReplicas: Invalid value: 9: must be within [0, 5] (replica policy rule "dev-large", action warn)`
+	harness.Eventually(t, 15*time.Second, poll, "the HPA's target in the webhook's cache", func() (bool, string) {
+		out, err := c.KubectlCmd(context.Background(), "apply", "--dry-run=server", "-f", hpaDir)
+		return err == nil && strings.Contains(out, hpaWarning), out
+	})
+	if out := kubectl(t, c, "apply", "-f", hpaDir); !strings.Contains(out, hpaWarning) {
+		t.Errorf("kubectl apply -f %s printed no line %q:\n%s", hpaDir, hpaWarning, out)
+	}
+
+	// /scale writes decided by a warn rule and a deny rule name the workload too. Both rules
+	// come after the selector rule databases, which reads the workload's labels from the
+	// webhook's cache: a dry run first, until it has them.
+	scaleWarning := `Warning: Deployment "big": spec.replicas: Invalid value: 9: must be within [0, 5] (replica policy rule "dev-large", action warn)`
+	harness.Eventually(t, 15*time.Second, poll, "the scale write decided by dev-large", func() (bool, string) {
+		out, err := c.KubectlCmd(context.Background(), "-n", "dev-1", "scale", "deployment", "big", "--replicas=9", "--dry-run=server")
+		return err == nil && strings.Contains(out, scaleWarning), out
+	})
+	if out := kubectl(t, c, "-n", "dev-1", "scale", "deployment", "big", "--replicas=9"); !strings.Contains(out, scaleWarning) {
+		t.Errorf("kubectl scale deployment printed no line %q:\n%s", scaleWarning, out)
+	}
+	denial := `StatefulSet "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`
+	harness.Eventually(t, 15*time.Second, poll, "the scale write denied by databases", func() (bool, string) {
+		out, err := c.KubectlCmd(context.Background(), "-n", "prod", "scale", "statefulset", "db", "--replicas=12", "--dry-run=server")
+		return err != nil && strings.Contains(out, "denied the request: "+denial), out
+	})
+	if out, err := c.KubectlCmd(context.Background(), "-n", "prod", "scale", "statefulset", "db", "--replicas=12"); err == nil || !strings.Contains(out, "denied the request: "+denial) {
+		t.Errorf("kubectl scale statefulset db --replicas=12: %v, want the denial %q:\n%s", err, denial, out)
 	}
 }

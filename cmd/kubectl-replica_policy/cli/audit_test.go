@@ -141,13 +141,13 @@ func TestAudit(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		wantLines := []string{
 			`Deployment kube-system/extra-dns: skip: namespace "kube-system" is exempt`,
-			`Deployment payments/checkout: warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`,
-			`Deployment prod/db: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`,
+			`Deployment payments/checkout: warn: Deployment "checkout": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "gold", action warn)`,
+			`Deployment prod/db: deny: Deployment "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`,
 			`Deployment prod/web: clamp: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`,
 			`Deployment replica-policy-system/replica-policy-webhook: skip: namespace "replica-policy-system" is exempt`,
-			`StatefulSet prod/queue: deny: spec.replicas: Invalid value: 12: must be within [3, 7] for StatefulSet "queue" (replica policy rule "databases", action deny)`,
+			`StatefulSet prod/queue: deny: StatefulSet "queue": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`,
 			`ReplicaSet prod/web-1: skip: owned by Deployment "web", which the policy bounds instead`,
-			`HorizontalPodAutoscaler prod/db-hpa: deny: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db-hpa" (replica policy rule "databases", action deny)`,
+			`HorizontalPodAutoscaler prod/db-hpa: deny: HorizontalPodAutoscaler "db-hpa": spec.maxReplicas: Invalid value: 20: must be within [3, 7] (replica policy rule "databases", action deny)`,
 			`HorizontalPodAutoscaler prod/ghost-hpa: skip: replica policy rule "prod-web" needs the labels of its target Deployment "ghost", which is not in the cluster`,
 			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"`,
 			`HorizontalPodAutoscaler prod/web-hpa: clamp: HorizontalPodAutoscaler "web-hpa": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`,
@@ -185,7 +185,7 @@ func TestAudit(t *testing.T) {
 	t.Run("check --namespaces-from-cluster", func(t *testing.T) {
 		const checkout = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: checkout, namespace: payments}\nspec: {replicas: 6}\n"
 		code, out, errOut := run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", full)
-		if code != ExitOK || errOut != "" || !strings.Contains(out, `warn: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`) {
+		if code != ExitOK || errOut != "" || !strings.Contains(out, `warn: Deployment "checkout": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "gold", action warn)`) {
 			t.Errorf("exit %d, stderr %q, output\n%s\nwant the gold rule's warn, from the cluster's labels of payments", code, errOut, out)
 		}
 		code, _, errOut = run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", ""))

@@ -186,14 +186,14 @@ func TestSARIF(t *testing.T) {
 	got, rules := sarifResults(t, out)
 	want := []sarifRow{
 		{"prod-web", "warning", "testdata/manifests/apps.yaml:10", `Deployment prod/web: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`},
-		{"databases", "error", "testdata/manifests/apps.yaml:34", `Deployment prod/db: spec.replicas: Invalid value: 12: must be within [3, 7] for Deployment "db" (replica policy rule "databases", action deny)`},
+		{"databases", "error", "testdata/manifests/apps.yaml:34", `Deployment prod/db: Deployment "db": spec.replicas: Invalid value: 12: must be within [3, 7] (replica policy rule "databases", action deny)`},
 		// An HPA's two ends are one result, at its fields' lines.
 		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:3-8", `HorizontalPodAutoscaler prod/web: HorizontalPodAutoscaler "web": spec.minReplicas 1 clamped to 2 by replica policy rule "prod-web"; HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "prod-web"`},
-		{"databases", "error", "testdata/manifests/autoscalers.yaml:18", `HorizontalPodAutoscaler prod/db: spec.maxReplicas: Invalid value: 20: must be within [3, 7] for HorizontalPodAutoscaler "db" (replica policy rule "databases", action deny)`},
-		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:48", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web" is controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
-		{"gold", "warning", "testdata/manifests/list.yaml:23", `Deployment payments/checkout: spec.replicas: Invalid value: 6: must be within [0, 4] for Deployment "checkout" (replica policy rule "gold", action warn)`},
+		{"databases", "error", "testdata/manifests/autoscalers.yaml:18", `HorizontalPodAutoscaler prod/db: HorizontalPodAutoscaler "db": spec.maxReplicas: Invalid value: 20: must be within [3, 7] (replica policy rule "databases", action deny)`},
+		{"prod-web", "warning", "testdata/manifests/autoscalers.yaml:48", `HorizontalPodAutoscaler prod/keda-hpa-web: HorizontalPodAutoscaler "keda-hpa-web": controlled by ScaledObject "web", which would write its range back, so it is not clamped: its range [2, 30] is outside the bounds [2, 10] of replica policy rule "prod-web"; its scale writes are clamped`},
+		{"gold", "warning", "testdata/manifests/list.yaml:23", `Deployment payments/checkout: Deployment "checkout": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "gold", action warn)`},
 		// stdin is no file: a logical location.
-		{"gold", "warning", "stdin:24 shop/Deployment/cart", `Deployment shop/cart: spec.replicas: Invalid value: 9: must be within [0, 4] for Deployment "cart" (replica policy rule "gold", action warn)`},
+		{"gold", "warning", "stdin:24 shop/Deployment/cart", `Deployment shop/cart: Deployment "cart": spec.replicas: Invalid value: 9: must be within [0, 4] (replica policy rule "gold", action warn)`},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("results\n got %q\nwant %q", got, want)

@@ -36,13 +36,13 @@ func newCompileCommand(streams genericiooptions.IOStreams) *cobra.Command {
 (admissionregistration.k8s.io/v1, Kubernetes 1.36 and later) enforce the policy on
 Deployments, StatefulSets and ReplicaSets itself, with the webhook's first-match order,
 globs, selectors, kinds, bounds, allowZero, exemptions and messages. Only the objects the
-policy's actions need are printed.
+policy's actions need, and that can act, are printed; stderr notes any left out.
 
 A write to /scale carries a Scale, which has neither the workload's labels nor its owner:
 such writes that a rule with a selector may decide, and those of ReplicaSets (which a
 Deployment may own), are left to the webhook. Stderr says, a line each, which requests
 still need the webhook, and what else differs: a native clamp returns no warning, and
-HorizontalPodAutoscalers are not compiled.
+HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled.
 
 Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
 a policy larger than the API server holds (about 6,500 rules with two namespaces and a

@@ -209,12 +209,12 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 			w.warnings = warns.Take()
 			n := r.do(ctx, cs, nprefix)
 			n.warnings = warns.Take()
-			wo, err := w.normalize(false)
+			wo, err := w.normalize(false, r.named())
 			if err != nil {
 				t.Errorf("%s: webhook: %v", ctxName, err)
 				continue
 			}
-			no, err := n.normalize(true)
+			no, err := n.normalize(true, r.named())
 			if err != nil {
 				t.Errorf("%s: native: %v", ctxName, err)
 				continue
@@ -329,6 +329,9 @@ type equivRequest struct {
 	base      int32  // the stored count an update starts from
 	shortName string
 }
+
+// named is how the messages about r begin: `Deployment "web": `, a /scale write's too.
+func (r equivRequest) named() string { return fmt.Sprintf("%s %q: ", r.kind, r.name) }
 
 func (r equivRequest) String() string {
 	rep := "nil"
@@ -566,7 +569,7 @@ func (r equivRequest) do(ctx context.Context, cs kubernetes.Interface, prefix st
 // normalized is a result with the words that name the enforcer taken out: the webhook's
 // "admission webhook ... denied the request: " and the admission policies' "... denied
 // request: " and "Validation failed for ValidatingAdmissionPolicy ...: ", leaving the text
-// both give.
+// both give. Each of those texts must name the request's object first (object).
 type normalized struct {
 	replicas int32
 	err      string
@@ -578,8 +581,14 @@ type normalized struct {
 	atBound bool
 }
 
-func (res equivResult) normalize(native bool) (normalized, error) {
+func (res equivResult) normalize(native bool, object string) (normalized, error) {
 	n := normalized{replicas: res.replicas}
+	named := func(text string) error {
+		if !strings.HasPrefix(text, object) {
+			return fmt.Errorf("%q does not name its object first (%q)", text, object)
+		}
+		return nil
+	}
 	if res.err != nil {
 		var status apierrors.APIStatus
 		if !errors.As(res.err, &status) {
@@ -592,17 +601,25 @@ func (res equivResult) normalize(native bool) (normalized, error) {
 			}
 		}
 		n.err, n.code = msg, status.Status().Code
+		// The API server's own validation (a negative count) names the object its own way.
+		if err := named(msg); strings.Contains(msg, "replica policy rule") && err != nil {
+			return n, err
+		}
 	}
 	for _, w := range res.warnings {
+		w, _ = strings.CutPrefix(w, "Validation failed for ValidatingAdmissionPolicy ")
+		if _, after, ok := strings.Cut(w, "': "); ok && native {
+			w = after
+		}
+		if err := named(w); err != nil {
+			return n, err
+		}
 		switch {
 		case !native && strings.Contains(w, " clamped to "):
 			n.clamped = true
 		case native && strings.Contains(w, " is at a bound of "):
 			n.atBound = true
-		case strings.HasPrefix(w, "Validation failed for ValidatingAdmissionPolicy "):
-			_, after, _ := strings.Cut(w, "': ")
-			n.warnings = append(n.warnings, after)
-		case strings.HasPrefix(w, "spec.replicas: Invalid value: "):
+		case strings.HasPrefix(w, object+"spec.replicas: Invalid value: "):
 			n.warnings = append(n.warnings, w)
 		default:
 			return n, fmt.Errorf("unexpected warning %q", w)

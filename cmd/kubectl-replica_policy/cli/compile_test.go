@@ -43,11 +43,45 @@ func TestCompile(t *testing.T) {
 		wantErr := `the webhook still decides: /scale writes of replicasets: a ReplicaSet may be owned by a bounded workload, which is bounded instead, and a Scale does not name its owner
 the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
 the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
-note: HorizontalPodAutoscalers are not compiled: the webhook bounds them
+note: HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them
 note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, replica-policy-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule
 `
 		if errOut != wantErr {
 			t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)
+		}
+		// A comment line a rule, saying which objects enforce it.
+		for _, line := range []string{
+			"#   0 prod-web: namespaces prod, prod-*; selector app in (api,web): clamp [2, 10]; enforced by replica-policy-clamp and replica-policy-clamped (the /scale writes it decides: the webhook)\n",
+			"#   1 databases: selector tier=db: deny [3, 7]; enforced by replica-policy-deny (the /scale writes it decides: the webhook)\n",
+			"#   2 gold: namespaceSelector tier=gold: warn [0, 4]; enforced by replica-policy-warn\n",
+			"#   3 default: every workload: clamp [1, 50]; enforced by replica-policy-clamp and replica-policy-clamped\n",
+		} {
+			if !strings.Contains(out, line) {
+				t.Errorf("no comment line %q in\n%s", line, out[:min(len(out), 800)])
+			}
+		}
+	})
+
+	t.Run("policies that can never act are left out, and said so", func(t *testing.T) {
+		pol := `apiVersion: replicapolicy.io/v1alpha1
+kind: ReplicaPolicy
+exemptNamespaces: [legacy]
+rules:
+- {name: rollouts, kinds: [Rollout.argoproj.io], maxReplicas: 10, action: warn}
+- {name: legacy, namespaces: [legacy], maxReplicas: 10, action: deny}
+`
+		code, out, errOut := run(t, pol, "compile", "-p", "-")
+		if code != ExitOK || out != "" {
+			t.Fatalf("exit %d, stdout %q (want nothing): %s", code, out, errOut)
+		}
+		for _, part := range []string{
+			`the webhook still decides: writes of Rollout.argoproj.io (named by rule "rollouts"): not a compiled kind`,
+			"note: no replica-policy-deny is emitted: no deny rule can act on a write the native policies see",
+			"note: nothing is emitted: no rule can act on a write of a compiled kind",
+		} {
+			if !strings.Contains(errOut, part) {
+				t.Errorf("stderr lacks %q:\n%s", part, errOut)
+			}
 		}
 	})
 

@@ -104,7 +104,7 @@ spec:
 	for _, want := range []string{
 		`ScaledObject prod/defaults: clamp: ScaledObject "defaults": spec.maxReplicaCount 100 clamped to 10 by replica policy rule "prod-web"`,
 		`ScaledObject prod/inside: pass`,
-		`ScaledObject prod/queue: deny: spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] for ScaledObject "queue" (replica policy rule "queues", action deny)`,
+		`ScaledObject prod/queue: deny: ScaledObject "queue": spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] (replica policy rule "queues", action deny)`,
 		`ScaledObject prod/broken: error`,
 		`spec.scaleTargetRef.name`,
 		// spec.idleReplicaCount: 0 under allowZero passes; without it, it is moved to the

@@ -119,7 +119,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := ss.UpdateScale(ctx, "big", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "strict"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{})
-		want := `spec.replicas: Invalid value: 9: must be within [0, 5] for StatefulSet "big" (replica policy rule "strict-db", action deny)`
+		want := `StatefulSet "big": spec.replicas: Invalid value: 9: must be within [0, 5] (replica policy rule "strict-db", action deny)`
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v, want one containing %s", err, want)
 		}
@@ -264,7 +264,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		if *h.Spec.MinReplicas != 3 || h.Spec.MaxReplicas != 12 {
 			t.Errorf("the KEDA HPA was changed to [%d, %d]", *h.Spec.MinReplicas, h.Spec.MaxReplicas)
 		}
-		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler "keda-hpa-db" is controlled by ScaledObject "db", which would write its range back, so it is not clamped: its range [3, 12] is outside the bounds [3, 7] of replica policy rule "db"; its scale writes are clamped`)
+		assertWarning(t, f.warns.Take(), `HorizontalPodAutoscaler "keda-hpa-db": controlled by ScaledObject "db", which would write its range back, so it is not clamped: its range [3, 12] is outside the bounds [3, 7] of replica policy rule "db"; its scale writes are clamped`)
 		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, "HPAOutOfBounds Event on the KEDA HPA", func() (bool, string) {
 			evs, err := f.client.CoreV1().Events("data").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=keda-hpa-db,reason=HPAOutOfBounds"})
 			if err != nil {

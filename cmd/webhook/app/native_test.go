@@ -143,14 +143,17 @@ func TestNativePolicies(t *testing.T) {
 	})
 
 	t.Run("a Deployment write is clamped by the API server, without a webhook call", func(t *testing.T) {
-		const notice = `spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap", to which the API server clamps requests outside them`
+		// The notice names the object first, as the webhook's warnings do.
+		notice := func(name string) string {
+			return `Deployment "` + name + `": spec.replicas 5 is at a bound of [0, 5] of replica policy rule "cap", to which the API server clamps requests outside them`
+		}
 		// The API server activates each admission policy on its own: wait for the clamp and
 		// its notice both.
 		harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "the native clamp and its notice in force", func() (bool, string) {
 			before := webhookCalls()
 			f.warns.Take()
 			got, err := dryRunCreate("native", 50)
-			noticed := harness.HasWarning(f.warns.Take(), notice)
+			noticed := harness.HasWarning(f.warns.Take(), notice("probe"))
 			after := webhookCalls()
 			return err == nil && got == 5 && noticed && after == before, fmt.Sprintf("replicas %d (%v), notice %t, webhook calls %v -> %v", got, err, noticed, before, after)
 		})
@@ -161,7 +164,7 @@ func TestNativePolicies(t *testing.T) {
 			t.Fatalf("create: %v, replicas %v; want 5", err, d.Spec.Replicas)
 		}
 		// What a native clamp says instead of the webhook's "clamped to" warning.
-		assertWarning(t, f.warns.Take(), notice)
+		assertWarning(t, f.warns.Take(), notice("web"))
 		if _, err := deploys.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "native"}, Spec: autoscalingv1.ScaleSpec{Replicas: 30}}, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +178,7 @@ func TestNativePolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = f.client.AppsV1().Deployments("strict").Create(ctx, harness.Deployment("strict", "big", 9, nil), metav1.CreateOptions{})
-		want := `spec.replicas: Invalid value: 9: must be within [0, 3] for Deployment "big" (replica policy rule "strict", action deny)`
+		want := `Deployment "big": spec.replicas: Invalid value: 9: must be within [0, 3] (replica policy rule "strict", action deny)`
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("deny: %v, want it to contain %s", err, want)
 		}
