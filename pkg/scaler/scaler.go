@@ -291,7 +291,7 @@ func workloadChanged(kinds *workload.Set) predicate.TypedPredicate[client.Object
 				return true
 			}
 			return !int32PtrEqual(o.Replicas(), n.Replicas()) ||
-				!maps.Equal(o.GetLabels(), n.GetLabels()) ||
+				!o.SameLabels(n) ||
 				(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
 		},
 	}
