@@ -99,9 +99,11 @@ func (r *Reconciler) event(obj client.Object, rule, eventType, reason, action, n
 	if opened {
 		time.AfterFunc(r.opts.EventWindow, r.summarise)
 	}
-	if ok {
-		r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	if !ok {
+		eventsSummarisedTotal.WithLabelValues(reason).Inc()
+		return
 	}
+	r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
 }
 
 // summarise closes the budget's window and records a summary Event for each namespace,

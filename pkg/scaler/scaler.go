@@ -194,7 +194,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), client.Object(&corev1.Namespace{}),
 		handler.TypedFuncs[client.Object, Request]{
 			CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
-				r.enqueueAll(ctx, q, e.Object.GetName(), "namespace created")
+				// The Namespaces of the cache's initial list: their workloads come in the
+				// workload sources' own initial lists, a second pass would repeat them.
+				if !e.IsInInitialList {
+					r.enqueueAll(ctx, q, e.Object.GetName(), "namespace created")
+				}
 			},
 			UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
 				r.enqueueAll(ctx, q, e.ObjectNew.GetName(), "namespace labels changed")
@@ -275,6 +279,7 @@ func (r *Reconciler) needed(ctx context.Context, req Request) bool {
 		return true
 	}
 	r.settledInPass.Add(1)
+	settledTotal.Inc()
 	return false
 }
 
