@@ -84,12 +84,13 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 			return results, err
 		}
 		r.Ready = time.Since(t0)
-		// The start-up pass reconciles every Deployment of the cluster once.
+		// The start-up pass evaluates every Deployment of the cluster once: it reconciles
+		// those that need it and settles the others from the cache.
 		total, err := e.countDeployments(ctx)
 		if err != nil {
 			return results, err
 		}
-		if err := e.waitMetric(ctx, timeout, float64(total), "controller_runtime_reconcile_total", `controller="replica-policy-scaler"`); err != nil {
+		if err := e.waitEvaluated(ctx, timeout, total); err != nil {
 			return results, fmt.Errorf("scaler start-up pass: %w", err)
 		}
 		time.Sleep(time.Second) // let the pass's last requests finish
@@ -259,6 +260,29 @@ func (e *Env) scaleGetsAndEvents(ctx context.Context) (gets, events int64, err e
 		ev += v
 	}
 	return int64(g), int64(ev), nil
+}
+
+// waitEvaluated polls the binary's metrics until its scaler has evaluated at least want
+// workloads: reconciled (controller_runtime_reconcile_total) or settled without a reconcile
+// (replicapolicy_scaler_settled_total).
+func (e *Env) waitEvaluated(ctx context.Context, timeout time.Duration, want int) error {
+	deadline := time.Now().Add(timeout)
+	var got float64
+	for time.Now().Before(deadline) {
+		m, err := e.Webhook.ScrapeMetrics()
+		if err == nil {
+			got = m.Sum("controller_runtime_reconcile_total", `controller="replica-policy-scaler"`) + m.Sum("replicapolicy_scaler_settled_total")
+			if got >= float64(want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%v workloads evaluated after %v, want %d", got, timeout, want)
 }
 
 // waitMetric polls a metric of the binary until it reaches want.

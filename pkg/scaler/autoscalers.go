@@ -163,7 +163,7 @@ func (r *Reconciler) watchScaledObjects(ctx context.Context) bool {
 		logger.V(1).Info("Not watching KEDA ScaledObjects: they cannot be listed", "reason", err.Error())
 		return false
 	}
-	src := source.TypedKind(w.cache, client.Object(&workload.ScaledObject{}), enqueueWorkload(ScaledObjectGroupKind), scaledObjectChanged())
+	src := source.TypedKind(w.cache, client.Object(&workload.ScaledObject{}), enqueueWorkload(ScaledObjectGroupKind, nil), scaledObjectChanged())
 	if err := w.controller.Watch(src); err != nil {
 		logger.Error(err, "Watching KEDA ScaledObjects")
 		return false

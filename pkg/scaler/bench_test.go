@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/scaler"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
@@ -24,13 +25,22 @@ import (
 // Deployment is a violator again; after each, three loops over the same Deployments at the
 // scaler's concurrency and client limits write one value each inside the bound (raw
 // UpdateScale, GET+UpdateScale, the conditional PATCH alone), and scaler/<loop> reports
-// the scaler's rate over the loop's (the design asks 0.9 or more of raw UpdateScale). Run
-// it with:
+// the scaler's rate over the loop's (the design asks 0.9 or more of raw UpdateScale). Two
+// runs, side by side on one control plane: EventEach records an Event per correction (the
+// scaler before its Event budget), EventBudget the default budget (100 Events per pass,
+// the rest summarised per namespace and rule). Run it with:
 //
 //	go test ./pkg/scaler/ -run '^$' -bench Correct1000 -benchtime 3x
 func BenchmarkCorrect1000Violators(b *testing.B) {
 	const n = 1000
 	env := harness.StartControlPlane(b, harness.ControlPlaneOptions{})
+	b.Run("EventEach", func(b *testing.B) { benchCorrect(b, env, n, n) })
+	b.Run("EventBudget", func(b *testing.B) { benchCorrect(b, env, n, scaler.DefaultOptions().EventBudget) })
+}
+
+// benchCorrect is BenchmarkCorrect1000Violators over n new Deployments of a namespace of
+// their own, with the scaler's Event budget set to budget.
+func benchCorrect(b *testing.B, env *harness.ControlPlane, n, budget int) {
 	cs := env.Client
 	ns := newNamespace(b, cs, nil)
 
@@ -54,6 +64,7 @@ func BenchmarkCorrect1000Violators(b *testing.B) {
 	store := newStore()
 	opts := testOptions()
 	opts.MaxCorrectionsPerSecond, opts.CorrectionBurst = 1e6, n
+	opts.EventBudget = budget
 	run := startScaler(b, env.Config, store, opts, nil, nil)
 	rule := "bench-" + suffix()
 
@@ -132,7 +143,7 @@ func BenchmarkCorrect1000Violators(b *testing.B) {
 		}
 		d := time.Since(t0)
 		total += d
-		if w := run.R.Counts().ScaleWrites - writes0; w != n {
+		if w := run.R.Counts().ScaleWrites - writes0; w != int64(n) {
 			b.Errorf("iteration %d: %d scale writes, want %d", i, w, n)
 		}
 		b.StopTimer()

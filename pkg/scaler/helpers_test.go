@@ -173,8 +173,9 @@ func waitReplicas(t testing.TB, cs kubernetes.Interface, ns, name string, want i
 	})
 }
 
-// waitPass waits until the scaler has finished at least n more reconciles than before,
-// where n is every Deployment in the cluster: a full pass has been made.
+// waitPass waits until the scaler has evaluated at least n more workloads than before
+// (reconciled, or settled without a reconcile: evaluated), where n is every Deployment in
+// the cluster: a full pass has been made.
 func waitPass(t testing.TB, cs kubernetes.Interface, r *scaler.Reconciler, before int64) {
 	t.Helper()
 	all, err := cs.AppsV1().Deployments("").List(context.Background(), metav1.ListOptions{})
@@ -183,8 +184,8 @@ func waitPass(t testing.TB, cs kubernetes.Interface, r *scaler.Reconciler, befor
 	}
 	n := int64(len(all.Items))
 	harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
-		if got := r.Counts().Reconciles - before; got < n {
-			return fmt.Errorf("%d reconciles since the trigger, want at least %d", got, n)
+		if got := evaluated(r) - before; got < n {
+			return fmt.Errorf("%d workloads evaluated since the trigger, want at least %d", got, n)
 		}
 		return nil
 	})
@@ -248,4 +249,10 @@ func contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// evaluated is the workloads r has evaluated so far: reconciled, or settled without one.
+func evaluated(r *scaler.Reconciler) int64 {
+	c := r.Counts()
+	return c.Reconciles + c.Settled
 }

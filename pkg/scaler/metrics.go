@@ -22,6 +22,14 @@ var (
 		Name: "replicapolicy_scaler_moved_total",
 		Help: "Conditional scale writes refused because the workload's replicas had changed since the cache saw them; the workload is evaluated again from the cache, never raised from a value the scaler did not see.",
 	})
+	settledTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_settled_total",
+		Help: "Workloads a pass or a watch event found compliant in the cache and did not queue: evaluated without a reconcile (with controller_runtime_reconcile_total, every evaluation).",
+	})
+	eventsSummarisedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "replicapolicy_scaler_events_summarised_total",
+		Help: "Events on workloads past the scaler's per-pass budget (--scaler-event-budget), not recorded on their workloads but counted in a summary Event on their Namespace, by reason.",
+	}, []string{"reason"})
 	outOfBounds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "replicapolicy_scaler_out_of_bounds",
 		Help: "Workloads whose replicas are outside the bounds of the rule that matches them, by rule and action (clamp ones until corrected).",
@@ -49,6 +57,6 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal, movedTotal,
+	metrics.Registry.MustRegister(correctionsTotal, correctionFailuresTotal, scaleWritesTotal, movedTotal, settledTotal, eventsSummarisedTotal,
 		outOfBounds, autoscalersOutOfBounds, scaledObjectsOutOfBounds, contestedGauge, contestsTotal, dryRunWouldCorrectTotal)
 }

@@ -21,6 +21,11 @@ type Options struct {
 	CorrectionBurst         int
 	// MaxConcurrentReconciles is the number of workers.
 	MaxConcurrentReconciles int
+	// EventBudget is how many Events the scaler records on workloads per pass of
+	// EventWindow; past it they are summarised, one Event per namespace, rule and reason
+	// at the end of the pass (events.go).
+	EventBudget int
+	EventWindow time.Duration
 
 	// A workload corrected ContestThreshold times within ContestWindow is contested:
 	// another writer (an HPA, a GitOps tool) keeps setting it outside its bounds. The
@@ -46,6 +51,12 @@ func DefaultOptions() Options {
 		// Reconciles of compliant workloads read only the cache; 4 workers keep a full pass
 		// of thousands of workloads short while writes wait for the token bucket.
 		MaxConcurrentReconciles: 4,
+		// 100 Events a minute name every corrected workload of an ordinary change (a
+		// namespace's worth of workloads, a policy tightened over a few teams) and bound a
+		// storm: the broadcaster keeps what it sent for up to 12 minutes, so at most about
+		// 1,200 Events and their summaries, 2 MiB, however many workloads are corrected.
+		EventBudget: 100,
+		EventWindow: time.Minute,
 		// An HPA syncs every 15 s and a GitOps tool every few minutes: 3 corrections in
 		// 10 minutes is a fight, not drift.
 		ContestThreshold:  3,
@@ -67,6 +78,10 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		"Scale writes allowed in a burst above --scaler-max-corrections-per-second.")
 	fs.IntVar(&o.MaxConcurrentReconciles, "scaler-workers", o.MaxConcurrentReconciles,
 		"Workloads the scaler evaluates concurrently.")
+	fs.IntVar(&o.EventBudget, "scaler-event-budget", o.EventBudget,
+		"Events the scaler records on workloads per --scaler-event-window; past it, one summary Event per namespace, rule and reason at the window's end says how many workloads it covers.")
+	fs.DurationVar(&o.EventWindow, "scaler-event-window", o.EventWindow,
+		"The pass over which --scaler-event-budget counts, from the first Event after a quiet spell.")
 	fs.IntVar(&o.ContestThreshold, "scaler-contest-threshold", o.ContestThreshold,
 		"Corrections of one workload within --scaler-contest-window after which the scaler stops fighting another writer and reports it.")
 	fs.DurationVar(&o.ContestWindow, "scaler-contest-window", o.ContestWindow,
@@ -91,6 +106,12 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, fmt.Errorf("--scaler-workers must be at least 1, got %d", o.MaxConcurrentReconciles))
+	}
+	if o.EventBudget < 0 {
+		errs = append(errs, fmt.Errorf("--scaler-event-budget must not be negative, got %d", o.EventBudget))
+	}
+	if o.EventWindow <= 0 {
+		errs = append(errs, fmt.Errorf("--scaler-event-window must be positive, got %s", o.EventWindow))
 	}
 	if o.ContestThreshold < 1 {
 		errs = append(errs, fmt.Errorf("--scaler-contest-threshold must be at least 1, got %d", o.ContestThreshold))

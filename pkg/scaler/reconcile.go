@@ -114,7 +114,7 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		contestsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
 		note := fmt.Sprintf("spec.replicas keeps being set outside the bounds %s of replica policy rule %q: another writer (an HPA, a GitOps tool) set it back after %d corrections; corrections suspended for %s",
 			rule.Bounds, rule.Name, adm.recent, adm.backoff)
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasContested, actionBackOff, "%s", note)
+		r.event(obj, rule.Name, corev1.EventTypeWarning, ReasonReplicasContested, actionBackOff, "%s", note)
 		logger.Info("Another writer keeps setting replicas outside the bounds; backing off", "rule", rule.Name, "replicas", v.Replicas, "backoff", adm.backoff)
 	}
 	if !adm.ok {
@@ -141,14 +141,14 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 	case err != nil:
 		r.failures.Add(1)
 		correctionFailuresTotal.WithLabelValues(failureReason(err)).Inc()
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
+		r.event(obj, rule.Name, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
 			"could not set spec.replicas %d to %d for replica policy rule %q: %v", from, to, rule.Name, err)
 		return reconcile.Result{}, fmt.Errorf("updating the scale of %s: %w", req, err)
 	}
 	r.tracker.corrected(req, r.now())
 	r.corrections.Add(1)
 	correctionsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonReplicasCorrected, actionScale,
+	r.event(obj, rule.Name, corev1.EventTypeNormal, ReasonReplicasCorrected, actionScale,
 		"spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule.Name, rule.Bounds)
 	logger.Info("Corrected replicas", "rule", rule.Name, "from", from, "to", to)
 	return reconcile.Result{}, nil
@@ -162,7 +162,7 @@ func (r *Reconciler) report(ctx context.Context, req Request, obj client.Object,
 	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %s", rule.Name, rule.Action, rule.Bounds, what)) {
 		return
 	}
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, actionReport, "%s", e.Messages[0])
+	r.event(obj, rule.Name, corev1.EventTypeWarning, reason, actionReport, "%s", e.Messages[0])
 	log.FromContext(ctx).V(1).Info("Out of bounds", "rule", rule.Name, "action", rule.Action, "what", what)
 }
 
@@ -173,7 +173,7 @@ func (r *Reconciler) reportWouldCorrect(ctx context.Context, req Request, kind w
 		return
 	}
 	dryRunWouldCorrectTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
+	r.event(obj, rule.Name, corev1.EventTypeWarning, ReasonReplicasOutOfBounds, actionReport,
 		"dry run: spec.replicas would be set %d → %d by replica policy rule %q (bounds %s)", v.Replicas, v.Want, rule.Name, rule.Bounds)
 	log.FromContext(ctx).Info("Dry run: would correct replicas", "rule", rule.Name, "from", v.Replicas, "to", v.Want)
 }

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -47,6 +48,7 @@ func TestScaler(t *testing.T) {
 		{"BacksOffFromAnotherWriter", testFight},
 		{"PolicyAbsenceIsNotAFight", testPolicyAbsence},
 		{"CorrectionsPerSecondCap", testRateLimit},
+		{"EventBudgetSummarises", testEventBudget},
 		{"LeaderElection", testLeaderElection},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, cfg, cs) })
@@ -73,7 +75,7 @@ func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	waitPass(t, cs, r, 0)
 
 	// A policy change that affects nothing: a full pass, no request to any scale.
-	before := r.Counts().Reconciles
+	before := evaluated(r)
 	applyPolicy(t, store, loose+fmt.Sprintf("- {name: other-%s, namespaces: [nowhere], maxReplicas: 1}\n", rule))
 	waitPass(t, cs, r, before)
 	if c := r.Counts(); c.ScaleWrites != 0 {
@@ -132,7 +134,7 @@ func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	}
 
 	// Idempotent: the same policy again (a new ConfigMap version) writes nothing more.
-	before = r.Counts().Reconciles
+	before = evaluated(r)
 	applyPolicy(t, store, tight)
 	waitPass(t, cs, r, before)
 	if c := r.Counts(); c.ScaleWrites != 3 {
@@ -226,9 +228,9 @@ func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 		}
 	}
 	// Several resyncs later: still one Event each (no series), nothing written.
-	before := run.R.Counts().Reconciles
+	before := evaluated(run.R)
 	waitPass(t, cs, run.R, before)
-	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
+	waitPass(t, cs, run.R, evaluated(run.R))
 	time.Sleep(time.Second) // let the event broadcaster flush anything a pass recorded
 	for _, name := range []string{"d", "w"} {
 		if evs := events(t, cs, ns, scaler.ReasonReplicasOutOfBounds)[name]; len(evs) != 1 || evs[0].Series != nil {
@@ -275,8 +277,8 @@ func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 		}
 		return nil
 	})
-	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
-	waitPass(t, cs, run.R, run.R.Counts().Reconciles)
+	waitPass(t, cs, run.R, evaluated(run.R))
+	waitPass(t, cs, run.R, evaluated(run.R))
 	time.Sleep(time.Second)
 	for name, rv := range rvs {
 		if got := getDeployment(t, cs, ns, name).ResourceVersion; got != rv {
@@ -703,4 +705,70 @@ func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 func unsetReplicas(d *appsv1.Deployment) *appsv1.Deployment {
 	d.Spec.Replicas = nil
 	return d
+}
+
+// A correction storm past the Event budget: of 16 violators in two namespaces, exactly the
+// budget's 5 get a ReplicasCorrected Event of their own, and at the end of the pass each
+// namespace gets one summary Event (on the Namespace, in it) that names the rule, how many
+// of its workloads were corrected and how many of them have no Event of their own.
+func testEventBudget(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	const budget, perNamespace = 5, 8
+	namespaces := []string{newNamespace(t, cs, nil), newNamespace(t, cs, nil)}
+	for _, ns := range namespaces {
+		for i := range perNamespace {
+			createDeployment(t, cs, ns, fmt.Sprintf("v-%d", i), 20, nil)
+		}
+	}
+	rule := "budget-" + suffix()
+	store := newStore()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s, %s], maxReplicas: 5}\n", rule, namespaces[0], namespaces[1]))
+	opts := testOptions()
+	opts.EventBudget, opts.EventWindow = budget, 5*time.Second
+	startScaler(t, cfg, store, opts, nil, nil)
+	for _, ns := range namespaces {
+		for i := range perNamespace {
+			waitReplicas(t, cs, ns, fmt.Sprintf("v-%d", i), 5, 10*time.Second)
+		}
+	}
+
+	// own[ns] are the workloads' own Events, summaries[ns] the Namespace's.
+	read := func() (own map[string]int, summaries map[string][]eventsv1.Event) {
+		own, summaries = map[string]int{}, map[string][]eventsv1.Event{}
+		for _, ns := range namespaces {
+			for _, evs := range events(t, cs, ns, scaler.ReasonReplicasCorrected) {
+				for _, e := range evs {
+					switch e.Regarding.Kind {
+					case "Deployment":
+						own[ns]++
+					case "Namespace":
+						summaries[ns] = append(summaries[ns], e)
+					}
+				}
+			}
+		}
+		return own, summaries
+	}
+	harness.Eventually(t, 20*time.Second, poll, "the scaler's Events", func() error {
+		own, summaries := read()
+		if own[namespaces[0]]+own[namespaces[1]] != budget || len(summaries[namespaces[0]]) != 1 || len(summaries[namespaces[1]]) != 1 {
+			return fmt.Errorf("own Events by namespace %v, summaries %v: want %d own Events in all and one summary per namespace", own, summaries, budget)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // anything more the pass recorded has landed
+	own, summaries := read()
+	if n := own[namespaces[0]] + own[namespaces[1]]; n != budget {
+		t.Errorf("%d ReplicasCorrected Events on Deployments, want exactly the budget, %d", n, budget)
+	}
+	for _, ns := range namespaces {
+		if len(summaries[ns]) != 1 {
+			t.Errorf("namespace %s: %d summary Events, want 1", ns, len(summaries[ns]))
+			continue
+		}
+		e := summaries[ns][0]
+		want := fmt.Sprintf("replica policy rule %q: %d workloads in namespace %s had spec.replicas corrected within 5s; %d of them have no Event of their own", rule, perNamespace, ns, perNamespace-own[ns])
+		if !contains(e.Note, want) || e.Regarding.Name != ns || e.Type != corev1.EventTypeNormal || e.ReportingController != scaler.ControllerName {
+			t.Errorf("namespace %s: summary %q regarding %s/%s (%s), want a Normal Event regarding the Namespace saying %q", ns, e.Note, e.Regarding.Kind, e.Regarding.Name, e.Type, want)
+		}
+	}
 }

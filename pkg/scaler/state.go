@@ -59,6 +59,14 @@ func (t *tracker) state(req Request) *itemState {
 	return s
 }
 
+// known reports whether the tracker holds anything about req.
+func (t *tracker) known(req Request) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.items[req]
+	return ok
+}
+
 // inBounds records that req is compliant (or no rule applies to it) at now.
 func (t *tracker) inBounds(req Request, now time.Time) {
 	t.mu.Lock()

@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"flag"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,34 @@ func TestScalePatch(t *testing.T) {
 		if got := string(scalePatch(tc.seen, tc.want)); got != tc.out {
 			t.Errorf("scalePatch(%v, %d) = %s, want %s", ptr.Deref(tc.seen, -1), tc.want, got, tc.out)
 		}
+	}
+}
+
+// The budget lets the first limit Events of a window through, counts the rest by key, and
+// a closed window starts afresh.
+func TestEventBudget(t *testing.T) {
+	b := newEventBudget(2)
+	a := summaryKey{namespace: "a", rule: "r", reason: ReasonReplicasCorrected}
+	c := summaryKey{namespace: "c", rule: "r", reason: ReasonReplicasCorrected}
+	var got []bool
+	for i, k := range []summaryKey{a, c, a, c, c} {
+		ok, opened := b.admit(k)
+		if opened != (i == 0) {
+			t.Errorf("Event %d: opened = %v", i, opened)
+		}
+		got = append(got, ok)
+	}
+	if !slices.Equal(got, []bool{true, true, false, false, false}) {
+		t.Errorf("admitted %v, want the first two", got)
+	}
+	keys, counts := b.close()
+	if !slices.Equal(keys, []summaryKey{a, c}) || counts[a] != (summaryCount{all: 2, over: 1}) || counts[c] != (summaryCount{all: 3, over: 2}) {
+		t.Errorf("summaries %v %v", keys, counts)
+	}
+	if ok, opened := b.admit(a); !ok || !opened {
+		t.Errorf("after close: admitted %v, opened %v; want a new window", ok, opened)
+	}
+	if keys, _ := b.close(); len(keys) != 0 {
+		t.Errorf("a window within its budget has summaries: %v", keys)
 	}
 }

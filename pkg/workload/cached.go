@@ -3,6 +3,8 @@ package workload
 import (
 	"context"
 	"fmt"
+	"slices"
+	"unique"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,7 +32,9 @@ type Cached struct {
 	namespace, name string
 	uid             types.UID
 	resourceVersion string
-	labels          map[string]string
+	// labels are the workload's labels as key, value, key, value..., sorted by key: 16
+	// bytes a string against about 330 bytes for a Go map of up to 8 entries (labelPairs).
+	labels []string
 	// owners is the controller ownerReference when it is a kind of the Set, else empty.
 	owners            []metav1.OwnerReference
 	deletionTimestamp *metav1.Time
@@ -41,8 +45,8 @@ type Cached struct {
 
 // Compact returns obj as the cache keeps it: obj itself when it is a *Cached, else a new
 // Cached of obj when it is an object of one of the set's kinds (ok false otherwise). It
-// reads obj and does not keep it: the strings, labels and controller reference are shared
-// with obj, nothing else.
+// reads obj and does not keep it: the strings and the controller reference are shared with
+// obj, nothing else (the labels map is not: Cached holds its pairs).
 func (s *Set) Compact(obj any) (c *Cached, ok bool) {
 	if c, ok := obj.(*Cached); ok {
 		return c, true
@@ -56,8 +60,8 @@ func (s *Set) Compact(obj any) (c *Cached, ok bool) {
 		return nil, false
 	}
 	c = &Cached{
-		namespace: o.GetNamespace(), name: o.GetName(), uid: o.GetUID(), resourceVersion: o.GetResourceVersion(),
-		labels: o.GetLabels(), deletionTimestamp: o.GetDeletionTimestamp(), gvk: s.gvks[k.GroupKind()],
+		namespace: intern(o.GetNamespace()), name: o.GetName(), uid: o.GetUID(), resourceVersion: o.GetResourceVersion(),
+		labels: labelPairs(o.GetLabels()), deletionTimestamp: o.GetDeletionTimestamp(), gvk: s.gvks[k.GroupKind()],
 	}
 	if refs := o.GetOwnerReferences(); len(refs) > 0 {
 		if i := s.controllerIndex(refs); i >= 0 {
@@ -105,12 +109,7 @@ func (c *Cached) SetGroupVersionKind(gvk schema.GroupVersionKind) { c.gvk = &gvk
 // DeepCopyObject implements runtime.Object.
 func (c *Cached) DeepCopyObject() runtime.Object {
 	out := *c
-	if c.labels != nil {
-		out.labels = make(map[string]string, len(c.labels))
-		for k, v := range c.labels {
-			out.labels[k] = v
-		}
-	}
+	out.labels = slices.Clone(c.labels)
 	if c.owners != nil {
 		out.owners = []metav1.OwnerReference{*c.owners[0].DeepCopy()}
 	}
@@ -128,12 +127,48 @@ func (c *Cached) GetUID() types.UID                               { return c.uid
 func (c *Cached) SetUID(uid types.UID)                            { c.uid = uid }
 func (c *Cached) GetResourceVersion() string                      { return c.resourceVersion }
 func (c *Cached) SetResourceVersion(version string)               { c.resourceVersion = version }
-func (c *Cached) GetLabels() map[string]string                    { return c.labels }
-func (c *Cached) SetLabels(labels map[string]string)              { c.labels = labels }
+func (c *Cached) SetLabels(labels map[string]string)              { c.labels = labelPairs(labels) }
 func (c *Cached) GetDeletionTimestamp() *metav1.Time              { return c.deletionTimestamp }
 func (c *Cached) SetDeletionTimestamp(t *metav1.Time)             { c.deletionTimestamp = t }
 func (c *Cached) GetOwnerReferences() []metav1.OwnerReference     { return c.owners }
 func (c *Cached) SetOwnerReferences(refs []metav1.OwnerReference) { c.owners = refs }
+
+// GetLabels returns the workload's labels, a new map at each call (nil when it has none).
+func (c *Cached) GetLabels() map[string]string {
+	if len(c.labels) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(c.labels)/2)
+	for i := 0; i < len(c.labels); i += 2 {
+		m[c.labels[i]] = c.labels[i+1]
+	}
+	return m
+}
+
+// SameLabels reports whether c and o have the same labels, without building their maps.
+func (c *Cached) SameLabels(o *Cached) bool { return slices.Equal(c.labels, o.labels) }
+
+// labelPairs returns m as key, value, key, value..., sorted by key, the keys interned (a
+// cluster's workloads share a few label keys); nil when m is empty.
+func labelPairs(m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	pairs := make([]string, 0, 2*len(m))
+	for _, k := range keys {
+		pairs = append(pairs, intern(k), m[k])
+	}
+	return pairs
+}
+
+// intern returns the canonical copy of s (unique.Make): the namespaces and label keys that
+// thousands of cached workloads repeat are held once.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // The metav1.Object getters and setters of what a Cached drops: they read as empty, and
 // setting them does nothing.

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 
@@ -49,5 +50,43 @@ func TestCacheOverAReader(t *testing.T) {
 	}
 	if keys, err := c.Keys(ctx, StatefulSet, ""); err != nil || len(keys) != 0 {
 		t.Errorf("Keys(StatefulSet) = %v, %v", keys, err)
+	}
+}
+
+// A Cached keeps the labels as sorted pairs: GetLabels gives them back as a map of its own,
+// SameLabels compares them, and a deep copy does not share them.
+func TestCachedLabels(t *testing.T) {
+	labels := map[string]string{"tier": "web", "app": "shop", "team": "a"}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "shop", Labels: labels}}
+	c, ok := Builtin().Compact(d)
+	if !ok {
+		t.Fatal("not compacted")
+	}
+	if !slices.Equal(c.labels, []string{"app", "shop", "team", "a", "tier", "web"}) {
+		t.Errorf("pairs = %q", c.labels)
+	}
+	got := c.GetLabels()
+	if !maps.Equal(got, labels) {
+		t.Errorf("GetLabels() = %v, want %v", got, labels)
+	}
+	got["app"] = "changed"
+	if c.GetLabels()["app"] != "shop" {
+		t.Error("changing GetLabels()'s map changed the entry")
+	}
+	other, _ := Builtin().Compact(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "x", Labels: map[string]string{"app": "shop", "team": "a", "tier": "web"}}})
+	if !c.SameLabels(other) {
+		t.Error("SameLabels is false for equal labels")
+	}
+	other.SetLabels(map[string]string{"app": "shop"})
+	if c.SameLabels(other) || !maps.Equal(other.GetLabels(), map[string]string{"app": "shop"}) {
+		t.Errorf("after SetLabels: %v", other.GetLabels())
+	}
+	cp := c.DeepCopyObject().(*Cached)
+	cp.labels[1] = "copy"
+	if c.GetLabels()["app"] != "shop" {
+		t.Error("the deep copy shares the labels")
+	}
+	if none, _ := Builtin().Compact(&appsv1.Deployment{}); none.GetLabels() != nil {
+		t.Errorf("GetLabels() of an unlabelled workload = %v, want nil", none.GetLabels())
 	}
 }

@@ -18,7 +18,7 @@ import (
 // TestCorrectionStormWithDefaultLimits: the binary with its default client limits
 // (--kube-api-qps, --kube-api-burst) and scaler cap corrects a correction storm (the policy
 // tightened under every Deployment at once) at the rate that corrects 10,000 violators
-// within 5 minutes, with one scale write, no scale read and one Event per correction, as
+// within 5 minutes, with one scale write and no scale read per correction, as
 // kube-apiserver counts them. 500 violators keep it near 10 s; REPLICA_POLICY_STORM=2000
 // measures the design's larger storm.
 func TestCorrectionStormWithDefaultLimits(t *testing.T) {
