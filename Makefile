@@ -30,6 +30,10 @@ plugin: ## Build the kubectl plugin into bin/kubectl-replica_policy (on the PATH
 controlplane: ## Build (once) kube-apiserver and etcd for the tests and print their folder.
 	@hack/controlplane.sh
 
+.PHONY: keda-operator
+keda-operator: ## Build (once) KEDA's operator for the tests (Go go1.27.3 from the module proxy) and print its path.
+	@hack/keda-operator.sh
+
 .PHONY: lint
 lint: ## go vet, and fail on files gofmt would change.
 	go vet ./...
@@ -48,9 +52,10 @@ chart-lint: ## helm lint --strict the chart with its default values and each ci/
 	done
 
 .PHONY: test
-test: lint chart-lint ## Run every test against a real kube-apiserver (builds it the first time).
+test: lint chart-lint ## Run every test against a real kube-apiserver and KEDA's operator (builds them the first time).
 	@assets=$$(hack/controlplane.sh) && echo "control plane: $$assets" && \
-	KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) -count=1 -timeout 30m ./...
+	keda=$$(hack/keda-operator.sh) && echo "KEDA's operator: $$keda" && \
+	KUBEBUILDER_ASSETS=$$assets KEDA_OPERATOR=$$keda go test $(GOTEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory test-monitoring
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
 	@$(MAKE) --no-print-directory bench BRIEF=1

@@ -1,5 +1,5 @@
 # Sourced by the scripts under hack/ that build a tool from the Go module proxy into a cache
-# outside the checkout (controlplane.sh, helm.sh). Not a command of its own.
+# outside the checkout (controlplane.sh, helm.sh, keda-operator.sh). Not a command of its own.
 #
 # Env: REPLICA_POLICY_CACHE (default ~/.cache/replica-policy, or $XDG_CACHE_HOME/replica-policy)
 

@@ -10,12 +10,9 @@ import (
 	"time"
 )
 
-// HPAController is kube-controller-manager running the HorizontalPodAutoscaler controller
-// and nothing else, against a Cluster: the real autoscaler, whose scale writes the webhook
-// clamps. Without a metrics API it still scales whenever a target's replicas are outside
-// [minReplicas, maxReplicas] (pkg/controller/podautoscaler/horizontal.go); inside the range
-// it only reports that it cannot read metrics.
-type HPAController struct {
+// A Process is a component running beside a Cluster as a process of its own (the HPA
+// controller, KEDA's operator), its output in LogFile.
+type Process struct {
 	// LogFile holds its output.
 	LogFile string
 	cmd     *exec.Cmd
@@ -23,9 +20,13 @@ type HPAController struct {
 }
 
 // StartHPAController starts kube-controller-manager (from Assets, which hack/controlplane.sh
-// builds next to kube-apiserver) as the cluster admin, syncing every HPA every syncPeriod
-// (the controller's default is 15 s).
-func (c *Cluster) StartHPAController(ctx context.Context, syncPeriod time.Duration) (*HPAController, error) {
+// builds next to kube-apiserver) as the cluster admin, running the HorizontalPodAutoscaler
+// controller and nothing else, syncing every HPA every syncPeriod (the controller's default
+// is 15 s): the real autoscaler, whose scale writes the webhook clamps. Without a metrics API
+// it still scales whenever a target's replicas are outside [minReplicas, maxReplicas]
+// (pkg/controller/podautoscaler/horizontal.go); inside the range it only reports that it
+// cannot read metrics.
+func (c *Cluster) StartHPAController(ctx context.Context, syncPeriod time.Duration) (*Process, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
@@ -34,7 +35,7 @@ func (c *Cluster) StartHPAController(ctx context.Context, syncPeriod time.Durati
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("kube-controller-manager is not in %s (run hack/controlplane.sh, which builds it): %w", assets, err)
 	}
-	h := &HPAController{LogFile: filepath.Join(c.Dir, "kube-controller-manager.log")}
+	h := &Process{LogFile: filepath.Join(c.Dir, "kube-controller-manager.log")}
 	h.cmd = exec.CommandContext(ctx, bin,
 		"--kubeconfig="+c.AdminKubeconfig,
 		"--controllers=horizontalpodautoscaling",
@@ -50,14 +51,14 @@ func (c *Cluster) StartHPAController(ctx context.Context, syncPeriod time.Durati
 	return h, nil
 }
 
-// Log is the controller's output so far.
-func (h *HPAController) Log() string {
+// Log is the process's output so far.
+func (h *Process) Log() string {
 	b, _ := os.ReadFile(h.LogFile)
 	return string(b)
 }
 
-// Stop kills the controller and waits for it to exit.
-func (h *HPAController) Stop() {
+// Stop kills the process (and what it started) and waits for it to exit.
+func (h *Process) Stop() {
 	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-h.done:
@@ -65,8 +66,8 @@ func (h *HPAController) Stop() {
 	}
 }
 
-// Exited reports whether the controller has exited, with its exit error.
-func (h *HPAController) Exited() (bool, error) {
+// Exited reports whether the process has exited, with its exit error.
+func (h *Process) Exited() (bool, error) {
 	select {
 	case err := <-h.done:
 		h.done <- err

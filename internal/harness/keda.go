@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -21,6 +22,56 @@ const OpenReportsVersion = "v0.2.1"
 // module github.com/kedacore/keda/v2 at KEDAVersion.
 func KEDAScaledObjectCRD() (string, error) {
 	return moduleFile("github.com/kedacore/keda/v2", KEDAVersion, "config", "crd", "bases", "keda.sh_scaledobjects.yaml")
+}
+
+// KEDACRDs returns the folder of all of KEDA's own CustomResourceDefinition manifests
+// (ScaledObjects, ScaledJobs, TriggerAuthentications, CloudEventSources and their cluster
+// kinds), from the module at KEDAVersion: KEDA's operator watches every one of them.
+func KEDACRDs() (string, error) {
+	return moduleFile("github.com/kedacore/keda/v2", KEDAVersion, "config", "crd", "bases")
+}
+
+// KEDAOperator returns the path of KEDA's operator at KEDAVersion ($KEDA_OPERATOR when set,
+// else the binary hack/keda-operator.sh has built into the cache outside the checkout), or
+// "" when it is not built. It never builds it: the first build takes many minutes (every
+// scaler's cloud SDK), so make test runs the script before the tests.
+func KEDAOperator() (string, error) {
+	if p := os.Getenv("KEDA_OPERATOR"); p != "" {
+		return p, nil
+	}
+	script := filepath.Join(RepoRoot(), "hack", "keda-operator.sh")
+	out, err := exec.Command(script, "--if-built").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --if-built: %w", script, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// StartKEDAOperator starts KEDA's operator (bin, from KEDAOperator) as the cluster admin,
+// watching every namespace, with "keda" as its namespace for cluster objects; KEDA's CRDs
+// (KEDACRDs) must be installed first. It turns each ScaledObject into the HPA it owns and
+// runs the scalers' polling loop. Its Prometheus and health endpoints are off; its gRPC
+// metrics service, which only KEDA's metrics API server calls (not run here), listens on a
+// free port of 127.0.0.1 with the cluster's certificates, which it requires.
+func (c *Cluster) StartKEDAOperator(ctx context.Context, bin string) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{LogFile: filepath.Join(c.Dir, "keda-operator.log")}
+	p.cmd = exec.CommandContext(ctx, bin,
+		"--leader-elect=false",
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=0",
+		fmt.Sprintf("--metrics-service-bind-address=127.0.0.1:%d", port),
+		"--cert-dir="+c.CertDir)
+	p.cmd.Env = append(withoutEnv(os.Environ(), "KUBECONFIG"),
+		"KUBECONFIG="+c.AdminKubeconfig, "WATCH_NAMESPACE=", "KEDA_CLUSTER_OBJECT_NAMESPACE=keda", "POD_NAMESPACE=keda")
+	c.progress("starting KEDA's operator %s (%s)", KEDAVersion, bin)
+	if p.done, err = StartProcess(p.cmd, p.LogFile); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // OpenReportsReportCRD returns the path of the OpenReports Report CRD manifest, from the

@@ -29,8 +29,8 @@ var scaledObjects = schema.GroupVersionResource{Group: "keda.sh", Version: "v1al
 // ScaledObject CRD (KEDA v2.21.1, from the Go module proxy), a ScaledObject whose
 // maxReplicaCount leaves its target's bounds is clamped where KEDA reads it, so the HPA KEDA
 // writes from it stays inside them; an update that leaves the range alone never reaches
-// the webhook. (KEDA's operator is not run here: it needs a metrics API server and more than
-// this machine gives a test; the ScaledObject as the API server stores it is what it reads.)
+// the webhook. (KEDA's operator itself, which reads the ScaledObject as the API server stores
+// it and writes the HPA, runs in test/e2e's TestKEDAOperatorWithTheHPAController.)
 func TestScaledObjectsAgainstAPIServer(t *testing.T) {
 	crd, err := harness.KEDAScaledObjectCRD()
 	if err != nil {
