@@ -8,6 +8,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -134,6 +135,7 @@ type scaledObjectWatch struct {
 	controller controller.TypedController[Request]
 	cache      cache.Cache
 	apiReader  client.Reader
+	scheme     *runtime.Scheme
 	mu         sync.Mutex
 	watched    atomic.Bool
 }
@@ -156,9 +158,16 @@ func (r *Reconciler) watchScaledObjects(ctx context.Context) bool {
 	if w.watched.Load() {
 		return true
 	}
+	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
+	// The manager's scheme is shared with whoever made it, and read concurrently by its
+	// clients: the scaler does not add to it. cmd/webhook's has ScaledObjects
+	// (workload.AddScaledObjectToScheme); one without them watches none.
+	if !w.scheme.Recognizes(workload.ScaledObjectGroupVersion.WithKind("ScaledObject")) {
+		logger.V(1).Info("Not watching KEDA ScaledObjects: the manager's scheme does not know them")
+		return false
+	}
 	probe, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
 	if err := w.apiReader.List(probe, &workload.ScaledObjectList{}, client.Limit(1)); err != nil {
 		logger.V(1).Info("Not watching KEDA ScaledObjects: they cannot be listed", "reason", err.Error())
 		return false

@@ -16,7 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -128,7 +130,15 @@ type running struct {
 func startScaler(t testing.TB, cfg *rest.Config, store *policystore.Store, opts scaler.Options,
 	before func(*scaler.Reconciler, manager.Manager), mgrOpts func(*manager.Options)) *running {
 	t.Helper()
+	// A scheme of its own, as cmd/webhook makes one: the scaler reads ScaledObjects only
+	// where the manager's scheme knows them.
+	sch := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	workload.AddScaledObjectToScheme(sch)
 	o := manager.Options{
+		Scheme:                 sch,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{ByObject: workload.Builtin().CacheByObject()},

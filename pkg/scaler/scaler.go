@@ -170,7 +170,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.workloads = workloads
 	r.kinds = map[schema.GroupKind]workload.Kind{}
-	workload.AddScaledObjectToScheme(mgr.GetScheme())
 
 	logger := mgr.GetLogger().WithValues("controller", ControllerName)
 	b := builder.TypedControllerManagedBy[Request](mgr).
@@ -232,6 +231,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// KEDA's ScaledObjects, reported as HPAs are, when their CRD is served.
 	r.scaledObjects.controller, r.scaledObjects.cache, r.scaledObjects.apiReader = c, mgr.GetCache(), mgr.GetAPIReader()
+	r.scaledObjects.scheme = mgr.GetScheme()
 	r.watchScaledObjects(context.Background())
 	return nil
 }

@@ -110,6 +110,7 @@ func newProcess(ctx context.Context, o *Options) (*process, error) {
 	if err := reports.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	workload.AddScaledObjectToScheme(scheme)
 	// The kinds in force: the built-in ones and each --workload-resource, learned from
 	// discovery and its CRD; a resource that cannot be served stops the start here.
 	if p.kinds, err = workload.Discover(ctx, cfg, o.WorkloadResources); err != nil {
