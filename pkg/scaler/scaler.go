@@ -170,21 +170,45 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.workloads = workloads
 	r.kinds = map[schema.GroupKind]workload.Kind{}
-
-	logger := mgr.GetLogger().WithValues("controller", ControllerName)
-	b := builder.TypedControllerManagedBy[Request](mgr).
+	b := r.watches(mgr, builder.TypedControllerManagedBy[Request](mgr).
 		Named(ControllerName).
 		WithOptions(controller.TypedOptions[Request]{
 			MaxConcurrentReconciles: r.opts.MaxConcurrentReconciles,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[Request](failureBaseDelay, failureMaxDelay),
 		}).
-		WithLogConstructor(func(req *Request) logr.Logger {
-			if req == nil {
-				return logger
-			}
-			return logger.WithValues(req.Kind.Kind, klog.KRef(req.Namespace, req.Name))
-		})
+		WithLogConstructor(requestLogger(mgr.GetLogger().WithValues("controller", ControllerName))))
+	r.store.Subscribe(func(*policy.Snapshot) {
+		r.tracker.policyChanged()
+		select {
+		case r.policyChanged <- struct{}{}:
+		default: // a pass is already pending; it will read the newest snapshot
+		}
+	})
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	// KEDA's ScaledObjects, reported as HPAs are, when their CRD is served.
+	r.scaledObjects.controller, r.scaledObjects.cache, r.scaledObjects.apiReader = c, mgr.GetCache(), mgr.GetAPIReader()
+	r.scaledObjects.scheme = mgr.GetScheme()
+	r.watchScaledObjects(context.Background())
+	return nil
+}
 
+// requestLogger is the controller's logger for a request: the workload's kind and name.
+func requestLogger(logger logr.Logger) func(*Request) logr.Logger {
+	return func(req *Request) logr.Logger {
+		if req == nil {
+			return logger
+		}
+		return logger.WithValues(req.Kind.Kind, klog.KRef(req.Namespace, req.Name))
+	}
+}
+
+// watches adds to b what the scaler watches: each workload kind, HorizontalPodAutoscalers,
+// Namespaces (their labels decide namespaceSelector rules), and the full passes of policy
+// changes and the periodic resync.
+func (r *Reconciler) watches(mgr ctrl.Manager, b *builder.TypedBuilder[Request]) *builder.TypedBuilder[Request] {
 	for _, k := range r.Kinds.Kinds() {
 		gk := k.GroupKind()
 		r.kinds[gk] = k
@@ -217,23 +241,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}))
 	// Policy changes and the periodic resync: a full pass over the cache. The start-up pass
 	// is the cache's initial list, which the workload sources deliver as create events.
-	b = b.WatchesRawSource(source.TypedFunc[Request](r.startPasses))
-	r.store.Subscribe(func(*policy.Snapshot) {
-		r.tracker.policyChanged()
-		select {
-		case r.policyChanged <- struct{}{}:
-		default: // a pass is already pending; it will read the newest snapshot
-		}
-	})
-	c, err := b.Build(r)
-	if err != nil {
-		return err
-	}
-	// KEDA's ScaledObjects, reported as HPAs are, when their CRD is served.
-	r.scaledObjects.controller, r.scaledObjects.cache, r.scaledObjects.apiReader = c, mgr.GetCache(), mgr.GetAPIReader()
-	r.scaledObjects.scheme = mgr.GetScheme()
-	r.watchScaledObjects(context.Background())
-	return nil
+	return b.WatchesRawSource(source.TypedFunc[Request](r.startPasses))
 }
 
 // enqueueWorkload maps events of one workload kind (or of HorizontalPodAutoscalers) to

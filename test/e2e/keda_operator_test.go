@@ -160,7 +160,7 @@ func TestKEDAOperatorWithTheHPAController(t *testing.T) {
 	// KEDA's client logs the API server's warnings: the HPA entry warned, and let it be.
 	harness.Eventually(t, 10*time.Second, poll, "KEDA's operator logs the warning for its HPA", func() (bool, string) {
 		log := keda.Log()
-		return strings.Contains(log, "keda-hpa-web") && strings.Contains(log, "is controlled by ScaledObject"), ""
+		return strings.Contains(log, "keda-hpa-web") && strings.Contains(log, "controlled by ScaledObject"), ""
 	})
 
 	// With manifests/components/keda: its rules for the HPA entry, which add ScaledObjects.
