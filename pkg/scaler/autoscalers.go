@@ -7,7 +7,6 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -47,16 +46,8 @@ var ScaledObjectGroupKind = workload.ScaledObjectGroupKind
 // rule's bounds.
 func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reconcile.Result, error) {
 	obj, decide, reason := r.autoscalerOf(req)
-	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.tracker.forget(req)
-			return reconcile.Result{}, nil
-		}
+	if ok, err := r.present(req, obj, r.reader.Get(ctx, req.NamespacedName, obj)); !ok {
 		return reconcile.Result{}, err
-	}
-	if obj.GetDeletionTimestamp() != nil {
-		r.tracker.forget(req)
-		return reconcile.Result{}, nil
 	}
 	v, subj, ok, err := decide(ctx)
 	if err != nil {

@@ -52,16 +52,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("not a workload kind: %s", req.Kind))
 	}
 	obj, err := r.workloads.Get(ctx, kind, req.Namespace, req.Name)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			r.tracker.forget(req)
-			return reconcile.Result{}, nil
-		}
+	if ok, err := r.present(req, obj, err); !ok {
 		return reconcile.Result{}, err
-	}
-	if obj.GetDeletionTimestamp() != nil {
-		r.tracker.forget(req)
-		return reconcile.Result{}, nil
 	}
 	v, _, err := workload.Decide(ctx, r.reader, r.store.Snapshot(), kind, obj)
 	if err != nil {
@@ -84,6 +76,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 		r.settled(ctx, req, e)
 	}
 	return reconcile.Result{}, nil
+}
+
+// present says whether the object read for req (err, the read's error) is there to be
+// evaluated; one deleted, or being deleted, is forgotten. Other errors are returned.
+func (r *Reconciler) present(req Request, obj interface{ GetDeletionTimestamp() *metav1.Time }, err error) (bool, error) {
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return false, err
+	case obj.GetDeletionTimestamp() == nil:
+		return true, nil
+	}
+	r.tracker.forget(req)
+	return false, nil
 }
 
 // settled records what an Allow effect says of req: exempt and owned are forgotten, in
