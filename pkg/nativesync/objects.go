@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
 )
@@ -221,7 +222,7 @@ func (c compiled) sameApplied(live runtime.Object) (bool, error) {
 }
 
 func (c compiled) apply(ctx context.Context, s *Syncer) error {
-	if err := c.res.patch(ctx, s, c.name, types.ApplyPatchType, c.data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}); err != nil {
+	if err := c.res.patch(ctx, s, c.name, types.ApplyPatchType, c.data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptr.To(true)}); err != nil {
 		return fmt.Errorf("applying %s: %w", c, err)
 	}
 	return nil

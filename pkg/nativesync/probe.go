@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -119,48 +120,18 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 	if len(actions) == 0 {
 		return true, "", nil
 	}
-	nss, err := p.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 500})
+	nsLabels, err := p.scopedNamespaces(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("listing namespaces for a probe: %w", err)
-	}
-	nsLabels := map[string]map[string]string{}
-	for _, ns := range nss.Items {
-		if p.scope.Matches(labels.Set(ns.Labels)) {
-			nsLabels[ns.Name] = ns.Labels
-		}
+		return false, "", err
 	}
 	targets, err := p.targets(ctx)
 	if err != nil {
 		return false, "", err
 	}
 	for action, name := range actions {
-		found := false
-		for _, tg := range targets {
-			nsl, known := nsLabels[tg.namespace]
-			if !known {
-				continue // outside the scope, or past the first page of namespaces
-			}
-			subj := policy.Subject{Group: "apps", Kind: tg.kind, Namespace: tg.namespace, Name: tg.name,
-				LabelsUnknown: true, NamespaceLabels: nsl}
-			v := snap.Decide(subj, ptr(int32(1)))
-			if v.Outcome == policy.OutcomeUnknown || v.Rule == nil || v.Rule.Action != action {
-				continue
-			}
-			for _, n := range probeReplicas(v.Rule.Bounds) {
-				v := snap.Decide(subj, &n)
-				if v.Outcome != policy.OutcomeOutOfBounds {
-					continue
-				}
-				found = true
-				ok, why, err := p.probe(ctx, tg, v, name)
-				if err != nil || !ok {
-					return false, why, err
-				}
-				break
-			}
-			if found {
-				break
-			}
+		found, ok, why, err := p.proveAction(ctx, snap, targets, nsLabels, action, name)
+		if found && (err != nil || !ok) {
+			return false, why, err
 		}
 		if !found && decidesIn(snap, action, nsLabels) {
 			return false, fmt.Sprintf("no Deployment or StatefulSet in a namespace where a rule with action %s decides /scale writes, to prove that the API server enforces %s", action, name), nil
@@ -171,12 +142,53 @@ func (p *DryRunProber) Enforced(ctx context.Context, snap *policy.Snapshot, res 
 	return true, "", nil
 }
 
+// scopedNamespaces are the labels of the namespaces (the first page of 500) that the
+// bindings' scope selects, by name.
+func (p *DryRunProber) scopedNamespaces(ctx context.Context) (map[string]map[string]string, error) {
+	nss, err := p.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces for a probe: %w", err)
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		if p.scope.Matches(labels.Set(ns.Labels)) {
+			nsLabels[ns.Name] = ns.Labels
+		}
+	}
+	return nsLabels, nil
+}
+
+// proveAction probes the policy name, which enforces the rules of action, with the first
+// target that a rule of that action decides and a size outside its bounds: found says
+// whether there was one, ok and why what the probe proved.
+func (p *DryRunProber) proveAction(ctx context.Context, snap *policy.Snapshot, targets []target, nsLabels map[string]map[string]string, action policy.Action, name string) (found, ok bool, why string, err error) {
+	for _, tg := range targets {
+		nsl, known := nsLabels[tg.namespace]
+		if !known {
+			continue // outside the scope, or past the first page of namespaces
+		}
+		subj := policy.Subject{Group: "apps", Kind: tg.kind, Namespace: tg.namespace, Name: tg.name,
+			LabelsUnknown: true, NamespaceLabels: nsl}
+		v := snap.Decide(subj, ptr.To(int32(1)))
+		if v.Outcome == policy.OutcomeUnknown || v.Rule == nil || v.Rule.Action != action {
+			continue
+		}
+		for _, n := range probeReplicas(v.Rule.Bounds) {
+			if v := snap.Decide(subj, &n); v.Outcome == policy.OutcomeOutOfBounds {
+				ok, why, err := p.probe(ctx, tg, v, name)
+				return true, ok, why, err
+			}
+		}
+	}
+	return false, false, "", nil
+}
+
 // decidesIn reports whether a rule with action decides /scale writes of a Deployment or a
 // StatefulSet in one of the namespaces (name: labels).
 func decidesIn(snap *policy.Snapshot, action policy.Action, namespaces map[string]map[string]string) bool {
 	for ns, nsl := range namespaces {
 		for _, kind := range []string{"Deployment", "StatefulSet"} {
-			v := snap.Decide(policy.Subject{Group: "apps", Kind: kind, Namespace: ns, LabelsUnknown: true, NamespaceLabels: nsl}, ptr(int32(1)))
+			v := snap.Decide(policy.Subject{Group: "apps", Kind: kind, Namespace: ns, LabelsUnknown: true, NamespaceLabels: nsl}, ptr.To(int32(1)))
 			if v.Outcome != policy.OutcomeUnknown && v.Rule != nil && v.Rule.Action == action {
 				return true
 			}

@@ -367,5 +367,3 @@ func names(cs []compiled) []string {
 	}
 	return out
 }
-
-func ptr[T any](v T) *T { return &v }
