@@ -269,7 +269,8 @@ func TestNativeSyncFailing(t *testing.T) {
 // TestViolatorLeftAlone: a Deployment created outside the deny rule's bounds while the
 // webhook was not running stays outside (the scaler never changes deny violators):
 // ReplicaPolicyViolators fires, and nothing else. Its HPA's range, 2..20, leaves the rule's
-// 3..7 too: the scaler reports it (no alert; the dashboard shows it).
+// 3..7 too, and so does a KEDA ScaledObject's (KEDA's CRD served, the keda component's read
+// right granted): the scaler reports both (no alert; the dashboard shows them).
 func TestViolatorLeftAlone(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("db", 10, map[string]string{databaseLabel: "database"})
@@ -284,6 +285,29 @@ func TestViolatorLeftAlone(t *testing.T) {
 	if _, err := s.c.Client.AutoscalingV2().HorizontalPodAutoscalers(appNamespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	crd, err := harness.KEDAScaledObjectCRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kubectl("create", "-f", crd)
+	s.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd/scaledobjects.keda.sh")
+	s.kubectl("patch", "clusterrole", "replica-policy", "--type=json", "-p",
+		`[{"op":"add","path":"/rules/-","value":{"apiGroups":["keda.sh"],"resources":["scaledobjects"],"verbs":["get","list","watch"]}}]`)
+	so := filepath.Join(t.TempDir(), "scaledobject.yaml")
+	if err := os.WriteFile(so, []byte(`apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: db, namespace: `+appNamespace+`}
+spec:
+  scaleTargetRef: {name: db}
+  minReplicaCount: 2
+  maxReplicaCount: 20
+  triggers:
+  - type: cron
+    metadata: {timezone: UTC, start: "0 8 * * *", end: "0 18 * * *", desiredReplicas: "5"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.kubectl("create", "-f", so)
 	s.run(harness.WebhookOptions{Name: "violator"})
 	s.p.scrapeUntilFiring(30, violators)
 	if got := s.replicas("db"); got != 10 {
@@ -291,6 +315,9 @@ func TestViolatorLeftAlone(t *testing.T) {
 	}
 	if v := s.p.query(`replicapolicy_scaler_autoscalers_out_of_bounds{rule="databases"}`); len(v) != 1 || v[0].F != 1 {
 		t.Errorf("replicapolicy_scaler_autoscalers_out_of_bounds{rule=\"databases\"} = %v, want 1", v)
+	}
+	if v := s.p.query(`replicapolicy_scaler_scaledobjects_out_of_bounds{rule="databases"}`); len(v) != 1 || v[0].F != 1 {
+		t.Errorf("replicapolicy_scaler_scaledobjects_out_of_bounds{rule=\"databases\"} = %v, want 1", v)
 	}
 	s.p.onlyFired(violators)
 }
