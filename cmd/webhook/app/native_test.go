@@ -199,7 +199,9 @@ func TestNativePolicies(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			return s.Spec.Replicas == want && harness.HasWarning(f.warns.Take(), fmt.Sprintf("clamped to %d by replica policy rule %q", want, rule)), fmt.Sprint("replicas ", s.Spec.Replicas)
+			warns := f.warns.Take()
+			return s.Spec.Replicas == want && harness.HasWarning(warns, fmt.Sprintf("clamped to %d by replica policy rule %q", want, rule)),
+				fmt.Sprintf("replicas %d, warnings %q, webhook calls %v", s.Spec.Replicas, warns, webhookCalls())
 		})
 	}
 
