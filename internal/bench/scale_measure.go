@@ -88,8 +88,9 @@ func (e *scaleEnv) startBinary(ctx context.Context, s *ScaleStep) (*harness.Webh
 		if err != nil {
 			return false, err.Error()
 		}
-		v := m.Sum("controller_runtime_reconcile_total", `controller="replica-policy-scaler"`)
-		return v >= float64(s.Deployments), fmt.Sprintf("%v reconciles", v)
+		// Reconciled, or settled from the cache without a reconcile (a compliant one).
+		v := m.Sum("controller_runtime_reconcile_total", `controller="replica-policy-scaler"`) + m.Sum("replicapolicy_scaler_settled_total")
+		return v >= float64(s.Deployments), fmt.Sprintf("%v evaluated", v)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("the scaler's start-up pass: %w", err)
