@@ -40,14 +40,7 @@ func (r *countingReader) List(ctx context.Context, list client.ObjectList, opts 
 // verbosity and how many times it listed the reports.
 func runCleanup(t *testing.T, cfg *rest.Config) ([]string, int) {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := reportClient(t, cfg)
 	var mu sync.Mutex
 	var lines []string
 	reader := &countingReader{Reader: c}
