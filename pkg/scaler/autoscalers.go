@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -88,34 +87,18 @@ func (r *Reconciler) autoscalerOf(req Request) (client.Object, func(context.Cont
 // autoscalerChanged lets through updates that can change an HPA's verdict: its range, its
 // target, deletion. Status updates, every sync period of every HPA, are dropped.
 func autoscalerChanged() predicate.TypedPredicate[client.Object] {
-	return predicate.TypedFuncs[client.Object]{
-		UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
-			o, ok1 := e.ObjectOld.(*autoscalingv2.HorizontalPodAutoscaler)
-			n, ok2 := e.ObjectNew.(*autoscalingv2.HorizontalPodAutoscaler)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return !int32PtrEqual(o.Spec.MinReplicas, n.Spec.MinReplicas) || o.Spec.MaxReplicas != n.Spec.MaxReplicas ||
-				o.Spec.ScaleTargetRef != n.Spec.ScaleTargetRef ||
-				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
-		},
-	}
+	return changedWhen(typed[*autoscalingv2.HorizontalPodAutoscaler], func(o, n *autoscalingv2.HorizontalPodAutoscaler) bool {
+		return !int32PtrEqual(o.Spec.MinReplicas, n.Spec.MinReplicas) || o.Spec.MaxReplicas != n.Spec.MaxReplicas ||
+			o.Spec.ScaleTargetRef != n.Spec.ScaleTargetRef
+	})
 }
 
 // scaledObjectChanged lets through updates that can change a ScaledObject's verdict: its
 // range, its idle size, its target, deletion. Status updates are dropped.
 func scaledObjectChanged() predicate.TypedPredicate[client.Object] {
-	return predicate.TypedFuncs[client.Object]{
-		UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
-			o, ok1 := e.ObjectOld.(*workload.ScaledObject)
-			n, ok2 := e.ObjectNew.(*workload.ScaledObject)
-			if !ok1 || !ok2 {
-				return true
-			}
-			return o.Spec.Range() != n.Spec.Range() || o.Spec.ScaleTargetRef != n.Spec.ScaleTargetRef ||
-				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
-		},
-	}
+	return changedWhen(typed[*workload.ScaledObject], func(o, n *workload.ScaledObject) bool {
+		return o.Spec.Range() != n.Spec.Range() || o.Spec.ScaleTargetRef != n.Spec.ScaleTargetRef
+	})
 }
 
 // scaledObjectWatch is the scaler's watch of KEDA's ScaledObjects, which it starts only

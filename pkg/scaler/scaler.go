@@ -308,18 +308,31 @@ func (r *Reconciler) needed(ctx context.Context, req Request) bool {
 // The objects are the cache's Cached entries (compacted here when a cache without the
 // transform holds whole objects).
 func workloadChanged(kinds *workload.Set) predicate.TypedPredicate[client.Object] {
+	compact := func(obj client.Object) (*workload.Cached, bool) { return kinds.Compact(obj) }
+	return changedWhen(compact, func(o, n *workload.Cached) bool {
+		return !int32PtrEqual(o.Replicas(), n.Replicas()) || !o.SameLabels(n)
+	})
+}
+
+// changedWhen lets through the updates whose objects, read by as, differ as differs says or
+// start or stop being deleted; an update whose objects as cannot read passes.
+func changedWhen[T client.Object](as func(client.Object) (T, bool), differs func(o, n T) bool) predicate.TypedPredicate[client.Object] {
 	return predicate.TypedFuncs[client.Object]{
 		UpdateFunc: func(e event.TypedUpdateEvent[client.Object]) bool {
-			o, ok1 := kinds.Compact(e.ObjectOld)
-			n, ok2 := kinds.Compact(e.ObjectNew)
+			o, ok1 := as(e.ObjectOld)
+			n, ok2 := as(e.ObjectNew)
 			if !ok1 || !ok2 {
 				return true
 			}
-			return !int32PtrEqual(o.Replicas(), n.Replicas()) ||
-				!o.SameLabels(n) ||
-				(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
+			return differs(o, n) || (o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
 		},
 	}
+}
+
+// typed reads an object as its Go type T.
+func typed[T client.Object](obj client.Object) (T, bool) {
+	t, ok := obj.(T)
+	return t, ok
 }
 
 // startPasses runs, on the leader only, the full passes that policy changes and the resync
