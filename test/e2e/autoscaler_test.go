@@ -92,10 +92,8 @@ func hpaRange(t *testing.T, c *harness.Cluster, namespace, name string) string {
 }
 
 func TestAutoscalersWithTheHPAController(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	if err := harness.SetPolicy(ctx, admin, autoscalerPolicy); err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +108,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 			t.Logf("kube-controller-manager log:\n%s", harness.TailLines(hpac.Log(), 40))
 		}
 	})
-	for _, ns := range []string{"hpa-fight", "hpa-peace", "hpa-deny"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "web", 3, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "web", 3, map[string]string{"app": "web"}, "hpa-fight", "hpa-peace", "hpa-deny")
 	// The webhook's cache has the Deployments once a dry-run scale is clamped.
 	waitClampReady(t, c, "hpa-peace", "web", 40)
 

@@ -22,10 +22,8 @@ import (
 // kubectl scale with its warning, a denied create naming the rule, a tightened policy that
 // the scaler applies to the existing Deployment with an Event; then SIGTERM.
 func TestDemoFlow(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "demo"})
 
 	t.Run("kubectl scale is clamped, with a warning", func(t *testing.T) {
@@ -130,9 +128,7 @@ func TestInCluster(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatalf("unshare (util-linux) is needed to give the process its own /var/run/secrets: %v", err)
 	}
-	bin := webhookBinary(t)
-	c := startCluster(t)
-	admin, _ := adminClient(t, c)
+	bin, c, admin := setup(t, startCluster)
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "in-cluster", InCluster: true})
 	if log := w.Log(); !strings.Contains(log, `"from":"in-cluster ServiceAccount"`) {
 		t.Fatalf("the binary did not use the in-cluster configuration:\n%s", harness.TailLines(log, 20))

@@ -38,16 +38,9 @@ import (
 // bounds must come back clamped or denied (none decided by nobody), no write may fail
 // (failurePolicy Ignore), and each drift must be repaired within 2 seconds.
 func TestNativePoliciesHealThemselves(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startNativeCluster(t)
+	bin, c, admin := setup(t, startNativeCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
-	for _, ns := range []string{"prod", "strict"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "app", 2, nil), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "app", 2, nil, "prod", "strict")
 	policyWith := func(max int) string {
 		return fmt.Sprintf("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n"+
 			"- {name: cap, namespaces: [prod], maxReplicas: %d}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n", max)

@@ -64,6 +64,28 @@ func startCluster(t *testing.T) *harness.Cluster {
 	return c
 }
 
+// setup builds the binary and starts a control plane with start (startCluster,
+// startNativeCluster), and returns both with a cluster-admin client.
+func setup(t *testing.T, start func(*testing.T) *harness.Cluster) (string, *harness.Cluster, kubernetes.Interface) {
+	t.Helper()
+	bin := webhookBinary(t)
+	c := start(t)
+	admin, _ := adminClient(t, c)
+	return bin, c, admin
+}
+
+// createDeployments creates each namespace and in it a Deployment name with replicas and
+// labels.
+func createDeployments(t *testing.T, c *harness.Cluster, admin kubernetes.Interface, name string, replicas int32, labels map[string]string, namespaces ...string) {
+	t.Helper()
+	for _, ns := range namespaces {
+		kubectl(t, c, "create", "namespace", ns)
+		if _, err := admin.AppsV1().Deployments(ns).Create(context.Background(), harness.Deployment(ns, name, replicas, labels), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // runWebhook starts the binary (ready when it returns); it is killed at the end of the test
 // if the test did not stop it.
 func runWebhook(t *testing.T, c *harness.Cluster, o harness.WebhookOptions) *harness.Webhook {

@@ -44,10 +44,8 @@ const invalidPolicyError = `rules[0].maxReplicas: Invalid value: 2: must be grea
 // and shows every feature works under it; then it checks with SubjectAccessReviews what that
 // RBAC allows and, above all, what it does not.
 func TestLeastPrivilege(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	// harness.RunWebhook passes --leader-elect and leaves the scaler on (its default),
 	// authenticated by a TokenRequest token of the manifests' ServiceAccount.
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "least-privilege"})
