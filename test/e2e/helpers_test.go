@@ -86,6 +86,26 @@ func createDeployments(t *testing.T, c *harness.Cluster, admin kubernetes.Interf
 	}
 }
 
+// checkScaleClamped is the demo's first step: prod/web, created with kubectl (3 replicas,
+// labelled app=web), scaled to 40 with kubectl, is clamped to 10 by rule prod-web, and
+// kubectl shows the warning.
+func checkScaleClamped(c *harness.Cluster) func(*testing.T) {
+	return func(t *testing.T) {
+		kubectl(t, c, "create", "namespace", "prod")
+		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
+		waitClampReady(t, c, "prod", "web", 40)
+		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
+		for _, want := range []string{`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`, "deployment.apps/web scaled"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
+			}
+		}
+		if got := strings.TrimSpace(kubectl(t, c, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")); got != "10" {
+			t.Fatalf("replicas %s, want 10", got)
+		}
+	}
+}
+
 // runWebhook starts the binary (ready when it returns); it is killed at the end of the test
 // if the test did not stop it.
 func runWebhook(t *testing.T, c *harness.Cluster, o harness.WebhookOptions) *harness.Webhook {

@@ -50,18 +50,7 @@ func TestLeastPrivilege(t *testing.T) {
 	// authenticated by a TokenRequest token of the manifests' ServiceAccount.
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "least-privilege"})
 
-	t.Run("webhook clamps kubectl scale", func(t *testing.T) {
-		kubectl(t, c, "create", "namespace", "prod")
-		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3") // labelled app=web
-		waitClampReady(t, c, "prod", "web", 40)
-		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-		if want := `Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
-			t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
-		}
-		if got, err := replicasOf(ctx, admin, "prod", "web"); err != nil || got != 10 {
-			t.Fatalf("prod/web replicas = %d (%v), want 10", got, err)
-		}
-	})
+	t.Run("webhook clamps kubectl scale", checkScaleClamped(c))
 
 	t.Run("policy loaded and an invalid one rejected at apply time", func(t *testing.T) {
 		for name, want := range map[string]float64{"replicapolicy_policy_valid": 1, "replicapolicy_policy_present": 1, "replicapolicy_policy_rules": 5} {
