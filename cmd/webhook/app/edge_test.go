@@ -23,7 +23,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -118,9 +117,7 @@ func (w webhookConn) stillServes(t *testing.T) {
 func TestEdges(t *testing.T) {
 	f := startWebhook(t, nil)
 	ctx := context.Background()
-	for _, ns := range []string{"edge", "edge-big"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "edge", "edge-big")
 	if err := harness.SetPolicy(ctx, f.client, edgePolicy); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -46,7 +45,7 @@ func kindsPolicyWith(maxWidgets int) string {
 }
 
 func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	metricsAddr := freeAddress(t)
 	manifests := harness.WorkloadResourceManifests(t, "widgets", "example.com")
 	f := launchWebhookOn(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{manifests},
@@ -58,9 +57,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	})
 	f.waitReady(t)
 	ctx := context.Background()
-	for _, ns := range []string{"data", "strict", "rollout", "exempt"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "data", "strict", "rollout", "exempt")
 	if err := harness.SetPolicy(ctx, f.client, kindsPolicyWith(4)); err != nil {
 		t.Fatal(err)
 	}
@@ -312,10 +309,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("the metric names the real kind, also for /scale writes", func(t *testing.T) {
-		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := scrape(t, metricsAddr)
 		for _, l := range [][]string{
 			{`kind="StatefulSet"`, `outcome="clamped"`},
 			{`kind="StatefulSet"`, `outcome="denied"`},

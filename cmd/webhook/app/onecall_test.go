@@ -79,7 +79,7 @@ func TestLaterMutationIsDecidedAgain(t *testing.T) {
 	if err := harness.SetPolicy(ctx, f.client, capPolicy); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})
+	createNamespaces(t, f.client, "apps")
 	s := startSetter(t, f.env)
 	// The API server calls mutating webhooks in the order of their configurations' names:
 	// "replica-policy" first, then this one.
@@ -213,7 +213,7 @@ func TestNoAnswerBeforeThePolicyIsRead(t *testing.T) {
 	if err := harness.SetPolicy(ctx, f.client, capPolicy); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})
+	createNamespaces(t, f.client, "apps")
 	// The webhook serves, but has not read its policy: every call is answered 503.
 	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, "the webhook answers 503", func() bool {
 		_, _ = f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", fmt.Sprintf("probe-%d", time.Now().UnixNano()), 1, nil), metav1.CreateOptions{})
