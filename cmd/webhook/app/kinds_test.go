@@ -345,15 +345,9 @@ func TestWorkloadResourceRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A user with no rights at all: it may discover, not read a CRD.
-	nobody, err := env.AddUser(envtest.User{Name: "nobody"}, nil)
-	if err != nil {
+	if err := env.UserKubeconfig(dir+"/nobody", envtest.User{Name: "nobody"}); err != nil {
 		t.Fatal(err)
 	}
-	nobodyKC, err := nobody.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir+"/nobody", nobodyKC)
 	writeFile(t, dir+"/tls.crt", []byte("x"))
 	writeFile(t, dir+"/tls.key", []byte("x"))
 	for _, tc := range []struct {

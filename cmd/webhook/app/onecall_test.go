@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	ptrs "k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -131,20 +131,30 @@ func TestLaterMutationIsDecidedAgain(t *testing.T) {
 	}
 
 	// The baseline: without reinvocation, the later mutation is what is stored.
-	ours, err := mwcs.Get(ctx, "replica-policy", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ours.Webhooks {
-		ours.Webhooks[i].ReinvocationPolicy = ptrs.To(admissionregistrationv1.NeverReinvocationPolicy)
-	}
-	if _, err := mwcs.Update(ctx, ours, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	editWebhooks(t, f.client, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.ReinvocationPolicy = ptrs.To(admissionregistrationv1.NeverReinvocationPolicy)
+	})
 	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, "without reinvocation the later webhook wins", func() bool {
 		name := fmt.Sprintf("never-%d", time.Now().UnixNano())
 		return create(name) == 50
 	})
+}
+
+// editWebhooks has edit change each webhook of the configuration replica-policy, and
+// updates it.
+func editWebhooks(t *testing.T, c kubernetes.Interface, edit func(*admissionregistrationv1.MutatingWebhook)) {
+	t.Helper()
+	mwcs := c.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	ours, err := mwcs.Get(context.Background(), "replica-policy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ours.Webhooks {
+		edit(&ours.Webhooks[i])
+	}
+	if _, err := mwcs.Update(context.Background(), ours, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // notReadyTotal reads replicapolicy_admission_not_ready_total{webhook} from the process's
@@ -197,16 +207,8 @@ func TestNoAnswerBeforeThePolicyIsRead(t *testing.T) {
 		}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		u, err := env.AddUser(envtest.User{Name: user}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := u.KubeConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
 		o.Kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-		if err := os.WriteFile(o.Kubeconfig, kc, 0o600); err != nil {
+		if err := env.UserKubeconfig(o.Kubeconfig, envtest.User{Name: user}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -237,17 +239,9 @@ func TestNoAnswerBeforeThePolicyIsRead(t *testing.T) {
 	}
 
 	// failurePolicy Fail: the same write is rejected, with the webhook's reason.
-	mwcs := f.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	ours, err := mwcs.Get(ctx, "replica-policy", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ours.Webhooks {
-		ours.Webhooks[i].FailurePolicy = ptrs.To(admissionregistrationv1.Fail)
-	}
-	if _, err := mwcs.Update(ctx, ours, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	editWebhooks(t, f.client, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.FailurePolicy = ptrs.To(admissionregistrationv1.Fail)
+	})
 	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, "under Fail the write is rejected", func() (bool, string) {
 		_, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", fmt.Sprintf("failed-%d", time.Now().UnixNano()), 50, nil), metav1.CreateOptions{})
 		if err == nil {

@@ -438,16 +438,10 @@ func installReportsRBAC(t *testing.T, env *harness.ControlPlane, admin kubernete
 		t.Fatalf("manifests/base grants rights on reports: %+v", base.Rules)
 	}
 
-	u, err := env.AddUser(envtest.User{Name: serviceAccount}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "serviceaccount")
-	writeFile(t, path, kc)
+	if err := env.UserKubeconfig(path, envtest.User{Name: serviceAccount}); err != nil {
+		t.Fatal(err)
+	}
 	return path, base
 }
 
