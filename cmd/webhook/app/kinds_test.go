@@ -45,7 +45,6 @@ func kindsPolicyWith(maxWidgets int) string {
 }
 
 func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
-	metricsAddr := freeAddress(t)
 	manifests := harness.WorkloadResourceManifests(t, "widgets", "example.com")
 	f := launchWebhookOn(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{manifests},
@@ -53,7 +52,6 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	}, func(_ *harness.ControlPlane, o *Options) {
 		o.WorkloadResources = []string{"widgets.example.com"}
 		o.EnableScaler = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	f.waitReady(t)
 	ctx := context.Background()
@@ -309,7 +307,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("the metric names the real kind, also for /scale writes", func(t *testing.T) {
-		m := scrape(t, metricsAddr)
+		m := f.scrape(t)
 		for _, l := range [][]string{
 			{`kind="StatefulSet"`, `outcome="clamped"`},
 			{`kind="StatefulSet"`, `outcome="denied"`},

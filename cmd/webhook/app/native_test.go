@@ -38,10 +38,8 @@ func nativePolicyWith(max int) string {
 }
 
 func TestNativePolicies(t *testing.T) {
-	metricsAddr := freeAddress(t)
 	f := startWebhook(t, func(o *Options) {
 		o.NativePolicies = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()
@@ -53,7 +51,7 @@ func TestNativePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhookCalls := func() float64 {
-		m := scrape(t, metricsAddr)
+		m := f.scrape(t)
 		return m.Sum("replicapolicy_admission_decisions_total", `webhook="mutate"`, `kind="Deployment"`)
 	}
 	clampMax := func() (string, error) {
@@ -370,16 +368,14 @@ func nativeOpts() native.Options { return native.Options{} }
 // configuration it should narrow does not exist), it says so in its metrics, retries, and
 // recovers by itself once the cause is gone.
 func TestNativePoliciesSyncFailure(t *testing.T) {
-	metricsAddr := freeAddress(t)
 	f := startWebhook(t, func(o *Options) {
 		o.NativePolicies = true
 		o.WebhookConfiguration = "replica-policy-renamed"
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()
 	metric := func(name string) float64 {
-		m := scrape(t, metricsAddr)
+		m := f.scrape(t)
 		return m.Sum(name)
 	}
 	createNamespaces(t, f.client, "native", "strict")

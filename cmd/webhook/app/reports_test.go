@@ -639,10 +639,8 @@ func testCorrectedLeave(t *testing.T, e *reportsEnv, teams map[string]teamState)
 // package.) Restarted with --reports=false, whose leader looks for reports to delete, it
 // starts as well (that it says nothing: TestCleanup).
 func TestReportsWithoutCRD(t *testing.T) {
-	metricsAddr := freeAddress(t)
 	f := startWebhook(t, func(o *Options) {
 		o.Reports = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
@@ -655,7 +653,7 @@ func TestReportsWithoutCRD(t *testing.T) {
 	}
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "a clamp by the webhook", clamps)
 	f.waitReady(t)
-	m := scrape(t, metricsAddr)
+	m := f.scrape(t)
 	if v, err := m.Value("replicapolicy_reports_active"); err != nil || v != 0 {
 		t.Errorf("replicapolicy_reports_active %v (%v), want 0 without the CRD", v, err)
 	}

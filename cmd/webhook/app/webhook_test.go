@@ -32,6 +32,8 @@ type fixture struct {
 	client kubernetes.Interface
 	warns  *harness.Warnings
 	health string // host:port of /healthz and /readyz
+	// metrics is the host:port of /metrics ("0" where a test turned it off).
+	metrics string
 	// kubeconfig is an administrator's, for kubectl.
 	kubeconfig string
 	// stop ends the webhook (as an outage would) and waits for it; the test's end calls it too.
@@ -79,7 +81,7 @@ func runWebhookOn(t *testing.T, env *harness.ControlPlane, configure func(*harne
 	o.Kubeconfig = kubeconfig
 	o.CertDir = wio.LocalServingCertDir
 	o.Port = wio.LocalServingPort
-	o.MetricsBindAddress = "0"
+	o.MetricsBindAddress = freeAddress(t)
 	health := freeAddress(t)
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
@@ -88,7 +90,7 @@ func runWebhookOn(t *testing.T, env *harness.ControlPlane, configure func(*harne
 	configure(env, o)
 	stop := harness.RunInBackground(t, "webhook", 40*time.Second, func(ctx context.Context) error { return Run(ctx, o) })
 
-	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig, stop: stop}
+	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, metrics: o.MetricsBindAddress, kubeconfig: kubeconfig, stop: stop}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)
@@ -122,10 +124,10 @@ func freeAddress(t *testing.T) string {
 	return fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 }
 
-// scrape reads the metrics served at addr (a freeAddress).
-func scrape(t *testing.T, addr string) harness.Metrics {
+// scrape reads the metrics the webhook serves.
+func (f *fixture) scrape(t *testing.T) harness.Metrics {
 	t.Helper()
-	m, err := harness.ScrapeMetrics("http://" + addr + "/metrics")
+	m, err := harness.ScrapeMetrics("http://" + f.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
