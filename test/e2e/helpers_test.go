@@ -9,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 )
@@ -31,13 +28,7 @@ const poll = 100 * time.Millisecond
 // Dockerfile runs (static, trimmed, version stamped).
 var build harness.WebhookBuild
 
-func TestMain(m *testing.M) {
-	// envtest logs through controller-runtime's logger; localcluster reports progress itself.
-	ctrllog.SetLogger(logr.Discard())
-	code := m.Run()
-	build.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { build.Main(m) }
 
 // webhookBinary is the built binary.
 func webhookBinary(t *testing.T) string {
