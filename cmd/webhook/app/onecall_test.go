@@ -161,23 +161,11 @@ func editWebhooks(t *testing.T, c kubernetes.Interface, edit func(*admissionregi
 // registry (Run serves it in this process).
 func notReadyTotal(t *testing.T, webhook string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
+	m, err := harness.GatherMetrics(metrics.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "replicapolicy_admission_not_ready_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "webhook" && l.GetValue() == webhook {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return m.Sum("replicapolicy_admission_not_ready_total", fmt.Sprintf("webhook=%q", webhook))
 }
 
 // TestNoAnswerBeforeThePolicyIsRead starts the webhook under a user that may read workloads
