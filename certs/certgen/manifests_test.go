@@ -11,8 +11,6 @@ package certgen_test
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -186,13 +184,9 @@ func readFile(t *testing.T, path string) []byte {
 // caBundle for a server named name, as the API server checks it.
 func verifyAgainstBundle(t *testing.T, caBundle, certPEM []byte, name string) {
 	t.Helper()
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		t.Fatal("no PEM block in tls.crt")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := certgen.ParseCertificatePEM(certPEM)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("tls.crt: %v", err)
 	}
 	if err := certgen.Verify(t, caBundle, cert, name); err != nil {
 		t.Errorf("serving certificate not trusted by the caBundle for %q: %v", name, err)
