@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -382,26 +383,7 @@ func testComponentRBAC(t *testing.T, f *fixture, manifests string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		switch {
-		case strings.Contains(doc, "kind: ClusterRoleBinding\n"):
-			var b rbacv1.ClusterRoleBinding
-			if err := yaml.Unmarshal([]byte(doc), &b); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.client.RbacV1().ClusterRoleBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		case strings.Contains(doc, "kind: ClusterRole\n"):
-			var r rbacv1.ClusterRole
-			if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.client.RbacV1().ClusterRoles().Create(ctx, &r, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	createRBAC(t, f.client, string(data))
 	const sa = "system:serviceaccount:replica-policy-system:replica-policy"
 	for _, c := range []struct {
 		verb, group, resource, sub, ns, name string
@@ -439,6 +421,38 @@ func testComponentRBAC(t *testing.T, f *fixture, manifests string) {
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createRBAC creates the ClusterRole, ClusterRoleBinding, Role and RoleBinding of built, a
+// kustomize build of manifests/base (with a component): the ServiceAccount's rights as the
+// manifests install them.
+func createRBAC(t *testing.T, admin kubernetes.Interface, built string) {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		cr  rbacv1.ClusterRole
+		crb rbacv1.ClusterRoleBinding
+		r   rbacv1.Role
+		rb  rbacv1.RoleBinding
+	)
+	for kind, into := range map[string]any{"ClusterRole": &cr, "ClusterRoleBinding": &crb, "Role": &r, "RoleBinding": &rb} {
+		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(built, kind)), into); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
+	rbac := admin.RbacV1()
+	if _, err := rbac.ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -394,36 +394,12 @@ func TestReports(t *testing.T) {
 // ClusterRole of manifests/base alone (the rights once the component is removed).
 func installReportsRBAC(t *testing.T, env *harness.ControlPlane, admin kubernetes.Interface) (string, *rbacv1.ClusterRole) {
 	t.Helper()
-	ctx := context.Background()
 	createNamespaces(t, admin, policy.DefaultNamespace)
 	built, err := os.ReadFile(harness.ComponentManifests(t, "reports", "reports.yaml", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		cr  rbacv1.ClusterRole
-		crb rbacv1.ClusterRoleBinding
-		r   rbacv1.Role
-		rb  rbacv1.RoleBinding
-	)
-	for kind, into := range map[string]any{"ClusterRole": &cr, "ClusterRoleBinding": &crb, "Role": &r, "RoleBinding": &rb} {
-		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(string(built), kind)), into); err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-	}
-	rbac := admin.RbacV1()
-	if _, err := rbac.ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createRBAC(t, admin, string(built))
 	waitAccess(t, admin, "list", true)
 
 	baseRBAC, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "base", "rbac.yaml"))
