@@ -140,7 +140,7 @@ func loadCA(dir string, now time.Time, validity time.Duration) (*keyPair, error)
 		return nil, fmt.Errorf("read existing CA: %w", keyErr)
 	}
 
-	cert, err := parseCertificatePEM(certPEM)
+	cert, err := ParseCertificatePEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("existing CA %s: %w (pass --rotate-ca to replace it)", certPath, err)
 	}
@@ -232,8 +232,9 @@ func newKeyPair(tmpl *x509.Certificate, parent *keyPair) (*keyPair, error) {
 	}, nil
 }
 
-// parseCertificatePEM returns the first certificate in data.
-func parseCertificatePEM(data []byte) (*x509.Certificate, error) {
+// ParseCertificatePEM returns the first certificate (CERTIFICATE block) in the PEM data,
+// such as a tls.crt or ca.crt the tool wrote.
+func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)

@@ -33,10 +33,10 @@ func readOutputs(t *testing.T, dir string) outputs {
 		*dst = data
 	}
 	var err error
-	if o.ca, err = parseCertificatePEM(o.caPEM); err != nil {
+	if o.ca, err = ParseCertificatePEM(o.caPEM); err != nil {
 		t.Fatalf("parse ca.crt: %v", err)
 	}
-	if o.cert, err = parseCertificatePEM(o.certPEM); err != nil {
+	if o.cert, err = ParseCertificatePEM(o.certPEM); err != nil {
 		t.Fatalf("parse tls.crt: %v", err)
 	}
 	return o

@@ -1,4 +1,4 @@
-package certgen
+package certgen_test
 
 // These tests build the kustomize manifests with certificates from this tool, in a copy of
 // manifests/ so that the real manifests/certs is never touched, and check that the pieces
@@ -11,10 +11,7 @@ package certgen
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +29,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"github.com/replica-policy/replica-policy/certs/certgen"
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 const (
@@ -44,34 +44,11 @@ const (
 // directory, generates certificates into its certs/ with extraArgs, and returns the copy.
 func manifestsWithCerts(t *testing.T, extraArgs ...string) string {
 	t.Helper()
-	src, err := filepath.Abs(filepath.Join("..", "..", "manifests"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dst := filepath.Join(t.TempDir(), "manifests")
-	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		// Leave out certificates someone generated into the checkout.
-		if filepath.Dir(rel) == "certs" && d.Name() != "kustomization.yaml" && d.Name() != ".gitignore" {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
+	if err := harness.CopyManifests(dst); err != nil {
 		t.Fatalf("copy manifests: %v", err)
 	}
-	runCerts(t, append([]string{"--out-dir", filepath.Join(dst, "certs")}, extraArgs...)...)
+	certgen.RunCerts(t, append([]string{"--out-dir", filepath.Join(dst, "certs")}, extraArgs...)...)
 	return dst
 }
 
@@ -207,15 +184,11 @@ func readFile(t *testing.T, path string) []byte {
 // caBundle for a server named name, as the API server checks it.
 func verifyAgainstBundle(t *testing.T, caBundle, certPEM []byte, name string) {
 	t.Helper()
-	block, _ := pem.Decode(certPEM)
-	if block == nil {
-		t.Fatal("no PEM block in tls.crt")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := certgen.ParseCertificatePEM(certPEM)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("tls.crt: %v", err)
 	}
-	if err := verify(t, caBundle, cert, name); err != nil {
+	if err := certgen.Verify(t, caBundle, cert, name); err != nil {
 		t.Errorf("serving certificate not trusted by the caBundle for %q: %v", name, err)
 	}
 }
@@ -223,9 +196,9 @@ func verifyAgainstBundle(t *testing.T, caBundle, certPEM []byte, name string) {
 func TestKustomizeDefault(t *testing.T) {
 	dir := manifestsWithCerts(t)
 	objs := kustomize(t, dir)
-	caPEM := readFile(t, filepath.Join(dir, "certs", CACertFile))
-	certPEM := readFile(t, filepath.Join(dir, "certs", TLSCertFile))
-	keyPEM := readFile(t, filepath.Join(dir, "certs", TLSKeyFile))
+	caPEM := readFile(t, filepath.Join(dir, "certs", certgen.CACertFile))
+	certPEM := readFile(t, filepath.Join(dir, "certs", certgen.TLSCertFile))
+	keyPEM := readFile(t, filepath.Join(dir, "certs", certgen.TLSKeyFile))
 
 	wantNames := []string{
 		"Namespace//replica-policy-system",
@@ -303,7 +276,7 @@ func TestKustomizeBase(t *testing.T) {
 func TestKustomizeLocalOverlay(t *testing.T) {
 	dir := manifestsWithCerts(t, "--extra-san", "127.0.0.1")
 	objs := kustomize(t, filepath.Join(dir, "overlays", "local"))
-	caPEM := readFile(t, filepath.Join(dir, "certs", CACertFile))
+	caPEM := readFile(t, filepath.Join(dir, "certs", certgen.CACertFile))
 
 	for _, name := range objs.names {
 		kind := strings.SplitN(name, "/", 2)[0]
@@ -331,7 +304,7 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 	if n != 3 {
 		t.Errorf("%d webhooks, want 3 (workloads, HPAs, the policy)", n)
 	}
-	verifyAgainstBundle(t, caPEM, readFile(t, filepath.Join(dir, "certs", TLSCertFile)), "127.0.0.1")
+	verifyAgainstBundle(t, caPEM, readFile(t, filepath.Join(dir, "certs", certgen.TLSCertFile)), "127.0.0.1")
 	checkRBAC(t, objs)
 	checkWebhookConfigurations(t, objs)
 }
@@ -382,7 +355,7 @@ func TestKustomizeCertManagerOverlay(t *testing.T) {
 	for _, n := range serving["spec"].(map[string]any)["dnsNames"].([]any) {
 		dnsNames = append(dnsNames, n.(string))
 	}
-	if want := NewOptions().DNSNames(); !slices.Equal(sorted(dnsNames), sorted(want)) {
+	if want := certgen.NewOptions().DNSNames(); !slices.Equal(sorted(dnsNames), sorted(want)) {
 		t.Errorf("Certificate dnsNames = %v, want the names the certs tool uses: %v", dnsNames, want)
 	}
 	annotations := map[string]map[string]string{}

@@ -145,21 +145,10 @@ func run(binary string, port int, keep, noWait bool) error {
 
 // waitCached retries a dry-run until the webhook's cache holds what the next step needs.
 func waitCached(ctx context.Context, try func() (string, error)) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	return harness.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() (bool, string) {
 		out, err := try()
-		if err == nil && strings.Contains(out, "scaled") {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dry-run scale kept failing: %v %s", err, out)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return err == nil && strings.Contains(out, "scaled"), fmt.Sprintf("dry-run scale kept failing: %v %s", err, out)
+	})
 }
 
 func step(s string) { fmt.Printf("\n==> %s\n", s) }

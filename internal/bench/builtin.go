@@ -11,6 +11,23 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// builtinMatch is what the two policies share: Deployments and their Scale, the replicas
+// variable (a Scale omits spec.replicas when it is 0), and the condition that skips updates
+// that leave replicas unchanged.
+const builtinMatch = `  matchConstraints:
+    resourceRules:
+    - apiGroups: [apps]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [deployments, deployments/scale]
+  variables:
+  - name: replicas
+    expression: "has(object.spec.replicas) ? object.spec.replicas : 0"
+  matchConditions:
+  - name: replicas-changed
+    expression: "request.operation != 'UPDATE' || (has(object.spec.replicas) ? object.spec.replicas : 0) != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : 0)"
+`
+
 // builtinPolicies is the clamp as the API server's own admission policies write it: a
 // MutatingAdmissionPolicy that clamps spec.replicas of Deployments and their Scale, and a
 // ValidatingAdmissionPolicy that rejects what is still outside the bounds, both skipping
@@ -23,19 +40,7 @@ metadata: {name: NAME}
 spec:
   failurePolicy: Ignore
   reinvocationPolicy: Never
-  matchConstraints:
-    resourceRules:
-    - apiGroups: [apps]
-      apiVersions: [v1]
-      operations: [CREATE, UPDATE]
-      resources: [deployments, deployments/scale]
-  variables:
-  - name: replicas
-    expression: "has(object.spec.replicas) ? object.spec.replicas : 0"
-  matchConditions:
-  - name: replicas-changed
-    expression: "request.operation != 'UPDATE' || (has(object.spec.replicas) ? object.spec.replicas : 0) != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : 0)"
-  - name: out-of-bounds
+` + builtinMatch + `  - name: out-of-bounds
     expression: "(has(object.spec.replicas) ? object.spec.replicas : 0) < MIN || (has(object.spec.replicas) ? object.spec.replicas : 0) > MAX"
   mutations:
   - patchType: JSONPatch
@@ -56,19 +61,7 @@ kind: ValidatingAdmissionPolicy
 metadata: {name: NAME}
 spec:
   failurePolicy: Ignore
-  matchConstraints:
-    resourceRules:
-    - apiGroups: [apps]
-      apiVersions: [v1]
-      operations: [CREATE, UPDATE]
-      resources: [deployments, deployments/scale]
-  variables:
-  - name: replicas
-    expression: "has(object.spec.replicas) ? object.spec.replicas : 0"
-  matchConditions:
-  - name: replicas-changed
-    expression: "request.operation != 'UPDATE' || (has(object.spec.replicas) ? object.spec.replicas : 0) != (has(oldObject.spec.replicas) ? oldObject.spec.replicas : 0)"
-  validations:
+` + builtinMatch + `  validations:
   - expression: "variables.replicas >= MIN && variables.replicas <= MAX"
     messageExpression: "'spec.replicas: Invalid value: ' + string(variables.replicas) + ': must be within [MIN, MAX]'"
     reason: Invalid

@@ -99,11 +99,16 @@ func (r *Report) Busy() bool { return r.OtherCPU > 0.1 }
 
 const mib = 1 << 20
 
+// printer is fmt.Fprintf into b, for the sections' many lines.
+func printer(b *bytes.Buffer) func(format string, args ...any) {
+	return func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+}
+
 // Markdown renders the report: the generated part of docs/benchmarks.md, and what the
 // command prints.
 func (r *Report) Markdown() string {
 	var b bytes.Buffer
-	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p := printer(&b)
 	mode := "full"
 	if r.Brief {
 		mode = "brief (smoke test: tiny counts, figures not meaningful)"
@@ -146,7 +151,7 @@ func pass(ok bool) string {
 }
 
 func (r *Report) targets(b *bytes.Buffer) {
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	p("### Targets\n\n| target | measured | |\n|---|---|---|\n")
 	r.scaleTargets(b)
 	if c1, c2 := r.Decide[RuleNames+"/1"], r.Decide[RuleNames+"/10000"]; c1.N > 0 && c2.N > 0 {
@@ -314,7 +319,7 @@ func (r *Report) decide(b *bytes.Buffer) {
 	if len(r.Decide) == 0 {
 		return
 	}
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	p("### 1. The decision function\n\n`admission.Decide` for a Deployment update from 3 to 60 replicas that only the policy's last rule matches (a clamp to [1, 50], so the warning is built too).\n\n")
 	p("| rules | names: ns/op | allocs/op | globs: ns/op | allocs/op | selectors: ns/op | allocs/op |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range PolicySizes {
@@ -329,7 +334,7 @@ func (r *Report) decide(b *bytes.Buffer) {
 }
 
 func (r *Report) handler(b *bytes.Buffer) {
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	if len(r.HandlerCPU) > 0 {
 		p("### 2. The HTTPS handlers\n\n")
 		p("In-process cost of one AdmissionReview (no TLS, no network): replica-policy's handler against the allow-all baseline, controller-runtime's `admission.Webhook` serving a handler that allows everything. replica-policy serves its handlers with the same `admission.Webhook` behind an HTTP adapter of its own that decodes the AdmissionReview in one pass (`pkg/admission/review.go`); *allow-all, our adapter* is the allow-all handler behind that adapter, so that *ours / allow-all, our adapter* is what the policy's own work costs. Bodies: a Deployment (%s) or a Scale update from 3 to 60 replicas at `/mutate` (clamped to 50) and from 3 to 50 at `/validate` (allowed).\n\n", bodySize(BodyDeployment))
@@ -396,7 +401,7 @@ func (r *Report) e2e(b *bytes.Buffer) {
 	if r.E2E == nil {
 		return
 	}
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	o := r.E2E.Options
 	p("### 3. End to end through kube-apiserver\n\n")
 	p("Every configuration live at once, each in its own namespace; %d interleaved rounds (after one warm-up round) in which every configuration writes %d times sequentially and %d times at concurrency 8, per kind of write, in an order that rotates each round. Writes keep replicas inside [%d, %d], as most writes do, but for the *half clamped* kinds, whose every other write asks for more (stored clamped to the maximum by every configuration with a policy). *added* is the configuration's median minus that of *no policy* in the same run; [q1, q3] is the interquartile range of that difference over the rounds. *%s* is *no policy* in a second namespace: what it adds is the run's noise, and the targets above call a difference smaller than the largest of its figures at that concurrency (at concurrency 1, also half the widest [q1, q3] of the built-in) not resolved. *calls/write* counts the webhook requests the configuration's server answered.\n\n",
@@ -437,7 +442,7 @@ func (r *Report) e2e(b *bytes.Buffer) {
 
 // chart draws the added median latency of the sequential writes as text bars.
 func (r *Report) chart(b *bytes.Buffer) {
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	var top time.Duration
 	for _, op := range Ops {
 		for _, cfg := range Configs[1:] {
@@ -461,7 +466,7 @@ func (r *Report) chart(b *bytes.Buffer) {
 }
 
 func (r *Report) scaler(b *bytes.Buffer) {
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	if len(r.Scaler) == 0 && r.MemoryIdle.Peak == 0 {
 		return
 	}

@@ -38,7 +38,7 @@ func bareInformerSync(ctx context.Context, cfg *rest.Config, contentType string,
 	inf := f.Apps().V1().Deployments().Informer()
 	t0 := time.Now()
 	f.Start(ctx.Done())
-	err = poll(ctx, 2*time.Minute+time.Duration(want)*time.Millisecond, 5*time.Millisecond, func() (bool, string) {
+	err = harness.Poll(ctx, 2*time.Minute+time.Duration(want)*time.Millisecond, 5*time.Millisecond, func() (bool, string) {
 		return inf.HasSynced(), "not synced"
 	})
 	d := time.Since(t0)
@@ -67,7 +67,7 @@ func (e *scaleEnv) startBinary(ctx context.Context, s *ScaleStep) (*harness.Webh
 	}()
 	timeout := time.Minute + time.Duration(s.Deployments)*time.Millisecond
 	client := &http.Client{Timeout: time.Second}
-	err = poll(ctx, timeout, 10*time.Millisecond, func() (bool, string) {
+	err = harness.Poll(ctx, timeout, 10*time.Millisecond, func() (bool, string) {
 		if !w.Running() {
 			return false, "exited"
 		}
@@ -83,7 +83,7 @@ func (e *scaleEnv) startBinary(ctx context.Context, s *ScaleStep) (*harness.Webh
 		return nil, fmt.Errorf("binary not ready: %w\n%s", err, harness.TailLines(w.Log(), 20))
 	}
 	s.Ready = append(s.Ready, ready)
-	err = poll(ctx, timeout, 20*time.Millisecond, func() (bool, string) {
+	err = harness.Poll(ctx, timeout, 20*time.Millisecond, func() (bool, string) {
 		m, err := w.ScrapeMetrics()
 		if err != nil {
 			return false, err.Error()
@@ -214,23 +214,4 @@ func processMemoryOf(binary, arg string) (harness.Memory, error) {
 		return harness.ProcessMemory(pid)
 	}
 	return harness.Memory{}, fmt.Errorf("no %s process with %s", binary, arg)
-}
-
-// poll calls cond every interval until it holds, ctx ends or timeout passes.
-func poll(ctx context.Context, timeout, every time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %s", timeout, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
-		}
-	}
 }

@@ -25,7 +25,7 @@ func (r *Report) scaleTargets(b *bytes.Buffer) {
 	if r.Scale == nil || len(r.Scale.Steps) == 0 {
 		return
 	}
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	steps := r.Scale.Steps
 	last := steps[len(steps)-1]
 	ready, bare := Median(last.Ready), Median(last.Bare)
@@ -65,7 +65,7 @@ func (r *Report) scale(b *bytes.Buffer) {
 	if r.Scale == nil {
 		return
 	}
-	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p := printer(b)
 	o := r.Scale.Options
 	p("### 6. Many workloads: start-up, admission and memory\n\n")
 	p("A control plane of its own, grown to each size in turn with Deployments of one container and a label (%d to a namespace, created %d at a time with replica-policy's webhook configurations removed), and the built binary started afresh at each size, %d times (default flags, leader election on, under its ServiceAccount's token). ", scalePerNamespace, ScaleCreateWorkers, o.Rounds)

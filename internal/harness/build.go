@@ -11,8 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // BuildWebhook builds the webhook binary into out with exactly the Makefile target the
@@ -80,4 +82,14 @@ func (b *WebhookBuild) Remove() {
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
 	}
+}
+
+// Main is the TestMain of tests that run the built binary: it silences controller-runtime's
+// logger (envtest logs through it; a Cluster reports its progress itself), runs the tests,
+// removes the build and exits with the tests' code.
+func (b *WebhookBuild) Main(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	code := m.Run()
+	b.Remove()
+	os.Exit(code)
 }

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"strings"
@@ -38,19 +37,24 @@ func GenerateCertsValidFor(outDir string, validity time.Duration, extraSANs ...s
 	return out.String(), nil
 }
 
-// CertNotAfter is the NotAfter of the first certificate of a PEM file (tls.crt).
-func CertNotAfter(path string) (time.Time, error) {
+// ReadCert is the first certificate of a PEM file (tls.crt, ca.crt).
+func ReadCert(path string) (*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return time.Time{}, fmt.Errorf("%s holds no PEM block", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := certgen.ParseCertificatePEM(b)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// CertNotAfter is the NotAfter of the first certificate of a PEM file (tls.crt).
+func CertNotAfter(path string) (time.Time, error) {
+	c, err := ReadCert(path)
+	if err != nil {
+		return time.Time{}, err
 	}
 	return c.NotAfter, nil
 }

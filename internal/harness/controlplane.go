@@ -121,11 +121,17 @@ func StartControlPlane(t testing.TB, opts ControlPlaneOptions) *ControlPlane {
 
 // AdminKubeconfig writes a kubeconfig for a system:masters user to path.
 func (e *ControlPlane) AdminKubeconfig(path string) error {
-	admin, err := e.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	return e.UserKubeconfig(path, envtest.User{Name: "admin", Groups: []string{"system:masters"}})
+}
+
+// UserKubeconfig adds user, authenticated by a client certificate, and writes a kubeconfig
+// for it to path. Its rights are whatever RBAC grants it.
+func (e *ControlPlane) UserKubeconfig(path string, user envtest.User) error {
+	u, err := e.AddUser(user, nil)
 	if err != nil {
 		return err
 	}
-	kc, err := admin.KubeConfig()
+	kc, err := u.KubeConfig()
 	if err != nil {
 		return err
 	}

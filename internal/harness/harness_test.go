@@ -2,9 +2,12 @@ package harness
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestPercentile(t *testing.T) {
@@ -56,6 +59,25 @@ y 7
 		if _, err := m.Value(c.name, c.labels...); found != (c.name != "absent") || (err == nil) != found {
 			t.Errorf("%s %v: found %v, Value error %v", c.name, c.labels, found, err)
 		}
+	}
+}
+
+// TestGatherMetrics: a registry's counters and gauges read as their endpoint serves them.
+func TestGatherMetrics(t *testing.T) {
+	r := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_total", Help: "h"}, []string{"code", "webhook"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "y", Help: "h"})
+	r.MustRegister(c, g)
+	c.WithLabelValues("200", "/mutate").Add(3)
+	c.WithLabelValues("500", "/mutate").Inc()
+	g.Set(7)
+	got, err := GatherMetrics(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Metrics{`x_total{code="200",webhook="/mutate"}`: 3, `x_total{code="500",webhook="/mutate"}`: 1, "y": 7}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GatherMetrics = %v, want %v", got, want)
 	}
 }
 

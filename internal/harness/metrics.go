@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -74,6 +75,36 @@ func (m Metrics) Value(name string, labels ...string) (float64, error) {
 		return 0, fmt.Errorf("no sample of %s%v", name, labels)
 	}
 	return s, nil
+}
+
+// GatherMetrics reads the counters and gauges of g (controller-runtime's metrics.Registry,
+// which serves a webhook run in the test's process) as ScrapeMetrics reads them from an
+// endpoint: by series, `name{label="value",...}`.
+func GatherMetrics(g prometheus.Gatherer) (Metrics, error) {
+	families, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	m := Metrics{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			labels := make([]string, 0, len(s.GetLabel()))
+			for _, l := range s.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			series := f.GetName()
+			if len(labels) > 0 {
+				series += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case s.Counter != nil:
+				m[series] = s.GetCounter().GetValue()
+			case s.Gauge != nil:
+				m[series] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	return m, nil
 }
 
 // ScrapeMetrics GETs a Prometheus endpoint: url, or http://url/metrics for a bare

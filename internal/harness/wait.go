@@ -1,11 +1,34 @@
 package harness
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 )
+
+// Poll calls cond every `every` until it holds, ctx ends or timeout passes: Eventually for
+// code without a testing.T (the benchmarks, the demo). Its error says the last state cond
+// reported.
+func Poll(ctx context.Context, timeout, every time.Duration, cond func() (bool, string)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v: %s", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
 
 // Condition is what Eventually polls: a predicate, a check that returns what is still
 // wrong, or a predicate with a note on the state it saw.

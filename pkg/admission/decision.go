@@ -92,25 +92,17 @@ func decisionOf(e policy.Effect, patch func(*Decision)) Decision {
 	return d
 }
 
-// outcomeOf is the metric's outcome of an effect.
+// outcomeOf is the metric's outcome of an effect. A verdict that is neither inside nor
+// outside a rule's bounds (exempt, owned, no_rule, unknown) keeps the policy's name for it.
 func outcomeOf(e policy.Effect) Outcome {
-	switch e.Kind {
-	case policy.Patch:
+	switch {
+	case e.Kind == policy.Patch:
 		return OutcomeClamped
-	case policy.Deny:
+	case e.Kind == policy.Deny:
 		return OutcomeDenied
-	}
-	switch e.Outcome {
-	case policy.OutcomeExempt:
-		return OutcomeExempt
-	case policy.OutcomeOwned:
-		return OutcomeOwned
-	case policy.OutcomeNoRule:
-		return OutcomeNoRule
-	case policy.OutcomeUnknown:
-		return OutcomeUnknown
-	}
-	if e.Kind == policy.Warn {
+	case e.Outcome != policy.OutcomeInBounds && e.Outcome != policy.OutcomeOutOfBounds:
+		return Outcome(e.Outcome.String())
+	case e.Kind == policy.Warn:
 		return OutcomeWarned
 	}
 	return OutcomeAllowed

@@ -516,3 +516,20 @@ func TestDecideThroughRequest(t *testing.T) {
 		t.Errorf("Scale to 0 under allowZero: want allowed untouched, got %+v", d)
 	}
 }
+
+// TestOutcomeOfKeepsThePolicysNames: the outcomes no rule decides take their metric label
+// from policy.Outcome's name, so each must be one of the labels the metric documents.
+func TestOutcomeOfKeepsThePolicysNames(t *testing.T) {
+	for o, want := range map[policy.Outcome]Outcome{
+		policy.OutcomeExempt:  OutcomeExempt,
+		policy.OutcomeOwned:   OutcomeOwned,
+		policy.OutcomeNoRule:  OutcomeNoRule,
+		policy.OutcomeUnknown: OutcomeUnknown,
+	} {
+		for _, kind := range []policy.EffectKind{policy.Allow, policy.Warn} {
+			if got := outcomeOf(policy.Effect{Kind: kind, Outcome: o}); got != want {
+				t.Errorf("outcomeOf(%s, %s) = %q, want %q", kind, o, got, want)
+			}
+		}
+	}
+}

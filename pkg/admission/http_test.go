@@ -116,6 +116,21 @@ func typed(t *testing.T, url string, r harness.Review) *admissionv1.AdmissionRes
 	return ans
 }
 
+// wantClamped wants ans to allow obj with a JSON Patch that adds spec.replicas want, and
+// the one warning warning.
+func wantClamped(t *testing.T, ans *admissionv1.AdmissionResponse, obj []byte, want int32, warning string) {
+	t.Helper()
+	if !ans.Allowed {
+		t.Fatalf("denied: %+v", ans.Result)
+	}
+	if got := applyPatch(t, ans, obj, "add"); got != want {
+		t.Errorf("patched replicas %d, want %d", got, want)
+	}
+	if !slices.Equal(ans.Warnings, []string{warning}) {
+		t.Errorf("warnings %q, want %q", ans.Warnings, []string{warning})
+	}
+}
+
 // applyPatch checks that the answer's patch is exactly one JSON patch operation on
 // /spec/replicas, applies it to obj and returns the result's spec.replicas.
 func applyPatch(t *testing.T, ans *admissionv1.AdmissionResponse, obj []byte, wantOp string) int32 {
@@ -160,15 +175,7 @@ func TestHTTPDeploymentCreateClamped(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
 	r := harness.DeploymentReview("7b0f3e7c-1d0e-4c8e-9a3e-5b7a4f6c2d10", "prod", "web", nil, ptr.To(int32(50)), map[string]string{"app": "web"})
 	ans := typed(t, srv.URL+MutatePath, r)
-	if !ans.Allowed {
-		t.Fatalf("denied: %+v", ans.Result)
-	}
-	if got := applyPatch(t, ans, r.Object, "add"); got != 10 {
-		t.Errorf("patched replicas %d, want 10", got)
-	}
-	if want := []string{`Deployment "web": spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
-		t.Errorf("warnings %q, want %q", ans.Warnings, want)
-	}
+	wantClamped(t, ans, r.Object, 10, `Deployment "web": spec.replicas 50 clamped to 10 by replica policy rule "prod-web"`)
 	var audit map[string]any
 	if err := json.Unmarshal([]byte(ans.AuditAnnotations["decision"]), &audit); err != nil {
 		t.Fatalf("audit annotation %q is not JSON: %v", ans.AuditAnnotations, err)
@@ -189,16 +196,8 @@ func TestHTTPScaleToZeroClampedUp(t *testing.T) {
 	srv := server(t, httpPolicy, newLookup())
 	r := harness.ScaleReview("5c8d2b1a-0f7e-4d3c-8b9a-1e2f3a4b5c6d", "prod", "web", 3, 0)
 	ans := typed(t, srv.URL+MutatePath, r)
-	if !ans.Allowed {
-		t.Fatalf("denied: %+v", ans.Result)
-	}
 	// The Scale has "spec":{}: the patch must add the member, not replace a missing one.
-	if got := applyPatch(t, ans, r.Object, "add"); got != 2 {
-		t.Errorf("patched replicas %d, want 2", got)
-	}
-	if want := []string{`Deployment "web": spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`}; !slices.Equal(ans.Warnings, want) {
-		t.Errorf("warnings %q, want %q", ans.Warnings, want)
-	}
+	wantClamped(t, ans, r.Object, 2, `Deployment "web": spec.replicas 0 clamped to 2 by replica policy rule "prod-web"`)
 	// /validate sees the final object, with the patch applied: allowed.
 	r.Object = harness.ScaleJSON("prod", "web", 2)
 	if ans := typed(t, srv.URL+ValidatePath, r); !ans.Allowed || len(ans.Warnings) > 0 {

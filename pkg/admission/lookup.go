@@ -24,9 +24,9 @@ type Lookup interface {
 // CacheLookup reads labels from informer caches. It never waits: until the informers have
 // synced, every lookup answers "not found", and the decision treats the labels as unknown.
 type CacheLookup struct {
-	workloads *workload.Cache
-	reader    client.Reader // Namespaces
-	synced    []func() bool
+	workloads        *workload.Cache
+	reader           client.Reader // Namespaces
+	namespacesSynced func() bool
 }
 
 // NewCacheLookup registers informers for every workload kind of kinds and for Namespaces
@@ -36,23 +36,16 @@ func NewCacheLookup(ctx context.Context, c cache.Cache, kinds *workload.Set) (*C
 	if err != nil {
 		return nil, err
 	}
-	l := &CacheLookup{workloads: workloads, reader: c, synced: []func() bool{workloads.Synced}}
 	inf, err := c.GetInformer(ctx, &corev1.Namespace{}, cache.BlockUntilSynced(false))
 	if err != nil {
 		return nil, fmt.Errorf("informer for Namespaces: %w", err)
 	}
-	l.synced = append(l.synced, inf.HasSynced)
-	return l, nil
+	return &CacheLookup{workloads: workloads, reader: c, namespacesSynced: inf.HasSynced}, nil
 }
 
 // Synced reports whether every informer the lookup reads has synced.
 func (l *CacheLookup) Synced() bool {
-	for _, s := range l.synced {
-		if !s() {
-			return false
-		}
-	}
-	return true
+	return l.workloads.Synced() && l.namespacesSynced()
 }
 
 // WorkloadLabels implements Lookup. The labels are the cached entry's: read them only.

@@ -13,8 +13,13 @@ var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; HorizontalPodAutoscaler; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
 }, []string{"webhook", "kind", "rule", "action", "outcome"})
 
+var notReady = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "replicapolicy_admission_not_ready_total",
+	Help: "Admission requests answered with HTTP 503 because the policy had not been read yet, by webhook (mutate, validate); the webhook configuration's failurePolicy decided them.",
+}, []string{"webhook"})
+
 func init() {
-	metrics.Registry.MustRegister(decisions)
+	metrics.Registry.MustRegister(decisions, notReady)
 }
 
 // observe records one answer: every request is counted once, whichever way it ended.

@@ -1,20 +1,6 @@
 package admission
 
-import (
-	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-)
-
-var notReady = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "replicapolicy_admission_not_ready_total",
-	Help: "Admission requests answered with HTTP 503 because the policy had not been read yet, by webhook (mutate, validate); the webhook configuration's failurePolicy decided them.",
-}, []string{"webhook"})
-
-func init() {
-	metrics.Registry.MustRegister(notReady)
-}
+import "net/http"
 
 // UntilPolicyRead answers every request with HTTP 503 and no AdmissionReview until
 // policyRead reports true, then hands requests to next. An answer before the policy is read

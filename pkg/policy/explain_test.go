@@ -34,15 +34,6 @@ rules:
 default: {maxReplicas: 50}
 `
 
-func explainSnapshot(t *testing.T, doc string) *Snapshot {
-	t.Helper()
-	s, err := Load([]byte(doc), Options{AlwaysExempt: []string{DefaultNamespace}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // traceLine renders a rule's trace compactly for the table: "name:matched",
 // "name:missing=...", or "name:failed=m1,m2".
 func traceLine(rt RuleTrace) string {
@@ -66,7 +57,7 @@ func traceLine(rt RuleTrace) string {
 }
 
 func TestExplain(t *testing.T) {
-	snap := explainSnapshot(t, explainPolicy)
+	snap := compile(t, explainPolicy)
 	prodNS := map[string]string{"env": "prod"}
 	for _, tc := range []struct {
 		name   string
@@ -152,7 +143,7 @@ func TestExplain(t *testing.T) {
 
 // TestExplainMatcherSpecs: the matchers are shown as the policy writes them.
 func TestExplainMatcherSpecs(t *testing.T) {
-	snap := explainSnapshot(t, explainPolicy)
+	snap := compile(t, explainPolicy)
 	tr := snap.Explain(Subject{Namespace: "x", NamespaceLabels: map[string]string{"tier": "gold"}, Labels: map[string]string{"app": "db"}})
 	var got []string
 	for _, rt := range tr.Rules {
@@ -179,7 +170,7 @@ func TestExplainMatcherSpecs(t *testing.T) {
 
 // TestExplainWithoutDefault: no rule decides, as Match says.
 func TestExplainWithoutDefault(t *testing.T) {
-	snap := explainSnapshot(t, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: a, namespaces: [a], maxReplicas: 1}\n")
+	snap := compile(t, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: a, namespaces: [a], maxReplicas: 1}\n")
 	subj := Subject{Namespace: "b"}
 	tr := snap.Explain(subj)
 	if tr.Deciding() != nil || len(tr.Rules) != 1 || tr.Rules[0].Matched {
@@ -195,7 +186,7 @@ func TestExplainWithoutDefault(t *testing.T) {
 // (indexed by Match), globs and selectors, the deciding rule of the trace is Match's, with
 // the same Missing, and exactly one rule decides whenever Match returns one.
 func TestExplainAgreesWithMatch(t *testing.T) {
-	snaps := []*Snapshot{explainSnapshot(t, explainPolicy), explainSnapshot(t, `
+	snaps := []*Snapshot{compile(t, explainPolicy), compile(t, `
 apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 rules:
@@ -235,7 +226,7 @@ rules:
 // TestExplainKinds: a rule's kinds is a matcher like the others, shown between namespaces
 // and the selectors as Match evaluates it; built-in kinds by name, custom ones as Kind.group.
 func TestExplainKinds(t *testing.T) {
-	snap := explainSnapshot(t, `
+	snap := compile(t, `
 apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 rules:
@@ -277,7 +268,7 @@ default: {maxReplicas: 50}
 // TestExplainOwned: a subject whose controller is bounded is owned, as Decide says, unless
 // its namespace is exempt; no rule is evaluated.
 func TestExplainOwned(t *testing.T) {
-	snap := explainSnapshot(t, explainPolicy)
+	snap := compile(t, explainPolicy)
 	owner := &Owner{Group: "apps", Kind: "Deployment", Name: "web"}
 	for _, tc := range []struct {
 		subj          Subject

@@ -422,17 +422,15 @@ const poll = 20 * time.Millisecond
 // gauge reads a gauge from controller-runtime's registry, where the metrics are served.
 func gauge(t *testing.T, name string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
+	m, err := harness.GatherMetrics(metrics.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() == name {
-			return f.GetMetric()[0].GetGauge().GetValue()
-		}
+	v, err := m.Value(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("metric %s is not registered", name)
-	return 0
+	return v
 }
 
 func checkGauge(t *testing.T, name string, want float64) {

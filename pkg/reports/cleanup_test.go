@@ -175,15 +175,7 @@ func userConfig(t *testing.T, cp *harness.ControlPlane, name string, verbs []str
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{openreportsv1alpha1.GroupName}, Resources: []string{"reports"}, ResourceNames: []string{Name}, Verbs: namedVerbs})
 	}
 	if len(rules) > 0 {
-		rbac := cp.Client.RbacV1()
-		if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
-		}, metav1.CreateOptions{}); err != nil {
+		if err := harness.GrantClusterRole(ctx, cp.Client, name, rules, harness.User(name)); err != nil {
 			t.Fatal(err)
 		}
 	}

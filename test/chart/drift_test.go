@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/replica-policy/replica-policy/certs/certgen"
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -221,13 +221,9 @@ func checkChartTLS(t *testing.T, objs []object) {
 	if !pool.AppendCertsFromPEM(b64(t, caCrt)) {
 		t.Fatal("the TLS Secret's ca.crt holds no certificate")
 	}
-	block, _ := pem.Decode(b64(t, tlsCrt))
-	if block == nil {
-		t.Fatal("the TLS Secret's tls.crt holds no PEM block")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := certgen.ParseCertificatePEM(b64(t, tlsCrt))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the TLS Secret's tls.crt: %v", err)
 	}
 	name := "replica-policy-webhook." + policy.DefaultNamespace + ".svc"
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: name, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {

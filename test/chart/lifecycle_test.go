@@ -15,7 +15,9 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -409,26 +411,18 @@ func TestHelmNativePolicies(t *testing.T) {
 			kubectl("patch", name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 		}
 		kubectl("delete", kinds, "-l", selector, "--ignore-not-found")
-		for _, list := range []func() (int, error){
-			func() (int, error) {
-				l, err := ar.MutatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
-				return len(l.Items), err
-			},
-			func() (int, error) {
-				l, err := ar.MutatingAdmissionPolicyBindings().List(ctx, metav1.ListOptions{})
-				return len(l.Items), err
-			},
-			func() (int, error) {
-				l, err := ar.ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
-				return len(l.Items), err
-			},
-			func() (int, error) {
-				l, err := ar.ValidatingAdmissionPolicyBindings().List(ctx, metav1.ListOptions{})
-				return len(l.Items), err
-			},
+		all := metav1.ListOptions{}
+		for _, list := range []func() (runtime.Object, error){
+			func() (runtime.Object, error) { return ar.MutatingAdmissionPolicies().List(ctx, all) },
+			func() (runtime.Object, error) { return ar.MutatingAdmissionPolicyBindings().List(ctx, all) },
+			func() (runtime.Object, error) { return ar.ValidatingAdmissionPolicies().List(ctx, all) },
+			func() (runtime.Object, error) { return ar.ValidatingAdmissionPolicyBindings().List(ctx, all) },
 		} {
-			if n, err := list(); err != nil || n > 0 {
-				t.Errorf("admission policies left after the documented delete: %d (%v)", n, err)
+			l, err := list()
+			if err != nil {
+				t.Errorf("admission policies after the documented delete: %v", err)
+			} else if n := meta.LenList(l); n > 0 {
+				t.Errorf("admission policies left after the documented delete: %d %T", n, l)
 			}
 		}
 		// kube-apiserver drops a deleted policy from its informers a moment after the

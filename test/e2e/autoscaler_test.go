@@ -91,11 +91,24 @@ func hpaRange(t *testing.T, c *harness.Cluster, namespace, name string) string {
 	return strings.TrimSpace(kubectl(t, c, "-n", namespace, "get", "hpa", name, "-o", "jsonpath=[{.spec.minReplicas}, {.spec.maxReplicas}]"))
 }
 
+// applyHPA applies manifest with kubectl, wants each of warnings in its output and the HPA
+// namespace/name stored with the range want ("[min, max]").
+func applyHPA(t *testing.T, c *harness.Cluster, manifest, namespace, name, want string, warnings ...string) {
+	t.Helper()
+	out := kubectlStdin(t, c, manifest, "apply", "-f", "-")
+	for _, w := range warnings {
+		if !strings.Contains(out, w) {
+			t.Errorf("kubectl apply output lacks %q:\n%s", w, out)
+		}
+	}
+	if got := hpaRange(t, c, namespace, name); got != want {
+		t.Fatalf("HPA %s/%s stored as %s, want %s", namespace, name, got, want)
+	}
+}
+
 func TestAutoscalersWithTheHPAController(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	if err := harness.SetPolicy(ctx, admin, autoscalerPolicy); err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +123,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 			t.Logf("kube-controller-manager log:\n%s", harness.TailLines(hpac.Log(), 40))
 		}
 	})
-	for _, ns := range []string{"hpa-fight", "hpa-peace", "hpa-deny"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "web", 3, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "web", 3, map[string]string{"app": "web"}, "hpa-fight", "hpa-peace", "hpa-deny")
 	// The webhook's cache has the Deployments once a dry-run scale is clamped.
 	waitClampReady(t, c, "hpa-peace", "web", 40)
 
@@ -147,18 +155,9 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 	})
 
 	// With the HPA handling: clamped at creation, with the warning kubectl prints.
-	out := kubectlStdin(t, c, hpaManifest("autoscaling/v2", "hpa-peace", "web", "Deployment", "web", 20, 30), "apply", "-f", "-")
-	for _, want := range []string{
+	applyHPA(t, c, hpaManifest("autoscaling/v2", "hpa-peace", "web", "Deployment", "web", 20, 30), "hpa-peace", "web", "[10, 10]",
 		`Warning: HorizontalPodAutoscaler "web": spec.minReplicas 20 clamped to 10 by replica policy rule "hpa-cap"`,
-		`Warning: HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "hpa-cap"`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("kubectl apply output lacks %q:\n%s", want, out)
-		}
-	}
-	if got := hpaRange(t, c, "hpa-peace", "web"); got != "[10, 10]" {
-		t.Fatalf("HPA stored as %s, want [10, 10]", got)
-	}
+		`Warning: HorizontalPodAutoscaler "web": spec.maxReplicas 30 clamped to 10 by replica policy rule "hpa-cap"`)
 	decisionsBefore, _ := w.Metric("replicapolicy_admission_decisions_total", `kind="HorizontalPodAutoscaler"`)
 	start := time.Now()
 
@@ -177,18 +176,9 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 		if _, err := admin.AppsV1().StatefulSets("hpa-peace").Create(ctx, harness.StatefulSet("hpa-peace", "db", 3, map[string]string{"app": "db"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		out := kubectlStdin(t, c, hpaManifest("autoscaling/v1", "hpa-peace", "db", "StatefulSet", "db", 1, 9), "apply", "-f", "-")
-		for _, want := range []string{
+		applyHPA(t, c, hpaManifest("autoscaling/v1", "hpa-peace", "db", "StatefulSet", "db", 1, 9), "hpa-peace", "db", "[3, 5]",
 			`Warning: HorizontalPodAutoscaler "db": spec.minReplicas 1 clamped to 3 by replica policy rule "databases"`,
-			`Warning: HorizontalPodAutoscaler "db": spec.maxReplicas 9 clamped to 5 by replica policy rule "databases"`,
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("kubectl apply output lacks %q:\n%s", want, out)
-			}
-		}
-		if got := hpaRange(t, c, "hpa-peace", "db"); got != "[3, 5]" {
-			t.Errorf("HPA stored as %s, want [3, 5]", got)
-		}
+			`Warning: HorizontalPodAutoscaler "db": spec.maxReplicas 9 clamped to 5 by replica policy rule "databases"`)
 	})
 
 	t.Run("an update that leaves range and target alone never calls the webhook", func(t *testing.T) {

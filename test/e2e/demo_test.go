@@ -22,26 +22,11 @@ import (
 // kubectl scale with its warning, a denied create naming the rule, a tightened policy that
 // the scaler applies to the existing Deployment with an Event; then SIGTERM.
 func TestDemoFlow(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "demo"})
 
-	t.Run("kubectl scale is clamped, with a warning", func(t *testing.T) {
-		kubectl(t, c, "create", "namespace", "prod")
-		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
-		waitClampReady(t, c, "prod", "web", 40)
-		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-		for _, want := range []string{`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`, "deployment.apps/web scaled"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
-			}
-		}
-		if got := strings.TrimSpace(kubectl(t, c, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")); got != "10" {
-			t.Fatalf("replicas %s, want 10", got)
-		}
-	})
+	t.Run("kubectl scale is clamped, with a warning", checkScaleClamped(c))
 
 	t.Run("a deny rule rejects a create, naming the rule", func(t *testing.T) {
 		out, err := c.KubectlStdin(ctx, harness.DemoDatabase, "apply", "-f", "-")
@@ -130,9 +115,7 @@ func TestInCluster(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Fatalf("unshare (util-linux) is needed to give the process its own /var/run/secrets: %v", err)
 	}
-	bin := webhookBinary(t)
-	c := startCluster(t)
-	admin, _ := adminClient(t, c)
+	bin, c, admin := setup(t, startCluster)
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "in-cluster", InCluster: true})
 	if log := w.Log(); !strings.Contains(log, `"from":"in-cluster ServiceAccount"`) {
 		t.Fatalf("the binary did not use the in-cluster configuration:\n%s", harness.TailLines(log, 20))

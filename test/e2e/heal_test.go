@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	admissionregistrationv1client "k8s.io/client-go/kubernetes/typed/admissionregistration/v1"
 	"k8s.io/client-go/rest"
@@ -38,16 +39,9 @@ import (
 // bounds must come back clamped or denied (none decided by nobody), no write may fail
 // (failurePolicy Ignore), and each drift must be repaired within 2 seconds.
 func TestNativePoliciesHealThemselves(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startNativeCluster(t)
+	bin, c, admin := setup(t, startNativeCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
-	for _, ns := range []string{"prod", "strict"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "app", 2, nil), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "app", 2, nil, "prod", "strict")
 	policyWith := func(max int) string {
 		return fmt.Sprintf("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n"+
 			"- {name: cap, namespaces: [prod], maxReplicas: %d}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n", max)
@@ -57,7 +51,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	}
 	a := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-a", Args: []string{"--native-policies"}})
 	ar := admin.AdmissionregistrationV1()
-	h := &healing{t: t, ctx: ctx, ar: ar, admin: admin}
+	h := &healing{t: t, ctx: ctx, ar: ar, dyn: dynamic.NewForConfigOrDie(c.Config), admin: admin}
 	h.waitNarrowed("the first sync", time.Now(), 30*time.Second)
 
 	w := startWriter(t, c, 5)
@@ -65,34 +59,19 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	var last *harness.Webhook // the leader at the end
 
 	t.Run("each compiled object deleted", func(t *testing.T) {
-		for _, o := range []struct {
-			kind, name string
-			del        func() error
-		}{
-			{"MutatingAdmissionPolicy", "replica-policy-clamp", func() error {
-				return ar.MutatingAdmissionPolicies().Delete(ctx, "replica-policy-clamp", metav1.DeleteOptions{})
-			}},
-			{"MutatingAdmissionPolicyBinding", "replica-policy-clamp", func() error {
-				return ar.MutatingAdmissionPolicyBindings().Delete(ctx, "replica-policy-clamp", metav1.DeleteOptions{})
-			}},
-			{"ValidatingAdmissionPolicy", "replica-policy-deny", func() error {
-				return ar.ValidatingAdmissionPolicies().Delete(ctx, "replica-policy-deny", metav1.DeleteOptions{})
-			}},
-			{"ValidatingAdmissionPolicyBinding", "replica-policy-deny", func() error {
-				return ar.ValidatingAdmissionPolicyBindings().Delete(ctx, "replica-policy-deny", metav1.DeleteOptions{})
-			}},
-			{"ValidatingAdmissionPolicy", "replica-policy-clamped", func() error {
-				return ar.ValidatingAdmissionPolicies().Delete(ctx, "replica-policy-clamped", metav1.DeleteOptions{})
-			}},
-			{"ValidatingAdmissionPolicyBinding", "replica-policy-clamped", func() error {
-				return ar.ValidatingAdmissionPolicyBindings().Delete(ctx, "replica-policy-clamped", metav1.DeleteOptions{})
-			}},
+		for _, o := range []struct{ kind, name string }{
+			{"MutatingAdmissionPolicy", "replica-policy-clamp"},
+			{"MutatingAdmissionPolicyBinding", "replica-policy-clamp"},
+			{"ValidatingAdmissionPolicy", "replica-policy-deny"},
+			{"ValidatingAdmissionPolicyBinding", "replica-policy-deny"},
+			{"ValidatingAdmissionPolicy", "replica-policy-clamped"},
+			{"ValidatingAdmissionPolicyBinding", "replica-policy-clamped"},
 		} {
 			what := "deleted " + o.kind + " " + o.name
 			w.phase(what)
 			uid := h.uid(o.kind, o.name)
 			start := time.Now()
-			if err := o.del(); err != nil {
+			if err := h.resource(o.kind).Delete(ctx, o.name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			h.waitBack(what, start, o.kind, o.name, uid)
@@ -290,6 +269,7 @@ type healing struct {
 	t       *testing.T
 	ctx     context.Context
 	ar      admissionregistrationv1client.AdmissionregistrationV1Interface
+	dyn     *dynamic.DynamicClient
 	admin   kubernetes.Interface
 	repairs []repair
 }
@@ -313,18 +293,22 @@ func (h *healing) until(what string, start time.Time, cond func() bool) time.Dur
 	return took
 }
 
+// compiledResources are the resources of the kinds of compiled objects.
+var compiledResources = map[string]string{
+	"MutatingAdmissionPolicy":          "mutatingadmissionpolicies",
+	"MutatingAdmissionPolicyBinding":   "mutatingadmissionpolicybindings",
+	"ValidatingAdmissionPolicy":        "validatingadmissionpolicies",
+	"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
+
+// resource is the client of the compiled objects of kind.
+func (h *healing) resource(kind string) dynamic.ResourceInterface {
+	return h.dyn.Resource(admissionregistrationv1.SchemeGroupVersion.WithResource(compiledResources[kind]))
+}
+
 // object reads the compiled object kind/name.
 func (h *healing) object(kind, name string) (metav1.Object, error) {
-	switch kind {
-	case "MutatingAdmissionPolicy":
-		return h.ar.MutatingAdmissionPolicies().Get(h.ctx, name, metav1.GetOptions{})
-	case "MutatingAdmissionPolicyBinding":
-		return h.ar.MutatingAdmissionPolicyBindings().Get(h.ctx, name, metav1.GetOptions{})
-	case "ValidatingAdmissionPolicy":
-		return h.ar.ValidatingAdmissionPolicies().Get(h.ctx, name, metav1.GetOptions{})
-	default:
-		return h.ar.ValidatingAdmissionPolicyBindings().Get(h.ctx, name, metav1.GetOptions{})
-	}
+	return h.resource(kind).Get(h.ctx, name, metav1.GetOptions{})
 }
 
 // uid is the UID of the compiled object kind/name, which must carry the binary's finalizer.

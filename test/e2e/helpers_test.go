@@ -9,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 )
@@ -31,13 +28,7 @@ const poll = 100 * time.Millisecond
 // Dockerfile runs (static, trimmed, version stamped).
 var build harness.WebhookBuild
 
-func TestMain(m *testing.M) {
-	// envtest logs through controller-runtime's logger; localcluster reports progress itself.
-	ctrllog.SetLogger(logr.Discard())
-	code := m.Run()
-	build.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { build.Main(m) }
 
 // webhookBinary is the built binary.
 func webhookBinary(t *testing.T) string {
@@ -62,6 +53,48 @@ func startCluster(t *testing.T) *harness.Cluster {
 	}
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// setup builds the binary and starts a control plane with start (startCluster,
+// startNativeCluster), and returns both with a cluster-admin client.
+func setup(t *testing.T, start func(*testing.T) *harness.Cluster) (string, *harness.Cluster, kubernetes.Interface) {
+	t.Helper()
+	bin := webhookBinary(t)
+	c := start(t)
+	admin, _ := adminClient(t, c)
+	return bin, c, admin
+}
+
+// createDeployments creates each namespace and in it a Deployment name with replicas and
+// labels.
+func createDeployments(t *testing.T, c *harness.Cluster, admin kubernetes.Interface, name string, replicas int32, labels map[string]string, namespaces ...string) {
+	t.Helper()
+	for _, ns := range namespaces {
+		kubectl(t, c, "create", "namespace", ns)
+		if _, err := admin.AppsV1().Deployments(ns).Create(context.Background(), harness.Deployment(ns, name, replicas, labels), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkScaleClamped is the demo's first step: prod/web, created with kubectl (3 replicas,
+// labelled app=web), scaled to 40 with kubectl, is clamped to 10 by rule prod-web, and
+// kubectl shows the warning.
+func checkScaleClamped(c *harness.Cluster) func(*testing.T) {
+	return func(t *testing.T) {
+		kubectl(t, c, "create", "namespace", "prod")
+		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3")
+		waitClampReady(t, c, "prod", "web", 40)
+		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
+		for _, want := range []string{`Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`, "deployment.apps/web scaled"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
+			}
+		}
+		if got := strings.TrimSpace(kubectl(t, c, "-n", "prod", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")); got != "10" {
+			t.Fatalf("replicas %s, want 10", got)
+		}
+	}
 }
 
 // runWebhook starts the binary (ready when it returns); it is killed at the end of the test

@@ -91,10 +91,8 @@ func TestKEDAOperatorWithTheHPAController(t *testing.T) {
 	if operator == "" {
 		t.Skip("KEDA's operator is not built: run hack/keda-operator.sh first (make test does; the first build takes many minutes)")
 	}
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 
 	crds, err := harness.KEDACRDs()
 	if err != nil {
@@ -125,12 +123,7 @@ func TestKEDAOperatorWithTheHPAController(t *testing.T) {
 			t.Logf("kube-controller-manager log:\n%s", harness.TailLines(hpac.Log(), 40))
 		}
 	})
-	for _, ns := range []string{"keda-fight", "keda-peace"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "web", 3, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "web", 3, map[string]string{"app": "web"}, "keda-fight", "keda-peace")
 	waitClampReady(t, c, "keda-peace", "web", 40)
 
 	soRange := func(ns string) string {

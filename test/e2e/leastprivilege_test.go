@@ -44,26 +44,13 @@ const invalidPolicyError = `rules[0].maxReplicas: Invalid value: 2: must be grea
 // and shows every feature works under it; then it checks with SubjectAccessReviews what that
 // RBAC allows and, above all, what it does not.
 func TestLeastPrivilege(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	// harness.RunWebhook passes --leader-elect and leaves the scaler on (its default),
 	// authenticated by a TokenRequest token of the manifests' ServiceAccount.
 	w := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "least-privilege"})
 
-	t.Run("webhook clamps kubectl scale", func(t *testing.T) {
-		kubectl(t, c, "create", "namespace", "prod")
-		kubectl(t, c, "-n", "prod", "create", "deployment", "web", "--image="+harness.PauseImage, "--replicas=3") // labelled app=web
-		waitClampReady(t, c, "prod", "web", 40)
-		out := kubectl(t, c, "-n", "prod", "scale", "deployment", "web", "--replicas=40")
-		if want := `Warning: Deployment "web": spec.replicas 40 clamped to 10 by replica policy rule "prod-web"`; !strings.Contains(out, want) {
-			t.Errorf("kubectl scale output lacks %q:\n%s", want, out)
-		}
-		if got, err := replicasOf(ctx, admin, "prod", "web"); err != nil || got != 10 {
-			t.Fatalf("prod/web replicas = %d (%v), want 10", got, err)
-		}
-	})
+	t.Run("webhook clamps kubectl scale", checkScaleClamped(c))
 
 	t.Run("policy loaded and an invalid one rejected at apply time", func(t *testing.T) {
 		for name, want := range map[string]float64{"replicapolicy_policy_valid": 1, "replicapolicy_policy_present": 1, "replicapolicy_policy_rules": 5} {

@@ -30,12 +30,16 @@ import (
 // overlay validates everything else in it for real, but NOT the Certificates' and Issuers'
 // own fields: cert-manager is not installed here (its real CRDs come only from its release
 // manifests, outside the reachable registries).
-const certManagerCRDs = `apiVersion: apiextensions.k8s.io/v1
+var certManagerCRDs = certManagerCRD("Certificate", "certificates") + "---\n" + certManagerCRD("Issuer", "issuers")
+
+// certManagerCRD is the stand-in CRD of the cert-manager.io/v1 kind whose plural is plural.
+func certManagerCRD(kind, plural string) string {
+	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: certificates.cert-manager.io}
+metadata: {name: %[2]s.cert-manager.io}
 spec:
   group: cert-manager.io
-  names: {kind: Certificate, listKind: CertificateList, plural: certificates, singular: certificate}
+  names: {kind: %[1]s, listKind: %[1]sList, plural: %[2]s, singular: %[3]s}
   scope: Namespaced
   versions:
   - name: v1
@@ -43,21 +47,8 @@ spec:
     storage: true
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: issuers.cert-manager.io}
-spec:
-  group: cert-manager.io
-  names: {kind: Issuer, listKind: IssuerList, plural: issuers, singular: issuer}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-`
+`, kind, plural, strings.ToLower(kind))
+}
 
 // TestManifestsAcceptedByAPIServer has the real kube-apiserver validate every way of
 // installing (server-side dry-run of manifests/, overlays/local and overlays/cert-manager),

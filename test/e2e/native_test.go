@@ -20,10 +20,8 @@ import (
 // SubjectAccessReviews show each right pinned to its names where RBAC allows, and nothing
 // more.
 func TestNativePoliciesComponent(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startNativeCluster(t)
+	bin, c, admin := setup(t, startNativeCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	if err := harness.SetPolicy(ctx, admin, "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n- {name: labelled, namespaces: [sel], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, namespaces: [prod, sel], maxReplicas: 5}\n- {name: strict, namespaces: [strict], maxReplicas: 3, action: deny}\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,8 @@ import (
 // more; SubjectAccessReviews show get, update and delete pinned to the name replica-policy,
 // and nothing more.
 func TestReportsComponent(t *testing.T) {
-	bin := webhookBinary(t)
-	c := startCluster(t)
+	bin, c, admin := setup(t, startCluster)
 	ctx := context.Background()
-	admin, _ := adminClient(t, c)
 	crd, err := harness.OpenReportsReportCRD()
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -22,12 +21,7 @@ import (
 // the scaler must leave alone too.
 func checkScaleToZero(t *testing.T, c *harness.Cluster, admin kubernetes.Interface) {
 	ctx := context.Background()
-	for _, ns := range []string{"hpa-zero", "hpa-nozero"} {
-		kubectl(t, c, "create", "namespace", ns)
-		if _, err := admin.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, "web", 3, map[string]string{"app": "web"}), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createDeployments(t, c, admin, "web", 3, map[string]string{"app": "web"}, "hpa-zero", "hpa-nozero")
 	waitClampReady(t, c, "hpa-nozero", "web", 40)
 
 	// The HPA's minReplicas 0: kept under allowZero, clamped to the minimum without it. The

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,69 +19,12 @@ import (
 // webhook warns about each of them, and a database StatefulSet (rule databases: [3, 7],
 // deny) inside its bounds is there for a /scale write to be denied.
 var warningsFolder = map[string]string{
-	"1-web.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: prod, labels: {app: web}}
-spec:
-  replicas: 40
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
-	"2-api.yaml": `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: api, namespace: prod, labels: {app: api}}
-spec:
-  replicas: 30
-  serviceName: api
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
-	"3-solo.yaml": `apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: solo, namespace: prod, labels: {app: web}}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: solo}}
-  template:
-    metadata: {labels: {app: solo}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
-	"5-big.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: big, namespace: dev-1, labels: {app: big}}
-spec:
-  replicas: 8
-  selector: {matchLabels: {app: big}}
-  template:
-    metadata: {labels: {app: big}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
-	"6-cache.yaml": `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: cache, namespace: dev-1, labels: {app: cache}}
-spec:
-  replicas: 9
-  serviceName: cache
-  selector: {matchLabels: {app: cache}}
-  template:
-    metadata: {labels: {app: cache}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
-	"7-db.yaml": `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: prod, labels: {replicapolicy.io/class: database}}
-spec:
-  replicas: 3
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: c, image: ` + harness.PauseImage + `}]}
-`,
+	"1-web.yaml":   workloadYAML("Deployment", "prod", "web", 40, "app: web"),
+	"2-api.yaml":   workloadYAML("StatefulSet", "prod", "api", 30, "app: api"),
+	"3-solo.yaml":  workloadYAML("ReplicaSet", "prod", "solo", 0, "app: web"),
+	"5-big.yaml":   workloadYAML("Deployment", "dev-1", "big", 8, "app: big"),
+	"6-cache.yaml": workloadYAML("StatefulSet", "dev-1", "cache", 9, "app: cache"),
+	"7-db.yaml":    workloadYAML("StatefulSet", "prod", "db", 3, "replicapolicy.io/class: database"),
 	"4-web-hpa.yaml": `apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: web-hpa, namespace: prod}
@@ -89,6 +33,25 @@ spec:
   minReplicas: 1
   maxReplicas: 30
 `,
+}
+
+// workloadYAML is the manifest of a workload of kind (Deployment, StatefulSet, ReplicaSet)
+// namespace/name with replicas and the labels, whose pods are labelled app=<name>.
+func workloadYAML(kind, namespace, name string, replicas int, labels string) string {
+	serviceName := ""
+	if kind == "StatefulSet" {
+		serviceName = "  serviceName: " + name + "\n"
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: %s
+metadata: {name: %s, namespace: %s, labels: {%s}}
+spec:
+  replicas: %d
+%s  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec: {containers: [{name: c, image: %s}]}
+`, kind, name, namespace, labels, replicas, serviceName, name, name, harness.PauseImage)
 }
 
 // bigHPA is an HPA outside dev-large's bounds, applied once its target is in the webhook's

@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -49,12 +47,7 @@ const (
 // build is the webhook binary, built once with the Makefile target the Dockerfile runs.
 var build harness.WebhookBuild
 
-func TestMain(m *testing.M) {
-	ctrllog.SetLogger(logr.Discard())
-	code := m.Run()
-	build.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { build.Main(m) }
 
 // situation is one cluster with the manifests' local overlay and the built binary, and a
 // Prometheus that scrapes it.

@@ -3,8 +3,6 @@ package reliability
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -39,15 +37,7 @@ func dryRunLoad(ctx context.Context, e *env, ns string, names []string, perSecon
 // servingSerial reads the serial number of the certificate in certDir/tls.crt.
 func servingSerial(t *testing.T, certDir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(certDir, "tls.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatal("tls.crt holds no PEM block")
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := harness.ReadCert(filepath.Join(certDir, "tls.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -118,9 +117,7 @@ func (w webhookConn) stillServes(t *testing.T) {
 func TestEdges(t *testing.T) {
 	f := startWebhook(t, nil)
 	ctx := context.Background()
-	for _, ns := range []string{"edge", "edge-big"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "edge", "edge-big")
 	if err := harness.SetPolicy(ctx, f.client, edgePolicy); err != nil {
 		t.Fatal(err)
 	}
@@ -334,43 +331,40 @@ func testSlowClients(t *testing.T, f *fixture, w webhookConn) {
 		}
 		wg.Wait()
 	}()
-	// watch reads from s until the server closes it (a stalled client reads nothing else).
-	watch := func(s *stalled, opened time.Time) {
+	opened := time.Now()
+	// open connects a stalled client of kind (with the TLS handshake done when handshake
+	// is set) and reads from it until the server closes it (a stalled client reads nothing
+	// else).
+	open := func(kind string, handshake bool) net.Conn {
+		var c net.Conn
+		var err error
+		if handshake {
+			c, err = tls.Dial("tcp", w.addr, w.tls)
+		} else {
+			c, err = net.Dial("tcp", w.addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &stalled{kind: kind, conn: c, closed: make(chan time.Duration, 1)}
+		conns = append(conns, s)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, _ = io.Copy(io.Discard, s.conn)
 			s.closed <- time.Since(opened)
 		}()
+		return c
 	}
-	opened := time.Now()
 	for i := range perKind {
 		// TCP connected, never a ClientHello: a half-open TLS connection.
-		raw, err := net.Dial("tcp", w.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := &stalled{kind: "silent before the TLS handshake", conn: raw, closed: make(chan time.Duration, 1)}
-		conns = append(conns, s)
-		watch(s, opened)
+		open("silent before the TLS handshake", false)
 
 		// The handshake done, then silence.
-		c, err := tls.Dial("tcp", w.addr, w.tls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = &stalled{kind: "silent after the TLS handshake", conn: c, closed: make(chan time.Duration, 1)}
-		conns = append(conns, s)
-		watch(s, opened)
+		open("silent after the TLS handshake", true)
 
 		// Slowloris: headers one byte every 500 ms, never finished.
-		c, err = tls.Dial("tcp", w.addr, w.tls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = &stalled{kind: "headers one byte at a time", conn: c, closed: make(chan time.Duration, 1)}
-		conns = append(conns, s)
-		watch(s, opened)
+		c := open("headers one byte at a time", true)
 		wg.Add(1)
 		go func(c net.Conn, i int) {
 			defer wg.Done()
@@ -392,13 +386,7 @@ func testSlowClients(t *testing.T, f *fixture, w webhookConn) {
 		}(c, i)
 
 		// Headers complete, then the body one byte at a time.
-		c, err = tls.Dial("tcp", w.addr, w.tls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = &stalled{kind: "body one byte at a time", conn: c, closed: make(chan time.Duration, 1)}
-		conns = append(conns, s)
-		watch(s, opened)
+		c = open("body one byte at a time", true)
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,7 +39,7 @@ func TestScaledObjectsAgainstAPIServer(t *testing.T) {
 	f := launchWebhookOn(t, harness.ControlPlaneOptions{WebhookPaths: []string{manifests}, CRDPaths: []string{crd}}, func(*harness.ControlPlane, *Options) {})
 	f.waitReady(t)
 	ctx := context.Background()
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "prod"}})
+	createNamespaces(t, f.client, "prod")
 	if err := harness.SetPolicy(ctx, f.client, kedaPolicy); err != nil {
 		t.Fatal(err)
 	}

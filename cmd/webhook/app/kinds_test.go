@@ -12,11 +12,11 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -46,7 +46,6 @@ func kindsPolicyWith(maxWidgets int) string {
 }
 
 func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 	manifests := harness.WorkloadResourceManifests(t, "widgets", "example.com")
 	f := launchWebhookOn(t, harness.ControlPlaneOptions{
 		WebhookPaths: []string{manifests},
@@ -54,13 +53,10 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	}, func(_ *harness.ControlPlane, o *Options) {
 		o.WorkloadResources = []string{"widgets.example.com"}
 		o.EnableScaler = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	f.waitReady(t)
 	ctx := context.Background()
-	for _, ns := range []string{"data", "strict", "rollout", "exempt"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "data", "strict", "rollout", "exempt")
 	if err := harness.SetPolicy(ctx, f.client, kindsPolicyWith(4)); err != nil {
 		t.Fatal(err)
 	}
@@ -312,10 +308,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	})
 
 	t.Run("the metric names the real kind, also for /scale writes", func(t *testing.T) {
-		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := f.scrape(t)
 		for _, l := range [][]string{
 			{`kind="StatefulSet"`, `outcome="clamped"`},
 			{`kind="StatefulSet"`, `outcome="denied"`},
@@ -351,15 +344,9 @@ func TestWorkloadResourceRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A user with no rights at all: it may discover, not read a CRD.
-	nobody, err := env.AddUser(envtest.User{Name: "nobody"}, nil)
-	if err != nil {
+	if err := env.UserKubeconfig(dir+"/nobody", envtest.User{Name: "nobody"}); err != nil {
 		t.Fatal(err)
 	}
-	nobodyKC, err := nobody.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir+"/nobody", nobodyKC)
 	writeFile(t, dir+"/tls.crt", []byte("x"))
 	writeFile(t, dir+"/tls.key", []byte("x"))
 	for _, tc := range []struct {
@@ -396,26 +383,7 @@ func testComponentRBAC(t *testing.T, f *fixture, manifests string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		switch {
-		case strings.Contains(doc, "kind: ClusterRoleBinding\n"):
-			var b rbacv1.ClusterRoleBinding
-			if err := yaml.Unmarshal([]byte(doc), &b); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.client.RbacV1().ClusterRoleBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		case strings.Contains(doc, "kind: ClusterRole\n"):
-			var r rbacv1.ClusterRole
-			if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.client.RbacV1().ClusterRoles().Create(ctx, &r, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	createRBAC(t, f.client, string(data))
 	const sa = "system:serviceaccount:replica-policy-system:replica-policy"
 	for _, c := range []struct {
 		verb, group, resource, sub, ns, name string
@@ -453,6 +421,38 @@ func testComponentRBAC(t *testing.T, f *fixture, manifests string) {
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createRBAC creates the ClusterRole, ClusterRoleBinding, Role and RoleBinding of built, a
+// kustomize build of manifests/base (with a component): the ServiceAccount's rights as the
+// manifests install them.
+func createRBAC(t *testing.T, admin kubernetes.Interface, built string) {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		cr  rbacv1.ClusterRole
+		crb rbacv1.ClusterRoleBinding
+		r   rbacv1.Role
+		rb  rbacv1.RoleBinding
+	)
+	for kind, into := range map[string]any{"ClusterRole": &cr, "ClusterRoleBinding": &crb, "Role": &r, "RoleBinding": &rb} {
+		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(built, kind)), into); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
+	rbac := admin.RbacV1()
+	if _, err := rbac.ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -39,16 +38,12 @@ func nativePolicyWith(max int) string {
 }
 
 func TestNativePolicies(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 	f := startWebhook(t, func(o *Options) {
 		o.NativePolicies = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()
-	for _, ns := range []string{"native", "sel", "strict", "other"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "native", "sel", "strict", "other")
 	// Workloads the syncer's dry-run probes can scale: a Deployment where a clamp rule
 	// decides (native), a StatefulSet where a deny rule does (strict).
 	probeTargets(t, f.client, "native")
@@ -56,10 +51,7 @@ func TestNativePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhookCalls := func() float64 {
-		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := f.scrape(t)
 		return m.Sum("replicapolicy_admission_decisions_total", `webhook="mutate"`, `kind="Deployment"`)
 	}
 	clampMax := func() (string, error) {
@@ -376,24 +368,17 @@ func nativeOpts() native.Options { return native.Options{} }
 // configuration it should narrow does not exist), it says so in its metrics, retries, and
 // recovers by itself once the cause is gone.
 func TestNativePoliciesSyncFailure(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 	f := startWebhook(t, func(o *Options) {
 		o.NativePolicies = true
 		o.WebhookConfiguration = "replica-policy-renamed"
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()
 	metric := func(name string) float64 {
-		m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := f.scrape(t)
 		return m.Sum(name)
 	}
-	for _, ns := range []string{"native", "strict"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "native", "strict")
 	probeTargets(t, f.client, "native", "strict")
 	if err := harness.SetPolicy(ctx, f.client, nativePolicyWith(5)); err != nil {
 		t.Fatal(err)

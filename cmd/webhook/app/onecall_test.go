@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	ptrs "k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -79,7 +79,7 @@ func TestLaterMutationIsDecidedAgain(t *testing.T) {
 	if err := harness.SetPolicy(ctx, f.client, capPolicy); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})
+	createNamespaces(t, f.client, "apps")
 	s := startSetter(t, f.env)
 	// The API server calls mutating webhooks in the order of their configurations' names:
 	// "replica-policy" first, then this one.
@@ -131,43 +131,41 @@ func TestLaterMutationIsDecidedAgain(t *testing.T) {
 	}
 
 	// The baseline: without reinvocation, the later mutation is what is stored.
-	ours, err := mwcs.Get(ctx, "replica-policy", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ours.Webhooks {
-		ours.Webhooks[i].ReinvocationPolicy = ptrs.To(admissionregistrationv1.NeverReinvocationPolicy)
-	}
-	if _, err := mwcs.Update(ctx, ours, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	editWebhooks(t, f.client, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.ReinvocationPolicy = ptrs.To(admissionregistrationv1.NeverReinvocationPolicy)
+	})
 	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, "without reinvocation the later webhook wins", func() bool {
 		name := fmt.Sprintf("never-%d", time.Now().UnixNano())
 		return create(name) == 50
 	})
 }
 
+// editWebhooks has edit change each webhook of the configuration replica-policy, and
+// updates it.
+func editWebhooks(t *testing.T, c kubernetes.Interface, edit func(*admissionregistrationv1.MutatingWebhook)) {
+	t.Helper()
+	mwcs := c.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	ours, err := mwcs.Get(context.Background(), "replica-policy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ours.Webhooks {
+		edit(&ours.Webhooks[i])
+	}
+	if _, err := mwcs.Update(context.Background(), ours, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // notReadyTotal reads replicapolicy_admission_not_ready_total{webhook} from the process's
 // registry (Run serves it in this process).
 func notReadyTotal(t *testing.T, webhook string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
+	m, err := harness.GatherMetrics(metrics.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "replicapolicy_admission_not_ready_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "webhook" && l.GetValue() == webhook {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return m.Sum("replicapolicy_admission_not_ready_total", fmt.Sprintf("webhook=%q", webhook))
 }
 
 // TestNoAnswerBeforeThePolicyIsRead starts the webhook under a user that may read workloads
@@ -179,41 +177,22 @@ func TestNoAnswerBeforeThePolicyIsRead(t *testing.T) {
 	ctx := context.Background()
 	const user = "replica-policy-no-policy-yet"
 	f := launchWebhook(t, func(env *harness.ControlPlane, o *Options) {
-		rbac := env.Client.RbacV1()
-		if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
-			ObjectMeta: metav1.ObjectMeta{Name: user},
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
-				{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
-				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-			},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: user},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		u, err := env.AddUser(envtest.User{Name: user}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := u.KubeConfig()
-		if err != nil {
+		if err := harness.GrantClusterRole(ctx, env.Client, user, []rbacv1.PolicyRule{
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "replicasets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		}, harness.User(user)); err != nil {
 			t.Fatal(err)
 		}
 		o.Kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-		if err := os.WriteFile(o.Kubeconfig, kc, 0o600); err != nil {
+		if err := env.UserKubeconfig(o.Kubeconfig, envtest.User{Name: user}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if err := harness.SetPolicy(ctx, f.client, capPolicy); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})
+	createNamespaces(t, f.client, "apps")
 	// The webhook serves, but has not read its policy: every call is answered 503.
 	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, "the webhook answers 503", func() bool {
 		_, _ = f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", fmt.Sprintf("probe-%d", time.Now().UnixNano()), 1, nil), metav1.CreateOptions{})
@@ -237,17 +216,9 @@ func TestNoAnswerBeforeThePolicyIsRead(t *testing.T) {
 	}
 
 	// failurePolicy Fail: the same write is rejected, with the webhook's reason.
-	mwcs := f.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	ours, err := mwcs.Get(ctx, "replica-policy", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ours.Webhooks {
-		ours.Webhooks[i].FailurePolicy = ptrs.To(admissionregistrationv1.Fail)
-	}
-	if _, err := mwcs.Update(ctx, ours, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	editWebhooks(t, f.client, func(w *admissionregistrationv1.MutatingWebhook) {
+		w.FailurePolicy = ptrs.To(admissionregistrationv1.Fail)
+	})
 	harness.Eventually(t, 15*time.Second, 200*time.Millisecond, "under Fail the write is rejected", func() (bool, string) {
 		_, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", fmt.Sprintf("failed-%d", time.Now().UnixNano()), 50, nil), metav1.CreateOptions{})
 		if err == nil {

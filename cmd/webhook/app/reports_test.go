@@ -18,7 +18,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -160,7 +159,7 @@ func (e *reportsEnv) start(t *testing.T, configure func(*Options)) {
 	if e.f != nil {
 		e.f.stop()
 	}
-	e.scrape = fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	e.scrape = freeAddress(t)
 	e.f = runWebhookOn(t, e.env, func(_ *harness.ControlPlane, o *Options) {
 		o.Kubeconfig = e.sa
 		o.MetricsBindAddress = e.scrape
@@ -395,36 +394,12 @@ func TestReports(t *testing.T) {
 // ClusterRole of manifests/base alone (the rights once the component is removed).
 func installReportsRBAC(t *testing.T, env *harness.ControlPlane, admin kubernetes.Interface) (string, *rbacv1.ClusterRole) {
 	t.Helper()
-	ctx := context.Background()
-	mustCreate(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}})
+	createNamespaces(t, admin, policy.DefaultNamespace)
 	built, err := os.ReadFile(harness.ComponentManifests(t, "reports", "reports.yaml", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		cr  rbacv1.ClusterRole
-		crb rbacv1.ClusterRoleBinding
-		r   rbacv1.Role
-		rb  rbacv1.RoleBinding
-	)
-	for kind, into := range map[string]any{"ClusterRole": &cr, "ClusterRoleBinding": &crb, "Role": &r, "RoleBinding": &rb} {
-		if err := yaml.Unmarshal([]byte(harness.ManifestOfKind(string(built), kind)), into); err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-	}
-	rbac := admin.RbacV1()
-	if _, err := rbac.ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.RoleBindings(rb.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createRBAC(t, admin, string(built))
 	waitAccess(t, admin, "list", true)
 
 	baseRBAC, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "manifests", "base", "rbac.yaml"))
@@ -439,16 +414,10 @@ func installReportsRBAC(t *testing.T, env *harness.ControlPlane, admin kubernete
 		t.Fatalf("manifests/base grants rights on reports: %+v", base.Rules)
 	}
 
-	u, err := env.AddUser(envtest.User{Name: serviceAccount}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "serviceaccount")
-	writeFile(t, path, kc)
+	if err := env.UserKubeconfig(path, envtest.User{Name: serviceAccount}); err != nil {
+		t.Fatal(err)
+	}
 	return path, base
 }
 
@@ -485,7 +454,7 @@ func createReportWorkloads(t *testing.T, admin kubernetes.Interface) map[string]
 	}
 	for i := range reportNamespaces {
 		ns := teamNS(i)
-		mustCreate(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		createNamespaces(t, admin, ns)
 		teams[ns] = teamState{web: []string{"web-0", "web-1", "web-2"}, batch: 7}
 		for _, w := range teams[ns].web {
 			add(ns, w, "web", 8)
@@ -496,11 +465,11 @@ func createReportWorkloads(t *testing.T, admin kubernetes.Interface) map[string]
 			add(ns, fmt.Sprintf("ok-%02d", j), "web", 2)
 		}
 	}
-	mustCreate(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "free"}})
+	createNamespaces(t, admin, "free")
 	for j := range 3 {
 		add("free", fmt.Sprintf("free-%d", j), "", 40)
 	}
-	mustCreate(t, admin, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-hpa"}})
+	createNamespaces(t, admin, "team-hpa")
 	add("team-hpa", "app", "web", 2)
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-hpa", Name: "app"},
@@ -646,26 +615,21 @@ func testCorrectedLeave(t *testing.T, e *reportsEnv, teams map[string]teamState)
 // package.) Restarted with --reports=false, whose leader looks for reports to delete, it
 // starts as well (that it says nothing: TestCleanup).
 func TestReportsWithoutCRD(t *testing.T) {
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
 	f := startWebhook(t, func(o *Options) {
 		o.Reports = true
-		o.MetricsBindAddress = metricsAddr
 	})
 	ctx := context.Background()
 	if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})
+	createNamespaces(t, f.client, "apps")
 	clamps := func() (bool, string) {
 		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", "big", 40, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && ptr.Deref(d.Spec.Replicas, 0) == 10, fmt.Sprint(err, " ", replicasOf(d))
 	}
 	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, "a clamp by the webhook", clamps)
 	f.waitReady(t)
-	m, err := harness.ScrapeMetrics("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := f.scrape(t)
 	if v, err := m.Value("replicapolicy_reports_active"); err != nil || v != 0 {
 		t.Errorf("replicapolicy_reports_active %v (%v), want 0 without the CRD", v, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -36,7 +35,7 @@ func TestCorrectionStormWithDefaultLimits(t *testing.T) {
 	f.waitReady(t)
 	ctx := context.Background()
 	const ns = "storm"
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	createNamespaces(t, f.client, ns)
 	// No policy yet: the Deployments are created at 5 replicas, inside every bound.
 	smp := harness.RunConcurrently(16, n, func(_, i int) error {
 		_, err := f.client.AppsV1().Deployments(ns).Create(ctx, harness.Deployment(ns, fmt.Sprintf("s-%05d", i), 5, nil), metav1.CreateOptions{})

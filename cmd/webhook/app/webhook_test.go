@@ -32,6 +32,8 @@ type fixture struct {
 	client kubernetes.Interface
 	warns  *harness.Warnings
 	health string // host:port of /healthz and /readyz
+	// metrics is the host:port of /metrics ("0" where a test turned it off).
+	metrics string
 	// kubeconfig is an administrator's, for kubectl.
 	kubeconfig string
 	// stop ends the webhook (as an outage would) and waits for it; the test's end calls it too.
@@ -79,8 +81,8 @@ func runWebhookOn(t *testing.T, env *harness.ControlPlane, configure func(*harne
 	o.Kubeconfig = kubeconfig
 	o.CertDir = wio.LocalServingCertDir
 	o.Port = wio.LocalServingPort
-	o.MetricsBindAddress = "0"
-	health := fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+	o.MetricsBindAddress = freeAddress(t)
+	health := freeAddress(t)
 	o.HealthProbeBindAddress = health
 	o.EnableScaler = false
 	o.ShutdownDelay = 0
@@ -88,11 +90,11 @@ func runWebhookOn(t *testing.T, env *harness.ControlPlane, configure func(*harne
 	configure(env, o)
 	stop := harness.RunInBackground(t, "webhook", 40*time.Second, func(ctx context.Context) error { return Run(ctx, o) })
 
-	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, kubeconfig: kubeconfig, stop: stop}
+	f := &fixture{env: env, warns: &harness.Warnings{}, health: health, metrics: o.MetricsBindAddress, kubeconfig: kubeconfig, stop: stop}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = f.warns
 	f.client = kubernetes.NewForConfigOrDie(cfg)
-	mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policy.DefaultNamespace}})
+	createNamespaces(t, f.client, policy.DefaultNamespace)
 	return f
 }
 
@@ -117,17 +119,29 @@ func (f *fixture) waitReady(t *testing.T) {
 	}
 }
 
-func mustCreate[T interface{ GetName() string }](t *testing.T, c kubernetes.Interface, obj T) {
+// freeAddress is a free local address, for one of the webhook's endpoints.
+func freeAddress(t *testing.T) string {
+	return fmt.Sprintf("127.0.0.1:%d", harness.MustFreePort(t))
+}
+
+// scrape reads the metrics the webhook serves.
+func (f *fixture) scrape(t *testing.T) harness.Metrics {
 	t.Helper()
-	var err error
-	switch o := any(obj).(type) {
-	case *corev1.Namespace:
-		_, err = c.CoreV1().Namespaces().Create(context.Background(), o, metav1.CreateOptions{})
-	default:
-		t.Fatalf("mustCreate: %T", obj)
-	}
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	m, err := harness.ScrapeMetrics("http://" + f.metrics + "/metrics")
+	if err != nil {
 		t.Fatal(err)
+	}
+	return m
+}
+
+// createNamespaces creates each namespace; one that exists already is left as it is.
+func createNamespaces(t *testing.T, c kubernetes.Interface, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -158,9 +172,7 @@ rules:
 func TestAdmissionAgainstAPIServer(t *testing.T) {
 	f := startWebhook(t, nil)
 	ctx := context.Background()
-	for _, ns := range []string{"apps", "strict-a", "loose", "exempt"} {
-		mustCreate(t, f.client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
+	createNamespaces(t, f.client, "apps", "strict-a", "loose", "exempt")
 	if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
 		t.Fatal(err)
 	}
