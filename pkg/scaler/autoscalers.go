@@ -63,7 +63,6 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, req Request) (reco
 		r.settled(ctx, req, e)
 		return reconcile.Result{}, nil
 	}
-	r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
 	r.report(ctx, req, obj, reason, v.Range.String(), e)
 	return reconcile.Result{}, nil
 }

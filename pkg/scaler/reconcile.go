@@ -62,14 +62,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (reconcile.Resu
 	e := v.Effect(policy.AtScaler, policy.Subject{Kind: kind.Kind, Name: req.Name})
 	switch e.Kind {
 	case policy.Patch:
-		r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
 		if r.opts.DryRun {
 			r.reportWouldCorrect(ctx, req, kind, obj, v)
 			return reconcile.Result{}, nil
 		}
 		return r.correct(ctx, req, kind, obj, v)
 	case policy.Report:
-		r.tracker.outOfBounds(req, e.Rule.Name, string(e.Rule.Action))
 		r.report(ctx, req, obj, ReasonReplicasOutOfBounds, fmt.Sprint(v.Replicas), e)
 	default:
 		// An unknown Namespace's create event queues this workload again.
@@ -114,7 +112,7 @@ func (r *Reconciler) settled(ctx context.Context, req Request, e policy.Effect) 
 func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj *workload.Cached, v policy.Verdict) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	rule := v.Rule
-	adm := r.tracker.admit(req, [2]string{rule.Name, kind.Kind}, r.now())
+	adm := r.tracker.admit(req, [2]string{rule.Name, string(rule.Action)}, [2]string{rule.Name, kind.Kind}, r.now())
 	if adm.contested {
 		r.contests.Add(1)
 		contestsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
@@ -140,18 +138,19 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 	case err != nil && ctx.Err() != nil:
 		return reconcile.Result{}, err // shutting down or lost leadership: not a failure
 	case movedSinceSeen(err):
+		r.tracker.notCorrected(req)
 		r.moved.Add(1)
 		movedTotal.Inc()
 		logger.V(1).Info("Replicas changed since the cache saw them; evaluating again from the cache", "seen", from)
 		return reconcile.Result{RequeueAfter: movedRequeue}, nil
 	case err != nil:
+		r.tracker.notCorrected(req)
 		r.failures.Add(1)
 		correctionFailuresTotal.WithLabelValues(failureReason(err)).Inc()
 		r.event(obj, rule.Name, corev1.EventTypeWarning, ReasonCorrectionFailed, actionScale,
 			"could not set spec.replicas %d to %d for replica policy rule %q: %v", from, to, rule.Name, err)
 		return reconcile.Result{}, fmt.Errorf("updating the scale of %s: %w", req, err)
 	}
-	r.tracker.corrected(req, r.now())
 	r.corrections.Add(1)
 	correctionsTotal.WithLabelValues(rule.Name, kind.Kind).Inc()
 	r.event(obj, rule.Name, corev1.EventTypeNormal, ReasonReplicasCorrected, actionScale,
@@ -160,22 +159,23 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 	return reconcile.Result{}, nil
 }
 
-// report records, once per what (the value judged) and rule, the Report effect e of req (a workload outside
-// the bounds of a deny or warn rule, an autoscaler outside its target's bounds) as an
-// Event of reason on obj.
+// report records req as outside the bounds of e's rule and, once per what (the value
+// judged) and rule, the Report effect e (a workload outside the bounds of a deny or warn
+// rule, an autoscaler outside its target's bounds) as an Event of reason on obj.
 func (r *Reconciler) report(ctx context.Context, req Request, obj client.Object, reason, what string, e policy.Effect) {
 	rule := e.Rule
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %s", rule.Name, rule.Action, rule.Bounds, what)) {
+	if !r.tracker.outOfBounds(req, [2]string{rule.Name, string(rule.Action)}, fmt.Sprintf("%s %s %s %s", rule.Name, rule.Action, rule.Bounds, what)) {
 		return
 	}
 	r.event(obj, rule.Name, corev1.EventTypeWarning, reason, actionReport, "%s", e.Messages[0])
 	log.FromContext(ctx).V(1).Info("Out of bounds", "rule", rule.Name, "action", rule.Action, "what", what)
 }
 
-// reportWouldCorrect records, once per value and rule, what a dry run would have changed.
+// reportWouldCorrect records req as outside the bounds of v's rule and, once per value and
+// rule, what a dry run would have changed.
 func (r *Reconciler) reportWouldCorrect(ctx context.Context, req Request, kind workload.Kind, obj client.Object, v policy.Verdict) {
 	rule := v.Rule
-	if !r.tracker.firstReport(req, fmt.Sprintf("%s %s %s %d dry-run", rule.Name, rule.Action, rule.Bounds, v.Replicas)) {
+	if !r.tracker.outOfBounds(req, [2]string{rule.Name, string(rule.Action)}, fmt.Sprintf("%s %s %s %d dry-run", rule.Name, rule.Action, rule.Bounds, v.Replicas)) {
 		return
 	}
 	dryRunWouldCorrectTotal.WithLabelValues(rule.Name, kind.Kind).Inc()

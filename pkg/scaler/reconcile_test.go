@@ -346,7 +346,7 @@ func TestReconcile(t *testing.T) {
 			policy: fmt.Sprintf("exemptNamespaces: [%s]\ndefault: {maxReplicas: 10}\n", recNS),
 			objs:   []client.Object{web50},
 			setup: func(f *fixture) {
-				f.r.tracker.outOfBounds(webReq, "rt-exempt", "clamp") // from before the namespace was exempt
+				f.r.tracker.outOfBounds(webReq, [2]string{"rt-exempt", "clamp"}, "") // from before the namespace was exempt
 			},
 			check: func(t *testing.T, f *fixture) {
 				if f.tracked(webReq) || f.oobCount("rt-exempt", policy.ActionClamp) != 0 {
@@ -479,7 +479,7 @@ func TestReconcile(t *testing.T) {
 			name: "not found in the cache: no error, the tracker forgets",
 			// The Deployment is absent from the cache.
 			policy: clampPolicy("rt-gone"),
-			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-gone", "clamp") },
+			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-gone", "clamp"}, "") },
 			check: func(t *testing.T, f *fixture) {
 				if f.tracked(webReq) || f.oobCount("rt-gone", policy.ActionClamp) != 0 {
 					t.Error("tracker still holds the deleted workload")
@@ -495,7 +495,7 @@ func TestReconcile(t *testing.T) {
 				d.Finalizers = []string{"example.com/hold"}
 				return d
 			}()},
-			setup: func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-deleting", "clamp") },
+			setup: func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-deleting", "clamp"}, "") },
 			check: func(t *testing.T, f *fixture) {
 				if f.tracked(webReq) || f.oobCount("rt-deleting", policy.ActionClamp) != 0 {
 					t.Error("tracker still holds the workload being deleted")
@@ -610,7 +610,7 @@ func TestReconcile(t *testing.T) {
 			name:   "in bounds: nothing written, no Event, the tracker drops the workload",
 			policy: clampPolicy("rt-in-bounds"),
 			objs:   []client.Object{recDeployment(recNS, recName, ptr.To[int32](5))},
-			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, "rt-in-bounds", "clamp") },
+			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-in-bounds", "clamp"}, "") },
 			check: func(t *testing.T, f *fixture) {
 				if f.tracked(webReq) || f.oobCount("rt-in-bounds", policy.ActionClamp) != 0 {
 					t.Error("tracker still holds the compliant workload")
@@ -632,7 +632,7 @@ func TestReconcile(t *testing.T) {
 			}},
 			req: Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: types.NamespacedName{Namespace: recNS, Name: "web-1"}},
 			setup: func(f *fixture) {
-				f.r.tracker.outOfBounds(Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: types.NamespacedName{Namespace: recNS, Name: "web-1"}}, "rt-owned", "clamp")
+				f.r.tracker.outOfBounds(Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: types.NamespacedName{Namespace: recNS, Name: "web-1"}}, [2]string{"rt-owned", "clamp"}, "")
 			},
 			check: func(t *testing.T, f *fixture) {
 				if f.oobCount("rt-owned", policy.ActionClamp) != 0 {

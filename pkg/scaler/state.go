@@ -84,19 +84,14 @@ func (t *tracker) inBounds(req Request, now time.Time) {
 	}
 }
 
-// outOfBounds records that req is outside the bounds of rule, whose action is action.
-func (t *tracker) outOfBounds(req Request, rule, action string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.setOOB(t.state(req), [2]string{rule, action})
-}
-
-// firstReport reports whether report differs from the last one made for req, and
-// remembers it: an out-of-bounds Event is recorded once per workload, value and rule.
-func (t *tracker) firstReport(req Request, report string) bool {
+// outOfBounds records that req is outside the bounds of oob ({rule, action}), and reports
+// whether report differs from the last report made for req, remembering it: an
+// out-of-bounds Event is recorded once per workload, value and rule.
+func (t *tracker) outOfBounds(req Request, oob [2]string, report string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.state(req)
+	t.setOOB(s, oob)
 	if s.reported == report {
 		return false
 	}
@@ -117,12 +112,15 @@ type admission struct {
 	recent int
 }
 
-// admit decides whether req, out of bounds under rule, may be corrected at now. label is
-// {rule, kind} for the contested gauge.
-func (t *tracker) admit(req Request, label [2]string, now time.Time) admission {
+// admit records that req is outside the bounds of oob ({rule, action}) and decides
+// whether it may be corrected at now; label is {rule, kind} for the contested gauge. A
+// correction it lets through is counted at once, so that a correction consults the tracker
+// once; notCorrected takes it back when the write did not happen.
+func (t *tracker) admit(req Request, oob, label [2]string, now time.Time) admission {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.state(req)
+	t.setOOB(s, oob)
 	if now.Before(s.contestedUntil) {
 		t.setContested(s, label)
 		return admission{wait: s.contestedUntil.Sub(now)}
@@ -135,6 +133,7 @@ func (t *tracker) admit(req Request, label [2]string, now time.Time) admission {
 		limit = 1
 	}
 	if len(s.corrections) < limit {
+		s.corrections = append(s.corrections, now)
 		return admission{ok: true}
 	}
 	s.strikes++
@@ -150,12 +149,14 @@ func (t *tracker) admit(req Request, label [2]string, now time.Time) admission {
 	return admission{wait: backoff, contested: true, backoff: backoff, recent: recent}
 }
 
-// corrected records a correction of req at now.
-func (t *tracker) corrected(req Request, now time.Time) {
+// notCorrected takes back the correction admit counted last for req: its write found the
+// workload moved, or failed.
+func (t *tracker) notCorrected(req Request) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.state(req)
-	s.corrections = append(s.corrections, now)
+	if s, ok := t.items[req]; ok && len(s.corrections) > 0 {
+		s.corrections = s.corrections[:len(s.corrections)-1]
+	}
 }
 
 // prune drops corrections older than the window and forgives past contests once a whole

@@ -25,6 +25,17 @@ func contestTracker(name string) (*tracker, Request, [2]string) {
 	return newTracker(o), req, [2]string{name + "-rule", "Deployment"}
 }
 
+// corrected counts a correction of req at at, as admit does for one it lets through.
+func (t *tracker) corrected(req Request, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.state(req)
+	s.corrections = append(s.corrections, at)
+}
+
+// clampOf is the {rule, action} of label's rule, a clamp rule.
+func clampOf(label [2]string) [2]string { return [2]string{label[0], "clamp"} }
+
 func TestTrackerContest(t *testing.T) {
 	tr, req, label := contestTracker("unit-contest")
 	t0 := time.Unix(1_000_000, 0)
@@ -33,13 +44,12 @@ func TestTrackerContest(t *testing.T) {
 	// Three corrections within the window are allowed.
 	for i := range 3 {
 		now := at(time.Duration(i) * time.Second)
-		if a := tr.admit(req, label, now); !a.ok {
+		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
 			t.Fatalf("correction %d refused: %+v", i+1, a)
 		}
-		tr.corrected(req, now)
 	}
 	// The fourth is a contest: first back-off.
-	a := tr.admit(req, label, at(3*time.Second))
+	a := tr.admit(req, clampOf(label), label, at(3*time.Second))
 	if a.ok || !a.contested || a.backoff != time.Minute || a.recent != 3 {
 		t.Fatalf("4th admission = %+v, want contested for 1m after 3 corrections", a)
 	}
@@ -47,38 +57,35 @@ func TestTrackerContest(t *testing.T) {
 		t.Errorf("contested count = %d, want 1", got)
 	}
 	// During the back-off: wait, no new contest.
-	a = tr.admit(req, label, at(33*time.Second))
+	a = tr.admit(req, clampOf(label), label, at(33*time.Second))
 	if a.ok || a.contested || a.wait != 30*time.Second {
 		t.Fatalf("admission during back-off = %+v, want wait 30s", a)
 	}
 	// After it: one probe correction.
 	probe := at(time.Minute + 4*time.Second)
-	if a = tr.admit(req, label, probe); !a.ok {
+	if a = tr.admit(req, clampOf(label), label, probe); !a.ok {
 		t.Fatalf("probe refused: %+v", a)
 	}
 	if got := tr.contested[label]; got != 0 {
 		t.Errorf("contested count after back-off = %d, want 0", got)
 	}
-	tr.corrected(req, probe)
 	// Reverted again within the window: contested at once, for twice as long.
-	if a = tr.admit(req, label, probe.Add(time.Second)); !a.contested || a.backoff != 2*time.Minute {
+	if a = tr.admit(req, clampOf(label), label, probe.Add(time.Second)); !a.contested || a.backoff != 2*time.Minute {
 		t.Fatalf("after a reverted probe = %+v, want contested for 2m", a)
 	}
 	// Third contest: 4m, capped at 3m.
 	probe = probe.Add(time.Second + 2*time.Minute)
-	if a = tr.admit(req, label, probe); !a.ok {
+	if a = tr.admit(req, clampOf(label), label, probe); !a.ok {
 		t.Fatalf("second probe refused: %+v", a)
 	}
-	tr.corrected(req, probe)
-	if a = tr.admit(req, label, probe.Add(time.Second)); !a.contested || a.backoff != 3*time.Minute {
+	if a = tr.admit(req, clampOf(label), label, probe.Add(time.Second)); !a.contested || a.backoff != 3*time.Minute {
 		t.Fatalf("third contest = %+v, want capped at 3m", a)
 	}
 	end := probe.Add(time.Second + 3*time.Minute)
 	// The other writer stops: the probe sticks, and the workload is compliant from then on.
-	if a = tr.admit(req, label, end); !a.ok {
+	if a = tr.admit(req, clampOf(label), label, end); !a.ok {
 		t.Fatalf("third probe refused: %+v", a)
 	}
-	tr.corrected(req, end)
 	tr.inBounds(req, end.Add(time.Second))
 	if _, ok := tr.items[req]; !ok {
 		t.Fatal("state dropped while the probe is within the window")
@@ -90,10 +97,9 @@ func TestTrackerContest(t *testing.T) {
 	}
 	later := end.Add(tr.window + time.Minute)
 	for i := range 3 {
-		if a = tr.admit(req, label, later); !a.ok {
+		if a = tr.admit(req, clampOf(label), label, later); !a.ok {
 			t.Fatalf("correction %d after forgiveness refused: %+v", i+1, a)
 		}
-		tr.corrected(req, later)
 	}
 }
 
@@ -105,21 +111,20 @@ func TestTrackerPolicyChange(t *testing.T) {
 	// The policy is deleted and created again three times; each time the scaler corrects
 	// the value that landed while there was none.
 	for i := range 3 {
-		if a := tr.admit(req, label, now); !a.ok {
+		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
 			t.Fatalf("correction %d after policy change %d refused: %+v", i+1, i, a)
 		}
-		tr.corrected(req, now)
 		now = now.Add(time.Second)
 		tr.policyChanged()
 	}
-	if a := tr.admit(req, label, now); !a.ok || a.contested {
+	if a := tr.admit(req, clampOf(label), label, now); !a.ok || a.contested {
 		t.Fatalf("after three corrections each under a new policy: %+v, want a correction, no contest", a)
 	}
-	// Under one policy the same three corrections are a fight...
-	for range 3 {
+	// Under one policy the same three corrections are a fight (admit counted the first)...
+	for range 2 {
 		tr.corrected(req, now)
 	}
-	if a := tr.admit(req, label, now); !a.contested {
+	if a := tr.admit(req, clampOf(label), label, now); !a.contested {
 		t.Fatalf("three corrections under one policy: %+v, want contested", a)
 	}
 	if got := tr.contested[label]; got != 1 {
@@ -127,7 +132,7 @@ func TestTrackerPolicyChange(t *testing.T) {
 	}
 	// ...and a new policy ends the back-off at once.
 	tr.policyChanged()
-	if a := tr.admit(req, label, now.Add(time.Second)); !a.ok {
+	if a := tr.admit(req, clampOf(label), label, now.Add(time.Second)); !a.ok {
 		t.Errorf("after a policy change during a back-off: %+v, want a correction", a)
 	}
 	if got := tr.contested[label]; got != 0 {
@@ -141,21 +146,21 @@ func TestTrackerGauges(t *testing.T) {
 		return Request{Kind: schema.GroupKind{Group: "apps", Kind: "Deployment"}, NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}}
 	}
 	a, d := [2]string{"unit-gauge-a", "deny"}, [2]string{"unit-gauge-b", "clamp"}
-	tr.outOfBounds(r("1"), a[0], a[1])
-	tr.outOfBounds(r("2"), a[0], a[1])
-	tr.outOfBounds(r("2"), a[0], a[1]) // repeated: counted once
-	tr.outOfBounds(r("3"), d[0], d[1])
+	tr.outOfBounds(r("1"), a, "")
+	tr.outOfBounds(r("2"), a, "")
+	tr.outOfBounds(r("2"), a, "") // repeated: counted once
+	tr.outOfBounds(r("3"), d, "")
 	if tr.oob[a] != 2 || tr.oob[d] != 1 {
 		t.Fatalf("counts = %v", tr.oob)
 	}
-	tr.outOfBounds(r("2"), d[0], d[1]) // moved to another rule
+	tr.outOfBounds(r("2"), d, "") // moved to another rule
 	tr.inBounds(r("1"), time.Now())
 	tr.forget(r("3"))
 	if _, ok := tr.oob[a]; ok || tr.oob[d] != 1 {
 		t.Fatalf("counts = %v, want only %v: 1", tr.oob, d)
 	}
-	if !tr.firstReport(r("2"), "x") || tr.firstReport(r("2"), "x") || !tr.firstReport(r("2"), "y") {
-		t.Error("firstReport does not report each new value once")
+	if !tr.outOfBounds(r("2"), d, "x") || tr.outOfBounds(r("2"), d, "x") || !tr.outOfBounds(r("2"), d, "y") {
+		t.Error("outOfBounds does not report each new value once")
 	}
 	tr.reset()
 	if len(tr.oob) != 0 || len(tr.items) != 0 {
@@ -243,5 +248,30 @@ func TestEventBudget(t *testing.T) {
 	}
 	if keys, _ := b.close(); len(keys) != 0 {
 		t.Errorf("a window within its budget has summaries: %v", keys)
+	}
+}
+
+// TestTrackerCountsOnlyWritesThatHappened: admit counts the correction it lets through;
+// one whose write found the workload moved, or failed, is taken back with notCorrected and
+// never adds up to a contest.
+func TestTrackerCountsOnlyWritesThatHappened(t *testing.T) {
+	tr, req, label := contestTracker("unit-not-corrected")
+	now := time.Unix(3_000_000, 0)
+	for i := range 5 {
+		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
+			t.Fatalf("attempt %d refused after %d writes that did not happen: %+v", i+1, i, a)
+		}
+		tr.notCorrected(req)
+	}
+	if got := tr.oob[clampOf(label)]; got != 1 {
+		t.Errorf("out-of-bounds count = %d, want 1 (admit records it)", got)
+	}
+	for range 3 {
+		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
+			t.Fatalf("correction refused: %+v", a)
+		}
+	}
+	if a := tr.admit(req, clampOf(label), label, now); !a.contested {
+		t.Fatalf("after three corrections that happened: %+v, want contested", a)
 	}
 }
