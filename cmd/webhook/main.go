@@ -21,11 +21,12 @@ import (
 // before the first workload is listed, about 6 MiB of the runtime's own, and the heap: about
 // 9 MiB live at the start-up peak, so the heap's growth between collections decides whether
 // the peak stays under the design's 48 MiB. Measured with the e2e memory test at 10,000
-// workloads (docs/benchmarks.md, Memory): 50.0-51.8 MiB at 50, 44.6-45.0 at 25 (with the
+// workloads (docs/benchmarks.md, Memory): 50.0-51.8 MiB at 50, 44.3-46.6 at 25 (with the
 // memory profiler off, below). At 100,000 workloads the live heap is about 90 MiB and a
 // collection runs every 22 MiB allocated: more often than at 50, never back to back, as a
-// soft memory limit under the live heap would. No GOMEMLIMIT is set for that reason. GOGC
-// (and GOMEMLIMIT) in the environment still take precedence.
+// soft memory limit under the live heap would (ready after 8.4-9.0 s, peak 114 MiB). 20
+// gave 2 MiB less at 10,000 but was ready only after 19.9 s at 100,000. No GOMEMLIMIT is
+// set. GOGC (and GOMEMLIMIT) in the environment still take precedence.
 const gcPercent = 25
 
 // init turns the runtime's heap profiler off: the binary serves no profiles, and each sample
