@@ -41,7 +41,7 @@ const (
 	// contractPeak is the design's bound (Scale): a peak RSS under 48 MiB with
 	// contractWorkloads workloads, start-up included. Fewer workloads need no more memory
 	// (the informer caches, the start-up pass and the queue all shrink with the count), so
-	// every run of up to contractWorkloads asserts it. Measured 44.3-45.0 MiB in five runs
+	// every run of up to contractWorkloads asserts it. Measured 44.3-46.6 MiB in nine runs
 	// on 2026-12-07 (docs/benchmarks.md, Memory), about 27 MiB of it the binary's own pages.
 	contractPeak      = 48 << 20
 	contractWorkloads = 10000
