@@ -125,6 +125,9 @@ type Reconciler struct {
 	now       func() time.Time
 	// policyChanged has room for one pending full pass: policy changes coalesce.
 	policyChanged chan struct{}
+	// passQueueBound is the queue length at which a full pass waits (the constant's value;
+	// tests lower it).
+	passQueueBound int
 	// scaledObjects is the watch of KEDA's ScaledObjects, started when they can be read.
 	scaledObjects scaledObjectWatch
 
@@ -133,7 +136,7 @@ type Reconciler struct {
 
 // New returns a scaler that enforces the policy in store.
 func New(store *policystore.Store, opts Options) *Reconciler {
-	return &Reconciler{Kinds: workload.Builtin(), store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1),
+	return &Reconciler{Kinds: workload.Builtin(), store: store, opts: opts, now: time.Now, policyChanged: make(chan struct{}, 1), passQueueBound: passQueueBound,
 		budget: newEventBudget(opts.EventBudget)}
 }
 
@@ -225,11 +228,11 @@ func (r *Reconciler) watches(mgr ctrl.Manager, b *builder.TypedBuilder[Request])
 				// The Namespaces of the cache's initial list: their workloads come in the
 				// workload sources' own initial lists, a second pass would repeat them.
 				if !e.IsInInitialList {
-					r.enqueueAll(ctx, q, e.Object.GetName(), "namespace created")
+					r.enqueueAll(ctx, q, e.Object.GetName(), "namespace created", nil)
 				}
 			},
 			UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[Request]) {
-				r.enqueueAll(ctx, q, e.ObjectNew.GetName(), "namespace labels changed")
+				r.enqueueAll(ctx, q, e.ObjectNew.GetName(), "namespace labels changed", nil)
 			},
 		},
 		predicate.TypedFuncs[client.Object]{
@@ -351,9 +354,9 @@ func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimit
 			case <-ctx.Done():
 				return
 			case <-r.policyChanged:
-				r.enqueueAll(ctx, q, "", "policy changed")
+				r.enqueueAll(ctx, q, "", "policy changed", r.room)
 			case <-tick:
-				r.enqueueAll(ctx, q, "", "resync")
+				r.enqueueAll(ctx, q, "", "resync", r.room)
 			}
 		}
 	}()
@@ -363,8 +366,9 @@ func (r *Reconciler) startPasses(ctx context.Context, q workqueue.TypedRateLimit
 // enqueueAll queues every workload in the cache that needs a reconcile (needed), and every
 // HorizontalPodAutoscaler and watched ScaledObject, in namespace ns ("" for all; a full pass
 // first tries to start the ScaledObjects' watch). Compliant workloads cost a cache read and a
-// decision each, no queue entry and no API request.
-func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string) {
+// decision each, no queue entry and no API request. room, when not nil, is asked before each
+// workload is queued and paces the pass (Reconciler.room); false ends the pass there.
+func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request], ns, why string, room func(context.Context, workqueue.TypedRateLimitingInterface[Request]) bool) {
 	logger := log.FromContext(ctx).WithValues("controller", ControllerName)
 	n := 0
 	add := func(gk schema.GroupKind, namespace, name string) {
@@ -383,6 +387,10 @@ func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimiti
 			namespace, name, err := toolscache.SplitMetaNamespaceKey(key)
 			req := Request{Kind: k.GroupKind(), NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}}
 			if err == nil && r.needed(ctx, req) {
+				if room != nil && !room(ctx, q) {
+					logger.V(1).Info("Pass ended early", "reason", why, "workloads", n)
+					return
+				}
 				add(k.GroupKind(), namespace, name)
 			}
 		}
@@ -399,6 +407,39 @@ func (r *Reconciler) enqueueAll(ctx context.Context, q workqueue.TypedRateLimiti
 	}
 	r.enqueueScaledObjects(ctx, ns, add)
 	logger.V(1).Info("Queued workloads for evaluation", "reason", why, "namespace", ns, "workloads", n)
+}
+
+// passQueueBound is how many ready requests a full pass leaves in the queue before it waits
+// for the workers. A request in controller-runtime's priority queue holds about 500 bytes
+// (its item, the queue's index and its metrics' timestamps: 5.0 MiB of heap with 10,000
+// violators queued at once, in a heap profile of the correction storm), so a pass over
+// 10,000 violators held all of them while the workers corrected 50 a second. 1,000 is 20
+// seconds of corrections at the default --scaler-max-corrections-per-second: the workers
+// do not wait for the pass.
+const passQueueBound = 1000
+
+// passQueuePoll is how often a waiting pass looks at the queue's length again.
+const passQueuePoll = 100 * time.Millisecond
+
+// room waits until q holds fewer than passQueueBound ready requests, so that a full pass
+// over many violators queues them as the workers take them. It returns false when the pass
+// should end instead: ctx ended, or the policy changed again, whose own full pass (signalled
+// again here) evaluates every workload under the newer policy.
+func (r *Reconciler) room(ctx context.Context, q workqueue.TypedRateLimitingInterface[Request]) bool {
+	for q.Len() >= r.passQueueBound {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-r.policyChanged:
+			select {
+			case r.policyChanged <- struct{}{}:
+			default: // already signalled again
+			}
+			return false
+		case <-time.After(passQueuePoll):
+		}
+	}
+	return true
 }
 
 func int32PtrEqual(a, b *int32) bool {

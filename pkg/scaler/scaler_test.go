@@ -48,6 +48,7 @@ func TestScaler(t *testing.T) {
 		{"BacksOffFromAnotherWriter", testFight},
 		{"PolicyAbsenceIsNotAFight", testPolicyAbsence},
 		{"CorrectionsPerSecondCap", testRateLimit},
+		{"FullPassIsPaced", testPassPaced},
 		{"EventBudgetSummarises", testEventBudget},
 		{"LeaderElection", testLeaderElection},
 	} {
@@ -589,6 +590,47 @@ func testRateLimit(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	}
 	if c := run.R.Counts(); c.ScaleWrites != n {
 		t.Errorf("counts = %+v, want %d writes", c, n)
+	}
+}
+
+// A full pass over more violators than the queue's bound queues them as the workers take
+// them: the queue's depth stays near the bound (not every violator at once, as a pass did
+// before), and every violator is still corrected.
+func testPassPaced(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ns := newNamespace(t, cs, nil)
+	const n, bound = 60, 5
+	for i := range n {
+		createDeployment(t, cs, ns, fmt.Sprintf("p-%02d", i), 20, nil)
+	}
+	store := newStore()
+	rule := "paced-" + suffix()
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 50}\n", rule, ns))
+	opts := testOptions()
+	opts.MaxCorrectionsPerSecond, opts.CorrectionBurst = 30, 1
+	run := startScaler(t, cfg, store, opts, func(r *scaler.Reconciler, _ manager.Manager) { scaler.SetPassQueueBound(r, bound) }, nil)
+	waitPass(t, cs, run.R, 0)
+
+	applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: %s, namespaces: [%s], maxReplicas: 5}\n", rule, ns))
+	depth := 0.0
+	harness.Eventually(t, 20*time.Second, 10*time.Millisecond, "the scaler's outcome", func() error {
+		if d, _ := metric(t, "workqueue_depth", map[string]string{"name": scaler.ControllerName}); d > depth {
+			depth = d
+		}
+		if c := run.R.Counts(); c.Corrections != n {
+			return fmt.Errorf("%d of %d corrected", c.Corrections, n)
+		}
+		return nil
+	})
+	t.Logf("%d violators, a pass bound of %d: the queue's depth reached %.0f", n, bound, depth)
+	// The bound, plus the corrected workloads that their own update events bring back while
+	// the workers wait for the corrections' rate limit (at most one a worker).
+	if max := float64(bound + opts.MaxConcurrentReconciles); depth > max {
+		t.Errorf("the queue's depth reached %.0f, want at most %.0f (the pass's bound %d and the workers' %d)", depth, max, bound, opts.MaxConcurrentReconciles)
+	}
+	for i := range n {
+		if d := getDeployment(t, cs, ns, fmt.Sprintf("p-%02d", i)); *d.Spec.Replicas != 5 {
+			t.Errorf("%s has %d replicas", d.Name, *d.Spec.Replicas)
+		}
 	}
 }
 

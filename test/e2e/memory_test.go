@@ -41,14 +41,15 @@ const (
 	// contractPeak is the design's bound (Scale): a peak RSS under 48 MiB with
 	// contractWorkloads workloads, start-up included. Fewer workloads need no more memory
 	// (the informer caches, the start-up pass and the queue all shrink with the count), so
-	// every run of up to contractWorkloads asserts it. Larger runs check only memoryLimit.
+	// every run of up to contractWorkloads asserts it. Measured 44.3-46.6 MiB in nine runs
+	// on 2026-12-07 (docs/benchmarks.md, Memory), about 27 MiB of it the binary's own pages.
 	contractPeak      = 48 << 20
 	contractWorkloads = 10000
-	// guardPeak is what the test fails on until contractPeak is met: measured 50.0 MiB on
-	// 2026-12-07 (29 MiB of it the binary's own pages, resident before any workload is
-	// listed; docs/benchmarks.md, Memory), so a run over contractPeak is logged as the
-	// design's bound not met, and one over guardPeak, a regression, fails.
-	guardPeak = 56 << 20
+	// largePeak is the design's bound with largeWorkloads workloads, asserted by runs of
+	// more than contractWorkloads up to largeWorkloads (measured 114.6 MiB at 100,000).
+	// Larger runs check only memoryLimit.
+	largePeak      = 160 << 20
+	largeWorkloads = 100000
 )
 
 // loadWorkloads is the number of workloads the memory test creates.
@@ -66,8 +67,8 @@ func loadWorkloads(t *testing.T) int {
 // TestMemoryWith10000Workloads measures the binary's peak resident memory (VmHWM) with
 // 10,000 workloads in the cluster, a third each Deployments, StatefulSets and ReplicaSets,
 // from start until the scaler has corrected every violator, and checks it stays under the
-// manifests' memory limit and under guardPeak, logging NOT MET while it is over the
-// design's 48 MiB (not met yet: 50.0 MiB measured). Skipped with -short.
+// design's 48 MiB (160 MiB for a run of up to 100,000) and the manifests' memory limit.
+// Skipped with -short.
 //
 //	REPLICA_POLICY_MEMORY_WORKLOADS=100000 go test -count=1 -run TestMemoryWith10000Workloads -v ./test/e2e
 //
@@ -148,10 +149,10 @@ func TestMemoryWith10000Workloads(t *testing.T) {
 	switch {
 	case hwm >= memoryLimit:
 		t.Errorf("peak RSS %.1f MiB reaches the manifests' memory limit of 256 MiB: the pod would be OOM-killed", float64(hwm)/(1<<20))
-	case n <= contractWorkloads && hwm >= guardPeak:
-		t.Errorf("peak RSS %.1f MiB with %d workloads: want under %d MiB (a regression; the design's bound is %d MiB)", float64(hwm)/(1<<20), n, guardPeak>>20, contractPeak>>20)
 	case n <= contractWorkloads && hwm >= contractPeak:
-		t.Logf("NOT MET: peak RSS %.1f MiB with %d workloads, the design's bound is %d MiB for up to %d workloads", float64(hwm)/(1<<20), n, contractPeak>>20, contractWorkloads)
+		t.Errorf("peak RSS %.1f MiB with %d workloads: the design's bound is %d MiB for up to %d workloads", float64(hwm)/(1<<20), n, contractPeak>>20, contractWorkloads)
+	case n <= largeWorkloads && hwm >= largePeak:
+		t.Errorf("peak RSS %.1f MiB with %d workloads: the design's bound is %d MiB for up to %d workloads", float64(hwm)/(1<<20), n, largePeak>>20, largeWorkloads)
 	}
 	stopWebhook(t, w)
 	if log := w.Log(); strings.Contains(strings.ToLower(log), "forbidden") {
