@@ -82,10 +82,12 @@ func (c *compiler) checkLimits(res *Result) error {
 		return e
 	}
 	var objs []named
-	if res.Clamp != nil {
-		objs = append(objs, named{"MutatingAdmissionPolicy " + res.Clamp.Name, res.Clamp, exprsOf(res.Clamp.Spec.Variables, res.Clamp.Spec.MatchConditions)})
+	for _, p := range []*admissionregistrationv1.MutatingAdmissionPolicy{res.Clamp, res.AutoscalerClamp} {
+		if p != nil {
+			objs = append(objs, named{"MutatingAdmissionPolicy " + p.Name, p, exprsOf(p.Spec.Variables, p.Spec.MatchConditions)})
+		}
 	}
-	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn, res.ClampNotice} {
+	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn, res.ClampNotice, res.AutoscalerDeny, res.AutoscalerWarn} {
 		if p != nil {
 			objs = append(objs, named{"ValidatingAdmissionPolicy " + p.Name, p, exprsOf(p.Spec.Variables, p.Spec.MatchConditions)})
 		}

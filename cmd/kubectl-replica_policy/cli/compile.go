@@ -96,13 +96,14 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	if o.Output != outputJSON && len(res.Objects()) > 0 {
+	objs := append(res.Objects(), res.AutoscalerObjects()...)
+	if o.Output != outputJSON && len(objs) > 0 {
 		fmt.Fprintf(o.Out, "# Compiled by kubectl replica-policy compile from %s. The policies' variables name\n# the deciding rule by its index (variables.rule; -1: none):\n", o.PolicyFile)
 		for _, l := range res.Rules {
 			fmt.Fprintf(o.Out, "#   %s\n", l)
 		}
 	}
-	if err := writeObjects(o.Out, o.Output, res.Objects()); err != nil {
+	if err := writeObjects(o.Out, o.Output, objs); err != nil {
 		return err
 	}
 	for _, l := range res.Webhook {

@@ -101,15 +101,7 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	for _, pc := range cases {
 		for _, side := range []string{"n", "w"} {
 			prefix := fmt.Sprintf("%s%d-", side, pc.k)
-			for _, ns := range equivNamespaces {
-				labels := map[string]string{equivSideLabel: side, equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
-				for k, v := range pc.nsLabels[ns] {
-					labels[k] = v
-				}
-				if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createNamespaces(t, ctx, cs, prefix, pc.nsLabels)
 			for _, r := range pc.reqs {
 				if r.op == opCreate {
 					continue
@@ -253,6 +245,21 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	for _, k := range []string{"clamped", "denied", "warned", "allowed", "unchanged", "exempt", "owned", "no_rule", "left to the webhook"} {
 		if counts[k] < 5 {
 			t.Errorf("only %d %q requests: the generator does not cover them", counts[k], k)
+		}
+	}
+}
+
+// createNamespaces creates the namespaces of equivNamespaces, prefixed, with their labels
+// and those that say the side and the policy.
+func createNamespaces(t *testing.T, ctx context.Context, cs kubernetes.Interface, prefix string, nsLabels map[string]map[string]string) {
+	t.Helper()
+	for _, ns := range equivNamespaces {
+		labels := map[string]string{equivSideLabel: prefix[:1], equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
+		for k, v := range nsLabels[ns] {
+			labels[k] = v
+		}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -642,6 +649,13 @@ func testWebhookConfiguration(t *testing.T, dir string) string {
 	}
 	fail := admissionregistrationv1.Fail
 	for i := range cfg.Webhooks {
+		if cfg.Webhooks[i].Name == "hpa.replicapolicy.io" { // and ScaledObjects, as manifests/components/keda adds them
+			scope := admissionregistrationv1.NamespacedScope
+			cfg.Webhooks[i].Rules = append(cfg.Webhooks[i].Rules, admissionregistrationv1.RuleWithOperations{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"keda.sh"}, APIVersions: []string{"v1alpha1"}, Resources: []string{"scaledobjects"}, Scope: &scope},
+			})
+		}
 		cfg.Webhooks[i].FailurePolicy = &fail
 		cfg.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{equivSideLabel: "w"}}
 	}

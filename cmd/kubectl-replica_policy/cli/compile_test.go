@@ -36,14 +36,19 @@ func TestCompile(t *testing.T) {
 		want := "MutatingAdmissionPolicy/replica-policy-clamp MutatingAdmissionPolicyBinding/replica-policy-clamp " +
 			"ValidatingAdmissionPolicy/replica-policy-deny ValidatingAdmissionPolicyBinding/replica-policy-deny " +
 			"ValidatingAdmissionPolicy/replica-policy-warn ValidatingAdmissionPolicyBinding/replica-policy-warn " +
-			"ValidatingAdmissionPolicy/replica-policy-clamped ValidatingAdmissionPolicyBinding/replica-policy-clamped"
+			"ValidatingAdmissionPolicy/replica-policy-clamped ValidatingAdmissionPolicyBinding/replica-policy-clamped " +
+			"MutatingAdmissionPolicy/replica-policy-autoscalers-clamp MutatingAdmissionPolicyBinding/replica-policy-autoscalers-clamp " +
+			"ValidatingAdmissionPolicy/replica-policy-autoscalers-warn ValidatingAdmissionPolicyBinding/replica-policy-autoscalers-warn"
 		if strings.Join(kinds, " ") != want {
 			t.Errorf("objects %v, want %s", kinds, want)
 		}
 		wantErr := `the webhook still decides: /scale writes of replicasets: a ReplicaSet may be owned by a bounded workload, which is bounded instead, and a Scale does not name its owner
 the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
 the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
-note: HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them
+the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target is a ReplicaSet: it may be owned by a bounded workload, which CEL cannot read
+the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target rule "prod-web" may decide: its selector needs the target's labels, which CEL cannot read
+the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target rule "databases" may decide: its selector needs the target's labels, which CEL cannot read
+note: replica-policy-autoscalers-* decide HorizontalPodAutoscalers and KEDA ScaledObjects (the binary's --native-policies does not apply them: the webhook keeps deciding autoscalers); a clamp of a range by replica-policy-autoscalers-clamp returns no warning (an admission policy cannot return one from a mutation)
 note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, replica-policy-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule
 `
 		if errOut != wantErr {
