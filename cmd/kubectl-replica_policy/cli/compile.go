@@ -41,8 +41,12 @@ policy's actions need, and that can act, are printed; stderr notes any left out.
 A write to /scale carries a Scale, which has neither the workload's labels nor its owner:
 such writes that a rule with a selector may decide, and those of ReplicaSets (which a
 Deployment may own), are left to the webhook. Stderr says, a line each, which requests
-still need the webhook, and what else differs: a native clamp returns no warning, and
-HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled.
+still need the webhook, and what else differs: a native clamp returns no warning.
+
+HorizontalPodAutoscalers and KEDA ScaledObjects get NAME-autoscalers-clamp, -deny and -warn,
+which decide their range by the rule of their target, except where that rule has a
+selector or the target is a ReplicaSet (the webhook reads the target's labels and owner).
+The webhook's --native-policies does not apply these: its HPA webhook entry keeps deciding.
 
 Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
 a policy larger than the API server holds (about 6,500 rules with two namespaces and a
