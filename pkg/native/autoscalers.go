@@ -200,7 +200,7 @@ func (c *compiler) autoscalerVariables() ([]admissionregistrationv1.Variable, er
 		variable("target", fmt.Sprintf("variables.so && %s == '' ? 'apps/Deployment' : "+
 			"(variables.apiVersion.indexOf('/') != variables.apiVersion.lastIndexOf('/') ? '' : "+
 			"(variables.apiVersion.indexOf('/') < 0 ? '' : variables.apiVersion.substring(0, variables.apiVersion.indexOf('/'))) + '/' + %s)", ref[1], ref[1])),
-		variable("kind", fmt.Sprintf("variables.target in %[1]s ? %[1]s[variables.target] : ''", mapLiteral(kinds))),
+		variable("kind", mapLiteral(kinds)+"[?variables.target].orValue('')"),
 	}
 	if slices.ContainsFunc(c.rules, func(r rule) bool { return r.NamespaceSelector() != nil }) {
 		vars = append(vars, variable("nsLabels", "namespaceObject.metadata.?labels.orValue({})"))
@@ -321,20 +321,16 @@ func (c *compiler) autoscalerMessageVariables() []admissionregistrationv1.Variab
 	field := func(f func(policy.RangeFields) string) string {
 		return fmt.Sprintf("(variables.so ? %s : %s)", quote(f(so)), quote(f(hpa)))
 	}
-	invalid := func(path, value string) string {
-		return "variables.object + " + path + " + ': Invalid value: ' + string(" + value + ") + ': must be within ' + variables.bounds + " +
-			"' (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')'"
-	}
 	controller := "object.metadata.ownerReferences.filter(o, o.?controller.orValue(false))[0]"
 	return []admissionregistrationv1.Variable{
 		variable("object", field(func(f policy.RangeFields) string { return f.Kind })+" + ' \"' + request.name + '\": '"),
 		variable("bounds", atRule(quoteList(bounds), "''")),
 		variable("ruleName", atRule(quoteList(names), "''")),
-		variable("message", "["+
-			"variables.wantMin != variables.min ? "+invalid(field(func(f policy.RangeFields) string { return f.Min }), "variables.min")+" : '', "+
-			"variables.wantMax != variables.max ? "+invalid(field(func(f policy.RangeFields) string { return f.Max }), "variables.max")+" : '', "+
-			"variables.idleMoves ? "+invalid(quote(so.Idle), "variables.idle")+" : ''"+
-			"].filter(m, m != '').join('; ')"),
+		// A message a field that moves, in the order min, max, idle.
+		variable("message", "[0, 1, 2].filter(i, [variables.wantMin != variables.min, variables.wantMax != variables.max, variables.idleMoves][i]).map(i, "+
+			"variables.object + (variables.so ? "+quoteList([]string{so.Min, so.Max, so.Idle})+" : "+quoteList([]string{hpa.Min, hpa.Max, hpa.Idle})+")[i] + "+
+			"': Invalid value: ' + string([variables.min, variables.max, variables.idle][i]) + ': must be within ' + variables.bounds + "+
+			"' (replica policy rule \"' + variables.ruleName + '\", action ' + variables.action + ')').join('; ')"),
 		variable("controlledMessage", "variables.object + 'controlled by ' + "+controller+".kind + ' \"' + "+controller+".name + "+
 			"'\", which would write its range back, so it is not clamped: its range [' + string(variables.min) + ', ' + string(variables.max) + ']' + "+
 			"(variables.hasIdle ? ', idle ' + string(variables.idle) : '') + "+
