@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,9 +145,7 @@ func TestHungWebhook(t *testing.T) {
 	rounds := pick(1, 3)
 	var d time.Duration
 	for i := range rounds {
-		if err := w.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		stopProcess(t, w.Cmd.Process.Pid)
 		got := hungWrites(t, e, ns, names, i)
 		d = max(d, resume())
 		check("SIGSTOP", got)
@@ -157,9 +157,7 @@ func TestHungWebhook(t *testing.T) {
 	// call, so no second call can reject the clamp the first one did not make (docs/design.md,
 	// "/validate for workloads, and a skipped /mutate"). Once the process resumes, the scaler
 	// brings the workload inside the bounds.
-	if err := w.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, w.Cmd.Process.Pid)
 	time.AfterFunc(webhookTimeout+1500*time.Millisecond, func() { _ = w.Cmd.Process.Signal(syscall.SIGCONT) })
 	start := time.Now()
 	stored, err := scale(ctx, e.admin, ns, names[0], 60, false)
@@ -178,9 +176,7 @@ func TestHungWebhook(t *testing.T) {
 	// A write that conflicts with another write to the same object is retried by the API
 	// server, admission included: it waits for the webhooks once more.
 	if long() {
-		if err := w.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		stopProcess(t, w.Cmd.Process.Pid)
 		time.AfterFunc(time.Second, func() {
 			_, _ = e.admin.AppsV1().Deployments(ns).Patch(ctx, names[0], types.MergePatchType,
 				[]byte(`{"metadata":{"labels":{"contended":"yes"}}}`), metav1.PatchOptions{})
@@ -579,4 +575,30 @@ func apiServerAddr(t *testing.T, e *env) string {
 		t.Fatal(err)
 	}
 	return u.Host
+}
+
+// stopProcess sends SIGSTOP to pid and waits until the kernel reports every thread of it
+// stopped (state T in /proc/PID/task/*/stat). The signal stops the threads asynchronously:
+// on a loaded machine a request that arrives in the meantime can still be answered (CI once
+// saw a write clamped 16 ms after the signal was sent).
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %d: %v", pid, err)
+	}
+	harness.Eventually(t, 5*time.Second, 2*time.Millisecond, "every thread of the webhook process is stopped", func() bool {
+		stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(stats) == 0 {
+			return false
+		}
+		for _, stat := range stats {
+			b, err := os.ReadFile(stat)
+			// The state follows the command name, which is in parentheses and may hold spaces.
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	})
 }
