@@ -24,9 +24,10 @@ import (
 // objects may be owned, a ReplicaSet), which the webhook reads from its cache. Those are
 // left to the webhook.
 //
-// They are emitted apart from the workload policies (Result.AutoscalerObjects): the binary's
-// --native-policies applies only Objects, and leaves HPAs and ScaledObjects to the webhook's
-// entry of their own, which it never narrows (both would warn twice).
+// They are compiled only with Options.Autoscalers, and emitted apart from the workload
+// policies (Result.AutoscalerObjects): the binary's --native-policies applies only Objects,
+// and leaves HPAs and ScaledObjects to the webhook's entry of their own, which it never
+// narrows (both would warn twice).
 
 // Suffixes of the autoscaler policies' names: NAME-autoscalers-clamp, -deny, -warn.
 const autoscalerSuffix = "autoscalers-"

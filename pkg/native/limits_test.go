@@ -116,9 +116,12 @@ func TestEveryObjectWithinLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{})
+	res, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{Autoscalers: true})
 	if err != nil {
 		t.Fatalf("6,000 rules: %v", err)
+	}
+	if len(res.AutoscalerObjects()) == 0 {
+		t.Fatal("6,000 rules with Options.Autoscalers: no autoscaler policy to weigh")
 	}
 	total := 0
 	for _, o := range append(res.Objects(), res.AutoscalerObjects()...) {
@@ -138,7 +141,7 @@ func TestEveryObjectWithinLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	var limit *LimitError
-	if _, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{}); !errors.As(err, &limit) || !strings.Contains(err.Error(), "1.5 MiB") {
+	if _, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{Autoscalers: true}); !errors.As(err, &limit) || !strings.Contains(err.Error(), "1.5 MiB") {
 		t.Errorf("12,000 rules: %v, want a LimitError naming etcd's 1.5 MiB", err)
 	}
 

@@ -76,6 +76,10 @@ type Options struct {
 	// webhook, which reads the owner from its cache. Nil means DefaultMayBeOwned; a custom
 	// resource whose objects a bounded custom resource controls belongs here.
 	MayBeOwned []string
+	// Autoscalers also compiles the autoscaler policies (Result.AutoscalerObjects), which
+	// decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects. Off, those are
+	// left to the webhook, and Result says nothing about them.
+	Autoscalers bool
 }
 
 // Result is the compiled policy: the objects to apply (nil where the policy has no rule of
@@ -95,7 +99,8 @@ type Result struct {
 	ClampNoticeBinding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 
 	// The autoscaler policies (AutoscalerObjects), which decide the range of
-	// HorizontalPodAutoscalers and KEDA ScaledObjects: not among Objects.
+	// HorizontalPodAutoscalers and KEDA ScaledObjects: not among Objects, and compiled only
+	// with Options.Autoscalers.
 	AutoscalerClamp        *admissionregistrationv1.MutatingAdmissionPolicy
 	AutoscalerClampBinding *admissionregistrationv1.MutatingAdmissionPolicyBinding
 	AutoscalerDeny         *admissionregistrationv1.ValidatingAdmissionPolicy
@@ -212,13 +217,18 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 }
 
 func (c *compiler) compile() (*Result, error) {
-	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: append(c.webhookLines(), c.autoscalerWebhookLines()...)}
+	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
+	if c.opts.Autoscalers {
+		res.Webhook = append(res.Webhook, c.autoscalerWebhookLines()...)
+	}
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
 		return res, nil
 	}
-	if err := c.compileAutoscalers(res); err != nil {
-		return nil, err
+	if c.opts.Autoscalers {
+		if err := c.compileAutoscalers(res); err != nil {
+			return nil, err
+		}
 	}
 	conds := c.actingConditions(res)
 	res.Rules = c.ruleLines(conds)

@@ -99,7 +99,7 @@ func TestCompileAgreesWithWebhookOnAutoscalers(t *testing.T) {
 		prefix := fmt.Sprintf("n%d-", pc.k)
 		file := filepath.Join(dir, fmt.Sprintf("native-%d.yaml", pc.k))
 		writeYAML(t, file, prefixedPolicy(pc.pol, prefix))
-		code, out, errOut := run(t, "", "compile", "-p", file, "--name", fmt.Sprintf("rp%d", pc.k), "--policy-namespace", prefix+"sys")
+		code, out, errOut := run(t, "", "compile", "-p", file, "--name", fmt.Sprintf("rp%d", pc.k), "--policy-namespace", prefix+"sys", "--autoscalers")
 		if code != ExitOK {
 			t.Fatalf("policy %d: compile exit %d: %s", pc.k, code, errOut)
 		}
