@@ -1,11 +1,10 @@
-package cli
+package native_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,14 +18,17 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
+	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
+	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
 var hpaResource = schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
 
 // TestCompileAgreesWithWebhookOnAutoscalers is TestCompileAgreesWithWebhook for
 // HorizontalPodAutoscalers and KEDA ScaledObjects (KEDA's own CRD), on one kube-apiserver:
-// each generated policy's autoscaler policies, as compile prints them, on the native side;
+// each generated policy's autoscaler policies (Compile with Options.Autoscalers, what
+// `compile --autoscalers` prints), on the native side;
 // the webhook's /mutate (its entry hpa.replicapolicy.io, with the keda component's rule for
 // ScaledObjects) on the webhook side. Creates, range-changing updates and updates that
 // change neither range nor target must give the same allow or deny, the same stored range
@@ -69,11 +71,11 @@ func TestCompileAgreesWithWebhookOnAutoscalers(t *testing.T) {
 		pc := policyCase{k: k, pol: randomNativePolicy(rng), nsLabels: map[string]map[string]string{}}
 		for _, ns := range equivNamespaces {
 			l := map[string]string{}
-			if v := pick(rng, "prod", "dev", ""); v != "" {
+			if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
 				l["env"] = v
 			}
 			if rng.IntN(3) == 0 {
-				l["tier"] = pick(rng, "gold", "silver")
+				l["tier"] = harness.Pick(rng, "gold", "silver")
 			}
 			pc.nsLabels[ns] = l
 		}
@@ -97,17 +99,8 @@ func TestCompileAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	snaps := map[int]*policy.Snapshot{}
 	for _, pc := range cases {
 		prefix := fmt.Sprintf("n%d-", pc.k)
-		file := filepath.Join(dir, fmt.Sprintf("native-%d.yaml", pc.k))
-		writeYAML(t, file, prefixedPolicy(pc.pol, prefix))
-		code, out, errOut := run(t, "", "compile", "-p", file, "--name", fmt.Sprintf("rp%d", pc.k), "--policy-namespace", prefix+"sys", "--autoscalers")
-		if code != ExitOK {
-			t.Fatalf("policy %d: compile exit %d: %s", pc.k, code, errOut)
-		}
-		applyCompiled(t, ctx, cs, out, prefix)
-		snap, err := policy.Compile(prefixedPolicy(pc.pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		snap, res := compileNative(t, pc.pol, prefix, pc.k, native.Options{Autoscalers: true})
+		applyCompiled(t, ctx, cs, append(res.Objects(), res.AutoscalerObjects()...), prefix)
 		snaps[pc.k] = snap
 	}
 	// In force once a dry-run create the policy acts on is acted on.
@@ -216,9 +209,9 @@ func randomAutoscalerRequests(rng *rand.Rand, n int) []autoscalerRequest {
 		return &xs[i]
 	}
 	spec := func(so bool) autoscalerSpec {
-		s := autoscalerSpec{apiVersion: "apps/v1", kind: pick(rng, "Deployment", "Deployment", "StatefulSet", "ReplicaSet"), target: "t"}
+		s := autoscalerSpec{apiVersion: "apps/v1", kind: harness.Pick(rng, "Deployment", "Deployment", "StatefulSet", "ReplicaSet"), target: "t"}
 		if rng.IntN(10) == 0 {
-			s.apiVersion = pick(rng, "apps/v1beta2", "extensions/v1beta1")
+			s.apiVersion = harness.Pick(rng, "apps/v1beta2", "extensions/v1beta1")
 		}
 		s.controlled = rng.IntN(5) == 0
 		if !so {
@@ -239,7 +232,7 @@ func randomAutoscalerRequests(rng *rand.Rand, n int) []autoscalerRequest {
 	var reqs []autoscalerRequest
 	for i := range n {
 		r := autoscalerRequest{op: []equivOp{opCreate, opCreate, opUpdate, opUpdateLabels}[rng.IntN(4)], so: rng.IntN(2) == 0,
-			ns: pick(rng, equivNamespaces...), name: fmt.Sprintf("a%d", i)}
+			ns: harness.Pick(rng, equivNamespaces...), name: fmt.Sprintf("a%d", i)}
 		r.spec = spec(r.so)
 		// Mostly ranges the API server accepts: an invalid one is its to refuse.
 		if r.spec.min != nil && r.spec.max != nil && *r.spec.min > *r.spec.max && rng.IntN(5) != 0 {
@@ -269,7 +262,7 @@ func (r autoscalerRequest) requested() *unstructured.Unstructured { return r.obj
 
 func (r autoscalerRequest) client(dyn dynamic.Interface, prefix string) dynamic.ResourceInterface {
 	if r.so {
-		return dyn.Resource(scaledObjectResource).Namespace(prefix + r.ns)
+		return dyn.Resource(workload.ScaledObjectGroupVersion.WithResource("scaledobjects")).Namespace(prefix + r.ns)
 	}
 	return dyn.Resource(hpaResource).Namespace(prefix + r.ns)
 }
