@@ -26,12 +26,10 @@ import (
 //     rules in one 90,000-character expression took 18 s to create, the same rules in
 //     5,000-character expressions 1.7 s. Compile puts at most maxChunk characters of rules
 //     into one variable, and concatenates at most maxConcat of them in one expression.
-//     A first-match chain (firstMatch) nests one conditional a rule: in a policy's
-//     matchCondition, where it once was, chains of 160 rules of three namespaces and a
-//     two-term selector each were accepted (91,457 characters), 200 were refused for
-//     length. The policies' conditions no longer carry one (band); the webhook
-//     configuration's (WebhookMatchCondition) does, of at most maxChain rules (about 28,000
-//     characters of that shape), true past them.
+//     The matchCondition of each policy nests one conditional a rule (due): chains of 160
+//     rules of three namespaces and a two-term selector each were accepted (91,457
+//     characters), 200 were refused for length; Compile chains at most maxChain rules
+//     (about 28,000 characters of that shape) and lets the variables decide past them.
 //   - Cost. There is no cost estimate at creation for admission policies (object is dynamic),
 //     but at run time each expression may cost at most PerCallLimit and one policy's
 //     evaluation RuntimeCELCostBudget (k8s.io/apiserver/pkg/apis/cel); past either the

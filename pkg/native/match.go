@@ -3,7 +3,6 @@ package native
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 
@@ -69,18 +68,13 @@ const isScale = "(request.?subResource.orValue('') == 'scale')"
 //     an exempt namespace matched by a glob; in a namespace that a rule which may give the
 //     policy something to do names, when one of them names it by a glob;
 //  2. replicas changed by an update;
-//  3. replicas that some rule of the policy's action may act on (band): outside the bounds
-//     every such rule allows, or, for the clamp notice, at a bound of one;
+//  3. the first-match decision for this policy's purpose (due), as a chain of conditionals
+//     that reads the rules only up to the first that matches;
 //  4. not owned by a bounded workload (which the policy bounds instead).
 //
-// The rules are written once, in the variables, which find the rule that decides
-// (variables.rule) and act only for it: the condition keeps the variables from running for
-// the writes inside the band, most writes, at the cost of two comparisons. A policy whose
-// rules can never decide a write it sees (due is false) gets no condition that holds.
-//
-// The condition may hold for a request the policy then leaves alone (the variables decide
-// exactly), but never fails to hold for one the policy would act on:
-// TestCompileAgreesWithWebhook checks the two against the webhook.
+// It may hold for a request the policy then leaves alone (the variables decide exactly),
+// but never fails to hold for one the policy would act on: TestCompileAgreesWithWebhook
+// checks the two against the webhook.
 
 // purpose is what a compiled policy does for the rule that decides a request.
 type purpose struct {
@@ -112,12 +106,13 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", nil, globs)))
 	}
 	terms = append(terms, c.scope(p).cel)
-	if c.band(p) == "false" || c.due(p) == "(false)" {
+	due := c.due(p)
+	if due == "(false)" {
 		terms = append(terms, "false") // it can never act: the policy is not emitted
 	}
 	inner := andLines(
 		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
-		c.band(p),
+		due,
 	)
 	terms = append(terms, fmt.Sprintf("[%s].exists(%s, %s)", replicasOf("object"), replicaVar, inner))
 	// The owner's group is the part of its apiVersion before the "/".
@@ -133,58 +128,9 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 	return []admissionregistrationv1.MatchCondition{{Name: p.name, Expression: andLines(terms...)}}
 }
 
-// band is true for the replicas (replicaVar) that a rule of p's action may act on, whichever
-// rule decides: outside the intersection of their bounds (every such rule allows what is
-// inside it; 0 counts as inside when every one of them allows it), or for the notice, at a
-// bound of one of them. Rules none of whose kinds is compiled never decide, and are left
-// out; "false" when no rule is left.
-func (c *compiler) band(p purpose) string {
-	var lo, hi int32 = 0, math.MaxInt32
-	zero, found := true, false
-	var at []int64
-	for _, r := range c.rules {
-		if r.Action != p.action || c.kindKeysTerm(r) == "false" {
-			continue
-		}
-		found = true
-		if b := r.Bounds; b.Min != nil {
-			lo = max(lo, *b.Min)
-			zero = zero && (*b.Min == 0 || b.AllowZero)
-			at = append(at, int64(*b.Min))
-		}
-		if b := r.Bounds; b.Max != nil {
-			hi = min(hi, *b.Max)
-			at = append(at, int64(*b.Max))
-		}
-	}
-	if !found {
-		return "false"
-	}
-	if p.atBound {
-		slices.Sort(at)
-		at = slices.Compact(at)
-		if len(at) == 1 {
-			return fmt.Sprintf("%s == %d", replicaVar, at[0])
-		}
-		return fmt.Sprintf("%s in %s", replicaVar, intList(at))
-	}
-	// As the leaf of one rule: a negative count is left to the API server's validation.
-	low := int32(0)
-	if zero {
-		low = 1
-	}
-	var terms []string
-	if lo > low {
-		terms = append(terms, fmt.Sprintf("(%s >= %d && %s < %d)", replicaVar, low, replicaVar, lo))
-	}
-	if hi < math.MaxInt32 {
-		terms = append(terms, fmt.Sprintf("%s > %d", replicaVar, hi))
-	}
-	return or(terms...)
-}
-
-// maxChain is the most rules a chain of firstMatch reads: each is one level of nesting of
-// the expression, which cel-go's parser limits. Past them the chain ends in true.
+// maxChain is the most rules a matchCondition's chain reads: each is one level of nesting
+// of the expression, which cel-go's parser limits. Past them the chain ends in true, and
+// the policy's variables decide.
 const maxChain = 48
 
 // due is true when the rule that decides the request (the first that matches) gives the
@@ -194,9 +140,7 @@ const maxChain = 48
 // labels (namespaceObject is null there), so a rule with a namespaceSelector is unsure: it
 // counts as (rule's other matchers && leaf) || the rules after it, which holds whenever the
 // exact answer does; one whose leaf cannot hold is left out. Rules after the last one
-// whose leaf can hold are left out too. The policies' conditions do not carry it (band does
-// their filtering, and the variables decide): when it is false, the policy can never act
-// and is not emitted.
+// whose leaf can hold are left out too.
 func (c *compiler) due(p purpose) string {
 	return c.firstMatch(func(r rule) string { return c.candidate(r, true) }, func(r rule) string { return c.leaf(r, p) })
 }
