@@ -14,6 +14,8 @@
 //	helm.go          helm from the cache hack/helm.sh fills (Helm), run as a user runs it
 //	                 (HelmCmd, Cluster.Helm), and the chart's folder (Chart)
 //	metrics.go       Prometheus text scraping and sums (ParseMetrics, ScrapeMetrics)
+//	policies.go      random policies for the equivalence tests (RandomPolicy, Pick), YAML
+//	                 files (WriteYAML)
 //	review.go        AdmissionReviews as kube-apiserver sends them (Review)
 //	workload.go      Deployments (Deployment, TypicalDeployment) and the policy ConfigMap
 //	load.go          load generation and latency percentiles (RunConcurrently, StartLoad)

@@ -38,23 +38,28 @@ func outOfBounds(action policy.Action) string {
 
 // clampPolicy is the MutatingAdmissionPolicy that clamps when conds hold, and its binding.
 func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
-	name := c.opts.Name + "-" + clampSuffix
+	return c.mutating(c.opts.Name+"-"+clampSuffix, clampPatch, constraints, conds, vars, c.scope(purposeClamp).matchResources())
+}
+
+// mutating is the MutatingAdmissionPolicy name that applies the JSON patch expression patch
+// when conds hold, and its binding, which selects the namespaces of in (nil: every one).
+func (c *compiler) mutating(name, patch string, constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable, in *admissionregistrationv1.MatchResources) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.MutatingAdmissionPolicy{
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 			MatchConstraints: constraints,
 			MatchConditions:  conds,
-			Variables:        used(vars, clampPatch),
+			Variables:        used(vars, patch),
 			Mutations: []admissionregistrationv1.Mutation{{
 				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
-				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: clampPatch},
+				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: patch},
 			}},
 			FailurePolicy:      &ignore,
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
 		},
 	}
 	b := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
-		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: c.scope(purposeClamp).matchResources()},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: in},
 	}
 	p.TypeMeta, p.ObjectMeta = objectMeta("MutatingAdmissionPolicy", name)
 	b.TypeMeta, b.ObjectMeta = objectMeta("MutatingAdmissionPolicyBinding", name)
@@ -65,7 +70,13 @@ func (c *compiler) clampPolicy(constraints *admissionregistrationv1.MatchResourc
 // conds hold, which holds when expr does and otherwise says message, and its binding with the
 // validation actions va.
 func (c *compiler) validating(suffix string, pur purpose, expr, message string, constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
-	name := c.opts.Name + "-" + suffix
+	return c.validatingIn(c.opts.Name+"-"+suffix, expr, message, constraints, conds, vars, c.scope(pur).matchResources(), va...)
+}
+
+// validatingIn is the ValidatingAdmissionPolicy name, evaluated when conds hold, which holds
+// when expr does and otherwise says message, and its binding with the validation actions va,
+// which selects the namespaces of in (nil: every one).
+func (c *compiler) validatingIn(name, expr, message string, constraints *admissionregistrationv1.MatchResources, conds []admissionregistrationv1.MatchCondition, vars []admissionregistrationv1.Variable, in *admissionregistrationv1.MatchResources, va ...admissionregistrationv1.ValidationAction) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	reason := metav1.StatusReasonInvalid
 	ignore := admissionregistrationv1.Ignore
 	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
@@ -78,7 +89,7 @@ func (c *compiler) validating(suffix string, pur purpose, expr, message string, 
 		},
 	}
 	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: va, MatchResources: c.scope(pur).matchResources()},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: va, MatchResources: in},
 	}
 	p.TypeMeta, p.ObjectMeta = objectMeta("ValidatingAdmissionPolicy", name)
 	b.TypeMeta, b.ObjectMeta = objectMeta("ValidatingAdmissionPolicyBinding", name)

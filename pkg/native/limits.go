@@ -3,19 +3,23 @@ package native
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Limits of the API server that a compiled policy must stay within. They were found against
 // kube-apiserver v1.37.2 with etcd v3.6 (TestLimits, opt-in, says how):
 //
-//   - Size. A MutatingAdmissionPolicy or ValidatingAdmissionPolicy is one etcd value, and
+//   - Size. A MutatingAdmissionPolicy or ValidatingAdmissionPolicy (or a binding) is one etcd value, and
 //     etcd refuses a request larger than its --max-request-bytes, 1.5 MiB by default
 //     ("etcdserver: request is too large"). A compiled policy of 1.63 MB of JSON was stored,
 //     one of 2.04 MB was refused. Compile refuses objects larger than MaxObjectBytes as JSON,
 //     which is larger than the stored protobuf: about 6,500 rules of two namespaces and a
-//     selector each, 10,000 and more of one literal namespace.
+//     selector each, 10,000 and more of one literal namespace. An object within it is also
+//     within kube-apiserver's limit of a request body, 3 MiB.
 //   - Expressions. cel-go's parser refuses an expression of more than 100,000 code points or
 //     nested more than 250 levels deep, and the API server keeps those defaults. Its parsing
 //     and type checking also take time quadratic in one expression's length: a list of 400
@@ -82,12 +86,21 @@ func (c *compiler) checkLimits(res *Result) error {
 		return e
 	}
 	var objs []named
-	if res.Clamp != nil {
-		objs = append(objs, named{"MutatingAdmissionPolicy " + res.Clamp.Name, res.Clamp, exprsOf(res.Clamp.Spec.Variables, res.Clamp.Spec.MatchConditions)})
+	for _, p := range []*admissionregistrationv1.MutatingAdmissionPolicy{res.Clamp, res.AutoscalerClamp} {
+		if p != nil {
+			objs = append(objs, named{"MutatingAdmissionPolicy " + p.Name, p, exprsOf(p.Spec.Variables, p.Spec.MatchConditions)})
+		}
 	}
-	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn, res.ClampNotice} {
+	for _, p := range []*admissionregistrationv1.ValidatingAdmissionPolicy{res.Deny, res.Warn, res.ClampNotice, res.AutoscalerDeny, res.AutoscalerWarn} {
 		if p != nil {
 			objs = append(objs, named{"ValidatingAdmissionPolicy " + p.Name, p, exprsOf(p.Spec.Variables, p.Spec.MatchConditions)})
+		}
+	}
+	// A binding is one etcd value too: its namespaceSelector lists namespaces by name.
+	for _, b := range []runtime.Object{res.ClampBinding, res.DenyBinding, res.WarnBinding, res.ClampNoticeBinding,
+		res.AutoscalerClampBinding, res.AutoscalerDenyBinding, res.AutoscalerWarnBinding} {
+		if b != nil && !reflect.ValueOf(b).IsNil() {
+			objs = append(objs, named{b.GetObjectKind().GroupVersionKind().Kind + " " + b.(metav1.Object).GetName(), b, nil})
 		}
 	}
 	for _, o := range objs {

@@ -2,6 +2,9 @@ package native
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -91,4 +94,65 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("9,000 rules, %d bytes: %v, want etcd's refusal", big.Size, err)
 	}
 	t.Logf("9,000 rules, %d bytes: %v", big.Size, err)
+}
+
+// namespaceGlobPolicy is a policy of n rules, each naming a namespace and a glob, of the
+// three actions in turn, and a default.
+func namespaceGlobPolicy(n int) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\nrules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "- {name: r%d, namespaces: [ns-%d, team%d-*], maxReplicas: %d, action: %s}\n", i, i, i, i%50+1, []string{"clamp", "deny", "warn"}[i%3])
+	}
+	return b.String() + "default: {maxReplicas: 20}\n"
+}
+
+// Every object Compile returns, bindings and autoscaler policies too, is one etcd can store
+// (and so within the API server's 3 MiB request body): 6,000 rules that each name a
+// namespace and a glob compile to objects under MaxObjectBytes; twice as many are refused,
+// naming the limit; a binding past it is refused too.
+func TestEveryObjectWithinLimits(t *testing.T) {
+	snap, err := policy.Load([]byte(namespaceGlobPolicy(6000)), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{Autoscalers: true})
+	if err != nil {
+		t.Fatalf("6,000 rules: %v", err)
+	}
+	if len(res.AutoscalerObjects()) == 0 {
+		t.Fatal("6,000 rules with Options.Autoscalers: no autoscaler policy to weigh")
+	}
+	total := 0
+	for _, o := range append(res.Objects(), res.AutoscalerObjects()...) {
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(b)
+		if len(b) > MaxObjectBytes {
+			t.Errorf("%s: %d bytes, more than %d", o.GetObjectKind().GroupVersionKind().Kind, len(b), MaxObjectBytes)
+		}
+	}
+	t.Logf("6,000 rules: %d objects, %d bytes in all, the largest policy %d", len(res.Objects())+len(res.AutoscalerObjects()), total, res.Size)
+
+	snap, err = policy.Load([]byte(namespaceGlobPolicy(12000)), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limit *LimitError
+	if _, err := Compile(snap, policy.BuiltinWorkloadKinds, Options{Autoscalers: true}); !errors.As(err, &limit) || !strings.Contains(err.Error(), "1.5 MiB") {
+		t.Errorf("12,000 rules: %v, want a LimitError naming etcd's 1.5 MiB", err)
+	}
+
+	c := compilerFor(snap, policy.BuiltinWorkloadKinds, Options{})
+	names := make([]string, 40_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("namespace-%040d", i)
+	}
+	big := &Result{}
+	big.AutoscalerDeny, big.AutoscalerDenyBinding = c.validatingIn("x", "true", "''", autoscalerConstraints(), nil, nil, scope{out: names}.matchResources(), admissionregistrationv1.Deny)
+	if err := c.checkLimits(big); !errors.As(err, &limit) || !strings.Contains(err.Error(), "ValidatingAdmissionPolicyBinding x") {
+		t.Errorf("a binding of %d namespaces: %v, want a LimitError naming it", len(names), err)
+	}
 }

@@ -106,9 +106,13 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 		terms = append(terms, "!"+paren(namespacesTerm("request.namespace", nil, globs)))
 	}
 	terms = append(terms, c.scope(p).cel)
+	due := c.due(p)
+	if due == "(false)" {
+		terms = append(terms, "false") // it can never act: the policy is not emitted
+	}
 	inner := andLines(
 		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
-		c.due(p),
+		due,
 	)
 	terms = append(terms, fmt.Sprintf("[%s].exists(%s, %s)", replicasOf("object"), replicaVar, inner))
 	// The owner's group is the part of its apiVersion before the "/".

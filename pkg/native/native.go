@@ -76,6 +76,10 @@ type Options struct {
 	// webhook, which reads the owner from its cache. Nil means DefaultMayBeOwned; a custom
 	// resource whose objects a bounded custom resource controls belongs here.
 	MayBeOwned []string
+	// Autoscalers also compiles the autoscaler policies (Result.AutoscalerObjects), which
+	// decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects. Off, those are
+	// left to the webhook, and Result says nothing about them.
+	Autoscalers bool
 }
 
 // Result is the compiled policy: the objects to apply (nil where the policy has no rule of
@@ -93,6 +97,16 @@ type Result struct {
 	// a write leaves replicas at a bound of a clamp rule, clamped there or asked for exactly.
 	ClampNotice        *admissionregistrationv1.ValidatingAdmissionPolicy
 	ClampNoticeBinding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+
+	// The autoscaler policies (AutoscalerObjects), which decide the range of
+	// HorizontalPodAutoscalers and KEDA ScaledObjects: not among Objects, and compiled only
+	// with Options.Autoscalers.
+	AutoscalerClamp        *admissionregistrationv1.MutatingAdmissionPolicy
+	AutoscalerClampBinding *admissionregistrationv1.MutatingAdmissionPolicyBinding
+	AutoscalerDeny         *admissionregistrationv1.ValidatingAdmissionPolicy
+	AutoscalerDenyBinding  *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	AutoscalerWarn         *admissionregistrationv1.ValidatingAdmissionPolicy
+	AutoscalerWarnBinding  *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 
 	// WebhookMatchCondition is a CEL expression for a matchCondition of the webhook
 	// configuration that registers the workload kinds: true for every request the native
@@ -204,16 +218,27 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 
 func (c *compiler) compile() (*Result, error) {
 	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
-	res.Notes = append(res.Notes, "HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them")
+	if c.opts.Autoscalers {
+		res.Webhook = append(res.Webhook, c.autoscalerWebhookLines()...)
+	}
 	if len(c.rules) == 0 {
 		res.Notes = append(res.Notes, "the policy has no rules and no default: it bounds nothing, so there is nothing to compile")
 		return res, nil
 	}
+	if c.opts.Autoscalers {
+		if err := c.compileAutoscalers(res); err != nil {
+			return nil, err
+		}
+	}
 	conds := c.actingConditions(res)
 	res.Rules = c.ruleLines(conds)
-	if len(conds) == 0 {
+	if len(conds) == 0 && len(res.AutoscalerObjects()) == 0 {
 		res.Notes = append(res.Notes, "nothing is emitted: no rule can act on a write of a compiled kind")
 		return res, nil
+	}
+	if len(conds) == 0 {
+		res.Notes = append(res.Notes, "no policy for workload writes is emitted: no rule can act on a write of a compiled kind")
+		return res, c.limitsUnlessSkipped(res)
 	}
 	vars, err := c.variables()
 	if err != nil {
@@ -237,10 +262,18 @@ func (c *compiler) compile() (*Result, error) {
 		res.Warn, res.WarnBinding = c.validating(string(policy.ActionWarn), purposeWarn, outOfBounds(policy.ActionWarn),
 			"variables.message", constraints, cs, vars, admissionregistrationv1.Warn)
 	}
-	if err := c.checkLimits(res); err != nil && !c.skipLimits {
+	if err := c.limitsUnlessSkipped(res); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// limitsUnlessSkipped is checkLimits, unless a test skips it.
+func (c *compiler) limitsUnlessSkipped(res *Result) error {
+	if c.skipLimits {
+		return nil
+	}
+	return c.checkLimits(res)
 }
 
 // actingConditions are the matchConditions of each policy the rules' actions ask for and

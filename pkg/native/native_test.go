@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -237,6 +238,12 @@ rules:
 				t.Errorf("%s\ngot  %s\nwant %s", p.name, got, want)
 			}
 		}
+		// A clamp rule after one that decides every request can never act: no clamp policy
+		// whose condition could never hold.
+		shadowed := compileYAML(t, header+"rules:\n- {name: all, maxReplicas: 5, action: warn}\n- {name: x, namespaces: [\"team-*\"], maxReplicas: 3}\n", policy.BuiltinWorkloadKinds, Options{Name: "x"})
+		if shadowed.Clamp != nil || shadowed.ClampNotice != nil || shadowed.Warn == nil || !slices.Contains(shadowed.Notes, "no x-clamp is emitted: no clamp rule can act on a write the native policies see (its kinds are not compiled, or its namespaces are exempt or decided by earlier rules)") {
+			t.Errorf("a shadowed clamp rule: clamp %t, notice %t, warn %t, notes %q", shadowed.Clamp != nil, shadowed.ClampNotice != nil, shadowed.Warn != nil, shadowed.Notes)
+		}
 		// A matchCondition cannot read namespace labels: a rule with a namespaceSelector may
 		// or may not decide, so the condition holds if it would or the rules after it would.
 		u := newCompiler(t, header+`default: {maxReplicas: 10, action: warn}
@@ -391,6 +398,34 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 	onlyDefault := compileYAML(t, header+"default: {maxReplicas: 5}\n", policy.BuiltinWorkloadKinds, Options{})
 	if got := variableOf(onlyDefault.Clamp.Spec.Variables, "rule"); got != "0" {
 		t.Errorf("a default alone: rule %s", got)
+	}
+}
+
+// The autoscaler policies are compiled only when asked for: without Options.Autoscalers,
+// Result says nothing of HPAs and ScaledObjects.
+func TestCompileAutoscalersOptIn(t *testing.T) {
+	doc := header + "rules:\n- {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, maxReplicas: 10}\n" +
+		"- {name: dev, namespaces: [dev], maxReplicas: 5}\n- {name: all, maxReplicas: 20, action: deny}\n"
+	without := compileYAML(t, doc, policy.BuiltinWorkloadKinds, Options{})
+	with := compileYAML(t, doc, policy.BuiltinWorkloadKinds, Options{Autoscalers: true})
+	if n := len(without.AutoscalerObjects()); n != 0 {
+		t.Errorf("without Options.Autoscalers: %d autoscaler objects", n)
+	}
+	if got := len(with.AutoscalerObjects()); got != 6 || with.AutoscalerClamp == nil || with.AutoscalerDeny == nil || with.AutoscalerWarn == nil {
+		t.Errorf("with Options.Autoscalers: %d autoscaler objects, want the clamp, deny and warn with their bindings", got)
+	}
+	if !reflect.DeepEqual(without.Objects(), with.Objects()) {
+		t.Error("Options.Autoscalers changes the workload policies")
+	}
+	for _, lines := range [][]string{without.Webhook, without.Notes} {
+		if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "HorizontalPodAutoscalers") }); i >= 0 {
+			t.Errorf("without Options.Autoscalers, a line about autoscalers: %q", lines[i])
+		}
+	}
+	if !slices.ContainsFunc(with.Webhook, func(l string) bool {
+		return strings.Contains(l, `HorizontalPodAutoscalers and ScaledObjects whose target rule "web" may decide`)
+	}) {
+		t.Errorf("with Options.Autoscalers, no line says the webhook decides the autoscalers of rule web: %q", with.Webhook)
 	}
 }
 

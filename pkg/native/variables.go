@@ -102,7 +102,7 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 	var vars []admissionregistrationv1.Variable
 	ruleExpr := fmt.Sprint(deflt)
 	if len(rules) > 0 {
-		first, err := c.firstVariables(rules)
+		first, err := c.firstVariables(rules, func(r rule) string { return c.candidate(r, false) })
 		if err != nil {
 			return nil, err
 		}
@@ -130,8 +130,8 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 // firstVariables hold the candidates of rules as lists, one bool a rule, in chunks that
 // each stay an expression the parser accepts, concatenated at most maxConcat at a time (the
 // parser nests a chain of + one level deeper a term, and stops at 250 levels); first is
-// the index of the first that holds.
-func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Variable, error) {
+// the index of the first that holds. candidate is a rule's CEL.
+func (c *compiler) firstVariables(rules []rule, candidate func(rule) string) ([]admissionregistrationv1.Variable, error) {
 	var chunks, cur []string
 	size := 0
 	flush := func() {
@@ -141,7 +141,7 @@ func (c *compiler) firstVariables(rules []rule) ([]admissionregistrationv1.Varia
 		}
 	}
 	for _, r := range rules {
-		cand := c.candidate(r, false)
+		cand := candidate(r)
 		if len(cand) > maxExpression {
 			return nil, &LimitError{Reason: fmt.Sprintf("rule %q compiles to %d characters of CEL, more than the 100,000 an expression may hold", r.Name, len(cand))}
 		}

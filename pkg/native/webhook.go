@@ -148,3 +148,20 @@ func (c *compiler) webhookLines() []string {
 	}
 	return lines
 }
+
+// autoscalerWebhookLines are the lines of Result.Webhook for autoscalers: those whose
+// target may be owned, and those whose target's rule may have a selector.
+func (c *compiler) autoscalerWebhookLines() []string {
+	var lines []string
+	for _, k := range c.kinds {
+		if c.mayBeOwned(k) {
+			lines = append(lines, fmt.Sprintf("HorizontalPodAutoscalers and ScaledObjects whose target is a %s: it may be owned by a bounded workload, which CEL cannot read", k.Kind))
+		}
+	}
+	for _, r := range c.rules {
+		if r.Selector() != nil && c.kindKeysTerm(r) != "false" {
+			lines = append(lines, fmt.Sprintf("HorizontalPodAutoscalers and ScaledObjects whose target rule %q may decide: its selector needs the target's labels, which CEL cannot read", r.Name))
+		}
+	}
+	return lines
+}

@@ -23,6 +23,8 @@ type CompileOptions struct {
 	PolicyNamespace string
 	Name            string
 	Output          string
+	// Autoscalers adds the autoscaler policies, which --native-policies does not apply.
+	Autoscalers bool
 	genericiooptions.IOStreams
 }
 
@@ -41,8 +43,14 @@ policy's actions need, and that can act, are printed; stderr notes any left out.
 A write to /scale carries a Scale, which has neither the workload's labels nor its owner:
 such writes that a rule with a selector may decide, and those of ReplicaSets (which a
 Deployment may own), are left to the webhook. Stderr says, a line each, which requests
-still need the webhook, and what else differs: a native clamp returns no warning, and
-HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled.
+still need the webhook, and what else differs: a native clamp returns no warning.
+
+The output is what the webhook's --native-policies applies: HorizontalPodAutoscalers and
+KEDA ScaledObjects are left to the webhook. With --autoscalers, compile also prints
+NAME-autoscalers-clamp, -deny and -warn, which decide their range by the rule of their
+target, except where that rule has a selector or the target is a ReplicaSet (the webhook
+reads the target's labels and owner): for a cluster where compile's output is applied on
+its own, since --native-policies leaves HPAs to the webhook's entry of their own.
 
 Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
 a policy larger than the API server holds (about 6,500 rules with two namespaces and a
@@ -52,7 +60,10 @@ selector each: see the design document), with the reason on stderr.`,
   kubectl apply -f native.yaml
 
   # From the policy ConfigMap the manifests apply, as JSON
-  kubectl replica-policy compile -p manifests/base/policy.yaml -o json`,
+  kubectl replica-policy compile -p manifests/base/policy.yaml -o json
+
+  # The autoscaler policies too, for a cluster without the webhook
+  kubectl replica-policy compile -p policy.yaml --autoscalers > native.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSteps(o.Complete, o.Validate, o.Run)
@@ -62,6 +73,7 @@ selector each: see the design document), with the reason on stderr.`,
 	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
 	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn, NAME-clamped")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
+	cmd.Flags().BoolVar(&o.Autoscalers, "autoscalers", false, "also print NAME-autoscalers-*, which decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects (--native-policies does not apply them)")
 	return cmd
 }
 
@@ -88,7 +100,7 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{Name: o.Name})
+	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{Name: o.Name, Autoscalers: o.Autoscalers})
 	var limit *native.LimitError
 	if errors.As(err, &limit) {
 		return fmt.Errorf("%s: %w", o.PolicyFile, err)
@@ -96,19 +108,24 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	if o.Output != outputJSON && len(res.Objects()) > 0 {
+	objs := append(res.Objects(), res.AutoscalerObjects()...)
+	if o.Output != outputJSON && len(objs) > 0 {
 		fmt.Fprintf(o.Out, "# Compiled by kubectl replica-policy compile from %s. The policies' variables name\n# the deciding rule by its index (variables.rule; -1: none):\n", o.PolicyFile)
 		for _, l := range res.Rules {
 			fmt.Fprintf(o.Out, "#   %s\n", l)
 		}
 	}
-	if err := writeObjects(o.Out, o.Output, res.Objects()); err != nil {
+	if err := writeObjects(o.Out, o.Output, objs); err != nil {
 		return err
 	}
 	for _, l := range res.Webhook {
 		fmt.Fprintf(o.ErrOut, "the webhook still decides: %s\n", l)
 	}
-	for _, l := range res.Notes {
+	notes := res.Notes
+	if !o.Autoscalers {
+		notes = append([]string{"HorizontalPodAutoscalers and KEDA ScaledObjects are left to the webhook, as --native-policies leaves them; --autoscalers also compiles the policies that decide their range"}, notes...)
+	}
+	for _, l := range notes {
 		fmt.Fprintf(o.ErrOut, "note: %s\n", l)
 	}
 	return nil

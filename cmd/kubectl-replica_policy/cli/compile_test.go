@@ -43,7 +43,7 @@ func TestCompile(t *testing.T) {
 		wantErr := `the webhook still decides: /scale writes of replicasets: a ReplicaSet may be owned by a bounded workload, which is bounded instead, and a Scale does not name its owner
 the webhook still decides: /scale writes that rule "prod-web" may decide (namespaces prod, prod-*): its selector needs the workload's labels, which a Scale does not carry
 the webhook still decides: /scale writes that rule "databases" may decide: its selector needs the workload's labels, which a Scale does not carry
-note: HorizontalPodAutoscalers and KEDA ScaledObjects are not compiled: the webhook bounds them
+note: HorizontalPodAutoscalers and KEDA ScaledObjects are left to the webhook, as --native-policies leaves them; --autoscalers also compiles the policies that decide their range
 note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, replica-policy-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule
 `
 		if errOut != wantErr {
@@ -59,6 +59,46 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 			if !strings.Contains(out, line) {
 				t.Errorf("no comment line %q in\n%s", line, out[:min(len(out), 800)])
 			}
+		}
+	})
+
+	t.Run("--autoscalers adds the autoscaler policies", func(t *testing.T) {
+		code, out, errOut := run(t, "", "compile", "-p", "testdata/policy.yaml", "--autoscalers")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		_, plain, _ := run(t, "", "compile", "-p", "testdata/policy.yaml")
+		added, ok := strings.CutPrefix(out, plain+"---\n")
+		if !ok {
+			t.Fatalf("the output with --autoscalers does not start with the output without it:\n%s", out)
+		}
+		var names []string
+		for _, doc := range strings.Split(added, "\n---\n") {
+			var o struct {
+				Kind     string
+				Metadata struct{ Name string }
+			}
+			if err := sigsyaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("document %q: %v", doc, err)
+			}
+			names = append(names, o.Kind+"/"+o.Metadata.Name)
+		}
+		want := "MutatingAdmissionPolicy/replica-policy-autoscalers-clamp MutatingAdmissionPolicyBinding/replica-policy-autoscalers-clamp " +
+			"ValidatingAdmissionPolicy/replica-policy-autoscalers-warn ValidatingAdmissionPolicyBinding/replica-policy-autoscalers-warn"
+		if strings.Join(names, " ") != want {
+			t.Errorf("--autoscalers adds %v, want %s", names, want)
+		}
+		for _, line := range []string{
+			"the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target is a ReplicaSet: it may be owned by a bounded workload, which CEL cannot read\n",
+			"the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target rule \"prod-web\" may decide: its selector needs the target's labels, which CEL cannot read\n",
+			"note: replica-policy-autoscalers-* decide HorizontalPodAutoscalers and KEDA ScaledObjects (the binary's --native-policies does not apply them",
+		} {
+			if !strings.Contains(errOut, line) {
+				t.Errorf("stderr lacks %q:\n%s", line, errOut)
+			}
+		}
+		if strings.Contains(errOut, "--autoscalers also compiles") {
+			t.Errorf("stderr says HPAs are left to the webhook although --autoscalers compiled them:\n%s", errOut)
 		}
 	})
 

@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/cmd/webhook/app"
 	"github.com/replica-policy/replica-policy/internal/harness"
@@ -44,9 +43,9 @@ func TestCheckAgreesWithWebhook(t *testing.T) {
 	counts := map[Result]int{}
 	const policies, objects = 120, 40
 	for p := range policies {
-		pol := randomPolicy(rng)
+		pol := harness.RandomPolicy(rng)
 		polFile := filepath.Join(dir, fmt.Sprintf("policy-%d.yaml", p))
-		writeYAML(t, polFile, pol)
+		harness.WriteYAML(t, polFile, pol)
 		snap, err := policy.Compile(pol, policy.Options{AlwaysExempt: []string{policy.DefaultNamespace}})
 		if err != nil {
 			t.Fatalf("generated policy %d: %v", p, err)
@@ -59,7 +58,7 @@ func TestCheckAgreesWithWebhook(t *testing.T) {
 				continue // no Namespace object: its labels are unknown
 			}
 			l := map[string]string{}
-			if v := pick(rng, "prod", "dev", ""); v != "" {
+			if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
 				l["env"] = v
 			}
 			fmt.Fprintf(&manifest, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels: %s\n", ns, flow(l))
@@ -69,9 +68,9 @@ func TestCheckAgreesWithWebhook(t *testing.T) {
 		var subjects []policy.Subject
 		var replicas []*int32
 		for i := range objects {
-			ns := pick(rng, append(nsNames, "orphan", "")...)
+			ns := harness.Pick(rng, append(nsNames, "orphan", "")...)
 			labels := map[string]string{}
-			if v := pick(rng, "web", "db", "other", ""); v != "" {
+			if v := harness.Pick(rng, "web", "db", "other", ""); v != "" {
 				labels["app"] = v
 			}
 			var r *int32
@@ -189,69 +188,10 @@ func webhookResult(mutate, validate admission.Decision) (Result, string) {
 	return Pass, ""
 }
 
-func randomPolicy(rng *rand.Rand) *policy.ReplicaPolicy {
-	i32 := func(v int32) *int32 { return &v }
-	bounds := func() policy.BoundsSpec {
-		var b policy.BoundsSpec
-		for b.MinReplicas == nil && b.MaxReplicas == nil {
-			if rng.IntN(3) != 0 {
-				b.MinReplicas = i32([]int32{0, 1, 2, 3}[rng.IntN(4)])
-			}
-			if rng.IntN(3) != 0 {
-				b.MaxReplicas = i32([]int32{3, 4, 5, 10}[rng.IntN(4)])
-			}
-		}
-		if b.MinReplicas != nil && b.MaxReplicas != nil && *b.MinReplicas > *b.MaxReplicas {
-			b.MinReplicas, b.MaxReplicas = b.MaxReplicas, b.MinReplicas
-		}
-		b.AllowZero = rng.IntN(4) == 0
-		b.Action = []policy.Action{"", policy.ActionClamp, policy.ActionDeny, policy.ActionWarn}[rng.IntN(4)]
-		return b
-	}
-	p := &policy.ReplicaPolicy{APIVersion: policy.APIVersion, Kind: policy.Kind}
-	if rng.IntN(2) == 0 {
-		p.ExemptNamespaces = []string{"ex"}
-	}
-	if rng.IntN(2) == 0 {
-		b := bounds()
-		p.Default = &b
-	}
-	for i := range rng.IntN(5) {
-		r := policy.Rule{Name: fmt.Sprintf("r%d", i), BoundsSpec: bounds()}
-		if rng.IntN(2) == 0 {
-			r.Namespaces = [][]string{{"a"}, {"b", "c"}, {"team-*"}, {"a", "team-?"}}[rng.IntN(4)]
-		}
-		if rng.IntN(4) == 0 {
-			r.Kinds = [][]string{{"Deployment"}, {"StatefulSet"}, {"Deployment", "Database.example.com"}}[rng.IntN(3)]
-		}
-		if rng.IntN(3) == 0 {
-			r.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"env": pick(rng, "prod", "dev")}}
-		}
-		if rng.IntN(3) == 0 {
-			r.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{pick(rng, "web", "db")}}}}
-		}
-		p.Rules = append(p.Rules, r)
-	}
-	return p
-}
-
-func pick(rng *rand.Rand, xs ...string) string { return xs[rng.IntN(len(xs))] }
-
 // flow renders labels as a YAML flow mapping.
 func flow(m map[string]string) string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-func writeYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := sigsyaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestCheckAgreesWithWebhookOnAutoscalers is the proof that check judges
@@ -280,7 +220,7 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	nsNames := []string{"a", "b", "team-1", "c", "ex", "default"}
 	for _, ns := range nsNames {
 		l := map[string]string{}
-		if v := pick(rng, "prod", "dev", ""); v != "" && ns != "default" {
+		if v := harness.Pick(rng, "prod", "dev", ""); v != "" && ns != "default" {
 			l["env"] = v
 		}
 		if ns != "default" {
@@ -295,9 +235,9 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	var workloads []workloadRef
 	isTrue := true
 	for i := range 24 {
-		w := workloadRef{ns: pick(rng, nsNames...), kind: pick(rng, "Deployment", "Deployment", "StatefulSet"), name: fmt.Sprintf("w%d", i)}
+		w := workloadRef{ns: harness.Pick(rng, nsNames...), kind: harness.Pick(rng, "Deployment", "Deployment", "StatefulSet"), name: fmt.Sprintf("w%d", i)}
 		labels := map[string]string{}
-		if v := pick(rng, "web", "db", ""); v != "" {
+		if v := harness.Pick(rng, "web", "db", ""); v != "" {
 			labels["app"] = v
 		}
 		var owners []metav1.OwnerReference
@@ -343,14 +283,14 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	counts := map[Result]int{}
 	const policies, autoscalers = 12, 40
 	for p := range policies {
-		pol := randomPolicy(rng)
+		pol := harness.RandomPolicy(rng)
 		probeRule := fmt.Sprintf("probe-%d", p)
 		one := int32(1)
 		pol.Rules = append([]policy.Rule{{Name: probeRule, Namespaces: []string{"probe"},
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: probe}, Selector: &metav1.LabelSelector{MatchLabels: probe},
 			BoundsSpec: policy.BoundsSpec{MaxReplicas: &one, Action: policy.ActionDeny}}}, pol.Rules...)
 		polFile := filepath.Join(dir, fmt.Sprintf("policy-%d.yaml", p))
-		writeYAML(t, polFile, pol)
+		harness.WriteYAML(t, polFile, pol)
 		doc, err := os.ReadFile(polFile)
 		if err != nil {
 			t.Fatal(err)
@@ -372,7 +312,7 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 		var created []*autoscalingv2.HorizontalPodAutoscaler
 		v1 := map[string]bool{}
 		for i := range autoscalers {
-			ns := pick(rng, nsNames...)
+			ns := harness.Pick(rng, nsNames...)
 			apiVersion, kind, target := "apps/v1", "Deployment", "ghost"
 			var local []workloadRef
 			for _, w := range workloads {
@@ -400,7 +340,7 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 			}
 			h := newAutoscaler(ns, fmt.Sprintf("h%d", i), apiVersion, kind, target, minReplicas, maxReplicas, owner)
 			created = append(created, h)
-			version := pick(rng, "v1", "v2")
+			version := harness.Pick(rng, "v1", "v2")
 			v1[h.Name] = version == "v1"
 			fmt.Fprintf(&hpas, "---\napiVersion: autoscaling/%s\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: %s\n  namespace: %s\n", version, h.Name, ns)
 			if owner != nil {

@@ -1,4 +1,4 @@
-package cli
+package native_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -30,20 +31,22 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
-// TestCompileAgreesWithWebhook is the proof that the native admission policies compile
-// prints enforce the policy as the webhook does, on one real kube-apiserver. Each generated
+// TestCompileAgreesWithWebhook is the proof that the native admission policies Compile
+// returns enforce the policy as the webhook does, on one real kube-apiserver. Each generated
 // policy is written twice, its namespaces prefixed "n<k>-" for the native side and "w<k>-"
 // for the webhook side (renaming namespaces changes nothing a rule decides), with the same
 // namespace labels, workloads and requests on both sides:
-//   - native: the output of `compile -p FILE --name rp<k> --policy-namespace n<k>-sys`,
-//     applied as printed, except that each binding gets a namespaceSelector for the
-//     policy's own namespaces (all policies are in force at once);
+//   - native: the objects of Compile (what `kubectl replica-policy compile -p FILE --name
+//     rp<k> --policy-namespace n<k>-sys` prints), applied as they are, except that each
+//     binding gets a namespaceSelector for the policy's own namespaces (all policies are in
+//     force at once);
 //   - webhook: the MutatingWebhookConfiguration of manifests/base (failurePolicy Fail, so
 //     that a failed call shows, and a namespaceSelector for the webhook side's namespaces),
 //     calling pkg/admission's /mutate handler in this process, over the policy of the phase.
@@ -84,11 +87,11 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 		pc := policyCase{k: k, pol: randomNativePolicy(rng), nsLabels: map[string]map[string]string{}}
 		for _, ns := range equivNamespaces {
 			l := map[string]string{}
-			if v := pick(rng, "prod", "dev", ""); v != "" {
+			if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
 				l["env"] = v
 			}
 			if rng.IntN(3) == 0 {
-				l["tier"] = pick(rng, "gold", "silver")
+				l["tier"] = harness.Pick(rng, "gold", "silver")
 			}
 			pc.nsLabels[ns] = l
 		}
@@ -101,15 +104,7 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	for _, pc := range cases {
 		for _, side := range []string{"n", "w"} {
 			prefix := fmt.Sprintf("%s%d-", side, pc.k)
-			for _, ns := range equivNamespaces {
-				labels := map[string]string{equivSideLabel: side, equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
-				for k, v := range pc.nsLabels[ns] {
-					labels[k] = v
-				}
-				if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createNamespaces(t, ctx, cs, prefix, pc.nsLabels)
 			for _, r := range pc.reqs {
 				if r.op == opCreate {
 					continue
@@ -121,23 +116,14 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 		}
 	}
 
-	// The native policies of every policy, as compile prints them.
+	// The native policies of every policy, as Compile returns them.
 	snaps := map[int]*policy.Snapshot{}
 	scoped := map[string]int{} // bindings by how their compiled namespaceSelector narrows them
 	for _, pc := range cases {
 		prefix := fmt.Sprintf("n%d-", pc.k)
-		file := filepath.Join(dir, fmt.Sprintf("native-%d.yaml", pc.k))
-		writeYAML(t, file, prefixedPolicy(pc.pol, prefix))
-		code, out, errOut := run(t, "", "compile", "-p", file, "--name", fmt.Sprintf("rp%d", pc.k), "--policy-namespace", prefix+"sys")
-		if code != ExitOK {
-			t.Fatalf("policy %d: compile exit %d: %s", pc.k, code, errOut)
-		}
-		for k, n := range applyCompiled(t, ctx, cs, out, prefix) {
+		snap, res := compileNative(t, pc.pol, prefix, pc.k, native.Options{})
+		for k, n := range applyCompiled(t, ctx, cs, res.Objects(), prefix) {
 			scoped[k] += n
-		}
-		snap, err := policy.Compile(prefixedPolicy(pc.pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
-		if err != nil {
-			t.Fatal(err)
 		}
 		snaps[pc.k] = snap
 	}
@@ -257,6 +243,21 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	}
 }
 
+// createNamespaces creates the namespaces of equivNamespaces, prefixed, with their labels
+// and those that say the side and the policy.
+func createNamespaces(t *testing.T, ctx context.Context, cs kubernetes.Interface, prefix string, nsLabels map[string]map[string]string) {
+	t.Helper()
+	for _, ns := range equivNamespaces {
+		labels := map[string]string{equivSideLabel: prefix[:1], equivPolicyLabel: strings.TrimSuffix(prefix, "-")}
+		for k, v := range nsLabels[ns] {
+			labels[k] = v
+		}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The namespaces of each policy on each side (prefixed), "sys" being the always-exempt one
 // (--policy-namespace) and "ex" in the policies' exemptNamespaces half the time.
 var equivNamespaces = []string{"a", "b", "c", "team-1", "team-2", "ex", "default", "sys"}
@@ -268,7 +269,7 @@ const (
 
 // randomNativePolicy is randomPolicy with more kinds of selector terms.
 func randomNativePolicy(rng *rand.Rand) *policy.ReplicaPolicy {
-	p := randomPolicy(rng)
+	p := harness.RandomPolicy(rng)
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if r.Selector != nil && rng.IntN(2) == 0 {
@@ -362,16 +363,16 @@ func randomRequests(rng *rand.Rand, n int) []equivRequest {
 	for i := range n {
 		r := equivRequest{
 			op:   []equivOp{opCreate, opCreate, opCreate, opUpdate, opUpdateLabels, opScale, opScale}[rng.IntN(7)],
-			kind: pick(rng, "Deployment", "StatefulSet", "ReplicaSet"),
-			ns:   pick(rng, equivNamespaces...),
+			kind: harness.Pick(rng, "Deployment", "StatefulSet", "ReplicaSet"),
+			ns:   harness.Pick(rng, equivNamespaces...),
 			name: fmt.Sprintf("r%d", i),
 		}
 		r.labels = map[string]string{}
-		if v := pick(rng, "web", "db", "other", ""); v != "" {
+		if v := harness.Pick(rng, "web", "db", "other", ""); v != "" {
 			r.labels["app"] = v
 		}
 		if rng.IntN(3) == 0 {
-			r.labels["team"] = pick(rng, "x", "z")
+			r.labels["team"] = harness.Pick(rng, "x", "z")
 		}
 		r.owned = r.kind == "ReplicaSet" && r.op != opScale && rng.IntN(3) == 0
 		v := values[rng.IntN(len(values))]
@@ -642,11 +643,18 @@ func testWebhookConfiguration(t *testing.T, dir string) string {
 	}
 	fail := admissionregistrationv1.Fail
 	for i := range cfg.Webhooks {
+		if cfg.Webhooks[i].Name == "hpa.replicapolicy.io" { // and ScaledObjects, as manifests/components/keda adds them
+			scope := admissionregistrationv1.NamespacedScope
+			cfg.Webhooks[i].Rules = append(cfg.Webhooks[i].Rules, admissionregistrationv1.RuleWithOperations{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"keda.sh"}, APIVersions: []string{"v1alpha1"}, Resources: []string{"scaledobjects"}, Scope: &scope},
+			})
+		}
 		cfg.Webhooks[i].FailurePolicy = &fail
 		cfg.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{equivSideLabel: "w"}}
 	}
 	path := filepath.Join(dir, "webhook.yaml")
-	writeYAML(t, path, &cfg)
+	harness.WriteYAML(t, path, &cfg)
 	return path
 }
 
@@ -726,10 +734,26 @@ func (l getLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
 	return ns.Labels, true
 }
 
-// applyCompiled creates the objects of compile's YAML, each binding narrowed to the
-// namespaces of prefix, and counts the bindings whose compiled namespaceSelector selects
-// namespaces (In) or leaves out some that are not exempt (NotIn).
-func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, out, prefix string) map[string]int {
+// compileNative compiles pol with its namespaces prefixed, as the webhook with
+// --policy-namespace prefix+"sys" would, into objects named rp<k>-*.
+func compileNative(t *testing.T, pol *policy.ReplicaPolicy, prefix string, k int, opts native.Options) (*policy.Snapshot, *native.Result) {
+	t.Helper()
+	snap, err := policy.Compile(prefixedPolicy(pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Name = fmt.Sprintf("rp%d", k)
+	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, opts)
+	if err != nil {
+		t.Fatalf("policy %d: %v", k, err)
+	}
+	return snap, res
+}
+
+// applyCompiled creates the compiled objects, each binding narrowed to the namespaces of
+// prefix, and counts the bindings whose compiled namespaceSelector selects namespaces (In)
+// or leaves out some that are not exempt (NotIn).
+func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, objs []runtime.Object, prefix string) map[string]int {
 	t.Helper()
 	scoped := map[string]int{}
 	count := func(m *admissionregistrationv1.MatchResources) {
@@ -744,45 +768,26 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 	}
 	ar := cs.AdmissionregistrationV1()
 	scope := &metav1.LabelSelector{MatchLabels: map[string]string{equivPolicyLabel: strings.TrimSuffix(prefix, "-")}}
-	for _, doc := range strings.Split(out, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue // a policy that bounds nothing compiles to nothing
-		}
-		var meta metav1.TypeMeta
-		if err := sigsyaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatal(err)
-		}
+	for _, obj := range objs {
 		var err error
-		switch meta.Kind {
-		case "MutatingAdmissionPolicy":
-			var o admissionregistrationv1.MutatingAdmissionPolicy
-			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = ar.MutatingAdmissionPolicies().Create(ctx, &o, metav1.CreateOptions{})
-			}
-		case "MutatingAdmissionPolicyBinding":
-			var o admissionregistrationv1.MutatingAdmissionPolicyBinding
-			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				count(o.Spec.MatchResources)
-				o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
-				_, err = ar.MutatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
-			}
-		case "ValidatingAdmissionPolicy":
-			var o admissionregistrationv1.ValidatingAdmissionPolicy
-			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				_, err = ar.ValidatingAdmissionPolicies().Create(ctx, &o, metav1.CreateOptions{})
-			}
-		case "ValidatingAdmissionPolicyBinding":
-			var o admissionregistrationv1.ValidatingAdmissionPolicyBinding
-			if err = sigsyaml.UnmarshalStrict([]byte(doc), &o); err == nil {
-				count(o.Spec.MatchResources)
-				o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
-				_, err = ar.ValidatingAdmissionPolicyBindings().Create(ctx, &o, metav1.CreateOptions{})
-			}
+		switch o := obj.(type) {
+		case *admissionregistrationv1.MutatingAdmissionPolicy:
+			_, err = ar.MutatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+			count(o.Spec.MatchResources)
+			o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
+			_, err = ar.MutatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			_, err = ar.ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			count(o.Spec.MatchResources)
+			o.Spec.MatchResources = nativesync.ScopeMatchResources(o.Spec.MatchResources, scope)
+			_, err = ar.ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
 		default:
-			t.Fatalf("compile printed a %q", meta.Kind)
+			t.Fatalf("Compile returned a %T", obj)
 		}
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", meta.Kind, err, doc)
+			t.Fatalf("%T: %v", obj, err)
 		}
 	}
 	return scoped
