@@ -1,26 +1,14 @@
 package admission
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-
+	"github.com/replica-policy/replica-policy/pkg/metrics"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
 
-var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "replicapolicy_admission_decisions_total",
-	Help: "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; HorizontalPodAutoscaler; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).",
-}, []string{"webhook", "kind", "rule", "action", "outcome"})
+var decisions = metrics.CounterVec("replicapolicy_admission_decisions_total", []string{"webhook", "kind", "rule", "action", "outcome"}, "Admission decisions by webhook (mutate, validate), kind (the workload kind, also for writes to its scale subresource; HorizontalPodAutoscaler; ConfigMap; other), rule, action (clamp, deny, warn) and outcome (allowed, unchanged, exempt, no_rule, unknown, clamped, denied, warned, not_handled, bad_request).")
 
-var notReady = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "replicapolicy_admission_not_ready_total",
-	Help: "Admission requests answered with HTTP 503 because the policy had not been read yet, by webhook (mutate, validate); the webhook configuration's failurePolicy decided them.",
-}, []string{"webhook"})
-
-func init() {
-	metrics.Registry.MustRegister(decisions, notReady)
-}
+var notReady = metrics.CounterVec("replicapolicy_admission_not_ready_total", []string{"webhook"}, "Admission requests answered with HTTP 503 because the policy had not been read yet, by webhook (mutate, validate); the webhook configuration's failurePolicy decided them.")
 
 // observe records one answer: every request is counted once, whichever way it ended.
 func observe(stage Stage, kinds *workload.Set, a answer) {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
+	admissionregistrationv1client "k8s.io/client-go/kubernetes/typed/admissionregistration/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
@@ -42,98 +43,54 @@ type resource struct {
 // resources, bindings first: a binding is deleted before its policy (a binding without its
 // policy is an error the API server reports); for apply, Objects gives policies first.
 var resources = []resource{
-	{
-		kind: "MutatingAdmissionPolicyBinding",
-		obj:  &admissionregistrationv1.MutatingAdmissionPolicyBinding{},
-		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().List(ctx, opts)
+	typed[*admissionregistrationv1.MutatingAdmissionPolicyBindingList](policyClients.MutatingAdmissionPolicyBindings, admissionregistrationv1ac.ExtractMutatingAdmissionPolicyBinding),
+	typed[*admissionregistrationv1.MutatingAdmissionPolicyList](policyClients.MutatingAdmissionPolicies, admissionregistrationv1ac.ExtractMutatingAdmissionPolicy),
+	typed[*admissionregistrationv1.ValidatingAdmissionPolicyBindingList](policyClients.ValidatingAdmissionPolicyBindings, admissionregistrationv1ac.ExtractValidatingAdmissionPolicyBinding),
+	typed[*admissionregistrationv1.ValidatingAdmissionPolicyList](policyClients.ValidatingAdmissionPolicies, admissionregistrationv1ac.ExtractValidatingAdmissionPolicy),
+}
+
+// policyClients gives the typed client of each admission policy kind; resources names them
+// by method expression (policyClients.MutatingAdmissionPolicies).
+type policyClients = admissionregistrationv1client.AdmissionregistrationV1Interface
+
+// typedClient is what the Syncer uses of the typed client of one admission policy kind: O is
+// the kind's object type, L its list's.
+type typedClient[O, L runtime.Object] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (O, error)
+	List(ctx context.Context, opts metav1.ListOptions) (L, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (O, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}
+
+// typed describes one admission policy kind by its typed client (client picks it from the
+// Syncer's clientset) and the function that extracts the fields a field manager applied.
+// The kind is the name of the object's Go type: admissionregistration/v1 names its types
+// after their kinds.
+func typed[L, O runtime.Object, A any, C typedClient[O, L]](client func(policyClients) C, extract func(O, string) (A, error)) resource {
+	of := func(s *Syncer) C { return client(s.client.AdmissionregistrationV1()) }
+	t := reflect.TypeFor[O]().Elem()
+	return resource{
+		kind: t.Name(),
+		obj:  reflect.New(t).Interface().(runtime.Object),
+		get: func(ctx context.Context, s *Syncer, name string) (runtime.Object, error) {
+			return of(s).Get(ctx, name, metav1.GetOptions{})
 		},
-		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Watch(ctx, opts)
+		list: func(ctx context.Context, s *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
+			return of(s).List(ctx, opts)
 		},
-		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+		watch: func(ctx context.Context, s *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
+			return of(s).Watch(ctx, opts)
 		},
-		applied: func(live runtime.Object) (any, error) {
-			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicyBinding(live.(*admissionregistrationv1.MutatingAdmissionPolicyBinding), FieldManager)
-		},
-		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Patch(ctx, name, pt, data, opts)
+		applied: func(live runtime.Object) (any, error) { return extract(live.(O), FieldManager) },
+		patch: func(ctx context.Context, s *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
+			_, err := of(s).Patch(ctx, name, pt, data, opts)
 			return err
 		},
-		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Delete(ctx, name, opts)
+		del: func(ctx context.Context, s *Syncer, name string, opts metav1.DeleteOptions) error {
+			return of(s).Delete(ctx, name, opts)
 		},
-	},
-	{
-		kind: "MutatingAdmissionPolicy",
-		obj:  &admissionregistrationv1.MutatingAdmissionPolicy{},
-		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().List(ctx, opts)
-		},
-		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Watch(ctx, opts)
-		},
-		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
-		},
-		applied: func(live runtime.Object) (any, error) {
-			return admissionregistrationv1ac.ExtractMutatingAdmissionPolicy(live.(*admissionregistrationv1.MutatingAdmissionPolicy), FieldManager)
-		},
-		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Patch(ctx, name, pt, data, opts)
-			return err
-		},
-		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
-			return c.client.AdmissionregistrationV1().MutatingAdmissionPolicies().Delete(ctx, name, opts)
-		},
-	},
-	{
-		kind: "ValidatingAdmissionPolicyBinding",
-		obj:  &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
-		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().List(ctx, opts)
-		},
-		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Watch(ctx, opts)
-		},
-		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
-		},
-		applied: func(live runtime.Object) (any, error) {
-			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicyBinding(live.(*admissionregistrationv1.ValidatingAdmissionPolicyBinding), FieldManager)
-		},
-		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Patch(ctx, name, pt, data, opts)
-			return err
-		},
-		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, opts)
-		},
-	},
-	{
-		kind: "ValidatingAdmissionPolicy",
-		obj:  &admissionregistrationv1.ValidatingAdmissionPolicy{},
-		list: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, opts)
-		},
-		watch: func(ctx context.Context, c *Syncer, opts metav1.ListOptions) (watch.Interface, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Watch(ctx, opts)
-		},
-		get: func(ctx context.Context, c *Syncer, name string) (runtime.Object, error) {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
-		},
-		applied: func(live runtime.Object) (any, error) {
-			return admissionregistrationv1ac.ExtractValidatingAdmissionPolicy(live.(*admissionregistrationv1.ValidatingAdmissionPolicy), FieldManager)
-		},
-		patch: func(ctx context.Context, c *Syncer, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) error {
-			_, err := c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Patch(ctx, name, pt, data, opts)
-			return err
-		},
-		del: func(ctx context.Context, c *Syncer, name string, opts metav1.DeleteOptions) error {
-			return c.client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, opts)
-		},
-	},
+	}
 }
 
 func resourceOf(kind string) *resource {

@@ -68,28 +68,17 @@ func DefaultOptions() Options {
 
 // AddFlags binds the options to flags named --scaler-*, with the current values as defaults.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&o.DryRun, "scaler-dry-run", o.DryRun,
-		"Report (Events, metrics) what clamp rules would change in existing workloads, without changing it.")
-	fs.DurationVar(&o.ResyncPeriod, "scaler-resync-period", o.ResyncPeriod,
-		"How often the scaler evaluates every workload again from its cache (0 disables); workload and policy changes are acted on at once regardless.")
-	fs.Float64Var(&o.MaxCorrectionsPerSecond, "scaler-max-corrections-per-second", o.MaxCorrectionsPerSecond,
-		"Cap on scale subresource writes per second across all workloads.")
-	fs.IntVar(&o.CorrectionBurst, "scaler-correction-burst", o.CorrectionBurst,
-		"Scale writes allowed in a burst above --scaler-max-corrections-per-second.")
-	fs.IntVar(&o.MaxConcurrentReconciles, "scaler-workers", o.MaxConcurrentReconciles,
-		"Workloads the scaler evaluates concurrently.")
-	fs.IntVar(&o.EventBudget, "scaler-event-budget", o.EventBudget,
-		"Events the scaler records on workloads per --scaler-event-window; past it, one summary Event per namespace, rule and reason at the window's end says how many workloads it covers.")
-	fs.DurationVar(&o.EventWindow, "scaler-event-window", o.EventWindow,
-		"The pass over which --scaler-event-budget counts, from the first Event after a quiet spell.")
-	fs.IntVar(&o.ContestThreshold, "scaler-contest-threshold", o.ContestThreshold,
-		"Corrections of one workload within --scaler-contest-window after which the scaler stops fighting another writer and reports it.")
-	fs.DurationVar(&o.ContestWindow, "scaler-contest-window", o.ContestWindow,
-		"Window in which --scaler-contest-threshold corrections mark a workload as contested.")
-	fs.DurationVar(&o.ContestBackoff, "scaler-contest-backoff", o.ContestBackoff,
-		"How long the scaler leaves a contested workload alone the first time; doubles with each further contest.")
-	fs.DurationVar(&o.ContestMaxBackoff, "scaler-contest-max-backoff", o.ContestMaxBackoff,
-		"Upper bound of the doubling contest back-off.")
+	fs.BoolVar(&o.DryRun, "scaler-dry-run", o.DryRun, "Report (Events, metrics) what clamp rules would change in existing workloads, without changing it.")
+	fs.DurationVar(&o.ResyncPeriod, "scaler-resync-period", o.ResyncPeriod, "How often the scaler evaluates every workload again from its cache (0 disables); workload and policy changes are acted on at once regardless.")
+	fs.Float64Var(&o.MaxCorrectionsPerSecond, "scaler-max-corrections-per-second", o.MaxCorrectionsPerSecond, "Cap on scale subresource writes per second across all workloads.")
+	fs.IntVar(&o.CorrectionBurst, "scaler-correction-burst", o.CorrectionBurst, "Scale writes allowed in a burst above --scaler-max-corrections-per-second.")
+	fs.IntVar(&o.MaxConcurrentReconciles, "scaler-workers", o.MaxConcurrentReconciles, "Workloads the scaler evaluates concurrently.")
+	fs.IntVar(&o.EventBudget, "scaler-event-budget", o.EventBudget, "Events the scaler records on workloads per --scaler-event-window; past it, one summary Event per namespace, rule and reason at the window's end says how many workloads it covers.")
+	fs.DurationVar(&o.EventWindow, "scaler-event-window", o.EventWindow, "The pass over which --scaler-event-budget counts, from the first Event after a quiet spell.")
+	fs.IntVar(&o.ContestThreshold, "scaler-contest-threshold", o.ContestThreshold, "Corrections of one workload within --scaler-contest-window after which the scaler stops fighting another writer and reports it.")
+	fs.DurationVar(&o.ContestWindow, "scaler-contest-window", o.ContestWindow, "Window in which --scaler-contest-threshold corrections mark a workload as contested.")
+	fs.DurationVar(&o.ContestBackoff, "scaler-contest-backoff", o.ContestBackoff, "How long the scaler leaves a contested workload alone the first time; doubles with each further contest.")
+	fs.DurationVar(&o.ContestMaxBackoff, "scaler-contest-max-backoff", o.ContestMaxBackoff, "Upper bound of the doubling contest back-off.")
 }
 
 // Validate reports every invalid option, named by its flag.

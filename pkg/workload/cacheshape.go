@@ -41,27 +41,32 @@ func identity(m *metav1.ObjectMeta) metav1.ObjectMeta {
 
 // TrimNamespace keeps of a cached Namespace its identity and labels (namespaceSelector).
 func TrimNamespace(obj any) (any, error) {
-	ns, ok := obj.(*corev1.Namespace)
-	if !ok {
-		return obj, nil
-	}
-	t := &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: identity(&ns.ObjectMeta)}
-	t.Labels = ns.Labels
-	return t, nil
+	return trim(obj, func(ns *corev1.Namespace) *corev1.Namespace {
+		t := &corev1.Namespace{TypeMeta: ns.TypeMeta, ObjectMeta: identity(&ns.ObjectMeta)}
+		t.Labels = ns.Labels
+		return t
+	})
 }
 
 // TrimAutoscaler keeps of a cached HPA what the scaler reads: its identity, owners,
 // target and range. Metrics, behavior and status (rewritten every sync period) are
 // dropped.
 func TrimAutoscaler(obj any) (any, error) {
-	hpa, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler)
-	if !ok {
-		return obj, nil
+	return trim(obj, func(hpa *autoscalingv2.HorizontalPodAutoscaler) *autoscalingv2.HorizontalPodAutoscaler {
+		t := &autoscalingv2.HorizontalPodAutoscaler{TypeMeta: hpa.TypeMeta, ObjectMeta: identity(&hpa.ObjectMeta)}
+		t.OwnerReferences = hpa.OwnerReferences
+		t.Spec = autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: hpa.Spec.ScaleTargetRef, MinReplicas: hpa.Spec.MinReplicas, MaxReplicas: hpa.Spec.MaxReplicas,
+		}
+		return t
+	})
+}
+
+// trim is a cache transform that applies keep to an object of type T and passes anything
+// else (another type, a deletion tombstone) through unchanged.
+func trim[T any](obj any, keep func(T) T) (any, error) {
+	if o, ok := obj.(T); ok {
+		return keep(o), nil
 	}
-	t := &autoscalingv2.HorizontalPodAutoscaler{TypeMeta: hpa.TypeMeta, ObjectMeta: identity(&hpa.ObjectMeta)}
-	t.OwnerReferences = hpa.OwnerReferences
-	t.Spec = autoscalingv2.HorizontalPodAutoscalerSpec{
-		ScaleTargetRef: hpa.Spec.ScaleTargetRef, MinReplicas: hpa.Spec.MinReplicas, MaxReplicas: hpa.Spec.MaxReplicas,
-	}
-	return t, nil
+	return obj, nil
 }
