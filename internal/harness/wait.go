@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -70,14 +72,43 @@ func Eventually[C Condition](t testing.TB, timeout, every time.Duration, what st
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It is picked at
+// random below the kernel's ephemeral range (net.ipv4.ip_local_port_range), from which the
+// kernel takes the local port of every outgoing connection and of every listener on port 0:
+// a port from that range could be taken by a connection of the API server or of another test
+// between this call and the listener that wants it (CI saw "bind: address already in use"
+// on a loaded machine). Where the range leaves no room, the kernel picks one.
 func FreePort() (int, error) {
+	if low := ephemeralLow(); low > minPort+1000 {
+		for range 50 {
+			port := minPort + rand.IntN(low-minPort)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				return port, l.Close()
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// minPort is the lowest port FreePort picks: above the ports services are known by.
+const minPort = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		return 0
+	}
+	return low
 }
 
 // MustFreePort is FreePort for a test: it fails t when no port can be had.
