@@ -49,17 +49,11 @@ func AutoscalerNames(opts Options) []string {
 // AutoscalerObjects returns the autoscaler policies to apply, policies before their
 // bindings: for a user who applies compile's output without the webhook's --native-policies.
 func (r *Result) AutoscalerObjects() []runtime.Object {
-	var objs []runtime.Object
-	if r.AutoscalerClamp != nil {
-		objs = append(objs, r.AutoscalerClamp, r.AutoscalerClampBinding)
-	}
-	if r.AutoscalerDeny != nil {
-		objs = append(objs, r.AutoscalerDeny, r.AutoscalerDenyBinding)
-	}
-	if r.AutoscalerWarn != nil {
-		objs = append(objs, r.AutoscalerWarn, r.AutoscalerWarnBinding)
-	}
-	return objs
+	return emitted(
+		emittedPair{r.AutoscalerClamp != nil, r.AutoscalerClamp, r.AutoscalerClampBinding},
+		emittedPair{r.AutoscalerDeny != nil, r.AutoscalerDeny, r.AutoscalerDenyBinding},
+		emittedPair{r.AutoscalerWarn != nil, r.AutoscalerWarn, r.AutoscalerWarnBinding},
+	)
 }
 
 // autoscalerTargets are the compiled kinds an autoscaler's target may be for the policies to
@@ -262,19 +256,7 @@ func (c *compiler) autoscalerRuleVariables() ([]admissionregistrationv1.Variable
 // update of the range or the target), valid (the API server's or KEDA's validation rejects
 // an invalid range) and a field that moves.
 func (c *compiler) autoscalerRangeVariables() []admissionregistrationv1.Variable {
-	mins, maxs := make([]int64, len(c.rules)), make([]int64, len(c.rules))
-	zeros := make([]bool, len(c.rules))
-	actions := make([]string, len(c.rules))
-	for i, r := range c.rules {
-		mins[i], maxs[i] = -1, -1
-		if r.Bounds.Min != nil {
-			mins[i] = int64(*r.Bounds.Min)
-		}
-		if r.Bounds.Max != nil {
-			maxs[i] = int64(*r.Bounds.Max)
-		}
-		zeros[i], actions[i] = r.Bounds.AllowZero, string(r.Action)
-	}
+	mins, maxs, zeros, actions := c.ruleLists()
 	// policy.Bounds.Nearest of x.
 	nearest := func(x string) string {
 		return fmt.Sprintf("(%[1]s == 0 && variables.allowZero ? 0 : (variables.lo >= 0 && %[1]s < variables.lo ? variables.lo : "+

@@ -129,18 +129,28 @@ type Result struct {
 
 // Objects returns the objects to apply, policies before their bindings.
 func (r *Result) Objects() []runtime.Object {
+	return emitted(
+		emittedPair{r.Clamp != nil, r.Clamp, r.ClampBinding},
+		emittedPair{r.Deny != nil, r.Deny, r.DenyBinding},
+		emittedPair{r.Warn != nil, r.Warn, r.WarnBinding},
+		emittedPair{r.ClampNotice != nil, r.ClampNotice, r.ClampNoticeBinding},
+	)
+}
+
+// emittedPair is a policy and its binding, and whether the compiler emitted them (a nil
+// pointer in a runtime.Object is not a nil interface, hence the flag).
+type emittedPair struct {
+	ok              bool
+	policy, binding runtime.Object
+}
+
+// emitted lists the emitted pairs' objects in order, each policy before its binding.
+func emitted(pairs ...emittedPair) []runtime.Object {
 	var objs []runtime.Object
-	if r.Clamp != nil {
-		objs = append(objs, r.Clamp, r.ClampBinding)
-	}
-	if r.Deny != nil {
-		objs = append(objs, r.Deny, r.DenyBinding)
-	}
-	if r.Warn != nil {
-		objs = append(objs, r.Warn, r.WarnBinding)
-	}
-	if r.ClampNotice != nil {
-		objs = append(objs, r.ClampNotice, r.ClampNoticeBinding)
+	for _, p := range pairs {
+		if p.ok {
+			objs = append(objs, p.policy, p.binding)
+		}
 	}
 	return objs
 }

@@ -189,12 +189,11 @@ func atRule(list, none string) string {
 	return fmt.Sprintf("(variables.rule >= 0 ? %s[variables.rule] : %s)", list, none)
 }
 
-// boundsVariables are the deciding rule's bounds and action, from lists indexed by rule,
-// the value it wants and whether the request is outside its bounds.
-func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
-	mins, maxs := make([]int64, len(c.rules)), make([]int64, len(c.rules))
-	zeros := make([]bool, len(c.rules))
-	actions := make([]string, len(c.rules))
+// ruleLists are the rules' minimums and maximums (-1 where a rule has none), allowZero and
+// actions, by rule index: the lists the policies' variables index with variables.rule.
+func (c *compiler) ruleLists() (mins, maxs []int64, zeros []bool, actions []string) {
+	mins, maxs = make([]int64, len(c.rules)), make([]int64, len(c.rules))
+	zeros, actions = make([]bool, len(c.rules)), make([]string, len(c.rules))
 	for i, r := range c.rules {
 		mins[i], maxs[i] = -1, -1
 		if r.Bounds.Min != nil {
@@ -205,6 +204,13 @@ func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
 		}
 		zeros[i], actions[i] = r.Bounds.AllowZero, string(r.Action)
 	}
+	return mins, maxs, zeros, actions
+}
+
+// boundsVariables are the deciding rule's bounds and action, from lists indexed by rule,
+// the value it wants and whether the request is outside its bounds.
+func (c *compiler) boundsVariables() []admissionregistrationv1.Variable {
+	mins, maxs, zeros, actions := c.ruleLists()
 	// policy.Bounds.Nearest; allowZero only where a rule has it.
 	want := "(variables.min >= 0 && variables.replicas < variables.min ? variables.min : " +
 		"(variables.max >= 0 && variables.replicas > variables.max ? variables.max : variables.replicas))"
