@@ -215,15 +215,7 @@ func (c *compiler) autoscalerVariables() ([]admissionregistrationv1.Variable, er
 // rule with a selector counting as matching when its other matchers do (unknown: the
 // webhook decides).
 func (c *compiler) autoscalerRuleVariables() ([]admissionregistrationv1.Variable, error) {
-	var rules []rule
-	deflt := -1
-	for _, r := range c.rules {
-		if c.isDefault(r) {
-			deflt = r.index
-			continue
-		}
-		rules = append(rules, r)
-	}
+	rules, deflt := c.chainRules()
 	first := fmt.Sprint(deflt)
 	var vars []admissionregistrationv1.Variable
 	if len(rules) > 0 {

@@ -85,13 +85,10 @@ func (c *compiler) known() string {
 	return ""
 }
 
-// ruleVariables find the rule that decides: rule is the index of the first rule that
-// matches (the default's when none does, -1 without a default), unknown is set for a Scale
-// whose deciding rule has a selector (the webhook's to decide); without selector rules
-// there is no unknown.
-func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
-	var rules []rule
-	deflt := -1
+// chainRules are the rules the first-match chain reads, in order, and the default's index
+// (-1 without a default), which the chain falls back to.
+func (c *compiler) chainRules() (rules []rule, deflt int) {
+	deflt = -1
 	for _, r := range c.rules {
 		if c.isDefault(r) {
 			deflt = r.index
@@ -99,6 +96,15 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 		}
 		rules = append(rules, r)
 	}
+	return rules, deflt
+}
+
+// ruleVariables find the rule that decides: rule is the index of the first rule that
+// matches (the default's when none does, -1 without a default), unknown is set for a Scale
+// whose deciding rule has a selector (the webhook's to decide); without selector rules
+// there is no unknown.
+func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
+	rules, deflt := c.chainRules()
 	var vars []admissionregistrationv1.Variable
 	ruleExpr := fmt.Sprint(deflt)
 	if len(rules) > 0 {
