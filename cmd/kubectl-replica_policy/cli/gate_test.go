@@ -301,14 +301,15 @@ func TestValidateFlags(t *testing.T) {
 func TestFieldLines(t *testing.T) {
 	for _, tc := range []struct {
 		doc  string
-		want [3]int
+		want fieldLineSet
 	}{
-		{"apiVersion: apps/v1\nkind: Deployment\nspec:\n  selector: {}\n  replicas: 3 # three\n  template:\n    spec:\n      replicas: 9\nstatus:\n  replicas: 1\n", [3]int{5, 0, 0}},
-		{"# c\nkind: HorizontalPodAutoscaler\nspec:\n\n    minReplicas: 1\n    # maxReplicas: 2\n    maxReplicas: 3\n", [3]int{0, 5, 7}},
-		{"kind: Deployment\nspec: {replicas: 3}\n", [3]int{2, 0, 0}},
-		{"{\"kind\": \"Deployment\",\n \"spec\": {\n  \"replicas\": 3}}\n", [3]int{3, 0, 0}},
-		{"kind: Deployment\nspec:\n  \"replicas\": 4\n", [3]int{3, 0, 0}},
-		{"kind: Deployment\nmetadata: {name: x}\n", [3]int{}},
+		{"apiVersion: apps/v1\nkind: Deployment\nspec:\n  selector: {}\n  replicas: 3 # three\n  template:\n    spec:\n      replicas: 9\nstatus:\n  replicas: 1\n", fieldLineSet{5, 0, 0}},
+		{"# c\nkind: HorizontalPodAutoscaler\nspec:\n\n    minReplicas: 1\n    # maxReplicas: 2\n    maxReplicas: 3\n", fieldLineSet{0, 5, 7}},
+		{"kind: Deployment\nspec: {replicas: 3}\n", fieldLineSet{2, 0, 0}},
+		{"{\"kind\": \"Deployment\",\n \"spec\": {\n  \"replicas\": 3}}\n", fieldLineSet{3, 0, 0}},
+		{"kind: Deployment\nspec:\n  \"replicas\": 4\n", fieldLineSet{3, 0, 0}},
+		{"kind: Deployment\nmetadata: {name: x}\n", fieldLineSet{}},
+		{"kind: ScaledObject\nspec:\n  scaleTargetRef: {name: web}\n  idleReplicaCount: 0\n  minReplicaCount: 1\n  maxReplicaCount: 30\n", fieldLineSet{0, 0, 0, 5, 6, 4}},
 	} {
 		if got := docFieldLines([]byte(tc.doc), 1); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.doc, got, tc.want)

@@ -62,9 +62,9 @@ type Source struct {
 	File string
 	Line int
 	// FieldLines are the lines of the object's replica fields that it sets, in the order
-	// of replicaFields (spec.replicas, spec.minReplicas, spec.maxReplicas); 0 for one it
-	// does not set.
-	FieldLines [3]int
+	// of replicaFields (spec.replicas, spec.minReplicas, spec.maxReplicas and a
+	// ScaledObject's three); 0 for one it does not set.
+	FieldLines fieldLineSet
 }
 
 // FieldLine is the line of field ("spec.replicas", "spec.maxReplicas") in the file, or

@@ -265,23 +265,26 @@ func listItems(root *yaml3.Node) []*yaml3.Node {
 	return items.Content
 }
 
-// replicaFields are the fields whose lines a judged object's results point at.
-var replicaFields = []string{"replicas", "minReplicas", "maxReplicas"}
+// replicaFields are the fields under spec whose lines a judged object's results point at:
+// a workload's replicas, an HPA's range, a KEDA ScaledObject's range and idle size.
+var replicaFields = [...]string{"replicas", "minReplicas", "maxReplicas", "minReplicaCount", "maxReplicaCount", "idleReplicaCount"}
+
+// fieldLineSet holds the line of each of replicaFields in a file, 0 for one not set.
+type fieldLineSet = [len(replicaFields)]int
 
 // docFieldLines is fieldLines of a document, found by reading its lines where it is in
 // block style (as good as every manifest: no second YAML parse of each object), by
 // parsing it otherwise.
-func docFieldLines(doc []byte, docLine int) [3]int {
+func docFieldLines(doc []byte, docLine int) fieldLineSet {
 	if lines, ok := scanFieldLines(doc, docLine); ok {
 		return lines
 	}
 	return fieldLines(rootNode(doc), docLine)
 }
 
-// scanFieldLines finds the lines of spec.replicas, spec.minReplicas and spec.maxReplicas
-// in a block-style document: the keys one level under a top-level "spec:". ok is false
+// scanFieldLines finds the lines of the replicaFields under spec in a block-style document: the keys one level under a top-level "spec:". ok is false
 // for a document it cannot read that way (JSON, flow style, a quoted or complex key).
-func scanFieldLines(doc []byte, docLine int) (lines [3]int, ok bool) {
+func scanFieldLines(doc []byte, docLine int) (lines fieldLineSet, ok bool) {
 	inSpec, indent := false, 0
 	n := 0
 	for line := range strings.Lines(string(doc)) {
@@ -332,10 +335,10 @@ func scanFieldLines(doc []byte, docLine int) (lines [3]int, ok bool) {
 	return lines, true
 }
 
-// fieldLines returns the line in the file of each of the object's spec.replicas,
-// spec.minReplicas and spec.maxReplicas that it sets (0 for the others); docLine is the
+// fieldLines returns the line in the file of each of the object's replicaFields under spec
+// that it sets (0 for the others); docLine is the
 // file's line of the document's first line.
-func fieldLines(obj *yaml3.Node, docLine int) (lines [3]int) {
+func fieldLines(obj *yaml3.Node, docLine int) (lines fieldLineSet) {
 	spec := child(obj, "spec")
 	for i, f := range replicaFields {
 		if v := child(spec, f); v != nil {

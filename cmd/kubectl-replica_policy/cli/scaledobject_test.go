@@ -124,6 +124,26 @@ spec:
 	if strings.Contains(out, "spec.minReplicaCount 0 clamped") {
 		t.Errorf("minReplicaCount 0 clamped under allowZero:\n%s", out)
 	}
+	// SARIF puts a result at the line of the field it is about, as for a workload or an HPA.
+	text, err := os.ReadFile(manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLine := 1 + strings.Count(string(text[:strings.Index(string(text), "  maxReplicaCount: 30")]), "\n")
+	_, sarif, errOut := run(t, "", "check", "-p", policyFile, "-f", manifests, "-o", "sarif")
+	rows, _ := sarifResults(t, sarif)
+	found := false
+	for _, r := range rows {
+		if strings.Contains(r.text, `ScaledObject "queue": spec.maxReplicaCount`) {
+			found = true
+			if !strings.HasSuffix(r.location, ":"+itoa(wantLine)) {
+				t.Errorf("the queue ScaledObject's result is at %s, want line %d (its maxReplicaCount)", r.location, wantLine)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no SARIF result for the queue ScaledObject's maxReplicaCount: %+v\n%s", rows, errOut)
+	}
 }
 
 // explain shows, for a ScaledObject, the rules of its target (with the target's labels from
