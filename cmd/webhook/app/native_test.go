@@ -179,15 +179,21 @@ func TestNativePolicies(t *testing.T) {
 		}
 	})
 
-	// webhookClampsScale waits until a /scale write of ns/name to 9 replicas comes back
-	// clamped to want with the webhook's warning naming rule: the webhook decided it, through
-	// the workload's cached labels. Not a dry run: the syncer's probes are dry runs of the
-	// binary's own user, which is this test's too, and the webhook never sees them.
+	// webhookClampsScale waits until a /scale write of ns/name to 9 (or 8) replicas comes
+	// back clamped to want with the webhook's warning naming rule: the webhook decided it,
+	// through the workload's cached labels. Not a dry run: the syncer's probes are dry runs of
+	// the binary's own user, which is this test's too, and the webhook never sees them. Each
+	// try asks for another count than the last: a write that leaves replicas as they are does
+	// not call the webhook (the configuration's replicas-changed condition), so a first try
+	// stored unclamped (the workload not in the cache yet) would make every later try of the
+	// same count pass unseen.
 	webhookClampsScale := func(t *testing.T, ns, name string, want int32, rule string) {
 		t.Helper()
+		ask := int32(8)
 		harness.Eventually(t, 15*time.Second, 100*time.Millisecond, ns+"/"+name+" clamped by the webhook through its cached labels", func() (bool, string) {
 			f.warns.Take()
-			s, err := f.client.AppsV1().Deployments(ns).UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{})
+			ask = 17 - ask // 9, 8, 9, ...
+			s, err := f.client.AppsV1().Deployments(ns).UpdateScale(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: ask}}, metav1.UpdateOptions{})
 			if err != nil {
 				return false, err.Error()
 			}
