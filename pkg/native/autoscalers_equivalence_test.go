@@ -68,17 +68,8 @@ func TestCompileAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	}
 	var cases []policyCase
 	for k := range policies {
-		pc := policyCase{k: k, pol: randomNativePolicy(rng), nsLabels: map[string]map[string]string{}}
-		for _, ns := range equivNamespaces {
-			l := map[string]string{}
-			if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
-				l["env"] = v
-			}
-			if rng.IntN(3) == 0 {
-				l["tier"] = harness.Pick(rng, "gold", "silver")
-			}
-			pc.nsLabels[ns] = l
-		}
+		pc := policyCase{k: k, pol: randomNativePolicy(rng)}
+		pc.nsLabels = randomNamespaceLabels(rng)
 		pc.reqs = randomAutoscalerRequests(rng, 60)
 		cases = append(cases, pc)
 	}

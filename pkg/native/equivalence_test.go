@@ -84,17 +84,8 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	}
 	var cases []policyCase
 	for k := range policies {
-		pc := policyCase{k: k, pol: randomNativePolicy(rng), nsLabels: map[string]map[string]string{}}
-		for _, ns := range equivNamespaces {
-			l := map[string]string{}
-			if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
-				l["env"] = v
-			}
-			if rng.IntN(3) == 0 {
-				l["tier"] = harness.Pick(rng, "gold", "silver")
-			}
-			pc.nsLabels[ns] = l
-		}
+		pc := policyCase{k: k, pol: randomNativePolicy(rng)}
+		pc.nsLabels = randomNamespaceLabels(rng)
 		pc.reqs = randomRequests(rng, 44)
 		cases = append(cases, pc)
 	}
@@ -791,4 +782,21 @@ func applyCompiled(t *testing.T, ctx context.Context, cs kubernetes.Interface, o
 		}
 	}
 	return scoped
+}
+
+// randomNamespaceLabels gives each of equivNamespaces (by short name) random env and tier
+// labels, the Namespace labels a policy's namespaceSelector is judged against.
+func randomNamespaceLabels(rng *rand.Rand) map[string]map[string]string {
+	labels := map[string]map[string]string{}
+	for _, ns := range equivNamespaces {
+		l := map[string]string{}
+		if v := harness.Pick(rng, "prod", "dev", ""); v != "" {
+			l["env"] = v
+		}
+		if rng.IntN(3) == 0 {
+			l["tier"] = harness.Pick(rng, "gold", "silver")
+		}
+		labels[ns] = l
+	}
+	return labels
 }
