@@ -68,8 +68,10 @@ const isScale = "(request.?subResource.orValue('') == 'scale')"
 //     an exempt namespace matched by a glob; in a namespace that a rule which may give the
 //     policy something to do names, when one of them names it by a glob;
 //  2. replicas changed by an update;
-//  3. the first-match decision for this policy's purpose (due), as a chain of conditionals
-//     that reads the rules only up to the first that matches;
+//  3. the MutatingAdmissionPolicy's only: the first-match decision for the clamp (due), as a
+//     chain of conditionals that reads the rules only up to the first that matches. A
+//     ValidatingAdmissionPolicy leaves it to its variables, which it evaluates lazily and
+//     whose result it does not copy: the chain is written once there;
 //  4. not owned by a bounded workload (which the policy bounds instead).
 //
 // It may hold for a request the policy then leaves alone (the variables decide exactly),
@@ -78,7 +80,7 @@ const isScale = "(request.?subResource.orValue('') == 'scale')"
 
 // purpose is what a compiled policy does for the rule that decides a request.
 type purpose struct {
-	// name of the matchCondition.
+	// name of the policy's matchCondition.
 	name string
 	// suffix of the policy's name: NAME-suffix.
 	suffix string
@@ -90,10 +92,12 @@ type purpose struct {
 }
 
 var (
-	purposeClamp  = purpose{name: "outside-clamp-bounds", suffix: clampSuffix, action: policy.ActionClamp}
-	purposeDeny   = purpose{name: "outside-deny-bounds", suffix: string(policy.ActionDeny), action: policy.ActionDeny}
-	purposeWarn   = purpose{name: "outside-warn-bounds", suffix: string(policy.ActionWarn), action: policy.ActionWarn}
-	purposeNotice = purpose{name: "at-clamp-bound", suffix: clampNoticeSuffix, action: policy.ActionClamp, atBound: true}
+	purposeClamp = purpose{name: "outside-clamp-bounds", suffix: clampSuffix, action: policy.ActionClamp}
+	// A validating policy's condition only scopes the request and asks that replicas changed:
+	// its variables decide the rest.
+	purposeDeny   = purpose{name: "replicas-changed", suffix: string(policy.ActionDeny), action: policy.ActionDeny}
+	purposeWarn   = purpose{name: "replicas-changed", suffix: string(policy.ActionWarn), action: policy.ActionWarn}
+	purposeNotice = purpose{name: "replicas-changed", suffix: clampNoticeSuffix, action: policy.ActionClamp, atBound: true}
 )
 
 // replicaVar is the name the conditions bind the requested replicas to: a matchCondition
@@ -110,11 +114,17 @@ func (c *compiler) matchConditions(p purpose) []admissionregistrationv1.MatchCon
 	if due == "(false)" {
 		terms = append(terms, "false") // it can never act: the policy is not emitted
 	}
-	inner := andLines(
-		fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
-		due,
-	)
-	terms = append(terms, fmt.Sprintf("[%s].exists(%s, %s)", replicasOf("object"), replicaVar, inner))
+	if p == purposeClamp {
+		inner := andLines(
+			fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicaVar, replicasOf("oldObject")),
+			due,
+		)
+		terms = append(terms, fmt.Sprintf("[%s].exists(%s, %s)", replicasOf("object"), replicaVar, inner))
+	} else {
+		// A validating policy copies nothing: its variables, which it reads only as far as
+		// its validation needs them, decide; the rule chain is written there alone.
+		terms = append(terms, fmt.Sprintf("(request.operation != 'UPDATE' || %s != %s)", replicasOf("object"), replicasOf("oldObject")))
+	}
 	// The owner's group is the part of its apiVersion before the "/".
 	byGroup := map[string][]string{}
 	for _, k := range c.kinds {

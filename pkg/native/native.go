@@ -80,6 +80,11 @@ type Options struct {
 	// decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects. Off, those are
 	// left to the webhook, and Result says nothing about them.
 	Autoscalers bool
+	// ClampWarnings also compiles NAME-clamped (Result.ClampNotice), which stands in for the
+	// webhook's clamp warning. Off by default: it is a second policy that the API server
+	// evaluates on every write the clamp sees, and on the writes it clamps it costs as much
+	// again as the clamp itself (docs/benchmarks.md, native mode with and without it).
+	ClampWarnings bool
 }
 
 // Result is the compiled policy: the objects to apply (nil where the policy has no rule of
@@ -257,7 +262,7 @@ func (c *compiler) compile() (*Result, error) {
 	// One set of match constraints, shared by every policy, as the API server reads them.
 	constraints := c.matchConstraints()
 	if cs, ok := conds[purposeClamp]; ok {
-		res.Notes = append(res.Notes, "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): instead, "+c.opts.Name+"-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule")
+		res.Notes = append(res.Notes, c.clampNote())
 		res.Clamp, res.ClampBinding = c.clampPolicy(constraints, cs, vars)
 	}
 	if cs, ok := conds[purposeNotice]; ok {
@@ -278,6 +283,16 @@ func (c *compiler) compile() (*Result, error) {
 	return res, nil
 }
 
+// clampNote says what a native clamp tells the writer: nothing, unless ClampWarnings adds
+// the notice.
+func (c *compiler) clampNote() string {
+	const silent = "a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation)"
+	if !c.opts.ClampWarnings {
+		return silent + ": with --clamp-warnings, " + c.opts.Name + "-clamped warns instead, at the cost of a second policy on every write"
+	}
+	return silent + ": instead, " + c.opts.Name + "-clamped warns (and records in the audit log) whenever a write leaves replicas at a bound of a clamp rule, naming the rule"
+}
+
 // limitsUnlessSkipped is checkLimits, unless a test skips it.
 func (c *compiler) limitsUnlessSkipped(res *Result) error {
 	if c.skipLimits {
@@ -294,7 +309,7 @@ func (c *compiler) actingConditions(res *Result) map[purpose][]admissionregistra
 	conds := map[purpose][]admissionregistrationv1.MatchCondition{}
 	for _, p := range []purpose{purposeClamp, purposeNotice, purposeDeny, purposeWarn} {
 		_, clamps := conds[purposeClamp]
-		if !c.hasAction[p.action] || p == purposeNotice && !clamps {
+		if !c.hasAction[p.action] || p == purposeNotice && (!clamps || !c.opts.ClampWarnings) {
 			continue
 		}
 		cs := c.matchConditions(p)

@@ -116,13 +116,26 @@ func variableOf(vars []admissionregistrationv1.Variable, name string) string {
 const header = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
 
 func TestCompile(t *testing.T) {
-	res := compileYAML(t, header+`exemptNamespaces: [kube-system, "tmp-*"]
+	pol := header + `exemptNamespaces: [kube-system, "tmp-*"]
 default: {maxReplicas: 50, action: warn}
 rules:
 - {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10}
 - {name: db, kinds: [StatefulSet, Rollout.argoproj.io], minReplicas: 3, maxReplicas: 7, allowZero: true, action: deny}
 - {name: gold, namespaceSelector: {matchLabels: {tier: gold}}, maxReplicas: 4}
-`, policy.BuiltinWorkloadKinds, Options{})
+`
+	res := compileYAML(t, pol, policy.BuiltinWorkloadKinds, Options{ClampWarnings: true})
+
+	t.Run("the clamp notice only with ClampWarnings", func(t *testing.T) {
+		quiet := compileYAML(t, pol, policy.BuiltinWorkloadKinds, Options{})
+		if quiet.ClampNotice != nil || quiet.ClampNoticeBinding != nil || len(quiet.Objects()) != len(res.Objects())-2 {
+			t.Errorf("without ClampWarnings: notice %v, %d objects against %d with it", quiet.ClampNotice != nil, len(quiet.Objects()), len(res.Objects()))
+		}
+		if !slices.ContainsFunc(quiet.Notes, func(n string) bool {
+			return strings.Contains(n, "returns no warning") && strings.Contains(n, "--clamp-warnings")
+		}) {
+			t.Errorf("without ClampWarnings, no note says a clamp is silent: %q", quiet.Notes)
+		}
+	})
 
 	t.Run("objects, names and labels", func(t *testing.T) {
 		var got []string
@@ -190,15 +203,23 @@ rules:
 		for _, p := range []struct {
 			conds []admissionregistrationv1.MatchCondition
 			name  string
-		}{{res.Clamp.Spec.MatchConditions, "outside-clamp-bounds"}, {res.Deny.Spec.MatchConditions, "outside-deny-bounds"},
-			{res.Warn.Spec.MatchConditions, "outside-warn-bounds"}, {res.ClampNotice.Spec.MatchConditions, "at-clamp-bound"}} {
+		}{{res.Clamp.Spec.MatchConditions, "outside-clamp-bounds"}, {res.Deny.Spec.MatchConditions, "replicas-changed"},
+			{res.Warn.Spec.MatchConditions, "replicas-changed"}, {res.ClampNotice.Spec.MatchConditions, "replicas-changed"}} {
 			if len(p.conds) != 1 || p.conds[0].Name != p.name {
 				t.Fatalf("match conditions %+v, want one named %s", p.conds, p.name)
 			}
 			e := p.conds[0].Expression
+			// The MutatingAdmissionPolicy's carries the chain (it re-encodes the object whenever
+			// it runs); a validating policy's leaves it to the variables, written once.
+			changed, chain := "(request.operation != 'UPDATE' || object.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1) != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) &&\n", "(request.namespace == 'prod')"
+			if p.name == "outside-clamp-bounds" {
+				changed = "].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) &&\n"
+			} else if strings.Contains(e, chain) {
+				t.Errorf("%s: %s\nrepeats the rule chain of the variables", p.name, e)
+			}
 			for _, part := range []string{
 				"(!(request.namespace.startsWith('tmp-')) &&\n",
-				"].exists(r, ((request.operation != 'UPDATE' || r != oldObject.spec.?replicas.orValue((request.?subResource.orValue('') == 'scale') ? 0 : 1)) &&\n",
+				changed,
 				"o.?controller.orValue(false) && (o.apiVersion.startsWith('apps/') && o.kind in ['Deployment', 'StatefulSet', 'ReplicaSet'])",
 			} {
 				if !strings.Contains(e, part) {

@@ -93,6 +93,8 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	p := &fakeProber{enforced: true}
 	s := New(client, store, func() bool { return true }, Options{
 		Kinds: policy.BuiltinWorkloadKinds, WebhookConfiguration: "replica-policy", Prober: p,
+		// Every object the compiler can emit for a clamp rule: the clamp notice too.
+		Compile: native.Options{ClampWarnings: true},
 		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"}}}},
 	}, logr.Discard())
@@ -353,6 +355,16 @@ func TestSyncPolicyChange(t *testing.T) {
 	})
 }
 
+func TestSyncClampWarningsOff(t *testing.T) {
+	e := newEnv(t)
+	e.mustSync(load(t, clampAndDeny))
+	e.s.opts.Compile.ClampWarnings = false
+	equal(t, "the sync without the clamp notice", e.mustSync(load(t, clampAndDeny)),
+		"apply mutatingwebhookconfigurations/replica-policy (wide)",
+		"delete validatingadmissionpolicybindings/replica-policy-clamped", "delete validatingadmissionpolicies/replica-policy-clamped",
+		"apply mutatingwebhookconfigurations/replica-policy (narrow)")
+}
+
 func TestSyncRetriesAfterAnError(t *testing.T) {
 	e := newEnv(t)
 	snap := load(t, clampAndDeny)
@@ -394,7 +406,7 @@ func TestSyncTakeover(t *testing.T) {
 	next := &fakeProber{enforced: true}
 	e.s = New(e.client, e.store, func() bool { return true }, Options{
 		Kinds: policy.BuiltinWorkloadKinds, WebhookConfiguration: "replica-policy", Prober: next,
-		NamespaceSelector: e.s.opts.NamespaceSelector,
+		NamespaceSelector: e.s.opts.NamespaceSelector, Compile: e.s.opts.Compile,
 	}, logr.Discard())
 	equal(t, "the new leader's first sync", e.mustSync(snap))
 	if next.calls != 1 {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
@@ -25,6 +24,8 @@ type CompileOptions struct {
 	Output          string
 	// Autoscalers adds the autoscaler policies, which --native-policies does not apply.
 	Autoscalers bool
+	// ClampWarnings adds NAME-clamped, the stand-in for the webhook's clamp warning.
+	ClampWarnings bool
 	genericiooptions.IOStreams
 }
 
@@ -73,6 +74,7 @@ selector each: see the design document), with the reason on stderr.`,
 	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
 	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn, NAME-clamped")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
+	cmd.Flags().BoolVar(&o.ClampWarnings, "clamp-warnings", false, "also print NAME-clamped, which warns when a write leaves replicas at a bound of a clamp rule (a MutatingAdmissionPolicy cannot warn): a second policy the API server evaluates on every write the clamp sees")
 	cmd.Flags().BoolVar(&o.Autoscalers, "autoscalers", false, "also print NAME-autoscalers-*, which decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects (--native-policies does not apply them)")
 	return cmd
 }
@@ -100,7 +102,7 @@ func (o *CompileOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{Name: o.Name, Autoscalers: o.Autoscalers})
+	res, err := native.Compile(snap, policy.BuiltinWorkloadKinds, native.Options{Name: o.Name, Autoscalers: o.Autoscalers, ClampWarnings: o.ClampWarnings})
 	var limit *native.LimitError
 	if errors.As(err, &limit) {
 		return fmt.Errorf("%s: %w", o.PolicyFile, err)
@@ -152,7 +154,7 @@ func writeObjects(w io.Writer, format string, objs []runtime.Object) error {
 		return enc.Encode(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 	}
 	for i, item := range items {
-		b, err := sigsyaml.Marshal(item)
+		b, err := reviewYAML(item)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,7 @@ import (
 
 func TestCompile(t *testing.T) {
 	t.Run("yaml", func(t *testing.T) {
-		code, out, errOut := run(t, "", "compile", "-p", "testdata/policy.yaml")
+		code, out, errOut := run(t, "", "compile", "-p", "testdata/policy.yaml", "--clamp-warnings")
 		if code != ExitOK {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -58,6 +58,38 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 		} {
 			if !strings.Contains(out, line) {
 				t.Errorf("no comment line %q in\n%s", line, out[:min(len(out), 800)])
+			}
+		}
+	})
+
+	t.Run("without --clamp-warnings, no clamp notice, and a note says so", func(t *testing.T) {
+		code, out, errOut := run(t, "", "compile", "-p", "testdata/policy.yaml")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if strings.Contains(out, "replica-policy-clamped") {
+			t.Errorf("replica-policy-clamped printed without --clamp-warnings:\n%s", out)
+		}
+		note := "note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission policy cannot return one from a mutation): with --clamp-warnings, replica-policy-clamped warns instead, at the cost of a second policy on every write\n"
+		if !strings.Contains(errOut, note) || !strings.Contains(out, "clamp [1, 50]; enforced by replica-policy-clamp\n") {
+			t.Errorf("stderr\n%s\nwant the line\n%s", errOut, note)
+		}
+	})
+
+	t.Run("reviewable: short lists on one line, CEL without escaped quotes, names first", func(t *testing.T) {
+		_, out, _ := run(t, "", "compile", "-p", "testdata/policy.yaml")
+		for _, want := range []string{
+			"      operations: [CREATE, UPDATE]\n",
+			"  - name: action\n    expression: \"(variables.rule >= 0 ? ['clamp', 'deny', 'warn', 'clamp'][variables.rule] : '')\"\n",
+			"  validationActions: [Deny]\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("no %q in\n%s", want, out)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if _, v, ok := strings.Cut(line, "expression: '"); ok && strings.Contains(v, "''") {
+				t.Errorf("a CEL expression with YAML's escaped quotes: %s", line)
 			}
 		}
 	})

@@ -40,6 +40,7 @@ func nativePolicyWith(max int) string {
 func TestNativePolicies(t *testing.T) {
 	f := startWebhook(t, func(o *Options) {
 		o.NativePolicies = true
+		o.NativeClampWarnings = true // every object the compiler can emit
 	})
 	ctx := context.Background()
 	ar := f.client.AdmissionregistrationV1()

@@ -44,6 +44,8 @@ type Options struct {
 	// NativeNamespaceSelector, a label selector, confines --native-policies to the namespaces
 	// it selects ("" for all).
 	NativeNamespaceSelector string
+	// NativeClampWarnings adds to the native policies the one that warns of a clamp.
+	NativeClampWarnings bool
 	// Scaler holds the --scaler-* flags.
 	Scaler scaler.Options
 	// KubeAPIQPS and KubeAPIBurst are the client-side limits of each of the process's API
@@ -111,6 +113,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.NativePolicies, "native-policies", o.NativePolicies, "Compile the policy into MutatingAdmissionPolicy and ValidatingAdmissionPolicy objects (Kubernetes 1.36+) that the API server enforces in process, keep them in step with the policy, and narrow --webhook-configuration so that the API server calls this webhook only for what they cannot decide. Needs the rights of manifests/components/native-policies.")
 	fs.BoolVar(&o.Reports, "reports", o.Reports, "On the leader, keep one OpenReports policy report (openreports.io/v1alpha1 Report, named replica-policy) per namespace listing the bounded workloads and HPAs outside their bounds, for Policy Reporter and Headlamp. Needs the OpenReports CRD and the rights of manifests/components/reports. Off, the leader deletes at start the reports an earlier --reports left, where it may.")
 	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", o.WebhookConfiguration, "The MutatingWebhookConfiguration that --native-policies narrows.")
+	fs.BoolVar(&o.NativeClampWarnings, "native-clamp-warnings", o.NativeClampWarnings, "With --native-policies, also apply NAME-clamped, a ValidatingAdmissionPolicy that warns (and records in the audit log) when a write leaves replicas at a bound of a clamp rule, as the webhook warns of a clamp; it is a second policy on every write the clamp sees.")
 	fs.StringVar(&o.NativeNamespaceSelector, "native-policies-namespace-selector", o.NativeNamespaceSelector, "A label selector of namespaces (e.g. \"kubernetes.io/metadata.name in (prod,staging)\") to which --native-policies confines the compiled policies and the webhook configuration it narrows: a gradual rollout, or several installations side by side. Default: every namespace.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM, keep serving this long with readiness false before stopping.")
 	fs.BoolVar(&o.ShowVersion, "version", false, "Print the version and exit.")

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/replica-policy/replica-policy/pkg/admission"
+	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 	"github.com/replica-policy/replica-policy/pkg/policystore"
@@ -196,7 +197,8 @@ func nativeSyncOptions(o *Options, kinds *workload.Set) nativesync.Options {
 		}}},
 		WebhookConfiguration: o.WebhookConfiguration,
 		// Validate parsed it.
-		Scope: scopeOf(o.NativeNamespaceSelector),
+		Scope:   scopeOf(o.NativeNamespaceSelector),
+		Compile: native.Options{ClampWarnings: o.NativeClampWarnings},
 	}
 }
 
