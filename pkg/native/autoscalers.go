@@ -216,19 +216,20 @@ func (c *compiler) autoscalerVariables() ([]admissionregistrationv1.Variable, er
 // webhook decides).
 func (c *compiler) autoscalerRuleVariables() ([]admissionregistrationv1.Variable, error) {
 	rules, deflt := c.chainRules()
-	first := fmt.Sprint(deflt)
+	candidate := func(r rule) string {
+		return and(r.namespacesTerm(), c.kindsTerm(r, "variables.kind"), selectorTerm("variables.nsLabels", r.NamespaceSelector()))
+	}
+	first, ok := conditionalChain(rules, candidate, deflt)
 	var vars []admissionregistrationv1.Variable
-	if len(rules) > 0 {
-		fv, err := c.firstVariables(rules, func(r rule) string {
-			return and(r.namespacesTerm(), c.kindsTerm(r, "variables.kind"), selectorTerm("variables.nsLabels", r.NamespaceSelector()))
-		})
+	if !ok {
+		fv, err := c.firstVariables(rules, candidate)
 		if err != nil {
 			return nil, err
 		}
 		vars = fv
 		first = fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)
 	}
-	vars = append(vars, variable("rule", "variables.kind == '' ? -1 : "+paren(first)))
+	vars = append(vars, variable("rule", "variables.kind == '' ? -1 :\n"+paren(first)))
 	var selectorRules []int64
 	for _, r := range rules {
 		if r.Selector() != nil {

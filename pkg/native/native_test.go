@@ -171,12 +171,13 @@ rules:
 
 	t.Run("rules in order, default last", func(t *testing.T) {
 		vars := res.Clamp.Spec.Variables
-		// The candidates of the rules, one list read where it is written, a rule a line.
-		want := "[\n  ((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))),\n  " +
-			"variables.kind == 'StatefulSet',\n  ('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold')].indexOf(true)"
+		// The candidates of the rules, a chain of conditionals read up to the first that
+		// matches, a rule a line, the default's index last.
+		want := "((request.namespace == 'prod') && (variables.scale || ('app' in variables.labels && variables.labels['app'] == 'web'))) ? 0 :\n" +
+			"(variables.kind == 'StatefulSet') ? 1 :\n('tier' in variables.nsLabels && variables.nsLabels['tier'] == 'gold') ? 2 :\n3"
 		for name, want := range map[string]string{
-			"first":     want,
-			"rule":      "variables.first >= 0 ? variables.first : 3",
+			"first":     "",
+			"rule":      want,
 			"unknown":   "variables.scale && variables.rule in [0]",
 			"min":       "(variables.rule >= 0 ? [2, 3, -1, -1][variables.rule] : -1)",
 			"max":       "(variables.rule >= 0 ? [10, 7, 4, 50][variables.rule] : -1)",
@@ -389,7 +390,7 @@ func TestCompileOnlyWhatActionsNeed(t *testing.T) {
 	// A deny rule only in an exempt namespace can never act: no deny policy whose condition
 	// is false, and a note says why.
 	exempt := compileYAML(t, header+"exemptNamespaces: [legacy]\nrules:\n- {name: old, namespaces: [legacy], maxReplicas: 3, action: deny}\n- {name: all, maxReplicas: 9}\n",
-		policy.BuiltinWorkloadKinds, Options{Name: "x"})
+		policy.BuiltinWorkloadKinds, Options{Name: "x", ClampWarnings: true})
 	if exempt.Deny != nil || exempt.Clamp == nil || !slices.ContainsFunc(exempt.Notes, func(n string) bool { return strings.HasPrefix(n, "no x-deny is emitted: ") }) {
 		t.Errorf("a deny rule that can never act: deny emitted %t, clamp %t, notes %q", exempt.Deny != nil, exempt.Clamp != nil, exempt.Notes)
 	}
@@ -450,10 +451,28 @@ func TestCompileAutoscalersOptIn(t *testing.T) {
 	}
 }
 
+// TestRuleChainPastMaxChain: past maxChain rules the deciding rule is the first true of
+// lists (the parser limits nesting), with the default after it.
+func TestRuleChainPastMaxChain(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(header + "default: {maxReplicas: 9}\nrules:\n")
+	for i := range maxChain + 1 {
+		fmt.Fprintf(&b, "- {name: r%d, namespaces: [ns-%d], maxReplicas: 3}\n", i, i)
+	}
+	vars := compileYAML(t, b.String(), policy.BuiltinWorkloadKinds, Options{}).Clamp.Spec.Variables
+	first := variableOf(vars, "first")
+	if !strings.HasPrefix(first, "[\n  (request.namespace == 'ns-0'),\n") || !strings.HasSuffix(first, "].indexOf(true)") || strings.Contains(first, " ? ") {
+		t.Errorf("first: %.200s", first)
+	}
+	if got, want := variableOf(vars, "rule"), fmt.Sprintf("variables.first >= 0 ? variables.first : %d", maxChain+1); got != want {
+		t.Errorf("rule %s, want %s", got, want)
+	}
+}
+
 func TestCompileCustomKinds(t *testing.T) {
 	kinds := append(policy.BuiltinWorkloadKinds, policy.WorkloadKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout", Resource: "rollouts"})
-	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{})
-	if got := variableOf(res.Clamp.Spec.Variables, "rule"); got != "[\n  variables.kind == 'Rollout.argoproj.io'].indexOf(true)" {
+	res := compileYAML(t, header+"rules:\n- {name: r, kinds: [Rollout.argoproj.io], maxReplicas: 3}\n", kinds, Options{ClampWarnings: true})
+	if got := variableOf(res.Clamp.Spec.Variables, "rule"); got != "(variables.kind == 'Rollout.argoproj.io') ? 0 :\n-1" {
 		t.Errorf("rule: %s", got)
 	}
 	if got := variableOf(res.ClampNotice.Spec.Variables, "kindName"); !strings.Contains(got, "'argoproj.io/rollouts': 'Rollout'") {

@@ -106,9 +106,11 @@ func (c *compiler) chainRules() (rules []rule, deflt int) {
 func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 	rules, deflt := c.chainRules()
 	var vars []admissionregistrationv1.Variable
-	ruleExpr := fmt.Sprint(deflt)
-	if len(rules) > 0 {
-		first, err := c.firstVariables(rules, func(r rule) string { return c.candidate(r, false) })
+	candidate := func(r rule) string { return c.candidate(r, false) }
+	if chain, ok := conditionalChain(rules, candidate, deflt); ok {
+		vars = append(vars, variable("rule", chain))
+	} else {
+		first, err := c.firstVariables(rules, candidate)
 		if err != nil {
 			return nil, err
 		}
@@ -118,8 +120,6 @@ func (c *compiler) ruleVariables() ([]admissionregistrationv1.Variable, error) {
 		} else {
 			vars = append(vars, variable("rule", fmt.Sprintf("variables.first >= 0 ? variables.first : %d", deflt)))
 		}
-	} else {
-		vars = append(vars, variable("rule", ruleExpr))
 	}
 	var selectorRules []int64
 	for _, r := range rules {
@@ -188,6 +188,35 @@ func (c *compiler) firstVariables(rules []rule, candidate func(rule) string) ([]
 		all = "(" + strings.Join(refs, " + ") + ")"
 	}
 	return append(vars, variable("first", all+".indexOf(true)")), nil
+}
+
+// conditionalChain is the index of the first of rules whose candidate holds, deflt when none
+// does, as a chain of conditionals, a rule a line: `cand0 ? 0 :\n cand1 ? 1 :\n deflt`. The API
+// server evaluates a conditional's taken branch only, so it reads the rules up to the first
+// that matches (a list evaluates every element). Not ok past maxChain rules (each is one
+// level of nesting, which cel-go's parser limits) or maxChunk characters (its parse time
+// grows with the square of an expression's length): firstVariables then writes lists.
+func conditionalChain(rules []rule, candidate func(rule) string, deflt int) (string, bool) {
+	if len(rules) > maxChain {
+		return "", false
+	}
+	var b strings.Builder
+	tail := fmt.Sprint(deflt)
+	for i, r := range rules {
+		cand := candidate(r)
+		if cand == "false" {
+			continue // it never matches
+		}
+		if cand == "" || cand == "true" {
+			tail = fmt.Sprint(i) // it matches every request: no rule after it is ever first
+			break
+		}
+		fmt.Fprintf(&b, "%s ? %d :\n", paren(cand), i)
+		if b.Len() > maxChunk {
+			return "", false
+		}
+	}
+	return b.String() + tail, true
 }
 
 // atRule is the element of list for the deciding rule, none when no rule decides.
