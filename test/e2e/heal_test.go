@@ -31,7 +31,8 @@ import (
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
-// TestNativePoliciesHealThemselves: the binary under --native-policies, as the component
+// TestNativePoliciesHealThemselves: the binary under --native-policies (and
+// --native-clamp-warnings, so that every object the compiler can emit is in the game), as the component
 // installs it (its ServiceAccount, the guard), with writes running throughout, while
 // someone deletes each compiled object, edits one, re-applies the webhook configuration
 // (server-side and client-side), changes the policy, deletes and recreates it, and kills the
@@ -49,7 +50,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	if err := harness.SetPolicy(ctx, admin, policyWith(5)); err != nil {
 		t.Fatal(err)
 	}
-	a := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-a", Args: []string{"--native-policies"}})
+	a := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-a", Args: []string{"--native-policies", "--native-clamp-warnings"}})
 	ar := admin.AdmissionregistrationV1()
 	h := &healing{t: t, ctx: ctx, ar: ar, dyn: dynamic.NewForConfigOrDie(c.Config), admin: admin}
 	h.waitNarrowed("the first sync", time.Now(), 30*time.Second)
@@ -147,7 +148,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 
 	t.Run("the leader killed as the policy changes; the other replica takes over", func(t *testing.T) {
 		port := harness.MustFreePort(t)
-		b := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-b", Args: []string{"--native-policies", "--port", fmt.Sprint(port)}})
+		b := runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-b", Args: []string{"--native-policies", "--native-clamp-warnings", "--port", fmt.Sprint(port)}})
 		// Not the leader, it still serves admission requests: ready, and it decides a review
 		// sent to its port (a scale of prod/app to 50: clamped to the policy's 7).
 		if resp, err := http.Get("http://" + b.Health + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
@@ -202,7 +203,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 
 		// A graceful stop hands over at once: the leader releases its Lease on SIGTERM, and
 		// the next one, started now, takes the objects over as the policy changes again.
-		last = runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-c", Args: []string{"--native-policies", "--port", fmt.Sprint(harness.MustFreePort(t))}})
+		last = runWebhook(t, c, harness.WebhookOptions{Binary: bin, Name: "native-c", Args: []string{"--native-policies", "--native-clamp-warnings", "--port", fmt.Sprint(harness.MustFreePort(t))}})
 		const graceful = "the leader stopped (SIGTERM) as the policy's max changes from 6 to 5"
 		w.phase(graceful)
 		start = time.Now()
