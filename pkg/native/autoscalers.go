@@ -35,15 +35,7 @@ const autoscalerSuffix = "autoscalers-"
 // AutoscalerNames are the names of every object Compile can produce with opts for
 // autoscalers, policies and bindings alike.
 func AutoscalerNames(opts Options) []string {
-	name := opts.Name
-	if name == "" {
-		name = DefaultName
-	}
-	var names []string
-	for _, a := range []policy.Action{policy.ActionClamp, policy.ActionDeny, policy.ActionWarn} {
-		names = append(names, name+"-"+autoscalerSuffix+string(a))
-	}
-	return names
+	return prefixed(opts, autoscalerSuffix+clampSuffix, autoscalerSuffix+string(policy.ActionDeny), autoscalerSuffix+string(policy.ActionWarn))
 }
 
 // AutoscalerObjects returns the autoscaler policies to apply, policies before their

@@ -60,33 +60,14 @@ func TestCompileAgreesWithWebhookOnAutoscalers(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	rng := rand.New(rand.NewPCG(26, 2037))
 
-	type policyCase struct {
-		k        int
-		pol      *policy.ReplicaPolicy
-		nsLabels map[string]map[string]string
-		reqs     []autoscalerRequest
-	}
-	var cases []policyCase
-	for k := range policies {
-		pc := policyCase{k: k, pol: randomNativePolicy(rng)}
-		pc.nsLabels = randomNamespaceLabels(rng)
-		pc.reqs = randomAutoscalerRequests(rng, 60)
-		cases = append(cases, pc)
-	}
-	phase.set(t, &policy.ReplicaPolicy{APIVersion: policy.APIVersion, Kind: policy.Kind}, policy.DefaultNamespace, cs)
-	for _, pc := range cases {
-		for _, side := range []string{"n", "w"} {
-			prefix := fmt.Sprintf("%s%d-", side, pc.k)
-			createNamespaces(t, ctx, cs, prefix, pc.nsLabels)
-			for _, r := range pc.reqs {
-				if r.op != opCreate {
-					if _, err := r.client(dyn, prefix).Create(ctx, r.object(r.base), metav1.CreateOptions{}); err != nil {
-						t.Fatalf("base object %s: %v", r, err)
-					}
-				}
-			}
+	cases := randomCases(rng, policies, func(rng *rand.Rand) []autoscalerRequest { return randomAutoscalerRequests(rng, 60) })
+	setUpBothSides(t, ctx, cs, phase, cases, func(prefix string, r autoscalerRequest) error {
+		if r.op == opCreate {
+			return nil
 		}
-	}
+		_, err := r.client(dyn, prefix).Create(ctx, r.object(r.base), metav1.CreateOptions{})
+		return err
+	})
 	snaps := map[int]*policy.Snapshot{}
 	for _, pc := range cases {
 		prefix := fmt.Sprintf("n%d-", pc.k)

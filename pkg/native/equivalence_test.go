@@ -76,36 +76,15 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(14, 2037))
 
-	type policyCase struct {
-		k        int
-		pol      *policy.ReplicaPolicy
-		nsLabels map[string]map[string]string // by short name
-		reqs     []equivRequest
-	}
-	var cases []policyCase
-	for k := range policies {
-		pc := policyCase{k: k, pol: randomNativePolicy(rng)}
-		pc.nsLabels = randomNamespaceLabels(rng)
-		pc.reqs = randomRequests(rng, 44)
-		cases = append(cases, pc)
-	}
-
+	cases := randomCases(rng, policies, func(rng *rand.Rand) []equivRequest { return randomRequests(rng, 44) })
 	// Namespaces and the workloads the updates start from, on both sides, before any policy.
-	phase.set(t, &policy.ReplicaPolicy{APIVersion: policy.APIVersion, Kind: policy.Kind}, policy.DefaultNamespace, cs)
-	for _, pc := range cases {
-		for _, side := range []string{"n", "w"} {
-			prefix := fmt.Sprintf("%s%d-", side, pc.k)
-			createNamespaces(t, ctx, cs, prefix, pc.nsLabels)
-			for _, r := range pc.reqs {
-				if r.op == opCreate {
-					continue
-				}
-				if _, err := r.create(ctx, cs, prefix, r.base, false); err != nil {
-					t.Fatalf("base object %s: %v", r, err)
-				}
-			}
+	setUpBothSides(t, ctx, cs, phase, cases, func(prefix string, r equivRequest) error {
+		if r.op == opCreate {
+			return nil
 		}
-	}
+		_, err := r.create(ctx, cs, prefix, r.base, false)
+		return err
+	})
 
 	// The native policies of every policy, as Compile returns them.
 	snaps := map[int]*policy.Snapshot{}

@@ -55,13 +55,18 @@ const (
 // bindings alike, whichever the policy needs: what may have to be deleted when a policy no
 // longer needs it.
 func Names(opts Options) []string {
+	return prefixed(opts, clampSuffix, string(policy.ActionDeny), string(policy.ActionWarn), clampNoticeSuffix)
+}
+
+// prefixed are the names NAME-suffix, NAME being opts.Name or DefaultName.
+func prefixed(opts Options, suffixes ...string) []string {
 	name := opts.Name
 	if name == "" {
 		name = DefaultName
 	}
-	var names []string
-	for _, suffix := range []string{clampSuffix, string(policy.ActionDeny), string(policy.ActionWarn), clampNoticeSuffix} {
-		names = append(names, name+"-"+suffix)
+	names := make([]string, len(suffixes))
+	for i, suffix := range suffixes {
+		names[i] = name + "-" + suffix
 	}
 	return names
 }
