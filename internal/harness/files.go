@@ -15,14 +15,15 @@ func WriteFile(t testing.TB, path, text string) {
 	}
 }
 
-// WriteYAML writes v as YAML to path.
-func WriteYAML(t testing.TB, path string, v any) {
+// WriteYAML writes v as YAML to path, and returns that YAML.
+func WriteYAML(t testing.TB, path string, v any) string {
 	t.Helper()
 	b, err := sigsyaml.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	WriteFile(t, path, string(b))
+	return string(b)
 }
 
 // ReadYAML decodes the YAML file at path into into. Strict, a field that into does not
