@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -42,9 +44,7 @@ func golden(t *testing.T, name, got string) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, got)
 		return
 	}
 	want, err := os.ReadFile(path)
@@ -213,9 +213,7 @@ func TestSARIFLocations(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(deployment("web", "40")+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: prod}\nspec: {replicas: 1.5}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, path, deployment("web", "40")+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: prod}\nspec: {replicas: 1.5}\n")
 	code, out, _ := run(t, "", "check", "-p", "testdata/policy.yaml", "-f", path, "-o", "sarif", "--base-dir", dir)
 	got, _ := sarifResults(t, out)
 	want := []sarifRow{

@@ -3,13 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 func TestCompile(t *testing.T) {
@@ -193,9 +194,7 @@ rules:
 	for i := range 7000 {
 		fmt.Fprintf(&b, "- {name: rule-%d, namespaces: [team-%d-*, ns-%d], selector: {matchLabels: {app: web-%d}}, maxReplicas: 3}\n", i, i, i, i)
 	}
-	if err := os.WriteFile(big, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, big, b.String())
 	for _, tc := range []struct {
 		name string
 		args []string
