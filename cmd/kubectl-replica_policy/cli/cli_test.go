@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -433,7 +435,7 @@ spec: {replicas: 3}
 		{"validate: no file", "", []string{"validate"}, ExitError, "validate needs at least one file"},
 		{"validate: missing file", "", []string{"validate", filepath.Join(dir, "nope")}, ExitError, "no such file or directory"},
 		{"audit: bad --fail-on before any cluster", "", []string{"audit", "--kubeconfig", onlyPass, "--fail-on", "x"}, ExitError, ""},
-		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},
+		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, filepath.Join(dir, "unreachable.kubeconfig"), "https://127.0.0.1:1", nil, "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},
 		{"unknown subcommand", "", []string{"compiles"}, ExitError, "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -457,18 +459,22 @@ spec: {replicas: 3}
 	}
 }
 
-// writeKubeconfig writes a kubeconfig for server, authenticated by token, and returns its path.
-func writeKubeconfig(t *testing.T, dir, server, token string) string {
+// writeKubeconfig writes to path a kubeconfig for server, trusting the certificate
+// authority ca (any certificate when ca is nil), authenticated by token, and returns path.
+func writeKubeconfig(t *testing.T, path, server string, ca []byte, token string) string {
 	t.Helper()
-	path := filepath.Join(dir, "kubeconfig-"+strings.NewReplacer(":", "-", "/", "-").Replace(server))
-	kc := `apiVersion: v1
+	trust := "insecure-skip-tls-verify: true"
+	if ca != nil {
+		trust = "certificate-authority-data: " + base64.StdEncoding.EncodeToString(ca)
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "` + server + `", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: "` + token + `"}}]
+clusters: [{name: c, cluster: {server: %q, %s}}]
+users: [{name: u, user: {token: %q}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
-`
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+`, server, trust, token)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil { // it holds a token
 		t.Fatal(err)
 	}
 	return path
