@@ -459,6 +459,16 @@ spec: {replicas: 3}
 	}
 }
 
+// wantAll reports each of wants that text (what names it: stdout, check output) lacks.
+func wantAll(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
 // writeKubeconfig writes to path a kubeconfig for server, trusting the certificate
 // authority ca (any certificate when ca is nil), authenticated by token, and returns path.
 func writeKubeconfig(t *testing.T, path, server string, ca []byte, token string) string {
