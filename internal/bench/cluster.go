@@ -111,36 +111,52 @@ type EnvOptions struct {
 	Reference string
 }
 
+// startCluster starts a cluster of its own in dir (created if missing), building the
+// webhook binary there first when binary is empty. It returns the cluster, the binary, and
+// a cluster-admin client without client-side rate limiting (the load must not wait on
+// client-go's default 5/s limiter) that drops the API server's warnings.
+func startCluster(ctx context.Context, dir, binary string, log io.Writer) (*harness.Cluster, string, kubernetes.Interface, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", nil, err
+	}
+	if binary == "" {
+		binary = filepath.Join(dir, "webhook")
+		fmt.Fprintln(log, "==> building the webhook binary with `make webhook`")
+		if err := harness.BuildWebhook(ctx, binary); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	lc, err := harness.StartCluster(ctx, harness.ClusterOptions{Dir: dir, Log: log})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cfg := rest.CopyConfig(lc.Config)
+	cfg.QPS = -1
+	cfg.WarningHandler = rest.NoWarnings{}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		lc.Stop()
+		return nil, "", nil, err
+	}
+	return lc, binary, cs, nil
+}
+
 // StartEnv starts the cluster, installs every configuration and starts the binary.
 func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	e := &Env{Binary: o.Binary, log: o.Log}
-	if e.Binary == "" {
-		e.Binary = filepath.Join(o.Dir, "webhook")
-		e.progress("building the webhook binary with `make webhook`")
-		if err := harness.BuildWebhook(ctx, e.Binary); err != nil {
-			return nil, err
-		}
-	}
-	lc, err := harness.StartCluster(ctx, harness.ClusterOptions{Dir: o.Dir, Log: o.Log})
+	lc, binary, cs, err := startCluster(ctx, o.Dir, o.Binary, o.Log)
 	if err != nil {
 		return nil, err
 	}
-	e.LC = lc
+	e := &Env{LC: lc, Client: cs, Binary: binary, log: o.Log}
 	ok := false
 	defer func() {
 		if !ok {
 			e.Stop()
 		}
 	}()
-	cfg := rest.CopyConfig(lc.Config)
-	cfg.QPS = -1 // the load must not wait on client-go's default 5/s limiter
-	cfg.WarningHandler = rest.NoWarnings{}
-	if e.Client, err = kubernetes.NewForConfig(cfg); err != nil {
-		return nil, err
-	}
 	for _, ns := range []string{nsNone, nsNoneAgain, nsBuiltin, nsRef, nsOurs, nsBand, nsNative, nsNativeSelector, nsScale} {
 		if _, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return nil, err

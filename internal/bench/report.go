@@ -99,8 +99,12 @@ func (r *Report) Busy() bool { return r.OtherCPU > 0.1 }
 
 const mib = 1 << 20
 
+// printf writes a formatted piece of the report; Markdown makes one, and every section
+// writes with it.
+type printf func(format string, args ...any)
+
 // printer is fmt.Fprintf into b, for the sections' many lines.
-func printer(b *bytes.Buffer) func(format string, args ...any) {
+func printer(b *bytes.Buffer) printf {
 	return func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 }
 
@@ -133,12 +137,12 @@ func (r *Report) Markdown() string {
 		}
 		p("\n")
 	}
-	r.targets(&b)
-	r.decide(&b)
-	r.handler(&b)
-	r.e2e(&b)
-	r.scaler(&b)
-	r.scale(&b)
+	r.targets(p)
+	r.decide(p)
+	r.handler(p)
+	r.e2e(p)
+	r.scaler(p)
+	r.scale(p)
 	return b.String()
 }
 
@@ -150,10 +154,9 @@ func pass(ok bool) string {
 	return "**missed**"
 }
 
-func (r *Report) targets(b *bytes.Buffer) {
-	p := printer(b)
+func (r *Report) targets(p printf) {
 	p("### Targets\n\n| target | measured | |\n|---|---|---|\n")
-	r.scaleTargets(b)
+	r.scaleTargets(p)
 	if c1, c2 := r.Decide[RuleNames+"/1"], r.Decide[RuleNames+"/10000"]; c1.N > 0 && c2.N > 0 {
 		p("| name-only rules do not cost linear time | %.0f ns/op at 1 rule, %.0f at 10,000 (x%.2f) | %s |\n", c1.NsPerOp, c2.NsPerOp, c2.NsPerOp/c1.NsPerOp, pass(c2.NsPerOp < 3*c1.NsPerOp))
 	}
@@ -315,11 +318,10 @@ func addedRatio(a, b time.Duration) string {
 	return fmt.Sprintf("x%.2f", float64(a)/float64(b))
 }
 
-func (r *Report) decide(b *bytes.Buffer) {
+func (r *Report) decide(p printf) {
 	if len(r.Decide) == 0 {
 		return
 	}
-	p := printer(b)
 	p("### 1. The decision function\n\n`admission.Decide` for a Deployment update from 3 to 60 replicas that only the policy's last rule matches (a clamp to [1, 50], so the warning is built too).\n\n")
 	p("| rules | names: ns/op | allocs/op | globs: ns/op | allocs/op | selectors: ns/op | allocs/op |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range PolicySizes {
@@ -333,8 +335,7 @@ func (r *Report) decide(b *bytes.Buffer) {
 	p("\n")
 }
 
-func (r *Report) handler(b *bytes.Buffer) {
-	p := printer(b)
+func (r *Report) handler(p printf) {
 	if len(r.HandlerCPU) > 0 {
 		p("### 2. The HTTPS handlers\n\n")
 		p("In-process cost of one AdmissionReview (no TLS, no network): replica-policy's handler against the allow-all baseline, controller-runtime's `admission.Webhook` serving a handler that allows everything. replica-policy serves its handlers with the same `admission.Webhook` behind an HTTP adapter of its own that decodes the AdmissionReview in one pass (`pkg/admission/review.go`); *allow-all, our adapter* is the allow-all handler behind that adapter, so that *ours / allow-all, our adapter* is what the policy's own work costs. Bodies: a Deployment (%s) or a Scale update from 3 to 60 replicas at `/mutate` (clamped to 50) and from 3 to 50 at `/validate` (allowed).\n\n", bodySize(BodyDeployment))
@@ -397,11 +398,10 @@ func (r *Report) addedSpread(config, op string, c int) (q1, q3 time.Duration) {
 	return d[(len(d)-1)/4], d[(3*(len(d)-1)+3)/4]
 }
 
-func (r *Report) e2e(b *bytes.Buffer) {
+func (r *Report) e2e(p printf) {
 	if r.E2E == nil {
 		return
 	}
-	p := printer(b)
 	o := r.E2E.Options
 	p("### 3. End to end through kube-apiserver\n\n")
 	p("Every configuration live at once, each in its own namespace; %d interleaved rounds (after one warm-up round) in which every configuration writes %d times sequentially and %d times at concurrency 8, per kind of write, in an order that rotates each round. Writes keep replicas inside [%d, %d], as most writes do, but for the *half clamped* kinds, whose every other write asks for more (stored clamped to the maximum by every configuration with a policy). *added* is the configuration's median minus that of *no policy* in the same run; [q1, q3] is the interquartile range of that difference over the rounds. *%s* is *no policy* in a second namespace: what it adds is the run's noise, and the targets above call a difference smaller than the largest of its figures at that concurrency (at concurrency 1, also half the widest [q1, q3] of the built-in) not resolved. *calls/write* counts the webhook requests the configuration's server answered.\n\n",
@@ -437,12 +437,11 @@ func (r *Report) e2e(b *bytes.Buffer) {
 	}
 	p("Connections kube-apiserver held open to the webhooks (most seen after a round; recently closed in TIME_WAIT): replica-policy %d open, %d closed; reference %d open, %d closed.\n\n",
 		r.E2E.ConnOurs.Established, r.E2E.ConnOurs.TimeWait, r.E2E.ConnRef.Established, r.E2E.ConnRef.TimeWait)
-	r.chart(b)
+	r.chart(p)
 }
 
 // chart draws the added median latency of the sequential writes as text bars.
-func (r *Report) chart(b *bytes.Buffer) {
-	p := printer(b)
+func (r *Report) chart(p printf) {
 	var top time.Duration
 	for _, op := range Ops {
 		for _, cfg := range Configs[1:] {
@@ -465,8 +464,7 @@ func (r *Report) chart(b *bytes.Buffer) {
 	p("```\n\n")
 }
 
-func (r *Report) scaler(b *bytes.Buffer) {
-	p := printer(b)
+func (r *Report) scaler(p printf) {
 	if len(r.Scaler) == 0 && r.MemoryIdle.Peak == 0 {
 		return
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 )
@@ -92,27 +89,13 @@ func RunScale(ctx context.Context, o ScaleOptions) (*ScaleResult, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	if o.Binary == "" {
-		o.Binary = filepath.Join(o.Dir, "webhook")
-		if err := harness.BuildWebhook(ctx, o.Binary); err != nil {
-			return nil, err
-		}
-	}
-	lc, err := harness.StartCluster(ctx, harness.ClusterOptions{Dir: o.Dir, Log: o.Log})
+	lc, binary, cs, err := startCluster(ctx, o.Dir, o.Binary, o.Log)
 	if err != nil {
 		return nil, err
 	}
 	defer lc.Stop()
-	cfg := rest.CopyConfig(lc.Config)
-	cfg.QPS = -1
-	cfg.WarningHandler = rest.NoWarnings{}
-	e := &scaleEnv{lc: lc, o: o}
-	if e.client, err = kubernetes.NewForConfig(cfg); err != nil {
-		return nil, err
-	}
+	o.Binary = binary
+	e := &scaleEnv{lc: lc, client: cs, o: o}
 	if err := e.setUp(ctx); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"time"
@@ -21,11 +20,10 @@ const (
 var memoryTargets = map[int]int64{10000: 48 * mib, 100000: 160 * mib}
 
 // scaleTargets renders the scale benchmark's rows of the targets table.
-func (r *Report) scaleTargets(b *bytes.Buffer) {
+func (r *Report) scaleTargets(p printf) {
 	if r.Scale == nil || len(r.Scale.Steps) == 0 {
 		return
 	}
-	p := printer(b)
 	steps := r.Scale.Steps
 	last := steps[len(steps)-1]
 	ready, bare := Median(last.Ready), Median(last.Bare)
@@ -61,11 +59,10 @@ func driftVerdict(q, ctl, limit float64) string {
 }
 
 // scale renders the scale benchmark's section.
-func (r *Report) scale(b *bytes.Buffer) {
+func (r *Report) scale(p printf) {
 	if r.Scale == nil {
 		return
 	}
-	p := printer(b)
 	o := r.Scale.Options
 	p("### 6. Many workloads: start-up, admission and memory\n\n")
 	p("A control plane of its own, grown to each size in turn with Deployments of one container and a label (%d to a namespace, created %d at a time with replica-policy's webhook configurations removed), and the built binary started afresh at each size, %d times (default flags, leader election on, under its ServiceAccount's token). ", scalePerNamespace, ScaleCreateWorkers, o.Rounds)

@@ -34,7 +34,7 @@ func TestScaleTargetsCompareTheLastSizeWithTheFirst(t *testing.T) {
 			Selector: sample(420 * time.Microsecond), Name: sample(300 * time.Microsecond), Memory: harness.Memory{Peak: 150 * mib}},
 	}}}
 	var b bytes.Buffer
-	r.scaleTargets(&b)
+	r.scaleTargets(printer(&b))
 	got := b.String()
 	for _, want := range []string{
 		"ready 5.00 s, bare informer 2.00 s (x2.50) | **missed**", // medians of the last size

@@ -3,11 +3,8 @@ package harness
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -65,15 +62,3 @@ func RandomPolicy(rng *rand.Rand) *policy.ReplicaPolicy {
 
 // Pick is one of xs, chosen by rng.
 func Pick(rng *rand.Rand, xs ...string) string { return xs[rng.IntN(len(xs))] }
-
-// WriteYAML writes v as YAML to path.
-func WriteYAML(t testing.TB, path string, v any) {
-	t.Helper()
-	b, err := sigsyaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}

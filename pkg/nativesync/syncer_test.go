@@ -154,6 +154,18 @@ func (e *env) mustSync(snap *policy.Snapshot) []string {
 	return w
 }
 
+// syncNotYet is a sync that must end in a notYetError (the API server does not enforce the
+// native policies yet), and its writes. It takes t, which may be a subtest's.
+func (e *env) syncNotYet(t *testing.T, snap *policy.Snapshot) []string {
+	t.Helper()
+	w, err := e.sync(snap)
+	var notYet *notYetError
+	if !errors.As(err, &notYet) {
+		t.Fatalf("Sync: %v, want a notYetError", err)
+	}
+	return w
+}
+
 func (e *env) webhook() *admissionregistrationv1.MutatingWebhookConfiguration {
 	e.t.Helper()
 	m, err := e.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), "replica-policy", metav1.GetOptions{})
@@ -260,11 +272,7 @@ func TestSyncRepairsDrift(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.prober.notWidened = true
-		writes, err := e.sync(snap)
-		var notYet *notYetError
-		if !errors.As(err, &notYet) {
-			t.Fatalf("Sync: %v, want a notYetError", err)
-		}
+		writes := e.syncNotYet(t, snap)
 		equal(t, "while the widened webhook is not called yet", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
 		if p, err := ar.MutatingAdmissionPolicies().Get(ctx, "replica-policy-clamp", metav1.GetOptions{}); err != nil || len(p.Finalizers) != 1 {
 			t.Fatalf("the deleted policy lost its finalizer before the widened webhook was called: %v %v", p, err)
@@ -294,17 +302,10 @@ func TestSyncNarrowsOnlyOnceEnforced(t *testing.T) {
 	e := newEnv(t)
 	snap := load(t, clampAndDeny)
 	e.prober.enforced = false
-	writes, err := e.sync(snap)
-	var notYet *notYetError
-	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notYetError", err)
-	}
+	writes := e.syncNotYet(t, snap)
 	equal(t, "a sync the API server does not enforce yet", writes,
 		append([]string{"apply mutatingwebhookconfigurations/replica-policy (wide)"}, appliedClampAndDeny...)...)
-	writes, err = e.sync(snap)
-	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notYetError", err)
-	}
+	writes = e.syncNotYet(t, snap)
 	equal(t, "the next sync, still not enforced", writes)
 	e.prober.enforced = true
 	equal(t, "once enforced", e.mustSync(snap), "apply mutatingwebhookconfigurations/replica-policy (narrow)")
@@ -414,11 +415,7 @@ func TestSyncTakeover(t *testing.T) {
 	}
 	next.enforced = false
 	e.s.proven = false
-	writes, err := e.sync(snap)
-	var notYet *notYetError
-	if !errors.As(err, &notYet) {
-		t.Fatalf("Sync: %v, want a notYetError", err)
-	}
+	writes := e.syncNotYet(t, snap)
 	equal(t, "a leader that cannot prove what is in force", writes, "apply mutatingwebhookconfigurations/replica-policy (wide)")
 }
 

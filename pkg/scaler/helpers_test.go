@@ -252,6 +252,16 @@ func metric(t testing.TB, name string, want map[string]string) (sum float64, fou
 	return sum, found
 }
 
+// noSeries is an error while the gauge name has a series for rule: the scaler removes a
+// rule's series once nothing is left to report.
+func noSeries(t testing.TB, name, rule string) error {
+	t.Helper()
+	if v, found := metric(t, name, map[string]string{"rule": rule}); found {
+		return fmt.Errorf("%s{rule=%s} = %v, want no series", name, rule, v)
+	}
+	return nil
+}
+
 func contains(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {

@@ -2,26 +2,19 @@ package scaler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -42,141 +35,6 @@ import (
 // start with "rt-" so that the process-wide metric series they touch are their own.
 
 const policyHeader = "apiVersion: replicapolicy.io/v1alpha1\nkind: ReplicaPolicy\n"
-
-// scaleCall is one request to the fake scale subresource.
-type scaleCall struct {
-	Verb       string // "patch": the scaler sends nothing else
-	Kind       string // of the object the subresource belongs to
-	Namespace  string
-	Name       string
-	Patch      string // the JSON patch sent
-	FieldOwner string // the field manager
-}
-
-// fakeScale is a client.SubResourceClient for "scale" that serves one workload as the API
-// server does: a PATCH is applied, with the API server's json-patch, to the Scale's JSON
-// (autoscaling/v1, replicas 0 omitted); a failed test op is answered 422 Invalid.
-// patchErrs are returned by successive calls instead (a nil entry means: apply it).
-type fakeScale struct {
-	mu        sync.Mutex
-	replicas  int32
-	patchErrs []error
-	calls     []scaleCall
-}
-
-var _ client.SubResourceClient = (*fakeScale)(nil)
-
-func popErr(errs *[]error) error {
-	if len(*errs) == 0 {
-		return nil
-	}
-	err := (*errs)[0]
-	*errs = (*errs)[1:]
-	return err
-}
-
-func kindOf(obj client.Object) string {
-	if k, ok := workload.ForObject(obj); ok {
-		return k.Kind
-	}
-	return fmt.Sprintf("%T", obj)
-}
-
-func (f *fakeScale) Get(context.Context, client.Object, client.Object, ...client.SubResourceGetOption) error {
-	return errors.New("fakeScale: unexpected GET")
-}
-
-func (f *fakeScale) Update(context.Context, client.Object, ...client.SubResourceUpdateOption) error {
-	return errors.New("fakeScale: unexpected UPDATE")
-}
-
-func (f *fakeScale) Create(context.Context, client.Object, client.Object, ...client.SubResourceCreateOption) error {
-	return errors.New("fakeScale: unexpected CREATE")
-}
-
-func (f *fakeScale) Patch(_ context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	o := (&client.SubResourcePatchOptions{}).ApplyOptions(opts)
-	data, err := patch.Data(o.SubResourceBody)
-	if err != nil {
-		return err
-	}
-	f.calls = append(f.calls, scaleCall{Verb: "patch", Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Patch: string(data), FieldOwner: o.FieldManager})
-	if err := popErr(&f.patchErrs); err != nil {
-		return err
-	}
-	if patch.Type() != types.JSONPatchType {
-		return fmt.Errorf("fakeScale: PATCH of type %s", patch.Type())
-	}
-	scale, ok := o.SubResourceBody.(*autoscalingv1.Scale)
-	if !ok {
-		return fmt.Errorf("fakeScale: PATCH with body %T, want *autoscalingv1.Scale", o.SubResourceBody)
-	}
-	doc, err := json.Marshal(autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName()}, Spec: autoscalingv1.ScaleSpec{Replicas: f.replicas}})
-	if err != nil {
-		return err
-	}
-	p, err := jsonpatch.DecodePatch(data)
-	if err != nil {
-		return apierrors.NewBadRequest(err.Error())
-	}
-	patched, err := p.Apply(doc)
-	if err != nil { // what kube-apiserver 1.37 answers (measured): json-patch's error stays in the server
-		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity,
-			Reason: metav1.StatusReasonInvalid, Message: testFailedMessage, Details: &metav1.StatusDetails{}}}
-	}
-	if err := json.Unmarshal(patched, scale); err != nil {
-		return err
-	}
-	f.replicas = scale.Spec.Replicas
-	return nil
-}
-
-func (f *fakeScale) Apply(context.Context, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {
-	return errors.New("fakeScale: unexpected APPLY")
-}
-
-func (f *fakeScale) recorded() []scaleCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
-// recordedEvent is one Event, its note formatted.
-type recordedEvent struct {
-	Regarding string // namespace/name
-	Type      string
-	Reason    string
-	Action    string
-	Note      string
-}
-
-// fakeRecorder is a recorder.EventRecorder that remembers every Event.
-type fakeRecorder struct {
-	mu     sync.Mutex
-	events []recordedEvent
-}
-
-func (f *fakeRecorder) Eventf(regarding, _ runtime.Object, eventtype, reason, action, note string, args ...any) {
-	ref := fmt.Sprintf("%T", regarding)
-	if m, err := meta.Accessor(regarding); err == nil {
-		ref = m.GetNamespace() + "/" + m.GetName()
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.events = append(f.events, recordedEvent{Regarding: ref, Type: eventtype, Reason: reason, Action: action, Note: fmt.Sprintf(note, args...)})
-}
-
-func (f *fakeRecorder) AnnotatedEventf(regarding, related runtime.Object, _ map[string]string, eventtype, reason, action, note string, args ...any) {
-	f.Eventf(regarding, related, eventtype, reason, action, note, args...)
-}
-
-func (f *fakeRecorder) recorded() []recordedEvent {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.events)
-}
 
 // fixture is a Reconciler wired to fakes, as SetupWithManager would wire it to a manager.
 type fixture struct {
@@ -276,6 +134,14 @@ func (f *fixture) oobCount(rule string, action policy.Action) int {
 	return f.r.tracker.oob[[2]string{rule, string(action)}]
 }
 
+// wantOutOfBounds checks the tracker's out-of-bounds count for {rule, action}.
+func (f *fixture) wantOutOfBounds(t *testing.T, rule string, action policy.Action, want int) {
+	t.Helper()
+	if n := f.oobCount(rule, action); n != want {
+		t.Errorf("out of bounds {%s, %s} = %d, want %d", rule, action, n, want)
+	}
+}
+
 func (f *fixture) contestedCount(rule, kind string) int {
 	f.r.tracker.mu.Lock()
 	defer f.r.tracker.mu.Unlock()
@@ -310,6 +176,28 @@ func leftMoved(api int32) func(t *testing.T, f *fixture) {
 	}
 }
 
+// forgets checks that the tracker holds nothing of webReq any more, neither the workload
+// nor rule's out-of-bounds count; what names the workload in the failure.
+func forgets(rule, what string) func(t *testing.T, f *fixture) {
+	return func(t *testing.T, f *fixture) {
+		t.Helper()
+		if f.tracked(webReq) || f.oobCount(rule, policy.ActionClamp) != 0 {
+			t.Errorf("tracker still holds the %s (out of bounds %d)", what, f.oobCount(rule, policy.ActionClamp))
+		}
+	}
+}
+
+// trackedOutOfBounds is a setup in which the tracker already counts webReq out of bounds of
+// rule's clamp, from an earlier reconcile.
+func trackedOutOfBounds(rule string) func(f *fixture) {
+	return func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{rule, "clamp"}, "") }
+}
+
+// countedOutOfBounds checks that the tracker counts one workload out of bounds of {rule, action}.
+func countedOutOfBounds(rule string, action policy.Action) func(t *testing.T, f *fixture) {
+	return func(t *testing.T, f *fixture) { f.wantOutOfBounds(t, rule, action, 1) }
+}
+
 func TestReconcile(t *testing.T) {
 	defaults := DefaultOptions()
 	clampPolicy := func(rule string) string {
@@ -340,19 +228,17 @@ func TestReconcile(t *testing.T) {
 		return recordedEvent{Regarding: recNS + "/" + recName, Type: corev1.EventTypeNormal, Reason: ReasonReplicasCorrected, Action: "Scale",
 			Note: fmt.Sprintf("spec.replicas %d → %d by replica policy rule %q (bounds %s)", from, to, rule, bounds)}
 	}
+	// reported is the Event of a workload out of bounds that the scaler does not correct.
+	reported := func(note string) []recordedEvent {
+		return []recordedEvent{{Regarding: recNS + "/" + recName, Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report", Note: note}}
+	}
 	rows := []row{
 		{
 			name:   "exempt namespace: nothing written, no Event, the tracker forgets",
 			policy: fmt.Sprintf("exemptNamespaces: [%s]\ndefault: {maxReplicas: 10}\n", recNS),
 			objs:   []client.Object{web50},
-			setup: func(f *fixture) {
-				f.r.tracker.outOfBounds(webReq, [2]string{"rt-exempt", "clamp"}, "") // from before the namespace was exempt
-			},
-			check: func(t *testing.T, f *fixture) {
-				if f.tracked(webReq) || f.oobCount("rt-exempt", policy.ActionClamp) != 0 {
-					t.Errorf("tracker still holds the exempt workload (out of bounds %d)", f.oobCount("rt-exempt", policy.ActionClamp))
-				}
-			},
+			setup:  trackedOutOfBounds("rt-exempt"), // from before the namespace was exempt
+			check:  forgets("rt-exempt", "exempt workload"),
 		},
 		{
 			name:   "unknown: namespaceSelector rule, Namespace not in the cache: nothing written, no Event, no error",
@@ -390,29 +276,21 @@ func TestReconcile(t *testing.T) {
 			wantErr: func(err error) bool { return err != nil && err.Error() == "cache unavailable" },
 		},
 		{
-			name:   "report, deny rule: one ReplicasOutOfBounds Event for two reconciles, nothing written",
-			policy: fmt.Sprintf("rules:\n- {name: rt-deny, namespaces: [%s], maxReplicas: 10, action: deny}\n", recNS),
-			objs:   []client.Object{web50},
-			runs:   2,
-			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
-				Note: `spec.replicas 50 is outside the bounds [0, 10] of replica policy rule "rt-deny" (action deny); the scaler does not change it`}},
-			check: func(t *testing.T, f *fixture) {
-				if n := f.oobCount("rt-deny", policy.ActionDeny); n != 1 {
-					t.Errorf("out of bounds {rt-deny, deny} = %d, want 1", n)
-				}
-			},
+			name:       "report, deny rule: one ReplicasOutOfBounds Event for two reconciles, nothing written",
+			policy:     fmt.Sprintf("rules:\n- {name: rt-deny, namespaces: [%s], maxReplicas: 10, action: deny}\n", recNS),
+			objs:       []client.Object{web50},
+			runs:       2,
+			wantEvents: reported(`spec.replicas 50 is outside the bounds [0, 10] of replica policy rule "rt-deny" (action deny); the scaler does not change it`),
+			check:      countedOutOfBounds("rt-deny", policy.ActionDeny),
 		},
 		{
-			name:   "report, warn rule: one Event per value, a new value is reported again",
-			policy: fmt.Sprintf("rules:\n- {name: rt-warn, namespaces: [%s], minReplicas: 2, maxReplicas: 10, action: warn}\n", recNS),
-			objs:   []client.Object{web50},
-			runs:   2,
-			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
-				Note: `spec.replicas 50 is outside the bounds [2, 10] of replica policy rule "rt-warn" (action warn); the scaler does not change it`}},
+			name:       "report, warn rule: one Event per value, a new value is reported again",
+			policy:     fmt.Sprintf("rules:\n- {name: rt-warn, namespaces: [%s], minReplicas: 2, maxReplicas: 10, action: warn}\n", recNS),
+			objs:       []client.Object{web50},
+			runs:       2,
+			wantEvents: reported(`spec.replicas 50 is outside the bounds [2, 10] of replica policy rule "rt-warn" (action warn); the scaler does not change it`),
 			check: func(t *testing.T, f *fixture) {
-				if n := f.oobCount("rt-warn", policy.ActionWarn); n != 1 {
-					t.Errorf("out of bounds {rt-warn, warn} = %d, want 1", n)
-				}
+				f.wantOutOfBounds(t, "rt-warn", policy.ActionWarn, 1)
 				// The workload moves to another out-of-bounds value: a second Event.
 				d := &appsv1.Deployment{}
 				if err := f.cache.Get(context.Background(), webReq.NamespacedName, d); err != nil {
@@ -435,18 +313,15 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:   "dry run, clamp rule: one Event saying what would be set, nothing written",
-			policy: clampPolicy("rt-dry-run"),
-			opts:   func(o *Options) { o.DryRun = true },
-			objs:   []client.Object{web50},
-			scale:  &fakeScale{replicas: 50},
-			runs:   2,
-			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonReplicasOutOfBounds, Action: "Report",
-				Note: `dry run: spec.replicas would be set 50 → 10 by replica policy rule "rt-dry-run" (bounds [0, 10])`}},
+			name:       "dry run, clamp rule: one Event saying what would be set, nothing written",
+			policy:     clampPolicy("rt-dry-run"),
+			opts:       func(o *Options) { o.DryRun = true },
+			objs:       []client.Object{web50},
+			scale:      &fakeScale{replicas: 50},
+			runs:       2,
+			wantEvents: reported(`dry run: spec.replicas would be set 50 → 10 by replica policy rule "rt-dry-run" (bounds [0, 10])`),
 			check: func(t *testing.T, f *fixture) {
-				if n := f.oobCount("rt-dry-run", policy.ActionClamp); n != 1 {
-					t.Errorf("out of bounds {rt-dry-run, clamp} = %d, want 1", n)
-				}
+				f.wantOutOfBounds(t, "rt-dry-run", policy.ActionClamp, 1)
 				if c := f.r.Counts(); c.Corrections != 0 || c.ScaleWrites != 0 {
 					t.Errorf("counts = %+v, want no corrections or writes", c)
 				}
@@ -479,12 +354,8 @@ func TestReconcile(t *testing.T) {
 			name: "not found in the cache: no error, the tracker forgets",
 			// The Deployment is absent from the cache.
 			policy: clampPolicy("rt-gone"),
-			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-gone", "clamp"}, "") },
-			check: func(t *testing.T, f *fixture) {
-				if f.tracked(webReq) || f.oobCount("rt-gone", policy.ActionClamp) != 0 {
-					t.Error("tracker still holds the deleted workload")
-				}
-			},
+			setup:  trackedOutOfBounds("rt-gone"),
+			check:  forgets("rt-gone", "deleted workload"),
 		},
 		{
 			name:   "being deleted: nothing written, the tracker forgets",
@@ -495,12 +366,8 @@ func TestReconcile(t *testing.T) {
 				d.Finalizers = []string{"example.com/hold"}
 				return d
 			}()},
-			setup: func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-deleting", "clamp"}, "") },
-			check: func(t *testing.T, f *fixture) {
-				if f.tracked(webReq) || f.oobCount("rt-deleting", policy.ActionClamp) != 0 {
-					t.Error("tracker still holds the workload being deleted")
-				}
-			},
+			setup: trackedOutOfBounds("rt-deleting"),
+			check: forgets("rt-deleting", "workload being deleted"),
 		},
 		{
 			name:      "not found from the scale PATCH during a correction: no error, no Event, the tracker forgets",
@@ -509,9 +376,7 @@ func TestReconcile(t *testing.T) {
 			scale:     &fakeScale{patchErrs: []error{apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName)}},
 			wantCalls: []scaleCall{scalePatchCall("Deployment", "50", 10)},
 			check: func(t *testing.T, f *fixture) {
-				if f.tracked(webReq) || f.oobCount("rt-deleted-meanwhile", policy.ActionClamp) != 0 {
-					t.Error("tracker still holds the workload deleted during its correction")
-				}
+				forgets("rt-deleted-meanwhile", "workload deleted during its correction")(t, f)
 				if c := f.r.Counts(); c.Failures != 0 {
 					t.Errorf("counts = %+v, NotFound counted as a failure", c)
 				}
@@ -610,12 +475,8 @@ func TestReconcile(t *testing.T) {
 			name:   "in bounds: nothing written, no Event, the tracker drops the workload",
 			policy: clampPolicy("rt-in-bounds"),
 			objs:   []client.Object{recDeployment(recNS, recName, ptr.To[int32](5))},
-			setup:  func(f *fixture) { f.r.tracker.outOfBounds(webReq, [2]string{"rt-in-bounds", "clamp"}, "") },
-			check: func(t *testing.T, f *fixture) {
-				if f.tracked(webReq) || f.oobCount("rt-in-bounds", policy.ActionClamp) != 0 {
-					t.Error("tracker still holds the compliant workload")
-				}
-			},
+			setup:  trackedOutOfBounds("rt-in-bounds"),
+			check:  forgets("rt-in-bounds", "compliant workload"),
 		},
 		{
 			name:   "no rule matches: nothing written, no Event",

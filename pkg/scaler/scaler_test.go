@@ -141,8 +141,8 @@ func testTightening(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	if c := r.Counts(); c.ScaleWrites != 3 {
 		t.Errorf("re-applying the policy wrote again: %d writes in all, want 3", c.ScaleWrites)
 	}
-	if v, found := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": rule}); found {
-		t.Errorf("out_of_bounds{rule=%s} = %v after the corrections, want no series", rule, v)
+	if err := noSeries(t, "replicapolicy_scaler_out_of_bounds", rule); err != nil {
+		t.Errorf("after the corrections: %v", err)
 	}
 }
 
@@ -245,11 +245,8 @@ func testDenyAndWarn(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 		t.Errorf("counts = %+v, want no scale request", c)
 	}
 	setScale(t, cs, ns, "d", 4)
-	harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
-		if v, found := metric(t, "replicapolicy_scaler_out_of_bounds", map[string]string{"rule": deny}); found {
-			return fmt.Errorf("out_of_bounds{rule=%s} = %v once in bounds, want no series", deny, v)
-		}
-		return nil
+	harness.Eventually(t, 10*time.Second, poll, "no out-of-bounds series once in bounds", func() error {
+		return noSeries(t, "replicapolicy_scaler_out_of_bounds", deny)
 	})
 }
 
@@ -550,11 +547,8 @@ func testFight(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	stopFight()
 	wg.Wait()
 	waitReplicas(t, cs, ns, "hpa", 5, 10*time.Second)
-	harness.Eventually(t, 5*time.Second, poll, "the scaler's outcome", func() error {
-		if v, found := metric(t, "replicapolicy_scaler_contested", map[string]string{"rule": rule}); found {
-			return fmt.Errorf("contested{rule=%s} = %v after the fight, want no series", rule, v)
-		}
-		return nil
+	harness.Eventually(t, 5*time.Second, poll, "no contested series after the fight", func() error {
+		return noSeries(t, "replicapolicy_scaler_contested", rule)
 	})
 }
 

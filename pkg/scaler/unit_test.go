@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"flag"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,15 @@ func (t *tracker) corrected(req Request, at time.Time) {
 	s.corrections = append(s.corrections, at)
 }
 
+// mustCorrect fails the test unless tr lets a correction of req under label's clamp rule
+// through at at; what names the correction.
+func mustCorrect(t *testing.T, tr *tracker, req Request, label [2]string, at time.Time, what string) {
+	t.Helper()
+	if a := tr.admit(req, clampOf(label), label, at); !a.ok {
+		t.Fatalf("%s refused: %+v", what, a)
+	}
+}
+
 // clampOf is the {rule, action} of label's rule, a clamp rule.
 func clampOf(label [2]string) [2]string { return [2]string{label[0], "clamp"} }
 
@@ -44,9 +54,7 @@ func TestTrackerContest(t *testing.T) {
 	// Three corrections within the window are allowed.
 	for i := range 3 {
 		now := at(time.Duration(i) * time.Second)
-		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
-			t.Fatalf("correction %d refused: %+v", i+1, a)
-		}
+		mustCorrect(t, tr, req, label, now, fmt.Sprintf("correction %d", i+1))
 	}
 	// The fourth is a contest: first back-off.
 	a := tr.admit(req, clampOf(label), label, at(3*time.Second))
@@ -63,9 +71,7 @@ func TestTrackerContest(t *testing.T) {
 	}
 	// After it: one probe correction.
 	probe := at(time.Minute + 4*time.Second)
-	if a = tr.admit(req, clampOf(label), label, probe); !a.ok {
-		t.Fatalf("probe refused: %+v", a)
-	}
+	mustCorrect(t, tr, req, label, probe, "probe")
 	if got := tr.contested[label]; got != 0 {
 		t.Errorf("contested count after back-off = %d, want 0", got)
 	}
@@ -75,17 +81,13 @@ func TestTrackerContest(t *testing.T) {
 	}
 	// Third contest: 4m, capped at 3m.
 	probe = probe.Add(time.Second + 2*time.Minute)
-	if a = tr.admit(req, clampOf(label), label, probe); !a.ok {
-		t.Fatalf("second probe refused: %+v", a)
-	}
+	mustCorrect(t, tr, req, label, probe, "second probe")
 	if a = tr.admit(req, clampOf(label), label, probe.Add(time.Second)); !a.contested || a.backoff != 3*time.Minute {
 		t.Fatalf("third contest = %+v, want capped at 3m", a)
 	}
 	end := probe.Add(time.Second + 3*time.Minute)
 	// The other writer stops: the probe sticks, and the workload is compliant from then on.
-	if a = tr.admit(req, clampOf(label), label, end); !a.ok {
-		t.Fatalf("third probe refused: %+v", a)
-	}
+	mustCorrect(t, tr, req, label, end, "third probe")
 	tr.inBounds(req, end.Add(time.Second))
 	if _, ok := tr.items[req]; !ok {
 		t.Fatal("state dropped while the probe is within the window")
@@ -97,9 +99,7 @@ func TestTrackerContest(t *testing.T) {
 	}
 	later := end.Add(tr.window + time.Minute)
 	for i := range 3 {
-		if a = tr.admit(req, clampOf(label), label, later); !a.ok {
-			t.Fatalf("correction %d after forgiveness refused: %+v", i+1, a)
-		}
+		mustCorrect(t, tr, req, label, later, fmt.Sprintf("correction %d after forgiveness", i+1))
 	}
 }
 
@@ -111,9 +111,7 @@ func TestTrackerPolicyChange(t *testing.T) {
 	// The policy is deleted and created again three times; each time the scaler corrects
 	// the value that landed while there was none.
 	for i := range 3 {
-		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
-			t.Fatalf("correction %d after policy change %d refused: %+v", i+1, i, a)
-		}
+		mustCorrect(t, tr, req, label, now, fmt.Sprintf("correction %d after policy change %d", i+1, i))
 		now = now.Add(time.Second)
 		tr.policyChanged()
 	}
@@ -258,18 +256,14 @@ func TestTrackerCountsOnlyWritesThatHappened(t *testing.T) {
 	tr, req, label := contestTracker("unit-not-corrected")
 	now := time.Unix(3_000_000, 0)
 	for i := range 5 {
-		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
-			t.Fatalf("attempt %d refused after %d writes that did not happen: %+v", i+1, i, a)
-		}
+		mustCorrect(t, tr, req, label, now, fmt.Sprintf("attempt %d after %d writes that did not happen", i+1, i))
 		tr.notCorrected(req)
 	}
 	if got := tr.oob[clampOf(label)]; got != 1 {
 		t.Errorf("out-of-bounds count = %d, want 1 (admit records it)", got)
 	}
 	for range 3 {
-		if a := tr.admit(req, clampOf(label), label, now); !a.ok {
-			t.Fatalf("correction refused: %+v", a)
-		}
+		mustCorrect(t, tr, req, label, now, "correction")
 	}
 	if a := tr.admit(req, clampOf(label), label, now); !a.contested {
 		t.Fatalf("after three corrections that happened: %+v, want contested", a)

@@ -133,27 +133,16 @@ func TestChartAppVersionIsTheManifestsTag(t *testing.T) {
 	var chart struct {
 		AppVersion string `json:"appVersion"`
 	}
-	readYAML(t, filepath.Join(harness.Chart(), "Chart.yaml"), &chart)
+	harness.ReadYAML(t, filepath.Join(harness.Chart(), "Chart.yaml"), &chart, false)
 	var kust struct {
 		Images []struct {
 			Name   string `json:"name"`
 			NewTag string `json:"newTag"`
 		} `json:"images"`
 	}
-	readYAML(t, filepath.Join(harness.RepoRoot(), "manifests", "base", "kustomization.yaml"), &kust)
+	harness.ReadYAML(t, filepath.Join(harness.RepoRoot(), "manifests", "base", "kustomization.yaml"), &kust, false)
 	if len(kust.Images) != 1 || kust.Images[0].NewTag != chart.AppVersion {
 		t.Errorf("charts/replica-policy/Chart.yaml appVersion %q, manifests/base/kustomization.yaml images %+v: a release sets both", chart.AppVersion, kust.Images)
-	}
-}
-
-func readYAML(t *testing.T, path string, into any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, into); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 }
 

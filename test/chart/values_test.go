@@ -56,7 +56,7 @@ func TestChartValues(t *testing.T) {
 				} `json:"existingSecret"`
 			} `json:"certificates"`
 		}
-		readYAML(t, ci("existing-secret-values.yaml"), &values)
+		harness.ReadYAML(t, ci("existing-secret-values.yaml"), &values, false)
 		want := base64.StdEncoding.EncodeToString([]byte(values.Certificates.ExistingSecret.CABundle))
 		for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
 			for _, h := range webhooksOf(find(objs, kind, "replica-policy")) {

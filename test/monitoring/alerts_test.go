@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -287,7 +286,7 @@ func TestViolatorLeftAlone(t *testing.T) {
 	s.kubectl("patch", "clusterrole", "replica-policy", "--type=json", "-p",
 		`[{"op":"add","path":"/rules/-","value":{"apiGroups":["keda.sh"],"resources":["scaledobjects"],"verbs":["get","list","watch"]}}]`)
 	so := filepath.Join(t.TempDir(), "scaledobject.yaml")
-	if err := os.WriteFile(so, []byte(`apiVersion: keda.sh/v1alpha1
+	harness.WriteFile(t, so, `apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {name: db, namespace: `+appNamespace+`}
 spec:
@@ -297,9 +296,7 @@ spec:
   triggers:
   - type: cron
     metadata: {timezone: UTC, start: "0 8 * * *", end: "0 18 * * *", desiredReplicas: "5"}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	s.kubectl("create", "-f", so)
 	s.run(harness.WebhookOptions{Name: "violator"})
 	s.p.scrapeUntilFiring(30, violators)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -52,19 +51,8 @@ var promParser = parser.NewParser(parser.Options{})
 func prometheusRule(t testing.TB) *monitoringv1.PrometheusRule {
 	t.Helper()
 	var pr monitoringv1.PrometheusRule
-	strictDecode(t, filepath.Join(harness.RepoRoot(), componentPath, "prometheusrule.yaml"), &pr)
+	harness.ReadYAML(t, filepath.Join(harness.RepoRoot(), componentPath, "prometheusrule.yaml"), &pr, true)
 	return &pr
-}
-
-func strictDecode(t testing.TB, path string, into any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(b, into); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // ruleGroups parses the PrometheusRule's groups with Prometheus's rule-file parser, as the

@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,7 +186,7 @@ func TestAudit(t *testing.T) {
 		if code != ExitOK || errOut != "" || !strings.Contains(out, `warn: Deployment "checkout": spec.replicas: Invalid value: 6: must be within [0, 4] (replica policy rule "gold", action warn)`) {
 			t.Errorf("exit %d, stderr %q, output\n%s\nwant the gold rule's warn, from the cluster's labels of payments", code, errOut, out)
 		}
-		code, _, errOut = run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", ""))
+		code, _, errOut = run(t, checkout, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespaces-from-cluster", "--kubeconfig", writeKubeconfig(t, filepath.Join(dir, "unreachable.kubeconfig"), "https://127.0.0.1:1", nil, ""))
 		if code != ExitError || !strings.Contains(errOut, "--namespaces-from-cluster: cannot list namespaces at https://127.0.0.1:1") {
 			t.Errorf("an unreachable cluster: exit %d, stderr %q", code, errOut)
 		}
@@ -335,16 +333,5 @@ func tokenKubeconfig(t *testing.T, cs kubernetes.Interface, server string, ca []
 	if err != nil {
 		t.Fatalf("TokenRequest for audit/%s: %v", name, err)
 	}
-	path := filepath.Join(dir, name+".kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, certificate-authority-data: %s}}]
-users: [{name: %s, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: %s}}]
-current-context: test
-`, server, base64.StdEncoding.EncodeToString(ca), name, tr.Status.Token, name)
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeKubeconfig(t, filepath.Join(dir, name+".kubeconfig"), server, ca, tr.Status.Token)
 }

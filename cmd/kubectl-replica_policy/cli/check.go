@@ -191,12 +191,11 @@ type CheckOptions struct {
 	genericiooptions.IOStreams
 }
 
-func newCheckCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &CheckOptions{IOStreams: streams}
-	cmd := &cobra.Command{
-		Use:   "check --policy FILE -f PATH...",
-		Short: "Judge manifests as the webhook would judge their creation",
-		Long: `Check judges every bounded workload in the manifests (Deployments, StatefulSets,
+// checkHelp is check's help, the command without its options (root.go joins them).
+var checkHelp = cobra.Command{
+	Use:   "check --policy FILE -f PATH...",
+	Short: "Judge manifests as the webhook would judge their creation",
+	Long: `Check judges every bounded workload in the manifests (Deployments, StatefulSets,
 ReplicaSets), every HorizontalPodAutoscaler (autoscaling/v1 or v2) and every KEDA
 ScaledObject as the webhook would judge its CREATE, with the webhook's own messages:
 
@@ -227,7 +226,7 @@ own line in the List (at the List's first line when the file cannot be read that
 
 Exit 1 when a result is at or above --fail-on (warn < clamp < deny), else 0; 2 for bad
 flags, unreadable or malformed input, or an invalid policy.`,
-		Example: `  # A folder of manifests against the policy the cluster applies
+	Example: `  # A folder of manifests against the policy the cluster applies
   kubectl replica-policy check -p manifests/base/policy.yaml -f deploy/
 
   # A kustomize build from stdin, failing only on denials, as JSON
@@ -236,18 +235,12 @@ flags, unreadable or malformed input, or an invalid policy.`,
   # SARIF for GitHub code scanning, JUnit for test reports
   kubectl replica-policy check -p policy.yaml -f deploy/ -o sarif > replica-policy.sarif
   kubectl replica-policy check -p policy.yaml -f deploy/ -o junit > replica-policy.xml`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSteps(o.Complete, o.Validate, o.Run)
-		},
-	}
-	o.ManifestOptions.addFlags(cmd.Flags())
-	o.ReportOptions.addFlags(cmd.Flags())
-	return cmd
 }
 
-// Complete has nothing to fill in: the flags say everything.
-func (o *CheckOptions) Complete() error { return nil }
+func (o *CheckOptions) addFlags(fs *pflag.FlagSet) {
+	o.ManifestOptions.addFlags(fs)
+	o.ReportOptions.addFlags(fs)
+}
 
 // Validate checks the flags.
 func (o *CheckOptions) Validate() error {

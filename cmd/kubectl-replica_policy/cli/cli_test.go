@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,8 @@ import (
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -42,9 +46,7 @@ func golden(t *testing.T, name, got string) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, got)
 		return
 	}
 	want, err := os.ReadFile(path)
@@ -213,9 +215,7 @@ func TestSARIFLocations(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(deployment("web", "40")+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: prod}\nspec: {replicas: 1.5}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, path, deployment("web", "40")+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: prod}\nspec: {replicas: 1.5}\n")
 	code, out, _ := run(t, "", "check", "-p", "testdata/policy.yaml", "-f", path, "-o", "sarif", "--base-dir", dir)
 	got, _ := sarifResults(t, out)
 	want := []sarifRow{
@@ -435,7 +435,7 @@ spec: {replicas: 3}
 		{"validate: no file", "", []string{"validate"}, ExitError, "validate needs at least one file"},
 		{"validate: missing file", "", []string{"validate", filepath.Join(dir, "nope")}, ExitError, "no such file or directory"},
 		{"audit: bad --fail-on before any cluster", "", []string{"audit", "--kubeconfig", onlyPass, "--fail-on", "x"}, ExitError, ""},
-		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, dir, "https://127.0.0.1:1", "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},
+		{"audit: unreachable cluster", "", []string{"audit", "--kubeconfig", writeKubeconfig(t, filepath.Join(dir, "unreachable.kubeconfig"), "https://127.0.0.1:1", nil, "")}, ExitError, "cannot reach the cluster at https://127.0.0.1:1"},
 		{"unknown subcommand", "", []string{"compiles"}, ExitError, "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -459,18 +459,32 @@ spec: {replicas: 3}
 	}
 }
 
-// writeKubeconfig writes a kubeconfig for server, authenticated by token, and returns its path.
-func writeKubeconfig(t *testing.T, dir, server, token string) string {
+// wantAll reports each of wants that text (what names it: stdout, check output) lacks.
+func wantAll(t *testing.T, what, text string, wants ...string) {
 	t.Helper()
-	path := filepath.Join(dir, "kubeconfig-"+strings.NewReplacer(":", "-", "/", "-").Replace(server))
-	kc := `apiVersion: v1
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
+// writeKubeconfig writes to path a kubeconfig for server, trusting the certificate
+// authority ca (any certificate when ca is nil), authenticated by token, and returns path.
+func writeKubeconfig(t *testing.T, path, server string, ca []byte, token string) string {
+	t.Helper()
+	trust := "insecure-skip-tls-verify: true"
+	if ca != nil {
+		trust = "certificate-authority-data: " + base64.StdEncoding.EncodeToString(ca)
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
-clusters: [{name: c, cluster: {server: "` + server + `", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: "` + token + `"}}]
+clusters: [{name: c, cluster: {server: %q, %s}}]
+users: [{name: u, user: {token: %q}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
-`
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+`, server, trust, token)
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil { // it holds a token
 		t.Fatal(err)
 	}
 	return path

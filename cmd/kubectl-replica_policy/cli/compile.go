@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -29,12 +30,11 @@ type CompileOptions struct {
 	genericiooptions.IOStreams
 }
 
-func newCompileCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &CompileOptions{IOStreams: streams}
-	cmd := &cobra.Command{
-		Use:   "compile --policy FILE",
-		Short: "Print the native admission policies that enforce a policy in the API server",
-		Long: `Compile prints the MutatingAdmissionPolicy (clamp rules), the ValidatingAdmissionPolicies
+// compileHelp is compile's help, the command without its options (root.go joins them).
+var compileHelp = cobra.Command{
+	Use:   "compile --policy FILE",
+	Short: "Print the native admission policies that enforce a policy in the API server",
+	Long: `Compile prints the MutatingAdmissionPolicy (clamp rules), the ValidatingAdmissionPolicies
 (deny rules, and warn rules as a Warn action) and their bindings that make the API server
 (admissionregistration.k8s.io/v1, Kubernetes 1.36 and later) enforce the policy on
 Deployments, StatefulSets and ReplicaSets itself, with the webhook's first-match order,
@@ -56,7 +56,7 @@ its own, since --native-policies leaves HPAs to the webhook's entry of their own
 Exit 0 when the policy compiles; 2 for bad flags, an unreadable file, an invalid policy, or
 a policy larger than the API server holds (about 6,500 rules with two namespaces and a
 selector each: see the design document), with the reason on stderr.`,
-		Example: `  # Review the native policies, then apply them
+	Example: `  # Review the native policies, then apply them
   kubectl replica-policy compile -p policy.yaml > native.yaml
   kubectl apply -f native.yaml
 
@@ -65,22 +65,16 @@ selector each: see the design document), with the reason on stderr.`,
 
   # The autoscaler policies too, for a cluster without the webhook
   kubectl replica-policy compile -p policy.yaml --autoscalers > native.yaml`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSteps(o.Complete, o.Validate, o.Run)
-		},
-	}
-	cmd.Flags().StringVarP(&o.PolicyFile, "policy", "p", "", "the policy: a ReplicaPolicy document or its ConfigMap manifest (- for stdin)")
-	cmd.Flags().StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
-	cmd.Flags().StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn, NAME-clamped")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
-	cmd.Flags().BoolVar(&o.ClampWarnings, "clamp-warnings", false, "also print NAME-clamped, which warns when a write leaves replicas at a bound of a clamp rule (a MutatingAdmissionPolicy cannot warn): a second policy the API server evaluates on every write the clamp sees")
-	cmd.Flags().BoolVar(&o.Autoscalers, "autoscalers", false, "also print NAME-autoscalers-*, which decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects (--native-policies does not apply them)")
-	return cmd
 }
 
-// Complete has nothing to fill in.
-func (o *CompileOptions) Complete() error { return nil }
+func (o *CompileOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.PolicyFile, "policy", "p", "", "the policy: a ReplicaPolicy document or its ConfigMap manifest (- for stdin)")
+	fs.StringVar(&o.PolicyNamespace, "policy-namespace", policy.DefaultNamespace, "the webhook's own namespace, always exempt, as the webhook's flag of that name")
+	fs.StringVar(&o.Name, "name", native.DefaultName, "the prefix of the objects' names: NAME-clamp, NAME-deny, NAME-warn, NAME-clamped")
+	fs.StringVarP(&o.Output, "output", "o", outputYAML, "output format: yaml (one document an object), json (a List)")
+	fs.BoolVar(&o.ClampWarnings, "clamp-warnings", false, "also print NAME-clamped, which warns when a write leaves replicas at a bound of a clamp rule (a MutatingAdmissionPolicy cannot warn): a second policy the API server evaluates on every write the clamp sees")
+	fs.BoolVar(&o.Autoscalers, "autoscalers", false, "also print NAME-autoscalers-*, which decide the range of HorizontalPodAutoscalers and KEDA ScaledObjects (--native-policies does not apply them)")
+}
 
 // Validate checks the flags.
 func (o *CompileOptions) Validate() error {

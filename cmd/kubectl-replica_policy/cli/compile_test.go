@@ -3,13 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 func TestCompile(t *testing.T) {
@@ -50,16 +51,12 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 			t.Errorf("stderr\n%s\nwant\n%s", errOut, wantErr)
 		}
 		// A comment line a rule, saying which objects enforce it.
-		for _, line := range []string{
+		wantAll(t, "compile output", out,
 			"#   0 prod-web: namespaces prod, prod-*; selector app in (api,web): clamp [2, 10]; enforced by replica-policy-clamp and replica-policy-clamped (the /scale writes it decides: the webhook)\n",
 			"#   1 databases: selector tier=db: deny [3, 7]; enforced by replica-policy-deny (the /scale writes it decides: the webhook)\n",
 			"#   2 gold: namespaceSelector tier=gold: warn [0, 4]; enforced by replica-policy-warn\n",
 			"#   3 default: every workload: clamp [1, 50]; enforced by replica-policy-clamp and replica-policy-clamped\n",
-		} {
-			if !strings.Contains(out, line) {
-				t.Errorf("no comment line %q in\n%s", line, out[:min(len(out), 800)])
-			}
-		}
+		)
 	})
 
 	t.Run("without --clamp-warnings, no clamp notice, and a note says so", func(t *testing.T) {
@@ -78,15 +75,11 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 
 	t.Run("reviewable: short lists on one line, CEL without escaped quotes, names first", func(t *testing.T) {
 		_, out, _ := run(t, "", "compile", "-p", "testdata/policy.yaml")
-		for _, want := range []string{
+		wantAll(t, "compile output", out,
 			"      operations: [CREATE, UPDATE]\n",
 			"  - name: action\n    expression: \"(variables.rule >= 0 ? ['clamp', 'deny', 'warn', 'clamp'][variables.rule] : '')\"\n",
 			"  validationActions: [Deny]\n",
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("no %q in\n%s", want, out)
-			}
-		}
+		)
 		for _, line := range strings.Split(out, "\n") {
 			if _, v, ok := strings.Cut(line, "expression: '"); ok && strings.Contains(v, "''") {
 				t.Errorf("a CEL expression with YAML's escaped quotes: %s", line)
@@ -120,15 +113,11 @@ note: a clamp by the MutatingAdmissionPolicy returns no warning (an admission po
 		if strings.Join(names, " ") != want {
 			t.Errorf("--autoscalers adds %v, want %s", names, want)
 		}
-		for _, line := range []string{
+		wantAll(t, "stderr", errOut,
 			"the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target is a ReplicaSet: it may be owned by a bounded workload, which CEL cannot read\n",
 			"the webhook still decides: HorizontalPodAutoscalers and ScaledObjects whose target rule \"prod-web\" may decide: its selector needs the target's labels, which CEL cannot read\n",
 			"note: replica-policy-autoscalers-* decide HorizontalPodAutoscalers and KEDA ScaledObjects (the binary's --native-policies does not apply them",
-		} {
-			if !strings.Contains(errOut, line) {
-				t.Errorf("stderr lacks %q:\n%s", line, errOut)
-			}
-		}
+		)
 		if strings.Contains(errOut, "--autoscalers also compiles") {
 			t.Errorf("stderr says HPAs are left to the webhook although --autoscalers compiled them:\n%s", errOut)
 		}
@@ -146,15 +135,11 @@ rules:
 		if code != ExitOK || out != "" {
 			t.Fatalf("exit %d, stdout %q (want nothing): %s", code, out, errOut)
 		}
-		for _, part := range []string{
+		wantAll(t, "stderr", errOut,
 			`the webhook still decides: writes of Rollout.argoproj.io (named by rule "rollouts"): not a compiled kind`,
 			"note: no replica-policy-deny is emitted: no deny rule can act on a write the native policies see",
 			"note: nothing is emitted: no rule can act on a write of a compiled kind",
-		} {
-			if !strings.Contains(errOut, part) {
-				t.Errorf("stderr lacks %q:\n%s", part, errOut)
-			}
-		}
+		)
 	})
 
 	t.Run("json list, names, policy namespace, stdin", func(t *testing.T) {
@@ -193,9 +178,7 @@ rules:
 	for i := range 7000 {
 		fmt.Fprintf(&b, "- {name: rule-%d, namespaces: [team-%d-*, ns-%d], selector: {matchLabels: {app: web-%d}}, maxReplicas: 3}\n", i, i, i, i)
 	}
-	if err := os.WriteFile(big, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, big, b.String())
 	for _, tc := range []struct {
 		name string
 		args []string

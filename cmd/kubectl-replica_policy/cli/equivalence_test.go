@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -290,12 +289,8 @@ func TestCheckAgreesWithWebhookOnAutoscalers(t *testing.T) {
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: probe}, Selector: &metav1.LabelSelector{MatchLabels: probe},
 			BoundsSpec: policy.BoundsSpec{MaxReplicas: &one, Action: policy.ActionDeny}}}, pol.Rules...)
 		polFile := filepath.Join(dir, fmt.Sprintf("policy-%d.yaml", p))
-		harness.WriteYAML(t, polFile, pol)
-		doc, err := os.ReadFile(polFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := harness.SetPolicy(ctx, cs, string(doc)); err != nil {
+		doc := harness.WriteYAML(t, polFile, pol)
+		if err := harness.SetPolicy(ctx, cs, doc); err != nil {
 			t.Fatal(err)
 		}
 		for _, kind := range []string{"Deployment", "StatefulSet"} {

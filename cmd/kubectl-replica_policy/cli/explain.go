@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
@@ -20,12 +21,11 @@ type ExplainOptions struct {
 	genericiooptions.IOStreams
 }
 
-func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ExplainOptions{IOStreams: streams}
-	cmd := &cobra.Command{
-		Use:   "explain --policy FILE -f PATH...",
-		Short: "Show, rule by rule, why each workload and HPA gets its decision",
-		Long: `Explain shows, for each bounded workload in the manifests, every rule of the policy in
+// explainHelp is explain's help, the command without its options (root.go joins them).
+var explainHelp = cobra.Command{
+	Use:   "explain --policy FILE -f PATH...",
+	Short: "Show, rule by rule, why each workload and HPA gets its decision",
+	Long: `Explain shows, for each bounded workload in the manifests, every rule of the policy in
 order (the default last): whether it matched and, if not, which matchers did not
 (namespaces, kinds, namespaceSelector, selector), or what it needed that the input lacks. The
 deciding rule is marked with an arrow; rules after it are shown too. Then the deciding
@@ -38,23 +38,17 @@ gives it (a ScaledObject's range shows its idleReplicaCount where set).
 
 Inputs and flags are check's; -o json has an object for each result of check. Exit 0: it
 explains, it does not judge (2 on bad input).`,
-		Example: `  # Why did web fall through to the default?
+	Example: `  # Why did web fall through to the default?
   kubectl replica-policy explain -p policy.yaml -f deploy/web.yaml
 
   # The same as JSON, for a script
   kubectl replica-policy explain -p policy.yaml -f deploy/ -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSteps(o.Complete, o.Validate, o.Run)
-		},
-	}
-	o.ManifestOptions.addFlags(cmd.Flags())
-	cmd.Flags().StringVarP(&o.Output, "output", "o", outputText, "output format: text, json")
-	return cmd
 }
 
-// Complete has nothing to fill in.
-func (o *ExplainOptions) Complete() error { return nil }
+func (o *ExplainOptions) addFlags(fs *pflag.FlagSet) {
+	o.ManifestOptions.addFlags(fs)
+	fs.StringVarP(&o.Output, "output", "o", outputText, "output format: text, json")
+}
 
 // Validate checks the flags.
 func (o *ExplainOptions) Validate() error {

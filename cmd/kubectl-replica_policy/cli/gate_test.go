@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/replica-policy/replica-policy/internal/harness"
 )
 
 // deployment is a Deployment manifest in namespace prod, labelled app=web (rule prod-web
@@ -87,9 +89,7 @@ func TestEmptyInput(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, data)
 	}
 	for _, tc := range []struct {
 		name, stdin, path, reason string
@@ -147,9 +147,7 @@ func TestNamespaceLabels(t *testing.T) {
 		"namespaces.yaml": "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: payments, labels: {tier: gold}}\n",
 	} {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, data)
 		code, results, stderr := checkJSON(t, gold, "-f", "-", "--namespace-labels", path)
 		if code != ExitOK || stderr != "" || len(results) != 1 || results[0].Result != Warn {
 			t.Errorf("%s: exit %d, stderr %q, results %+v; want the gold rule's warn", name, code, stderr, results)
@@ -161,9 +159,7 @@ func TestNamespaceLabels(t *testing.T) {
 		"empty.yaml":   "",
 	} {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, data)
 		code, _, stderr := run(t, gold, "check", "-p", "testdata/policy.yaml", "-f", "-", "--namespace-labels", path)
 		if code != ExitError || !strings.Contains(stderr, "--namespace-labels "+path+": ") {
 			t.Errorf("%s: exit %d, stderr %q; want 2 naming the flag", name, code, stderr)
@@ -250,9 +246,7 @@ func TestValidateTooLarge(t *testing.T) {
 		strings.ReplaceAll(strings.TrimSuffix(doc, "\n"), "\n", "\n    ") + "\n"
 	for name, data := range map[string]string{"policy.yaml": doc, "configmap.yaml": cm} {
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		harness.WriteFile(t, path, data)
 		code, out, _ := run(t, "", "validate", path)
 		if code != ExitFound || strings.Count(out, "\n") != 1 || !strings.Contains(out, "a ConfigMap holds at most 1 MiB (1048576 bytes) of data") {
 			t.Errorf("%s: exit %d, output %q; want 1 and one line naming the 1 MiB limit", name, code, out)

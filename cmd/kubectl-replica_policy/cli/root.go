@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/replica-policy/replica-policy/pkg/version"
@@ -62,10 +63,10 @@ policy to judge with, or a cluster that cannot be reached, with a one-line reaso
 	cmd.SetErr(streams.ErrOut)
 	cmd.AddCommand(
 		newValidateCommand(streams),
-		newCheckCommand(streams),
-		newExplainCommand(streams),
+		newSubcommand(&CheckOptions{IOStreams: streams}, checkHelp),
+		newSubcommand(&ExplainOptions{IOStreams: streams}, explainHelp),
 		newAuditCommand(streams),
-		newCompileCommand(streams),
+		newSubcommand(&CompileOptions{IOStreams: streams}, compileHelp),
 	)
 	return cmd
 }
@@ -99,14 +100,30 @@ func fail(err error) error {
 	return &exitError{code: ExitError, err: err}
 }
 
-// runSteps runs an Options' Complete, Validate and Run, every error but Run's exit codes
-// being exit 2.
-func runSteps(complete func() error, validate func() error, run func() error) error {
-	if err := complete(); err != nil {
-		return fail(err)
+// runSteps runs an Options' steps (Complete, Validate, Run) in order up to the first error,
+// every error but the exit codes of exitCode being exit 2.
+func runSteps(steps ...func() error) error {
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fail(err)
+		}
 	}
-	if err := validate(); err != nil {
-		return fail(err)
-	}
-	return fail(run())
+	return nil
+}
+
+// options are those of a subcommand that takes no arguments and has nothing to complete
+// once its flags are parsed.
+type options interface {
+	addFlags(fs *pflag.FlagSet)
+	Validate() error
+	Run() error
+}
+
+// newSubcommand is the subcommand whose help c gives (Use, Short, Long, Example), with o's
+// flags; it takes no arguments and runs o's Validate, then Run.
+func newSubcommand(o options, c cobra.Command) *cobra.Command {
+	c.Args = cobra.NoArgs
+	c.RunE = func(*cobra.Command, []string) error { return runSteps(o.Validate, o.Run) }
+	o.addFlags(c.Flags())
+	return &c
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,15 +26,14 @@ func TestCheckScaledObjects(t *testing.T) {
 	dir := t.TempDir()
 	policyFile := filepath.Join(dir, "policy.yaml")
 	manifests := filepath.Join(dir, "keda.yaml")
-	for path, text := range map[string]string{
-		policyFile: `apiVersion: replicapolicy.io/v1alpha1
+	harness.WriteFile(t, policyFile, `apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 rules:
 - {name: queues, namespaces: [prod], kinds: [StatefulSet], maxReplicas: 5, action: deny}
 - {name: prod-web, namespaces: [prod], minReplicas: 2, maxReplicas: 10, allowZero: true}
 - {name: batch, namespaces: [batch], minReplicas: 2, maxReplicas: 10}
-`,
-		manifests: `apiVersion: keda.sh/v1alpha1
+`)
+	keda := `apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {name: defaults, namespace: prod}
 spec:
@@ -91,17 +89,13 @@ spec:
   scaleTargetRef: {kind: Deployment}
   maxReplicaCount: "many"
   triggers: []
-`,
-	} {
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+`
+	harness.WriteFile(t, manifests, keda)
 	code, out, errOut := run(t, "", "check", "-p", policyFile, "-f", manifests, "-v")
 	if code != 2 {
 		t.Errorf("exit %d, want 2 (a refused ScaledObject)\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{
+	wantAll(t, "check output", out,
 		`ScaledObject prod/defaults: clamp: ScaledObject "defaults": spec.maxReplicaCount 100 clamped to 10 by replica policy rule "prod-web"`,
 		`ScaledObject prod/inside: pass`,
 		`ScaledObject prod/queue: deny: ScaledObject "queue": spec.maxReplicaCount: Invalid value: 30: must be within [0, 5] (replica policy rule "queues", action deny)`,
@@ -115,21 +109,13 @@ spec:
 		`ScaledObject batch/idle-removed: clamp: ScaledObject "idle-removed": spec.idleReplicaCount 0 removed by replica policy rule "batch": its nearest bound 2 is not below spec.minReplicaCount 2, as KEDA requires, so the ScaledObject idles at spec.minReplicaCount`,
 		`ScaledObject batch/idle-not-below: skip: spec.idleReplicaCount 3 is not below spec.minReplicaCount 3: KEDA refuses it, the webhook does not judge it`,
 		`ScaledObject batch/idle-refused: error: spec.idleReplicaCount: Invalid value: -1: must be greater than or equal to 0`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	// allowZero keeps KEDA's default minReplicaCount 0: only the maximum is clamped.
 	if strings.Contains(out, "spec.minReplicaCount 0 clamped") {
 		t.Errorf("minReplicaCount 0 clamped under allowZero:\n%s", out)
 	}
 	// SARIF puts a result at the line of the field it is about, as for a workload or an HPA.
-	text, err := os.ReadFile(manifests)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantLine := 1 + strings.Count(string(text[:strings.Index(string(text), "  maxReplicaCount: 30")]), "\n")
+	wantLine := 1 + strings.Count(keda[:strings.Index(keda, "  maxReplicaCount: 30")], "\n")
 	_, sarif, errOut := run(t, "", "check", "-p", policyFile, "-f", manifests, "-o", "sarif")
 	rows, _ := sarifResults(t, sarif)
 	found := false
@@ -151,13 +137,13 @@ spec:
 func TestExplainScaledObjects(t *testing.T) {
 	dir := t.TempDir()
 	policyFile, manifests := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "keda.yaml")
-	writeFile(t, policyFile, `apiVersion: replicapolicy.io/v1alpha1
+	harness.WriteFile(t, policyFile, `apiVersion: replicapolicy.io/v1alpha1
 kind: ReplicaPolicy
 rules:
 - {name: web, namespaces: [prod], selector: {matchLabels: {app: web}}, minReplicas: 2, maxReplicas: 10, allowZero: true}
 - {name: batch, namespaces: [prod], minReplicas: 2, maxReplicas: 10}
 `)
-	writeFile(t, manifests, `apiVersion: apps/v1
+	harness.WriteFile(t, manifests, `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: worker, namespace: prod, labels: {app: worker}}
 spec: {replicas: 3}
@@ -262,13 +248,6 @@ rules:
 	})
 }
 
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // check's verdict on a ScaledObject is the webhook's: for a grid of ranges and idle sizes
 // under a clamp, a deny and a warn rule (with and without allowZero), the result of check
 // matches what kube-apiserver, with the keda component and KEDA's CRD, does with the
@@ -292,7 +271,7 @@ rules:
 - {name: warn, namespaces: [warn], minReplicas: 2, maxReplicas: 10, action: warn}
 `
 	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
-	writeFile(t, policyFile, doc)
+	harness.WriteFile(t, policyFile, doc)
 	mustDo(t, func() error { return harness.SetPolicy(ctx, cp.Client, doc) })
 	var input strings.Builder
 	for _, ns := range []string{"clamp", "deny", "warn"} {

@@ -118,15 +118,11 @@ func TestEdges(t *testing.T) {
 	f := startWebhook(t, nil)
 	ctx := context.Background()
 	createNamespaces(t, f.client, "edge", "edge-big")
-	if err := harness.SetPolicy(ctx, f.client, edgePolicy); err != nil {
-		t.Fatal(err)
-	}
 	deps := f.client.AppsV1().Deployments("edge")
-	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "edge policy in force", func() bool {
+	f.applyPolicy(t, edgePolicy, func() bool {
 		d, err := deps.Create(ctx, harness.Deployment("edge", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
-	f.warns.Take()
 	w := f.webhookConn(t)
 
 	t.Run("malformed requests over HTTPS get clear answers", func(t *testing.T) { testMalformed(t, w) })

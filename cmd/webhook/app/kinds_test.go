@@ -57,15 +57,11 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 	f.waitReady(t)
 	ctx := context.Background()
 	createNamespaces(t, f.client, "data", "strict", "rollout", "exempt")
-	if err := harness.SetPolicy(ctx, f.client, kindsPolicyWith(4)); err != nil {
-		t.Fatal(err)
-	}
 	sts := f.client.AppsV1().StatefulSets("data")
-	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "policy in force", func() bool {
+	f.applyPolicy(t, kindsPolicyWith(4), func() bool {
 		s, err := sts.Create(ctx, harness.StatefulSet("data", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *s.Spec.Replicas == 7
 	})
-	f.warns.Take()
 	t.Run("the component's RBAC, as SubjectAccessReviews", func(t *testing.T) {
 		testComponentRBAC(t, f, manifests)
 	})
@@ -125,11 +121,7 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		if _, err := sts.Create(ctx, harness.StatefulSet("data", "q", 2, map[string]string{"tier": "queue"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		f.warns.Take()
-		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "q in the webhook's cache", func() bool {
-			_, err := sts.UpdateScale(ctx, "q", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "data"}, Spec: autoscalingv1.ScaleSpec{Replicas: 5}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err == nil && harness.HasWarning(f.warns.Take(), `spec.replicas 5 clamped to 2 by replica policy rule "queue"`)
-		})
+		f.waitScaleWarning(t, sts.UpdateScale, "data", "q", 5, `spec.replicas 5 clamped to 2 by replica policy rule "queue"`)
 		// Dry run changed nothing.
 		if s, err := sts.Get(ctx, "q", metav1.GetOptions{}); err != nil || *s.Spec.Replicas != 2 {
 			t.Fatalf("stored replicas %v (%v), want 2", s.Spec.Replicas, err)
@@ -180,14 +172,14 @@ func TestWorkloadKindsAgainstAPIServer(t *testing.T) {
 		}
 		// Back to 3, then to 0 through /scale, which carries no owner: the webhook reads it
 		// from the ReplicaSet in its cache.
-		if _, err := rss.UpdateScale(ctx, "web-1", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "rollout"}, Spec: autoscalingv1.ScaleSpec{Replicas: 3}}, metav1.UpdateOptions{}); err != nil {
+		if _, err := setScale(ctx, rss.UpdateScale, "rollout", "web-1", 3, false); err != nil {
 			t.Fatal(err)
 		}
 		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "web-1 in the webhook's cache", func() bool {
-			s, err := rss.UpdateScale(ctx, "web-1", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "rollout"}, Spec: autoscalingv1.ScaleSpec{Replicas: 0}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			s, err := setScale(ctx, rss.UpdateScale, "rollout", "web-1", 0, true)
 			return err == nil && s.Spec.Replicas == 0
 		})
-		s, err := rss.UpdateScale(ctx, "web-1", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "rollout"}, Spec: autoscalingv1.ScaleSpec{Replicas: 0}}, metav1.UpdateOptions{})
+		s, err := setScale(ctx, rss.UpdateScale, "rollout", "web-1", 0, false)
 		if err != nil || s.Spec.Replicas != 0 {
 			t.Fatalf("replicasets/scale to 0: %v (%v), want 0", s, err)
 		}

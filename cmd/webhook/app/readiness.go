@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,4 +58,14 @@ func addReadyChecks(mgr ctrl.Manager, checks map[string]healthz.Checker) error {
 	readyChecks.checks = checks
 	readyChecks.Unlock()
 	return nil
+}
+
+// readyWhen is a readiness check that fails with notYet until ok holds.
+func readyWhen(ok func() bool, notYet string) healthz.Checker {
+	return func(*http.Request) error {
+		if !ok() {
+			return errors.New(notYet)
+		}
+		return nil
+	}
 }

@@ -134,6 +134,42 @@ func (f *fixture) scrape(t *testing.T) harness.Metrics {
 	return m
 }
 
+// applyPolicy sets the policy ConfigMap to doc and waits until inForce, a dry-run write
+// that the new policy decides, says the webhook enforces it; the probes' warnings are
+// dropped.
+func (f *fixture) applyPolicy(t *testing.T, doc string, inForce func() bool) {
+	t.Helper()
+	if err := harness.SetPolicy(context.Background(), f.client, doc); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "policy in force", inForce)
+	f.warns.Take()
+}
+
+// scaleUpdater is a typed client's UpdateScale: Deployments', StatefulSets' or ReplicaSets'.
+type scaleUpdater func(context.Context, string, *autoscalingv1.Scale, metav1.UpdateOptions) (*autoscalingv1.Scale, error)
+
+// setScale writes ns/name's scale through update (dryRun: with the API server's dry run).
+func setScale(ctx context.Context, update scaleUpdater, ns, name string, replicas int32, dryRun bool) (*autoscalingv1.Scale, error) {
+	opts := metav1.UpdateOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	return update(ctx, name, &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}, opts)
+}
+
+// waitScaleWarning retries a dry-run /scale write of ns/name to replicas until the webhook
+// answers with warning: a rule that reads the workload's labels decides only once the
+// workload is in the webhook's cache.
+func (f *fixture) waitScaleWarning(t *testing.T, update scaleUpdater, ns, name string, replicas int32, warning string) {
+	t.Helper()
+	f.warns.Take()
+	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, ns+"/"+name+" in the webhook's cache", func() bool {
+		_, err := setScale(context.Background(), update, ns, name, replicas, true)
+		return err == nil && harness.HasWarning(f.warns.Take(), warning)
+	})
+}
+
 // createNamespaces creates each namespace; one that exists already is left as it is.
 func createNamespaces(t *testing.T, c kubernetes.Interface, names ...string) {
 	t.Helper()
@@ -173,14 +209,10 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 	f := startWebhook(t, nil)
 	ctx := context.Background()
 	createNamespaces(t, f.client, "apps", "strict-a", "loose", "exempt")
-	if err := harness.SetPolicy(ctx, f.client, basePolicy); err != nil {
-		t.Fatal(err)
-	}
-	harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "policy in force", func() bool {
+	f.applyPolicy(t, basePolicy, func() bool {
 		d, err := f.client.AppsV1().Deployments("apps").Create(ctx, harness.Deployment("apps", "probe", 50, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && *d.Spec.Replicas == 10
 	})
-	f.warns.Take()
 	deps := f.client.AppsV1().Deployments("apps")
 
 	t.Run("create is clamped to max with a warning naming the rule", func(t *testing.T) {
@@ -244,13 +276,8 @@ func TestAdmissionAgainstAPIServer(t *testing.T) {
 		if _, err := deps.Create(ctx, harness.Deployment("apps", "web", 4, map[string]string{"tier": "web"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		f.warns.Take()
-		// The parent must be in the webhook's cache before its Scale can be matched.
-		harness.Eventually(t, 15*time.Second, 50*time.Millisecond, "web deployment in the webhook cache", func() bool {
-			_, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 9}}, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err == nil && harness.HasWarning(f.warns.Take(), `clamped to 6 by replica policy rule "web-tier"`)
-		})
-		s, err := deps.UpdateScale(ctx, "web", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}, Spec: autoscalingv1.ScaleSpec{Replicas: 8}}, metav1.UpdateOptions{})
+		f.waitScaleWarning(t, deps.UpdateScale, "apps", "web", 9, `clamped to 6 by replica policy rule "web-tier"`)
+		s, err := setScale(ctx, deps.UpdateScale, "apps", "web", 8, false)
 		if err != nil {
 			t.Fatal(err)
 		}
