@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
@@ -36,16 +35,6 @@ const autoscalerSuffix = "autoscalers-"
 // autoscalers, policies and bindings alike.
 func AutoscalerNames(opts Options) []string {
 	return prefixed(opts, autoscalerSuffix+clampSuffix, autoscalerSuffix+string(policy.ActionDeny), autoscalerSuffix+string(policy.ActionWarn))
-}
-
-// AutoscalerObjects returns the autoscaler policies to apply, policies before their
-// bindings: for a user who applies compile's output without the webhook's --native-policies.
-func (r *Result) AutoscalerObjects() []runtime.Object {
-	return emitted(
-		emittedPair{r.AutoscalerClamp != nil, r.AutoscalerClamp, r.AutoscalerClampBinding},
-		emittedPair{r.AutoscalerDeny != nil, r.AutoscalerDeny, r.AutoscalerDenyBinding},
-		emittedPair{r.AutoscalerWarn != nil, r.AutoscalerWarn, r.AutoscalerWarnBinding},
-	)
 }
 
 // autoscalerTargets are the compiled kinds an autoscaler's target may be for the policies to

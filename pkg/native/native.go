@@ -147,6 +147,16 @@ func (r *Result) Objects() []runtime.Object {
 	)
 }
 
+// AutoscalerObjects returns the autoscaler policies to apply, policies before their
+// bindings: for a user who applies compile's output without the webhook's --native-policies.
+func (r *Result) AutoscalerObjects() []runtime.Object {
+	return emitted(
+		emittedPair{r.AutoscalerClamp != nil, r.AutoscalerClamp, r.AutoscalerClampBinding},
+		emittedPair{r.AutoscalerDeny != nil, r.AutoscalerDeny, r.AutoscalerDenyBinding},
+		emittedPair{r.AutoscalerWarn != nil, r.AutoscalerWarn, r.AutoscalerWarnBinding},
+	)
+}
+
 // emittedPair is a policy and its binding, and whether the compiler emitted them (a nil
 // pointer in a runtime.Object is not a nil interface, hence the flag).
 type emittedPair struct {
