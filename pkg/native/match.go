@@ -159,34 +159,7 @@ func (c *compiler) due(p purpose) string {
 // when the first rule whose candidate holds has a leaf that holds, a rule with a
 // namespaceSelector counting as unsure.
 func (c *compiler) firstMatch(candidate, leafOf func(rule) string) string {
-	type link struct {
-		cand, leaf string
-		unsure     bool
-	}
-	var links []link
-	tail := "false"
-	for _, r := range c.rules {
-		if len(links) == maxChain {
-			tail = "true"
-			break
-		}
-		cand, leaf := candidate(r), leafOf(r)
-		switch {
-		case cand == "false":
-			continue // none of its kinds is compiled: it never matches
-		case r.NamespaceSelector() != nil && !r.NamespaceSelector().Empty():
-			if leaf != "false" {
-				links = append(links, link{cand, leaf, true})
-			}
-			continue
-		case cand == "" || cand == "true" || c.isDefault(r):
-			tail = leaf // it matches whatever the request: no rule after it decides
-		default:
-			links = append(links, link{cand, leaf, false})
-			continue
-		}
-		break
-	}
+	links, tail := c.chainLinks(candidate, leafOf)
 	// Built from the end; rest is the chain after a rule, unwrapped when it is a chain of
 	// conditionals itself (they nest to the right without parentheses).
 	expr, rest := tail, paren(tail)
@@ -219,6 +192,39 @@ func (c *compiler) firstMatch(candidate, leafOf func(rule) string) string {
 		rest = paren(expr)
 	}
 	return paren(expr)
+}
+
+// link is one rule of firstMatch's chain: its candidate and leaf, and whether it is unsure
+// (a namespaceSelector, which a matchCondition cannot read).
+type link struct {
+	cand, leaf string
+	unsure     bool
+}
+
+// chainLinks are the rules firstMatch chains, in order, and what the chain gives after
+// them: the leaf of the first rule that matches every request, false when none does, true
+// past maxChain rules (the variables then decide).
+func (c *compiler) chainLinks(candidate, leafOf func(rule) string) (links []link, tail string) {
+	tail = "false"
+	for _, r := range c.rules {
+		if len(links) == maxChain {
+			return links, "true"
+		}
+		cand, leaf := candidate(r), leafOf(r)
+		switch {
+		case cand == "false":
+			// none of its kinds is compiled: it never matches
+		case r.NamespaceSelector() != nil && !r.NamespaceSelector().Empty():
+			if leaf != "false" {
+				links = append(links, link{cand, leaf, true})
+			}
+		case cand == "" || cand == "true" || c.isDefault(r):
+			return links, leaf // it matches whatever the request: no rule after it decides
+		default:
+			links = append(links, link{cand, leaf, false})
+		}
+	}
+	return links, tail
 }
 
 // isDefault reports whether r is the policy's default, which matches every request.
