@@ -127,6 +127,12 @@ func (c *compiler) webhookLines() []string {
 		lines = append(lines, fmt.Sprintf("/scale writes that rule %q may decide%s: its selector needs the workload's labels, which a Scale does not carry",
 			r.Name, where))
 	}
+	return append(lines, c.uncompiledKindLines()...)
+}
+
+// uncompiledKindLines say, a line a kind, which kinds the rules name that are not compiled
+// (their writes are the webhook's), and which rules name them.
+func (c *compiler) uncompiledKindLines() []string {
 	compiled := map[string]bool{}
 	for _, k := range c.kinds {
 		compiled[k.Name()] = true
@@ -143,6 +149,7 @@ func (c *compiler) webhookLines() []string {
 			}
 		}
 	}
+	lines := make([]string, 0, len(order))
 	for _, k := range order {
 		lines = append(lines, fmt.Sprintf("writes of %s (named by rule %s): not a compiled kind", k, strings.Join(named[k], ", ")))
 	}
