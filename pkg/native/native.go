@@ -87,8 +87,7 @@ type Options struct {
 	Autoscalers bool
 	// ClampWarnings also compiles NAME-clamped (Result.ClampNotice), which stands in for the
 	// webhook's clamp warning. Off by default: it is a second policy that the API server
-	// evaluates on every write the clamp sees, and on the writes it clamps it costs as much
-	// again as the clamp itself (docs/benchmarks.md, native mode with and without it).
+	// evaluates on every write the clamp sees.
 	ClampWarnings bool
 }
 
