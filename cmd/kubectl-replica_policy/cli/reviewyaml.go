@@ -60,7 +60,7 @@ func restyle(n *yaml3.Node) {
 func flowable(n *yaml3.Node) bool {
 	width := 2
 	for _, c := range n.Content {
-		if c.Kind != yaml3.ScalarNode || bytes.ContainsAny([]byte(c.Value), "\n,[]{}:#'\"") {
+		if c.Kind != yaml3.ScalarNode || strings.ContainsAny(c.Value, "\n,[]{}:#'\"") {
 			return false
 		}
 		width += len(c.Value) + 2
@@ -68,15 +68,15 @@ func flowable(n *yaml3.Node) bool {
 	return len(n.Content) > 0 && width <= flowWidth
 }
 
-// quoting is the style of scalar n: strings with line breaks, or with both kinds of quotes,
-// as literal blocks; those with single quotes only in double quotes; the rest as the
-// encoder chooses.
+// quoting is the style of scalar n: strings with line breaks, or with single quotes and a
+// double quote or backslash (which double quotes would escape), as literal blocks; those
+// with single quotes only in double quotes; the rest as the encoder chooses.
 func quoting(n *yaml3.Node) yaml3.Style {
 	v := n.Value
 	switch {
 	case n.Tag != "!!str":
 		return n.Style
-	case strings.Contains(v, "\n"), strings.Contains(v, "'") && (strings.ContainsAny(v, "\"\\")):
+	case strings.Contains(v, "\n"), strings.Contains(v, "'") && strings.ContainsAny(v, "\"\\"):
 		return yaml3.LiteralStyle
 	case strings.Contains(v, "'"):
 		return yaml3.DoubleQuotedStyle
