@@ -89,6 +89,9 @@ type purpose struct {
 	// atBound: the clamp notice, which acts when replicas are at a bound of a clamp rule;
 	// otherwise the policy acts when they are outside the bounds.
 	atBound bool
+	// bySelector: not a policy but the webhook entry for the /scale writes a selector rule
+	// may decide (WebhookScale), which acts wherever a rule with a selector may decide.
+	bySelector bool
 }
 
 var (
@@ -98,6 +101,8 @@ var (
 	purposeDeny   = purpose{name: "replicas-changed", suffix: string(policy.ActionDeny), action: policy.ActionDeny}
 	purposeWarn   = purpose{name: "replicas-changed", suffix: string(policy.ActionWarn), action: policy.ActionWarn}
 	purposeNotice = purpose{name: "replicas-changed", suffix: clampNoticeSuffix, action: policy.ActionClamp, atBound: true}
+
+	purposeWebhookScale = purpose{bySelector: true}
 )
 
 // replicaVar is the name the conditions bind the requested replicas to: a matchCondition
@@ -236,6 +241,9 @@ func (c *compiler) isDefault(r rule) bool {
 // action of p's, and replicas (replicaVar) outside its bounds or, for the notice, at one.
 // Under a selector rule a Scale is the webhook's to decide.
 func (c *compiler) leaf(r rule, p purpose) string {
+	if p.bySelector {
+		return fmt.Sprint(r.Selector() != nil)
+	}
 	if r.Action != p.action {
 		return "false"
 	}

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -52,22 +55,57 @@ func (c *compiler) webhookCondition() string {
 	return cond
 }
 
-// WebhookScaleKinds are the kinds of kinds whose /scale writes the native policies may leave
-// to the webhook: those whose objects may be owned, and those a selector rule may decide a
-// /scale write of (WebhookMatchCondition then says which). A webhook configuration need not
-// register the /scale of the others: the native policies decide every write of it.
-func WebhookScaleKinds(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) []policy.WorkloadKind {
+// WebhookScale is which /scale writes of compiled kinds the native policies leave to the
+// webhook, split by why:
+//   - Owned: the kinds whose objects may be owned by a bounded workload: every /scale write
+//     of them, in every namespace (a Scale does not name its owner);
+//   - BySelector: the other kinds a selector rule may decide a /scale write of (a Scale
+//     carries no labels), in the namespaces Namespaces selects (nil: every namespace;
+//     WebhookMatchCondition says which writes of theirs).
+//
+// A webhook configuration need not register the /scale of the other kinds: the native
+// policies decide every write of it. Namespaces is for a webhook entry of their own: the API
+// server checks an entry's namespaceSelector before it converts the object or evaluates a
+// matchCondition, so the /scale writes of a namespace it leaves out (one that rules without
+// a selector decide) cost a write next to nothing there, where a matchCondition costs a
+// conversion and an evaluation on every write, and twice on a write a native clamp mutates
+// (the API server then runs the mutating chain again).
+type WebhookScale struct {
+	Owned, BySelector []policy.WorkloadKind
+	Namespaces        *metav1.LabelSelector
+}
+
+// WebhookScaleOf returns the WebhookScale of the policy of snap over kinds.
+func WebhookScaleOf(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) WebhookScale {
 	c := compilerFor(snap, kinds, opts)
 	bySelector := c.firstMatch(
 		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
 		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
-	var out []policy.WorkloadKind
+	var out WebhookScale
 	for _, k := range c.kinds {
-		if c.mayBeOwned(k) || bySelector != "false" && c.selectorMayDecide(k) {
-			out = append(out, k)
+		switch {
+		case c.mayBeOwned(k):
+			out.Owned = append(out.Owned, k)
+		case bySelector != "false" && c.selectorMayDecide(k):
+			out.BySelector = append(out.BySelector, k)
 		}
 	}
+	if len(out.BySelector) == 0 {
+		return out
+	}
+	sc := c.scope(purposeWebhookScale)
+	if sc.cel == "false" {
+		out.Namespaces = NoNamespaces()
+	} else if m := sc.matchResources(); m != nil {
+		out.Namespaces = m.NamespaceSelector
+	}
 	return out
+}
+
+// NoNamespaces is a namespaceSelector that selects no namespace: every namespace has the
+// label kubernetes.io/metadata.name (the API server sets it).
+func NoNamespaces() *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpDoesNotExist}}}
 }
 
 // selectorMayDecide reports whether a rule with a selector names kind k (or every kind).

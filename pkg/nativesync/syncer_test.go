@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -311,15 +312,73 @@ func TestSyncNarrowsOnlyOnceEnforced(t *testing.T) {
 	equal(t, "once enforced", e.mustSync(snap), "apply mutatingwebhookconfigurations/replica-policy (narrow)")
 }
 
-// TestSyncNarrowsScaleToWhatSelectorsMayDecide: a selector rule keeps the /scale writes of
-// the kinds it names in the webhook's rules (its condition then says which).
+// TestSyncNarrowsScaleToWhatSelectorsMayDecide: the /scale writes of kinds a selector rule
+// names go to the scale entry next to the workload entry (its condition then says which),
+// in the namespaces where such a rule may decide one; those of owned kinds stay in the
+// workload entry; while the webhook is wide, the scale entry selects no namespace.
 func TestSyncNarrowsScaleToWhatSelectorsMayDecide(t *testing.T) {
 	e := newEnv(t)
-	e.mustSync(load(t, "rules:\n- {name: web, kinds: [StatefulSet], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: cap, maxReplicas: 5}\n"))
-	rules := e.webhook().Webhooks[0].Rules
-	if len(rules) != 1 || strings.Join(rules[0].Resources, ",") != "statefulsets/scale,replicasets/scale" {
-		t.Errorf("narrowed rules %+v, want the /scale of StatefulSets (a selector rule names them) and ReplicaSets (owned)", rules)
+	e.prober.enforced = false
+	const doc = "rules:\n- {name: cap, namespaces: [prod], maxReplicas: 5}\n- {name: web, kinds: [StatefulSet], selector: {matchLabels: {app: web}}, maxReplicas: 4}\n- {name: rest, maxReplicas: 6}\n"
+	e.syncNotYet(t, load(t, doc))
+	main, scale := e.entries(t)
+	if n := len(main.Rules); n != 2 || !reflect.DeepEqual(scale.NamespaceSelector, native.NoNamespaces()) {
+		t.Errorf("wide: %d workload rules (want 2) and the scale entry's namespaceSelector %v, want none selected", n, scale.NamespaceSelector)
 	}
+	e.prober.enforced = true
+	e.mustSync(load(t, doc))
+	main, scale = e.entries(t)
+	if len(main.Rules) != 1 || strings.Join(main.Rules[0].Resources, ",") != "replicasets/scale" {
+		t.Errorf("narrowed workload rules %+v, want the /scale of ReplicaSets (owned) only", main.Rules)
+	}
+	if len(scale.Rules) != 1 || strings.Join(scale.Rules[0].Resources, ",") != "statefulsets/scale" {
+		t.Errorf("the scale entry's rules %+v, want the /scale of StatefulSets (a selector rule names them)", scale.Rules)
+	}
+	// prod is decided by rule cap, which has no selector: no /scale write there reaches it.
+	want := []metav1.LabelSelectorRequirement{
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"}},
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"prod"}}}
+	if !reflect.DeepEqual(scale.NamespaceSelector.MatchExpressions, want) {
+		t.Errorf("the scale entry's namespaceSelector %+v, want %+v", scale.NamespaceSelector.MatchExpressions, want)
+	}
+	if scale.ClientConfig.URL == nil || *scale.ClientConfig.URL != *main.ClientConfig.URL || len(scale.MatchConditions) != 2 ||
+		scale.MatchConditions[0].Name != "replicas-changed" || scale.MatchConditions[1] != main.MatchConditions[1] {
+		t.Errorf("the scale entry %+v, want the workload entry's clientConfig and matchConditions", scale)
+	}
+	equal(t, "a second sync", e.mustSync(load(t, doc)))
+
+	t.Run("a new CA bundle in the workload entry reaches the scale entry", func(t *testing.T) {
+		mwc := e.webhook()
+		mwc.Webhooks[0].ClientConfig.CABundle = []byte("new CA")
+		if _, err := e.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(context.Background(), mwc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "the sync", e.mustSync(load(t, doc)), "apply mutatingwebhookconfigurations/replica-policy (narrow)")
+		if _, scale := e.entries(t); string(scale.ClientConfig.CABundle) != "new CA" {
+			t.Errorf("the scale entry's CA bundle %q, want the workload entry's", scale.ClientConfig.CABundle)
+		}
+	})
+}
+
+// entries returns the workload entry of the webhook configuration and the scale entry next
+// to it.
+func (e *env) entries(t *testing.T) (main, scale admissionregistrationv1.MutatingWebhook) {
+	t.Helper()
+	var found int
+	for _, w := range e.webhook().Webhooks {
+		switch w.Name {
+		case "mutate.replicapolicy.io":
+			main = w
+			found++
+		case ScaleEntryPrefix + "mutate.replicapolicy.io":
+			scale = w
+			found++
+		}
+	}
+	if found != 2 {
+		t.Fatalf("the configuration lacks the workload entry or the scale entry next to it: %+v", e.webhook().Webhooks)
+	}
+	return main, scale
 }
 
 func TestSyncPolicyChange(t *testing.T) {

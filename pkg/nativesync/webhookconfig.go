@@ -2,8 +2,10 @@ package nativesync
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -12,6 +14,7 @@ import (
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
+	"github.com/replica-policy/replica-policy/pkg/native"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -21,11 +24,27 @@ import (
 // force, so that a re-application of the manifests (kubectl apply, a GitOps sync) takes them
 // back only until the Syncer sees it; the entry's other fields, the other entries (HPAs) and
 // the manifests' own matchConditions stay whoever installed them.
+//
+// It also owns one entry of its own next to each of them, named ScaleEntryPrefix + the
+// entry's name: the /scale writes a selector rule may decide (native.WebhookScale.BySelector),
+// with a namespaceSelector that leaves out the namespaces rules without a selector decide.
+// The entry it copies gives it everything else (clientConfig, failurePolicy, timeouts, the
+// manifests' matchConditions), so a new CA bundle or Service there reaches it at the next
+// sync. While the webhook is wide, or when no selector rule may decide a /scale write, it
+// selects no namespace: it stays, so that no sync has to delete an entry whose fields
+// another manager (a CA injector) may share.
+
+// ScaleEntryPrefix begins the name of the entry the binary adds next to each workload entry.
+const ScaleEntryPrefix = "native-scale."
 
 // webhookState is what the Syncer wants those fields to be.
 type webhookState struct {
 	rules     []admissionregistrationv1.RuleWithOperations
 	condition string
+	// scaleRules and scaleNamespaces are the scale entries' rules and namespaceSelector; they
+	// share condition.
+	scaleRules      []admissionregistrationv1.RuleWithOperations
+	scaleNamespaces *metav1.LabelSelector
 }
 
 // wideState sends the webhook every write of every bounded kind: the state while the native
@@ -38,22 +57,29 @@ func (s *Syncer) wideState() webhookState {
 	if wp := s.opts.Prober.WidenProbe(); wp != "" && cond != "true" {
 		cond += " || (" + wp + ")"
 	}
-	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: cond}
+	return webhookState{rules: workloadRules(s.opts.WebhookKinds, nil, nil), condition: cond,
+		scaleRules: scaleRules(s.opts.Kinds), scaleNamespaces: native.NoNamespaces()}
 }
 
 // narrowState leaves the webhook what the compiled policies cannot decide: object writes of
 // compiled kinds leave its rules, and so do /scale writes of compiled kinds that neither a
-// selector rule nor an owned workload's rule may decide (scale: native.WebhookScaleKinds);
-// cond (the compiler's WebhookMatchCondition) lets through only those of the rest that such a
-// rule may decide.
-func (s *Syncer) narrowState(cond string, scale []policy.WorkloadKind) webhookState {
-	rules := workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale)
+// selector rule nor an owned workload's rule may decide; those a selector rule may decide go
+// to the scale entries, in the namespaces where one may; cond (the compiler's
+// WebhookMatchCondition) lets through only those of the rest that such a rule may decide.
+func (s *Syncer) narrowState(cond string, scale native.WebhookScale) webhookState {
+	rules := workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale.Owned)
 	if len(rules) == 0 {
 		// An apply cannot say "no rules" (the field is omitted when empty, and the
-		// manifests' would stay): keep the /scale rules, which cond closes.
+		// manifests' would stay): keep the /scale rules of the owned kinds, or of every
+		// compiled kind, which cond closes.
 		rules = workloadRules(s.opts.WebhookKinds, s.opts.Kinds, s.opts.Kinds)
 	}
-	return webhookState{rules: rules, condition: s.withoutProbes(cond)}
+	st := webhookState{rules: rules, condition: s.withoutProbes(cond), scaleRules: scaleRules(scale.BySelector),
+		scaleNamespaces: andSelectors(s.opts.NamespaceSelector, scale.Namespaces)}
+	if len(scale.BySelector) == 0 {
+		st.scaleRules, st.scaleNamespaces = scaleRules(s.opts.Kinds), native.NoNamespaces()
+	}
+	return st
 }
 
 func (s *Syncer) withoutProbes(cond string) string {
@@ -103,11 +129,19 @@ func workloadRules(kinds, compiled, scale []policy.WorkloadKind) []admissionregi
 	return rules
 }
 
+// scaleRules are the rules of the /scale of kinds, UPDATE only.
+func scaleRules(kinds []policy.WorkloadKind) []admissionregistrationv1.RuleWithOperations {
+	return workloadRules(kinds, kinds, kinds)
+}
+
 // workloadEntries are the names of the entries of mwc whose rules name a resource (or its
-// /scale) of one of kinds, in any version.
+// /scale) of one of kinds, in any version, but for the binary's own scale entries.
 func workloadEntries(mwc *admissionregistrationv1.MutatingWebhookConfiguration, kinds []policy.WorkloadKind) []string {
 	var names []string
 	for _, w := range mwc.Webhooks {
+		if strings.HasPrefix(w.Name, ScaleEntryPrefix) {
+			continue
+		}
 		if slices.ContainsFunc(w.Rules, func(r admissionregistrationv1.RuleWithOperations) bool {
 			for _, k := range kinds {
 				if (slices.Contains(r.APIGroups, k.Group) || slices.Contains(r.APIGroups, "*")) &&
@@ -123,19 +157,58 @@ func workloadEntries(mwc *admissionregistrationv1.MutatingWebhookConfiguration, 
 	return names
 }
 
-// inState reports whether every workload entry of mwc has the fields of want.
+// inState reports whether every workload entry of mwc, and the scale entry next to each, has
+// the fields of want.
 func (s *Syncer) inState(mwc *admissionregistrationv1.MutatingWebhookConfiguration, entries []string, want webhookState) bool {
-	for _, w := range mwc.Webhooks {
-		if !slices.Contains(entries, w.Name) {
-			continue
-		}
+	byName := map[string]*admissionregistrationv1.MutatingWebhook{}
+	for i := range mwc.Webhooks {
+		byName[mwc.Webhooks[i].Name] = &mwc.Webhooks[i]
+	}
+	for _, name := range entries {
+		w := byName[name]
 		if !apiequality.Semantic.DeepEqual(w.Rules, want.rules) ||
 			!apiequality.Semantic.DeepEqual(w.NamespaceSelector, s.opts.NamespaceSelector) ||
 			!slices.Contains(w.MatchConditions, admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: want.condition}) {
 			return false
 		}
+		sw, ok := byName[ScaleEntryPrefix+name]
+		if !ok || !apiequality.Semantic.DeepEqual(*sw, scaleEntry(w, want)) {
+			return false
+		}
 	}
 	return true
+}
+
+// scaleConditions are the matchConditions of a scale entry next to an entry with conds: the
+// entry's own (the manifests'), then ConditionName with cond.
+func scaleConditions(conds []admissionregistrationv1.MatchCondition, cond string) []admissionregistrationv1.MatchCondition {
+	out := slices.DeleteFunc(slices.Clone(conds), func(c admissionregistrationv1.MatchCondition) bool { return c.Name == ConditionName })
+	return append(out, admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: cond})
+}
+
+// scaleEntry is the scale entry next to the workload entry w in state want: w's fields
+// (w is live, so they are the API server's defaults where the manifests left them out) but
+// for its name, rules, namespaceSelector and matchConditions.
+func scaleEntry(w *admissionregistrationv1.MutatingWebhook, want webhookState) admissionregistrationv1.MutatingWebhook {
+	e := w.DeepCopy()
+	e.Name = ScaleEntryPrefix + w.Name
+	e.Rules, e.NamespaceSelector = want.scaleRules, want.scaleNamespaces
+	e.MatchConditions = scaleConditions(w.MatchConditions, want.condition)
+	return *e
+}
+
+// applyConfiguration is the apply configuration of w: an apply configuration has the JSON
+// of the type it configures.
+func applyConfiguration(w admissionregistrationv1.MutatingWebhook) (*admissionregistrationv1ac.MutatingWebhookApplyConfiguration, error) {
+	raw, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	out := &admissionregistrationv1ac.MutatingWebhookApplyConfiguration{}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // setWebhook makes the workload entries of the webhook configuration want, applying them only
@@ -155,8 +228,11 @@ func (s *Syncer) setWebhook(ctx context.Context, want webhookState) (bool, error
 		return false, nil
 	}
 	cfg := admissionregistrationv1ac.MutatingWebhookConfiguration(s.opts.WebhookConfiguration)
-	for _, name := range entries {
-		w := admissionregistrationv1ac.MutatingWebhook().WithName(name).
+	for _, live := range mwc.Webhooks {
+		if !slices.Contains(entries, live.Name) {
+			continue
+		}
+		w := admissionregistrationv1ac.MutatingWebhook().WithName(live.Name).
 			WithNamespaceSelector(labelSelector(s.opts.NamespaceSelector)).
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().WithName(ConditionName).WithExpression(want.condition))
 		for _, r := range want.rules {
@@ -164,7 +240,11 @@ func (s *Syncer) setWebhook(ctx context.Context, want webhookState) (bool, error
 				WithOperations(r.Operations...).WithAPIGroups(r.APIGroups...).WithAPIVersions(r.APIVersions...).
 				WithResources(r.Resources...).WithScope(*r.Scope))
 		}
-		cfg.WithWebhooks(w)
+		sw, err := applyConfiguration(scaleEntry(&live, want))
+		if err != nil {
+			return false, fmt.Errorf("the scale entry next to %s: %w", live.Name, err)
+		}
+		cfg.WithWebhooks(w, sw)
 	}
 	if _, err := mwcs.Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 		return false, fmt.Errorf("applying the workload webhooks of MutatingWebhookConfiguration %s: %w", s.opts.WebhookConfiguration, err)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,19 @@ func TestNativePolicies(t *testing.T) {
 		}
 		if hpa := mwc.Webhooks[1]; len(hpa.Rules) != 1 || hpa.Rules[0].Resources[0] != "horizontalpodautoscalers" || len(hpa.MatchConditions) != 1 {
 			t.Errorf("the HPA webhook entry was touched: %+v", hpa)
+		}
+		// The /scale writes a selector rule may decide have an entry of their own, which
+		// leaves out namespace native: rule cap, without a selector, decides every write there.
+		i := slices.IndexFunc(mwc.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool {
+			return w.Name == nativesync.ScaleEntryPrefix+mwc.Webhooks[0].Name
+		})
+		if i < 0 {
+			t.Fatalf("no scale entry next to %s: %+v", mwc.Webhooks[0].Name, mwc.Webhooks)
+		}
+		if sel := mwc.Webhooks[i].NamespaceSelector; !slices.ContainsFunc(sel.MatchExpressions, func(r metav1.LabelSelectorRequirement) bool {
+			return r.Operator == metav1.LabelSelectorOpNotIn && slices.Contains(r.Values, "native")
+		}) {
+			t.Errorf("the scale entry's namespaceSelector %v does not leave out namespace native", sel)
 		}
 	})
 
