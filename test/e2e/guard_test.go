@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 	"github.com/replica-policy/replica-policy/pkg/native"
+	"github.com/replica-policy/replica-policy/pkg/nativesync"
 	"github.com/replica-policy/replica-policy/pkg/policy"
 )
 
@@ -136,9 +138,41 @@ func TestNativePoliciesGuard(t *testing.T) {
 		if err := apply(head + "  rules: [{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/scale], scope: Namespaced}]\n"); err != nil {
 			t.Errorf("narrowing the rules: %v", err)
 		}
+		// The entry the binary adds beside the workload entry (nativesync.ScaleEntryPrefix):
+		// allowed with the workload entry's clientConfig, under that name only.
+		mwc, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry := func(name string, edit func(*admissionregistrationv1.MutatingWebhook)) string {
+			w := mwc.Webhooks[0].DeepCopy()
+			w.Name = name
+			w.Rules = []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments/scale"}}}}
+			if edit != nil {
+				edit(w)
+			}
+			raw, err := json.Marshal(map[string]any{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+				"metadata": map[string]any{"name": "replica-policy"}, "webhooks": []any{w}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(raw)
+		}
+		scaleEntry := nativesync.ScaleEntryPrefix + mwc.Webhooks[0].Name
+		if err := apply(entry(scaleEntry, nil)); err != nil {
+			t.Errorf("adding %s with the workload entry's clientConfig: %v", scaleEntry, err)
+		}
 		for what, patch := range map[string]string{
-			"rules on secrets": head + "  rules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [secrets], scope: Namespaced}]\n",
-			"another URL":      head + "  clientConfig: {url: 'https://attacker.example/mutate'}\n",
+			"rules on secrets":          head + "  rules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [secrets], scope: Namespaced}]\n",
+			"another URL":               head + "  clientConfig: {url: 'https://attacker.example/mutate'}\n",
+			"a webhook of another name": entry("pods.attacker.example", nil),
+			"the scale entry elsewhere": entry(scaleEntry, func(w *admissionregistrationv1.MutatingWebhook) {
+				w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://attacker.example/mutate")}
+			}),
+			"the scale entry on pods": entry(scaleEntry, func(w *admissionregistrationv1.MutatingWebhook) {
+				w.Rules[0].APIGroups, w.Rules[0].Resources = []string{""}, []string{"pods"}
+			}),
 		} {
 			if err := apply(patch); err == nil || !strings.Contains(err.Error(), "replica-policy-webhook-guard.static.k8s.io") {
 				t.Errorf("%s: %v, want the guard's refusal", what, err)

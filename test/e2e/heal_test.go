@@ -103,6 +103,9 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	for _, apply := range [][]string{
 		{"apply", "--server-side", "--force-conflicts", "-f", "-"},
 		{"apply", "-f", "-"},
+		// A replace drops the entry the binary adds (not in the manifests) and widens the
+		// workload entry in the same write: no moment without either.
+		{"replace", "-f", "-"},
 	} {
 		what := "the webhook configuration re-applied with kubectl " + strings.Join(apply[:len(apply)-2], " ")
 		t.Run(what, func(t *testing.T) {
@@ -338,8 +341,9 @@ func (h *healing) waitBack(what string, start time.Time, kind, name string, uid 
 	}
 }
 
-// narrowed reports whether the workload webhook is narrowed: no object rule, and the
-// native-policies condition with the /scale writes it leaves to the webhook.
+// narrowed reports whether the workload webhook is narrowed: no object rule, the
+// native-policies condition with the /scale writes it leaves to the webhook, and the scale
+// entry beside it.
 func (h *healing) narrowed() bool {
 	mwc, err := h.ar.MutatingWebhookConfigurations().Get(h.ctx, "replica-policy", metav1.GetOptions{})
 	if err != nil {
@@ -355,6 +359,8 @@ func (h *healing) narrowed() bool {
 	}
 	return slices.ContainsFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool {
 		return c.Name == nativesync.ConditionName && strings.Contains(c.Expression, "scale")
+	}) && slices.ContainsFunc(mwc.Webhooks, func(s admissionregistrationv1.MutatingWebhook) bool {
+		return s.Name == nativesync.ScaleEntryPrefix+w.Name
 	})
 }
 
