@@ -96,6 +96,9 @@ func TestCompileAgreesWithWebhook(t *testing.T) {
 			scoped[k] += n
 		}
 		snaps[pc.k] = snap
+		if pc.k == cases[0].k && res.Clamp != nil {
+			conditionCannotReadVariables(t, ctx, cs, res.Clamp)
+		}
 	}
 	installed := time.Now()
 	// A new admission policy is in force once the API server's policy informer has compiled
@@ -706,6 +709,23 @@ func (l getLookup) NamespaceLabels(namespace string) (map[string]string, bool) {
 
 // compileNative compiles pol with its namespaces prefixed, as the webhook with
 // --policy-namespace prefix+"sys" would, into objects named rp<k>-*.
+// conditionCannotReadVariables checks why the clamp's matchCondition spells the rule chain
+// that its variables spell again: kube-apiserver refuses a MutatingAdmissionPolicy whose
+// matchCondition reads a variable (its validation compiles matchConditions without them),
+// and a condition that holds for in-bounds writes too would make every such write pay a
+// mutation (the object re-encoded, the mutating chain run again) for an empty patch. The
+// day the API server accepts it, this fails, and the chain can be written once.
+func conditionCannotReadVariables(t *testing.T, ctx context.Context, cs kubernetes.Interface, clamp *admissionregistrationv1.MutatingAdmissionPolicy) {
+	t.Helper()
+	p := clamp.DeepCopy()
+	p.Name += "-reads-variables"
+	p.Spec.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "out", Expression: "variables.out && variables.action == 'clamp'"}}
+	_, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "variables") {
+		t.Errorf("a clamp whose matchCondition reads its variables: %v, want Invalid (undeclared variables)", err)
+	}
+}
+
 func compileNative(t *testing.T, pol *policy.ReplicaPolicy, prefix string, k int, opts native.Options) (*policy.Snapshot, *native.Result) {
 	t.Helper()
 	snap, err := policy.Compile(prefixedPolicy(pol, prefix), policy.Options{AlwaysExempt: []string{prefix + "sys"}})
