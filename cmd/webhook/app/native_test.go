@@ -147,6 +147,12 @@ func TestNativePolicies(t *testing.T) {
 		}) {
 			t.Errorf("the scale entry's namespaceSelector %v does not leave out namespace native", sel)
 		}
+		// What the API server stored is what the syncer wants (defaults included): its own
+		// write's watch event brings no further write.
+		time.Sleep(2 * time.Second)
+		if again, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{}); err != nil || again.ResourceVersion != mwc.ResourceVersion {
+			t.Errorf("the configuration was written again without a change (resourceVersion %s, then %s; %v)", mwc.ResourceVersion, again.ResourceVersion, err)
+		}
 	})
 
 	t.Run("a Deployment write is clamped by the API server, without a webhook call", func(t *testing.T) {
