@@ -265,6 +265,17 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		if left := kubectl(t, c, "get", kinds, "-l", selector, "-o", "name"); strings.TrimSpace(left) != "" {
 			t.Errorf("left after the documented removal: %s", left)
 		}
+		// The scale entry, by its index among the entries' names, as the documented JSON patch.
+		names := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"))
+		i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, nativesync.ScaleEntryPrefix) })
+		if i < 0 {
+			t.Fatalf("no scale entry to remove among %v", names)
+		}
+		kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p",
+			fmt.Sprintf(`[{"op":"test","path":"/webhooks/%d/name","value":"native-scale.mutate.replicapolicy.io"},{"op":"remove","path":"/webhooks/%d"}]`, i, i))
+		if after := kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"); strings.Contains(after, nativesync.ScaleEntryPrefix) || len(strings.Fields(after)) != len(names)-1 {
+			t.Errorf("entries after the documented removal: %s", after)
+		}
 	})
 }
 
