@@ -360,6 +360,28 @@ func TestSyncNarrowsScaleToWhatSelectorsMayDecide(t *testing.T) {
 	})
 }
 
+// TestSyncClosesAnEmptyWorkloadEntry: with no kind left for the workload entry (none may be
+// owned, every one compiled), it keeps /scale rules, which an apply cannot omit, under a
+// condition that never holds, so that a /scale write the scale entry takes is not sent twice.
+func TestSyncClosesAnEmptyWorkloadEntry(t *testing.T) {
+	e := newEnv(t)
+	kinds := slices.DeleteFunc(slices.Clone(policy.BuiltinWorkloadKinds), func(k policy.WorkloadKind) bool { return k.Kind == "ReplicaSet" })
+	e.s = New(e.client, e.store, func() bool { return true }, Options{
+		Kinds: kinds, WebhookConfiguration: "replica-policy", Prober: e.prober, NamespaceSelector: e.s.opts.NamespaceSelector,
+	}, logr.Discard())
+	const doc = "rules:\n- {name: web, selector: {matchLabels: {app: web}}, maxReplicas: 4}\n"
+	e.mustSync(load(t, doc))
+	main, scale := e.entries(t)
+	if i := slices.IndexFunc(main.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == ConditionName }); i < 0 || main.MatchConditions[i].Expression != "false" {
+		t.Errorf("the workload entry's conditions %+v, want %s closed (false)", main.MatchConditions, ConditionName)
+	}
+	if len(scale.Rules) != 1 || strings.Join(scale.Rules[0].Resources, ",") != "deployments/scale,statefulsets/scale" ||
+		scale.MatchConditions[len(scale.MatchConditions)-1].Expression == "false" {
+		t.Errorf("the scale entry %+v, want the /scale of both kinds and the compiled condition", scale)
+	}
+	equal(t, "a second sync", e.mustSync(load(t, doc)))
+}
+
 // entries returns the workload entry of the webhook configuration and the scale entry next
 // to it.
 func (e *env) entries(t *testing.T) (main, scale admissionregistrationv1.MutatingWebhook) {

@@ -41,6 +41,9 @@ const ScaleEntryPrefix = "native-scale."
 type webhookState struct {
 	rules     []admissionregistrationv1.RuleWithOperations
 	condition string
+	// closed, when set, is the workload entries' condition instead of condition: rules kept
+	// only because an apply cannot say "none" (narrowState).
+	closed string
 	// scaleRules and scaleNamespaces are the scale entries' rules and namespaceSelector; they
 	// share condition.
 	scaleRules      []admissionregistrationv1.RuleWithOperations
@@ -67,19 +70,27 @@ func (s *Syncer) wideState() webhookState {
 // to the scale entries, in the namespaces where one may; cond (the compiler's
 // WebhookMatchCondition) lets through only those of the rest that such a rule may decide.
 func (s *Syncer) narrowState(cond string, scale native.WebhookScale) webhookState {
-	rules := workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale.Owned)
-	if len(rules) == 0 {
-		// An apply cannot say "no rules" (the field is omitted when empty, and the
-		// manifests' would stay): keep the /scale rules of the owned kinds, or of every
-		// compiled kind, which cond closes.
-		rules = workloadRules(s.opts.WebhookKinds, s.opts.Kinds, s.opts.Kinds)
+	st := webhookState{rules: workloadRules(s.opts.WebhookKinds, s.opts.Kinds, scale.Owned), condition: s.withoutProbes(cond),
+		scaleRules: scaleRules(scale.BySelector), scaleNamespaces: andSelectors(s.opts.NamespaceSelector, scale.Namespaces)}
+	if len(st.rules) == 0 {
+		// Nothing left for the workload entries, but an apply cannot say "no rules" (the
+		// field is omitted when empty, and the manifests' would stay): they keep the /scale
+		// rules of every compiled kind under a condition that never holds, or a /scale write
+		// the scale entry takes would reach the webhook twice.
+		st.rules, st.closed = scaleRules(s.opts.Kinds), "false"
 	}
-	st := webhookState{rules: rules, condition: s.withoutProbes(cond), scaleRules: scaleRules(scale.BySelector),
-		scaleNamespaces: andSelectors(s.opts.NamespaceSelector, scale.Namespaces)}
 	if len(scale.BySelector) == 0 {
 		st.scaleRules, st.scaleNamespaces = scaleRules(s.opts.Kinds), native.NoNamespaces()
 	}
 	return st
+}
+
+// workloadCondition is the workload entries' condition ConditionName.
+func (w webhookState) workloadCondition() string {
+	if w.closed != "" {
+		return w.closed
+	}
+	return w.condition
 }
 
 func (s *Syncer) withoutProbes(cond string) string {
@@ -168,7 +179,7 @@ func (s *Syncer) inState(mwc *admissionregistrationv1.MutatingWebhookConfigurati
 		w := byName[name]
 		if !apiequality.Semantic.DeepEqual(w.Rules, want.rules) ||
 			!apiequality.Semantic.DeepEqual(w.NamespaceSelector, s.opts.NamespaceSelector) ||
-			!slices.Contains(w.MatchConditions, admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: want.condition}) {
+			!slices.Contains(w.MatchConditions, admissionregistrationv1.MatchCondition{Name: ConditionName, Expression: want.workloadCondition()}) {
 			return false
 		}
 		sw, ok := byName[ScaleEntryPrefix+name]
@@ -234,7 +245,7 @@ func (s *Syncer) setWebhook(ctx context.Context, want webhookState) (bool, error
 		}
 		w := admissionregistrationv1ac.MutatingWebhook().WithName(live.Name).
 			WithNamespaceSelector(labelSelector(s.opts.NamespaceSelector)).
-			WithMatchConditions(admissionregistrationv1ac.MatchCondition().WithName(ConditionName).WithExpression(want.condition))
+			WithMatchConditions(admissionregistrationv1ac.MatchCondition().WithName(ConditionName).WithExpression(want.workloadCondition()))
 		for _, r := range want.rules {
 			w.WithRules(admissionregistrationv1ac.RuleWithOperations().
 				WithOperations(r.Operations...).WithAPIGroups(r.APIGroups...).WithAPIVersions(r.APIVersions...).
