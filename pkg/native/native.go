@@ -123,6 +123,9 @@ type Result struct {
 	// cannot see namespace labels), so it is true for some requests the native policies
 	// decide too, where the webhook then gives the same answer.
 	WebhookMatchCondition string
+	// WebhookScale is which /scale writes the native policies leave to the webhook, by kind,
+	// and in which namespaces those a selector rule may decide can arise.
+	WebhookScale WebhookScale
 	// Webhook says, a line each, which requests still need the webhook and why.
 	Webhook []string
 	// Notes are other things an operator should know about the compiled form.
@@ -246,7 +249,8 @@ func (c *compiler) mayBeOwned(k policy.WorkloadKind) bool {
 }
 
 func (c *compiler) compile() (*Result, error) {
-	res := &Result{WebhookMatchCondition: c.webhookCondition(), Webhook: c.webhookLines()}
+	bySelector := c.scaleBySelector()
+	res := &Result{WebhookMatchCondition: c.webhookCondition(bySelector), WebhookScale: c.webhookScale(bySelector), Webhook: c.webhookLines()}
 	if c.opts.Autoscalers {
 		res.Webhook = append(res.Webhook, c.autoscalerWebhookLines()...)
 	}

@@ -17,12 +17,19 @@ import (
 // requestKey is the CEL of the request's resource as key spells it.
 const requestKey = "(request.resource.group + '/' + request.resource.resource)"
 
+// scaleBySelector is the CEL term for a /scale write that the rule deciding it first
+// (firstMatch, over what a webhook's condition can read: namespace and kind) selects by the
+// workload's labels. A selector rule without namespaces thus reaches only the namespaces no
+// earlier rule without a selector decides.
+func (c *compiler) scaleBySelector() string {
+	return c.firstMatch(
+		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
+		func(r rule) string { return c.leaf(r, purposeWebhookScale) })
+}
+
 // webhookCondition is Result.WebhookMatchCondition: a kind not compiled, or a /scale write
-// of a kind that may be owned or that the rule deciding it first (firstMatch, over what a
-// webhook's condition can read: namespace and kind) selects by the workload's labels. A
-// selector rule without namespaces thus reaches only the namespaces no earlier rule without
-// a selector decides.
-func (c *compiler) webhookCondition() string {
+// of a kind that may be owned or that bySelector (scaleBySelector) holds for.
+func (c *compiler) webhookCondition(bySelector string) string {
 	var compiled, owned []string
 	for _, k := range c.kinds {
 		compiled = append(compiled, key(k))
@@ -34,9 +41,6 @@ func (c *compiler) webhookCondition() string {
 	if len(owned) > 0 {
 		scale = append(scale, requestKey+" in "+quoteList(owned))
 	}
-	bySelector := c.firstMatch(
-		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
-		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
 	switch bySelector {
 	case "false":
 	case "true", "(true)":
@@ -75,12 +79,8 @@ type WebhookScale struct {
 	Namespaces        *metav1.LabelSelector
 }
 
-// WebhookScaleOf returns the WebhookScale of the policy of snap over kinds.
-func WebhookScaleOf(snap *policy.Snapshot, kinds []policy.WorkloadKind, opts Options) WebhookScale {
-	c := compilerFor(snap, kinds, opts)
-	bySelector := c.firstMatch(
-		func(r rule) string { return and(r.namespacesTerm(), c.kindKeysTerm(r)) },
-		func(r rule) string { return fmt.Sprint(r.Selector() != nil) })
+// webhookScale is Result.WebhookScale; bySelector is scaleBySelector.
+func (c *compiler) webhookScale(bySelector string) WebhookScale {
 	var out WebhookScale
 	for _, k := range c.kinds {
 		switch {

@@ -229,7 +229,7 @@ func (s *Syncer) Sync(ctx context.Context, snap *policy.Snapshot) error {
 	if err := s.prove(ctx, snap, res); err != nil {
 		return err
 	}
-	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition, native.WebhookScaleOf(snap, s.opts.Kinds, s.opts.Compile)))
+	narrowed, err := s.setWebhook(ctx, s.narrowState(res.WebhookMatchCondition, res.WebhookScale))
 	if err != nil {
 		return err
 	}
