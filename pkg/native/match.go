@@ -210,7 +210,6 @@ type link struct {
 // them: the leaf of the first rule that matches every request, false when none does, true
 // past maxChain rules (the variables then decide).
 func (c *compiler) chainLinks(candidate, leafOf func(rule) string) (links []link, tail string) {
-	tail = "false"
 	for _, r := range c.rules {
 		if len(links) == maxChain {
 			return links, "true"
@@ -229,7 +228,7 @@ func (c *compiler) chainLinks(candidate, leafOf func(rule) string) (links []link
 			links = append(links, link{cand, leaf, false})
 		}
 	}
-	return links, tail
+	return links, "false"
 }
 
 // isDefault reports whether r is the policy's default, which matches every request.

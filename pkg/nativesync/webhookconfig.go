@@ -41,9 +41,9 @@ const ScaleEntryPrefix = "native-scale."
 type webhookState struct {
 	rules     []admissionregistrationv1.RuleWithOperations
 	condition string
-	// closed, when set, is the workload entries' condition instead of condition: rules kept
-	// only because an apply cannot say "none" (narrowState).
-	closed string
+	// closed: the workload entries' condition is false instead, their rules kept only
+	// because an apply cannot say "none" (narrowState).
+	closed bool
 	// scaleRules and scaleNamespaces are the scale entries' rules and namespaceSelector; they
 	// share condition.
 	scaleRules      []admissionregistrationv1.RuleWithOperations
@@ -77,7 +77,7 @@ func (s *Syncer) narrowState(cond string, scale native.WebhookScale) webhookStat
 		// field is omitted when empty, and the manifests' would stay): they keep the /scale
 		// rules of every compiled kind under a condition that never holds, or a /scale write
 		// the scale entry takes would reach the webhook twice.
-		st.rules, st.closed = scaleRules(s.opts.Kinds), "false"
+		st.rules, st.closed = scaleRules(s.opts.Kinds), true
 	}
 	if len(scale.BySelector) == 0 {
 		st.scaleRules, st.scaleNamespaces = scaleRules(s.opts.Kinds), native.NoNamespaces()
@@ -87,8 +87,8 @@ func (s *Syncer) narrowState(cond string, scale native.WebhookScale) webhookStat
 
 // workloadCondition is the workload entries' condition ConditionName.
 func (w webhookState) workloadCondition() string {
-	if w.closed != "" {
-		return w.closed
+	if w.closed {
+		return "false"
 	}
 	return w.condition
 }
