@@ -90,8 +90,9 @@ type Env struct {
 	Webhook *harness.Webhook
 	ref     *referenceProcess
 	log     io.Writer
-	args    []string
-	runs    int
+	// args are the binary's flags; nativeArgs those StartWebhook adds for native mode.
+	args, nativeArgs []string
+	runs             int
 	// Band is the always-allowed band of the ConfigBand configuration.
 	Band [2]int32
 	// Native is the policy as --native-policies compiles it: the objects the binary applies
@@ -202,15 +203,15 @@ func StartEnv(ctx context.Context, o EnvOptions) (*Env, error) {
 	// The scaler's cap on corrections per second would decide the scaler benchmark on its
 	// own (50/s by default), and so would the client limits (--kube-api-qps, 100/s): both are
 	// lifted so the benchmark measures the scaler itself.
+	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--kube-api-qps=100000", "--kube-api-burst=100000"}
 	// --native-policies-namespace-selector confines the compiled bindings and the installed
 	// webhook configuration to the native namespaces: the other configurations share the API
 	// server. The syncer's dry-run probes scale a Deployment of the native namespace.
-	e.args = []string{"--shutdown-delay=0", "--scaler-max-corrections-per-second=100000", "--scaler-correction-burst=100000", "--kube-api-qps=100000", "--kube-api-burst=100000", "--native-policies",
-		fmt.Sprintf("--native-policies-namespace-selector=%s in (%s,%s)", corev1.LabelMetadataName, nsNative, nsNativeSelector)}
+	e.nativeArgs = []string{"--native-policies", fmt.Sprintf("--native-policies-namespace-selector=%s in (%s,%s)", corev1.LabelMetadataName, nsNative, nsNativeSelector)}
 	if _, err := e.Client.AppsV1().Deployments(nsNative).Create(ctx, harness.Deployment(nsNative, "probe-target", ClampMin, nil), metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
-	if err := e.StartWebhook(ctx); err != nil {
+	if err := e.StartWebhook(ctx, true); err != nil {
 		return nil, err
 	}
 	if err := e.scopeNative(ctx); err != nil {
@@ -241,8 +242,10 @@ func (e *Env) Stop() {
 }
 
 // StartWebhook starts the binary (again) and waits until it is ready: its caches synced
-// and the policy read.
-func (e *Env) StartWebhook(ctx context.Context) error {
+// and the policy read. native adds --native-policies (confined to the native namespaces);
+// without it the binary runs as the manifests run it by default, and the compiled policies
+// an earlier run applied stay as they are (their bindings reach only the native namespaces).
+func (e *Env) StartWebhook(ctx context.Context, native bool) error {
 	if e.Webhook != nil {
 		if err := e.Webhook.Stop(30 * time.Second); err != nil {
 			return fmt.Errorf("stopping the webhook: %w", err)
@@ -250,7 +253,11 @@ func (e *Env) StartWebhook(ctx context.Context) error {
 		e.Webhook = nil
 	}
 	e.runs++
-	w, err := e.LC.RunWebhook(ctx, harness.WebhookOptions{Binary: e.Binary, Name: fmt.Sprintf("webhook-%d", e.runs), Args: e.args})
+	args := e.args
+	if native {
+		args = append(slices.Clone(e.args), e.nativeArgs...)
+	}
+	w, err := e.LC.RunWebhook(ctx, harness.WebhookOptions{Binary: e.Binary, Name: fmt.Sprintf("webhook-%d", e.runs), Args: args})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -89,6 +90,44 @@ func machineBusy() float64 {
 		busy += n
 	}
 	return busy / clockTicks
+}
+
+// Who treeCPU counts CPU time for.
+const (
+	cpuAPIServer = "kube-apiserver"
+	cpuEtcd      = "etcd"
+	cpuBinary    = "the binary"
+	cpuOthers    = "this process" // and any other descendant
+)
+
+// treeCPU returns the CPU seconds (user+system) of this process and its descendants, summed
+// by who they are: kube-apiserver and etcd (by command name), the binary (by pid), the rest.
+func treeCPU(binary int) map[string]float64 {
+	out := map[string]float64{}
+	for pid, sec := range ourTree() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue // it ended
+		}
+		who := cpuOthers
+		switch name := strings.TrimSpace(string(b)); {
+		case pid == binary:
+			who = cpuBinary
+		case name == cpuAPIServer || name == cpuEtcd:
+			who = name
+		}
+		out[who] += sec
+	}
+	return out
+}
+
+// perWrite is the CPU time per write of each command name from treeCPU a to b over n writes.
+func perWrite(a, b map[string]float64, n int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, sec := range b {
+		out[name] = time.Duration((sec - a[name]) / float64(n) * float64(time.Second))
+	}
+	return out
 }
 
 // ourTree returns the CPU seconds (user+system) of this process and its descendants.

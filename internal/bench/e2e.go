@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -94,27 +97,38 @@ func deploymentName(op string, worker int) string {
 		OpScaleClamped: "scale-clamped", OpReplicasClamped: "replicas-clamped"}[op], worker)
 }
 
-// RunE2E measures every configuration, write and concurrency in interleaved slices: for
-// each round, write and concurrency, every configuration runs one slice, in an order that
-// rotates from round to round, so drift of the machine spreads evenly over them.
-func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
-	maxC := 0
-	for _, c := range E2EConcurrency {
-		maxC = max(maxC, c)
-	}
-	writers := map[string][]*writer{} // by config|op
-	e.progress("creating %d Deployments per configuration", len(Ops)*maxC)
-	for _, cfg := range Configs {
-		for _, op := range Ops {
-			for w := range maxC {
+// writers returns n writers per configuration of cfgs and write of ops, by config|op, each
+// with its own Deployment: created, or read when an earlier measurement created it.
+func (e *Env) writers(ctx context.Context, cfgs []Config, ops []string, n int) (map[string][]*writer, error) {
+	writers := map[string][]*writer{}
+	for _, cfg := range cfgs {
+		deps := e.Client.AppsV1().Deployments(cfg.Namespace)
+		for _, op := range ops {
+			for w := range n {
 				name := deploymentName(op, w)
-				d, err := e.Client.AppsV1().Deployments(cfg.Namespace).Create(ctx, harness.TypicalDeployment(cfg.Namespace, name, 2, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
+				d, err := deps.Create(ctx, harness.TypicalDeployment(cfg.Namespace, name, 2, "registry.example.com/payments/api:1.0"), metav1.CreateOptions{})
+				if apierrors.IsAlreadyExists(err) {
+					d, err = deps.Get(ctx, name, metav1.GetOptions{})
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 				}
 				writers[cfg.Name+"|"+op] = append(writers[cfg.Name+"|"+op], &writer{ns: cfg.Namespace, name: name, last: d})
 			}
 		}
+	}
+	return writers, nil
+}
+
+// RunE2E measures every configuration, write and concurrency in interleaved slices: for
+// each round, write and concurrency, every configuration runs one slice, in an order that
+// rotates from round to round, so drift of the machine spreads evenly over them.
+func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
+	maxC := slices.Max(E2EConcurrency)
+	e.progress("creating %d Deployments per configuration", len(Ops)*maxC)
+	writers, err := e.writers(ctx, Configs, Ops, maxC)
+	if err != nil {
+		return nil, err
 	}
 	res := &E2EResult{Cells: map[string]*E2ECell{}, Options: o}
 	for _, cfg := range Configs {
@@ -183,14 +197,16 @@ func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
 }
 
 // sequentialInterleaved sends n writes per configuration one at a time, alternating the
-// configurations write by write (in an order that rotates), so that each configuration's
-// samples are taken under the same conditions as the others'. Elapsed is the sum of the
-// configuration's own latencies.
+// configurations write by write, in a fresh random order each time (seeded by round and
+// write, so runs repeat), so that each configuration's samples are taken under the same
+// conditions as the others'. The order is shuffled rather than rotated: in a rotation each
+// configuration always follows the same one, and a write pays for what the write before it
+// left the API server to do (a webhook call's connection and garbage, say). Elapsed is the
+// sum of the configuration's own latencies.
 func (e *Env) sequentialInterleaved(ctx context.Context, op string, writers map[string][]*writer, n, round int) []harness.Sample {
 	smps := make([]harness.Sample, len(Configs))
 	for i := range n {
-		for j := range Configs {
-			k := (j + i + round) % len(Configs)
+		for _, k := range rand.New(rand.NewPCG(uint64(round), uint64(i))).Perm(len(Configs)) {
 			w := writers[Configs[k].Name+"|"+op][0]
 			t0 := time.Now()
 			err := e.write(ctx, op, w)

@@ -33,6 +33,9 @@ type Report struct {
 	HandlerOpt HandlerOptions
 
 	E2E *E2EResult
+	// AdmissionCost is kube-apiserver's own time in the admission plugins, per write, of
+	// native mode and the hand-written pair (RunAdmissionCost).
+	AdmissionCost *AdmissionCostResult
 	// NativeWebhook says which requests --native-policies leaves to the webhook for the
 	// benchmark's policy (native.Result.Webhook).
 	NativeWebhook              []string
@@ -223,6 +226,16 @@ func (r *Report) targets(p printf) {
 		}
 		p("| native, a selector rule for the namespace: the webhook on /scale writes only | %s | %s |\n", strings.Join(sel, ", "), pass(only))
 	}
+	if a := r.AdmissionCost; a != nil {
+		for _, op := range AdmissionCostOps {
+			for _, c := range E2EConcurrency {
+				nat, _, _ := a.Added(ConfigNative, op, c)
+				bi, _, _ := a.Added(ConfigBuiltin, op, c)
+				p("| native, %s, c=%d: kube-apiserver's admission time added per write at most 1.2x the hand-written built-in's | native %s µs, built-in %s µs (x%.2f) | %s |\n",
+					op, c, us(nat), us(bi), float64(nat)/float64(max(bi, 1)), judgeAtMost(nat, bi, 1.2, a.Resolution(c), us, "µs"))
+			}
+		}
+	}
 	for _, s := range r.Scaler {
 		q := s.RawTime.Seconds() / s.span().Seconds()
 		p("| scaler >= 0.9 of raw UpdateScale throughput, %d violators | %.2f (%.0f/s against %.0f/s; %.2f counting the %.0f ms before the first correction) | %s |\n", s.Deployments, q,
@@ -282,14 +295,20 @@ func refRatio(ours, ref time.Duration) string {
 // concurrency c: met, missed, or, when the two sides are closer than the run can tell apart
 // (resolution), not resolved, rather than a verdict on two numbers that are both noise.
 func (r *Report) atMost(added, other time.Duration, factor float64, c int) string {
+	return judgeAtMost(added, other, factor, r.resolution(c), ms, "ms")
+}
+
+// judgeAtMost judges added against factor times other, where res is the smallest difference
+// the measurement tells apart; figures are rendered by render in unit.
+func judgeAtMost(added, other time.Duration, factor float64, res time.Duration, render func(time.Duration) string, unit string) string {
 	limit := time.Duration(factor * float64(max(other, 0))) // a negative figure is noise around 0
-	switch res := r.resolution(c); {
+	switch {
 	case added <= limit-res:
 		return "met"
 	case added <= limit:
-		return fmt.Sprintf("met within noise (%s ms under the target, resolution %s ms)", ms(limit-added), ms(res))
+		return fmt.Sprintf("met within noise (%s %s under the target, resolution %s %s)", render(limit-added), unit, render(res), unit)
 	case added-limit < res:
-		return fmt.Sprintf("**not resolved** (%s ms over the target, resolution %s ms)", ms(added-limit), ms(res))
+		return fmt.Sprintf("**not resolved** (%s %s over the target, resolution %s %s)", render(added-limit), unit, render(res), unit)
 	}
 	return "**missed**"
 }
@@ -391,11 +410,8 @@ func (r *Report) addedSpread(config, op string, c int) (q1, q3 time.Duration) {
 	for i := range min(len(a), len(base)) {
 		d = append(d, a[i]-base[i])
 	}
-	if len(d) == 0 {
-		return 0, 0
-	}
-	slices.Sort(d)
-	return d[(len(d)-1)/4], d[(3*(len(d)-1)+3)/4]
+	_, q1, q3 = quartiles(d)
+	return q1, q3
 }
 
 func (r *Report) e2e(p printf) {
@@ -404,7 +420,7 @@ func (r *Report) e2e(p printf) {
 	}
 	o := r.E2E.Options
 	p("### 3. End to end through kube-apiserver\n\n")
-	p("Every configuration live at once, each in its own namespace; %d interleaved rounds (after one warm-up round) in which every configuration writes %d times sequentially and %d times at concurrency 8, per kind of write, in an order that rotates each round. Writes keep replicas inside [%d, %d], as most writes do, but for the *half clamped* kinds, whose every other write asks for more (stored clamped to the maximum by every configuration with a policy). *added* is the configuration's median minus that of *no policy* in the same run; [q1, q3] is the interquartile range of that difference over the rounds. *%s* is *no policy* in a second namespace: what it adds is the run's noise, and the targets above call a difference smaller than the largest of its figures at that concurrency (at concurrency 1, also half the widest [q1, q3] of the built-in) not resolved. *calls/write* counts the webhook requests the configuration's server answered.\n\n",
+	p("Every configuration live at once, each in its own namespace; %d interleaved rounds (after one warm-up round) in which every configuration writes %d times sequentially (the configurations alternating write by write, in a fresh shuffled order each time, so that no configuration always follows the same one) and %d times at concurrency 8 (one slice per configuration, in an order that rotates each round), per kind of write. Writes keep replicas inside [%d, %d], as most writes do, but for the *half clamped* kinds, whose every other write asks for more (stored clamped to the maximum by every configuration with a policy). *added* is the configuration's median minus that of *no policy* in the same run; [q1, q3] is the interquartile range of that difference over the rounds. *%s* is *no policy* in a second namespace: what it adds is the run's noise, and the targets above call a difference smaller than the largest of its figures at that concurrency (at concurrency 1, also half the widest [q1, q3] of the built-in) not resolved. *calls/write* counts the webhook requests the configuration's server answered.\n\n",
 		o.Rounds, o.Sequential, o.Concurrent, ClampMin, ClampMax, ConfigNoneAgain)
 	for _, op := range Ops {
 		for _, c := range E2EConcurrency {
@@ -435,9 +451,41 @@ func (r *Report) e2e(p printf) {
 		p("*%s* and *%s*: the binary with `--native-policies`, under the ClusterRole of `manifests/components/native-policies`, applies the compiled admission policies and narrows the installed webhook configuration (both, and the bindings of the compiled policies, confined to their two namespaces by `--native-policies-namespace-selector`); for the benchmark's policy it leaves to the webhook: %s.\n\n",
 			ConfigNative, ConfigNativeSelector, strings.Join(r.NativeWebhook, "; "))
 	}
+	r.admissionCost(p)
 	p("Connections kube-apiserver held open to the webhooks (most seen after a round; recently closed in TIME_WAIT): replica-policy %d open, %d closed; reference %d open, %d closed.\n\n",
 		r.E2E.ConnOurs.Established, r.E2E.ConnOurs.TimeWait, r.E2E.ConnRef.Established, r.E2E.ConnRef.TimeWait)
 	r.chart(p)
+}
+
+// admissionCost renders RunAdmissionCost's figures.
+func (r *Report) admissionCost(p printf) {
+	a := r.AdmissionCost
+	if a == nil {
+		return
+	}
+	p("**Admission time in kube-apiserver.** The part of a write where the configurations differ, by the API server's own count: the sums of its histogram `apiserver_admission_controller_admission_duration_seconds` for %s, read before and after each block of %d writes that one configuration sends alone (the configurations take turns in an order that rotates; %d rounds after a warm-up round). A clamped write's second pass of the mutating chain is in it. *per write* is the median over the rounds; *added* the median and [q1, q3] of the per-round differences from *%s*; the plugin columns are over all rounds; *client p50* is the writes' latency as this process saw it, in these blocks, where each write follows one of its own configuration's. The targets call a difference smaller than the resolution (the largest A/A figure, *%s*, and half the widest [q1, q3] of the built-in's, at that concurrency) not resolved.\n\n",
+		strings.Join(AdmissionPlugins, ", "), a.Options.Writes, a.Options.Rounds, ConfigNone, ConfigNoneAgain)
+	for _, op := range AdmissionCostOps {
+		for _, c := range E2EConcurrency {
+			p("*%s, concurrency %d*\n\n| configuration | per write µs | added µs [q1, q3] | MutatingAdmissionPolicy µs | MutatingAdmissionWebhook µs | ValidatingAdmissionPolicy µs | ValidatingAdmissionWebhook µs | client p50 ms | added p50 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", op, c)
+			base := a.Cell(ConfigNone, op, c).Sample.Percentile(50)
+			for _, cfg := range AdmissionCostConfigs {
+				cell := a.Cell(cfg, op, c)
+				per, _, _ := quartiles(slices.Clone(cell.PerWrite))
+				added := "-"
+				if cfg != ConfigNone {
+					med, q1, q3 := a.Added(cfg, op, c)
+					added = fmt.Sprintf("%s [%s, %s]", us(med), us(q1), us(q3))
+				}
+				p("| %s | %s | %s |", cfg, us(per), added)
+				for _, pl := range AdmissionPlugins {
+					p(" %s |", us(cell.ByPlugin[pl]))
+				}
+				p(" %s | %s |\n", ms(cell.Sample.Percentile(50)), ms(cell.Sample.Percentile(50)-base))
+			}
+			p("\n")
+		}
+	}
 }
 
 // chart draws the added median latency of the sequential writes as text bars.
@@ -469,17 +517,39 @@ func (r *Report) scaler(p printf) {
 		return
 	}
 	if len(r.Scaler) > 0 {
-		p("### 4. The scaler\n\nTime from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale writes, scale GETs, Event creates and patches), against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor). *First correction* is when a watch of the namespace saw the first corrected Deployment: the reaction to the policy change (its watch event, the policy's parse, the pass that queues the violators). The scaler's rates (*corrections/s*, *scaler/raw*) are over its corrections, from the first to the last; the raw loops' over their whole run. The scaler's cap on corrections per second (default 50/s) and the client limits (`--kube-api-qps`) are lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
+		p("### 4. The scaler\n\nThe binary started afresh without `--native-policies`, as the manifests run it by default (a policy change would otherwise also recompile and apply the native policies, whose cost is the API server's, not the scaler's). Time from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale writes, scale GETs, Event creates and patches), against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor). A watch of the namespace (protobuf, as the binary's informers read) dates the corrections and watches the raw loops alike, so both pay the same observer; the binary is not scraped meanwhile. *First correction* is when that watch saw the first corrected Deployment: the reaction to the policy change (its watch event, the policy's parse, the pass that queues the violators). The scaler's rates (*corrections/s*, *scaler/raw*) are over its corrections, from the first to the last; the raw loops' over their whole run. The scaler's cap on corrections per second (default 50/s) and the client limits (`--kube-api-qps`) are lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
 		p("| violators | scaler s | first correction ms | corrections/s | scale writes | scale GETs | Event writes | left out of bounds | raw UpdateScale s | raw writes/s | scaler/raw | raw GET+UpdateScale s | scaler/raw GET+Update |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Scaler {
 			p("| %d | %.2f | %.0f | %.0f | %d | %d | %d | %d | %.2f | %.0f | %.2f | %.2f | %.2f |\n", s.Deployments, s.ScalerTime.Seconds(), float64(s.ScalerFirst)/float64(time.Millisecond), float64(s.Deployments)/s.span().Seconds(), s.ScalerWrites, s.ScalerGets, s.ScalerEvents, s.OutOfBounds,
 				s.RawTime.Seconds(), float64(s.Deployments)/s.RawTime.Seconds(), s.RawTime.Seconds()/s.span().Seconds(),
 				s.RawGetUpdateTime.Seconds(), s.RawGetUpdateTime.Seconds()/s.span().Seconds())
 		}
-		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one JSON patch of the scale that tests the replicas its cache saw, no GET).\n")
+		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one JSON patch of the scale that tests the replicas its cache saw, no GET).\n\n")
+		p("What a write cost the machine, in CPU time per write of each of the suite's processes (`/proc/<pid>/stat`, user and system), over the scaler's round (policy change to last correction) and over the raw `UpdateScale` loop. The rounds keep both cores busy, so these decide the rates; the binary serves the admission webhook for both, and *this process* runs the raw loop and, in both, the watch.\n\n")
+		p("| violators | round | kube-apiserver µs | etcd µs | the binary µs | this process µs | all µs | all, scaler/raw |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Scaler {
+			all := func(m map[string]time.Duration) time.Duration {
+				var t time.Duration
+				for _, d := range m {
+					t += d
+				}
+				return t
+			}
+			for _, row := range []struct {
+				name string
+				cpu  map[string]time.Duration
+			}{{"scaler", s.ScalerCPU}, {"raw UpdateScale", s.RawCPU}} {
+				kube, etcd, bin := row.cpu[cpuAPIServer], row.cpu[cpuEtcd], row.cpu[cpuBinary]
+				q := "—"
+				if row.name == "scaler" {
+					q = ratio(float64(all(s.ScalerCPU)), float64(all(s.RawCPU)))
+				}
+				p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", s.Deployments, row.name, us(kube), us(etcd), us(bin), us(all(row.cpu)-kube-etcd-bin), us(all(row.cpu)), q)
+			}
+		}
 		p("\n")
 	}
-	p("### 5. Memory of the webhook process\n\nPeak resident set (VmHWM of `/proc/<pid>/status`) of the built binary, run as the manifests run it (leader election, scaler on) under its ServiceAccount's token; *current* is VmRSS at the same moment.\n\n")
+	p("### 5. Memory of the webhook process\n\nPeak resident set (VmHWM of `/proc/<pid>/status`) of the built binary, run as the manifests run it (leader election, scaler on; in the end-to-end benchmark with `--native-policies`, afresh without it for the scaler's sizes) under its ServiceAccount's token; *current* is VmRSS at the same moment.\n\n")
 	p("| when | Deployments in the cluster | peak MiB | current MiB |\n|---|---:|---:|---:|\n")
 	if r.MemoryIdle.Peak > 0 {
 		p("| idle, after start-up | %d | %.1f | %.1f |\n", 0, float64(r.MemoryIdle.Peak)/mib, float64(r.MemoryIdle.Current)/mib)

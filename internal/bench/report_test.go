@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,58 @@ func TestHandlerVerdictJudgesAgainstTheAANoise(t *testing.T) {
 		if got := r.handlerVerdict(q, 0.95); got != want {
 			t.Errorf("lowest ratio %.2f: %q, want %q", q, got, want)
 		}
+	}
+}
+
+// The admission times are judged from per-round differences paired with "no policy"'s
+// round: a machine that drifts in the middle of the run moves both alike.
+func TestAdmissionCostPairsRoundsAndJudges(t *testing.T) {
+	us := func(f ...float64) []time.Duration {
+		var d []time.Duration
+		for _, x := range f {
+			d = append(d, time.Duration(x*float64(time.Microsecond)))
+		}
+		return d
+	}
+	a := &AdmissionCostResult{Cells: map[string]*AdmissionCostCell{}, Options: AdmissionCostOptions{Rounds: 4, Writes: 10}}
+	per := map[string][]time.Duration{
+		ConfigNone:      us(100, 100, 300, 300), // the machine slowed down in rounds 3 and 4
+		ConfigNoneAgain: us(104, 98, 303, 303),  // A/A: 4, -2, 3, 3 µs
+		ConfigBuiltin:   us(150, 152, 350, 354), // 50, 52, 50, 54
+		ConfigNative:    us(154, 156, 352, 358), // 54, 56, 52, 58: x1.08
+	}
+	for _, op := range AdmissionCostOps {
+		for _, c := range E2EConcurrency {
+			for cfg, d := range per {
+				a.Cells[e2eKey(cfg, op, c)] = &AdmissionCostCell{Config: cfg, Op: op, Concurrency: c, PerWrite: d, ByPlugin: map[string]time.Duration{}}
+			}
+		}
+	}
+	// Medians are the lower middle value of an even count.
+	if med, q1, q3 := a.Added(ConfigNative, OpScaleClamped, 1); med != 54*time.Microsecond || q1 != 52*time.Microsecond || q3 != 58*time.Microsecond {
+		t.Errorf("native added %v [%v, %v], want 54µs [52µs, 58µs]", med, q1, q3)
+	}
+	if res := a.Resolution(1); res != 3*time.Microsecond {
+		t.Errorf("resolution %v, want the A/A's 3 µs (over half the built-in's [q1, q3], 2 µs)", res)
+	}
+	r := &Report{AdmissionCost: a}
+	var b bytes.Buffer
+	r.targets(printer(&b))
+	r.admissionCost(printer(&b))
+	for _, want := range []string{
+		"| native, scale patch, half clamped, c=1: kube-apiserver's admission time added per write at most 1.2x the hand-written built-in's | native 54 µs, built-in 50 µs (x1.08) | met |",
+		"| native | 156 | 54 [52, 58] |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+	for _, op := range AdmissionCostOps {
+		a.Cell(ConfigNative, op, 1).PerWrite = us(170, 172, 370, 374) // 70, 72, 70, 74: x1.40
+	}
+	b.Reset()
+	r.targets(printer(&b))
+	if !strings.Contains(b.String(), "native 70 µs, built-in 50 µs (x1.40) | **missed** |") {
+		t.Errorf("a native cost of x1.40 is not missed:\n%s", b.String())
 	}
 }

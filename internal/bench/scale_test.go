@@ -47,23 +47,3 @@ func TestScaleTargetsCompareTheLastSizeWithTheFirst(t *testing.T) {
 		}
 	}
 }
-
-func TestCorrectionsCrossing(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	for _, tc := range []struct {
-		name       string
-		n0, n1     float64
-		t0, t1, t2 time.Time
-		want       time.Time
-	}{
-		{"at the rate before", 100, 150, at(0), at(100), at(200), at(120)}, // 500/s: 10 more in 20 ms
-		{"never after the poll that saw it", 100, 101, at(0), at(100), at(200), at(200)},
-		{"no rate: the poll that saw it", 150, 150, at(0), at(100), at(200), at(200)},
-		{"one poll below: the poll that saw it", 0, 150, time.Time{}, at(100), at(200), at(200)},
-	} {
-		if got := crossing(tc.t0, tc.n0, tc.t1, tc.n1, tc.t2, 160); !got.Equal(tc.want) {
-			t.Errorf("%s: %v, want %v", tc.name, got.Sub(t0), tc.want.Sub(t0))
-		}
-	}
-}

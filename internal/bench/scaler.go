@@ -10,6 +10,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/replica-policy/replica-policy/internal/harness"
 )
@@ -25,8 +28,9 @@ type ScalerResult struct {
 	// MemoryStart is the binary's memory once it has started and passed over every
 	// Deployment; MemoryAfter once it has corrected them all.
 	MemoryStart, MemoryAfter harness.Memory
-	// Scaler: time from the policy change until every violator was corrected, and the
-	// scale writes (PATCH) kube-apiserver counted meanwhile. ScalerFirst is the part of it
+	// Scaler: time from the policy change until a watch of the namespace saw every violator
+	// corrected, and the scale writes (PATCH) kube-apiserver counted meanwhile. ScalerFirst
+	// is the part of it
 	// before the first correction was stored (the reaction: the ConfigMap's watch event, the
 	// policy's parse, the pass that queues the violators); the rest is the corrections' span.
 	ScalerTime, ScalerFirst time.Duration
@@ -43,6 +47,12 @@ type ScalerResult struct {
 	// then the UPDATE with its resourceVersion (the scaler's protocol before its conditional
 	// write, which needs no GET).
 	RawGetUpdateTime time.Duration
+	// ScalerCPU and RawCPU are the CPU time per write of the suite's processes (treeCPU:
+	// kube-apiserver, etcd, the binary, this process) over the scaler's round, from the
+	// policy change to the last correction, and over the raw UpdateScale loop: what a
+	// correction costs the machine, which decides the rates on a machine the rounds keep
+	// busy.
+	ScalerCPU, RawCPU map[string]time.Duration
 	// OutOfBounds is the number of Deployments still above the bound after the scaler ran.
 	OutOfBounds int
 }
@@ -83,7 +93,7 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		r.Created = time.Since(t0)
 		have = n
 		t0 = time.Now()
-		if err := e.StartWebhook(ctx); err != nil {
+		if err := e.StartWebhook(ctx, false); err != nil {
 			return results, err
 		}
 		r.Ready = time.Since(t0)
@@ -111,25 +121,21 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 			return results, err
 		}
 		e.progress("scaler: policy change, every one of %d Deployments now above %d replicas", n, bound)
-		first, err := e.watchFirstCorrection(ctx, nsScale, bound)
+		w, err := e.watchReplicas(ctx, nsScale, bound, n)
 		if err != nil {
 			return results, err
 		}
+		cpu0 := treeCPU(e.Webhook.Cmd.Process.Pid)
 		t0 = time.Now()
 		if err := e.SetPolicy(ctx, bound); err != nil {
 			return results, err
 		}
-		done, err := e.waitCorrections(ctx, timeout, n)
+		first, done, err := w.wait(ctx, timeout)
 		if err != nil {
 			return results, fmt.Errorf("scaler corrections: %w", err)
 		}
-		r.ScalerTime = done.Sub(t0)
-		select {
-		case at := <-first:
-			r.ScalerFirst = at.Sub(t0)
-		case <-time.After(10 * time.Second):
-			return results, fmt.Errorf("scaler corrections: the watch of namespace %s saw no correction", nsScale)
-		}
+		r.ScalerTime, r.ScalerFirst = done.Sub(t0), first.Sub(t0)
+		r.ScalerCPU = perWrite(cpu0, treeCPU(e.Webhook.Cmd.Process.Pid), n)
 		time.Sleep(500 * time.Millisecond) // a write beyond the corrections would show now
 		writes1, err := e.scaleUpdates(ctx)
 		if err != nil {
@@ -150,6 +156,10 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 
 		e.progress("scaler: raw UpdateScale floor over the same %d Deployments, %d at a time", n, ScalerWorkers)
 		target := bound - 1
+		if w, err = e.watchReplicas(ctx, nsScale, target, n); err != nil {
+			return results, err
+		}
+		cpu0 = treeCPU(e.Webhook.Cmd.Process.Pid)
 		t0 = time.Now()
 		smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
 			_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
@@ -162,6 +172,10 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		if smp.Errors > 0 {
 			return results, fmt.Errorf("raw UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
 		}
+		if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
+			return results, fmt.Errorf("raw UpdateScale: %w", err)
+		}
+		r.RawCPU = perWrite(cpu0, treeCPU(e.Webhook.Cmd.Process.Pid), n)
 		writes2, err := e.scaleUpdates(ctx)
 		if err != nil {
 			return results, err
@@ -170,6 +184,9 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 
 		// GET then UPDATE, back to the bound itself: inside it, and above the next size's.
 		e.progress("scaler: raw GET+UpdateScale loop over the same %d Deployments, %d at a time", n, ScalerWorkers)
+		if w, err = e.watchReplicas(ctx, nsScale, bound, n); err != nil {
+			return results, err
+		}
 		t0 = time.Now()
 		smp = harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
 			deps := e.Client.AppsV1().Deployments(nsScale)
@@ -185,35 +202,82 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		if smp.Errors > 0 {
 			return results, fmt.Errorf("raw GET+UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
 		}
+		if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
+			return results, fmt.Errorf("raw GET+UpdateScale: %w", err)
+		}
 		results = append(results, r)
 	}
 	return results, nil
 }
 
-// watchFirstCorrection watches the Deployments of ns from now on and sends, once, when the
-// first of them holds at most bound replicas: the first correction, dated when the API
-// server's watch event for it arrived (within a millisecond of its write here, where the
-// poll of the binary's metrics would date it up to 100 ms late). The watch ends with it.
-func (e *Env) watchFirstCorrection(ctx context.Context, ns string, bound int32) (<-chan time.Time, error) {
-	l, err := e.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{Limit: 1})
+// replicasWatch is a watch of one namespace's Deployments that dates when the first of them,
+// and when the want-th, came to hold the replicas value: a round of writes as the API server
+// stored them, dated when its watch event arrived (within a millisecond of the write here).
+// The scaler's round and the raw loops are watched alike, so that the watch is a load both
+// pay; the binary is not asked for its metrics meanwhile (a scrape cost it CPU that the raw
+// loops did not pay: about a twentieth of its samples at one scrape per 100 ms).
+type replicasWatch struct {
+	first, done chan time.Time
+	ended       chan error // the watch ended before want
+}
+
+// watchReplicas starts a replicasWatch of ns from now on. It asks for protobuf, as the
+// binary's informers do: kube-apiserver's watch cache then encodes each event once for both,
+// and this process decodes it at a fraction of JSON's cost, so that the observer takes as
+// little as it can of the CPU the API server and the writers share.
+func (e *Env) watchReplicas(ctx context.Context, ns string, value int32, want int) (*replicasWatch, error) {
+	c := rest.CopyConfig(e.LC.Config)
+	c.ContentType, c.AcceptContentTypes = runtime.ContentTypeProtobuf, runtime.ContentTypeProtobuf
+	cs, err := kubernetes.NewForConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	w, err := e.Client.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: l.ResourceVersion})
+	l, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{Limit: 1})
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan time.Time, 1)
+	w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: l.ResourceVersion})
+	if err != nil {
+		return nil, err
+	}
+	rw := &replicasWatch{first: make(chan time.Time, 1), done: make(chan time.Time, 1), ended: make(chan error, 1)}
 	go func() {
 		defer w.Stop()
+		seen := make(map[string]bool, want)
 		for ev := range w.ResultChan() {
-			if d, ok := ev.Object.(*appsv1.Deployment); ok && d.Spec.Replicas != nil && *d.Spec.Replicas <= bound {
-				out <- time.Now()
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok || d.Spec.Replicas == nil || *d.Spec.Replicas != value || seen[d.Name] {
+				continue
+			}
+			seen[d.Name] = true
+			if len(seen) == 1 {
+				rw.first <- time.Now()
+			}
+			if len(seen) == want {
+				rw.done <- time.Now()
 				return
 			}
 		}
+		rw.ended <- fmt.Errorf("the watch of namespace %s ended after %d of %d Deployments held %d replicas", ns, len(seen), want, value)
 	}()
-	return out, nil
+	return rw, nil
+}
+
+// wait returns when the first and the last Deployment came to hold the value, or an error
+// when that took longer than timeout or the watch ended first.
+func (rw *replicasWatch) wait(ctx context.Context, timeout time.Duration) (first, done time.Time, err error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case done = <-rw.done:
+		return <-rw.first, done, nil
+	case err = <-rw.ended:
+	case <-t.C:
+		err = fmt.Errorf("not every Deployment held the value after %v", timeout)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return time.Time{}, time.Time{}, err
 }
 
 // span is the time the corrections took, from the first to the last: what the scaler's rate
@@ -329,59 +393,4 @@ func (e *Env) waitEvaluated(ctx context.Context, timeout time.Duration, want int
 		}
 	}
 	return fmt.Errorf("%v workloads evaluated after %v, want %d", got, timeout, want)
-}
-
-// correctionsPoll is how often waitCorrections scrapes the binary's metrics. A scrape is not
-// free: the binary gathers every series (its readiness series dials its own webhook server
-// over TLS) and this process parses the text. Scraped every 20 ms, during a storm of 10,000
-// corrections the binary's metrics handler took 18% of its CPU samples (perf) and this
-// process 0.09 s of CPU a second (/proc/<pid>/stat), from the 2 cores it shares with
-// kube-apiserver, and during the scaler's round only: the raw loops time themselves.
-const correctionsPoll = 100 * time.Millisecond
-
-// waitCorrections polls the binary's count of corrections until it reaches want and returns
-// when the want-th correction happened: within the last poll interval, where the count
-// crossed want, at the rate of the interval before it (linear; never before the last poll
-// below want, never after the first at or above it). Each count is dated when its scrape's
-// answer arrived, after the binary counted it: the estimate errs late, against the scaler.
-func (e *Env) waitCorrections(ctx context.Context, timeout time.Duration, want int) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	type poll struct {
-		at time.Time
-		n  float64
-	}
-	var prev, last poll // the two latest polls below want
-	for time.Now().Before(deadline) {
-		v, err := e.WebhookMetric("replicapolicy_scaler_corrections_total")
-		p := poll{time.Now(), v}
-		switch {
-		case err != nil:
-		case v >= float64(want) && last.at.IsZero():
-			return p.at, nil
-		case v >= float64(want):
-			return crossing(prev.at, prev.n, last.at, last.n, p.at, float64(want)), nil
-		default:
-			prev, last = last, p
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(correctionsPoll):
-		}
-	}
-	return time.Time{}, fmt.Errorf("replicapolicy_scaler_corrections_total reached %v after %v, want %d", last.n, timeout, want)
-}
-
-// crossing is when a count that was n0 at t0 and n1 at t1 (below want), and at least want at
-// t2, reached want: at the rate from t0 to t1, clamped to [t1, t2]; t2 without a rate.
-func crossing(t0 time.Time, n0 float64, t1 time.Time, n1 float64, t2 time.Time, want float64) time.Time {
-	if t0.IsZero() || n1 <= n0 {
-		return t2
-	}
-	rate := (n1 - n0) / t1.Sub(t0).Seconds()
-	at := t1.Add(time.Duration((want - n1) / rate * float64(time.Second)))
-	if at.After(t2) {
-		return t2
-	}
-	return at
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -18,4 +19,15 @@ func ratio(a, b float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", a/b)
+}
+
+// quartiles returns the median (the lower middle value of an even count) and the
+// interquartile range of d, which it sorts; zeros when d is empty.
+func quartiles(d []time.Duration) (med, q1, q3 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	n := len(d) - 1
+	return d[n/2], d[n/4], d[(3*n+3)/4]
 }

@@ -55,6 +55,7 @@ type sizes struct {
 	cpuReps     int
 	handler     bench.HandlerOptions
 	e2e         bench.E2EOptions
+	admission   bench.AdmissionCostOptions
 	scaler      []int
 	scalerLimit time.Duration
 	scale       bench.ScaleOptions
@@ -65,14 +66,17 @@ var (
 		decideTime: time.Second, cpuTime: time.Second, cpuReps: 3,
 		handler: bench.HandlerOptions{Rounds: 5, Slice: time.Second},
 		e2e:     bench.E2EOptions{Rounds: 12, Sequential: 40, Concurrent: 160},
-		scaler:  []int{1000, 10000}, scalerLimit: 10 * time.Minute,
+		// 8 rounds of 100 writes: about 1.5 minutes.
+		admission: bench.AdmissionCostOptions{Rounds: 8, Writes: 100},
+		scaler:    []int{1000, 10000}, scalerLimit: 10 * time.Minute,
 		scale: bench.ScaleOptions{Sizes: []int{1000, 10000, 100000}, Rounds: 5, Reviews: 2000},
 	}
 	brief = sizes{
 		decideTime: 2 * time.Millisecond, cpuTime: 2 * time.Millisecond, cpuReps: 1,
-		handler: bench.HandlerOptions{Rounds: 1, Count: 16},
-		e2e:     bench.E2EOptions{Rounds: 1, Sequential: 3, Concurrent: 8},
-		scaler:  []int{20, 40}, scalerLimit: time.Minute,
+		handler:   bench.HandlerOptions{Rounds: 1, Count: 16},
+		e2e:       bench.E2EOptions{Rounds: 1, Sequential: 3, Concurrent: 8},
+		admission: bench.AdmissionCostOptions{Rounds: 1, Writes: 8},
+		scaler:    []int{20, 40}, scalerLimit: time.Minute,
 		scale: bench.ScaleOptions{Sizes: []int{100, 300}, Rounds: 1, Reviews: 20},
 	}
 )
@@ -261,6 +265,9 @@ func clusterSections(ctx context.Context, o options, sz sizes, r *bench.Report, 
 		}
 		if r.MemoryAfterE2E, err = env.WebhookMemory(); err != nil {
 			fail("memory", err)
+		}
+		if r.AdmissionCost, err = env.RunAdmissionCost(ctx, sz.admission); err != nil {
+			fail("e2e", err)
 		}
 		if r.MemoryReference, err = env.ReferenceMemory(); err != nil {
 			fail("memory", err)
