@@ -102,14 +102,9 @@ func (e *Env) RunAdmissionCost(ctx context.Context, o AdmissionCostOptions) (*Ad
 	if err != nil {
 		return nil, err
 	}
-	res := &AdmissionCostResult{Cells: map[string]*AdmissionCostCell{}, Options: o}
-	for _, cfg := range cfgs {
-		for _, op := range AdmissionCostOps {
-			for _, c := range E2EConcurrency {
-				res.Cells[e2eKey(cfg.Name, op, c)] = &AdmissionCostCell{Config: cfg.Name, Op: op, Concurrency: c, ByPlugin: map[string]time.Duration{}}
-			}
-		}
-	}
+	res := &AdmissionCostResult{Options: o, Cells: newCells(cfgs, AdmissionCostOps, func(config, op string, c int) *AdmissionCostCell {
+		return &AdmissionCostCell{Config: config, Op: op, Concurrency: c, ByPlugin: map[string]time.Duration{}}
+	})}
 	before, err := e.admissionTime(ctx)
 	if err != nil {
 		return nil, err

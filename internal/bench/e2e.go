@@ -120,6 +120,20 @@ func (e *Env) writers(ctx context.Context, cfgs []Config, ops []string, n int) (
 	return writers, nil
 }
 
+// newCells returns a cell per configuration of cfgs, write of ops and concurrency of
+// E2EConcurrency, by e2eKey, each made by mk.
+func newCells[C any](cfgs []Config, ops []string, mk func(config, op string, c int) *C) map[string]*C {
+	cells := map[string]*C{}
+	for _, cfg := range cfgs {
+		for _, op := range ops {
+			for _, c := range E2EConcurrency {
+				cells[e2eKey(cfg.Name, op, c)] = mk(cfg.Name, op, c)
+			}
+		}
+	}
+	return cells
+}
+
 // RunE2E measures every configuration, write and concurrency in interleaved slices: for
 // each round, write and concurrency, every configuration runs one slice, in an order that
 // rotates from round to round, so drift of the machine spreads evenly over them.
@@ -130,14 +144,9 @@ func (e *Env) RunE2E(ctx context.Context, o E2EOptions) (*E2EResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &E2EResult{Cells: map[string]*E2ECell{}, Options: o}
-	for _, cfg := range Configs {
-		for _, op := range Ops {
-			for _, c := range E2EConcurrency {
-				res.Cells[e2eKey(cfg.Name, op, c)] = &E2ECell{Config: cfg.Name, Op: op, Concurrency: c}
-			}
-		}
-	}
+	res := &E2EResult{Options: o, Cells: newCells(Configs, Ops, func(config, op string, c int) *E2ECell {
+		return &E2ECell{Config: config, Op: op, Concurrency: c}
+	})}
 	start := time.Now()
 	for round := 0; round <= o.Rounds; round++ {
 		for _, op := range Ops {
