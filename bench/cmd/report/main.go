@@ -66,7 +66,7 @@ var (
 		decideTime: time.Second, cpuTime: time.Second, cpuReps: 3,
 		handler: bench.HandlerOptions{Rounds: 5, Slice: time.Second},
 		e2e:     bench.E2EOptions{Rounds: 12, Sequential: 40, Concurrent: 160},
-		// 8 rounds of 100 writes: about 1.5 minutes.
+		// 8 rounds of 100 writes per configuration, write and concurrency: about 3 minutes.
 		admission: bench.AdmissionCostOptions{Rounds: 8, Writes: 100},
 		scaler:    []int{1000, 10000}, scalerLimit: 10 * time.Minute,
 		scale: bench.ScaleOptions{Sizes: []int{1000, 10000, 100000}, Rounds: 5, Reviews: 2000},
