@@ -34,7 +34,7 @@ type Report struct {
 
 	E2E *E2EResult
 	// AdmissionCost is kube-apiserver's own time in the admission plugins, per write, of
-	// native mode and the hand-written pair (RunAdmissionCost).
+	// native mode, the hand-written pair and the webhooks (RunAdmissionCost).
 	AdmissionCost *AdmissionCostResult
 	// NativeWebhook says which requests --native-policies leaves to the webhook for the
 	// benchmark's policy (native.Result.Webhook).
@@ -531,14 +531,14 @@ func (r *Report) scaler(p printf) {
 		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one JSON patch of the scale that tests the replicas its cache saw, no GET).\n\n")
 		p("What a write cost the machine, in CPU time per write of each of the suite's processes (`/proc/<pid>/stat`, user and system), over the scaler's round (policy change to last correction) and over the raw `UpdateScale` loop. The rounds keep both cores busy, so these decide the rates; the binary serves the admission webhook for both, and *this process* runs the raw loop and, in both, the watch.\n\n")
 		p("| violators | round | kube-apiserver µs | etcd µs | the binary µs | this process µs | all µs | all, scaler/raw |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, s := range r.Scaler {
-			all := func(m map[string]time.Duration) time.Duration {
-				var t time.Duration
-				for _, d := range m {
-					t += d
-				}
-				return t
+		all := func(m map[string]time.Duration) time.Duration {
+			var t time.Duration
+			for _, d := range m {
+				t += d
 			}
+			return t
+		}
+		for _, s := range r.Scaler {
 			for _, row := range []struct {
 				name string
 				cpu  map[string]time.Duration
