@@ -60,12 +60,7 @@ func (r *AdmissionCostResult) Cell(config, op string, c int) *AdmissionCostCell 
 // Added is the per-round differences of config's time per write from "no policy"'s: their
 // median and interquartile range.
 func (r *AdmissionCostResult) Added(config, op string, c int) (med, q1, q3 time.Duration) {
-	a, base := r.Cell(config, op, c).PerWrite, r.Cell(ConfigNone, op, c).PerWrite
-	var d []time.Duration
-	for i := range min(len(a), len(base)) {
-		d = append(d, a[i]-base[i])
-	}
-	return quartiles(d)
+	return pairedQuartiles(r.Cell(config, op, c).PerWrite, r.Cell(ConfigNone, op, c).PerWrite)
 }
 
 // Resolution is the smallest difference the measurement tells apart at concurrency c, by

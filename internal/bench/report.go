@@ -409,12 +409,7 @@ func (r *Report) addedP99(config, op string, c int) time.Duration {
 
 // addedSpread is the interquartile range of the per-round differences of medians.
 func (r *Report) addedSpread(config, op string, c int) (q1, q3 time.Duration) {
-	a, base := r.E2E.Cell(config, op, c).RoundP50, r.E2E.Cell(ConfigNone, op, c).RoundP50
-	var d []time.Duration
-	for i := range min(len(a), len(base)) {
-		d = append(d, a[i]-base[i])
-	}
-	_, q1, q3 = quartiles(d)
+	_, q1, q3 = pairedQuartiles(r.E2E.Cell(config, op, c).RoundP50, r.E2E.Cell(ConfigNone, op, c).RoundP50)
 	return q1, q3
 }
 

@@ -31,3 +31,13 @@ func quartiles(d []time.Duration) (med, q1, q3 time.Duration) {
 	n := len(d) - 1
 	return d[n/2], d[n/4], d[(3*n+3)/4]
 }
+
+// pairedQuartiles is quartiles of the per-round differences a[i]-base[i], over the rounds
+// both have.
+func pairedQuartiles(a, base []time.Duration) (med, q1, q3 time.Duration) {
+	var d []time.Duration
+	for i := range min(len(a), len(base)) {
+		d = append(d, a[i]-base[i])
+	}
+	return quartiles(d)
+}
