@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -19,7 +18,7 @@ const clockTicks = 100
 type OtherCPU struct {
 	mu              sync.Mutex
 	lastTotal       float64 // busy CPU seconds of the machine
-	lastOurs        map[int]float64
+	lastOurs        map[int]process
 	otherSec, wallS float64
 	last            time.Time
 	stop            chan struct{}
@@ -51,7 +50,7 @@ func (o *OtherCPU) sample() {
 	defer o.mu.Unlock()
 	oursDelta := 0.0
 	for pid, t := range ours {
-		oursDelta += t - o.lastOurs[pid] // a new process counts from 0
+		oursDelta += t.sec - o.lastOurs[pid].sec // a new process counts from 0
 	}
 	if d := (total - o.lastTotal) - oursDelta; d > 0 {
 		o.otherSec += d
@@ -104,24 +103,20 @@ const (
 // by who they are: kube-apiserver and etcd (by command name), the binary (by pid), the rest.
 func treeCPU(binary int) map[string]float64 {
 	out := map[string]float64{}
-	for pid, sec := range ourTree() {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil {
-			continue // it ended
-		}
+	for pid, p := range ourTree() {
 		who := cpuOthers
-		switch name := strings.TrimSpace(string(b)); {
+		switch {
 		case pid == binary:
 			who = cpuBinary
-		case name == cpuAPIServer || name == cpuEtcd:
-			who = name
+		case p.comm == cpuAPIServer || p.comm == cpuEtcd:
+			who = p.comm
 		}
-		out[who] += sec
+		out[who] += p.sec
 	}
 	return out
 }
 
-// perWrite is the CPU time per write of each command name from treeCPU a to b over n writes.
+// perWrite is the CPU time per write of each of treeCPU's names from a to b over n writes.
 func perWrite(a, b map[string]float64, n int) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for name, sec := range b {
@@ -130,14 +125,21 @@ func perWrite(a, b map[string]float64, n int) map[string]time.Duration {
 	return out
 }
 
-// ourTree returns the CPU seconds (user+system) of this process and its descendants.
-func ourTree() map[int]float64 {
+// process is what ourTree reads of a process from /proc/<pid>/stat: its command name and its
+// CPU seconds (user+system).
+type process struct {
+	comm string
+	sec  float64
+}
+
+// ourTree returns this process and its descendants, by pid.
+func ourTree() map[int]process {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
 	parent := map[int]int{}
-	cpu := map[int]float64{}
+	procs := map[int]process{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -149,21 +151,25 @@ func ourTree() map[int]float64 {
 		}
 		// The command may hold spaces and parentheses: fields start after the last ')'.
 		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
 		if len(f) < 13 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
 		ut, _ := strconv.ParseFloat(f[11], 64)
 		st, _ := strconv.ParseFloat(f[12], 64)
-		parent[pid], cpu[pid] = ppid, (ut+st)/clockTicks
+		parent[pid], procs[pid] = ppid, process{comm: s[open+1 : end], sec: (ut + st) / clockTicks}
 	}
 	self := os.Getpid()
-	ours := map[int]float64{}
-	for pid := range cpu {
+	ours := map[int]process{}
+	for pid := range procs {
 		for p, hops := pid, 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
 			if p == self {
-				ours[pid] = cpu[pid]
+				ours[pid] = procs[pid]
 				break
 			}
 		}
