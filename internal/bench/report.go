@@ -241,9 +241,11 @@ func (r *Report) targets(p printf) {
 		}
 	}
 	for _, s := range r.Scaler {
-		q := s.RawTime.Seconds() / s.span().Seconds()
-		p("| scaler >= 0.9 of raw UpdateScale throughput, %d violators | %.2f (%.0f/s against %.0f/s; %.2f counting the %.0f ms before the first correction) | %s |\n", s.Deployments, q,
-			float64(s.Deployments)/s.span().Seconds(), float64(s.Deployments)/s.RawTime.Seconds(), s.RawTime.Seconds()/s.ScalerTime.Seconds(), float64(s.ScalerFirst)/float64(time.Millisecond), pass(q >= 0.9))
+		// At least 0.9 of the floor's rate is at most 1/0.9 of its time.
+		floor := s.rawFloor()
+		p("| scaler >= 0.9 of raw UpdateScale throughput, %d violators | %.2f (%.0f/s against %.0f/s, the raw loops before and after it; %.2f counting the %.0f ms before the first correction) | %s |\n", s.Deployments, floor.Seconds()/s.span().Seconds(),
+			float64(s.Deployments)/s.span().Seconds(), float64(s.Deployments)/floor.Seconds(), floor.Seconds()/s.ScalerTime.Seconds(), float64(s.ScalerFirst)/float64(time.Millisecond),
+			judgeAtMost(s.span(), floor, 1/0.9, s.rawSpread(), ms, "ms"))
 		p("| scaler writes = violators, %d violators | %d scale writes | %s |\n", s.Deployments, s.ScalerWrites, pass(s.ScalerWrites == int64(s.Deployments) && s.OutOfBounds == 0))
 	}
 	if n := len(r.Scaler); n > 0 {
@@ -516,11 +518,12 @@ func (r *Report) scaler(p printf) {
 		return
 	}
 	if len(r.Scaler) > 0 {
-		p("### 4. The scaler\n\nThe binary started afresh without `--native-policies`, as the manifests run it by default (a policy change would otherwise also recompile and apply the native policies, whose cost is the API server's, not the scaler's). Time from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale writes, scale GETs, Event creates and patches), against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor). A watch of the namespace (protobuf, as the binary's informers read) dates the corrections and watches the raw loops alike, so both pay the same observer; the binary is not scraped meanwhile. *First correction* is when that watch saw the first corrected Deployment: the reaction to the policy change (its watch event, the policy's parse, the pass that queues the violators). The scaler's rates (*corrections/s*, *scaler/raw*) are over its corrections, from the first to the last; the raw loops' over their whole run. The scaler's cap on corrections per second (default 50/s) and the client limits (`--kube-api-qps`) are lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
-		p("| violators | scaler s | first correction ms | corrections/s | scale writes | scale GETs | Event writes | left out of bounds | raw UpdateScale s | raw writes/s | scaler/raw | raw GET+UpdateScale s | scaler/raw GET+Update |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("### 4. The scaler\n\nThe binary started afresh without `--native-policies`, as the manifests run it by default (a policy change would otherwise also recompile and apply the native policies, whose cost is the API server's, not the scaler's). Time from a policy change to the last correction, with every Deployment of the namespace a violator, and kube-apiserver's count of requests meanwhile (scale writes, scale GETs, Event creates and patches), against a tight loop of raw `UpdateScale` calls over the same Deployments at the scaler's %d workers (the floor), run once before the policy change and once after the corrections: *scaler/raw* is against the mean of the two, and the target calls a miss smaller than their difference (the same loop twice: what the run can resolve) not resolved. A watch of the namespace (protobuf, as the binary's informers read) dates the corrections and watches the raw loops alike, so both pay the same observer; the binary is not scraped meanwhile. *First correction* is when that watch saw the first corrected Deployment: the reaction to the policy change (its watch event, the policy's parse, the pass that queues the violators). The scaler's rates (*corrections/s*, *scaler/raw*) are over its corrections, from the first to the last; the raw loops' over their whole run. The scaler's cap on corrections per second (default 50/s) and the client limits (`--kube-api-qps`) are lifted for this measurement: it would otherwise decide the figure on its own.\n\n", ScalerWorkers)
+		p("| violators | scaler s | first correction ms | corrections/s | scale writes | scale GETs | Event writes | left out of bounds | raw UpdateScale s, before / after | raw writes/s | scaler/raw | raw GET+UpdateScale s | scaler/raw GET+Update |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Scaler {
-			p("| %d | %.2f | %.0f | %.0f | %d | %d | %d | %d | %.2f | %.0f | %.2f | %.2f | %.2f |\n", s.Deployments, s.ScalerTime.Seconds(), float64(s.ScalerFirst)/float64(time.Millisecond), float64(s.Deployments)/s.span().Seconds(), s.ScalerWrites, s.ScalerGets, s.ScalerEvents, s.OutOfBounds,
-				s.RawTime.Seconds(), float64(s.Deployments)/s.RawTime.Seconds(), s.RawTime.Seconds()/s.span().Seconds(),
+			floor := s.rawFloor()
+			p("| %d | %.2f | %.0f | %.0f | %d | %d | %d | %d | %.2f / %.2f | %.0f | %.2f | %.2f | %.2f |\n", s.Deployments, s.ScalerTime.Seconds(), float64(s.ScalerFirst)/float64(time.Millisecond), float64(s.Deployments)/s.span().Seconds(), s.ScalerWrites, s.ScalerGets, s.ScalerEvents, s.OutOfBounds,
+				s.RawBeforeTime.Seconds(), s.RawTime.Seconds(), float64(s.Deployments)/floor.Seconds(), floor.Seconds()/s.span().Seconds(),
 				s.RawGetUpdateTime.Seconds(), s.RawGetUpdateTime.Seconds()/s.span().Seconds())
 		}
 		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one JSON patch of the scale that tests the replicas its cache saw, no GET).\n\n")

@@ -117,3 +117,32 @@ func TestAdmissionCostPairsRoundsAndJudges(t *testing.T) {
 		t.Errorf("a native cost of x1.40 is not missed:\n%s", b.String())
 	}
 }
+
+func TestScalerJudgedAgainstTheRawLoopsAroundIt(t *testing.T) {
+	s := ScalerResult{
+		Deployments: 1000, ScalerFirst: 200 * time.Millisecond, ScalerTime: 3400 * time.Millisecond, // corrections over 3.2 s
+		RawBeforeTime: 2800 * time.Millisecond, RawTime: 3000 * time.Millisecond, // floor 2.9 s, A/A 0.2 s
+		ScalerWrites: 1000,
+	}
+	if s.rawFloor() != 2900*time.Millisecond || s.rawSpread() != 200*time.Millisecond {
+		t.Fatalf("floor %v, spread %v; want 2.9s and 0.2s", s.rawFloor(), s.rawSpread())
+	}
+	render := func(s ScalerResult) string {
+		var b bytes.Buffer
+		(&Report{Scaler: []ScalerResult{s}}).targets(printer(&b))
+		return b.String()
+	}
+	// 2.9/3.2 = 0.91: met (3.2 s <= 3.22 s - 0.2 s does not hold: within noise).
+	if got := render(s); !strings.Contains(got, "| scaler >= 0.9 of raw UpdateScale throughput, 1000 violators | 0.91 (312/s against 345/s") ||
+		!strings.Contains(got, "met within noise (22.22 ms under the target, resolution 200.00 ms)") {
+		t.Errorf("a scaler at 0.91 of its floor, 0.2 s A/A:\n%s", got)
+	}
+	s.ScalerTime = 3700 * time.Millisecond // 2.9/3.5 = 0.83: 0.28 s over 3.22 s, more than the A/A
+	if got := render(s); !strings.Contains(got, "| 0.83 (") || !strings.Contains(got, "**missed**") {
+		t.Errorf("a scaler at 0.83 of its floor, 0.2 s A/A:\n%s", got)
+	}
+	s.ScalerTime, s.RawBeforeTime = 2900*time.Millisecond, 0 // a result without the loop before: the loop after alone
+	if got := render(s); !strings.Contains(got, "| 1.11 (") || !strings.Contains(got, "1000 violators | 1.11 (370/s against 333/s, the raw loops before and after it; 1.03 counting the 200 ms before the first correction) | met |") {
+		t.Errorf("a scaler faster than its floor:\n%s", got)
+	}
+}

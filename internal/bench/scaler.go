@@ -39,10 +39,14 @@ type ScalerResult struct {
 	// patches, both API groups) kube-apiserver counted over the same time.
 	ScalerGets, ScalerEvents int64
 	// Raw: a tight loop of UpdateScale calls over the same Deployments, at the scaler's
-	// number of workers (the floor), and the writes counted.
-	RawTime        time.Duration
-	RawWrites      int64
-	RawConcurrency int
+	// number of workers (the floor), run after the scaler's round, and the writes counted.
+	// RawBeforeTime is the same loop run before the policy change (to values the policy
+	// then in force allows): the two bracket the scaler's round, so that a machine that
+	// slows or speeds up during the size moves both, and their difference is the
+	// measurement's resolution (rawSpread).
+	RawTime, RawBeforeTime time.Duration
+	RawWrites              int64
+	RawConcurrency         int
 	// RawGetUpdate: the same loop doing a guarded update, a GET of the scale subresource and
 	// then the UPDATE with its resourceVersion (the scaler's protocol before its conditional
 	// write, which needs no GET).
@@ -68,8 +72,9 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 	var results []ScalerResult
 	have := 0
 	// Each size tightens the bound below every value the Deployments hold: new ones are
-	// created at 5 replicas, the first pass bounds them to 3 and the floor writes 2, the
-	// second bounds everything to 1 and the floor writes 0.
+	// created at 5 replicas; for the first size the raw loop before the policy change writes
+	// 4, the scaler bounds them to 3, the floor writes 2 and the guarded loop 3 again; for
+	// the second, 2, then 1, 0 and 1.
 	bounds := []int32{3, 1}
 	for i, n := range sizes {
 		if i >= len(bounds) {
@@ -112,6 +117,14 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		}
 
 		bound := bounds[i]
+		// The raw loop before the policy change writes a value above the bound to come, which
+		// the policy in force allows: every Deployment holds scaleStartMax (new) or the last
+		// size's bound, neither of which is bound+1.
+		e.progress("scaler: raw UpdateScale loop over the %d Deployments, %d at a time, before the policy change", n, ScalerWorkers)
+		if r.RawBeforeTime, _, err = e.rawUpdateScale(ctx, n, bound+1); err != nil {
+			return results, err
+		}
+		time.Sleep(time.Second) // let the binary's reconciles of those writes finish
 		writes0, err := e.scaleUpdates(ctx)
 		if err != nil {
 			return results, err
@@ -155,27 +168,9 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		}
 
 		e.progress("scaler: raw UpdateScale floor over the same %d Deployments, %d at a time", n, ScalerWorkers)
-		target := bound - 1
-		if w, err = e.watchReplicas(ctx, nsScale, target, n); err != nil {
+		if r.RawTime, r.RawCPU, err = e.rawUpdateScale(ctx, n, bound-1); err != nil {
 			return results, err
 		}
-		cpu0 = treeCPU(e.Webhook.Cmd.Process.Pid)
-		t0 = time.Now()
-		smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
-			_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
-				ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: scaleName(j)},
-				Spec:       autoscalingv1.ScaleSpec{Replicas: target},
-			}, metav1.UpdateOptions{})
-			return err
-		})
-		r.RawTime = time.Since(t0)
-		if smp.Errors > 0 {
-			return results, fmt.Errorf("raw UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
-		}
-		if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
-			return results, fmt.Errorf("raw UpdateScale: %w", err)
-		}
-		r.RawCPU = perWrite(cpu0, treeCPU(e.Webhook.Cmd.Process.Pid), n)
 		writes2, err := e.scaleUpdates(ctx)
 		if err != nil {
 			return results, err
@@ -188,7 +183,7 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 			return results, err
 		}
 		t0 = time.Now()
-		smp = harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
+		smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
 			deps := e.Client.AppsV1().Deployments(nsScale)
 			s, err := deps.GetScale(ctx, scaleName(j), metav1.GetOptions{})
 			if err != nil {
@@ -208,6 +203,50 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// rawUpdateScale is the floor: a tight loop of UpdateScale calls that sets each of the
+// scaler namespace's n Deployments to value, at the scaler's number of workers, timed until
+// a watch saw them all hold it, with the CPU time per write of the suite's processes.
+func (e *Env) rawUpdateScale(ctx context.Context, n int, value int32) (time.Duration, map[string]time.Duration, error) {
+	w, err := e.watchReplicas(ctx, nsScale, value, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	cpu0 := treeCPU(e.Webhook.Cmd.Process.Pid)
+	t0 := time.Now()
+	smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
+		_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: scaleName(j)},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: value},
+		}, metav1.UpdateOptions{})
+		return err
+	})
+	took := time.Since(t0)
+	if smp.Errors > 0 {
+		return 0, nil, fmt.Errorf("raw UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
+	}
+	if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
+		return 0, nil, fmt.Errorf("raw UpdateScale: %w", err)
+	}
+	return took, perWrite(cpu0, treeCPU(e.Webhook.Cmd.Process.Pid), n), nil
+}
+
+// rawFloor is the raw loop's time the scaler is judged against: the mean of the loops
+// before and after its round. rawSpread, the difference between the two, is what the run
+// can resolve (an A/A comparison: the same loop twice).
+func (r ScalerResult) rawFloor() time.Duration {
+	if r.RawBeforeTime == 0 {
+		return r.RawTime
+	}
+	return (r.RawTime + r.RawBeforeTime) / 2
+}
+
+func (r ScalerResult) rawSpread() time.Duration {
+	if r.RawBeforeTime == 0 {
+		return 0
+	}
+	return max(r.RawTime-r.RawBeforeTime, r.RawBeforeTime-r.RawTime)
 }
 
 // replicasWatch is a watch of one namespace's Deployments that dates when the first of them,
