@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -61,6 +62,27 @@ func (r *AdmissionCostResult) Cell(config, op string, c int) *AdmissionCostCell 
 // median and interquartile range.
 func (r *AdmissionCostResult) Added(config, op string, c int) (med, q1, q3 time.Duration) {
 	return pairedQuartiles(r.Cell(config, op, c).PerWrite, r.Cell(ConfigNone, op, c).PerWrite)
+}
+
+// AddedRatio is, round by round, config's added time over base's (each the difference from
+// "no policy" in the same round): the median and interquartile range of the ratios. Pairing
+// the rounds cancels what moves the machine between them; a ratio is only taken where
+// base's added time is positive.
+func (r *AdmissionCostResult) AddedRatio(config, base, op string, c int) (med, q1, q3 float64) {
+	none := r.Cell(ConfigNone, op, c).PerWrite
+	a, b := r.Cell(config, op, c).PerWrite, r.Cell(base, op, c).PerWrite
+	var q []float64
+	for i := range min(len(a), len(b), len(none)) {
+		if d := b[i] - none[i]; d > 0 {
+			q = append(q, float64(a[i]-none[i])/float64(d))
+		}
+	}
+	if len(q) == 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	slices.Sort(q)
+	n := len(q) - 1
+	return q[n/2], q[n/4], q[(3*n+3)/4]
 }
 
 // Resolution is the smallest difference the measurement tells apart at concurrency c, by
