@@ -64,7 +64,7 @@ test: lint chart-lint ## Run every test against a real kube-apiserver and KEDA's
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-monitoring smoke
 
 # The monitoring tests wait on scrapes more than they compute (their deadlines are 30 s), so
-# make test runs them beside the smoke runs: the two take about 4 and 3.5 minutes alone.
+# make test runs them beside the smoke runs: about 2 and 3 minutes alone.
 .PHONY: smoke
 smoke: ## Fuzz each target for FUZZ_SMOKE (10s), then run each benchmark once (make test runs this).
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE)
@@ -73,7 +73,7 @@ smoke: ## Fuzz each target for FUZZ_SMOKE (10s), then run each benchmark once (m
 # test/monitoring is a Go module of its own (Prometheus's code would raise the webhook's own
 # dependencies): `go test ./...` of the main module does not reach it.
 .PHONY: test-monitoring
-test-monitoring: ## Test manifests/components/monitoring with Prometheus's parser and engine against the real binary (about 4 minutes).
+test-monitoring: ## Test manifests/components/monitoring with Prometheus's parser and engine against the real binary (about 2 minutes).
 	@assets=$$(hack/controlplane.sh) && cd test/monitoring && go vet ./... && \
 	KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) -count=1 -timeout 20m ./...
 

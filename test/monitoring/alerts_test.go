@@ -48,6 +48,34 @@ var build harness.WebhookBuild
 
 func TestMain(m *testing.M) { build.Main(m) }
 
+// TestSituations runs each alert's situation, every one on a cluster of its own, as parallel
+// subtests (two at a time on 2 cores: go test's -parallel defaults to GOMAXPROCS): they
+// wait on the binary and its scrapes more than they compute, and one after the other took
+// about 4 minutes. Each subtest has the name docs/operations.md gives it; one alone:
+// go test -run 'TestSituations/TestNotReady'. TestDashboardQueries, in a later file, runs
+// once they have all finished.
+func TestSituations(t *testing.T) {
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"TestHealthyRunIsSilent", situationHealthyRunIsSilent},
+		{"TestPolicyInvalid", situationPolicyInvalid},
+		{"TestScalerWithoutRights", situationScalerWithoutRights},
+		{"TestNativeSyncFailing", situationNativeSyncFailing},
+		{"TestViolatorLeftAlone", situationViolatorLeftAlone},
+		{"TestScalerDryRun", situationScalerDryRun},
+		{"TestCertificateNearItsEnd", situationCertificateNearItsEnd},
+		{"TestNotReady", situationNotReady},
+		{"TestScalerContested", situationScalerContested},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			s.run(t)
+		})
+	}
+}
+
 // situation is one cluster with the manifests' local overlay and the built binary, and a
 // Prometheus that scrapes it.
 type situation struct {
@@ -151,12 +179,12 @@ func (s *situation) withoutRule(kind, resource string) {
 	}
 }
 
-// TestHealthyRunIsSilent: the example policy, a Deployment inside its bounds, one clamped at
+// situationHealthyRunIsSilent is TestSituations/TestHealthyRunIsSilent: the example policy, a Deployment inside its bounds, one clamped at
 // create and one the scaler corrects, admission traffic through the API server, for 40
 // scrapes (20 minutes of compressed time, longer than every alert's `for:` and window): no
 // alert fires. Then the process, the only replica, is killed: ReplicaPolicyWebhookDown and
 // ReplicaPolicyReplicaDown fire (up == 0).
-func TestHealthyRunIsSilent(t *testing.T) {
+func situationHealthyRunIsSilent(t *testing.T) {
 	s := newCluster(t)
 	// Created before the binary runs (failurePolicy Ignore lets it through unclamped): the
 	// scaler corrects it at start.
@@ -195,11 +223,11 @@ func TestHealthyRunIsSilent(t *testing.T) {
 	s.p.onlyFired(webhookDown, replicaDown)
 }
 
-// TestPolicyInvalid: with the validating webhook out of the way (deleted, as during an
+// situationPolicyInvalid is TestSituations/TestPolicyInvalid: with the validating webhook out of the way (deleted, as during an
 // outage with failurePolicy Ignore), the policy ConfigMap is changed to an invalid policy:
 // ReplicaPolicyPolicyInvalid fires while the last valid policy is still enforced. A client
 // that posts a request the webhook cannot decide makes ReplicaPolicyAdmissionErrors fire.
-func TestPolicyInvalid(t *testing.T) {
+func situationPolicyInvalid(t *testing.T) {
 	s := newCluster(t)
 	s.run(harness.WebhookOptions{Name: "invalid-policy"})
 	s.p.scrapeFor(2)
@@ -230,10 +258,10 @@ func TestPolicyInvalid(t *testing.T) {
 	s.p.onlyFired(policyInvalid, admissionErrors)
 }
 
-// TestScalerWithoutRights: an RBAC change takes the scaler's rights on deployments/scale;
+// situationScalerWithoutRights is TestSituations/TestScalerWithoutRights: an RBAC change takes the scaler's rights on deployments/scale;
 // a Deployment created above its clamp bounds while the webhook was not running stays
 // there. ReplicaPolicyScalerFailing (Forbidden) and ReplicaPolicyWorkloadsOutOfBounds fire.
-func TestScalerWithoutRights(t *testing.T) {
+func situationScalerWithoutRights(t *testing.T) {
 	s := newCluster(t)
 	s.withoutRule("ClusterRole", "deployments/scale")
 	s.deployment("drifted", defaultMax+10, nil)
@@ -248,9 +276,9 @@ func TestScalerWithoutRights(t *testing.T) {
 	s.p.onlyFired(scalerFailing, workloadsOutside)
 }
 
-// TestNativeSyncFailing: --native-policies without the native-policies component's rights:
+// situationNativeSyncFailing is TestSituations/TestNativeSyncFailing: --native-policies without the native-policies component's rights:
 // every sync is Forbidden and ReplicaPolicyNativePoliciesOutOfSync fires.
-func TestNativeSyncFailing(t *testing.T) {
+func situationNativeSyncFailing(t *testing.T) {
 	s := newCluster(t)
 	s.run(harness.WebhookOptions{Name: "native", Args: []string{"--native-policies"}})
 	s.p.scrapeUntilFiring(10, nativeOutOfSync)
@@ -258,12 +286,12 @@ func TestNativeSyncFailing(t *testing.T) {
 	s.p.onlyFired(nativeOutOfSync)
 }
 
-// TestViolatorLeftAlone: a Deployment created outside the deny rule's bounds while the
+// situationViolatorLeftAlone is TestSituations/TestViolatorLeftAlone: a Deployment created outside the deny rule's bounds while the
 // webhook was not running stays outside (the scaler never changes deny violators):
 // ReplicaPolicyViolators fires, and nothing else. Its HPA's range, 2..20, leaves the rule's
 // 3..7 too, and so does a KEDA ScaledObject's (KEDA's CRD served, the keda component's read
 // right granted): the scaler reports both (no alert; the dashboard shows them).
-func TestViolatorLeftAlone(t *testing.T) {
+func situationViolatorLeftAlone(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("db", 10, map[string]string{databaseLabel: "database"})
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{
@@ -312,10 +340,10 @@ spec:
 	s.p.onlyFired(violators)
 }
 
-// TestScalerDryRun: with --scaler-dry-run the scaler reports a clamp violator and leaves it:
+// situationScalerDryRun is TestSituations/TestScalerDryRun: with --scaler-dry-run the scaler reports a clamp violator and leaves it:
 // ReplicaPolicyWorkloadsOutOfBounds fires (the runbook says to silence it for a dry run),
 // ReplicaPolicyScalerFailing does not.
-func TestScalerDryRun(t *testing.T) {
+func situationScalerDryRun(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("drifted", defaultMax+10, nil)
 	s.run(harness.WebhookOptions{Name: "dry-run", Args: []string{"--scaler-dry-run"}})
@@ -328,9 +356,9 @@ func TestScalerDryRun(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// TestCertificateNearItsEnd: the serving certificate is reissued (same CA) for 7 days
+// situationCertificateNearItsEnd is TestSituations/TestCertificateNearItsEnd: the serving certificate is reissued (same CA) for 7 days
 // before the binary starts: ReplicaPolicyCertificateExpiring fires.
-func TestCertificateNearItsEnd(t *testing.T) {
+func situationCertificateNearItsEnd(t *testing.T) {
 	s := newCluster(t)
 	if _, err := harness.GenerateCertsValidFor(s.c.CertDir, 7*24*time.Hour, "127.0.0.1"); err != nil {
 		t.Fatal(err)
@@ -340,11 +368,11 @@ func TestCertificateNearItsEnd(t *testing.T) {
 	s.p.onlyFired(certificateExpiring)
 }
 
-// TestNotReady: the Role loses the rights on the policy ConfigMap before the binary starts:
+// situationNotReady is TestSituations/TestNotReady: the Role loses the rights on the policy ConfigMap before the binary starts:
 // it never reads its policy, stays not ready (check "policy") and answers the API server's
 // calls with 503. ReplicaPolicyWebhookNotReady fires, and ReplicaPolicyAdmissionErrors once
 // the process is past its start-up (3 minutes of compressed time).
-func TestNotReady(t *testing.T) {
+func situationNotReady(t *testing.T) {
 	s := newCluster(t)
 	s.withoutRule("Role", "configmaps")
 	s.run(harness.WebhookOptions{Name: "not-ready", NoWait: true})
@@ -367,11 +395,11 @@ func TestNotReady(t *testing.T) {
 	s.p.onlyFired(webhookNotReady, admissionErrors)
 }
 
-// TestScalerContested: with the webhook configurations deleted (writes reach the API server
+// situationScalerContested is TestSituations/TestScalerContested: with the webhook configurations deleted (writes reach the API server
 // unclamped), a Deployment is set above its bounds again after each correction: after the
 // third correction within 10 minutes the scaler backs off and
 // ReplicaPolicyScalerContested fires.
-func TestScalerContested(t *testing.T) {
+func situationScalerContested(t *testing.T) {
 	s := newCluster(t)
 	s.kubectl("delete", "mutatingwebhookconfiguration", "replica-policy")
 	s.deployment("fought", 3, nil)
