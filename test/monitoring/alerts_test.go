@@ -179,11 +179,11 @@ func (s *situation) withoutRule(kind, resource string) {
 	}
 }
 
-// situationHealthyRunIsSilent is TestSituations/TestHealthyRunIsSilent: the example policy, a Deployment inside its bounds, one clamped at
-// create and one the scaler corrects, admission traffic through the API server, for 40
-// scrapes (20 minutes of compressed time, longer than every alert's `for:` and window): no
-// alert fires. Then the process, the only replica, is killed: ReplicaPolicyWebhookDown and
-// ReplicaPolicyReplicaDown fire (up == 0).
+// situationHealthyRunIsSilent is TestSituations/TestHealthyRunIsSilent: the example policy, a
+// Deployment inside its bounds, one clamped at create and one the scaler corrects, admission
+// traffic through the API server, for 40 scrapes (20 minutes of compressed time, longer than
+// every alert's `for:` and window): no alert fires. Then the process, the only replica, is
+// killed: ReplicaPolicyWebhookDown and ReplicaPolicyReplicaDown fire (up == 0).
 func situationHealthyRunIsSilent(t *testing.T) {
 	s := newCluster(t)
 	// Created before the binary runs (failurePolicy Ignore lets it through unclamped): the
@@ -223,10 +223,11 @@ func situationHealthyRunIsSilent(t *testing.T) {
 	s.p.onlyFired(webhookDown, replicaDown)
 }
 
-// situationPolicyInvalid is TestSituations/TestPolicyInvalid: with the validating webhook out of the way (deleted, as during an
-// outage with failurePolicy Ignore), the policy ConfigMap is changed to an invalid policy:
-// ReplicaPolicyPolicyInvalid fires while the last valid policy is still enforced. A client
-// that posts a request the webhook cannot decide makes ReplicaPolicyAdmissionErrors fire.
+// situationPolicyInvalid is TestSituations/TestPolicyInvalid: with the validating webhook out
+// of the way (deleted, as during an outage with failurePolicy Ignore), the policy ConfigMap is
+// changed to an invalid policy: ReplicaPolicyPolicyInvalid fires while the last valid policy
+// is still enforced. A client that posts a request the webhook cannot decide makes
+// ReplicaPolicyAdmissionErrors fire.
 func situationPolicyInvalid(t *testing.T) {
 	s := newCluster(t)
 	s.run(harness.WebhookOptions{Name: "invalid-policy"})
@@ -258,9 +259,10 @@ func situationPolicyInvalid(t *testing.T) {
 	s.p.onlyFired(policyInvalid, admissionErrors)
 }
 
-// situationScalerWithoutRights is TestSituations/TestScalerWithoutRights: an RBAC change takes the scaler's rights on deployments/scale;
-// a Deployment created above its clamp bounds while the webhook was not running stays
-// there. ReplicaPolicyScalerFailing (Forbidden) and ReplicaPolicyWorkloadsOutOfBounds fire.
+// situationScalerWithoutRights is TestSituations/TestScalerWithoutRights: an RBAC change takes
+// the scaler's rights on deployments/scale; a Deployment created above its clamp bounds while
+// the webhook was not running stays there. ReplicaPolicyScalerFailing (Forbidden) and
+// ReplicaPolicyWorkloadsOutOfBounds fire.
 func situationScalerWithoutRights(t *testing.T) {
 	s := newCluster(t)
 	s.withoutRule("ClusterRole", "deployments/scale")
@@ -276,8 +278,9 @@ func situationScalerWithoutRights(t *testing.T) {
 	s.p.onlyFired(scalerFailing, workloadsOutside)
 }
 
-// situationNativeSyncFailing is TestSituations/TestNativeSyncFailing: --native-policies without the native-policies component's rights:
-// every sync is Forbidden and ReplicaPolicyNativePoliciesOutOfSync fires.
+// situationNativeSyncFailing is TestSituations/TestNativeSyncFailing: --native-policies
+// without the native-policies component's rights: every sync is Forbidden and
+// ReplicaPolicyNativePoliciesOutOfSync fires.
 func situationNativeSyncFailing(t *testing.T) {
 	s := newCluster(t)
 	s.run(harness.WebhookOptions{Name: "native", Args: []string{"--native-policies"}})
@@ -286,11 +289,12 @@ func situationNativeSyncFailing(t *testing.T) {
 	s.p.onlyFired(nativeOutOfSync)
 }
 
-// situationViolatorLeftAlone is TestSituations/TestViolatorLeftAlone: a Deployment created outside the deny rule's bounds while the
-// webhook was not running stays outside (the scaler never changes deny violators):
-// ReplicaPolicyViolators fires, and nothing else. Its HPA's range, 2..20, leaves the rule's
-// 3..7 too, and so does a KEDA ScaledObject's (KEDA's CRD served, the keda component's read
-// right granted): the scaler reports both (no alert; the dashboard shows them).
+// situationViolatorLeftAlone is TestSituations/TestViolatorLeftAlone: a Deployment created
+// outside the deny rule's bounds while the webhook was not running stays outside (the scaler
+// never changes deny violators): ReplicaPolicyViolators fires, and nothing else. Its HPA's
+// range, 2..20, leaves the rule's 3..7 too, and so does a KEDA ScaledObject's (KEDA's CRD
+// served, the keda component's read right granted): the scaler reports both (no alert; the
+// dashboard shows them).
 func situationViolatorLeftAlone(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("db", 10, map[string]string{databaseLabel: "database"})
@@ -340,9 +344,9 @@ spec:
 	s.p.onlyFired(violators)
 }
 
-// situationScalerDryRun is TestSituations/TestScalerDryRun: with --scaler-dry-run the scaler reports a clamp violator and leaves it:
-// ReplicaPolicyWorkloadsOutOfBounds fires (the runbook says to silence it for a dry run),
-// ReplicaPolicyScalerFailing does not.
+// situationScalerDryRun is TestSituations/TestScalerDryRun: with --scaler-dry-run the scaler
+// reports a clamp violator and leaves it: ReplicaPolicyWorkloadsOutOfBounds fires (the runbook
+// says to silence it for a dry run), ReplicaPolicyScalerFailing does not.
 func situationScalerDryRun(t *testing.T) {
 	s := newCluster(t)
 	s.deployment("drifted", defaultMax+10, nil)
@@ -356,8 +360,9 @@ func situationScalerDryRun(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// situationCertificateNearItsEnd is TestSituations/TestCertificateNearItsEnd: the serving certificate is reissued (same CA) for 7 days
-// before the binary starts: ReplicaPolicyCertificateExpiring fires.
+// situationCertificateNearItsEnd is TestSituations/TestCertificateNearItsEnd: the serving
+// certificate is reissued (same CA) for 7 days before the binary starts:
+// ReplicaPolicyCertificateExpiring fires.
 func situationCertificateNearItsEnd(t *testing.T) {
 	s := newCluster(t)
 	if _, err := harness.GenerateCertsValidFor(s.c.CertDir, 7*24*time.Hour, "127.0.0.1"); err != nil {
@@ -368,10 +373,11 @@ func situationCertificateNearItsEnd(t *testing.T) {
 	s.p.onlyFired(certificateExpiring)
 }
 
-// situationNotReady is TestSituations/TestNotReady: the Role loses the rights on the policy ConfigMap before the binary starts:
-// it never reads its policy, stays not ready (check "policy") and answers the API server's
-// calls with 503. ReplicaPolicyWebhookNotReady fires, and ReplicaPolicyAdmissionErrors once
-// the process is past its start-up (3 minutes of compressed time).
+// situationNotReady is TestSituations/TestNotReady: the Role loses the rights on the policy
+// ConfigMap before the binary starts: it never reads its policy, stays not ready (check
+// "policy") and answers the API server's calls with 503. ReplicaPolicyWebhookNotReady fires,
+// and ReplicaPolicyAdmissionErrors once the process is past its start-up (3 minutes of
+// compressed time).
 func situationNotReady(t *testing.T) {
 	s := newCluster(t)
 	s.withoutRule("Role", "configmaps")
@@ -395,10 +401,10 @@ func situationNotReady(t *testing.T) {
 	s.p.onlyFired(webhookNotReady, admissionErrors)
 }
 
-// situationScalerContested is TestSituations/TestScalerContested: with the webhook configurations deleted (writes reach the API server
-// unclamped), a Deployment is set above its bounds again after each correction: after the
-// third correction within 10 minutes the scaler backs off and
-// ReplicaPolicyScalerContested fires.
+// situationScalerContested is TestSituations/TestScalerContested: with the webhook
+// configurations deleted (writes reach the API server unclamped), a Deployment is set above
+// its bounds again after each correction: after the third correction within 10 minutes the
+// scaler backs off and ReplicaPolicyScalerContested fires.
 func situationScalerContested(t *testing.T) {
 	s := newCluster(t)
 	s.kubectl("delete", "mutatingwebhookconfiguration", "replica-policy")
