@@ -80,9 +80,7 @@ func (r *AdmissionCostResult) AddedRatio(config, base, op string, c int) (med, q
 	if len(q) == 0 {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	slices.Sort(q)
-	n := len(q) - 1
-	return q[n/2], q[n/4], q[(3*n+3)/4]
+	return quartiles(q)
 }
 
 // Resolution is the smallest difference the measurement tells apart at concurrency c, by

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -23,9 +24,9 @@ func ratio(a, b float64) string {
 
 // quartiles returns the median (the lower middle value of an even count) and the
 // interquartile range of d, which it sorts; zeros when d is empty.
-func quartiles(d []time.Duration) (med, q1, q3 time.Duration) {
+func quartiles[T cmp.Ordered](d []T) (med, q1, q3 T) {
 	if len(d) == 0 {
-		return 0, 0, 0
+		return med, q1, q3
 	}
 	slices.Sort(d)
 	n := len(d) - 1
