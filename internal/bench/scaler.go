@@ -179,26 +179,17 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 
 		// GET then UPDATE, back to the bound itself: inside it, and above the next size's.
 		e.progress("scaler: raw GET+UpdateScale loop over the same %d Deployments, %d at a time", n, ScalerWorkers)
-		if w, err = e.watchReplicas(ctx, nsScale, bound, n); err != nil {
-			return results, err
-		}
-		t0 = time.Now()
-		smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
-			deps := e.Client.AppsV1().Deployments(nsScale)
-			s, err := deps.GetScale(ctx, scaleName(j), metav1.GetOptions{})
+		deps := e.Client.AppsV1().Deployments(nsScale)
+		if r.RawGetUpdateTime, _, err = e.rawLoop(ctx, "raw GET+UpdateScale", n, bound, func(name string) error {
+			s, err := deps.GetScale(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			s.Spec.Replicas = bound
-			_, err = deps.UpdateScale(ctx, scaleName(j), s, metav1.UpdateOptions{})
+			_, err = deps.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
 			return err
-		})
-		r.RawGetUpdateTime = time.Since(t0)
-		if smp.Errors > 0 {
-			return results, fmt.Errorf("raw GET+UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
-		}
-		if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
-			return results, fmt.Errorf("raw GET+UpdateScale: %w", err)
+		}); err != nil {
+			return results, err
 		}
 		results = append(results, r)
 	}
@@ -206,28 +197,35 @@ func (e *Env) RunScaler(ctx context.Context, sizes []int, timeout time.Duration)
 }
 
 // rawUpdateScale is the floor: a tight loop of UpdateScale calls that sets each of the
-// scaler namespace's n Deployments to value, at the scaler's number of workers, timed until
-// a watch saw them all hold it, with the CPU time per write of the suite's processes.
+// scaler namespace's n Deployments to value (rawLoop).
 func (e *Env) rawUpdateScale(ctx context.Context, n int, value int32) (time.Duration, map[string]time.Duration, error) {
+	deps := e.Client.AppsV1().Deployments(nsScale)
+	return e.rawLoop(ctx, "raw UpdateScale", n, value, func(name string) error {
+		_, err := deps.UpdateScale(ctx, name, &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: name},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: value},
+		}, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// rawLoop runs write for each of the scaler namespace's n Deployments at the scaler's
+// number of workers, timed until a watch saw them all hold value, and returns that time and
+// the CPU time per write of the suite's processes; what names the loop in errors.
+func (e *Env) rawLoop(ctx context.Context, what string, n int, value int32, write func(name string) error) (time.Duration, map[string]time.Duration, error) {
 	w, err := e.watchReplicas(ctx, nsScale, value, n)
 	if err != nil {
 		return 0, nil, err
 	}
 	cpu0 := treeCPU(e.Webhook.Cmd.Process.Pid)
 	t0 := time.Now()
-	smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error {
-		_, err := e.Client.AppsV1().Deployments(nsScale).UpdateScale(ctx, scaleName(j), &autoscalingv1.Scale{
-			ObjectMeta: metav1.ObjectMeta{Namespace: nsScale, Name: scaleName(j)},
-			Spec:       autoscalingv1.ScaleSpec{Replicas: value},
-		}, metav1.UpdateOptions{})
-		return err
-	})
+	smp := harness.RunConcurrently(ScalerWorkers, n, func(_, j int) error { return write(scaleName(j)) })
 	took := time.Since(t0)
 	if smp.Errors > 0 {
-		return 0, nil, fmt.Errorf("raw UpdateScale: %d errors, first: %v", smp.Errors, smp.FirstError)
+		return 0, nil, fmt.Errorf("%s: %d errors, first: %v", what, smp.Errors, smp.FirstError)
 	}
 	if _, _, err := w.wait(ctx, 10*time.Second); err != nil {
-		return 0, nil, fmt.Errorf("raw UpdateScale: %w", err)
+		return 0, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return took, perWrite(cpu0, treeCPU(e.Webhook.Cmd.Process.Pid), n), nil
 }
