@@ -170,7 +170,7 @@ func TestScalerJudgedAgainstTheRawLoopsAroundIt(t *testing.T) {
 	if got := render(s); !strings.Contains(got, "| 0.83 (") || !strings.Contains(got, "**missed**") {
 		t.Errorf("a scaler at 0.83 of its floor, 0.2 s A/A:\n%s", got)
 	}
-	s.ScalerTime, s.RawBeforeTime = 2900*time.Millisecond, 0 // a result without the loop before: the loop after alone
+	s.ScalerTime, s.RawBeforeTime = 2900*time.Millisecond, s.RawTime // both loops 3 s: no spread
 	if got := render(s); !strings.Contains(got, "| 1.11 (") || !strings.Contains(got, "1000 violators | 1.11 (370/s against 333/s, the raw loops before and after it; 1.03 counting the 200 ms before the first correction) | met |") {
 		t.Errorf("a scaler faster than its floor:\n%s", got)
 	}

@@ -233,17 +233,9 @@ func (e *Env) rawLoop(ctx context.Context, what string, n int, value int32, writ
 // rawFloor is the raw loop's time the scaler is judged against: the mean of the loops
 // before and after its round. rawSpread, the difference between the two, is what the run
 // can resolve (an A/A comparison: the same loop twice).
-func (r ScalerResult) rawFloor() time.Duration {
-	if r.RawBeforeTime == 0 {
-		return r.RawTime
-	}
-	return (r.RawTime + r.RawBeforeTime) / 2
-}
+func (r ScalerResult) rawFloor() time.Duration { return (r.RawTime + r.RawBeforeTime) / 2 }
 
 func (r ScalerResult) rawSpread() time.Duration {
-	if r.RawBeforeTime == 0 {
-		return 0
-	}
 	return max(r.RawTime-r.RawBeforeTime, r.RawBeforeTime-r.RawTime)
 }
 
