@@ -322,10 +322,10 @@ func judgeAtMost(added, other time.Duration, factor float64, res time.Duration, 
 
 // judgeRatioAtMost judges a ratio target on the ratio's spread over paired rounds (median
 // med, interquartile range [q1, q3]): met when q3 is at most target, missed when q1 is
-// above it, and in between the median says which side it is on, within that noise. It is for ratios of figures far above the A/A noise (two
-// webhooks' milliseconds), where the rounds' own spread is the resolution; judgeAtMost's
-// A/A rule is for added times near that noise, whose round-by-round ratios would divide by
-// it.
+// above it, and in between the median says which side it is on, within that noise. It is
+// for ratios of figures far above the A/A noise (two webhooks' milliseconds), where the
+// rounds' own spread is the resolution; judgeAtMost's A/A rule is for added times near that
+// noise, whose round-by-round ratios would divide by it.
 func judgeRatioAtMost(med, q1, q3, target float64) string {
 	switch {
 	case math.IsNaN(med):
