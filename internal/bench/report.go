@@ -547,7 +547,7 @@ func (r *Report) scaler(p printf) {
 				s.RawBeforeTime.Seconds(), s.RawTime.Seconds(), float64(s.Deployments)/floor.Seconds(), floor.Seconds()/s.span().Seconds(),
 				s.RawGetUpdateTime.Seconds(), s.RawGetUpdateTime.Seconds()/s.span().Seconds())
 		}
-		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one JSON patch of the scale that tests the replicas its cache saw, no GET).\n\n")
+		p("\nThe last loop is a guarded update per Deployment (a GET of the scale subresource, then the UPDATE with its resourceVersion), what the scaler did per correction before its conditional write (one UPDATE of the scale carrying the resourceVersion its cache saw, no GET).\n\n")
 		p("What a write cost the machine, in CPU time per write of each of the suite's processes (`/proc/<pid>/stat`, user and system), over the scaler's round (policy change to last correction) and over the raw `UpdateScale` loop. The rounds keep both cores busy, so these decide the rates; the binary serves the admission webhook for both, and *this process* runs the raw loop and, in both, the watch.\n\n")
 		p("| violators | round | kube-apiserver µs | etcd µs | the binary µs | this process µs | all µs | all, scaler/raw |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
 		all := func(m map[string]time.Duration) time.Duration {

@@ -29,7 +29,7 @@ type ScalerResult struct {
 	// Deployment; MemoryAfter once it has corrected them all.
 	MemoryStart, MemoryAfter harness.Memory
 	// Scaler: time from the policy change until a watch of the namespace saw every violator
-	// corrected, and the scale writes (PATCH) kube-apiserver counted meanwhile. ScalerFirst
+	// corrected, and the scale writes (PUT) kube-apiserver counted meanwhile. ScalerFirst
 	// is the part of it before the first correction was stored (the reaction: the
 	// ConfigMap's watch event, the policy's parse, the pass that queues the violators); the
 	// rest is the corrections' span.
@@ -368,9 +368,10 @@ func (e *Env) countAbove(ctx context.Context, ns string, bound int32) (int, erro
 }
 
 // scaleUpdates is kube-apiserver's count of writes to deployments/scale: the raw loops'
-// UPDATEs and the scaler's conditional PATCHes. Dry-run writes are left out: --native-policies
-// sends one (its probe that the API server calls the webhook) when a policy change widens
-// the webhook configuration, and it stores nothing.
+// UPDATEs and the scaler's conditional UPDATEs (PUT, with the cache's resourceVersion), and
+// any PATCH. Dry-run writes are left out: --native-policies sends one (its probe that the
+// API server calls the webhook) when a policy change widens the webhook configuration, and
+// it stores nothing.
 func (e *Env) scaleUpdates(ctx context.Context) (int64, error) {
 	var n float64
 	for _, verb := range []string{"PUT", "PATCH"} {

@@ -11,7 +11,6 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -257,20 +256,17 @@ func (p *DryRunProber) probe(ctx context.Context, tg target, v policy.Verdict, p
 // set), and returns the Scale the API server answered (nil on an error) and its warnings.
 func (p *DryRunProber) dryRunScale(ctx context.Context, tg target, replicas int32, fieldManager string) (*autoscalingv1.Scale, string, error) {
 	p.warnings.take()
-	// A merge patch of the /scale subresource, as the scaler writes it (its ServiceAccount
-	// may patch /scale, not update it); the API server admits it as an UPDATE of the Scale.
-	resource := "deployments"
+	// An UPDATE of the /scale subresource, as the scaler writes it (its ServiceAccount may
+	// update /scale, not patch it), without a resourceVersion: whatever the workload holds.
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: tg.namespace, Name: tg.name}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+	opts := metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: fieldManager}
+	var got *autoscalingv1.Scale
+	var err error
 	if tg.kind == "StatefulSet" {
-		resource = "statefulsets"
+		got, err = p.client.AppsV1().StatefulSets(tg.namespace).UpdateScale(ctx, tg.name, scale, opts)
+	} else {
+		got, err = p.client.AppsV1().Deployments(tg.namespace).UpdateScale(ctx, tg.name, scale, opts)
 	}
-	req := p.client.AppsV1().RESTClient().Patch(types.MergePatchType).
-		Namespace(tg.namespace).Resource(resource).Name(tg.name).SubResource("scale").
-		Param("dryRun", metav1.DryRunAll)
-	if fieldManager != "" {
-		req = req.Param("fieldManager", fieldManager)
-	}
-	got := &autoscalingv1.Scale{}
-	err := req.Body([]byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas))).Do(ctx).Into(got)
 	if err != nil {
 		got = nil
 	}

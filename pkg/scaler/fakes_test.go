@@ -1,21 +1,19 @@
 package scaler
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/replica-policy/replica-policy/pkg/workload"
@@ -26,23 +24,31 @@ import (
 
 // scaleCall is one request to the fake scale subresource.
 type scaleCall struct {
-	Verb       string // "patch": the scaler sends nothing else
-	Kind       string // of the object the subresource belongs to
-	Namespace  string
-	Name       string
-	Patch      string // the JSON patch sent
-	FieldOwner string // the field manager
+	Verb            string // "update": the scaler sends nothing else
+	Kind            string // of the object the subresource belongs to
+	Namespace       string
+	Name            string
+	ResourceVersion string // the Scale's, the write's condition
+	Replicas        int32  // the Scale's spec.replicas
+	FieldOwner      string // the field manager
 }
 
+// cachedRV is the resourceVersion controller-runtime's fake client gives the objects it is
+// built with: the cache's view of every workload in these tests.
+const cachedRV = "999"
+
 // fakeScale is a client.SubResourceClient for "scale" that serves one workload as the API
-// server does: a PATCH is applied, with the API server's json-patch, to the Scale's JSON
-// (autoscaling/v1, replicas 0 omitted); a failed test op is answered 422 Invalid.
-// patchErrs are returned by successive calls instead (a nil entry means: apply it).
+// server does: an UPDATE whose Scale carries a resourceVersion other than the workload's is
+// answered 409 Conflict; otherwise (or without one, an unconditional write) its replicas are
+// stored and the resourceVersion moves on. resourceVersion "" is cachedRV: the workload has
+// not changed since the cache saw it. updateErrs are returned by successive calls instead
+// (a nil entry means: serve it).
 type fakeScale struct {
-	mu        sync.Mutex
-	replicas  int32
-	patchErrs []error
-	calls     []scaleCall
+	mu              sync.Mutex
+	replicas        int32
+	resourceVersion string
+	updateErrs      []error
+	calls           []scaleCall
 }
 
 var _ client.SubResourceClient = (*fakeScale)(nil)
@@ -67,51 +73,41 @@ func (f *fakeScale) Get(context.Context, client.Object, client.Object, ...client
 	return errors.New("fakeScale: unexpected GET")
 }
 
-func (f *fakeScale) Update(context.Context, client.Object, ...client.SubResourceUpdateOption) error {
-	return errors.New("fakeScale: unexpected UPDATE")
+func (f *fakeScale) Update(_ context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := (&client.SubResourceUpdateOptions{}).ApplyOptions(opts)
+	scale, ok := o.SubResourceBody.(*autoscalingv1.Scale)
+	if !ok {
+		return fmt.Errorf("fakeScale: UPDATE with body %T, want *autoscalingv1.Scale", o.SubResourceBody)
+	}
+	f.calls = append(f.calls, scaleCall{Verb: "update", Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(),
+		ResourceVersion: scale.ResourceVersion, Replicas: scale.Spec.Replicas, FieldOwner: o.FieldManager})
+	if err := popErr(&f.updateErrs); err != nil {
+		return err
+	}
+	if scale.Namespace != obj.GetNamespace() || scale.Name != obj.GetName() {
+		return apierrors.NewBadRequest(fmt.Sprintf("fakeScale: Scale %s/%s sent to the scale of %s/%s", scale.Namespace, scale.Name, obj.GetNamespace(), obj.GetName()))
+	}
+	rv := cmp.Or(f.resourceVersion, cachedRV)
+	if scale.ResourceVersion != "" && scale.ResourceVersion != rv { // kube-apiserver's answer
+		return apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, scale.Name,
+			errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+	}
+	n, err := strconv.Atoi(rv)
+	if err != nil {
+		return err
+	}
+	f.replicas, f.resourceVersion = scale.Spec.Replicas, strconv.Itoa(n+1)
+	return nil
 }
 
 func (f *fakeScale) Create(context.Context, client.Object, client.Object, ...client.SubResourceCreateOption) error {
 	return errors.New("fakeScale: unexpected CREATE")
 }
 
-func (f *fakeScale) Patch(_ context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	o := (&client.SubResourcePatchOptions{}).ApplyOptions(opts)
-	data, err := patch.Data(o.SubResourceBody)
-	if err != nil {
-		return err
-	}
-	f.calls = append(f.calls, scaleCall{Verb: "patch", Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), Patch: string(data), FieldOwner: o.FieldManager})
-	if err := popErr(&f.patchErrs); err != nil {
-		return err
-	}
-	if patch.Type() != types.JSONPatchType {
-		return fmt.Errorf("fakeScale: PATCH of type %s", patch.Type())
-	}
-	scale, ok := o.SubResourceBody.(*autoscalingv1.Scale)
-	if !ok {
-		return fmt.Errorf("fakeScale: PATCH with body %T, want *autoscalingv1.Scale", o.SubResourceBody)
-	}
-	doc, err := json.Marshal(autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName()}, Spec: autoscalingv1.ScaleSpec{Replicas: f.replicas}})
-	if err != nil {
-		return err
-	}
-	p, err := jsonpatch.DecodePatch(data)
-	if err != nil {
-		return apierrors.NewBadRequest(err.Error())
-	}
-	patched, err := p.Apply(doc)
-	if err != nil { // what kube-apiserver 1.37 answers (measured): json-patch's error stays in the server
-		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity,
-			Reason: metav1.StatusReasonInvalid, Message: testFailedMessage, Details: &metav1.StatusDetails{}}}
-	}
-	if err := json.Unmarshal(patched, scale); err != nil {
-		return err
-	}
-	f.replicas = scale.Spec.Replicas
-	return nil
+func (f *fakeScale) Patch(context.Context, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+	return errors.New("fakeScale: unexpected PATCH")
 }
 
 func (f *fakeScale) Apply(context.Context, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {

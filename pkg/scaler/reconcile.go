@@ -104,11 +104,11 @@ func (r *Reconciler) settled(ctx context.Context, req Request, e policy.Effect) 
 }
 
 // correct moves the workload's replicas to the nearest bound with one conditional write of
-// its scale subresource, unless another writer is contesting it: a JSON patch that tests the
-// replicas the cache saw and sets the bound (scalePatch). There is no read first; a workload
-// that moved since the cache saw it fails the test (the API server answers 422) and is
-// evaluated again from the cache, which its watch event updates: the scaler never raises
-// (or lowers) a workload from a value it did not see.
+// its scale subresource, unless another writer is contesting it: an UPDATE of the Scale with
+// the resourceVersion the cache saw and the bound (updateScale). There is no read first; a
+// workload that changed since the cache saw it is refused (the API server answers 409
+// Conflict) and evaluated again from the cache: the scaler never raises (or lowers) a
+// workload from a value it did not see.
 func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kind, obj *workload.Cached, v policy.Verdict) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	rule := v.Rule
@@ -128,7 +128,7 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 	from, to := v.Replicas, v.Want
 	err := r.limiter.Wait(ctx)
 	if err == nil {
-		err = r.patchScale(ctx, req, kind, obj.Replicas(), to)
+		err = r.updateScale(ctx, req, kind, obj, to)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
@@ -137,11 +137,11 @@ func (r *Reconciler) correct(ctx context.Context, req Request, kind workload.Kin
 		return reconcile.Result{}, nil
 	case err != nil && ctx.Err() != nil:
 		return reconcile.Result{}, err // shutting down or lost leadership: not a failure
-	case movedSinceSeen(err):
+	case apierrors.IsConflict(err):
 		r.tracker.notCorrected(req)
 		r.moved.Add(1)
 		movedTotal.Inc()
-		logger.V(1).Info("Replicas changed since the cache saw them; evaluating again from the cache", "seen", from)
+		logger.V(1).Info("Workload changed since the cache saw it; evaluating again from the cache", "seen", from, "resourceVersion", obj.GetResourceVersion())
 		return reconcile.Result{RequeueAfter: movedRequeue}, nil
 	case err != nil:
 		r.tracker.notCorrected(req)

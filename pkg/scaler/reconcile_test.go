@@ -155,15 +155,14 @@ const (
 
 var webReq = deploymentReq(recNS, recName)
 
-// scalePatchCall is the scaler's conditional write of kind's scale: test seen (a JSON
-// value: null for absent), set want.
-func scalePatchCall(kind, seen string, want int32) scaleCall {
-	return scaleCall{Verb: "patch", Kind: kind, Namespace: recNS, Name: recName, FieldOwner: "replica-policy-scaler",
-		Patch: fmt.Sprintf(`[{"op":"test","path":"/spec/replicas","value":%s},{"op":"add","path":"/spec/replicas","value":%d}]`, seen, want)}
+// updateCall is the scaler's conditional write of kind's scale: an UPDATE carrying the
+// resourceVersion the cache saw (cachedRV) and want.
+func updateCall(kind string, want int32) scaleCall {
+	return scaleCall{Verb: "update", Kind: kind, Namespace: recNS, Name: recName, ResourceVersion: cachedRV, Replicas: want, FieldOwner: "replica-policy-scaler"}
 }
 
-// leftMoved checks a reconcile whose conditional write found the workload moved: the
-// scale still holds what another writer set (api), one write counted as moved, nothing else.
+// leftMoved checks a reconcile whose conditional write was refused with 409 Conflict: the
+// scale still holds what the API holds (api), one write counted as moved, nothing else.
 func leftMoved(api int32) func(t *testing.T, f *fixture) {
 	return func(t *testing.T, f *fixture) {
 		t.Helper()
@@ -255,7 +254,7 @@ func TestReconcile(t *testing.T) {
 			policy:     nsSelPolicy,
 			objs:       []client.Object{web50, recNamespace(recNS, map[string]string{"env": "production"})},
 			scale:      &fakeScale{replicas: 50},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 10)},
 			wantEvents: []recordedEvent{corrected(50, 10, "rt-nssel", "[0, 10]")},
 		},
 		{
@@ -370,11 +369,11 @@ func TestReconcile(t *testing.T) {
 			check: forgets("rt-deleting", "workload being deleted"),
 		},
 		{
-			name:      "not found from the scale PATCH during a correction: no error, no Event, the tracker forgets",
+			name:      "not found from the scale UPDATE during a correction: no error, no Event, the tracker forgets",
 			policy:    clampPolicy("rt-deleted-meanwhile"),
 			objs:      []client.Object{web50},
-			scale:     &fakeScale{patchErrs: []error{apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName)}},
-			wantCalls: []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			scale:     &fakeScale{updateErrs: []error{apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName)}},
+			wantCalls: []scaleCall{updateCall("Deployment", 10)},
 			check: func(t *testing.T, f *fixture) {
 				forgets("rt-deleted-meanwhile", "workload deleted during its correction")(t, f)
 				if c := f.r.Counts(); c.Failures != 0 {
@@ -383,11 +382,11 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:       "correction: one scale PATCH, testing the cached replicas and setting the nearest bound, ReplicasCorrected Event",
+			name:       "correction: one scale UPDATE, carrying the cached resourceVersion and the nearest bound, ReplicasCorrected Event",
 			policy:     clampPolicy("rt-clamp"),
 			objs:       []client.Object{web50},
 			scale:      &fakeScale{replicas: 50},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 10)},
 			wantEvents: []recordedEvent{corrected(50, 10, "rt-clamp", "[0, 10]")},
 			check: func(t *testing.T, f *fixture) {
 				if f.scale.replicas != 10 {
@@ -405,47 +404,56 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name:       "correction up to the minimum, replicas unset in the cache (the policy's default 1; the Scale's JSON has none): tested as absent",
+			name:       "correction up to the minimum, replicas unset in the cache (the policy's default 1)",
 			policy:     fmt.Sprintf("rules:\n- {name: rt-min, namespaces: [%s], minReplicas: 3}\n", recNS),
 			objs:       []client.Object{recDeployment(recNS, recName, nil)},
 			scale:      &fakeScale{replicas: 0},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "null", 3)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 3)},
 			wantEvents: []recordedEvent{corrected(1, 3, "rt-min", "[3, ∞)")},
 		},
 		{
-			name:       "moved since the cache saw it, or the cache is behind (the API holds 2): the test fails, nothing written, no Event, no failure, evaluated again",
+			name:       "moved since the cache saw it, or the cache is behind (the API holds 2): 409 Conflict, nothing written, no Event, no failure, evaluated again",
 			policy:     clampPolicy("rt-moved"),
 			objs:       []client.Object{web50},
-			scale:      &fakeScale{replicas: 2},
+			scale:      &fakeScale{replicas: 2, resourceVersion: "1000"},
 			wantResult: reconcile.Result{RequeueAfter: movedRequeue},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 10)},
 			check:      leftMoved(2),
 		},
 		{
-			name:       "replicas 0 in the cache (absent from the Scale's JSON): tested as absent, corrected",
+			name:       "changed since the cache saw it, replicas the same (a label, a status update): 409 Conflict, nothing written, evaluated again",
+			policy:     clampPolicy("rt-relabelled"),
+			objs:       []client.Object{web50},
+			scale:      &fakeScale{replicas: 50, resourceVersion: "1000"},
+			wantResult: reconcile.Result{RequeueAfter: movedRequeue},
+			wantCalls:  []scaleCall{updateCall("Deployment", 10)},
+			check:      leftMoved(50),
+		},
+		{
+			name:       "replicas 0 in the cache (absent from the Scale's JSON): corrected",
 			policy:     fmt.Sprintf("rules:\n- {name: rt-zero, namespaces: [%s], minReplicas: 2}\n", recNS),
 			objs:       []client.Object{recDeployment(recNS, recName, ptr.To[int32](0))},
 			scale:      &fakeScale{replicas: 0},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "null", 2)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 2)},
 			wantEvents: []recordedEvent{corrected(0, 2, "rt-zero", "[2, ∞)")},
 		},
 		{
 			name:       "replicas 0 in the cache, 1 in the API: moved, not raised",
 			policy:     fmt.Sprintf("rules:\n- {name: rt-zero-moved, namespaces: [%s], minReplicas: 2}\n", recNS),
 			objs:       []client.Object{recDeployment(recNS, recName, ptr.To[int32](0))},
-			scale:      &fakeScale{replicas: 1},
+			scale:      &fakeScale{replicas: 1, resourceVersion: "1000"},
 			wantResult: reconcile.Result{RequeueAfter: movedRequeue},
-			wantCalls:  []scaleCall{scalePatchCall("Deployment", "null", 2)},
+			wantCalls:  []scaleCall{updateCall("Deployment", 2)},
 			check:      leftMoved(1),
 		},
 		{
-			name:   "another 422 (a validation error) is a failure, not a move",
+			name:   "another error (422, a validation error) is a failure, not a move",
 			policy: clampPolicy("rt-invalid"),
 			objs:   []client.Object{web50},
-			scale: &fakeScale{replicas: 50, patchErrs: []error{apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, recName,
+			scale: &fakeScale{replicas: 50, updateErrs: []error{apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, recName,
 				field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), 10, "no")})}},
 			wantErr:   apierrors.IsInvalid,
-			wantCalls: []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			wantCalls: []scaleCall{updateCall("Deployment", 10)},
 			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonCorrectionFailed, Action: "Scale",
 				Note: `could not set spec.replicas 50 to 10 for replica policy rule "rt-invalid": Scale.autoscaling "web" is invalid: spec.replicas: Invalid value: 10: no`}},
 			check: func(t *testing.T, f *fixture) {
@@ -458,11 +466,11 @@ func TestReconcile(t *testing.T) {
 			name:   "correction fails: CorrectionFailed Event, error returned, counted",
 			policy: clampPolicy("rt-forbidden"),
 			objs:   []client.Object{web50},
-			scale:  &fakeScale{replicas: 50, patchErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}},
+			scale:  &fakeScale{replicas: 50, updateErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}},
 			wantErr: func(err error) bool {
 				return apierrors.IsForbidden(err) && !errors.Is(err, reconcile.TerminalError(nil))
 			},
-			wantCalls: []scaleCall{scalePatchCall("Deployment", "50", 10)},
+			wantCalls: []scaleCall{updateCall("Deployment", 10)},
 			wantEvents: []recordedEvent{{Regarding: "prod/web", Type: corev1.EventTypeWarning, Reason: ReasonCorrectionFailed, Action: "Scale",
 				Note: `could not set spec.replicas 50 to 10 for replica policy rule "rt-forbidden": deployments.apps "web" is forbidden: no`}},
 			check: func(t *testing.T, f *fixture) {
@@ -511,7 +519,7 @@ func TestReconcile(t *testing.T) {
 			}},
 			req:        Request{Kind: workload.ReplicaSet.GroupKind(), NamespacedName: webReq.NamespacedName},
 			scale:      &fakeScale{replicas: 0},
-			wantCalls:  []scaleCall{scalePatchCall("ReplicaSet", "null", 2)},
+			wantCalls:  []scaleCall{updateCall("ReplicaSet", 2)},
 			wantEvents: []recordedEvent{corrected(0, 2, "rt-rs", "[2, ∞)")},
 		},
 		{
@@ -523,7 +531,7 @@ func TestReconcile(t *testing.T) {
 			}},
 			req:        Request{Kind: workload.StatefulSet.GroupKind(), NamespacedName: webReq.NamespacedName},
 			scale:      &fakeScale{replicas: 12},
-			wantCalls:  []scaleCall{scalePatchCall("StatefulSet", "12", 7)},
+			wantCalls:  []scaleCall{updateCall("StatefulSet", 7)},
 			wantEvents: []recordedEvent{corrected(12, 7, "rt-sts", "[3, 7]")},
 			check: func(t *testing.T, f *fixture) {
 				if v := counterValue(t, correctionsTotal.WithLabelValues("rt-sts", "StatefulSet")); v != 1 {
@@ -650,7 +658,7 @@ func TestReconcileMetrics(t *testing.T) {
 	t.Run("failure by reason", func(t *testing.T) {
 		before := counterValue(t, correctionFailuresTotal.WithLabelValues("Forbidden"))
 		f := newFixture(t, fixtureConfig{policy: policyFor("rt-m-forbidden"), opts: DefaultOptions(), objs: []client.Object{web50},
-			scale: &fakeScale{replicas: 50, patchErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}}})
+			scale: &fakeScale{replicas: 50, updateErrs: []error{apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, recName, errors.New("no"))}}})
 		if _, err := f.r.Reconcile(context.Background(), webReq); err == nil {
 			t.Fatal("Reconcile succeeded, want the Forbidden error")
 		}

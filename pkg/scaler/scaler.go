@@ -2,11 +2,12 @@
 //
 // For each workload under a clamp rule whose spec.replicas is outside its bounds, the
 // Reconciler writes the corrected replicas through the workload's scale subresource with one
-// conditional write and no read (a JSON patch that tests the replicas the cache saw: a
-// workload that moved meanwhile is evaluated again, never raised from a value the scaler
-// did not see); it never updates the workload object itself. Workloads under deny and warn rules are reported
-// (Event, metric), never changed. Reads of workloads and Namespaces come from the
-// manager's cache; a compliant workload costs no API request at all.
+// conditional write and no read (an UPDATE of the Scale with the resourceVersion the cache
+// saw: a workload that changed meanwhile is refused with 409 Conflict and evaluated again,
+// never raised from a value the scaler did not see); it never updates the workload object
+// itself. Workloads under deny and warn rules are reported (Event, metric), never changed.
+// Reads of workloads and Namespaces come from the manager's cache; a compliant workload
+// costs no API request at all.
 //
 // Triggers: start-up (the cache's initial list), every workload change, every Namespace
 // label change, every policy change and a periodic resync, each a pass over the cache.
@@ -84,11 +85,12 @@ func (r Request) String() string { return r.Kind.String() + " " + r.NamespacedNa
 type Counts struct {
 	// Reconciles is the number of reconciles that finished.
 	Reconciles int64
-	// ScaleWrites is the conditional writes (PATCH) sent to scale subresources; the scaler
-	// reads no scale.
+	// ScaleWrites is the conditional writes (UPDATE with the cache's resourceVersion) sent
+	// to scale subresources; the scaler reads no scale.
 	ScaleWrites int64
-	// Moved is the conditional writes that found the workload moved since the cache saw it
-	// (neither a correction nor a failure: it is evaluated again from the cache).
+	// Moved is the conditional writes refused with 409 Conflict, the workload having
+	// changed since the cache saw it (neither a correction nor a failure: it is evaluated
+	// again from the cache).
 	Moved int64
 	// Corrections is the number of workloads moved inside their bounds.
 	Corrections int64
@@ -105,7 +107,7 @@ type Counts struct {
 // Create it with New, optionally set ScaleClient, Recorder or Kinds, then call
 // SetupWithManager.
 type Reconciler struct {
-	// ScaleClient writes (PATCH) the scale subresource; default
+	// ScaleClient writes (UPDATE) the scale subresource; default
 	// mgr.GetClient().SubResource("scale"). Tests wrap it to inject faults.
 	ScaleClient client.SubResourceClient
 	// Recorder records Events; default mgr.GetEventRecorder(ControllerName).

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -297,50 +298,67 @@ func testDryRun(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 	}
 }
 
-// hookedScale wraps the scale subresource client with hooks run around its PATCH (the
+// hookedScale wraps the scale subresource client with hooks run around its UPDATE (the
 // scaler sends nothing else to it).
 type hookedScale struct {
 	client.SubResourceClient
-	beforePatch func(obj client.Object)
-	afterPatch  func(err error)
-	// failPatch, when it returns an error, answers the PATCH with it instead of the API.
-	failPatch func() error
+	beforeWrite func(obj client.Object)
+	afterWrite  func(err error)
+	// failWrite, when it returns an error, answers the UPDATE with it instead of the API.
+	failWrite func() error
 }
 
-func (h *hookedScale) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	if h.beforePatch != nil {
-		h.beforePatch(obj)
+func (h *hookedScale) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	if h.beforeWrite != nil {
+		h.beforeWrite(obj)
 	}
 	var err error
-	if h.failPatch != nil {
-		err = h.failPatch()
+	if h.failWrite != nil {
+		err = h.failWrite()
 	}
 	if err == nil {
-		err = h.SubResourceClient.Patch(ctx, obj, patch, opts...)
+		err = h.SubResourceClient.Update(ctx, obj, opts...)
 	}
-	if h.afterPatch != nil {
-		h.afterPatch(err)
+	if h.afterWrite != nil {
+		h.afterWrite(err)
 	}
 	return err
 }
 
-// The race the conditional write closes: another writer scales the Deployment down between
-// the cache's view and the scaler's write. A blind write of the bound would raise it; the
-// scaler's PATCH tests the replicas the cache saw, the API server refuses it (422), and the
-// scaler evaluates the workload again from the cache: in bounds now, left alone. Driven
-// deterministically: the other writer writes from the hook, just before the PATCH leaves.
-// Also the zero case: autoscaling/v1 Scale omits replicas 0, which the PATCH tests as absent.
+// The race the conditional write closes: another writer changes the Deployment between the
+// cache's view and the scaler's write. A blind write of the bound would raise one scaled
+// down meanwhile; the scaler's UPDATE carries the resourceVersion the cache saw, the API
+// server refuses it (409 Conflict), and the scaler evaluates the workload again from the
+// cache: in bounds now, left alone. Driven deterministically: the other writer writes from
+// the hook, just before the UPDATE leaves. Also the zero case (autoscaling/v1 Scale omits
+// replicas 0), and changes that leave the replicas alone: a label, whose watch event queues
+// the workload again, and an annotation, which the watch drops (workloadChanged), so that
+// only the scaler's requeue after a conflict (movedRequeue, 1 s) brings the correction.
 func testMovedIsNeverRaised(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	label := func(ns, name string) error {
+		_, err := cs.AppsV1().Deployments(ns).Patch(context.Background(), name, types.MergePatchType, []byte(`{"metadata":{"labels":{"tier":"web"}}}`), metav1.PatchOptions{})
+		return err
+	}
+	annotate := func(ns, name string) error {
+		_, err := cs.AppsV1().Deployments(ns).Patch(context.Background(), name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"owner":"team-a"}}}`), metav1.PatchOptions{})
+		return err
+	}
+	scaleTo := func(n int32) func(ns, name string) error {
+		return func(ns, name string) error { setScale(t, cs, ns, name, n); return nil }
+	}
 	for _, tc := range []struct {
-		name           string
-		initial, other int32 // the cache's view, and what the other writer sets before the PATCH (-1: nobody)
-		want           int32
-		moved          int64
+		name               string
+		initial            int32                       // the cache's view
+		other              func(ns, name string) error // what another writer does before the UPDATE (nil: nobody)
+		want               int32
+		moved, corrections int64
 	}{
-		{"scaled down meanwhile: not raised", 50, 2, 2, 1},
-		{"scaled from 0 into bounds meanwhile: left there", 0, 7, 7, 1},
-		{"scaled up meanwhile: not lowered from a value never seen, corrected once seen", 50, 60, 10, 1},
-		{"0 under a minimum: corrected, the absent replicas tested as 0", 0, -1, 2, 0},
+		{"scaled down meanwhile: not raised", 50, scaleTo(2), 2, 1, 0},
+		{"scaled from 0 into bounds meanwhile: left there", 0, scaleTo(7), 7, 1, 0},
+		{"scaled up meanwhile: not lowered from a value never seen, corrected once seen", 50, scaleTo(60), 10, 1, 1},
+		{"0 under a minimum: corrected", 0, nil, 2, 0, 1},
+		{"relabelled meanwhile: refused, corrected once the cache has the label", 50, label, 10, 1, 1},
+		{"annotated meanwhile (no watch event): refused, corrected by the requeue", 50, annotate, 10, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t, cs, nil)
@@ -349,39 +367,49 @@ func testMovedIsNeverRaised(t *testing.T, cfg *rest.Config, cs kubernetes.Interf
 			applyPolicy(t, store, fmt.Sprintf("rules:\n- {name: moved-%s, namespaces: [%s], minReplicas: 2, maxReplicas: 10}\n", suffix(), ns))
 			var once atomic.Bool
 			var mu sync.Mutex
-			var patchErrs []error
+			type write struct {
+				err error
+				at  time.Time
+			}
+			var writes []write
 			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
 				r.ScaleClient = &hookedScale{
 					SubResourceClient: mgr.GetClient().SubResource("scale"),
-					beforePatch: func(obj client.Object) {
-						if tc.other >= 0 && !once.Swap(true) {
-							setScale(t, cs, ns, obj.GetName(), tc.other)
+					beforeWrite: func(obj client.Object) {
+						if tc.other != nil && !once.Swap(true) {
+							if err := tc.other(ns, obj.GetName()); err != nil {
+								t.Errorf("the other writer: %v", err)
+							}
 						}
 					},
-					afterPatch: func(err error) { mu.Lock(); patchErrs = append(patchErrs, err); mu.Unlock() },
+					afterWrite: func(err error) { mu.Lock(); writes = append(writes, write{err, time.Now()}); mu.Unlock() },
 				}
 			}, nil)
 			waitReplicas(t, cs, ns, "web", tc.want, 10*time.Second)
-			wantCorrections := int64(1)
-			if tc.want == tc.other {
-				wantCorrections = 0
-			}
 			harness.Eventually(t, 10*time.Second, poll, "the scaler's counts", func() (bool, string) {
 				c := run.R.Counts()
-				return c.Moved == tc.moved && c.Corrections == wantCorrections, fmt.Sprintf("counts = %+v, want %d moved, %d corrections", c, tc.moved, wantCorrections)
+				return c.Moved == tc.moved && c.Corrections == tc.corrections, fmt.Sprintf("counts = %+v, want %d moved, %d corrections", c, tc.moved, tc.corrections)
 			})
 			time.Sleep(300 * time.Millisecond) // a wrong write would have landed by now
 			waitReplicas(t, cs, ns, "web", tc.want, time.Second)
 			mu.Lock()
 			defer mu.Unlock()
 			if tc.moved > 0 {
-				if len(patchErrs) == 0 || !apierrors.IsInvalid(patchErrs[0]) {
-					t.Fatalf("scale PATCHes returned %v, want 422 Invalid first", patchErrs)
+				if len(writes) == 0 || !apierrors.IsConflict(writes[0].err) {
+					t.Fatalf("scale UPDATEs returned %v, want 409 Conflict first", writes)
 				}
-				t.Logf("the API server's answer to a failed test: %v", patchErrs[0])
+				t.Logf("the API server's answer to a write from a stale view: %v", writes[0].err)
 			}
-			if c := run.R.Counts(); c.Failures != 0 || c.ScaleWrites != tc.moved+wantCorrections {
-				t.Errorf("counts = %+v, want no failure and %d writes", c, tc.moved+wantCorrections)
+			if tc.moved > 0 && tc.corrections > 0 {
+				// The retry comes within the requeue (1 s) and its reconcile, not a resync.
+				d := writes[len(writes)-1].at.Sub(writes[0].at)
+				if d > 3*time.Second {
+					t.Errorf("corrected %s after the conflict, want within 3s", d.Round(time.Millisecond))
+				}
+				t.Logf("corrected %s after the conflict", d.Round(time.Millisecond))
+			}
+			if c := run.R.Counts(); c.Failures != 0 || c.ScaleWrites != tc.moved+tc.corrections {
+				t.Errorf("counts = %+v, want no failure and %d writes", c, tc.moved+tc.corrections)
 			}
 			if evs := events(t, cs, ns, scaler.ReasonCorrectionFailed); len(evs) != 0 {
 				t.Errorf("CorrectionFailed events: %v", evs)
@@ -391,9 +419,9 @@ func testMovedIsNeverRaised(t *testing.T, cfg *rest.Config, cs kubernetes.Interf
 }
 
 // A Deployment deleted while the scaler corrects it (between the cache's view and the scale
-// PATCH) is not an error: no failure, no CorrectionFailed Event, no retry.
+// UPDATE) is not an error: no failure, no CorrectionFailed Event, no retry.
 func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
-	for _, when := range []string{"BeforePatch"} {
+	for _, when := range []string{"BeforeWrite"} {
 		t.Run(when, func(t *testing.T) {
 			ns := newNamespace(t, cs, nil)
 			createDeployment(t, cs, ns, "doomed", 20, nil)
@@ -414,7 +442,7 @@ func testDeletedMidReconcile(t *testing.T, cfg *rest.Config, cs kubernetes.Inter
 			}
 			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
 				rec = r
-				r.ScaleClient = &hookedScale{SubResourceClient: mgr.GetClient().SubResource("scale"), beforePatch: del}
+				r.ScaleClient = &hookedScale{SubResourceClient: mgr.GetClient().SubResource("scale"), beforeWrite: del}
 			}, nil)
 			harness.Eventually(t, 10*time.Second, poll, "the scaler's outcome", func() error {
 				if !deleted.Load() {
@@ -681,7 +709,7 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 	t.Logf("second instance elected %s after the first stopped", time.Since(start).Round(time.Millisecond))
 	createDeployment(t, cs, ns, "v-late", 30, nil)
 	waitReplicas(t, cs, ns, "v-late", 5, 10*time.Second)
-	// The write is stored before the reconciler counts it as a correction (its PATCH has
+	// The write is stored before the reconciler counts it as a correction (its UPDATE has
 	// to return first): wait for the count rather than read it at once.
 	harness.Eventually(t, 5*time.Second, 20*time.Millisecond, "the second instance counts its correction", func() (bool, string) {
 		ca, cb := a.R.Counts(), b.R.Counts()
@@ -689,7 +717,7 @@ func testLeaderElection(t *testing.T, cfg *rest.Config, cs kubernetes.Interface)
 	})
 }
 
-// A scale PATCH refused by the API server (403 Forbidden: RBAC was changed; 500: the API
+// A scale UPDATE refused by the API server (403 Forbidden: RBAC was changed; 500: the API
 // server failed) is a failure: counted by reason, reported with a CorrectionFailed Event,
 // and retried with back-off until it succeeds; nothing is lost.
 func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
@@ -711,8 +739,8 @@ func testAPIErrors(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
 			run := startScaler(t, cfg, store, testOptions(), func(r *scaler.Reconciler, mgr manager.Manager) {
 				r.ScaleClient = &hookedScale{
 					SubResourceClient: mgr.GetClient().SubResource("scale"),
-					// The first two PATCHes fail; the API answers the rest.
-					failPatch: func() error {
+					// The first two UPDATEs fail; the API answers the rest.
+					failWrite: func() error {
 						if calls.Add(1) <= 2 {
 							return tc.err
 						}

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	"github.com/replica-policy/replica-policy/pkg/workload"
 )
@@ -189,34 +188,24 @@ func TestOptions(t *testing.T) {
 }
 
 // A custom resource's scale subresource is written with an unstructured Scale body
-// (controller-runtime's client wants the body unstructured like the object).
-func TestUnstructuredScaleBody(t *testing.T) {
+// (controller-runtime's client wants the body unstructured like the object); both bodies
+// carry the request's namespace and name, the cache's resourceVersion and the replicas.
+func TestScaleBody(t *testing.T) {
+	req := Request{NamespacedName: types.NamespacedName{Namespace: "prod", Name: "web"}}
 	k := workload.Custom(schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}, "widgets", []string{"spec", "replicas"})
-	u, ok := newScale(k).(*unstructured.Unstructured)
+	u, ok := newScale(k, req, "42", 0).(*unstructured.Unstructured)
 	if !ok || u.GetKind() != "Scale" || u.GetAPIVersion() != "autoscaling/v1" {
 		t.Fatalf("newScale(Widget) = %#v", u)
 	}
-	if _, ok := newScale(workload.StatefulSet).(*autoscalingv1.Scale); !ok {
-		t.Error("a built-in kind's scale body is typed")
+	if r, found, err := unstructured.NestedInt64(u.Object, "spec", "replicas"); u.GetNamespace() != "prod" || u.GetName() != "web" || u.GetResourceVersion() != "42" || !found || err != nil || r != 0 {
+		t.Errorf("newScale(Widget) = %v, want prod/web at resourceVersion 42 with spec.replicas 0", u.Object)
 	}
-}
-
-// The conditional write tests the replicas the cache saw; 0 and unset, which the Scale's
-// JSON omits, as absent.
-func TestScalePatch(t *testing.T) {
-	for _, tc := range []struct {
-		seen *int32
-		want int32
-		out  string
-	}{
-		{ptr.To[int32](50), 10, `[{"op":"test","path":"/spec/replicas","value":50},{"op":"add","path":"/spec/replicas","value":10}]`},
-		{ptr.To[int32](0), 2, `[{"op":"test","path":"/spec/replicas","value":null},{"op":"add","path":"/spec/replicas","value":2}]`},
-		{nil, 3, `[{"op":"test","path":"/spec/replicas","value":null},{"op":"add","path":"/spec/replicas","value":3}]`},
-		{ptr.To[int32](1), 0, `[{"op":"test","path":"/spec/replicas","value":1},{"op":"add","path":"/spec/replicas","value":0}]`},
-	} {
-		if got := string(scalePatch(tc.seen, tc.want)); got != tc.out {
-			t.Errorf("scalePatch(%v, %d) = %s, want %s", ptr.Deref(tc.seen, -1), tc.want, got, tc.out)
-		}
+	s, ok := newScale(workload.StatefulSet, req, "42", 7).(*autoscalingv1.Scale)
+	if !ok {
+		t.Fatal("a built-in kind's scale body is typed")
+	}
+	if s.Namespace != "prod" || s.Name != "web" || s.ResourceVersion != "42" || s.Spec.Replicas != 7 {
+		t.Errorf("newScale(StatefulSet) = %+v, want prod/web at resourceVersion 42 with spec.replicas 7", s)
 	}
 }
 

@@ -142,11 +142,11 @@ func (l learner) replicasPath(ctx context.Context, name, version string) ([]stri
 }
 
 // allowed checks, with SelfSubjectAccessReviews, the rights the webhook and the scaler will
-// use: get,list,watch on the resource and patch on its scale subresource. Without
+// use: get,list,watch on the resource and update on its scale subresource. Without
 // them the informer never syncs, and the process would never turn ready, silently.
 func (l learner) allowed(ctx context.Context, group, resource string) error {
 	var missing []string
-	for _, c := range []struct{ verb, sub string }{{"get", ""}, {"list", ""}, {"watch", ""}, {"patch", "scale"}} {
+	for _, c := range []struct{ verb, sub string }{{"get", ""}, {"list", ""}, {"watch", ""}, {"update", "scale"}} {
 		r, err := l.access.Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: c.verb, Group: group, Resource: resource, Subresource: c.sub},
 		}}, metav1.CreateOptions{})
@@ -162,7 +162,7 @@ func (l learner) allowed(ctx context.Context, group, resource string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing RBAC in API group %q: %s (manifests/components/workload-resource grants get,list,watch on the resource and patch on its /scale)", group, strings.Join(missing, ", "))
+		return fmt.Errorf("missing RBAC in API group %q: %s (manifests/components/workload-resource grants get,list,watch on the resource and update on its /scale)", group, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -82,8 +82,8 @@ func TestLearnWorkloadResource(t *testing.T) {
 		{name: "CRD forbidden", resource: "widgets.example.com", crdErr: apierrors.NewForbidden(schema.GroupResource{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}, "widgets.example.com", errors.New("no RBAC")),
 			wantErr: `--workload-resource widgets.example.com: cannot read its CustomResourceDefinition: missing RBAC: get on customresourcedefinitions.apiextensions.k8s.io "widgets.example.com"`},
 		{name: "scale update forbidden", resource: "widgets.example.com", crd: crd("widgets.example.com", "v1", map[string]any{"specReplicasPath": ".spec.replicas"}),
-			denied:  []string{"watch widgets", "patch widgets/scale"},
-			wantErr: `--workload-resource widgets.example.com: missing RBAC in API group "example.com": watch widgets, patch widgets/scale (manifests/components/workload-resource grants`},
+			denied:  []string{"watch widgets", "update widgets/scale"},
+			wantErr: `--workload-resource widgets.example.com: missing RBAC in API group "example.com": watch widgets, update widgets/scale (manifests/components/workload-resource grants`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disco := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{Resources: []*metav1.APIResourceList{

@@ -238,7 +238,7 @@ func (a access) String() string {
 }
 
 // The design's least-privilege contract: for each bounded workload resource (deployments,
-// statefulsets, replicasets) get/list/watch, and patch on its /scale (the scaler's conditional write);
+// statefulsets, replicasets) get/list/watch, and update on its /scale (the scaler's conditional write);
 // horizontalpodautoscalers get/list/watch; namespaces get/list/watch; events create/patch; in its own namespace only, the policy ConfigMap
 // get/list/watch by name and its leader-election Lease; nothing else. A custom resource's
 // rights come only with manifests/components/workload-resource.
@@ -264,7 +264,7 @@ func accessTable() []access {
 		can(v, "", "configmaps", "", own, policy.DefaultConfigMapName)
 	}
 	for _, w := range workloads {
-		can("patch", "apps", w, "scale", other, "web")
+		can("update", "apps", w, "scale", other, "web")
 	}
 	for _, g := range []string{"", "events.k8s.io"} {
 		for _, v := range []string{"create", "patch"} {
@@ -282,7 +282,7 @@ func accessTable() []access {
 			cannot(v, "apps", w, "", other, "web")
 		}
 		cannot("get", "apps", w, "scale", other, "web")
-		cannot("update", "apps", w, "scale", other, "web")
+		cannot("patch", "apps", w, "scale", other, "web")
 		cannot("update", "apps", w, "status", other, "web")
 		cannot("patch", "apps", w, "status", other, "web")
 	}
