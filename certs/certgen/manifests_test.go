@@ -246,8 +246,8 @@ func TestKustomizeDefault(t *testing.T) {
 			t.Errorf("%s webhook %s: clientConfig %+v, want Service %s/%s port 443", config, name, cc, namespace, serviceName)
 		}
 	})
-	if n != 3 {
-		t.Errorf("%d webhooks, want 3 (mutate for workloads, hpa for HPAs, policy for the ConfigMap)", n)
+	if n != 4 {
+		t.Errorf("%d webhooks, want 4 (mutate for workload objects, scale.mutate for their /scale, hpa for HPAs, policy for the ConfigMap)", n)
 	}
 	verifyAgainstBundle(t, caPEM, certPEM, serviceName+"."+namespace+".svc")
 
@@ -301,8 +301,8 @@ func TestKustomizeLocalOverlay(t *testing.T) {
 			t.Errorf("%s webhook %s: caBundle does not decode to ca.crt", config, name)
 		}
 	})
-	if n != 3 {
-		t.Errorf("%d webhooks, want 3 (workloads, HPAs, the policy)", n)
+	if n != 4 {
+		t.Errorf("%d webhooks, want 4 (workload objects, their /scale, HPAs, the policy)", n)
 	}
 	verifyAgainstBundle(t, caPEM, readFile(t, filepath.Join(dir, "certs", certgen.TLSCertFile)), "127.0.0.1")
 	checkRBAC(t, objs)
@@ -587,10 +587,19 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 		failurePolicy: admissionregistrationv1.Ignore, sideEffects: admissionregistrationv1.SideEffectClassNone,
 		versions: []string{"v1"}, timeout: 5, conditionNames: []string{"replicas-changed"},
 		nsOperator: metav1.LabelSelectorOpNotIn, nsValues: []string{"kube-system", namespace},
-		resources: append([]string{
-			"apps/deployments:[CREATE UPDATE]", "apps/statefulsets:[CREATE UPDATE]", "apps/replicasets:[CREATE UPDATE]",
-			"apps/deployments/scale:[UPDATE]", "apps/statefulsets/scale:[UPDATE]", "apps/replicasets/scale:[UPDATE]",
-		}, extraResources...),
+		resources: []string{"apps/deployments:[CREATE UPDATE]", "apps/statefulsets:[CREATE UPDATE]", "apps/replicasets:[CREATE UPDATE]"},
+	}
+	// Their /scale has an entry of its own, without the condition (a /scale write changes
+	// replicas; a condition costs each call a conversion of the object).
+	scales := workloads
+	scales.conditionNames = nil
+	scales.resources = []string{"apps/deployments/scale:[UPDATE]", "apps/statefulsets/scale:[UPDATE]", "apps/replicasets/scale:[UPDATE]"}
+	for _, r := range extraResources {
+		if strings.Contains(r, "/scale:") {
+			scales.resources = append(scales.resources, r)
+		} else {
+			workloads.resources = append(workloads.resources, r)
+		}
 	}
 	// HPAs have an entry of their own, which --native-policies never touches.
 	hpas := workloads
@@ -598,8 +607,9 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 	hpas.resources = []string{"autoscaling/horizontalpodautoscalers:[CREATE UPDATE]"}
 	// Workloads go to /mutate only: one call per write.
 	want := map[string]common{
-		"mutate.replicapolicy.io": workloads,
-		"hpa.replicapolicy.io":    hpas,
+		"mutate.replicapolicy.io":       workloads,
+		"scale.mutate.replicapolicy.io": scales,
+		"hpa.replicapolicy.io":          hpas,
 		"policy.replicapolicy.io": {
 			failurePolicy: admissionregistrationv1.Ignore, sideEffects: admissionregistrationv1.SideEffectClassNone,
 			versions: []string{"v1"}, timeout: 10, conditionNames: []string{"is-policy-configmap"},
@@ -630,7 +640,7 @@ func checkWebhookConfigurations(t *testing.T, objs *objects, extraResources ...s
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("webhooks =\n%+v\nwant\n%+v", got, want)
 	}
-	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "hpa.replicapolicy.io": "/mutate", "policy.replicapolicy.io": "/validate"}
+	wantPaths := map[string]string{"mutate.replicapolicy.io": "/mutate", "scale.mutate.replicapolicy.io": "/mutate", "hpa.replicapolicy.io": "/mutate", "policy.replicapolicy.io": "/validate"}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("webhook paths = %v, want %v", paths, wantPaths)
 	}

@@ -277,14 +277,19 @@ func namespaceIn(ns ...string) *metav1.LabelSelector {
 	}}}
 }
 
-// ourWebhooks are the webhooks of the manifests that bound Deployments (the other one, for
-// the policy ConfigMap, stays as installed).
-var ourWebhooks = map[string]bool{"mutate.replicapolicy.io": true}
+// workloadEntry is the manifests' webhook for the objects of the bounded workloads, the one
+// --native-policies narrows.
+const workloadEntry = "mutate.replicapolicy.io"
 
-// copyWorkloadWebhook registers a copy of the installed mutating workload webhook (same
-// rules, matchConditions, failure policy and timeout) as configuration name, its webhook
-// called webhook, scoped to namespace ns, then passed through edit (nil: as it is). The
-// manifests register workloads with that one webhook only: one call per write.
+// ourWebhooks are the webhooks of the manifests that bound Deployments: the objects' and
+// their /scale's (the others, for HPAs and the policy ConfigMap, stay as installed).
+var ourWebhooks = map[string]bool{workloadEntry: true, nativesync.ScaleEntryPrefix + workloadEntry: true}
+
+// copyWorkloadWebhook registers a copy of the installed mutating workload webhooks (same
+// rules, matchConditions, failure policy and timeout) as configuration name, the objects'
+// called webhook and their /scale's "scale." + webhook, scoped to namespace ns, each passed
+// through edit (nil: as it is). The manifests register a workload write with one of them
+// only: one call per write.
 func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string, edit func(*admissionregistrationv1.MutatingWebhook)) error {
 	mwcs := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	m, err := mwcs.Get(ctx, webhookConfigs, metav1.GetOptions{})
@@ -299,14 +304,14 @@ func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string,
 		if slices.ContainsFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == nativesync.ConditionName }) {
 			return fmt.Errorf("copying %s: the installed webhook already has the matchCondition of --native-policies", name)
 		}
-		w.Name, w.NamespaceSelector = webhook, namespaceIn(ns)
+		w.Name, w.NamespaceSelector = strings.Replace(w.Name, workloadEntry, webhook, 1), namespaceIn(ns)
 		if edit != nil {
 			edit(&w)
 		}
 		mc.Webhooks = append(mc.Webhooks, w)
 	}
-	if len(mc.Webhooks) != 1 {
-		return fmt.Errorf("the installed configuration holds %d mutating workload webhooks, want 1", len(mc.Webhooks))
+	if len(mc.Webhooks) != len(ourWebhooks) {
+		return fmt.Errorf("the installed configuration holds %d mutating workload webhooks, want %d", len(mc.Webhooks), len(ourWebhooks))
 	}
 	if v, err := e.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookConfigs, metav1.GetOptions{}); err != nil {
 		return err
@@ -320,9 +325,10 @@ func (e *Env) copyWorkloadWebhook(ctx context.Context, name, webhook, ns string,
 // registerReference registers the reference webhook as such a webhook is commonly
 // written: a mutating webhook that clamps and a validating one that rejects what is still
 // outside the bounds, two calls per write. Both are copies of replica-policy's installed
-// mutating workload webhook (same rules, failure policy and timeout), pointed at the
+// mutating workload webhooks (same rules, failure policy and timeout), pointed at the
 // reference server's /mutate and /validate, scoped to its namespace, without
-// matchConditions.
+// matchConditions: the mutating ones as installed (objects, /scale), the validating one with
+// the rules of both.
 func (e *Env) registerReference(ctx context.Context) error {
 	var validating admissionregistrationv1.ValidatingWebhook
 	err := e.copyWorkloadWebhook(ctx, referenceName, "mutate.reference.bench", nsRef, func(w *admissionregistrationv1.MutatingWebhook) {
@@ -331,7 +337,7 @@ func (e *Env) registerReference(ctx context.Context) error {
 		validating = admissionregistrationv1.ValidatingWebhook{
 			Name:                    "validate.reference.bench",
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d/validate", e.ref.port)), CABundle: w.ClientConfig.CABundle},
-			Rules:                   w.Rules,
+			Rules:                   append(validating.Rules, w.Rules...),
 			FailurePolicy:           w.FailurePolicy,
 			MatchPolicy:             w.MatchPolicy,
 			NamespaceSelector:       w.NamespaceSelector,
@@ -432,7 +438,7 @@ func (e *Env) scopeNative(ctx context.Context) error {
 			return false, err.Error()
 		}
 		for _, w := range m.Webhooks {
-			if !ourWebhooks[w.Name] {
+			if w.Name != workloadEntry {
 				continue
 			}
 			i := slices.IndexFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool { return c.Name == nativesync.ConditionName })

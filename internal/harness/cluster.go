@@ -100,12 +100,12 @@ func (c *Cluster) applyLocalOverlay(ctx context.Context) error {
 		return err
 	}
 	var patches strings.Builder
-	// The mutating configuration has two webhooks on /mutate (workloads, HPAs), the
-	// validating one one on /validate (the policy).
+	// The mutating configuration has three webhooks on /mutate (workload objects, their
+	// /scale, HPAs), the validating one one on /validate (the policy).
 	for _, p := range []struct {
 		kind, path string
 		entries    int
-	}{{"MutatingWebhookConfiguration", "mutate", 2}, {"ValidatingWebhookConfiguration", "validate", 1}} {
+	}{{"MutatingWebhookConfiguration", "mutate", 3}, {"ValidatingWebhookConfiguration", "validate", 1}} {
 		fmt.Fprintf(&patches, "- target: {kind: %s, name: replica-policy}\n  patch: |-\n", p.kind)
 		for i := range p.entries {
 			fmt.Fprintf(&patches, "    - {op: replace, path: /webhooks/%d/clientConfig/url, value: \"https://127.0.0.1:%d/%s\"}\n", i, c.Port, p.path)

@@ -4,8 +4,9 @@
 //
 // The Syncer owns the compiled objects (server-side apply, field manager "replica-policy")
 // and three fields of the workload webhooks of the MutatingWebhookConfiguration it is given
-// (rules, namespaceSelector and the matchCondition "native-policies"), and the entry it adds
-// beside each of them for the /scale writes a selector rule may decide (ScaleEntryPrefix). It is
+// (rules, namespaceSelector and the matchCondition "native-policies"), and the scale entry
+// beside each of them, which it gives the /scale writes a selector rule may decide
+// (ScaleEntryPrefix). It is
 // level-triggered: it watches the policy, each compiled object and the configuration, and
 // whatever drifts from what it wants (an object deleted or edited by hand, the manifests
 // re-applied) is restored at once, the webhook widened first while a native policy is

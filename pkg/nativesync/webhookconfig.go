@@ -25,17 +25,21 @@ import (
 // back only until the Syncer sees it; the entry's other fields, the other entries (HPAs) and
 // the manifests' own matchConditions stay whoever installed them.
 //
-// It also owns one entry of its own next to each of them, named ScaleEntryPrefix + the
-// entry's name: the /scale writes a selector rule may decide (native.WebhookScale.BySelector),
-// with a namespaceSelector that leaves out the namespaces rules without a selector decide.
-// The entry it copies gives it everything else (clientConfig, failurePolicy, timeouts, the
-// manifests' matchConditions), so a new CA bundle or Service there reaches it at the next
-// sync. While the webhook is wide, or when no selector rule may decide a /scale write, it
-// selects no namespace: it stays, so that no sync has to delete an entry whose fields
-// another manager (a CA injector) may share.
+// It also owns the entry next to each of them named ScaleEntryPrefix + the entry's name: the
+// /scale writes a selector rule may decide (native.WebhookScale.BySelector), with a
+// namespaceSelector that leaves out the namespaces rules without a selector decide. The
+// manifests ship that entry for every /scale write (scale.mutate.replicapolicy.io, without
+// the workload entry's condition, which would cost each call a conversion of the object for
+// CEL), which is what it does without --native-policies; the Syncer adds it where an
+// installation lacks it. The workload entry gives it everything else (clientConfig,
+// failurePolicy, timeouts, the manifests' matchConditions), so a new CA bundle or Service
+// there reaches it at the next sync. While the webhook is wide, the workload entry takes the
+// /scale writes too and this one, like when no selector rule may decide a /scale write,
+// selects no namespace: it stays, so that no sync has to delete an entry whose fields another
+// manager (a CA injector) may share.
 
-// ScaleEntryPrefix begins the name of the entry the binary adds next to each workload entry.
-const ScaleEntryPrefix = "native-scale."
+// ScaleEntryPrefix begins the name of the scale entry next to each workload entry.
+const ScaleEntryPrefix = "scale."
 
 // webhookState is what the Syncer wants those fields to be.
 type webhookState struct {

@@ -101,7 +101,11 @@ func TestChartValues(t *testing.T) {
 	t.Run("workloadResources: an argument, two webhook rules and three RBAC rules per resource", func(t *testing.T) {
 		objs := helmTemplate(t, "-f", ci("workload-resources-values.yaml"))
 		args := containerArgs(t, objs)
-		rules := get[[]any](webhook(t, objs, "MutatingWebhookConfiguration", "mutate.replicapolicy.io"), "rules")
+		// The object on the workload entry, its /scale on the scale entry.
+		entries := map[string][]any{}
+		for _, name := range []string{"mutate.replicapolicy.io", "scale.mutate.replicapolicy.io"} {
+			entries[name] = get[[]any](webhook(t, objs, "MutatingWebhookConfiguration", name), "rules")
+		}
 		crules := get[[]any](find(objs, "ClusterRole", "replica-policy"), "rules")
 		for _, r := range []struct{ flag, group, resource string }{
 			{"rollouts.argoproj.io", "argoproj.io", "rollouts"},
@@ -110,9 +114,9 @@ func TestChartValues(t *testing.T) {
 			if !slices.Contains(args, "--workload-resource="+r.flag) {
 				t.Errorf("args %v: no --workload-resource=%s", args, r.flag)
 			}
-			for _, res := range []string{r.resource, r.resource + "/scale"} {
-				if !hasRule(rules, r.group, res) {
-					t.Errorf("the workload webhook has no rule for %s %s", r.group, res)
+			for entry, res := range map[string]string{"mutate.replicapolicy.io": r.resource, "scale.mutate.replicapolicy.io": r.resource + "/scale"} {
+				if !hasRule(entries[entry], r.group, res) {
+					t.Errorf("webhook %s has no rule for %s %s", entry, r.group, res)
 				}
 				if !hasRule(crules, r.group, res) {
 					t.Errorf("the ClusterRole has no rule for %s %s", r.group, res)

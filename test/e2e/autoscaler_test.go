@@ -129,12 +129,13 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 
 	// The baseline: the HPA rule taken out of the webhook configuration, so that only the
 	// clamp of scale writes is active, as before replica-policy handled HPAs.
-	mwc := kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[1].rules[0].resources[0]}")
+	hpaEntry := webhookIndex(t, c, "hpa.replicapolicy.io")
+	mwc := kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", fmt.Sprintf("jsonpath={.webhooks[%d].rules[0].resources[0]}", hpaEntry))
 	if mwc != "horizontalpodautoscalers" {
-		t.Fatalf("webhooks[1].rules[0] is %q, not the HPA rule", mwc)
+		t.Fatalf("webhooks[%d].rules[0] is %q, not the HPA rule", hpaEntry, mwc)
 	}
 	kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json",
-		"-p", `[{"op":"remove","path":"/webhooks/1/rules/0"}]`)
+		"-p", fmt.Sprintf(`[{"op":"remove","path":"/webhooks/%d/rules/0"}]`, hpaEntry))
 	dryRunHPA := func(ns string) string {
 		out, _ := c.KubectlStdin(ctx, hpaManifest("autoscaling/v2", ns, "probe", "Deployment", "web", 1, 30), "apply", "--dry-run=server", "-f", "-")
 		return out
@@ -148,7 +149,7 @@ func TestAutoscalersWithTheHPAController(t *testing.T) {
 		t.Fatalf("baseline HPA stored as %s, want [20, 30] (unclamped)", got)
 	}
 	kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p",
-		`[{"op":"add","path":"/webhooks/1/rules","value":[{"apiGroups":["autoscaling"],"apiVersions":["v2"],"operations":["CREATE","UPDATE"],"resources":["horizontalpodautoscalers"],"scope":"Namespaced"}]}]`)
+		fmt.Sprintf(`[{"op":"add","path":"/webhooks/%d/rules","value":[{"apiGroups":["autoscaling"],"apiVersions":["v2"],"operations":["CREATE","UPDATE"],"resources":["horizontalpodautoscalers"],"scope":"Namespaced"}]}]`, hpaEntry))
 	harness.Eventually(t, 10*time.Second, poll, "the API server sends HPAs to the webhook again", func() (bool, string) {
 		out := dryRunHPA("hpa-peace")
 		return strings.Contains(out, "clamped"), out

@@ -17,6 +17,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -103,8 +104,8 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 	for _, apply := range [][]string{
 		{"apply", "--server-side", "--force-conflicts", "-f", "-"},
 		{"apply", "-f", "-"},
-		// A replace drops the entry the binary adds (not in the manifests) and widens the
-		// workload entry in the same write: no moment without either.
+		// A replace puts both entries back as installed in one write (the objects on the
+		// workload entry, every /scale on the scale entry): the webhook decides every write.
 		{"replace", "-f", "-"},
 	} {
 		what := "the webhook configuration re-applied with kubectl " + strings.Join(apply[:len(apply)-2], " ")
@@ -257,7 +258,27 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		if len(held) != 6 {
 			t.Fatalf("with the binary gone, %d objects held by the finalizer after a delete, want the 6: %v", len(held), held)
 		}
-		// docs/native-policies.md, "Removing the native policies".
+		// docs/native-policies.md, "Removing the native policies", in its order: the webhook
+		// configuration wide again while the compiled objects still decide, then the objects.
+		// 1. The manifests applied again: rules and namespaceSelectors as installed.
+		kubectlStdin(t, c, mwcManifest, "apply", "--server-side", "--force-conflicts", "-f", "-")
+		// 2. The binary's matchConditions, by index, tested by name: native-policies on the
+		// workload entry, all of the scale entry's.
+		conds := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[0].matchConditions[*].name}"))
+		if j := slices.Index(conds, nativesync.ConditionName); j < 0 {
+			t.Errorf("no matchCondition %s on the workload entry to remove: %v", nativesync.ConditionName, conds)
+		} else {
+			kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p", fmt.Sprintf(
+				`[{"op":"test","path":"/webhooks/0/matchConditions/%d/name","value":"native-policies"},{"op":"remove","path":"/webhooks/0/matchConditions/%d"}]`, j, j))
+		}
+		names := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"))
+		i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, nativesync.ScaleEntryPrefix) })
+		if i < 0 {
+			t.Fatalf("no scale entry among %v", names)
+		}
+		kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p", fmt.Sprintf(
+			`[{"op":"test","path":"/webhooks/%d/name","value":"scale.mutate.replicapolicy.io"},{"op":"remove","path":"/webhooks/%d/matchConditions"}]`, i, i))
+		// 3. The compiled objects: the finalizer, then the objects.
 		for _, name := range held {
 			kubectl(t, c, "patch", name, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
 		}
@@ -265,16 +286,23 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 		if left := kubectl(t, c, "get", kinds, "-l", selector, "-o", "name"); strings.TrimSpace(left) != "" {
 			t.Errorf("left after the documented removal: %s", left)
 		}
-		// The scale entry, by its index among the entries' names, as the documented JSON patch.
-		names := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"))
-		i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, nativesync.ScaleEntryPrefix) })
-		if i < 0 {
-			t.Fatalf("no scale entry to remove among %v", names)
+		// The configuration as the manifests install it.
+		mwc, err := ar.MutatingWebhookConfigurations().Get(ctx, "replica-policy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p",
-			fmt.Sprintf(`[{"op":"test","path":"/webhooks/%d/name","value":"native-scale.mutate.replicapolicy.io"},{"op":"remove","path":"/webhooks/%d"}]`, i, i))
-		if after := kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"); strings.Contains(after, nativesync.ScaleEntryPrefix) || len(strings.Fields(after)) != len(names)-1 {
-			t.Errorf("entries after the documented removal: %s", after)
+		for _, w := range mwc.Webhooks {
+			for _, cond := range w.MatchConditions {
+				if cond.Name == nativesync.ConditionName {
+					t.Errorf("%s keeps the matchCondition %s after the documented removal", w.Name, cond.Name)
+				}
+			}
+			if strings.HasPrefix(w.Name, nativesync.ScaleEntryPrefix) && (len(w.MatchConditions) != 0 || len(w.Rules) != 1 || !apiequality.Semantic.DeepEqual(w.NamespaceSelector, mwc.Webhooks[0].NamespaceSelector)) {
+				t.Errorf("the scale entry is not as installed after the documented removal: %+v", w)
+			}
+		}
+		if r := mwc.Webhooks[0].Rules; len(r) != 1 || !slices.Contains(r[0].Resources, "deployments") {
+			t.Errorf("the workload entry's rules are not as installed after the documented removal: %+v", r)
 		}
 	})
 }
@@ -354,7 +382,7 @@ func (h *healing) waitBack(what string, start time.Time, kind, name string, uid 
 
 // narrowed reports whether the workload webhook is narrowed: no object rule, the
 // native-policies condition with the /scale writes it leaves to the webhook, and the scale
-// entry beside it.
+// entry beside it, no longer selecting the namespaces the manifests have it select.
 func (h *healing) narrowed() bool {
 	mwc, err := h.ar.MutatingWebhookConfigurations().Get(h.ctx, "replica-policy", metav1.GetOptions{})
 	if err != nil {
@@ -371,7 +399,7 @@ func (h *healing) narrowed() bool {
 	return slices.ContainsFunc(w.MatchConditions, func(c admissionregistrationv1.MatchCondition) bool {
 		return c.Name == nativesync.ConditionName && strings.Contains(c.Expression, "scale")
 	}) && slices.ContainsFunc(mwc.Webhooks, func(s admissionregistrationv1.MutatingWebhook) bool {
-		return s.Name == nativesync.ScaleEntryPrefix+w.Name
+		return s.Name == nativesync.ScaleEntryPrefix+w.Name && !apiequality.Semantic.DeepEqual(s.NamespaceSelector, w.NamespaceSelector)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,3 +253,15 @@ func deleteWebhookConfigurations(t *testing.T, c *harness.Cluster) {
 }
 
 func readAll(r io.Reader) string { b, _ := io.ReadAll(r); return string(b) }
+
+// webhookIndex is the index of the entry name in MutatingWebhookConfiguration replica-policy,
+// for a JSON patch of that entry.
+func webhookIndex(t *testing.T, c *harness.Cluster, name string) int {
+	t.Helper()
+	names := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"))
+	i := slices.Index(names, name)
+	if i < 0 {
+		t.Fatalf("no webhook %s in replica-policy: %v", name, names)
+	}
+	return i
+}

@@ -211,6 +211,8 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 
 	workloadRules := []admissionregistrationv1.RuleWithOperations{
 		{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: rule("apps", "deployments", "statefulsets", "replicasets")},
+	}
+	scaleRules := []admissionregistrationv1.RuleWithOperations{
 		{Operations: []admissionregistrationv1.OperationType{"UPDATE"}, Rule: rule("apps", "deployments/scale", "statefulsets/scale", "replicasets/scale")},
 	}
 	hpaRules := []admissionregistrationv1.RuleWithOperations{
@@ -251,8 +253,10 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 		nsSelector *metav1.LabelSelector
 		condition  string
 	}{
-		// Workloads: /mutate only, one call per write.
-		"mutate.replicapolicy.io": {workloadRules, 5, notSystem, "replicas-changed"},
+		// Workloads: /mutate only, one call per write; their /scale in an entry of its own,
+		// without a matchCondition.
+		"mutate.replicapolicy.io":       {workloadRules, 5, notSystem, "replicas-changed"},
+		"scale.mutate.replicapolicy.io": {scaleRules, 5, notSystem, ""},
 		// HPAs: an entry of their own, which --native-policies never touches.
 		"hpa.replicapolicy.io": {hpaRules, 5, notSystem, "range-changed"},
 		"policy.replicapolicy.io": {[]admissionregistrationv1.RuleWithOperations{
@@ -282,7 +286,9 @@ func checkInstalled(t *testing.T, c *harness.Cluster) {
 		if !reflect.DeepEqual(h.nsSelector, w.nsSelector) {
 			t.Errorf("%s namespaceSelector %+v, want %+v", h.name, h.nsSelector, w.nsSelector)
 		}
-		if !slices.ContainsFunc(h.matchConditions, func(m admissionregistrationv1.MatchCondition) bool {
+		if w.condition == "" && len(h.matchConditions) != 0 {
+			t.Errorf("%s matchConditions %+v, want none", h.name, h.matchConditions)
+		} else if w.condition != "" && !slices.ContainsFunc(h.matchConditions, func(m admissionregistrationv1.MatchCondition) bool {
 			return m.Name == w.condition && m.Expression != ""
 		}) {
 			t.Errorf("%s matchConditions %+v, want %q", h.name, h.matchConditions, w.condition)

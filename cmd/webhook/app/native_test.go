@@ -131,7 +131,9 @@ func TestNativePolicies(t *testing.T) {
 				}
 			}
 		}
-		if hpa := mwc.Webhooks[1]; len(hpa.Rules) != 1 || hpa.Rules[0].Resources[0] != "horizontalpodautoscalers" || len(hpa.MatchConditions) != 1 {
+		if h := slices.IndexFunc(mwc.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool { return w.Name == "hpa.replicapolicy.io" }); h < 0 {
+			t.Errorf("no HPA webhook entry: %+v", mwc.Webhooks)
+		} else if hpa := mwc.Webhooks[h]; len(hpa.Rules) != 1 || hpa.Rules[0].Resources[0] != "horizontalpodautoscalers" || len(hpa.MatchConditions) != 1 {
 			t.Errorf("the HPA webhook entry was touched: %+v", hpa)
 		}
 		// The /scale writes a selector rule may decide have an entry of their own, which
