@@ -41,6 +41,11 @@ import (
 // ScaleEntryPrefix begins the name of the scale entry next to each workload entry.
 const ScaleEntryPrefix = "scale."
 
+// earlierScaleEntryPrefix began its name in builds before 2026-12-08. Such an entry, left in
+// an upgraded installation until someone deletes it (docs/native-policies.md), is neither a
+// workload entry nor the scale entry: the Syncer leaves it alone.
+const earlierScaleEntryPrefix = "native-scale."
+
 // webhookState is what the Syncer wants those fields to be.
 type webhookState struct {
 	rules     []admissionregistrationv1.RuleWithOperations
@@ -150,11 +155,12 @@ func scaleRules(kinds []policy.WorkloadKind) []admissionregistrationv1.RuleWithO
 }
 
 // workloadEntries are the names of the entries of mwc whose rules name a resource (or its
-// /scale) of one of kinds, in any version, but for the binary's own scale entries.
+// /scale) of one of kinds, in any version, but for the scale entries (of this build's name
+// or an earlier one).
 func workloadEntries(mwc *admissionregistrationv1.MutatingWebhookConfiguration, kinds []policy.WorkloadKind) []string {
 	var names []string
 	for _, w := range mwc.Webhooks {
-		if strings.HasPrefix(w.Name, ScaleEntryPrefix) {
+		if strings.HasPrefix(w.Name, ScaleEntryPrefix) || strings.HasPrefix(w.Name, earlierScaleEntryPrefix) {
 			continue
 		}
 		if slices.ContainsFunc(w.Rules, func(r admissionregistrationv1.RuleWithOperations) bool {
