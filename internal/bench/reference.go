@@ -97,14 +97,11 @@ type referenceProcess struct {
 // startReferenceProcess runs the reference webhook's binary with a free port and the
 // certificate folder, and waits until it serves.
 func startReferenceProcess(binary, certDir, logDir string) (*referenceProcess, error) {
-	port, err := harness.FreePort()
+	ports, err := harness.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	mport, err := harness.FreePort()
-	if err != nil {
-		return nil, err
-	}
+	port, mport := ports[0], ports[1]
 	cmd := exec.Command(binary, "--cert-dir", certDir, "--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(mport))
 	logFile := filepath.Join(logDir, "reference-webhook.log")
 	done, err := harness.StartProcess(cmd, logFile)

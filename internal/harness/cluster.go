@@ -229,14 +229,11 @@ func (c *Cluster) RunWebhook(ctx context.Context, o WebhookOptions) (*Webhook, e
 	if o.Name == "" {
 		o.Name = "webhook"
 	}
-	hp, err := FreePort()
+	ports, err := FreePorts(2, c.Port) // health, metrics; the webhook serves on c.Port
 	if err != nil {
 		return nil, err
 	}
-	mp, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
+	hp, mp := ports[0], ports[1]
 	w := &Webhook{
 		Health:  fmt.Sprintf("127.0.0.1:%d", hp),
 		Metrics: fmt.Sprintf("127.0.0.1:%d", mp),

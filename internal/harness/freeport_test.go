@@ -25,3 +25,24 @@ func TestFreePortBelowTheEphemeralRange(t *testing.T) {
 		_ = l.Close()
 	}
 }
+
+// TestFreePortsDistinct: FreePorts gives distinct ports, none of those it is told are taken.
+func TestFreePortsDistinct(t *testing.T) {
+	taken, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		ports, err := FreePorts(50, taken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]bool{taken: true}
+		for _, p := range ports {
+			if seen[p] {
+				t.Fatalf("FreePorts(50, %d) = %v: %d twice or taken", taken, ports, p)
+			}
+			seen[p] = true
+		}
+	}
+}

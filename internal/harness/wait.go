@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -93,6 +94,26 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreePorts returns n distinct ports as FreePort does, none of them in taken: two picks of
+// FreePort are independent and can return the same port (CI saw a binary's health probe and
+// metrics listener given one port, "bind: address already in use").
+func FreePorts(n int, taken ...int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("no %d distinct free ports after %d tries", n, tries)
+		}
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(taken, p) && !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
 
 // minPort is the lowest port FreePort picks: above the ports services are known by.
