@@ -6,14 +6,13 @@
 // and three fields of the workload webhooks of the MutatingWebhookConfiguration it is given
 // (rules, namespaceSelector and the matchCondition "native-policies"), and the scale entry
 // beside each of them, which it gives the /scale writes a selector rule may decide
-// (ScaleEntryPrefix). It is
-// level-triggered: it watches the policy, each compiled object and the configuration, and
-// whatever drifts from what it wants (an object deleted or edited by hand, the manifests
-// re-applied) is restored at once, the webhook widened first while a native policy is
-// missing. Its Finalizer holds a deleted object, which the API server keeps enforcing, until
-// the API server is seen to call the widened webhook, so that no write is decided by nobody.
-// It narrows the webhook only once the API server is seen to enforce the native policies
-// (Prober).
+// (ScaleEntryPrefix). It is level-triggered: it watches the policy, each compiled object
+// and the configuration, and whatever drifts from what it wants (an object deleted or
+// edited by hand, the manifests re-applied) is restored at once, the webhook widened first
+// while a native policy is missing. Its Finalizer holds a deleted object, which the API
+// server keeps enforcing, until the API server is seen to call the widened webhook, so that
+// no write is decided by nobody. It narrows the webhook only once the API server is seen to
+// enforce the native policies (Prober).
 //
 // An invalid policy never reaches the store, so the objects stay as they were. A policy the
 // API server cannot hold as native policies (native.LimitError) widens the webhook and then

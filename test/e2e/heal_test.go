@@ -271,11 +271,7 @@ func TestNativePoliciesHealThemselves(t *testing.T) {
 			kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p", fmt.Sprintf(
 				`[{"op":"test","path":"/webhooks/0/matchConditions/%d/name","value":"native-policies"},{"op":"remove","path":"/webhooks/0/matchConditions/%d"}]`, j, j))
 		}
-		names := strings.Fields(kubectl(t, c, "get", "mutatingwebhookconfiguration", "replica-policy", "-o", "jsonpath={.webhooks[*].name}"))
-		i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, nativesync.ScaleEntryPrefix) })
-		if i < 0 {
-			t.Fatalf("no scale entry among %v", names)
-		}
+		i := webhookIndex(t, c, nativesync.ScaleEntryPrefix+"mutate.replicapolicy.io")
 		kubectl(t, c, "patch", "mutatingwebhookconfiguration", "replica-policy", "--type=json", "-p", fmt.Sprintf(
 			`[{"op":"test","path":"/webhooks/%d/name","value":"scale.mutate.replicapolicy.io"},{"op":"remove","path":"/webhooks/%d/matchConditions"}]`, i, i))
 		// 3. The compiled objects: the finalizer, then the objects.
